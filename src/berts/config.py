@@ -1,0 +1,141 @@
+"""Model configuration: one dataclass whose field names are Hugging Face's BertConfig
+names, plus ALBERT's factorized embedding and cross-layer sharing switches."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from berts.errors import UserError
+
+SHARE_CHOICES = ("none", "all", "attention", "ffn")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    classifier_dropout: float | None = None
+    # ALBERT: factorized embedding (V x E, then E -> H). None means E = H (plain BERT).
+    embedding_size: int | None = None
+    # ALBERT: cross-layer parameter sharing.
+    share_layers: str = "none"
+    # Fine-tuning heads.
+    num_labels: int = 2
+    problem_type: str | None = None  # "single_label_classification" | "regression"
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    # FastBERT/TinyBERT and other extensions keep their own fields here.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        def bad(msg):
+            raise UserError(f"invalid model config: {msg}")
+
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                bad(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            bad(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
+        if self.share_layers not in SHARE_CHOICES:
+            bad(f"share_layers must be one of {', '.join(SHARE_CHOICES)}, got {self.share_layers!r}")
+        if self.hidden_act not in ACTIVATIONS:
+            bad(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
+        if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
+            bad(f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                bad(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            self.num_labels = len(self.id2label)
+            if self.label2id is None:
+                self.label2id = {v: k for k, v in self.id2label.items()}
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def emb_size(self) -> int:
+        """Width of the embedding tables (E); equals hidden_size unless factorized."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    @property
+    def is_albert(self) -> bool:
+        """True when transformers' ALBERT format is the natural way to save this config."""
+        return self.embedding_size is not None and self.embedding_size != self.hidden_size or self.share_layers == "all"
+
+    # ----------------------------------------------------------- (de)serialize
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BertConfig":
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names and k.startswith("berts_")}
+        return cls(**known, extra=extra)
+
+    def replace(self, **changes) -> "BertConfig":
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "BertConfig":
+        """Load a config from a JSON file, a model directory, or a preset name."""
+        p = Path(path)
+        if p.is_dir():
+            p = p / "config.json"
+        if not p.exists():
+            if str(path) in preset_names():
+                return preset(str(path))
+            raise UserError(f"{path}: no such config file or preset (presets: {', '.join(preset_names())})")
+        try:
+            d = json.loads(p.read_text())
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+        from berts.hf import config_from_hf_dict  # HF and berts config.json share one reader
+
+        return config_from_hf_dict(d)
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("berts.presets").iterdir() if p.name.endswith(".json"))
+
+
+def preset(name: str, **overrides) -> BertConfig:
+    """A named size preset: tiny, mini, small, medium, base, large, albert-base."""
+    path = resources.files("berts.presets") / f"{name}.json"
+    if not path.is_file():
+        raise UserError(f"unknown model preset {name!r} (choose from {', '.join(preset_names())})")
+    d = json.loads(path.read_text())
+    d.update(overrides)
+    return BertConfig.from_dict(d)
