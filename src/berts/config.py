@@ -35,6 +35,9 @@ class BertConfig:
     embedding_size: int | None = None
     # ALBERT: cross-layer parameter sharing.
     share_layers: str = "none"
+    # SpanBERT's span boundary objective head in BertForPreTraining.
+    span_boundary_objective: bool = False
+    sbo_max_span: int = 10
     # Fine-tuning heads.
     num_labels: int = 2
     problem_type: str | None = None  # "single_label_classification" | "regression"
@@ -82,11 +85,6 @@ class BertConfig:
     @property
     def head_dim(self) -> int:
         return self.hidden_size // self.num_attention_heads
-
-    @property
-    def is_albert(self) -> bool:
-        """True when transformers' ALBERT format is the natural way to save this config."""
-        return self.embedding_size is not None and self.embedding_size != self.hidden_size or self.share_layers == "all"
 
     # ----------------------------------------------------------- (de)serialize
     def to_dict(self) -> dict[str, Any]:
