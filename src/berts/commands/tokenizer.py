@@ -1,0 +1,98 @@
+"""`berts tokenizer train|encode|import`: WordPiece vocabularies as Hugging Face directories."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from berts.errors import UserError
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "tokenizer", help="train, inspect or import a WordPiece tokenizer",
+        description="Train a BERT WordPiece tokenizer, encode a text with one, or import a "
+                    "Google/HF vocab.txt. Directories load with transformers.AutoTokenizer.")
+    sub = parser.add_subparsers(dest="tokenizer_command", metavar="ACTION")
+    parser.set_defaults(func=lambda args: _no_action(parser))
+
+    train = sub.add_parser("train", help="train a WordPiece vocabulary on text files",
+                           description="Train a WordPiece vocabulary. Corpus files: plain text or .gz "
+                                       "(one text a line), or .jsonl/.jsonl.gz with a \"text\" field.")
+    train.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="corpus files")
+    train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size, specials included")
+    train.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    train.add_argument("--cased", action="store_true", help="keep case and accents (default: lowercase, strip accents)")
+    train.add_argument("--min-frequency", type=int, default=2, metavar="N",
+                       help="minimum count for a merge (default: 2)")
+    train.add_argument("--limit-alphabet", type=int, default=1000, metavar="N",
+                       help="keep at most N distinct characters (default: 1000)")
+    train.add_argument("--model-max-length", type=int, default=512, metavar="N",
+                       help="model_max_length written to tokenizer_config.json (default: 512)")
+    train.set_defaults(func=_train)
+
+    encode = sub.add_parser("encode", help="print the tokens and ids of a text")
+    encode.add_argument("dir", metavar="DIR", help="tokenizer directory (or vocab.txt)")
+    encode.add_argument("text", metavar="TEXT")
+    encode.add_argument("--pair", metavar="TEXT", help="second text of a pair")
+    encode.add_argument("--max-length", type=int, metavar="N", help="truncate to N tokens, specials included")
+    encode.set_defaults(func=_encode)
+
+    imp = sub.add_parser("import", help="write a tokenizer directory from a Google/HF vocab.txt")
+    imp.add_argument("vocab", metavar="VOCAB_TXT", help="vocab.txt (one token a line, id = line number)")
+    imp.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    imp.add_argument("--cased", action="store_true", help="cased vocabulary (default: uncased)")
+    imp.set_defaults(func=_import)
+
+
+def _no_action(parser: argparse.ArgumentParser) -> int:
+    parser.print_help()
+    return 2
+
+
+def _case(lowercase: bool) -> str:
+    return "uncased" if lowercase else "cased"
+
+
+def _train(args) -> int:
+    from berts.tokenizer import Tokenizer
+
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory")
+    tok = Tokenizer.train(args.corpus, args.vocab_size, lowercase=not args.cased,
+                          min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
+                          model_max_length=args.model_max_length,
+                          # tokenizers' bars go to stderr but it also writes blank lines to stdout:
+                          # only when someone watches, so a piped stdout holds just the summary
+                          show_progress=sys.stderr.isatty())
+    tok.save_pretrained(out)
+    s = tok.train_stats
+    skipped = f", {s['skipped_lines']} invalid UTF-8 line(s) skipped" if s["skipped_lines"] else ""
+    print(f"tokenizer: vocab {tok.vocab_size} ({_case(tok.lowercase)}) from {s['files']} file(s), "
+          f"{s['lines']} lines{skipped}, in {s['seconds']:.1f}s -> {out}")
+    return 0
+
+
+def _encode(args) -> int:
+    from berts.tokenizer import Tokenizer
+
+    tok = Tokenizer.from_pretrained(args.dir)
+    enc = tok.encode(args.text, args.pair, max_length=args.max_length)
+    print("tokens:", " ".join(tok.convert_ids_to_tokens(enc["input_ids"])))
+    print("ids:", " ".join(map(str, enc["input_ids"])))
+    if args.pair is not None:
+        print("type_ids:", " ".join(map(str, enc["token_type_ids"])))
+    return 0
+
+
+def _import(args) -> int:
+    from berts.tokenizer import Tokenizer
+
+    path = Path(args.vocab)
+    if path.is_dir():
+        path = path / "vocab.txt"
+    tok = Tokenizer.from_vocab(path, lowercase=not args.cased)
+    tok.save_pretrained(args.out)
+    print(f"tokenizer: imported {tok.vocab_size} tokens ({_case(tok.lowercase)}) from {path} -> {args.out}")
+    return 0
