@@ -1,0 +1,129 @@
+"""Batches for pretraining: pad, mask, and hand the model sparse MLM targets.
+
+A batch is a dict of torch long tensors (S = the longest sequence, rounded up to a multiple of
+``pad_to_multiple_of``)::
+
+    input_ids [B, S]  attention_mask [B, S] (1 = real token)  token_type_ids [B, S]
+    mlm_positions [N]  flat indices into the [B*S] batch (row-major, sorted)
+    mlm_labels [N]     original ids there
+    next_sentence_label [B]   (nsp/sop data; 0 = in order / real next, 1 = swapped / random)
+    sbo_left [N], sbo_right [N], sbo_rel [N]   (with sbo: flat positions of the tokens just
+                       before and after each masked token's span, and its place in the span, 0..9)
+
+All the work is vectorised numpy over the whole batch (masking too, except the per-row unit
+choice of the word-level maskers).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from berts.data.masking import MASKINGS, mask_batch
+from berts.data.segment import UNIT_START, WORD_START
+
+
+def padded_length(n: int, multiple: int | None) -> int:
+    multiple = multiple or 1
+    return max(multiple, -(-n // multiple) * multiple)
+
+
+class PretrainingCollator:
+    """Turns instances into a masked, padded batch (see the module docstring).
+
+    ``continuation`` (bool per id, ``Tokenizer.is_continuation``) gives English word starts when
+    instances carry no unit bits; ``sentence_labels`` adds ``next_sentence_label``.
+    """
+
+    def __init__(self, *, vocab_size: int, pad_id: int, mask_id: int, special_ids: Sequence[int],
+                 continuation: np.ndarray | None = None, masking: str = "token", mask_prob: float = 0.15,
+                 max_predictions_per_seq: int = 20, sbo: bool = False, pad_to_multiple_of: int | None = 8,
+                 sentence_labels: bool = True, **masking_options):
+        if masking not in MASKINGS:
+            raise ValueError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
+        self.vocab_size = vocab_size
+        self.pad_id = pad_id
+        self.mask_id = mask_id
+        self.special_ids = np.asarray(sorted(special_ids), dtype=np.int64)
+        self.continuation = None if continuation is None else np.asarray(continuation, dtype=bool)
+        self.masking = masking
+        self.mask_prob = mask_prob
+        self.max_predictions = max_predictions_per_seq
+        self.sbo = sbo
+        self.multiple = pad_to_multiple_of
+        self.sentence_labels = sentence_labels
+        self.options = masking_options
+
+    def _starts(self, ids: np.ndarray, bits: np.ndarray | None) -> np.ndarray | None:
+        if self.masking == "token":
+            return None
+        if self.masking == "entity":
+            if bits is None:
+                raise ValueError("entity masking needs unit bits (prepare with a lexicon or a Chinese segmenter)")
+            return (bits & UNIT_START).astype(bool)
+        if bits is not None:
+            return (bits & WORD_START).astype(bool)
+        if self.continuation is None:
+            raise ValueError(f"{self.masking} masking needs the tokenizer's continuation table")
+        return ~self.continuation[ids]
+
+    def collate_arrays(self, ids: np.ndarray, lengths: np.ndarray, b_start: np.ndarray, labels: np.ndarray,
+                       bits: np.ndarray | None, rng: np.random.Generator | Sequence[np.random.Generator]) -> dict:
+        """The batch from a padded id matrix [B, W] (W a multiple of pad_to_multiple_of).
+
+        ``rng`` is one generator for the batch, or one per row (static masking).
+        """
+        bsz, width = ids.shape
+        cols = np.arange(width)[None, :]
+        lengths = np.asarray(lengths)
+        attention = cols < lengths[:, None]
+        token_types = (cols >= np.asarray(b_start)[:, None]) & attention
+        starts = self._starts(ids, bits)
+        options = dict(masking=self.masking, vocab_size=self.vocab_size, mask_id=self.mask_id,
+                       special_ids=self.special_ids, mask_prob=self.mask_prob,
+                       max_predictions=self.max_predictions, sbo=self.sbo, **self.options)
+        if isinstance(rng, np.random.Generator):
+            masked, positions, mlm_labels, info = mask_batch(ids, lengths, starts, rng, **options)
+        else:  # one generator per row
+            parts = [mask_batch(ids[r:r + 1], lengths[r:r + 1], None if starts is None else starts[r:r + 1],
+                                rng[r], **options) for r in range(bsz)]
+            masked = np.concatenate([p[0] for p in parts]) if parts else ids.copy()
+            positions = np.concatenate([p[1] + r * width for r, p in enumerate(parts)] or [np.zeros(0, np.int64)])
+            mlm_labels = np.concatenate([p[2] for p in parts] or [np.zeros(0, np.int64)])
+            info = None
+            if self.sbo:
+                info = np.concatenate([p[3] + np.array([r * width, r * width, 0]) for r, p in enumerate(parts)]
+                                      or [np.zeros((0, 3), np.int64)])
+        batch = {
+            "input_ids": torch.from_numpy(np.ascontiguousarray(masked, dtype=np.int64)),
+            "attention_mask": torch.from_numpy(attention.astype(np.int64)),
+            "token_type_ids": torch.from_numpy(token_types.astype(np.int64)),
+            "mlm_positions": torch.from_numpy(positions.astype(np.int64)),
+            "mlm_labels": torch.from_numpy(mlm_labels.astype(np.int64)),
+        }
+        if self.sentence_labels:
+            batch["next_sentence_label"] = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        if self.sbo:
+            batch["sbo_left"] = torch.from_numpy(np.ascontiguousarray(info[:, 0], dtype=np.int64))
+            batch["sbo_right"] = torch.from_numpy(np.ascontiguousarray(info[:, 1], dtype=np.int64))
+            batch["sbo_rel"] = torch.from_numpy(np.ascontiguousarray(info[:, 2], dtype=np.int64))
+        return batch
+
+    def __call__(self, examples: Sequence[dict], rng: np.random.Generator | int = 0) -> dict:
+        """Collate instances given as dicts with ``input_ids`` (1-D ids with [CLS]/[SEP]) and
+        optionally ``b_start``, ``label`` and ``units`` (bits); ``rng`` a generator or a seed."""
+        if not isinstance(rng, np.random.Generator):
+            rng = np.random.default_rng(rng)
+        lengths = np.array([len(e["input_ids"]) for e in examples], dtype=np.int64)
+        width = padded_length(int(lengths.max(initial=1)), self.multiple)
+        ids = np.full((len(examples), width), self.pad_id, dtype=np.int64)
+        has_bits = all("units" in e for e in examples) and examples
+        bits = np.zeros((len(examples), width), dtype=np.uint8) if has_bits else None
+        for r, e in enumerate(examples):
+            ids[r, :lengths[r]] = e["input_ids"]
+            if bits is not None:
+                bits[r, :lengths[r]] = e["units"]
+        b_start = np.array([e.get("b_start", n) for e, n in zip(examples, lengths)], dtype=np.int64)
+        labels = np.array([e.get("label", -1) for e in examples], dtype=np.int64)
+        return self.collate_arrays(ids, lengths, b_start, labels, bits, rng)

@@ -1,0 +1,106 @@
+"""A torch dataset over prepared shards that collates and masks whole batches.
+
+Use it with the resumable sampler (``make_pretraining_loader`` does this)::
+
+    sampler = ResumableBatchSampler(len(ds), batch_size, seed=seed, rank=rank, world_size=world)
+    loader = DataLoader(ds, batch_size=None, sampler=sampler, num_workers=k)
+
+Each sampler item ``(epoch, step, indices)`` becomes one batch (see berts.data.collate) whose
+masks come from a generator seeded with ``(seed, epoch, step, indices[0])``: new masks every
+epoch, the same batch whatever the number of loader workers, exact after a resume, and
+different masks on different ranks. ``static_masking=True`` seeds each example from
+``(seed, index)`` instead, so it keeps its mask in every epoch.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from berts.data.collate import PretrainingCollator, padded_length
+from berts.data.masking import MASKINGS
+from berts.data.sampler import ResumableBatchSampler
+from berts.data.shards import ShardReader
+from berts.errors import UserError
+
+
+class PretrainingDataset(Dataset):
+    """Map-style dataset: ``ds[(epoch, step, indices)]`` is a masked batch dict;
+    ``ds[i]`` is instance i unmasked (``input_ids``, ``b_start``, ``label``, ``units``)."""
+
+    def __init__(self, shards_dir: str | os.PathLike, *, masking: str = "token", mask_prob: float = 0.15,
+                 max_predictions_per_seq: int = 20, sbo: bool = False, seed: int = 0,
+                 pad_to_multiple_of: int | None = 8, static_masking: bool = False, **masking_options):
+        if masking not in MASKINGS:
+            raise UserError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
+        if not 0.0 < mask_prob < 1.0:
+            raise UserError(f"mask_prob must be in (0, 1), got {mask_prob!r}")
+        if max_predictions_per_seq < 1:
+            raise UserError(f"max_predictions_per_seq must be >= 1, got {max_predictions_per_seq!r}")
+        self.reader = ShardReader(shards_dir)
+        self.meta = self.reader.meta
+        if masking == "entity" and not self.reader.has_units:
+            raise UserError(f"{shards_dir}: entity masking needs knowledge units; prepare the data with "
+                            "--lexicon or a Chinese segmenter (--segmenter jieba|gold|lexicon)")
+        self.masking = masking
+        self.seed = seed
+        self.static_masking = static_masking
+        self.pad_to_multiple_of = pad_to_multiple_of
+        tok = self.meta["tokenizer"]
+        self.collator = PretrainingCollator(
+            vocab_size=tok["vocab_size"], pad_id=tok["pad_id"], mask_id=tok["mask_id"], special_ids=tok["special_ids"],
+            continuation=self.reader.continuation, masking=masking, mask_prob=mask_prob,
+            max_predictions_per_seq=max_predictions_per_seq, sbo=sbo, pad_to_multiple_of=pad_to_multiple_of,
+            sentence_labels=self.meta["objective"] in ("nsp", "sop"), **masking_options)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Length (tokens with specials) of every instance, for length bucketing."""
+        return self.reader.lengths
+
+    def __len__(self) -> int:
+        return len(self.reader)
+
+    def __getitem__(self, item):
+        if isinstance(item, (int, np.integer)):
+            return self.reader.instance(int(item))
+        epoch, step, indices = item
+        indices = np.asarray(indices, dtype=np.int64)
+        return self.batch(indices, epoch=int(epoch), step=int(step))
+
+    def batch(self, indices: np.ndarray, *, epoch: int = 0, step: int = 0) -> dict:
+        if len(indices) == 0:
+            raise ValueError("empty batch")
+        width = padded_length(int(self.reader.lengths[indices].max()), self.pad_to_multiple_of)
+        ids, bits, rows = self.reader.gather(indices, width, self.meta["tokenizer"]["pad_id"])
+        if self.static_masking:
+            rng = [np.random.default_rng([self.seed, int(i)]) for i in indices]
+        else:
+            rng = np.random.default_rng([self.seed, epoch, step, int(indices[0])])
+        batch = self.collator.collate_arrays(ids, rows[:, 1], rows[:, 2], rows[:, 3], bits, rng)
+        batch["epoch"] = epoch
+        batch["step"] = step
+        return batch
+
+
+def make_pretraining_loader(shards_dir: str | os.PathLike, batch_size: int, *, seed: int = 0, rank: int = 0,
+                            world_size: int = 1, num_workers: int = 0, bucket_size: int = 0, shuffle: bool = True,
+                            drop_last: bool = True, pin_memory: bool = False, state: dict | None = None,
+                            **dataset_options) -> tuple[DataLoader, ResumableBatchSampler]:
+    """(loader, sampler) over prepared shards; ``state`` (from ``consumed_state``) resumes.
+
+    ``batch_size`` is per rank; ``bucket_size`` > 0 groups examples of similar length
+    (see ResumableBatchSampler); ``dataset_options`` go to PretrainingDataset.
+    """
+    dataset = PretrainingDataset(shards_dir, seed=seed, **dataset_options)
+    sampler = ResumableBatchSampler(len(dataset), batch_size, seed=seed, shuffle=shuffle, drop_last=drop_last,
+                                    rank=rank, world_size=world_size,
+                                    lengths=dataset.lengths if bucket_size else None, bucket_size=bucket_size)
+    if state is not None:
+        sampler.load_state_dict(state)
+    loader = DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,
+                        pin_memory=pin_memory and torch.cuda.is_available(),
+                        persistent_workers=num_workers > 0)
+    return loader, sampler

@@ -1,0 +1,377 @@
+"""``prepare``: corpus -> tokenized pretraining instances in shards, streaming and in parallel.
+
+The main process reads the files and groups documents into *pools* of about ``pool_bytes`` of
+text (at least two documents each); workers split sentences, tokenize, find word/unit
+boundaries and make the instances of a pool (random B of ``nsp`` from another document of the
+same pool); the main process writes the pools' instances in order. A pool's randomness is
+seeded from ``(seed, pool number)`` alone, so the shards are byte-identical for the same inputs
+and seed whatever the number of workers. Memory holds a few pools, whatever the corpus size.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing as mp
+import os
+import random
+import sys
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+
+from berts.data import corpus as corpus_mod
+from berts.data.corpus import FORMATS, Problems, RawDocument, detect_format, document_sentences, expand_inputs
+from berts.data.instances import OBJECTIVES, create_instances, num_special
+from berts.data.segment import EntityMatcher, Segmenter, jieba_available, read_lexicon, token_bits
+from berts.data.shards import CONTINUATION_FILE, FORMAT, META_FILE, VERSION, ShardWriter, token_dtype
+from berts.errors import UserError, where
+
+SEGMENTER_CHOICES = (None, "auto", "jieba", "gold", "lexicon")
+POOL_BYTES = 1 << 20
+
+
+# ----------------------------------------------------------------------------- tokenizer
+def load_tokenizer(tokenizer_dir: str | os.PathLike):
+    from berts.tokenizer import Tokenizer
+
+    return Tokenizer.from_pretrained(tokenizer_dir)
+
+
+def _tokenizer_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    for p in files:
+        if p.name in ("tokenizer.json", "vocab.txt") or p == path:
+            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()
+
+
+# ----------------------------------------------------------------------------- pools
+def _pools(docs: Iterable[RawDocument], pool_bytes: int) -> Iterator[list[RawDocument]]:
+    """Groups of consecutive documents of >= pool_bytes characters and >= 2 documents (the last
+    group takes a lone trailing document)."""
+    held: list[RawDocument] | None = None
+    cur: list[RawDocument] = []
+    size = 0
+    for doc in docs:
+        cur.append(doc)
+        size += sum(len(line) for line in doc.lines)
+        if size >= pool_bytes and len(cur) >= 2:
+            if held is not None:
+                yield held
+            held, cur, size = cur, [], 0
+    if held is not None and len(cur) == 1:
+        held, cur = held + cur, []
+    if held is not None:
+        yield held
+    if cur:
+        yield cur
+
+
+# ----------------------------------------------------------------------------- worker side
+_W: dict = {}
+
+
+def _init_worker(config: dict, single_thread: bool) -> None:
+    if single_thread:
+        os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    tok = load_tokenizer(config["tokenizer_dir"])
+    lexicon = config["lexicon_entries"]
+    matcher = EntityMatcher(tok.encode_ids_batch(lexicon)) if lexicon else None
+    _W.clear()
+    _W.update(config=config, tok=tok, continuation=np.asarray(tok.is_continuation),
+              segmenter=Segmenter(config["segmenter"], lexicon or ()), matcher=matcher,
+              sources=config["sources"])
+
+
+def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
+    number, docs = task
+    cfg, tok, cont = _W["config"], _W["tok"], _W["continuation"]
+    units = cfg["units"]
+    problems: list[tuple[str, str, str]] = []
+    kept, sentences = [], []
+    for doc in docs:
+        sents, problem = document_sentences(doc, cfg["text_field"])
+        if problem:
+            problems.append(("bad_record", where(_W["sources"][doc.source], doc.line), problem))
+            continue
+        kept.append((doc, len(sents)))
+        sentences.extend(sents)
+
+    if units:
+        segmenter, matcher = _W["segmenter"], _W["matcher"]
+        encodings = tok.backend.encode_batch(sentences, add_special_tokens=False)
+        ids_list, bits_list = [], []
+        for text, enc in zip(sentences, encodings):
+            ids = enc.ids
+            ids_list.append(ids)
+            if not ids:
+                bits_list.append([])
+                continue
+            starts = segmenter.word_starts(text)
+            entities = matcher.find(ids, cont) if matcher else ()
+            bits_list.append(token_bits(ids, enc.offsets if starts is not None else None, starts, cont,
+                                        entities).tolist())
+    else:
+        ids_list, bits_list = tok.encode_ids_batch(sentences), None
+
+    documents, doc_bits = [], ([] if units else None)
+    n_sentences = 0
+    k = 0
+    for doc, count in kept:
+        sl = slice(k, k + count)
+        k += count
+        pairs = [(i, s) for i, s in enumerate(ids_list[sl]) if s]
+        if not pairs:
+            problems.append(("empty_document", where(_W["sources"][doc.source], doc.line),
+                             "empty document (no tokens), skipped"))
+            continue
+        documents.append([s for _, s in pairs])
+        if units:
+            b = bits_list[sl]
+            doc_bits.append([b[i] for i, _ in pairs])
+        n_sentences += len(pairs)
+
+    objective = cfg["objective"]
+    if objective == "nsp" and len(documents) == 1:  # nothing to draw a random B from
+        doc = kept[0][0] if len(kept) == 1 else None
+        loc = where(_W["sources"][doc.source], doc.line) if doc else f"pool {number}"
+        problems.append(("unpaired_document", loc, "the only document of its pool: nsp has no other "
+                         "document to draw from, skipped"))
+        documents = []
+    rng = random.Random(f"berts-prepare/{cfg['seed']}/{number}")
+    instances = create_instances(documents, rng, objective=objective, max_seq_length=cfg["max_seq_length"],
+                                 short_seq_prob=cfg["short_seq_prob"], cls_id=tok.cls_id, sep_id=tok.sep_id,
+                                 bits=doc_bits, continuation=cont, dupe_factor=cfg["dupe_factor"]) if documents else []
+    lengths = np.fromiter((len(x.tokens) for x in instances), dtype=np.int64, count=len(instances))
+    flat: list[int] = []
+    for x in instances:
+        flat.extend(x.tokens)
+    flat_bits = None
+    if units:
+        fb: list[int] = []
+        for x in instances:
+            fb.extend(x.bits)
+        flat_bits = np.array(fb, dtype=np.uint8)
+    return {
+        "number": number,
+        "tokens": np.array(flat, dtype=cfg["token_dtype"]),
+        "lengths": lengths,
+        "b_start": np.fromiter((x.b_start for x in instances), dtype=np.int64, count=len(instances)),
+        "labels": np.fromiter((x.label for x in instances), dtype=np.int64, count=len(instances)),
+        "units": flat_bits,
+        "documents": len(documents),
+        "sentences": n_sentences,
+        "problems": problems,
+    }
+
+
+# ----------------------------------------------------------------------------- main side
+def _check_args(objective, max_seq_length, short_seq_prob, dupe_factor, workers, input_format, segmenter,
+                shard_size):
+    if objective not in OBJECTIVES:
+        raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if not isinstance(max_seq_length, int) or max_seq_length < num_special(objective) + 2:
+        raise UserError(f"max_seq_length must be at least {num_special(objective) + 2}, got {max_seq_length!r}")
+    if not 0.0 <= short_seq_prob <= 1.0:
+        raise UserError(f"short_seq_prob must be in [0, 1], got {short_seq_prob!r}")
+    if dupe_factor < 1:
+        raise UserError(f"dupe_factor must be >= 1, got {dupe_factor!r}")
+    if workers < 1:
+        raise UserError(f"workers must be >= 1, got {workers!r}")
+    if input_format not in FORMATS:
+        raise UserError(f"input format must be one of {', '.join(FORMATS)}, got {input_format!r}")
+    if segmenter not in SEGMENTER_CHOICES:
+        raise UserError(f"segmenter must be one of auto, jieba, gold, lexicon (or none), got {segmenter!r}")
+    if shard_size < 1:
+        raise UserError(f"shard_size must be >= 1, got {shard_size!r}")
+
+
+def _has_cjk(files: list[Path], sample_bytes: int = 1 << 16) -> bool:
+    for path in files[:3]:
+        try:
+            with corpus_mod.open_binary(path) as f:
+                text = f.read(sample_bytes).decode("utf-8", errors="ignore")
+        except (OSError, EOFError):
+            continue
+        if corpus_mod.CJK.search(text):
+            return True
+    return False
+
+
+def _text_size(path: Path) -> int:
+    """Bytes of text in a file (a gzip file's size from its trailer, modulo 4 GiB)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if f.read(2) == b"\x1f\x8b" and size >= 18:
+            f.seek(-4, os.SEEK_END)
+            return int.from_bytes(f.read(4), "little")
+    return size
+
+
+def _clear_output(out: Path, overwrite: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    old = [p for p in out.iterdir() if p.name == META_FILE or p.name == CONTINUATION_FILE
+           or (p.name.startswith("shard_") and p.suffix in (".bin", ".npy"))]
+    if old and not overwrite:
+        raise UserError(f"{out}: already holds prepared data; pass --overwrite to replace it")
+    for p in old:
+        p.unlink()
+
+
+def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_dir: str | os.PathLike,
+            out_dir: str | os.PathLike, *, objective: str = "nsp", max_seq_length: int = 128,
+            short_seq_prob: float = 0.1, dupe_factor: int = 1, seed: int = 12345, workers: int = 2,
+            input_format: str = "auto", segmenter: str | None = None, lexicon: str | os.PathLike | None = None,
+            text_field: str = "text", shard_size: int = 1_000_000, pool_bytes: int = POOL_BYTES,
+            overwrite: bool = False, progress: bool = False, warnings_stream=None) -> dict:
+    """Make pretraining shards from text files (see the module docstring and berts.data.shards).
+
+    ``segmenter``: None (words are ``##`` runs), ``"auto"`` (jieba when the corpus has Chinese
+    and jieba is installed), ``"jieba"``, ``"gold"`` (words separated by spaces in the corpus)
+    or ``"lexicon"`` (forward maximum matching with ``lexicon``). A ``lexicon`` also marks its
+    entries as knowledge units for entity masking. Returns a summary dict (counts, MB/s).
+    """
+    start = time.perf_counter()
+    _check_args(objective, max_seq_length, short_seq_prob, dupe_factor, workers, input_format, segmenter, shard_size)
+    files = expand_inputs(inputs)
+    formats = [detect_format(f) if input_format == "auto" else input_format for f in files]
+    tokenizer_dir = Path(tokenizer_dir)
+    tok = load_tokenizer(tokenizer_dir)
+    entries = read_lexicon(lexicon) if lexicon is not None else []
+    if segmenter == "auto":
+        segmenter = None
+        if _has_cjk(files):
+            if jieba_available():
+                segmenter = "jieba"
+            else:
+                print("berts: warning: Chinese text found but jieba is not installed: whole-word masking "
+                      "will see single characters (pip install 'berts[zh]')", file=warnings_stream or sys.stderr)
+    Segmenter(segmenter, entries)  # checks the choice early
+    units = segmenter is not None or bool(entries)
+    out = Path(out_dir)
+    _clear_output(out, overwrite)
+
+    config = {
+        "tokenizer_dir": str(tokenizer_dir), "objective": objective, "max_seq_length": max_seq_length,
+        "short_seq_prob": short_seq_prob, "dupe_factor": dupe_factor, "seed": seed, "text_field": text_field,
+        "segmenter": segmenter, "lexicon_entries": entries, "units": units,
+        "token_dtype": token_dtype(tok.vocab_size).str, "sources": [str(f) for f in files],
+    }
+    problems = Problems(stream=warnings_stream)
+    read = [0]
+    pools = enumerate(_pools(corpus_mod.read_documents(files, formats, problems, read), pool_bytes))
+    writer = ShardWriter(out, vocab_size=tok.vocab_size, units=units, shard_size=shard_size)
+    counts = {"documents": 0, "sentences": 0, "instances": 0, "tokens": 0}
+    lengths_hist = np.zeros(max_seq_length + 1, dtype=np.int64)
+    labels = np.zeros(2, dtype=np.int64)
+
+    total = sum(_text_size(f) for f in files)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=total, unit="B", unit_scale=True, desc="prepare", file=sys.stderr, dynamic_ncols=True)
+
+    def take(result: dict) -> None:
+        problems.merge(result["problems"])
+        writer.add(result["tokens"], result["lengths"], result["b_start"], result["labels"], result["units"])
+        counts["documents"] += result["documents"]
+        counts["sentences"] += result["sentences"]
+        counts["instances"] += len(result["lengths"])
+        counts["tokens"] += int(result["lengths"].sum())
+        lengths_hist[:] += np.bincount(result["lengths"], minlength=max_seq_length + 1)[:max_seq_length + 1]
+        if objective != "none":
+            labels[:] += np.bincount(result["labels"], minlength=2)[:2]
+        if bar is not None:
+            bar.update(min(read[0], total) - bar.n)
+
+    try:
+        if workers == 1:
+            _init_worker(config, single_thread=False)
+            for task in pools:
+                take(_process_pool(task))
+        else:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            with mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(config, True)) as pool:
+                pending: deque = deque()
+                for task in pools:
+                    pending.append(pool.apply_async(_process_pool, (task,)))
+                    if len(pending) >= 2 * workers:
+                        take(pending.popleft().get())
+                while pending:
+                    take(pending.popleft().get())
+    finally:
+        shards = writer.close()
+        if bar is not None:
+            bar.close()
+
+    if counts["instances"] == 0:
+        why = "; ".join(problems.messages[:3]) or "the inputs hold no text"
+        raise UserError(f"no instances were made ({why})")
+
+    np.save(out / CONTINUATION_FILE, np.asarray(tok.is_continuation, dtype=bool))
+    n = counts["instances"]
+    meta = {
+        "format": FORMAT,
+        "version": VERSION,
+        "objective": objective,
+        "max_seq_length": max_seq_length,
+        "short_seq_prob": short_seq_prob,
+        "dupe_factor": dupe_factor,
+        "seed": seed,
+        "tokenizer": {
+            "path": str(tokenizer_dir.resolve()),
+            "sha256": _tokenizer_digest(tokenizer_dir),
+            "vocab_size": tok.vocab_size,
+            "pad_id": tok.pad_id, "unk_id": tok.unk_id, "cls_id": tok.cls_id, "sep_id": tok.sep_id,
+            "mask_id": tok.mask_id, "special_ids": sorted(int(i) for i in tok.special_ids),
+            "lowercase": bool(getattr(tok, "lowercase", True)),
+        },
+        "vocab_size": tok.vocab_size,
+        "token_dtype": token_dtype(tok.vocab_size).str,
+        "units": {"stored": units, "segmenter": segmenter, "lexicon": str(lexicon) if lexicon else None,
+                  "lexicon_entries": len(entries)},
+        "inputs": [str(f) for f in files],
+        "input_formats": formats,
+        "counts": {**counts, "skipped": dict(sorted(problems.counts.items()))},
+        "lengths": {
+            "max": int(np.flatnonzero(lengths_hist).max()),
+            "min": int(np.flatnonzero(lengths_hist).min()),
+            "mean": round(float((lengths_hist * np.arange(len(lengths_hist))).sum() / n), 3),
+            "full": int(lengths_hist[max_seq_length]),
+        },
+        "labels": {"0": int(labels[0]), "1": int(labels[1])} if objective != "none" else None,
+        "shards": shards,
+    }
+    tmp = out / (META_FILE + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, out / META_FILE)
+
+    seconds = time.perf_counter() - start
+    return {
+        "out_dir": str(out),
+        **counts,
+        "bytes": read[0],
+        "seconds": seconds,
+        "mb_per_s": read[0] / 1e6 / seconds if seconds > 0 else float("inf"),
+        "shards": len(shards),
+        "skipped": dict(problems.counts),
+        "skipped_summary": problems.summary(),
+        "problems": problems.messages,
+    }
+
+
+def format_summary(summary: dict) -> str:
+    """The one-line report of a prepare run."""
+    line = (f"prepared {summary['documents']:,} documents, {summary['instances']:,} instances, "
+            f"{summary['tokens']:,} tokens from {summary['bytes'] / 1e6:.1f} MB in {summary['seconds']:.1f} s "
+            f"({summary['mb_per_s']:.2f} MB/s) -> {summary['out_dir']} ({summary['shards']} shard"
+            f"{'s' if summary['shards'] != 1 else ''})")
+    if summary.get("skipped_summary"):
+        line += f"; {summary['skipped_summary']}"
+    return line

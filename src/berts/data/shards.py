@@ -1,0 +1,184 @@
+"""The on-disk format of prepared data, and its reader.
+
+A prepared directory holds::
+
+    meta.json                   what was prepared and how (see berts.data.prepare)
+    continuation.npy            bool [vocab_size]: True for ``##`` pieces (whole-word masking)
+    shard_00000.tokens.bin      token ids of all instances of the shard, back to back, raw
+                                little-endian ``meta["token_dtype"]`` (uint16 when the vocabulary fits)
+    shard_00000.index.npy       int64 [n, 4]: offset (in tokens), length, b_start, label
+    shard_00000.units.bin       uint8 per token (only with a segmenter or lexicon): bit 1 = starts
+                                a word, bit 2 = starts a knowledge unit (see berts.data.segment)
+    ...
+
+``b_start`` is the index of segment B's first token (token type 1 from there on; the length
+when there is no B), ``label`` the NSP/SOP label (0 in order/real, 1 swapped/random; -1 none).
+Everything is read through memory maps, opened lazily in each process.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from berts.errors import UserError
+
+META_FILE = "meta.json"
+CONTINUATION_FILE = "continuation.npy"
+FORMAT = "berts-pretraining-shards"
+VERSION = 1
+INDEX_COLUMNS = ("offset", "length", "b_start", "label")
+
+
+def shard_name(i: int) -> str:
+    return f"shard_{i:05d}"
+
+
+def token_dtype(vocab_size: int) -> np.dtype:
+    return np.dtype("<u2") if vocab_size <= 1 << 16 else np.dtype("<u4")
+
+
+class ShardWriter:
+    """Appends instances to shards of at most ``shard_size`` instances; streams tokens to disk."""
+
+    def __init__(self, out_dir: str | os.PathLike, *, vocab_size: int, units: bool, shard_size: int = 1_000_000):
+        self.out_dir = Path(out_dir)
+        self.dtype = token_dtype(vocab_size)
+        self.units = units
+        self.shard_size = shard_size
+        self.shards: list[dict] = []
+        self._files = None
+        self._index: list[np.ndarray] = []
+        self._count = 0  # instances in the open shard
+        self._offset = 0  # tokens in the open shard
+
+    def _open(self) -> None:
+        name = shard_name(len(self.shards))
+        self._files = [open(self.out_dir / f"{name}.tokens.bin", "wb")]
+        if self.units:
+            self._files.append(open(self.out_dir / f"{name}.units.bin", "wb"))
+        self.shards.append({"name": name, "instances": 0, "tokens": 0})
+        self._index, self._count, self._offset = [], 0, 0
+
+    def _close(self) -> None:
+        if self._files is None:
+            return
+        for f in self._files:
+            f.close()
+        index = np.concatenate(self._index) if self._index else np.zeros((0, 4), dtype=np.int64)
+        np.save(self.out_dir / f"{self.shards[-1]['name']}.index.npy", index)
+        self.shards[-1].update(instances=self._count, tokens=self._offset)
+        self._files = None
+
+    def add(self, tokens: np.ndarray, lengths: np.ndarray, b_start: np.ndarray, labels: np.ndarray,
+            units: np.ndarray | None = None) -> None:
+        """Instances given back to back: ``tokens`` flat, one ``lengths`` entry each."""
+        lengths = np.asarray(lengths, dtype=np.int64)
+        ends = np.cumsum(lengths)
+        done = 0
+        while done < len(lengths):
+            if self._files is None or self._count >= self.shard_size:
+                self._close()
+                self._open()
+            take = min(len(lengths) - done, self.shard_size - self._count)
+            lo = int(ends[done - 1]) if done else 0
+            hi = int(ends[done + take - 1])
+            part = lengths[done:done + take]
+            offsets = self._offset + np.concatenate([[0], np.cumsum(part)[:-1]])
+            self._index.append(np.stack([offsets, part, b_start[done:done + take],
+                                         labels[done:done + take]], axis=1).astype(np.int64))
+            self._files[0].write(np.ascontiguousarray(tokens[lo:hi], dtype=self.dtype).tobytes())
+            if self.units:
+                self._files[1].write(np.ascontiguousarray(units[lo:hi], dtype=np.uint8).tobytes())
+            self._count += take
+            self._offset += hi - lo
+            done += take
+
+    def close(self) -> list[dict]:
+        self._close()
+        return self.shards
+
+
+class ShardReader:
+    """Random access to the instances of a prepared directory (memory-mapped, fork/pickle safe)."""
+
+    def __init__(self, directory: str | os.PathLike):
+        self.directory = Path(directory)
+        meta_path = self.directory / META_FILE
+        if not meta_path.is_file():
+            raise UserError(f"{self.directory}: not a prepared data directory (no {META_FILE}); run `berts prepare`")
+        try:
+            self.meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{meta_path}: cannot read ({exc})") from None
+        if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
+            raise UserError(f"{meta_path}: not a berts shard directory of version {VERSION}")
+        self.dtype = np.dtype(self.meta["token_dtype"])
+        self.has_units = bool(self.meta["units"]["stored"])
+        self.names = [s["name"] for s in self.meta["shards"]]
+        indexes = [np.load(self.directory / f"{n}.index.npy") for n in self.names]
+        counts = np.array([len(ix) for ix in indexes], dtype=np.int64)
+        self.starts = np.concatenate([[0], np.cumsum(counts)])
+        self.index = np.concatenate(indexes) if indexes else np.zeros((0, 4), dtype=np.int64)
+        self.shard_of = np.repeat(np.arange(len(indexes), dtype=np.int32), counts)
+        self.lengths = self.index[:, 1].astype(np.int32)
+        self.continuation = np.load(self.directory / CONTINUATION_FILE)
+        self._maps: dict[int, tuple[np.memmap, np.memmap | None]] | None = None
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __getstate__(self):
+        return {**self.__dict__, "_maps": None}  # memory maps are reopened in each process
+
+    def _map(self, shard: int):
+        if self._maps is None:
+            self._maps = {}
+        if shard not in self._maps:
+            name = self.names[shard]
+            size = int(self.meta["shards"][shard]["tokens"])
+            tokens = (np.memmap(self.directory / f"{name}.tokens.bin", dtype=self.dtype, mode="r", shape=(size,))
+                      if size else np.zeros(0, self.dtype))
+            units = None
+            if self.has_units:
+                units = (np.memmap(self.directory / f"{name}.units.bin", dtype=np.uint8, mode="r", shape=(size,))
+                         if size else np.zeros(0, np.uint8))
+            self._maps[shard] = (tokens, units)
+        return self._maps[shard]
+
+    def instance(self, i: int) -> dict:
+        """One instance: input_ids, b_start, label (and units when stored), as numpy/ints."""
+        shard = int(self.shard_of[i])
+        offset, length, b_start, label = (int(v) for v in self.index[i])
+        tokens, units = self._map(shard)
+        out = {"input_ids": np.asarray(tokens[offset:offset + length], dtype=np.int64),
+               "b_start": b_start, "label": label}
+        if units is not None:
+            out["units"] = np.asarray(units[offset:offset + length])
+        return out
+
+    def gather(self, indices: np.ndarray, width: int, pad_id: int):
+        """A padded [B, width] token matrix (int64) and its unit bits (uint8, or None) for ``indices``."""
+        indices = np.asarray(indices, dtype=np.int64)
+        rows = self.index[indices]
+        offsets, lengths = rows[:, 0], rows[:, 1]
+        cols = np.arange(width)
+        valid = cols[None, :] < lengths[:, None]
+        ids = np.full((len(indices), width), pad_id, dtype=np.int64)
+        bits = np.zeros((len(indices), width), dtype=np.uint8) if self.has_units else None
+        shards = self.shard_of[indices]
+        for shard in np.unique(shards):
+            sel = np.flatnonzero(shards == shard)
+            tokens, units = self._map(int(shard))
+            v = valid[sel]
+            pos = (offsets[sel, None] + cols[None, :])[v]
+            block = ids[sel]
+            block[v] = tokens[pos]
+            ids[sel] = block
+            if bits is not None:
+                block = bits[sel]
+                block[v] = units[pos]
+                bits[sel] = block
+        return ids, bits, rows
