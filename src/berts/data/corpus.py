@@ -111,6 +111,10 @@ def split_sentences(text: str) -> list[str]:
 class Problems:
     """Counts what was skipped, by kind, and prints the first ``max_shown`` as ``file:line: ...``."""
 
+    LABELS = {"invalid_utf8_line": "invalid UTF-8 line", "bad_record": "bad JSONL record",
+              "empty_document": "empty document", "unpaired_document": "unpaired document",
+              "unreadable_file": "unreadable file"}
+
     def __init__(self, max_shown: int = 100, stream=None, keep: int = 1000):
         self.counts: Counter[str] = Counter()
         self.max_shown = max_shown
@@ -140,7 +144,8 @@ class Problems:
         """e.g. '3 invalid UTF-8 lines, 1 empty document skipped' ('' when nothing was)."""
         if not self.counts:
             return ""
-        parts = [f"{n} {kind.replace('_', ' ')}{'s' if n != 1 else ''}" for kind, n in sorted(self.counts.items())]
+        parts = [f"{n} {self.LABELS.get(kind, kind.replace('_', ' '))}{'s' if n != 1 else ''}"
+                 for kind, n in sorted(self.counts.items())]
         hidden = self.total - self.shown
         tail = f" ({hidden} not shown)" if hidden > 0 and self.stream is not False else ""
         return "skipped " + ", ".join(parts) + tail

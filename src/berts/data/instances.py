@@ -7,10 +7,13 @@ cut at a sentence boundary into segments A and B, and the longer of the two is t
 random end, one token at a time, until the pair fits. The sentence-pair objective decides B:
 
 * ``nsp``: 50% the rest of the chunk (label 0), 50% a random stretch of *another* document of
-  the same pool (label 1); the unused sentences of the chunk are put back, as Google does. A
-  chunk of a single sentence always takes a random B (Google's rule).
-* ``sop`` (ALBERT): A and B are consecutive, swapped with probability 50% (label 1). A chunk of
-  one sentence is cut inside that sentence, at a word start.
+  the same pool (label 1); the unused sentences of the chunk are put back, as Google does.
+* ``sop`` (ALBERT): A and B are consecutive, swapped with probability 50% (label 1).
+
+A chunk of a single sentence (a document's last, or one longer than the target) has no
+sentence boundary to cut at: where A and B must be consecutive (sop; nsp's "real next" half)
+they are cut inside the sentence, at a random word start. Google instead always takes a random
+B there, which pushes the random-next rate well above 50% on short documents.
 * ``none`` (RoBERTa, DOC-SENTENCES): one segment packed with whole sentences of the document;
   a sentence longer than the whole sequence is cut into pieces. Label -1.
 
@@ -154,7 +157,16 @@ def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, shor
             b: list[int] = []
             bbits = [] if dbits is not None else None
             label = 0
-            if objective == "nsp":
+            cut = None
+            if len(chunk) == 1 and (objective == "sop" or rng.random() >= 0.5):
+                cut = _cut_sentence(a, abits, continuation, rng)  # A and B from inside one sentence
+            if cut is not None:
+                b, bbits = a[cut:], (abits[cut:] if abits is not None else None)
+                a, abits = a[:cut], (abits[:cut] if abits is not None else None)
+                if objective == "sop" and rng.random() < 0.5:
+                    label = 1
+                    a, b, abits, bbits = b, a, bbits, abits
+            elif objective == "nsp":
                 if len(chunk) == 1 or rng.random() < 0.5:
                     label = 1
                     other = rng.randrange(len(documents) - 1)
@@ -173,17 +185,12 @@ def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, shor
                     b = _concat([doc[j] for j in chunk[a_end:]])
                     bbits = _concat([dbits[j] for j in chunk[a_end:]]) if dbits is not None else None
             else:  # sop
-                if len(chunk) == 1:
-                    cut = _cut_sentence(a, abits, continuation, rng)
-                    if cut is None:  # a one-word sentence alone: nothing to order
-                        chunk, length = [], 0
-                        i += 1
-                        continue
-                    b, bbits = a[cut:], (abits[cut:] if abits is not None else None)
-                    a, abits = a[:cut], (abits[:cut] if abits is not None else None)
-                else:
-                    b = _concat([doc[j] for j in chunk[a_end:]])
-                    bbits = _concat([dbits[j] for j in chunk[a_end:]]) if dbits is not None else None
+                if len(chunk) == 1:  # a one-word sentence alone: nothing to order
+                    chunk, length = [], 0
+                    i += 1
+                    continue
+                b = _concat([doc[j] for j in chunk[a_end:]])
+                bbits = _concat([dbits[j] for j in chunk[a_end:]]) if dbits is not None else None
                 if rng.random() < 0.5:
                     label = 1
                     a, b, abits, bbits = b, a, bbits, abits
