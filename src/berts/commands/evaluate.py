@@ -1,0 +1,88 @@
+"""`berts evaluate MODEL_DIR FILE`: the metrics of a fine-tuned model on a labelled file."""
+from __future__ import annotations
+
+import json
+
+from berts.commands.finetune import SETTINGS_KEY, add_data_arguments
+from berts.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "evaluate", help="print the metrics of a fine-tuned model on a labelled file",
+        description="Evaluate a fine-tuned classification/regression directory on a TSV/CSV/JSONL file. "
+                    "Columns default to those the model was fine-tuned with. A label the model does not "
+                    "know is an error naming the file and line.")
+    p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
+    p.add_argument("file", metavar="FILE", help="labelled data file")
+    add_data_arguments(p)
+    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
+    p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.set_defaults(func=run)
+
+
+def load_classifier(directory, device: str = "auto"):
+    """(model, tokenizer, label_map or None, settings) of a fine-tuned directory."""
+    from berts.commands.finetune import load_tokenizer
+    from berts.data.tasks import LabelMap
+    from berts.heads import BertForSequenceClassification
+    from berts.hf import load
+    from berts.train.distributed import resolve_device
+
+    model = load(directory)
+    if not isinstance(model, BertForSequenceClassification):
+        raise UserError(f"{directory}: a {type(model).__name__}, not a fine-tuned classification model "
+                        "(fine-tune it first with `berts finetune`)")
+    tokenizer = load_tokenizer(directory)
+    label_map = None if model.is_regression else LabelMap.from_config(model.config)
+    settings = dict(model.config.extra.get(SETTINGS_KEY) or {})
+    model.to(resolve_device(device)).eval()
+    return model, tokenizer, label_map, settings
+
+
+def data_settings(args, settings: dict, *, labels: bool):
+    """A FinetuneData section from the flags, falling back on the model's fine-tuning settings."""
+    from berts.train.config import FinetuneData, set_key
+
+    values = {k: settings[k] for k in ("text_column", "pair_column", "label_column", "format", "header",
+                                       "max_length", "task") if settings.get(k) is not None}
+    for key in ("text_column", "pair_column", "label_column", "format", "max_length", "skip_bad_rows"):
+        value = getattr(args, key, None)
+        if value is not None:
+            values[key] = value
+    if args.header is not None:
+        values["header"] = {"yes": True, "no": False}.get(args.header, args.header)
+    data = FinetuneData()
+    for key, value in values.items():
+        set_key(data, "data", key, value, "command line")
+    if not labels:
+        data.label_column = None
+    return data
+
+
+def run(args) -> int:
+    from berts.commands.finetune import read
+    from berts.data.tasks import ClassificationDataset
+    from berts.metrics import compute_metrics
+    from berts.train.tasks import predict_logits
+
+    model, tokenizer, label_map, settings = load_classifier(args.model, args.device)
+    regression = label_map is None
+    d = data_settings(args, settings, labels=True)
+    task = "regression" if regression else "classification"
+    examples, report = read(args.file, d, task=task)
+    if report.num_skipped:
+        print(report.summary())
+    ds = ClassificationDataset(examples, tokenizer, label_map=label_map, max_length=d.max_length,
+                               regression=regression)
+    logits = predict_logits(model, ds, args.batch_size)
+    metrics = compute_metrics(task, logits[:, 0] if regression else logits, ds.labels,
+                              1 if regression else len(label_map))
+    metrics["examples"] = len(ds)
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(f"{args.file}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                           for k, v in metrics.items()))
+    return 0

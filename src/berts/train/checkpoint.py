@@ -1,0 +1,167 @@
+"""Checkpoints: a Hugging Face model directory plus ``trainer_state.pt``, written atomically.
+
+    OUT/checkpoints/step-N/   config.json  model.safetensors  tokenizer files  trainer_state.pt
+
+The directory is written under a temporary name and renamed into place (``hf._atomic_write_dir``),
+so a process killed mid-write leaves the previous checkpoints intact and at most a hidden
+``.step-N.tmp-*`` directory, which ``--resume auto`` ignores and the next run removes. Old
+checkpoints are renamed away before they are deleted, for the same reason.
+
+``trainer_state.pt`` is a plain dict (nanoGPT style) loadable with ``weights_only=True``::
+
+    {version, step, tokens, examples, elapsed, optimizer, schedule, scaler, sampler,
+     rng: [per rank {python, numpy, torch, cuda}], metrics, best, world_size, config}
+"""
+from __future__ import annotations
+
+import random
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from berts.errors import UserError
+from berts.hf import WEIGHTS_NAME, _atomic_write_dir, write_model_files
+
+STATE_NAME = "trainer_state.pt"
+CHECKPOINTS = "checkpoints"
+_STEP_DIR = re.compile(r"step-(\d+)$")
+
+
+# ----------------------------------------------------------------------------- RNG
+def rng_state() -> dict:
+    """Every RNG the training loop touches, in types ``torch.load(weights_only=True)`` accepts."""
+    np_state = np.random.get_state()
+    return {
+        "python": random.getstate(),
+        "numpy": {"name": np_state[0], "key": torch.from_numpy(np_state[1].astype(np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["gauss"]))
+    torch.set_rng_state(state["torch"])
+    if state.get("cuda") and torch.cuda.is_available() and len(state["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+# ----------------------------------------------------------------------------- writing
+def step_dir(out: str | Path, step: int) -> Path:
+    return Path(out) / CHECKPOINTS / f"step-{step}"
+
+
+def write_checkpoint(directory: str | Path, model, state: dict | None, tokenizer=None,
+                     extra_files: dict[str, str] | None = None) -> Path:
+    """Model files (+ tokenizer) + trainer_state.pt (+ small text files) into one directory, atomically."""
+    directory = Path(directory)
+
+    def write(tmp: Path):
+        write_model_files(model, tmp, tokenizer)
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text, encoding="utf-8")
+        if state is not None:
+            torch.save(state, tmp / STATE_NAME)
+
+    _atomic_write_dir(directory, write)
+    return directory
+
+
+def is_complete(directory: Path) -> bool:
+    return all((directory / name).is_file() for name in ("config.json", WEIGHTS_NAME, STATE_NAME))
+
+
+def list_checkpoints(out: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints under OUT/checkpoints, oldest first."""
+    root = Path(out) / CHECKPOINTS
+    if not root.is_dir():
+        return []
+    found = []
+    for d in root.iterdir():
+        m = _STEP_DIR.match(d.name)
+        if m and d.is_dir() and is_complete(d):
+            found.append((int(m.group(1)), d))
+    return sorted(found)
+
+
+def _remove(directory: Path) -> None:
+    """Rename away first, so no half-deleted directory is ever left under a checkpoint's name."""
+    trash = directory.with_name(f".{directory.name}.trash")
+    shutil.rmtree(trash, ignore_errors=True)
+    directory.rename(trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def prune(out: str | Path, keep_last: int) -> None:
+    for _, d in list_checkpoints(out)[:-keep_last]:
+        _remove(d)
+
+
+def clean_partial(out: str | Path) -> int:
+    """Remove what killed runs left behind: ``.step-N.tmp-*``, ``.*.trash`` and ``.*.old-*``."""
+    n = 0
+    for root in (Path(out), Path(out) / CHECKPOINTS):
+        if root.is_dir():
+            for d in root.iterdir():
+                if d.name.startswith(".") and re.search(r"\.(tmp-|old-|trash)", d.name) and d.is_dir():
+                    shutil.rmtree(d, ignore_errors=True)
+                    n += 1
+    return n
+
+
+# ----------------------------------------------------------------------------- reading
+def find_latest(out: str | Path) -> Path | None:
+    found = list_checkpoints(out)
+    return found[-1][1] if found else None
+
+
+def resolve_resume(arg: str, out: str | Path) -> Path | None:
+    """``--resume auto`` -> the newest complete checkpoint of OUT (None if there is none);
+    ``--resume DIR`` -> DIR itself if it is a checkpoint, else the newest one of the run DIR."""
+    if arg == "auto":
+        return find_latest(out)
+    path = Path(arg)
+    if not path.exists():
+        raise UserError(f"--resume {arg}: no such directory")
+    if is_complete(path):
+        return path
+    latest = find_latest(path)
+    if latest is None:
+        if (path / "config.json").is_file():
+            raise UserError(f"--resume {arg}: a model directory without {STATE_NAME}; "
+                            "to start from its weights with a fresh optimizer, use --init-from")
+        raise UserError(f"--resume {arg}: not a checkpoint and no complete checkpoint under {path / CHECKPOINTS}")
+    return latest
+
+
+def read_state(directory: str | Path) -> dict:
+    path = Path(directory) / STATE_NAME
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise UserError(f"{directory}: not a checkpoint (no {STATE_NAME})") from None
+    except Exception as exc:  # a truncated or foreign file
+        raise UserError(f"{path}: cannot read the trainer state ({exc.__class__.__name__})") from None
+
+
+def load_weights(model, directory: str | Path) -> None:
+    """Copy a checkpoint's weights into ``model`` (every weight must be there)."""
+    from berts.hf import load_hf_state_dict, read_state_dict
+
+    missing, _ = load_hf_state_dict(model, read_state_dict(directory), source=str(directory))
+    if missing:
+        raise UserError(f"{directory}: the checkpoint lacks {len(missing)} weights of the model "
+                        f"(e.g. {missing[0]}): was it written by another configuration?")

@@ -1,0 +1,159 @@
+"""Optimizers (AdamW, LAMB) with BERT's weight-decay groups, and learning-rate schedules.
+
+A schedule is a function of *progress* p in [0, 1]: the fraction of the run done, measured in
+steps (step / max_steps) or, in budget mode, in wall-clock time (elapsed / budget), as cramming
+does. The same shapes serve both.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from berts.errors import UserError
+
+
+# ----------------------------------------------------------------------------- LAMB
+class Lamb(torch.optim.Optimizer):
+    """LAMB (You et al. 2019, "Large Batch Optimization for Deep Learning"), as NVIDIA's BERT:
+
+        m = b1 m + (1 - b1) g            v = b2 v + (1 - b2) g^2
+        u = m / (1 - b1^t) / (sqrt(v / (1 - b2^t)) + eps) + wd * w
+        r = ||w|| / ||u||   (1 when either norm is 0)
+        w = w - lr * r * u
+
+    The trust ratio r is applied to the groups with weight decay only (``adapt=None``), as
+    NVIDIA's apex FusedLAMB (``use_nvlamb=False``) and TF-Addons' LAMB (biases and LayerNorm are
+    excluded from layer adaptation like from decay); pass ``adapt=True`` to adapt every group.
+    Gradient clipping is the trainer's (a global norm clip before the step, as NVIDIA's).
+    """
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-6,
+                 weight_decay: float = 0.01, adapt: bool | None = None):
+        if lr <= 0 or eps <= 0 or not all(0 <= b < 1 for b in betas):
+            raise ValueError("invalid LAMB hyper-parameters")
+        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, adapt=adapt))
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            b1, b2 = group["betas"]
+            wd, eps, lr = group["weight_decay"], group["eps"], group["lr"]
+            adapt = group["adapt"] if group["adapt"] is not None else wd > 0
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad
+                if g.is_sparse:
+                    raise RuntimeError("LAMB does not support sparse gradients")
+                state = self.state[p]
+                if not state:
+                    state["step"] = torch.zeros((), dtype=torch.float32)
+                    state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                    state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step"] += 1  # a CPU tensor, as torch's optimizers keep it: no device sync
+                t = int(state["step"])
+                m, v = state["exp_avg"], state["exp_avg_sq"]
+                m.lerp_(g, 1 - b1)
+                v.mul_(b2).addcmul_(g, g, value=1 - b2)
+                bc1, bc2 = 1 - b1 ** t, 1 - b2 ** t
+                update = (m / bc1) / ((v / bc2).sqrt_().add_(eps))
+                if wd:
+                    update.add_(p, alpha=wd)
+                if adapt:  # no host sync: the ratio stays a tensor
+                    w_norm = p.norm()
+                    u_norm = update.norm()
+                    ratio = torch.where((w_norm > 0) & (u_norm > 0), w_norm / u_norm, torch.ones_like(w_norm))
+                    update.mul_(ratio)
+                p.add_(update, alpha=-lr)
+        return loss
+
+
+# ----------------------------------------------------------------------------- groups
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices and embeddings; none on biases and LayerNorm (every 1-D tensor).
+
+    Shared parameters (ALBERT, tied embeddings) appear once.
+    """
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():  # de-duplicated by default
+        if not p.requires_grad:
+            continue
+        (decay if p.dim() >= 2 else no_decay).append(p)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def build_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW (fused where the device has it, else foreach) or LAMB, from an OptimSection."""
+    groups = param_groups(model, cfg.weight_decay)
+    betas = tuple(cfg.betas)
+    if cfg.name == "adamw":
+        try:
+            return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps, fused=True)
+        except (RuntimeError, TypeError):  # no fused kernel for this device/dtype
+            return torch.optim.AdamW(groups, lr=cfg.lr, betas=betas, eps=cfg.eps, foreach=True)
+    if cfg.name == "lamb":
+        return Lamb(groups, lr=cfg.lr, betas=betas, eps=cfg.eps)
+    raise UserError(f"optim.name must be adamw or lamb, got {cfg.name!r}")
+
+
+# ----------------------------------------------------------------------------- schedules
+def lr_factor(name: str, progress: float, warmup: float, min_lr: float = 0.0) -> float:
+    """The learning rate as a fraction of the peak at ``progress`` p in [0, 1].
+
+    * ``linear``: linear warm-up over the first ``warmup`` fraction, then linear decay to ``min_lr``.
+    * ``constant``: linear warm-up, then flat.
+    * ``one_cycle``: as torch's OneCycleLR (cosine annealing): from peak/25 up to the peak at
+      ``warmup`` (0.3 when warmup is 0), then down to ``min_lr`` (peak/25/1e4 when 0).
+    """
+    p = min(max(progress, 0.0), 1.0)
+    if name == "one_cycle":
+        start, end = 1 / 25, (min_lr or 1 / 25 / 1e4)
+        peak_at = warmup or 0.3
+        if p < peak_at:
+            return start + (1 - start) * (1 - math.cos(math.pi * p / peak_at)) / 2
+        q = (p - peak_at) / max(1 - peak_at, 1e-12)
+        return end + (1 - end) * (1 + math.cos(math.pi * q)) / 2
+    if warmup > 0 and p < warmup:
+        return p / warmup
+    if name == "constant":
+        return 1.0
+    if name == "linear":
+        return min_lr + (1 - min_lr) * max(0.0, (1 - p) / max(1 - warmup, 1e-12))
+    raise UserError(f"schedule.name must be linear, constant or one_cycle, got {name!r}")
+
+
+class Schedule:
+    """Sets each group's lr from progress; its state is the last progress and factor."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, name: str, warmup: float, min_lr: float = 0.0):
+        self.optimizer = optimizer
+        self.name, self.warmup, self.min_lr = name, warmup, min_lr
+        for group in optimizer.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+        self.progress, self.factor = 0.0, None
+        lr_factor(name, 0.0, warmup, min_lr)  # check the name now
+        self.set(0.0)
+
+    def set(self, progress: float) -> float:
+        self.progress = progress
+        self.factor = lr_factor(self.name, progress, self.warmup, self.min_lr)
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["initial_lr"] * self.factor
+        return self.factor
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def state_dict(self) -> dict:
+        return {"name": self.name, "warmup": self.warmup, "min_lr": self.min_lr, "progress": self.progress}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.set(float(state["progress"]))
