@@ -138,4 +138,4 @@ def test_invalid_utf8_is_reported_with_location_and_skipped(tmp_path):
     assert sents == [["Good line.", "Another good."], ["Next doc."]]
     assert problems.counts == {"invalid_utf8_line": 1}
     assert f"{f}:2: invalid UTF-8 (byte 0xff at column 5)" in out.getvalue()
-    assert problems.summary().== "skipped 1 invalid UTF-8 line"
+    assert problems.summary() == "skipped 1 invalid UTF-8 line"
