@@ -8,7 +8,9 @@ Parameter names here are ours; hf.py maps them to and from transformers' names.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,9 +56,9 @@ class BertEmbeddings(nn.Module):
         self.projection = nn.Linear(e, config.hidden_size) if config.embedding_size is not None else None
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None):
-        seq_len = input_ids.shape[1]
+        """input_ids [B, S], or [T] (unpadded: then position_ids are given)."""
         if position_ids is None:
-            position_ids = torch.arange(seq_len, device=input_ids.device).unsqueeze(0)
+            position_ids = torch.arange(input_ids.shape[-1], device=input_ids.device).unsqueeze(0)
         x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
         if token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]
@@ -66,6 +68,34 @@ class BertEmbeddings(nn.Module):
         if self.projection is not None:
             x = self.projection(x)
         return x
+
+
+class Unpadded(NamedTuple):
+    """The real tokens of a padded [B, S] batch, as flat indices into B*S (the unpadded fast path).
+
+    Linear layers, LayerNorm, dropout and the FFN run on the T real tokens only; attention
+    scatters them back to [B, S] for one batched SDPA call with the padding mask.
+    """
+
+    index: torch.Tensor  # [T], ascending
+    batch: int
+    seq: int
+
+    def pad(self, x):
+        """[T, ...] -> [B, S, ...], zeros at the padding."""
+        out = x.new_zeros(self.batch * self.seq, *x.shape[1:]).index_copy(0, self.index, x)
+        return out.view(self.batch, self.seq, *x.shape[1:])
+
+    def unpad(self, x):
+        """[B, S, ...] -> [T, ...]."""
+        return x.reshape(self.batch * self.seq, *x.shape[2:]).index_select(0, self.index)
+
+
+def unpad_index(attention_mask: torch.Tensor) -> Unpadded | None:
+    """[B, S] 1/0 mask -> Unpadded, or None when nothing is padded."""
+    b, s = attention_mask.shape
+    index = attention_mask.reshape(-1).nonzero().squeeze(1)
+    return None if index.numel() == b * s else Unpadded(index, b, s)
 
 
 class BertAttention(nn.Module):
@@ -82,10 +112,12 @@ class BertAttention(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
         self.attn_dropout = config.attention_probs_dropout_prob
 
-    def forward(self, x, mask=None, output_attentions=False):
-        """x: [B, S, H]; mask: bool [B, 1, 1, S] (True = attend) or None."""
-        b, s, h = x.shape
-        q, k, v = self.qkv(x).view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+    def forward(self, x, mask=None, output_attentions=False, unpadded: Unpadded | None = None):
+        """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] (True = attend) or None."""
+        h = x.shape[-1]
+        qkv = self.qkv(x) if unpadded is None else unpadded.pad(self.qkv(x))
+        b, s = qkv.shape[:2]
+        q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         p = self.attn_dropout if self.training else 0.0
         probs = None
         if output_attentions:  # SDPA does not return the weights: the plain math path
@@ -97,6 +129,8 @@ class BertAttention(nn.Module):
         else:
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         ctx = ctx.transpose(1, 2).reshape(b, s, h)
+        if unpadded is not None:
+            ctx = unpadded.unpad(ctx)
         return self.norm(x + self.dropout(self.out(ctx))), probs
 
 
@@ -122,8 +156,8 @@ class BertLayer(nn.Module):
         self.attention = attention or BertAttention(config)
         self.ffn = ffn or BertFeedForward(config)
 
-    def forward(self, x, mask=None, output_attentions=False):
-        x, probs = self.attention(x, mask, output_attentions)
+    def forward(self, x, mask=None, output_attentions=False, unpadded=None):
+        x, probs = self.attention(x, mask, output_attentions, unpadded)
         return self.ffn(x), probs
 
 
@@ -146,11 +180,11 @@ class BertEncoder(nn.Module):
                 layers.append(BertLayer(config))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x, mask=None, output_hidden_states=False, output_attentions=False):
+    def forward(self, x, mask=None, output_hidden_states=False, output_attentions=False, unpadded=None):
         hidden = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
         for layer in self.layers:
-            x, probs = layer(x, mask, output_attentions)
+            x, probs = layer(x, mask, output_attentions, unpadded)
             if output_hidden_states:
                 hidden.append(x)
             if output_attentions:
@@ -225,6 +259,20 @@ class BertPreTrainedModel(nn.Module):
 
         return from_pretrained(cls, directory, **config_overrides)
 
+    def set_fast_path(self, **switches):
+        """Switch fast paths on (True), off (False) or to their default (None), e.g.
+        ``model.set_fast_path(unpad=False)`` for the plain path.
+
+        Each fast path computes the same numbers as its plain path (tests/test_fastpath.py).
+        """
+        for name, value in switches.items():
+            if name not in FAST_PATHS:
+                raise ValueError(f"unknown fast path {name!r} (known: {', '.join(FAST_PATHS)})")
+            for m in self.modules():
+                if isinstance(m, BertModel):
+                    setattr(m, name, value if value is None else bool(value))
+        return self
+
     @property
     def device(self) -> torch.device:
         return next(self.parameters()).device
@@ -240,16 +288,70 @@ class BertModel(BertPreTrainedModel):
         self.pooler = BertPooler(config) if add_pooling_layer else None
         self.init_weights()
 
+    # Fast path (set_fast_path): with padding in the batch, run everything but attention on the
+    # real tokens only. Hidden states at padding positions are then zeros, the rest is equal.
+    # None = on while training, off in eval (eval then matches transformers at every position).
+    unpad: bool | None = None
+
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 output_hidden_states=False, output_attentions=False, **unused) -> EncoderOutput:
-        x = self.embeddings(input_ids, token_type_ids, position_ids)
-        mask = attention_mask_4d(attention_mask)
-        if output_attentions and mask is None:
-            mask = torch.ones_like(input_ids, dtype=torch.bool)[:, None, None, :]
-        x, hidden, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
+        unpadded = None
+        unpad = self.training if self.unpad is None else self.unpad
+        if unpad and attention_mask is not None and not (output_hidden_states or output_attentions):
+            unpadded = unpad_index(attention_mask)
+        if unpadded is not None:
+            if position_ids is None:
+                position_ids = unpadded.index % unpadded.seq
+            else:
+                position_ids = unpadded.unpad(position_ids.expand(input_ids.shape))
+            token_type_ids = unpadded.unpad(token_type_ids) if token_type_ids is not None else None
+            x = self.embeddings(unpadded.unpad(input_ids), token_type_ids, position_ids)
+            mask = attention_mask.bool()[:, None, None, :]
+            x, hidden, attentions = self.encoder(x, mask, unpadded=unpadded)
+            x = unpadded.pad(x)
+        else:
+            x = self.embeddings(input_ids, token_type_ids, position_ids)
+            mask = attention_mask_4d(attention_mask)
+            if output_attentions and mask is None:
+                mask = torch.ones_like(input_ids, dtype=torch.bool)[:, None, None, :]
+            x, hidden, attentions = self.encoder(x, mask, output_hidden_states, output_attentions)
         return EncoderOutput(
             last_hidden_state=x,
             pooler_output=self.pooler(x) if self.pooler is not None else None,
             hidden_states=tuple(hidden) if hidden is not None else None,
             attentions=tuple(attentions) if attentions is not None else None,
         )
+
+
+FAST_PATHS = ("unpad",)
+
+
+def compile_model(model: nn.Module, **options) -> nn.Module:
+    """``torch.compile`` the model's forward in place (options go to torch.compile).
+
+    Falls back cleanly: when compiling is unavailable, or the compiled forward fails where the
+    plain one works, it warns once and runs the plain forward from then on.
+    """
+    plain = model.forward
+    try:
+        compiled = torch.compile(plain, **options)
+    except Exception as exc:  # no compiler, unsupported platform or Python
+        warnings.warn(f"torch.compile is unavailable ({type(exc).__name__}: {exc}); running the plain model",
+                      stacklevel=2)
+        return model
+
+    def forward(*args, **kwargs):
+        nonlocal compiled
+        if compiled is not None:
+            try:
+                return compiled(*args, **kwargs)
+            except Exception as exc:
+                out = plain(*args, **kwargs)  # a mistake in the inputs raises here, as without compile
+                warnings.warn(f"torch.compile failed ({type(exc).__name__}: {str(exc)[:200]}); "
+                              "running the plain model", stacklevel=2)
+                compiled = None
+                return out
+        return plain(*args, **kwargs)
+
+    model.forward = forward
+    return model
