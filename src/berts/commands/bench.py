@@ -1,0 +1,59 @@
+"""`berts bench`: tokens/s of berts and transformers side by side (see berts/bench.py)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from berts.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "bench", help="benchmark training and inference against transformers",
+        description="Pretraining step (MLM + NSP), fine-tuning step (sequence classification) and inference "
+                    "of berts and transformers, in one process, on the same batches, config and threads: "
+                    "tokens/s, ratio, useful GFLOP/s against a measured matmul ceiling, peak memory. Also "
+                    "`berts prepare` MB/s and tokenizer throughput.")
+    p.add_argument("--preset", default="mini", help="model size preset (default mini)")
+    p.add_argument("--seq", type=int, default=128, metavar="N", help="sequence length (default 128)")
+    p.add_argument("--batch", type=int, default=32, metavar="N", help="batch size (default 32)")
+    p.add_argument("--steps", type=int, default=5, metavar="N", help="timed steps per implementation (default 5)")
+    p.add_argument("--warmup", type=int, default=2, metavar="N", help="untimed steps first (default 2)")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads for both (default: torch's)")
+    p.add_argument("--device", default="cpu", help="cpu or cuda[:N] (default cpu)")
+    p.add_argument("--corpus", metavar="FILE",
+                   help="real text for the variable lengths and the prepare/tokenizer timings: a paragraph a "
+                        "line, blank line between documents (default: the Python reference manual's topics "
+                        "that ship with CPython)")
+    p.add_argument("--only", default="pretrain,finetune,infer,prepare,tokenizer", metavar="LIST",
+                   help="comma-separated parts: pretrain, finetune, infer, prepare, tokenizer (default all)")
+    p.add_argument("--lengths", default="fixed,real", metavar="LIST",
+                   help="fixed (every row --seq tokens) and/or real (corpus lengths, padded per batch)")
+    p.add_argument("--no-unpad", action="store_true", help="berts without its unpadding fast path")
+    p.add_argument("--compile", action="store_true", help="torch.compile berts (falls back with a warning)")
+    p.add_argument("--no-transformers", action="store_true", help="berts alone")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from berts.bench import BenchOptions, format_table, run_bench
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    opts = BenchOptions(
+        preset=args.preset, seq=args.seq, batch=args.batch, steps=args.steps, warmup=args.warmup,
+        threads=args.threads, device=args.device, corpus=args.corpus,
+        only=tuple(x.strip() for x in args.only.split(",") if x.strip()),
+        regimes=tuple(x.strip() for x in args.lengths.split(",") if x.strip()),
+        compile=args.compile, transformers=not args.no_transformers, seed=args.seed,
+        fast_path={"unpad": not args.no_unpad})
+    result = run_bench(opts)
+    print(format_table(result))
+    if args.json:
+        path = Path(args.json)
+        if path.parent and not path.parent.exists():
+            raise UserError(f"{path.parent}: no such directory for --json")
+        path.write_text(json.dumps(result, indent=2) + "\n")
+    return 0

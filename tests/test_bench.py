@@ -1,0 +1,87 @@
+"""`berts bench` machinery, smoke-tested on the tiny preset (numbers are real, not timing goals)."""
+import json
+import math
+
+import pytest
+import torch
+
+from berts.bench import BenchOptions, BatchMaker, format_table, run_bench, useful_flops
+from berts.cli import main
+from berts.config import preset
+from berts.errors import UserError
+
+
+def test_bench_cli_writes_table_and_json(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    rc = main(["bench", "--preset", "tiny", "--seq", "32", "--batch", "4", "--steps", "1", "--warmup", "1",
+               "--threads", "1", "--json", str(out)])
+    assert rc == 0
+    table = capsys.readouterr().out
+    for word in ("matmul ceiling", "pretrain", "finetune", "infer", "tokens/s", "tokenizer", "berts prepare"):
+        assert word in table
+    result = json.loads(out.read_text())
+    assert result["threads"] == 1 and result["ceiling"]["gflops"] > 0
+    rows = result["rows"]
+    assert {(r["task"], r["regime"], r["impl"]) for r in rows} == {
+        (t, g, i) for t in ("pretrain", "finetune", "infer") for g in ("fixed", "real")
+        for i in ("berts", "transformers")}
+    for r in rows:
+        for key in ("tokens_per_s", "step_ms", "useful_gflops", "ceiling_share", "peak_mib"):
+            assert math.isfinite(r[key]) and r[key] > 0, (r, key)
+        assert (r["ratio"] is not None) == (r["impl"] == "berts")
+        assert r["padding"] == 0 if r["regime"] == "fixed" else 0 <= r["padding"] < 1
+    assert result["tokenizer"]["berts"]["tokens_per_s"] > 0
+    assert result["tokenizer"]["transformers"]["tokens_per_s"] > 0
+    assert result["prepare"].get("mb_per_s", 0) > 0, result["prepare"]
+    assert format_table(result).splitlines()[0] == table.splitlines()[0]
+
+
+def test_bench_berts_alone_on_a_given_corpus(tmp_path):
+    corpus = tmp_path / "c.txt"
+    corpus.write_text("one short line here\nand a second, longer line of text to tokenize\n\n"
+                      "another document starts here\nwith more words in it\n" * 20)
+    result = run_bench(BenchOptions(preset="tiny", seq=16, batch=2, steps=1, warmup=0, corpus=str(corpus),
+                                    only=("finetune",), regimes=("real",), transformers=False))
+    (row,) = result["rows"]
+    assert row["impl"] == "berts" and row["ratio"] is None and row["tokens_per_s"] > 0
+
+
+def test_batches_are_the_same_for_both_and_padded_per_batch():
+    cfg = preset("tiny")
+    paragraphs = [[torch.arange(5, 5 + n).numpy() for n in (3, 40, 7, 12)]]
+    maker = BatchMaker(BenchOptions(seq=32, batch=4), cfg, paragraphs)
+    b = maker.make("pretrain", "real")
+    ours, theirs, meta = b["berts"], b["transformers"], b["meta"]
+    assert ours["input_ids"].shape[1] % 8 == 0 and ours["input_ids"].shape[1] <= 32
+    assert torch.equal(ours["input_ids"], theirs["input_ids"])
+    flat = theirs["labels"].reshape(-1)
+    assert torch.equal(ours["mlm_positions"], (flat != -100).nonzero().squeeze(1))
+    assert torch.equal(ours["mlm_labels"], flat[flat != -100])
+    assert meta["masked"] == len(ours["mlm_positions"]) and meta["tokens"] == int(ours["attention_mask"].sum())
+    fixed = maker.make("finetune", "fixed")["berts"]
+    assert fixed["input_ids"].shape == (4, 32) and bool(fixed["attention_mask"].all())
+
+
+def test_useful_flops_counts_the_masked_positions_only():
+    cfg = preset("mini")
+    base = useful_flops(cfg, [128] * 32, 0, "pretrain")
+    more = useful_flops(cfg, [128] * 32, 600, "pretrain")
+    assert more - base == 3 * 2 * 600 * (256 * 256 + 256 * cfg.vocab_size)
+    assert useful_flops(cfg, [10] * 4, 0, "infer") * 3 == useful_flops(cfg, [10] * 4, 0, "finetune")
+
+
+@pytest.mark.parametrize("args,match", [
+    (["--only", "pretrain,warp"], "unknown part"),
+    (["--lengths", "odd"], "unknown length regime"),
+    (["--device", "cuda"], "CUDA is not available") if not torch.cuda.is_available() else (["--steps", "0"], ">= 1"),
+    (["--corpus", "/nonexistent/c.txt", "--only", "finetune"], "no such corpus"),
+    (["--seq", "4096"], "longer than"),
+])
+def test_bench_user_errors(args, match, capsys):
+    assert main(["bench", "--preset", "tiny", *args]) == 2
+    assert match in capsys.readouterr().err
+
+
+def test_bench_options_reject_unknown_parts_directly():
+    with pytest.raises(UserError, match="unknown part"):
+        run_bench(BenchOptions(only=("nope",)))
