@@ -14,7 +14,7 @@ from berts.cli import main
 from berts.data import prepare
 from berts.data.corpus import RawDocument
 from berts.data.instances import create_instances
-from berts.data.prepare import _pools
+from berts.data.pipeline import _pools
 from berts.data.segment import UNIT_START, WORD_START
 from berts.data.shards import ShardReader
 from berts.errors import UserError

@@ -5,7 +5,7 @@ corpus.py      reading files (bert / plain / jsonl, .gz, dirs, globs), sentences
 segment.py     Chinese word segmenters, lexicon entities, per-token unit bits
 instances.py   Google BERT's instance algorithm with nsp / sop / none
 shards.py      the shard format, writer and memory-mapped reader
-prepare.py     the streaming, multi-process pipeline behind ``berts prepare``
+pipeline.py    ``prepare``: the streaming, multi-process pipeline behind ``berts prepare``
 masking.py     token / wwm / ngram / span / entity maskers (pure functions)
 collate.py     padding, masking, sparse MLM targets, NSP/SOP labels, SBO inputs
 dataset.py     the torch dataset and loader (DDP, loader workers, exact resume)
@@ -28,7 +28,7 @@ from berts.data.masking import (
     mask_tokens,
     mask_whole_words,
 )
-from berts.data.prepare import format_summary, prepare
+from berts.data.pipeline import format_summary, prepare
 from berts.data.sampler import ResumableBatchSampler, consumed_state
 from berts.data.shards import ShardReader
 

@@ -118,7 +118,7 @@ class PretrainingCollator:
         lengths = np.array([len(e["input_ids"]) for e in examples], dtype=np.int64)
         width = padded_length(int(lengths.max(initial=1)), self.multiple)
         ids = np.full((len(examples), width), self.pad_id, dtype=np.int64)
-        has_bits = all("units" in e for e in examples) and examples
+        has_bits = bool(examples) and all("units" in e for e in examples)
         bits = np.zeros((len(examples), width), dtype=np.uint8) if has_bits else None
         for r, e in enumerate(examples):
             ids[r, :lengths[r]] = e["input_ids"]

@@ -41,11 +41,11 @@ def load_tokenizer(tokenizer_dir: str | os.PathLike):
 
 
 def _tokenizer_digest(path: Path) -> str:
+    """sha256 over the tokenizer's vocabulary files (tokenizer.json, vocab.txt, or the file given)."""
     h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
-    for p in files:
-        if p.name in ("tokenizer.json", "vocab.txt") or p == path:
-            h.update(p.name.encode() + b"\0" + p.read_bytes())
+    files = [path] if path.is_file() else [path / n for n in ("tokenizer.json", "vocab.txt") if (path / n).is_file()]
+    for f in files:
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()
 
 

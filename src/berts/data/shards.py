@@ -2,7 +2,7 @@
 
 A prepared directory holds::
 
-    meta.json                   what was prepared and how (see berts.data.prepare)
+    meta.json                   what was prepared and how (see berts.data.pipeline)
     continuation.npy            bool [vocab_size]: True for ``##`` pieces (whole-word masking)
     shard_00000.tokens.bin      token ids of all instances of the shard, back to back, raw
                                 little-endian ``meta["token_dtype"]`` (uint16 when the vocabulary fits)
@@ -102,7 +102,11 @@ class ShardWriter:
 
 
 class ShardReader:
-    """Random access to the instances of a prepared directory (memory-mapped, fork/pickle safe)."""
+    """Random access to the instances of a prepared directory.
+
+    Token, unit and index files are memory-mapped lazily in each process (the reader pickles
+    without them, for loader workers); only the lengths (int32 per instance) stay in memory.
+    """
 
     def __init__(self, directory: str | os.PathLike):
         self.directory = Path(directory)
@@ -118,60 +122,79 @@ class ShardReader:
         self.dtype = np.dtype(self.meta["token_dtype"])
         self.has_units = bool(self.meta["units"]["stored"])
         self.names = [s["name"] for s in self.meta["shards"]]
-        indexes = [np.load(self.directory / f"{n}.index.npy") for n in self.names]
-        counts = np.array([len(ix) for ix in indexes], dtype=np.int64)
-        self.starts = np.concatenate([[0], np.cumsum(counts)])
-        self.index = np.concatenate(indexes) if indexes else np.zeros((0, 4), dtype=np.int64)
-        self.shard_of = np.repeat(np.arange(len(indexes), dtype=np.int32), counts)
-        self.lengths = self.index[:, 1].astype(np.int32)
+        lengths = [np.load(self._path(n, "index.npy"), mmap_mode="r")[:, 1].astype(np.int32) for n in self.names]
+        self.starts = np.concatenate([[0], np.cumsum([len(x) for x in lengths])]).astype(np.int64)
+        self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32)
         self.continuation = np.load(self.directory / CONTINUATION_FILE)
-        self._maps: dict[int, tuple[np.memmap, np.memmap | None]] | None = None
+        self._maps: dict | None = None
+
+    def _path(self, name: str, kind: str) -> Path:
+        return self.directory / f"{name}.{kind}"
 
     def __len__(self) -> int:
-        return len(self.index)
+        return len(self.lengths)
 
     def __getstate__(self):
         return {**self.__dict__, "_maps": None}  # memory maps are reopened in each process
 
     def _map(self, shard: int):
+        """(index, tokens, units or None) of a shard, memory-mapped."""
         if self._maps is None:
             self._maps = {}
         if shard not in self._maps:
             name = self.names[shard]
             size = int(self.meta["shards"][shard]["tokens"])
-            tokens = (np.memmap(self.directory / f"{name}.tokens.bin", dtype=self.dtype, mode="r", shape=(size,))
-                      if size else np.zeros(0, self.dtype))
-            units = None
-            if self.has_units:
-                units = (np.memmap(self.directory / f"{name}.units.bin", dtype=np.uint8, mode="r", shape=(size,))
-                         if size else np.zeros(0, np.uint8))
-            self._maps[shard] = (tokens, units)
+
+            def raw(kind, dtype):
+                if not size:
+                    return np.zeros(0, dtype)
+                return np.memmap(self._path(name, kind), dtype=dtype, mode="r", shape=(size,))
+
+            self._maps[shard] = (np.load(self._path(name, "index.npy"), mmap_mode="r"), raw("tokens.bin", self.dtype),
+                                 raw("units.bin", np.uint8) if self.has_units else None)
         return self._maps[shard]
+
+    def rows(self, indices) -> np.ndarray:
+        """Index rows [n, 4] (offset, length, b_start, label) of instances."""
+        indices = np.asarray(indices, dtype=np.int64)
+        if len(indices) and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"instance index out of range 0..{len(self) - 1}")
+        shards = np.searchsorted(self.starts, indices, side="right") - 1
+        out = np.empty((len(indices), 4), dtype=np.int64)
+        for shard in np.unique(shards):
+            sel = shards == shard
+            out[sel] = self._map(int(shard))[0][indices[sel] - self.starts[shard]]
+        return out
+
+    @property
+    def index(self) -> np.ndarray:
+        """All index rows (loads them: for inspection and tests)."""
+        return self.rows(np.arange(len(self)))
 
     def instance(self, i: int) -> dict:
         """One instance: input_ids, b_start, label (and units when stored), as numpy/ints."""
-        shard = int(self.shard_of[i])
-        offset, length, b_start, label = (int(v) for v in self.index[i])
-        tokens, units = self._map(shard)
+        offset, length, b_start, label = (int(v) for v in self.rows([i])[0])
+        shard = int(np.searchsorted(self.starts, i, side="right") - 1)
+        _, tokens, units = self._map(shard)
         out = {"input_ids": np.asarray(tokens[offset:offset + length], dtype=np.int64),
                "b_start": b_start, "label": label}
         if units is not None:
             out["units"] = np.asarray(units[offset:offset + length])
         return out
 
-    def gather(self, indices: np.ndarray, width: int, pad_id: int):
-        """A padded [B, width] token matrix (int64) and its unit bits (uint8, or None) for ``indices``."""
+    def gather(self, indices, width: int, pad_id: int):
+        """(ids [B, width] int64 padded, unit bits [B, width] uint8 or None, index rows [B, 4])."""
         indices = np.asarray(indices, dtype=np.int64)
-        rows = self.index[indices]
+        rows = self.rows(indices)
         offsets, lengths = rows[:, 0], rows[:, 1]
         cols = np.arange(width)
         valid = cols[None, :] < lengths[:, None]
         ids = np.full((len(indices), width), pad_id, dtype=np.int64)
         bits = np.zeros((len(indices), width), dtype=np.uint8) if self.has_units else None
-        shards = self.shard_of[indices]
+        shards = np.searchsorted(self.starts, indices, side="right") - 1
         for shard in np.unique(shards):
             sel = np.flatnonzero(shards == shard)
-            tokens, units = self._map(int(shard))
+            _, tokens, units = self._map(int(shard))
             v = valid[sel]
             pos = (offsets[sel, None] + cols[None, :])[v]
             block = ids[sel]
