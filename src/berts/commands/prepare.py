@@ -43,7 +43,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from berts.data.prepare import format_summary, prepare
+    from berts.data.pipeline import format_summary, prepare
 
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
