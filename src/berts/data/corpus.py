@@ -57,6 +57,7 @@ _BOUNDARY = re.compile(
     # ASCII ! ? directly before a CJK character (Chinese written with ASCII punctuation)
     f"|[!?]+(?=[{CJK_RANGES}])"
 )
+_BOUNDARY_ASCII = re.compile(r"(?P<en>[.!?]+)[\"')\]]*(?=\s)")  # the same, for ASCII-only text
 
 
 def _english_boundary(text: str, match: re.Match) -> bool:
@@ -94,7 +95,7 @@ def split_sentences(text: str) -> list[str]:
     """
     out = []
     start = 0
-    for m in _BOUNDARY.finditer(text):
+    for m in (_BOUNDARY_ASCII if text.isascii() else _BOUNDARY).finditer(text):
         if m.group("en") is not None and not _english_boundary(text, m):
             continue
         sentence = text[start:m.end()].strip()

@@ -118,7 +118,7 @@ def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
     else:
         ids_list, bits_list = tok.encode_ids_batch(sentences), None
 
-    documents, doc_bits = [], ([] if units else None)
+    documents, doc_bits, sources = [], ([] if units else None), []
     n_sentences = 0
     k = 0
     for doc, count in kept:
@@ -130,6 +130,7 @@ def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
                              "empty document (no tokens), skipped"))
             continue
         documents.append([s for _, s in pairs])
+        sources.append(where(_W["sources"][doc.source], doc.line))
         if units:
             b = bits_list[sl]
             doc_bits.append([b[i] for i, _ in pairs])
@@ -137,10 +138,8 @@ def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
 
     objective = cfg["objective"]
     if objective == "nsp" and len(documents) == 1:  # nothing to draw a random B from
-        doc = kept[0][0] if len(kept) == 1 else None
-        loc = where(_W["sources"][doc.source], doc.line) if doc else f"pool {number}"
-        problems.append(("unpaired_document", loc, "the only document of its pool: nsp has no other "
-                         "document to draw from, skipped"))
+        problems.append(("unpaired_document", sources[0], "the only document of its pool: nsp has no "
+                         "other document to draw a random next segment from, skipped"))
         documents = []
     rng = random.Random(f"berts-prepare/{cfg['seed']}/{number}")
     instances = create_instances(documents, rng, objective=objective, max_seq_length=cfg["max_seq_length"],
