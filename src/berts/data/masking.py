@@ -75,7 +75,7 @@ def _greedy(row: np.ndarray, size: np.ndarray, limits: np.ndarray, rng: np.rando
     n = len(row)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.argsort(row + rng.random(n), kind="stable")  # by row, random within a row
+    order = np.argsort(row + 0.5 * rng.random(n), kind="stable")  # by row, random within a row
     row_o, size_o = row[order], size[order]
     first = np.searchsorted(row_o, np.arange(len(limits)))
     taken = np.zeros(n, dtype=bool)
