@@ -168,6 +168,23 @@ def test_problems_are_reported_counted_and_skipped(tmp_path, tok_dir):
     assert ShardReader(tmp_path / "out").meta["counts"]["skipped"] == summary["skipped"]
 
 
+def test_mixed_inputs_directory_glob_gz_jsonl(tmp_path, tok_dir):
+    import gzip
+
+    src = tmp_path / "corpus"
+    (src / "more").mkdir(parents=True)
+    (src / "a.txt").write_text("W1 w2 w3.\nW4 w5.\n\nW6 w7 w8.\nW9 w10.\n", encoding="utf-8")  # bert
+    with gzip.open(src / "more" / "b.txt.gz", "wt", encoding="utf-8") as f:  # plain, compressed
+        f.write("Dr. Smith went home. He said w1 w2, e.g. w3. W4 w5 w6!\n\nW7 w8. W9 w10.\n")
+    (src / "more" / "c.jsonl").write_text(json.dumps({"text": "W11 w12. W13 w14 w15."}) + "\n", encoding="utf-8")
+    summary = prepare([src / "a.txt", str(src / "more" / "*")], tok_dir, tmp_path / "out", objective="sop",
+                      workers=1)
+    meta = ShardReader(tmp_path / "out").meta
+    assert meta["input_formats"] == ["bert", "plain", "jsonl"]
+    assert summary["documents"] == 5 and summary["skipped"] == {}
+    assert meta["counts"]["sentences"] == 2 + 2 + 3 + 2 + 2
+
+
 def test_objective_none_and_overwrite(tmp_path, tok_dir):
     corpus = random_corpus(tmp_path / "c.txt", 50)
     prepare([corpus], tok_dir, tmp_path / "out", objective="none", max_seq_length=64)
