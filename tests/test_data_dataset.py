@@ -141,3 +141,9 @@ def test_length_bucketing_and_entity_needs_units(shards):
         PretrainingDataset(shards / "nsp", masking="entity")
     with pytest.raises(UserError, match="not a prepared data directory"):
         PretrainingDataset(shards)
+
+
+def test_max_predictions_default_and_warning(shards):
+    assert PretrainingDataset(shards / "nsp", max_predictions_per_seq=None).max_predictions_per_seq == 10  # 64 tokens
+    with pytest.warns(UserWarning, match="caps masking"):
+        PretrainingDataset(shards / "nsp", max_predictions_per_seq=3)

@@ -13,7 +13,9 @@ different masks on different ranks. ``static_masking=True`` seeds each example f
 """
 from __future__ import annotations
 
+import math
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -28,19 +30,32 @@ from berts.errors import UserError
 
 class PretrainingDataset(Dataset):
     """Map-style dataset: ``ds[(epoch, step, indices)]`` is a masked batch dict;
-    ``ds[i]`` is instance i unmasked (``input_ids``, ``b_start``, ``label``, ``units``)."""
+    ``ds[i]`` is instance i unmasked (``input_ids``, ``b_start``, ``label``, ``units``).
+
+    ``max_predictions_per_seq=None`` takes ceil(mask_prob * max_seq_length) (20 for 128); a
+    value that would hold the masking rate well under ``mask_prob`` warns. ``masking_options``
+    go to the masker: ``max_ngram`` (ngram), ``geometric_p``, ``max_span`` (span).
+    """
 
     def __init__(self, shards_dir: str | os.PathLike, *, masking: str = "token", mask_prob: float = 0.15,
-                 max_predictions_per_seq: int = 20, sbo: bool = False, seed: int = 0,
+                 max_predictions_per_seq: int | None = 20, sbo: bool = False, seed: int = 0,
                  pad_to_multiple_of: int | None = 8, static_masking: bool = False, **masking_options):
         if masking not in MASKINGS:
             raise UserError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
         if not 0.0 < mask_prob < 1.0:
             raise UserError(f"mask_prob must be in (0, 1), got {mask_prob!r}")
-        if max_predictions_per_seq < 1:
-            raise UserError(f"max_predictions_per_seq must be >= 1, got {max_predictions_per_seq!r}")
         self.reader = ShardReader(shards_dir)
         self.meta = self.reader.meta
+        seq = int(self.meta["max_seq_length"])
+        if max_predictions_per_seq is None:  # Google's rule of thumb: 20 for 128
+            max_predictions_per_seq = math.ceil(mask_prob * seq)
+        if max_predictions_per_seq < 1:
+            raise UserError(f"max_predictions_per_seq must be >= 1, got {max_predictions_per_seq!r}")
+        if max_predictions_per_seq < 0.9 * mask_prob * (seq - 3):
+            warnings.warn(f"max_predictions_per_seq={max_predictions_per_seq} caps masking at "
+                          f"{max_predictions_per_seq / (seq - 3):.1%} of a {seq}-token sequence (mask_prob "
+                          f"{mask_prob}); use {math.ceil(mask_prob * seq)} or None (automatic)", stacklevel=2)
+        self.max_predictions_per_seq = max_predictions_per_seq
         if masking == "entity" and not self.reader.has_units:
             raise UserError(f"{shards_dir}: entity masking needs knowledge units; prepare the data with "
                             "--lexicon or a Chinese segmenter (--segmenter jieba|gold|lexicon)")
