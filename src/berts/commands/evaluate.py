@@ -62,7 +62,7 @@ def data_settings(args, settings: dict, *, labels: bool):
 
 
 def run(args) -> int:
-    from berts.commands.finetune import read
+    from berts.commands.finetune import check_max_length, read
     from berts.data.tasks import ClassificationDataset
     from berts.metrics import compute_metrics
     from berts.train.tasks import predict_logits
@@ -70,6 +70,7 @@ def run(args) -> int:
     model, tokenizer, label_map, settings = load_classifier(args.model, args.device)
     regression = label_map is None
     d = data_settings(args, settings, labels=True)
+    d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
     task = "regression" if regression else "classification"
     examples, report = read(args.file, d, task=task)
     if report.num_skipped:

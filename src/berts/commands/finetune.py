@@ -105,6 +105,16 @@ def check_metric(metric: str | None, task: str) -> None:
         raise UserError(f"train.metric {metric!r} is not a {task} metric (choose from {', '.join(choices)})")
 
 
+def check_max_length(max_length: int | None, max_positions: int) -> int:
+    """data.max_length, or its default: 128, or the model's positions if fewer."""
+    if max_length is None:
+        return min(128, max_positions)
+    if max_length > max_positions:
+        raise UserError(f"data.max_length {max_length} is more than the model's max_position_embeddings "
+                        f"{max_positions}")
+    return max_length
+
+
 def run(args) -> int:
     from berts.train import checkpoint, distributed
     from berts.train.config import FinetuneConfig, load_config
@@ -137,6 +147,7 @@ def run(args) -> int:
 def make_trainer(cfg, resume, dist):
     from berts.data.tasks import ClassificationDataset, LabelMap
     from berts.heads import BertForSequenceClassification
+    from berts.hf import read_config
     from berts.train.checkpoint import seed_all
     from berts.train.tasks import ClassificationTask
     from berts.train.trainer import Trainer
@@ -147,7 +158,8 @@ def make_trainer(cfg, resume, dist):
     train_examples, train_report = read(d.train, d)
     dev_examples, dev_report = read(d.dev, d) if d.dev else (None, None)
     label_map = None if regression else LabelMap.from_examples(train_examples)
-    max_length = d.max_length
+    max_length = check_max_length(d.max_length, m.overrides.get("max_position_embeddings")
+                                  or read_config(m.init_from).max_position_embeddings)
     train = ClassificationDataset(train_examples, tokenizer, label_map=label_map, max_length=max_length,
                                   regression=regression)
     dev = (ClassificationDataset(dev_examples, tokenizer, label_map=label_map, max_length=max_length,
@@ -162,9 +174,6 @@ def make_trainer(cfg, resume, dist):
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         model = BertForSequenceClassification.from_pretrained(m.init_from, ignore_mismatched_sizes=True, **changes)
-    if max_length > model.config.max_position_embeddings:
-        raise UserError(f"data.max_length {max_length} is more than the model's max_position_embeddings "
-                        f"{model.config.max_position_embeddings}")
     model.config.extra[SETTINGS_KEY] = {
         "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column, "label_column": d.label_column,
         "format": d.format, "header": d.header, "max_length": max_length}

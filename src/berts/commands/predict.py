@@ -39,7 +39,7 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from berts.commands.finetune import read
+    from berts.commands.finetune import check_max_length, read
     from berts.data.tasks import ClassificationDataset
     from berts.train.tasks import predict_logits
 
@@ -51,6 +51,7 @@ def run(args) -> int:
         settings = {**settings, "format": "tsv", "header": False, "text_column": "0",
                     "pair_column": "1" if settings.get("pair_column") is not None else None}
     d = data_settings(args, settings, labels=False)
+    d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
     path = _stdin_to_file(args.format or d.format) if stdin else Path(args.file)
     try:
         examples, report = read(path, d, labels=False, task="regression" if regression else "classification")

@@ -62,7 +62,7 @@ class FinetuneData:
     text_column: str = "text"  # a header name or a 0-based index
     pair_column: str | None = None
     label_column: str = "label"
-    max_length: int = 128
+    max_length: int | None = None  # tokens per example; null: 128, or less if the model's positions are fewer
     skip_bad_rows: bool = False
     num_workers: int = 0
 
@@ -362,12 +362,12 @@ def apply_dict(cfg, data: dict, source: str = "config", lines: dict | None = Non
     lines = lines or {}
     for section_name, body in data.items():
         loc = f"{source}:{lines[(str(section_name),)]}" if (str(section_name),) in lines else source
+        sections = [f.name for f in dataclasses.fields(cfg)]
+        if str(section_name) not in sections:
+            raise UserError(f"{loc}: " + _unknown("section", str(section_name), sections))
+        if body is None:
+            continue
         if not isinstance(body, dict):
-            if body is None:
-                continue
-            sections = [f.name for f in dataclasses.fields(cfg)]
-            if str(section_name) not in sections:
-                raise UserError(f"{loc}: " + _unknown("section", str(section_name), sections))
             raise UserError(f"{loc}: section {section_name} must be a mapping of key: value")
         for key, value in body.items():
             path = (str(section_name), str(key))
@@ -388,6 +388,8 @@ def parse_set(item: str) -> tuple[tuple[str, ...], Any]:
         value = yaml.safe_load(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
+    if value is None and text.strip().lower() not in ("null", "none", "~"):
+        value = text  # e.g. a column named "#1 String", which YAML reads as a comment
     return tuple(key.split(".")), value
 
 
@@ -474,7 +476,7 @@ def config_from_dict(cls, data: dict):
 
 
 def dump_config(cfg) -> str:
-    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+    return yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=False)
 
 
 def save_config(cfg, path: str | Path) -> None:

@@ -101,7 +101,7 @@ class Monitor:
                 self.message(f"step {step}: " + "  ".join(
                     f"{k} {_fmt(v)}" for k, v in record.items()
                     if k not in ("kind", "step", "time") and v is not None))
-        elif kind == "eval":
+        elif kind == "eval" and self.mode != "none":
             self.message(f"eval at step {step}: " + "  ".join(
                 f"{k} {_fmt(v)}" for k, v in record.items() if k not in ("kind", "step", "time")))
 
@@ -111,11 +111,12 @@ class Monitor:
             self.bar.update(target - self.bar.n)
 
     def message(self, text: str) -> None:
+        """A line for people (stderr), above the bar if there is one; ``progress: none`` keeps these."""
         if not self.enabled:
             return
         if self.bar is not None:
             self.bar.write(text, file=sys.stderr)
-        elif self.mode != "none":
+        else:
             print(text, file=sys.stderr, flush=True)
 
     def close(self) -> None:

@@ -6,7 +6,9 @@ A task gives
   batch dict of tensors plus the python ints ``epoch`` and ``step`` (berts.data's datasets do);
 * ``loss(model, batch) -> (loss, logs)``: ``loss`` is a scalar, the *mean* over the batch's
   examples, or a dict ``{part: mean}`` whose parts are means over ``counts(batch)[part]`` items;
-  ``logs`` is a dict of detached scalars to log (averaged over micro-batches and ranks);
+  ``logs`` is a dict of detached scalars to log: each is weighted like the loss part it is named
+  after (``mlm_acc`` like ``mlm``; or the task's ``log_parts``; every log when there is one part),
+  else averaged plainly over micro-batches and ranks;
 * ``counts(batch) -> {part: n}``: how many items each part averages over. The Trainer weights
   every part by its share of the whole optimizer step (all micro-batches, all ranks), so the
   gradient is that of the mean over the global batch, exactly, even when ranks or micro-batches
@@ -66,6 +68,7 @@ class PretrainingTask(Task):
     """
 
     name = "pretraining"
+    log_parts = {"sbo": "mlm"}  # SBO predicts the masked tokens too
 
     def __init__(self, train_dataset, eval_dataset=None, *, eval_batches: int = 20, eval_batch_size: int = 64,
                  pair_objective: bool = True):

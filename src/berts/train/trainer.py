@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from contextlib import nullcontext
 from pathlib import Path
@@ -160,7 +161,7 @@ class Trainer:
 
     def print(self, text: str) -> None:
         if self.is_main:
-            self.monitor.message(text) if self.monitor.enabled else print(text, flush=True)
+            self.monitor.message(text) if self.monitor.enabled else print(text, file=sys.stderr, flush=True)
 
     # ------------------------------------------------------------------ resume
     def _load(self, directory: Path) -> None:
@@ -298,8 +299,13 @@ class Trainer:
             self._window_loss += total
             self._unchecked += total
             for k, v in logs.items():
+                v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+                part = self._log_part(k, weights[i])
                 s, n = self._window_logs.get(k, (0.0, 0))
-                self._window_logs[k] = (s + (v.detach().float() if isinstance(v, torch.Tensor) else float(v)), n + 1)
+                if part is None:  # a plain mean over micro-batches
+                    self._window_logs[k] = (s + v, n + 1)
+                else:  # weighted like its loss part: exact over the global batch, as the loss is
+                    self._window_logs[k] = (s + v * weights[i][part], n + (1 if i == len(micro) - 1 else 0))
         self._optimizer_step()
         self._consumed = (micro[-1]["epoch"], micro[-1]["step"])
         self.step += 1
@@ -320,6 +326,19 @@ class Trainer:
             totals = t.tolist()
         return [{p: (c[p] * world / totals[j] if totals[j] else 0.0) for j, p in enumerate(parts)}
                 for c in counts]
+
+    def _log_part(self, key: str, weights: dict) -> str | None:
+        """The loss part a logged value averages over like (so it is weighted like it): the only
+        part, the part of that name or prefix (mlm_acc -> mlm), or the task's ``log_parts``."""
+        if len(weights) == 1:
+            return next(iter(weights))
+        if key in weights:
+            return key
+        for part in weights:
+            if key.startswith(part + "_"):
+                return part
+        part = getattr(self.task, "log_parts", {}).get(key)
+        return part if part in weights else None
 
     @staticmethod
     def _combine(loss, weights: dict):
@@ -368,7 +387,7 @@ class Trainer:
         d = self.dist
         keys = sorted(self._window_logs)
         values = [self._window_loss / max(self._window_steps, 1)]
-        values += [torch.as_tensor(s / n, device=self.device).float() for s, n in
+        values += [torch.as_tensor(s / max(n, 1), device=self.device).float() for s, n in
                    (self._window_logs[k] for k in keys)]
         values.append(self._grad_norm.float() if self._grad_norm is not None else torch.zeros((), device=self.device))
         if self.scaler is not None:

@@ -1,0 +1,104 @@
+"""The training config: YAML sections, --set overrides, type checks, errors naming file:line."""
+from pathlib import Path
+
+import pytest
+import yaml
+
+from berts.errors import UserError
+from berts.train.config import (
+    FinetuneConfig,
+    PretrainConfig,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    parse_duration,
+    save_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path, text):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    return p
+
+
+def test_shipped_configs_load():
+    cfg = load_config(PretrainConfig, ROOT / "configs/pretrain-tiny.yaml")
+    assert cfg.model.preset == "tiny" and cfg.model.overrides == {"max_position_embeddings": 128}
+    assert cfg.optim.lr == 1e-3 and cfg.optim.betas == [0.9, 0.98]  # "1.0e-3" and lists are read as numbers
+    fcfg = load_config(FinetuneConfig, ROOT / "configs/finetune.yaml")
+    assert fcfg.model.overrides == {"classifier_dropout": 0.1} and fcfg.train.epochs == 3
+
+
+def test_set_overrides_yaml_with_types(tmp_path):
+    p = write(tmp_path, "optim:\n  lr: 1e-3\ntrain:\n  max_steps: 10\n")
+    cfg = load_config(PretrainConfig, p, ["optim.lr=5e-4", "train.batch_size=16", "model.hidden_size=64",
+                                          "optim.grad_clip=null", "schedule.name=one_cycle", "impl.deterministic=true"])
+    assert cfg.optim.lr == 5e-4 and isinstance(cfg.optim.lr, float)
+    assert cfg.train.batch_size == 16 and cfg.train.max_steps == 10
+    assert cfg.model.overrides["hidden_size"] == 64
+    assert cfg.optim.grad_clip is None and cfg.schedule.name == "one_cycle" and cfg.impl.deterministic is True
+
+
+@pytest.mark.parametrize("text, message", [
+    ("optim:\n  lr: 1e-3\n  betass: [0.9, 0.99]\n", r"c.yaml:3: unknown key optim.betass \(did you mean optim.betas\?\)"),
+    ("optim:\n  lr: fast\n", r"c.yaml:2: optim.lr must be a number, got 'fast'"),
+    ("optimizer:\n  lr: 1\n", r"c.yaml:1: unknown section optimizer"),
+    ("train:\n  batch_size: 3.5\n", r"c.yaml:2: train.batch_size must be an integer"),
+    ("impl:\n  precision: fp8\n", r"c.yaml:2: impl.precision must be auto \| fp32 \| bf16 \| fp16, got 'fp8'"),
+    ("model:\n  hidden_sise: 3\n", r"c.yaml:2: unknown key model.hidden_sise \(did you mean model.hidden_size\?\)"),
+    ("train:\n  max_steps: [1\n", r"c.yaml:\d+: invalid YAML"),
+    ("train: 3\n", r"c.yaml:1: section train must be a mapping"),
+])
+def test_yaml_errors_name_file_and_line(tmp_path, text, message):
+    with pytest.raises(UserError, match=message):
+        load_config(PretrainConfig, write(tmp_path, text))
+
+
+@pytest.mark.parametrize("item, message", [
+    ("optim.lrr=1", r"--set optim.lrr=1: unknown key optim.lrr \(did you mean optim.lr\?\)"),
+    ("optim.lr=abc", r"--set optim.lr=abc: optim.lr must be a number"),
+    ("train.max_steps=ten", r"train.max_steps must be an integer or null"),
+    ("optim=3", r"optim is a section"),
+    ("lr=3", r"unknown section lr"),
+    ("optim.lr", r"expected section.key=value"),
+    ("train.budget=15", r"budget '15': give a duration with a unit"),
+    ("train.batch_size=30", r"train.batch_size 30 is not a multiple of train.grad_accum 4"),
+])
+def test_set_errors(item, message):
+    with pytest.raises(UserError, match=message):
+        load_config(PretrainConfig, None, ["train.grad_accum=4", "train.batch_size=32", item])
+
+
+def test_cli_reports_a_bad_key_in_one_line(tmp_path, capsys):
+    from berts.cli import main
+
+    rc = main(["pretrain", "--data", str(tmp_path), "--set", "optim.lrr=1"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("berts: error: --set optim.lrr=1: unknown key optim.lrr") and err.count("\n") == 1
+
+
+def test_resolved_config_round_trips(tmp_path):
+    cfg = load_config(PretrainConfig, None, ["model.hidden_size=48", "train.budget=1h30m", "optim.name=lamb"])
+    save_config(cfg, tmp_path / "config.yaml")
+    data = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert data["model"]["hidden_size"] == 48 and data["optim"]["name"] == "lamb"
+    again = load_config(PretrainConfig, tmp_path / "config.yaml")
+    assert config_to_dict(again) == config_to_dict(cfg) == config_to_dict(config_from_dict(PretrainConfig, data))
+
+
+def test_durations():
+    assert parse_duration("90s") == 90 and parse_duration("15m") == 900 and parse_duration("1h30m") == 5400
+    assert parse_duration("1.5h") == 5400 and parse_duration("2d") == 172800
+    for bad in ("15", "m", "-1m", "1x", "0s"):
+        with pytest.raises(UserError):
+            parse_duration(bad)
+
+
+def test_cross_checks():
+    with pytest.raises(UserError, match="warmup must be a fraction of the run"):
+        load_config(PretrainConfig, None, ["train.budget=1m", "schedule.warmup=100"])
+    with pytest.raises(UserError, match="set one of train.max_steps"):
+        load_config(PretrainConfig, None, ["train.max_steps=null"])
