@@ -18,6 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -295,15 +296,17 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
             for task in pools:
                 take(_process_pool(task))
         else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            with mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(config, True)) as pool:
-                pending: deque = deque()
+            # a worker that dies (out of memory...) fails the run instead of hanging it
+            context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                     initargs=(config, True)) as pool:
+                pending: deque = deque()  # at most 2 pools a worker in flight: bounded memory
                 for task in pools:
-                    pending.append(pool.apply_async(_process_pool, (task,)))
+                    pending.append(pool.submit(_process_pool, task))
                     if len(pending) >= 2 * workers:
-                        take(pending.popleft().get())
+                        take(pending.popleft().result())
                 while pending:
-                    take(pending.popleft().get())
+                    take(pending.popleft().result())
     finally:
         shards = writer.close()
         if bar is not None:
