@@ -23,16 +23,18 @@ def test_bench_cli_writes_table_and_json(tmp_path, capsys):
     assert result["threads"] == 1 and result["ceiling"]["gflops"] > 0
     rows = result["rows"]
     assert {(r["task"], r["regime"], r["impl"]) for r in rows} == {
-        (t, g, i) for t in ("pretrain", "finetune", "infer") for g in ("fixed", "real")
-        for i in ("berts", "transformers")}
+        (t, g, i) for t in ("pretrain", "finetune", "infer") for g in ("fixed", "real", "prepared")
+        for i in ("berts", "transformers") if g != "prepared" or t == "pretrain"}
     for r in rows:
         for key in ("tokens_per_s", "step_ms", "useful_gflops", "ceiling_share", "peak_mib"):
             assert math.isfinite(r[key]) and r[key] > 0, (r, key)
         assert (r["ratio"] is not None) == (r["impl"] == "berts")
         assert r["padding"] == 0 if r["regime"] == "fixed" else 0 <= r["padding"] < 1
+    assert next(r for r in rows if r["regime"] == "prepared")["padding"] < 0.5  # BERT's instances fill the rows
     assert result["tokenizer"]["berts"]["tokens_per_s"] > 0
     assert result["tokenizer"]["transformers"]["tokens_per_s"] > 0
     assert result["prepare"].get("mb_per_s", 0) > 0, result["prepare"]
+    assert result["collate"]["ms_per_batch"] > 0 and "collate" in table
     assert format_table(result).splitlines()[0] == table.splitlines()[0]
 
 

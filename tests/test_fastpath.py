@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
-from berts.model import compile_model
+from berts.model import BertAttention, compile_model, fast_dropout
 from conftest import padded_batch, randomize
 
 ATOL = 1e-5
@@ -41,50 +41,114 @@ def run(model, batch, fast: dict, train: bool):
     model.zero_grad(set_to_none=True)
     out = model(**batch)
     real = batch["attention_mask"].bool()
-    got = {"hidden": out["last_hidden_state"][real]}
+    got = {}
+    if out["last_hidden_state"] is not None:
+        got["hidden"] = out["last_hidden_state"][real]
     for name in ("loss", "logits", "prediction_logits", "seq_relationship_logits", "pooler_output"):
         value = getattr(out, name, None)
         if value is not None:  # dense [B, S, ...] outputs: the real positions
             got[name] = value[real] if value.shape[:2] == real.shape else value
     if train:
         loss = getattr(out, "loss", None)
-        (loss if loss is not None else out["last_hidden_state"][real].square().mean()).backward()
+        (loss if loss is not None else got["hidden"].square().mean()).backward()
         got.update({f"grad:{n}": p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
     return got
 
 
 def assert_same(a, b):
-    assert a.keys() == b.keys()
-    for k in a:
+    assert b.keys() <= a.keys() and {k for k in a if not k.startswith("grad:")} - b.keys() <= {"hidden"}
+    for k in b:
         torch.testing.assert_close(a[k], b[k], atol=ATOL, rtol=0, msg=lambda m: f"{k}: {m}")
 
 
 CLASSES = [BertModel, BertForPreTraining, BertForMaskedLM, BertForSequenceClassification]
 
 
+PLAIN = {"unpad": False, "sparse_output": False}
+FAST = [{"unpad": True, "sparse_output": False}, {"unpad": False, "sparse_output": True},
+        {"unpad": True, "sparse_output": True}]
+
+
+@pytest.mark.parametrize("fast", FAST, ids=["unpad", "sparse_output", "both"])
 @pytest.mark.parametrize("arch", ["bert", "albert"])
 @pytest.mark.parametrize("cls", CLASSES, ids=[c.__name__ for c in CLASSES])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
-def test_unpad_equals_plain(cls, arch, train):
+def test_fast_paths_equal_plain(cls, arch, train, fast):
     model = randomize(cls(configs()[arch]))
     batch = dict(padded_batch(), **labels_for(cls, padded_batch()))
-    plain = run(model, batch, {"unpad": False}, train)
-    fast = run(model, batch, {"unpad": True}, train)
-    assert_same(plain, fast)
+    plain = run(model, batch, PLAIN, train)
+    got = run(model, batch, fast, train)
+    assert_same(plain, got)
+    if fast["sparse_output"] and cls is not BertModel:  # the heads asked for their rows only
+        assert "hidden" not in got
+
+
+@pytest.mark.parametrize("unpad", [False, True])
+def test_output_rows_of_the_bare_encoder(unpad):
+    model = randomize(BertModel(configs()["bert"])).eval()
+    batch = padded_batch()
+    rows = torch.tensor([14, 0, 3, 30])  # any order, [CLS] included or not
+    with torch.no_grad():
+        full = model.set_fast_path(**PLAIN)(**batch)
+        part = model.set_fast_path(unpad=unpad, sparse_output=True)(**batch, output_rows=rows)
+    assert torch.equal(part.rows, rows)
+    torch.testing.assert_close(part.last_hidden_state, full.last_hidden_state.reshape(-1, 32)[rows], atol=ATOL, rtol=0)
+    torch.testing.assert_close(part.pooler_output, full.pooler_output, atol=ATOL, rtol=0)
+
+
+def test_sparse_output_keeps_the_full_output_when_hidden_states_are_asked_for():
+    model = randomize(BertForPreTraining(configs()["bert"])).train()
+    batch = dict(padded_batch(), **labels_for(BertForPreTraining, padded_batch()))
+    out = model(**batch, output_hidden_states=True)
+    assert out.last_hidden_state.shape == (3, 13, 32) and len(out.hidden_states) == 3
 
 
 def test_unpad_with_position_ids_and_default_switch():
     model = randomize(BertForPreTraining(configs()["bert"]))
     batch = padded_batch()
     batch["position_ids"] = torch.arange(13).flip(0)[None]  # any ids: the fast path gathers them
-    assert_same(run(model, batch, {"unpad": False}, False), run(model, batch, {"unpad": True}, False))
+    assert_same(run(model, batch, PLAIN, False), run(model, batch, FAST[2], False))
     # default (None): on while training, off in eval, where padding positions match transformers too
-    model.set_fast_path(unpad=None).eval()
+    model.set_fast_path(unpad=None, sparse_output=None).eval()
     with torch.no_grad():
         full = model(**batch).last_hidden_state
     assert full[batch["attention_mask"] == 0].abs().sum() > 0
     with pytest.raises(ValueError, match="unknown fast path"):
         model.set_fast_path(warp_drive=True)
+
+
+def test_fast_dropout_keeps_the_expectation():
+    torch.manual_seed(0)
+    x = torch.randn(256, 4096)
+    y = fast_dropout(x, 0.1)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.9) < 0.002
+    torch.testing.assert_close(y[kept], x[kept] * 65536 / (65536 - 6554))
+    assert fast_dropout(x, 0.1, training=False) is x and fast_dropout(x, 0.0) is x
+    g = torch.randn(8, 8, requires_grad=True)
+    fast_dropout(g, 0.5).sum().backward()
+    assert set(g.grad.unique().tolist()) <= {0.0, 65536 / 32768}
+
+
+def test_fast_attention_dropout_is_softmax_dropout_matmul():
+    """With attention dropout on CPU the fast path is the math path with fast_dropout on the probabilities."""
+    cfg = configs()["bert"].replace(attention_probs_dropout_prob=0.1)
+    attn = randomize(BertAttention(cfg)).train()
+    x = torch.randn(3, 13, 32)
+    mask = padded_batch()["attention_mask"].bool()[:, None, None, :]
+    torch.manual_seed(7)
+    got, _ = attn(x, mask)
+    torch.manual_seed(7)
+    q, k, v = attn.qkv(x).view(3, 13, 3, 4, 8).permute(2, 0, 3, 1, 4)
+    probs = ((q @ k.transpose(-1, -2)) / 8 ** 0.5).masked_fill(~mask, torch.finfo(x.dtype).min).softmax(-1)
+    ctx = (fast_dropout(probs, 0.1) @ v).transpose(1, 2).reshape(3, 13, 32)
+    torch.testing.assert_close(got, attn.norm(x + attn.out(ctx)), atol=ATOL, rtol=0)
+    # plain path: SDPA's own dropout (other draws, same distribution); eval: no dropout at all, equal
+    model = randomize(BertModel(cfg))
+    model.set_fast_path(fast_dropout=False)
+    assert not model.encoder.layers[0].attention.dropout.fast_dropout
+    model.set_fast_path(fast_dropout=None)
+    assert model.encoder.layers[0].attention.dropout.fast_dropout
 
 
 def test_compile_falls_back_with_a_warning(monkeypatch):

@@ -2,8 +2,10 @@
 
 For each task (a pretraining step: MLM + NSP, 15% masked; a fine-tuning step: sequence
 classification; inference: no grad) and each length regime (``fixed``: every row ``seq``
-tokens; ``real``: lengths from a real corpus, padded per batch to a multiple of 8, the same
-batches for both), both implementations get the same config, weights (transformers loads
+tokens; ``real``: paragraphs of a real corpus (pairs of them for pretraining), padded per batch
+to a multiple of 8; ``prepared``, pretraining only: instances `berts prepare` made from the
+corpus, batched by our PretrainingDataset/collator as the trainer gets them), both
+implementations get the same batches, config, weights (transformers loads
 the directory berts saved), batches, optimizer (AdamW) and thread count. Steps alternate
 between the two (the order flips every round); the first ``warmup`` rounds are dropped and
 the median of the rest is reported:
@@ -45,7 +47,7 @@ from berts.errors import UserError
 
 TASKS = ("pretrain", "finetune", "infer")
 EXTRAS = ("prepare", "tokenizer")
-REGIMES = ("fixed", "real")
+REGIMES = ("fixed", "real", "prepared")
 PAD, CLS, SEP, MASK, FIRST_ID = 0, 2, 3, 4, 5  # berts' tokenizer: [PAD] [UNK] [CLS] [SEP] [MASK]
 
 
@@ -120,10 +122,29 @@ def _truncate_pair(a: np.ndarray, b: np.ndarray, budget: int) -> tuple[np.ndarra
 class BatchMaker:
     """The same batches for both implementations: numpy arrays -> each one's keyword arguments."""
 
-    def __init__(self, opts: BenchOptions, config: BertConfig, paragraphs: list[list[np.ndarray]] | None):
+    def __init__(self, opts: BenchOptions, config: BertConfig, paragraphs: list[list[np.ndarray]] | None,
+                 dataset=None):
         self.opts, self.config = opts, config
         self.docs = paragraphs
+        self.dataset = dataset  # PretrainingDataset over `berts prepare` shards: the "prepared" regime
         self.rng = np.random.default_rng(opts.seed)
+        self.collate_s: list[float] = []
+
+    def _prepared(self) -> dict:
+        """A batch as the trainer gets it: PretrainingDataset (our collator: padding, masking)."""
+        n = len(self.dataset)
+        indices = self.rng.choice(n, self.opts.batch, replace=n < self.opts.batch)
+        t = time.perf_counter()
+        ours = self.dataset.batch(indices, step=len(self.collate_s))
+        self.collate_s.append(time.perf_counter() - t)
+        ours = {k: v for k, v in ours.items() if isinstance(v, torch.Tensor)}
+        dense = torch.full_like(ours["input_ids"], -100).view(-1)
+        dense[ours["mlm_positions"]] = ours["mlm_labels"]
+        theirs = {k: ours[k] for k in ("input_ids", "attention_mask", "token_type_ids", "next_sentence_label")}
+        theirs["labels"] = dense.view(ours["input_ids"].shape)
+        lengths = ours["attention_mask"].sum(1)
+        meta = {"tokens": int(lengths.sum()), "lengths": lengths.tolist(), "masked": len(ours["mlm_positions"])}
+        return {"berts": ours, "transformers": theirs, "meta": meta}
 
     def _fixed_rows(self, pair: bool):
         s, v = self.opts.seq, self.config.vocab_size
@@ -164,6 +185,8 @@ class BatchMaker:
         return rows, np.array(labels)
 
     def make(self, task: str, regime: str) -> dict:
+        if regime == "prepared":
+            return self._prepared()
         pair = task == "pretrain"
         rows, labels = self._fixed_rows(pair) if regime == "fixed" else self._real_rows(pair)
         arrays = _pad(rows, self.opts.seq)
@@ -459,6 +482,8 @@ def time_prepare(corpus: Path, workdir: Path, seq: int, threads: int) -> dict:
     args = ["prepare", str(corpus), "--tokenizer", str(workdir / "tokenizer"), "--out", str(out),
             "--max-seq-length", str(seq), "--workers", str(max(1, threads)), "--quiet", "--overwrite"]
     mb = corpus.stat().st_size / 1e6
+    if out.exists():
+        return {"seconds": None, "mb": mb, "mb_per_s": None, "out": str(out)}
     t = time.perf_counter()
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -468,7 +493,7 @@ def time_prepare(corpus: Path, workdir: Path, seq: int, threads: int) -> dict:
     dt = time.perf_counter() - t
     if rc != 0:
         return {"error": f"berts prepare exited with {rc}"}
-    return {"seconds": dt, "mb": mb, "mb_per_s": mb / dt}
+    return {"seconds": dt, "mb": mb, "mb_per_s": mb / dt, "out": str(out)}
 
 
 def run_bench(opts: BenchOptions) -> dict:
@@ -507,7 +532,8 @@ def run_bench(opts: BenchOptions) -> dict:
             raise UserError(f"{corpus}: no such corpus file")
         result["corpus"] = str(opts.corpus) if opts.corpus else "pydoc_data.topics (CPython reference manual)"
         tasks = [t for t in TASKS if t in opts.only]
-        need_text = "real" in opts.regimes and tasks or "tokenizer" in opts.only or "prepare" in opts.only
+        need_text = (set(opts.regimes) & {"real", "prepared"} and tasks) or "tokenizer" in opts.only \
+            or "prepare" in opts.only
         paragraphs = None
         if need_text:
             _, paragraphs, tok_stats = tokenize_corpus(corpus, workdir, min(8000, config.vocab_size))
@@ -515,14 +541,31 @@ def run_bench(opts: BenchOptions) -> dict:
                 result["tokenizer"] = tok_stats
         if "prepare" in opts.only:
             result["prepare"] = time_prepare(corpus, workdir, opts.seq, threads)
+        dataset = None
+        if "pretrain" in tasks and "prepared" in opts.regimes:
+            prep = time_prepare(corpus, workdir, opts.seq, threads)
+            if "error" in prep:
+                warnings.warn(f"no 'prepared' regime: {prep['error']}", stacklevel=2)
+            else:
+                from berts.data.dataset import PretrainingDataset
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    dataset = PretrainingDataset(prep["out"], mask_prob=opts.mask_prob, max_predictions_per_seq=None,
+                                                 seed=opts.seed)
         if tasks:
             ceiling = matmul_ceiling(device)
             result["ceiling"] = ceiling
-            maker = BatchMaker(opts, config, paragraphs)
+            maker = BatchMaker(opts, config, paragraphs, dataset)
             for task in tasks:
                 for regime in opts.regimes:
+                    if regime == "prepared" and (task != "pretrain" or dataset is None):
+                        continue  # prepared data are pretraining instances
                     rows = time_task(opts, config, task, regime, maker, device, ceiling["gflops"], workdir)
                     result["rows"] += [asdict(r) for r in rows]
+            if maker.collate_s:
+                result["collate"] = {"ms_per_batch": statistics.median(maker.collate_s) * 1e3,
+                                     "batches": len(maker.collate_s)}
     return result
 
 
@@ -547,12 +590,12 @@ def format_table(result: dict) -> str:
         ce = result["ceiling"]
         lines.append(f"matmul ceiling: {ce['gflops']:.1f} GFLOP/s ({ce['dtype']} GEMM {ce['n']}^3, median)")
     if result["rows"]:
-        head = (f"{'task':<9} {'lengths':<7} {'pad':>4} {'impl':<12} {'tokens/s':>9} {'ratio':>6} "
+        head = (f"{'task':<9} {'lengths':<8} {'pad':>4} {'impl':<12} {'tokens/s':>9} {'ratio':>6} "
                 f"{'step ms':>8} {'GFLOP/s':>8} {'ceil':>5} {'peak MiB':>9}")
         lines += ["", head, "-" * len(head)]
         for r in result["rows"]:
             lines.append(
-                f"{r['task']:<9} {r['regime']:<7} {r['padding'] * 100:>3.0f}% {r['impl']:<12} "
+                f"{r['task']:<9} {r['regime']:<8} {r['padding'] * 100:>3.0f}% {r['impl']:<12} "
                 f"{r['tokens_per_s']:>9.0f} {_fmt(r['ratio'], '>5.2f') + ('x' if r['ratio'] else ''):>6} "
                 f"{r['step_ms']:>8.1f} {r['useful_gflops']:>8.1f} {r['ceiling_share'] * 100:>4.0f}% "
                 f"{r['peak_mib']:>9.0f}")
@@ -564,6 +607,12 @@ def format_table(result: dict) -> str:
                      + (f"; transformers {tok['transformers']['mb_per_s']:.2f} MB/s "
                         f"({tok['transformers']['tokens_per_s']:.0f} tokens/s)" if "transformers" in tok else "")
                      + f"; vocabulary training {tok['train_s']:.1f}s")
+    col = result.get("collate")
+    if col:
+        steps = [r["step_ms"] for r in result["rows"] if r["regime"] == "prepared" and r["impl"] == "berts"]
+        share = f" ({col['ms_per_batch'] / steps[0] * 100:.1f}% of a berts step)" if steps else ""
+        lines.append(f"collate (PretrainingDataset.batch: pad, mask 15%, sparse targets): "
+                     f"{col['ms_per_batch']:.2f} ms per batch{share}")
     prep = result.get("prepare")
     if prep:
         lines.append("berts prepare: " + (prep["error"] if "error" in prep else

@@ -8,6 +8,9 @@ transformers trains berts unchanged. Two additions:
   the masked positions first and computes logits only there: ``prediction_logits`` is then
   [N, vocab] for the N predicted positions, in row-major order. Without labels it is the
   full [B, S, vocab], as transformers gives.
+* Sparse output (fast path ``sparse_output``, on while training): the heads ask the encoder
+  for the rows they need only (masked positions, [CLS]), so the last layer's output projection
+  and FFN skip the others; ``last_hidden_state`` is then None.
 * Span boundary objective (SpanBERT), enabled by ``config.span_boundary_objective``.
 """
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from berts.config import BertConfig
-from berts.model import BertModel, BertPreTrainedModel, activation
+from berts.model import BertModel, BertPreTrainedModel, Dropout, activation
 
 
 @dataclass
@@ -103,16 +106,18 @@ class BertForPreTraining(BertPreTrainedModel):
                 labels=None, next_sentence_label=None, sentence_order_label=None,
                 mlm_positions=None, mlm_labels=None, sbo_left=None, sbo_right=None, sbo_rel=None,
                 output_hidden_states=False, output_attentions=False, **unused) -> ModelOutput:
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
-        x = enc.last_hidden_state
         mlm_positions, mlm_labels = _mlm_targets(labels, mlm_positions, mlm_labels)
+        sbo = self.sbo is not None and sbo_left is not None  # SBO reads other positions: full output
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                        output_rows=None if sbo else mlm_positions)
+        x = enc.last_hidden_state
         losses = {}
         if mlm_positions is not None:  # sparse: gather first, then transform and project
             flat = x.reshape(-1, x.shape[-1])
-            prediction_logits = self.mlm(flat.index_select(0, mlm_positions))
+            prediction_logits = self.mlm(flat if enc.rows is not None else flat.index_select(0, mlm_positions))
             losses["mlm"] = F.cross_entropy(prediction_logits.float(), mlm_labels)
-            if self.sbo is not None and sbo_left is not None:
+            if sbo:
                 sbo_logits = self.mlm.decode(self.sbo(flat, sbo_left, sbo_right, sbo_rel))
                 losses["sbo"] = F.cross_entropy(sbo_logits.float(), mlm_labels)
         else:
@@ -124,7 +129,7 @@ class BertForPreTraining(BertPreTrainedModel):
         loss = sum(losses.values()) if losses else None
         return ModelOutput(
             loss=loss, prediction_logits=prediction_logits, seq_relationship_logits=seq_relationship_logits,
-            last_hidden_state=x, pooler_output=enc.pooler_output,
+            last_hidden_state=x if enc.rows is None else None, pooler_output=enc.pooler_output,
             hidden_states=enc.hidden_states, attentions=enc.attentions,
             losses={k: v.detach() for k, v in losses.items()} or None,
         )
@@ -142,17 +147,20 @@ class BertForMaskedLM(BertPreTrainedModel):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 labels=None, mlm_positions=None, mlm_labels=None,
                 output_hidden_states=False, output_attentions=False, **unused) -> ModelOutput:
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
-        x = enc.last_hidden_state
         mlm_positions, mlm_labels = _mlm_targets(labels, mlm_positions, mlm_labels)
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                        output_rows=mlm_positions)
+        x = enc.last_hidden_state
         loss = None
         if mlm_positions is not None:
-            logits = self.mlm(x.reshape(-1, x.shape[-1]).index_select(0, mlm_positions))
+            picked = x if enc.rows is not None else x.reshape(-1, x.shape[-1]).index_select(0, mlm_positions)
+            logits = self.mlm(picked)
             loss = F.cross_entropy(logits.float(), mlm_labels)
         else:
             logits = self.mlm(x)
-        return ModelOutput(loss=loss, logits=logits, prediction_logits=logits, last_hidden_state=x,
+        return ModelOutput(loss=loss, logits=logits, prediction_logits=logits,
+                           last_hidden_state=x if enc.rows is None else None,
                            hidden_states=enc.hidden_states, attentions=enc.attentions,
                            losses={"mlm": loss.detach()} if loss is not None else None)
 
@@ -164,7 +172,7 @@ class BertForSequenceClassification(BertPreTrainedModel):
         super().__init__(config)
         self.bert = BertModel(config)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = nn.Dropout(p)
+        self.dropout = Dropout(p)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
         self.init_weights()
 
@@ -175,7 +183,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 labels=None, output_hidden_states=False, output_attentions=False, **unused) -> ModelOutput:
         enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                        output_rows=input_ids.new_zeros(0))  # only [CLS] is needed
         logits = self.classifier(self.dropout(enc.pooler_output))
         loss = None
         if labels is not None:
@@ -183,7 +192,8 @@ class BertForSequenceClassification(BertPreTrainedModel):
                 loss = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
             else:
                 loss = F.cross_entropy(logits.float(), labels.reshape(-1))
-        return ModelOutput(loss=loss, logits=logits, last_hidden_state=enc.last_hidden_state,
+        return ModelOutput(loss=loss, logits=logits,
+                           last_hidden_state=enc.last_hidden_state if enc.rows is None else None,
                            pooler_output=enc.pooler_output, hidden_states=enc.hidden_states,
                            attentions=enc.attentions,
                            losses={"task": loss.detach()} if loss is not None else None)

@@ -27,8 +27,9 @@ def register(subparsers) -> None:
                         "that ship with CPython)")
     p.add_argument("--only", default="pretrain,finetune,infer,prepare,tokenizer", metavar="LIST",
                    help="comma-separated parts: pretrain, finetune, infer, prepare, tokenizer (default all)")
-    p.add_argument("--lengths", default="fixed,real", metavar="LIST",
-                   help="fixed (every row --seq tokens) and/or real (corpus lengths, padded per batch)")
+    p.add_argument("--lengths", default="fixed,real,prepared", metavar="LIST",
+                   help="fixed (every row --seq tokens), real (corpus paragraphs, padded per batch), prepared "
+                        "(pretraining only: `berts prepare` instances through our collator); default all")
     p.add_argument("--no-unpad", action="store_true", help="berts without its unpadding fast path")
     p.add_argument("--compile", action="store_true", help="torch.compile berts (falls back with a warning)")
     p.add_argument("--no-transformers", action="store_true", help="berts alone")
