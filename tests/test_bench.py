@@ -43,7 +43,9 @@ def test_bench_berts_alone_on_a_given_corpus(tmp_path):
     corpus.write_text("one short line here\nand a second, longer line of text to tokenize\n\n"
                       "another document starts here\nwith more words in it\n" * 20)
     result = run_bench(BenchOptions(preset="tiny", seq=16, batch=2, steps=1, warmup=0, corpus=str(corpus),
-                                    only=("finetune",), regimes=("real",), transformers=False))
+                                    only=("finetune",), regimes=("real",), transformers=False,
+                                    fast_path={"unpad": False, "sparse_output": False, "fast_dropout": False}))
+    assert "none (plain)" in format_table(result)
     (row,) = result["rows"]
     assert row["impl"] == "berts" and row["ratio"] is None and row["tokens_per_s"] > 0
 
@@ -78,6 +80,7 @@ def test_useful_flops_counts_the_masked_positions_only():
     (["--device", "cuda"], "CUDA is not available") if not torch.cuda.is_available() else (["--steps", "0"], ">= 1"),
     (["--corpus", "/nonexistent/c.txt", "--only", "finetune"], "no such corpus"),
     (["--seq", "4096"], "longer than"),
+    (["--fast-paths", "unpad,warp"], "unknown warp"),
 ])
 def test_bench_user_errors(args, match, capsys):
     assert main(["bench", "--preset", "tiny", *args]) == 2

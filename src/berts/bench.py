@@ -65,7 +65,7 @@ class BenchOptions:
     regimes: tuple[str, ...] = REGIMES
     compile: bool = False
     transformers: bool = True  # compare with transformers when it is installed
-    fast_path: dict = field(default_factory=lambda: {"unpad": True})
+    fast_path: dict = field(default_factory=lambda: {"unpad": True, "sparse_output": True, "fast_dropout": True})
     mask_prob: float = 0.15
     seed: int = 0
 
@@ -582,7 +582,7 @@ def format_table(result: dict) -> str:
         f"{c['hidden_dropout_prob']}/{c['attention_probs_dropout_prob']}), batch {result['batch']}, "
         f"seq {result['seq']}, {result['device']} {result['precision']}, {result['threads']} threads, "
         f"torch {result['torch']}, transformers {result['transformers'] or 'not installed'}",
-        f"berts fast paths: {', '.join(f'{k}={v}' for k, v in result['fast_path'].items()) or 'none'}"
+        f"berts fast paths: {', '.join(k for k, v in result['fast_path'].items() if v) or 'none (plain)'}"
         f"{', compile' if result['compile'] else ''}; median of {result['steps']} steps after "
         f"{result['warmup']} warm-up; corpus: {result['corpus']}",
     ]

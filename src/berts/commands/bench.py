@@ -30,12 +30,24 @@ def register(subparsers) -> None:
     p.add_argument("--lengths", default="fixed,real,prepared", metavar="LIST",
                    help="fixed (every row --seq tokens), real (corpus paragraphs, padded per batch), prepared "
                         "(pretraining only: `berts prepare` instances through our collator); default all")
-    p.add_argument("--no-unpad", action="store_true", help="berts without its unpadding fast path")
+    p.add_argument("--fast-paths", default="unpad,sparse_output,fast_dropout", metavar="LIST",
+                   help="berts fast paths to switch on (the others off): unpad, sparse_output, fast_dropout, "
+                        "or none (default: all)")
     p.add_argument("--compile", action="store_true", help="torch.compile berts (falls back with a warning)")
     p.add_argument("--no-transformers", action="store_true", help="berts alone")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=run)
+
+
+def _fast_paths(text: str) -> dict:
+    from berts.model import FAST_PATHS
+
+    names = {x.strip() for x in text.split(",") if x.strip()} - {"none"}
+    unknown = names - set(FAST_PATHS)
+    if unknown:
+        raise UserError(f"--fast-paths: unknown {', '.join(sorted(unknown))} (known: {', '.join(FAST_PATHS)}, none)")
+    return {name: name in names for name in FAST_PATHS}
 
 
 def run(args) -> int:
@@ -49,7 +61,7 @@ def run(args) -> int:
         only=tuple(x.strip() for x in args.only.split(",") if x.strip()),
         regimes=tuple(x.strip() for x in args.lengths.split(",") if x.strip()),
         compile=args.compile, transformers=not args.no_transformers, seed=args.seed,
-        fast_path={"unpad": not args.no_unpad})
+        fast_path=_fast_paths(args.fast_paths))
     result = run_bench(opts)
     print(format_table(result))
     if args.json:
