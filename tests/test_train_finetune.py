@@ -201,3 +201,18 @@ def test_malformed_rows_and_unknown_labels(hf_base, tmp_path, capsys):
     assert "no such file" in capsys.readouterr().err
     assert cli(["finetune", "--model", tmp_path / "nowhere", "--train", train, *COMMON]) == 2
     assert "no such" in capsys.readouterr().err
+
+
+def test_early_stopping_and_eval_every(hf_base, tmp_path):
+    train, dev = write_single(tmp_path / "train.tsv", 128, 1), write_single(tmp_path / "dev.tsv", 32, 2)
+    out = tmp_path / "run"
+    assert cli(["finetune", "--model", hf_base, "--train", train, "--dev", dev, "--text-column", "sentence",
+                "--out", out, "--epochs", "10", "--lr", "1e-12", "--batch-size", "8", "--eval-every", "4",
+                "--patience", "2", "--metric", "loss", *COMMON]) == 0
+    result = json.loads((out / "final" / "train_result.json").read_text())
+    # the loss cannot improve at this learning rate: the best is the first evaluation, 2 more and stop
+    assert result["stopped"] == "stopped early" and result["step"] == 12
+    assert result["best"]["metric"] == "loss" and result["best"]["step"] == 4
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in evals if r["kind"] == "eval"]
+    assert steps == [4, 8, 12]

@@ -165,3 +165,27 @@ def test_budget_ends_on_time_with_a_final_checkpoint(shards, tmp_path):  # noqa:
     peak = max(r["lr"] for r in train)
     assert train[-1]["lr"] < 0.25 * peak  # the schedule followed the clock down to (almost) zero
     assert "max_steps: null" in (out / "config.yaml").read_text() and "budget: 3s" in (out / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("objective, extra, model, parts", [
+    ("sop", ["data.masking=span", "data.sbo=true", "optim.name=lamb", "schedule.name=one_cycle"],
+     "BertForPreTraining", {"mlm", "nsp", "sbo", "mlm_acc", "nsp_acc"}),
+    ("none", ["data.masking=wwm", "schedule.name=constant"], "BertForMaskedLM", {"mlm", "mlm_acc"}),
+])
+def test_objectives_and_optimizers(tmp_path, objective, extra, model, parts):
+    from train_utils import write_corpus
+
+    data = make_shards(tmp_path, write_corpus(tmp_path / "corpus.txt", docs=20), objective=objective)
+    out = tmp_path / "run"
+    assert cli(pretrain_args(data, out, "train.max_steps=10", *extra)) == 0
+    last = records(out)[-1]
+    assert parts <= set(last) and "nsp" not in set(last) - parts
+    assert json.loads((out / "final" / "config.json").read_text())["architectures"] == [model]
+    if objective == "sop":
+        assert json.loads((out / "final" / "config.json").read_text())["span_boundary_objective"] is True
+    # MLM only on NSP data: the sentence labels are dropped, not trained on
+    if objective == "none":
+        nsp = make_shards(tmp_path, tmp_path / "corpus.txt", objective="nsp")
+        assert cli(pretrain_args(nsp, tmp_path / "mlm-only", "train.max_steps=5", "data.objective=none")) == 0
+        assert "nsp" not in records(tmp_path / "mlm-only")[-1]
+        assert cli(pretrain_args(nsp, tmp_path / "bad", "train.max_steps=5", "data.objective=sop")) == 2

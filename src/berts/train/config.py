@@ -45,7 +45,7 @@ class PretrainData:
     objective: Literal["auto", "nsp", "sop", "none"] = "auto"  # sentence-pair objective; auto: the shards'
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
-    max_predictions_per_seq: int = 20
+    max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
     sbo: bool = False  # SpanBERT's span boundary objective (with span masking)
     static_masking: bool = False  # each example keeps one mask (seeded by its index), as Google's BERT
     num_workers: int = 2
@@ -91,6 +91,7 @@ class TrainSection:
     max_steps: int | None = None
     epochs: float | None = None  # instead of max_steps
     budget: str | None = None  # wall clock, e.g. 15m or 1h30m: the schedule follows the clock
+    # (with max_steps/epochs too: the run ends at whichever comes first, the schedule follows the nearer)
     seed: int = 0
     eval_every: int | None = None  # steps; null: each epoch (fine-tuning) / at the end (pretraining)
     eval_batch_size: int = 64

@@ -89,7 +89,7 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     return [g for g in groups if g["params"]]
 
 
-def build_optimizer(model: nn.Module, cfg, device: torch.device) -> torch.optim.Optimizer:
+def build_optimizer(model: nn.Module, cfg) -> torch.optim.Optimizer:
     """AdamW (fused where the device has it, else foreach) or LAMB, from an OptimSection."""
     groups = param_groups(model, cfg.weight_decay)
     betas = tuple(cfg.betas)

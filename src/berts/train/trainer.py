@@ -82,7 +82,7 @@ class Trainer:
                 gradient_as_bucket_view=True)
         checkpoint.seed_all(cfg.train.seed + d.rank)  # dropout differs per rank, as it should
         self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.model, cfg.optim, self.device)
+        self.optimizer = build_optimizer(self.model, cfg.optim)
 
         # data: each rank a disjoint slice of every global batch
         t = cfg.train
@@ -134,6 +134,7 @@ class Trainer:
         self.bad_evals = 0
         self.skipped = torch.zeros((), device=self.device)
         self._consumed = None  # (epoch, step) of the last batch trained on
+        self._early_stop = False
         self._rng_state = None
         self.resumed_from = None
         self._reset_window()
@@ -230,8 +231,7 @@ class Trainer:
                 if reason:
                     stopped = reason
                     break
-                progress = elapsed / self.budget if self.budget else self.step / self.max_steps
-                self.schedule.set(progress)
+                self.schedule.set(self._progress(elapsed))
                 t_step = time.perf_counter()
                 self._train_step(batches)
                 self._step_seconds = time.perf_counter() - t_step
@@ -271,6 +271,12 @@ class Trainer:
         self.elapsed = elapsed
         return elapsed
 
+    def _progress(self, elapsed: float) -> float:
+        """How far the run is, in [0, 1]: by steps, by the clock (budget), or the further of the two."""
+        by_steps = self.step / self.max_steps if self.max_steps else 0.0
+        by_clock = elapsed / self.budget if self.budget else 0.0
+        return max(by_steps, by_clock)
+
     def _stop_reason(self, elapsed: float) -> str | None:
         if self.max_steps is not None and self.step >= self.max_steps:
             return "finished"
@@ -279,8 +285,6 @@ class Trainer:
         if self._early_stop:
             return "stopped early"
         return None
-
-    _early_stop = False
 
     def _train_step(self, batches) -> None:
         micro = [next(batches) for _ in range(self.accum)]
