@@ -99,6 +99,7 @@ def test_durations():
 
 def test_cross_checks():
     with pytest.raises(UserError, match="warmup must be a fraction of the run"):
-        load_config(PretrainConfig, None, ["train.budget=1m", "schedule.warmup=100"])
+        load_config(PretrainConfig, None, ["train.budget=1m", "train.max_steps=null", "schedule.warmup=100"])
+    load_config(PretrainConfig, None, ["train.budget=1m", "schedule.warmup=100"])  # steps known: fine
     with pytest.raises(UserError, match="set one of train.max_steps"):
         load_config(PretrainConfig, None, ["train.max_steps=null"])

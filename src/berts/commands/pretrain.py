@@ -90,13 +90,12 @@ def build_model(cfg, meta: dict):
     objective = pair_objective(cfg, meta)
     cls = BertForMaskedLM if objective == "none" else BertForPreTraining
     if m.init_from:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        with warnings.catch_warnings():  # summarised below instead
+            warnings.simplefilter("ignore")
             model = from_pretrained(cls, m.init_from, **{k: v for k, v in changes.items() if k != "vocab_size"})
-        new = model.loading_info["missing_keys"]
-        note = f"; newly initialised: {len(new)} weights" if new else ""
-        return model, (f"initialised from {m.init_from}: weights only, fresh optimizer and schedule{note}"
-                       + (f" ({len(caught)} warning(s))" if caught and not new else ""))
+        new = sorted({k.rsplit(".", 1)[0] for k in model.loading_info["missing_keys"]})
+        note = f"; newly initialised: {', '.join(new)}" if new else ""
+        return model, f"initialised from {m.init_from}: weights only, fresh optimizer and schedule{note}"
     return cls(config), None
 
 

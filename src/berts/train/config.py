@@ -444,7 +444,7 @@ def validate(cfg) -> None:
         bad(f"optim.grad_clip must be positive or null, got {o.grad_clip}")
     if s.warmup < 0 or (s.warmup >= 1 and not float(s.warmup).is_integer()):
         bad(f"schedule.warmup must be a fraction in [0, 1) or a whole number of steps, got {s.warmup}")
-    if s.warmup >= 1 and t.budget is not None:
+    if s.warmup >= 1 and t.max_steps is None and t.epochs is None:
         bad("schedule.warmup must be a fraction of the run (< 1) with train.budget: steps are not known in advance")
     if not 0 <= s.min_lr <= 1:
         bad(f"schedule.min_lr is a fraction of the peak in [0, 1], got {s.min_lr}")

@@ -34,7 +34,6 @@ class Monitor:
                  start_step: int = 0, start_elapsed: float = 0.0, desc: str = "train"):
         self.enabled = enabled and out is not None
         self.out = Path(out) if out is not None else None
-        self.records: list[dict] = []
         self.writer = None
         self.bar = None
         self.budget = budget
@@ -81,7 +80,6 @@ class Monitor:
     # ------------------------------------------------------------------ events
     def log(self, record: dict, kind: str = "train") -> None:
         record = {"kind": kind, **record, "time": round(time.time(), 3)}
-        self.records.append(record)
         if not self.enabled:
             return
         self.file.write(json.dumps(record) + "\n")

@@ -54,9 +54,6 @@ class Task:
     def evaluate(self, model, trainer) -> dict[str, float] | None:
         return None
 
-    def describe(self) -> str:
-        return self.name
-
 
 # ----------------------------------------------------------------------------- pretraining
 class PretrainingTask(Task):

@@ -265,9 +265,9 @@ class Trainer:
     def _clock(self) -> float:
         elapsed = self._clock_local()
         if self.budget is not None and self.dist.enabled:  # every rank follows rank 0's clock
-            t = torch.tensor([elapsed], dtype=torch.float64, device=self.dist.collective_device)
+            t = torch.tensor([elapsed, self._step_seconds], dtype=torch.float64, device=self.dist.collective_device)
             torch.distributed.broadcast(t, 0)
-            elapsed = float(t.item())
+            elapsed, self._step_seconds = t.tolist()  # so all ranks agree when the budget is spent
         self.elapsed = elapsed
         return elapsed
 
@@ -532,8 +532,9 @@ class Trainer:
                    f"{self.per_rank_batch} x accum {self.accum}; {plan}; {cfg.optim.name} lr {cfg.optim.lr:g}, "
                    f"{cfg.schedule.name} schedule")
         if self.resumed_from is not None:
+            rng = "random states, " if self._rng_state is not None else ""
             self.print(f"resumed from {self.resumed_from} at step {self.step} "
-                       f"(optimizer, schedule, random states and data position restored)")
+                       f"(optimizer, schedule, {rng}data position restored)")
             for change in self._config_changes:
                 self.print(f"  note: config changed since the checkpoint: {change}")
 
