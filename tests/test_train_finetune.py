@@ -197,6 +197,9 @@ def test_malformed_rows_and_unknown_labels(hf_base, tmp_path, capsys):
     assert cli(["evaluate", tmp_path / "r" / "final", dev]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{dev}:3: unknown label 'maybe'" in err
+    assert cli(["evaluate", tmp_path / "r" / "final", dev, "--skip-bad-rows", "--json"]) == 0
+    printed = capsys.readouterr()
+    assert json.loads(printed.out)["examples"] == 1 and "skipped 1 bad rows (1 unknown label" in printed.err
     assert cli(["evaluate", tmp_path / "r" / "final", tmp_path / "missing.tsv"]) == 2
     assert "no such file" in capsys.readouterr().err
     assert cli(["finetune", "--model", tmp_path / "nowhere", "--train", train, *COMMON]) == 2

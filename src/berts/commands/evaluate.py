@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from berts.commands.finetune import SETTINGS_KEY, add_data_arguments
 from berts.errors import UserError
@@ -62,7 +63,7 @@ def data_settings(args, settings: dict, *, labels: bool):
 
 
 def run(args) -> int:
-    from berts.commands.finetune import check_max_length, read
+    from berts.commands.finetune import check_max_length, drop_unknown_labels, read
     from berts.data.tasks import ClassificationDataset
     from berts.metrics import compute_metrics
     from berts.train.tasks import predict_logits
@@ -73,8 +74,9 @@ def run(args) -> int:
     d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
     task = "regression" if regression else "classification"
     examples, report = read(args.file, d, task=task)
+    examples = drop_unknown_labels(examples, label_map, report, d.skip_bad_rows)
     if report.num_skipped:
-        print(report.summary())
+        print(report.summary(), file=sys.stderr)
     ds = ClassificationDataset(examples, tokenizer, label_map=label_map, max_length=d.max_length,
                                regression=regression)
     logits = predict_logits(model, ds, args.batch_size)

@@ -86,6 +86,23 @@ def read(path, d, *, labels: bool = True, task: str | None = None):
     return examples, report
 
 
+def drop_unknown_labels(examples, label_map, report, skip: bool):
+    """Rows whose label the model does not know: left in (the dataset then stops at the first,
+    naming file and line) or, with skip_bad_rows, dropped and counted in the report."""
+    if label_map is None or not skip:
+        return examples
+    kept = [e for e in examples if e.label is None or str(e.label) in label_map]
+    dropped = len(examples) - len(kept)
+    if dropped:
+        report.skipped["unknown label"] = report.skipped.get("unknown label", 0) + dropped
+        first = next(e for e in examples if e.label is not None and str(e.label) not in label_map)
+        report.first_skipped.append(f"{first.path}:{first.line}: unknown label '{first.label}'")
+        report.rows = len(kept)
+    if not kept:
+        raise UserError(f"{report.path}: no examples with a label the model knows ({report.summary()})")
+    return kept
+
+
 def load_tokenizer(path):
     from berts.tokenizer import Tokenizer
 
@@ -158,6 +175,8 @@ def make_trainer(cfg, resume, dist):
     train_examples, train_report = read(d.train, d)
     dev_examples, dev_report = read(d.dev, d) if d.dev else (None, None)
     label_map = None if regression else LabelMap.from_examples(train_examples)
+    if dev_examples:
+        dev_examples = drop_unknown_labels(dev_examples, label_map, dev_report, d.skip_bad_rows)
     max_length = check_max_length(d.max_length, m.overrides.get("max_position_embeddings")
                                   or read_config(m.init_from).max_position_embeddings)
     train = ClassificationDataset(train_examples, tokenizer, label_map=label_map, max_length=max_length,
