@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
-from berts.commands.pretrain import add_run_arguments, run_overrides
+from berts.commands.pretrain import add_run_arguments, put, run_overrides
 from berts.errors import UserError
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "mcc", "loss")
@@ -50,28 +50,16 @@ def register(subparsers) -> None:
 def _overrides(args) -> dict:
     o = run_overrides(args)
     if args.epochs is not None and args.max_steps is None:
-        o.setdefault("train", {})["max_steps"] = "null"
-
-    def put(section, key, value):
-        if value is not None:
-            o.setdefault(section, {})[key] = value
-
-    put("model", "init_from", args.model)
-    put("model", "tokenizer", args.tokenizer)
-    put("data", "train", args.train)
-    put("data", "dev", args.dev)
-    put("data", "task", args.task)
-    put("data", "text_column", args.text_column)
-    put("data", "pair_column", args.pair_column)
-    put("data", "label_column", args.label_column)
-    put("data", "format", args.format)
-    put("data", "header", {"yes": True, "no": False}.get(args.header, args.header))
-    put("data", "skip_bad_rows", args.skip_bad_rows)
-    put("data", "max_length", args.max_length)
-    put("train", "metric", args.metric)
-    put("train", "epochs", args.epochs)
-    put("train", "eval_every", args.eval_every)
-    put("train", "patience", args.patience)
+        put(o, "train.max_steps", "null")
+    for dotted, value in (
+            ("model.init_from", args.model), ("model.tokenizer", args.tokenizer), ("data.train", args.train),
+            ("data.dev", args.dev), ("data.task", args.task), ("data.text_column", args.text_column),
+            ("data.pair_column", args.pair_column), ("data.label_column", args.label_column),
+            ("data.format", args.format), ("data.header", {"yes": True, "no": False}.get(args.header, args.header)),
+            ("data.skip_bad_rows", args.skip_bad_rows), ("data.max_length", args.max_length),
+            ("train.metric", args.metric), ("train.epochs", args.epochs), ("train.eval_every", args.eval_every),
+            ("train.patience", args.patience)):
+        put(o, dotted, value)
     return o
 
 

@@ -27,23 +27,23 @@ def add_run_arguments(p) -> None:
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N (impl.device)")
 
 
+def put(overrides: dict, dotted: str, value) -> None:
+    """overrides[section][key] = value, unless the flag was not given (None)."""
+    if value is not None:
+        section, key = dotted.split(".")
+        overrides.setdefault(section, {})[key] = value
+
+
 def run_overrides(args) -> dict:
+    """The shared flags as a nested dict of config values (applied before --set)."""
     o: dict = {}
-
-    def put(section, key, value):
-        if value is not None:
-            o.setdefault(section, {})[key] = value
-
-    put("log", "out", args.out)
-    put("train", "budget", args.budget)
-    put("train", "max_steps", args.max_steps)
-    put("train", "batch_size", args.batch_size)
-    put("optim", "lr", args.lr)
-    put("impl", "precision", args.precision)
-    put("impl", "device", args.device)
+    for dotted, value in (("log.out", args.out), ("train.budget", args.budget), ("train.max_steps", args.max_steps),
+                          ("train.batch_size", args.batch_size), ("optim.lr", args.lr),
+                          ("impl.precision", args.precision), ("impl.device", args.device)):
+        put(o, dotted, value)
     if args.budget is not None and args.max_steps is None:
-        put("train", "max_steps", "null")  # the budget rules unless steps are also asked for
-        put("train", "epochs", "null")
+        put(o, "train.max_steps", "null")  # the budget rules unless steps are also asked for
+        put(o, "train.epochs", "null")
     return o
 
 
@@ -115,12 +115,9 @@ def run(args) -> int:
     from berts.train.config import PretrainConfig, load_config
 
     overrides = run_overrides(args)
-    if args.data:
-        overrides.setdefault("data", {})["shards"] = args.data
-    if args.preset:
-        overrides.setdefault("model", {})["preset"] = args.preset
-    if args.init_from:
-        overrides.setdefault("model", {})["init_from"] = args.init_from
+    put(overrides, "data.shards", args.data)
+    put(overrides, "model.preset", args.preset)
+    put(overrides, "model.init_from", args.init_from)
     cfg = load_config(PretrainConfig, args.config, args.set, overrides)
     if args.resume and cfg.model.init_from:
         raise UserError("--resume continues a run (weights, optimizer, schedule, data position); --init-from "
