@@ -232,8 +232,8 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
             overwrite: bool = False, progress: bool = False, warnings_stream=None) -> dict:
     """Make pretraining shards from text files (see the module docstring and berts.data.shards).
 
-    ``segmenter``: None (words are ``##`` runs), ``"auto"`` (jieba when the corpus has Chinese
-    and jieba is installed), ``"jieba"``, ``"gold"`` (words separated by spaces in the corpus)
+    ``segmenter``: None (words are ``##`` runs), ``"auto"`` (jieba when the first 64 KiB of one of
+    the first three files hold Chinese characters and jieba is installed), ``"jieba"``, ``"gold"`` (words separated by spaces in the corpus)
     or ``"lexicon"`` (forward maximum matching with ``lexicon``). A ``lexicon`` also marks its
     entries as knowledge units for entity masking. Returns a summary dict (counts, MB/s).
     """
