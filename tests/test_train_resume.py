@@ -1,7 +1,6 @@
 """Checkpoints and resume: SIGKILL + --resume gives bit-identical weights; a kill during a
 checkpoint write never leaves the latest checkpoint unreadable; --resume vs --init-from."""
 import json
-import os
 import random
 import signal
 import time

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shlex
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,7 +199,7 @@ def render_report(r: dict, out: Path) -> str:
         f"- MLM accuracy (last logged): {_fmt(pre_last.get('mlm_acc'))}; tokens/s: {_fmt(pre_last.get('tokens_per_s'), 0)}",
         f"- plots: {out / 'pretrain' / 'plots'}", "",
         "## Fine-tuning (review sentiment)", "",
-        f"- dev (best checkpoint's run, last evaluation): "
+        "- dev (best checkpoint's run, last evaluation): "
         + ", ".join(f"{k} {_fmt(v)}" for k, v in ft_eval.items() if isinstance(v, float)),
         "- test: " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["test"].items() if isinstance(v, float)),
         f"- plots: {out / 'finetune' / 'plots'}", "",

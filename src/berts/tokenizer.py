@@ -14,7 +14,6 @@ template and the WordPiece decoder.
 """
 from __future__ import annotations
 
-import gzip
 import json
 import os
 import sys
@@ -30,6 +29,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers, processors, traine
 from tokenizers.models import WordPiece
 
 from berts.errors import UserError, where
+from berts.fileio import check_readable, open_binary
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4 in a trained vocabulary
@@ -111,39 +111,16 @@ def read_vocab_txt(path: str | os.PathLike) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- corpus reading
-def _check_readable(path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a text file") from None
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def _is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
-
-
 def _is_jsonl(path: Path) -> bool:
     name = path.name.lower()
     return name.endswith(".jsonl") or name.endswith(".jsonl.gz")
-
-
-def _open_binary(path: Path):
-    return gzip.open(path, "rb") if _is_gzip(path) else open(path, "rb")
 
 
 def _count_lines(path: Path) -> int:
     """Number of lines (for the progress bar only); reads the file in 1 MiB blocks."""
     n, last = 0, b"\n"
     try:
-        with _open_binary(path) as f:
+        with open_binary(path) as f:
             while block := f.read(1 << 20):
                 n += block.count(b"\n")
                 last = block[-1:]
@@ -167,7 +144,7 @@ class _Corpus:
     def _read(self, path: Path) -> Iterator[str]:
         jsonl, bad = _is_jsonl(path), 0
         try:
-            with _open_binary(path) as f:
+            with open_binary(path) as f:
                 for lineno, raw in enumerate(f, 1):
                     try:
                         line = raw.decode("utf-8")
@@ -258,7 +235,7 @@ class Tokenizer:
         if min_frequency < 0:
             raise UserError(f"min frequency must be >= 0, got {min_frequency}")
         for f in files:
-            _check_readable(f)
+            check_readable(f, "a text file")
 
         start = time.perf_counter()
         backend = _Backend(WordPiece(unk_token=UNK, continuing_subword_prefix=CONTINUATION_PREFIX,

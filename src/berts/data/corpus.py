@@ -17,7 +17,6 @@ by a :class:`Problems`; they never stop the run.
 from __future__ import annotations
 
 import glob as _glob
-import gzip
 import json
 import os
 import re
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from berts.errors import UserError, where
+from berts.fileio import open_binary
 
 FORMATS = ("auto", "bert", "plain", "jsonl")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
@@ -187,19 +187,6 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
     if not unique:
         raise UserError("no input files given")
     return unique
-
-
-def open_binary(path: Path):
-    """A binary file object, decompressing gzip (by its magic bytes, whatever the name)."""
-    try:
-        f = open(path, "rb")
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if f.read(2) == b"\x1f\x8b":
-        f.close()
-        return gzip.open(path, "rb")
-    f.seek(0)
-    return f
 
 
 def _base_name(path: Path) -> str:

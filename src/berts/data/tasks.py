@@ -13,7 +13,6 @@ Columns are named by header name or by 0-based index (negative counts from the e
 from __future__ import annotations
 
 import csv
-import gzip
 import json
 import math
 import os
@@ -28,6 +27,7 @@ import numpy as np
 import torch
 
 from berts.errors import UserError, where
+from berts.fileio import check_readable, open_binary
 
 FORMATS = ("tsv", "csv", "jsonl")
 TASKS = ("classification", "regression")
@@ -94,26 +94,10 @@ class _Problems:
 
 
 # ----------------------------------------------------------------------------- reading rows
-def _check_readable(path: Path) -> None:
-    try:
-        with open(path, "rb") as f:
-            f.read(1)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a data file") from None
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied)") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
 def _raw_lines(path: Path) -> Iterator[tuple[int, bytes]]:
     """(1-based line number, bytes) of a plain or gzip file."""
-    with open(path, "rb") as f:
-        gz = f.read(2) == b"\x1f\x8b"
     try:
-        with (gzip.open(path, "rb") if gz else open(path, "rb")) as f:
+        with open_binary(path) as f:
             yield from enumerate(f, 1)
     except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
         raise UserError(f"{path}: cannot read ({exc})") from None
@@ -311,7 +295,7 @@ def read_examples(path: str | os.PathLike, *, text_column: Column, text_pair_col
     if text_column is None:
         raise UserError("no text column given")
     fmt = _format_of(path, format)
-    _check_readable(path)
+    check_readable(path, "a data file")
     report = ReadReport(path=str(path), format=fmt)
     problems = _Problems(report, skip_bad_rows)
     if fmt == "jsonl":

@@ -1,0 +1,40 @@
+"""Opening user files: one place for the checks and the gzip detection every reader needs."""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+from berts.errors import UserError
+
+
+def check_readable(path: Path, expected: str = "a text file") -> None:
+    """Raise a one-line UserError naming ``path`` unless it is a readable file."""
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise UserError(f"{path}: is a directory, expected {expected}") from None
+    except PermissionError:
+        raise UserError(f"{path}: not readable (permission denied)") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def is_gzip(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def open_binary(path: Path):
+    """A binary file object, decompressing gzip (by its magic bytes, whatever the name)."""
+    try:
+        f = open(path, "rb")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if f.read(2) == b"\x1f\x8b":
+        f.close()
+        return gzip.open(path, "rb")
+    f.seek(0)
+    return f
