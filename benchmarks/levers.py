@@ -6,8 +6,9 @@ process, on the same batches, alternating; medians. Companion of `berts bench` (
 Levers (task, lengths): sparse_mlm (pretrain fixed: dense [B,S,V] logits vs the masked rows only),
 sparse_output (pretrain, finetune fixed: last layer's projection + FFN on the rows the heads need),
 fast_dropout (pretrain, finetune fixed), fused_qkv (pretrain fixed: one [3H,H] projection vs three),
-padding (finetune real: pad to --seq, per batch, + unpad, + length bucketing), packing (finetune and
-infer real: several sequences per row with a block-diagonal mask vs unpadding), compile (infer fixed),
+padding (finetune real: pad to --seq, per batch, + unpad and pack, + length bucketing), packing (real
+lengths: unpadding with attention on the batch's rows vs several sequences per row with a block-diagonal
+mask), compile (infer fixed),
 malloc (pretrain fixed, berts and transformers: glibc keeping freed memory instead of unmapping it).
 """
 from __future__ import annotations
@@ -24,7 +25,6 @@ import time
 import types
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -108,66 +108,6 @@ def repad(batch: dict, width: int) -> dict:
     return out
 
 
-def pack_rows(batch: dict, seq: int):
-    """First-fit-decreasing packing of the batch's sequences into rows of ``seq`` tokens."""
-    mask = batch["attention_mask"].numpy()
-    lengths = mask.sum(1)
-    order = np.argsort(-lengths, kind="stable")
-    rows, room = [], []
-    for i in order:
-        for r, free in enumerate(room):
-            if free >= lengths[i]:
-                rows[r].append(i)
-                room[r] -= lengths[i]
-                break
-        else:
-            rows.append([i])
-            room.append(seq - lengths[i])
-    n = len(rows)
-    ids = np.zeros((n, seq), dtype=np.int64)
-    types_ = np.zeros_like(ids)
-    pos = np.zeros_like(ids)
-    seg = np.full((n, seq), -1)
-    cls = np.zeros(len(lengths), dtype=np.int64)
-    src_ids, src_types = batch["input_ids"].numpy(), batch["token_type_ids"].numpy()
-    for r, members in enumerate(rows):
-        at = 0
-        for j, i in enumerate(members):
-            length = lengths[i]
-            ids[r, at:at + length] = src_ids[i, :length]
-            types_[r, at:at + length] = src_types[i, :length]
-            pos[r, at:at + length] = np.arange(length)
-            seg[r, at:at + length] = j
-            cls[i] = r * seq + at
-            at += length
-    seg_t = torch.from_numpy(seg)
-    block = (seg_t[:, :, None] == seg_t[:, None, :]) & (seg_t[:, :, None] >= 0)
-    block |= torch.eye(seq, dtype=torch.bool)  # padding rows attend to themselves: no empty softmax
-    return (torch.from_numpy(ids), torch.from_numpy(types_), torch.from_numpy(pos), block[:, None],
-            torch.from_numpy(cls))
-
-
-def packed_step(side, seq):
-    model = side.model
-
-    def fn(batch):
-        b = batch["berts"]
-        if "_packed" not in batch:
-            batch["_packed"] = pack_rows(b, seq)
-        ids, types_, pos, mask, cls = batch["_packed"]
-        with torch.inference_mode(side.optimizer is None):
-            x = model.bert.embeddings(ids, types_, pos)
-            x, _, _ = model.bert.encoder(x, mask)
-            pooled = torch.tanh(model.bert.pooler.dense(x.reshape(-1, x.shape[-1])[cls]))
-            logits = model.classifier(model.dropout(pooled))
-            if side.optimizer is not None:
-                F.cross_entropy(logits, b["labels"]).backward()
-                side.optimizer.step()
-                side.optimizer.zero_grad(set_to_none=True)
-        return batch["meta"]["tokens"]
-    return fn
-
-
 def mallopt(tuned: bool) -> None:
     libc = ctypes.CDLL("libc.so.6")
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
@@ -208,7 +148,7 @@ def main(argv=None) -> int:
     def model(task):
         torch.manual_seed(0)
         m = (BertForPreTraining if task == "pretrain" else BertForSequenceClassification)(cfg)
-        return m.set_fast_path(unpad=True, sparse_output=True, fast_dropout=True)
+        return m.set_fast_path(unpad=True, pack=True, sparse_output=True, fast_dropout=True)
 
     def record(name, task, regime, res):
         results[f"{name}/{task}/{regime}"] = res
@@ -270,14 +210,15 @@ def main(argv=None) -> int:
             return fn
         rounds = max(2, args.rounds // 2)
         res = alternate({"pad to seq": ladder(args.seq, False, False), "per batch": ladder(None, False, False),
-                         "+unpad": ladder(None, True, False), "+bucketing": ladder(None, True, True)},
+                         "+unpad+pack": ladder(None, True, False), "+bucketing": ladder(None, True, True)},
                         groups, rounds)
         record("padding", "finetune", "real", res)
     if "packing" in only:
-        for task in ("finetune", "infer"):
+        for task in ("pretrain", "finetune", "infer"):
             side = trainer(model(task), task)
             record("packing", task, "real", alternate(
-                {"unpad": step_fn(side), "packed rows": packed_step(side, args.seq)}, real[task], args.rounds))
+                {"unpad": step_fn(side, {"pack": False}), "unpad+pack": step_fn(side, {"pack": True})},
+                real[task], args.rounds))
     if "compile" in only:
         plain = model("infer").eval()
         compiled = copy.deepcopy(plain)

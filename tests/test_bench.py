@@ -44,7 +44,8 @@ def test_bench_berts_alone_on_a_given_corpus(tmp_path):
                       "another document starts here\nwith more words in it\n" * 20)
     result = run_bench(BenchOptions(preset="tiny", seq=16, batch=2, steps=1, warmup=0, corpus=str(corpus),
                                     only=("finetune",), regimes=("real",), transformers=False,
-                                    fast_path={"unpad": False, "sparse_output": False, "fast_dropout": False}))
+                                    fast_path={"unpad": False, "pack": False, "sparse_output": False,
+                                               "fast_dropout": False}))
     assert "none (plain)" in format_table(result)
     (row,) = result["rows"]
     assert row["impl"] == "berts" and row["ratio"] is None and row["tokens_per_s"] > 0

@@ -64,12 +64,12 @@ def assert_same(a, b):
 CLASSES = [BertModel, BertForPreTraining, BertForMaskedLM, BertForSequenceClassification]
 
 
-PLAIN = {"unpad": False, "sparse_output": False}
-FAST = [{"unpad": True, "sparse_output": False}, {"unpad": False, "sparse_output": True},
-        {"unpad": True, "sparse_output": True}]
+PLAIN = {"unpad": False, "pack": False, "sparse_output": False}
+FAST = [{"unpad": True, "pack": False, "sparse_output": False}, {"unpad": True, "pack": True, "sparse_output": False},
+        {"unpad": False, "pack": False, "sparse_output": True}, {"unpad": True, "pack": True, "sparse_output": True}]
 
 
-@pytest.mark.parametrize("fast", FAST, ids=["unpad", "sparse_output", "both"])
+@pytest.mark.parametrize("fast", FAST, ids=["unpad", "pack", "sparse_output", "all"])
 @pytest.mark.parametrize("arch", ["bert", "albert"])
 @pytest.mark.parametrize("cls", CLASSES, ids=[c.__name__ for c in CLASSES])
 @pytest.mark.parametrize("train", [False, True], ids=["eval", "train"])
@@ -81,6 +81,34 @@ def test_fast_paths_equal_plain(cls, arch, train, fast):
     assert_same(plain, got)
     if fast["sparse_output"] and cls is not BertModel:  # the heads asked for their rows only
         assert "hidden" not in got
+
+
+def test_packing_puts_several_sequences_in_a_row():
+    from berts.model import unpad_index
+
+    mask = torch.zeros(4, 16, dtype=torch.long)
+    for row, n in enumerate((10, 5, 16, 6)):
+        mask[row, :n] = 1
+    packed = unpad_index(mask, pack=True)
+    assert packed.rows == 3  # 16 | 10 + 6 | 5 (first fit, longest first)
+    assert sorted(packed.slots.tolist()) == packed.slots.unique().tolist() and packed.slots.numel() == 37
+    block = packed.mask[:, 0]
+    assert block.shape == (3, 16, 16) and bool(block.diagonal(dim1=1, dim2=2).all())
+    assert int(block[0].sum()) == 16 * 16 and int(block[1].sum()) == 10 * 10 + 6 * 6  # two sequences, apart
+    assert int(block[2].sum()) == 5 * 5 + 11  # and the empty slots see themselves only
+    # left padding: no packing, the batch's own rows
+    left = mask.flip(1)
+    assert unpad_index(left, pack=True).rows == 4
+    assert unpad_index(torch.ones(2, 8), pack=True) is None
+
+
+def test_pack_equals_plain_with_a_full_row_and_an_odd_batch():
+    model = randomize(BertForSequenceClassification(configs()["bert"]))
+    batch = padded_batch(batch=5, seq=16, seed=3)
+    batch["attention_mask"][3] = 1  # a full row
+    batch["attention_mask"][4, 2:] = 0
+    batch["labels"] = torch.tensor([0, 1, 2, 0, 1])
+    assert_same(run(model, batch, PLAIN, True), run(model, batch, FAST[1], True))
 
 
 @pytest.mark.parametrize("unpad", [False, True])
@@ -107,9 +135,9 @@ def test_unpad_with_position_ids_and_default_switch():
     model = randomize(BertForPreTraining(configs()["bert"]))
     batch = padded_batch()
     batch["position_ids"] = torch.arange(13).flip(0)[None]  # any ids: the fast path gathers them
-    assert_same(run(model, batch, PLAIN, False), run(model, batch, FAST[2], False))
+    assert_same(run(model, batch, PLAIN, False), run(model, batch, FAST[-1], False))
     # default (None): on while training, off in eval, where padding positions match transformers too
-    model.set_fast_path(unpad=None, sparse_output=None).eval()
+    model.set_fast_path(unpad=None, pack=None, sparse_output=None).eval()
     with torch.no_grad():
         full = model(**batch).last_hidden_state
     assert full[batch["attention_mask"] == 0].abs().sum() > 0

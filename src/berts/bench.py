@@ -67,7 +67,8 @@ class BenchOptions:
     regimes: tuple[str, ...] = REGIMES
     compile: bool = False
     transformers: bool = True  # compare with transformers when it is installed
-    fast_path: dict = field(default_factory=lambda: {"unpad": True, "sparse_output": True, "fast_dropout": True})
+    fast_path: dict = field(default_factory=lambda: {"unpad": True, "pack": True, "sparse_output": True,
+                                                     "fast_dropout": True})
     mask_prob: float = 0.15
     seed: int = 0
 

@@ -98,37 +98,79 @@ class BertEmbeddings(nn.Module):
 
 
 class Unpadded(NamedTuple):
-    """The real tokens of a padded [B, S] batch, as flat indices into B*S (the unpadded fast path).
+    """The real tokens of a padded [B, S] batch (the unpad fast path): linear layers, LayerNorm,
+    dropout and the FFN run on the T real tokens only; attention scatters them into rows of S
+    slots for one batched SDPA call: the batch's own rows with the padding mask, or (``pack``)
+    fewer rows holding several sequences each, with a block-diagonal mask."""
 
-    Linear layers, LayerNorm, dropout and the FFN run on the T real tokens only; attention
-    scatters them back to [B, S] for one batched SDPA call with the padding mask.
-    """
-
-    index: torch.Tensor  # [T], ascending
+    index: torch.Tensor  # [T] flat positions of the real tokens in B*S, ascending
     batch: int
     seq: int
+    slots: torch.Tensor  # [T] their places in attention's rows (= index unless packed)
+    rows: int  # attention's rows: B, or fewer when packed
+    mask: torch.Tensor  # bool, True = attend: [B, 1, 1, S], or [rows, 1, S, S] when packed
 
     def pad(self, x):
         """[T, ...] -> [B, S, ...], zeros at the padding."""
-        out = x.new_zeros(self.batch * self.seq, *x.shape[1:]).index_copy(0, self.index, x)
-        return out.view(self.batch, self.seq, *x.shape[1:])
+        return _scatter(x, self.index, self.batch, self.seq)
 
     def unpad(self, x):
         """[B, S, ...] -> [T, ...]."""
         return x.reshape(self.batch * self.seq, *x.shape[2:]).index_select(0, self.index)
 
-    def rows(self, flat):
+    def to_rows(self, x):
+        """[T, ...] -> attention's [rows, S, ...]."""
+        return _scatter(x, self.slots, self.rows, self.seq)
+
+    def from_rows(self, x):
+        """attention's [rows, S, ...] -> [T, ...]."""
+        return x.reshape(self.rows * self.seq, *x.shape[2:]).index_select(0, self.slots)
+
+    def positions(self, flat):
         """Flat indices into B*S (real tokens) -> indices into the T real tokens."""
         where = torch.empty(self.batch * self.seq, dtype=torch.long, device=self.index.device)
         where[self.index] = torch.arange(self.index.numel(), device=self.index.device)
         return where[flat]
 
 
-def unpad_index(attention_mask: torch.Tensor) -> Unpadded | None:
-    """[B, S] 1/0 mask -> Unpadded, or None when nothing is padded."""
+def _scatter(x, index, rows, seq):
+    out = x.new_zeros(rows * seq, *x.shape[1:]).index_copy(0, index, x)
+    return out.view(rows, seq, *x.shape[1:])
+
+
+def unpad_index(attention_mask: torch.Tensor, pack: bool = False) -> Unpadded | None:
+    """[B, S] 1/0 mask -> Unpadded, or None when nothing is padded.
+
+    ``pack``: first-fit-decreasing packing of the sequences into rows of S slots (right-padded
+    rows only; otherwise the batch's own rows are kept).
+    """
     b, s = attention_mask.shape
-    index = attention_mask.reshape(-1).nonzero().squeeze(1)
-    return None if index.numel() == b * s else Unpadded(index, b, s)
+    mask = attention_mask.bool()
+    index = mask.reshape(-1).nonzero().squeeze(1)
+    if index.numel() == b * s:
+        return None
+    lengths = mask.sum(1)
+    if not pack or not bool((mask[:, 1:] <= mask[:, :-1]).all()):
+        return Unpadded(index, b, s, index, b, mask[:, None, None, :])
+    sizes = lengths.tolist()
+    row_of, start_of, free = [0] * b, [0] * b, []
+    for i in sorted(range(b), key=lambda i: -sizes[i]):  # longest first, each into the first row it fits
+        r = next((r for r, room in enumerate(free) if room >= sizes[i]), len(free))
+        if r == len(free):
+            free.append(s)
+        row_of[i], start_of[i] = r, s - free[r]
+        free[r] -= sizes[i]
+    rows = len(free)
+    device = attention_mask.device
+    seq_of = index // s  # each real token's sequence
+    base = torch.tensor(row_of, device=device) * s + torch.tensor(start_of, device=device)
+    slots = base[seq_of] + index % s
+    segment = torch.full((rows * s,), -1, dtype=torch.long, device=device)
+    segment[slots] = seq_of
+    segment = segment.view(rows, s)
+    block = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
+    block |= torch.eye(s, dtype=torch.bool, device=device)  # an empty slot sees itself: no empty softmax
+    return Unpadded(index, b, s, slots, rows, block[:, None])
 
 
 class BertAttention(nn.Module):
@@ -146,13 +188,14 @@ class BertAttention(nn.Module):
         self.attn_dropout = config.attention_probs_dropout_prob
 
     def forward(self, x, mask=None, output_attentions=False, unpadded: Unpadded | None = None, rows=None):
-        """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] (True = attend) or None.
+        """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] or [B, 1, S, S]
+        (True = attend; unpadded.mask with ``unpadded``) or None.
 
         ``rows``: flat indices of the tokens whose output is wanted; the output projection (and
         what follows) then runs on those rows only and the result is [N, H].
         """
         h = x.shape[-1]
-        qkv = self.qkv(x) if unpadded is None else unpadded.pad(self.qkv(x))
+        qkv = self.qkv(x) if unpadded is None else unpadded.to_rows(self.qkv(x))
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         p = self.attn_dropout if self.training else 0.0
@@ -169,7 +212,7 @@ class BertAttention(nn.Module):
             ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
         ctx = ctx.transpose(1, 2).reshape(b, s, h)
         if unpadded is not None:
-            ctx = unpadded.unpad(ctx)
+            ctx = unpadded.from_rows(ctx)
         if rows is not None:
             ctx, x = ctx.reshape(-1, h).index_select(0, rows), x.reshape(-1, h).index_select(0, rows)
         return self.norm(x + self.dropout(self.out(ctx))), probs
@@ -305,7 +348,7 @@ class BertPreTrainedModel(nn.Module):
 
     def set_fast_path(self, **switches):
         """Switch fast paths on (True), off (False) or back to their default (None), e.g.
-        ``model.set_fast_path(unpad=False)``. Known: unpad, sparse_output, fast_dropout.
+        ``model.set_fast_path(unpad=False)``. Known: unpad, pack, sparse_output, fast_dropout.
 
         Each fast path computes the same numbers as its plain path (tests/test_fastpath.py).
         """
@@ -339,9 +382,11 @@ class BertModel(BertPreTrainedModel):
     # matches transformers, padding positions included.
     # * unpad: with padding in the batch, everything but attention runs on the real tokens only
     #   (hidden states at padding positions are then zeros; the rest is equal).
+    # * pack (with unpad): attention packs several sequences into each row (see Unpadded).
     # * sparse_output: a head that needs a few positions only (masked tokens, [CLS]) names them in
     #   ``output_rows``; the last layer's output projection and FFN run on those rows only.
     unpad: bool | None = None
+    pack: bool | None = None
     sparse_output: bool | None = None
 
     def fast(self, name: str) -> bool:
@@ -362,7 +407,7 @@ class BertModel(BertPreTrainedModel):
                 rows = torch.cat([torch.arange(b, device=input_ids.device) * s, output_rows])
         unpadded = None
         if attention_mask is not None and not full and self.fast("unpad"):
-            unpadded = unpad_index(attention_mask)
+            unpadded = unpad_index(attention_mask, pack=self.fast("pack"))
         if unpadded is not None:
             if position_ids is None:
                 position_ids = unpadded.index % unpadded.seq
@@ -370,9 +415,8 @@ class BertModel(BertPreTrainedModel):
                 position_ids = unpadded.unpad(position_ids.expand(input_ids.shape))
             token_type_ids = unpadded.unpad(token_type_ids) if token_type_ids is not None else None
             x = self.embeddings(unpadded.unpad(input_ids), token_type_ids, position_ids)
-            mask = attention_mask.bool()[:, None, None, :]
-            x, hidden, attentions = self.encoder(x, mask, unpadded=unpadded,
-                                                 rows=None if rows is None else unpadded.rows(rows))
+            x, hidden, attentions = self.encoder(x, unpadded.mask, unpadded=unpadded,
+                                                 rows=None if rows is None else unpadded.positions(rows))
             if rows is None:
                 x = unpadded.pad(x)
         else:
@@ -393,7 +437,7 @@ class BertModel(BertPreTrainedModel):
         )
 
 
-FAST_PATHS = ("unpad", "sparse_output", "fast_dropout")
+FAST_PATHS = ("unpad", "pack", "sparse_output", "fast_dropout")
 
 
 def compile_model(model: nn.Module, **options) -> nn.Module:

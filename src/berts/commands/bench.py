@@ -30,9 +30,9 @@ def register(subparsers) -> None:
     p.add_argument("--lengths", default="fixed,real,prepared", metavar="LIST",
                    help="fixed (every row --seq tokens), real (corpus paragraphs, padded per batch), prepared "
                         "(pretraining only: `berts prepare` instances through our collator); default all")
-    p.add_argument("--fast-paths", default="unpad,sparse_output,fast_dropout", metavar="LIST",
-                   help="berts fast paths to switch on (the others off): unpad, sparse_output, fast_dropout, "
-                        "or none (default: all)")
+    p.add_argument("--fast-paths", default="unpad,pack,sparse_output,fast_dropout", metavar="LIST",
+                   help="berts fast paths to switch on (the others off): unpad, pack, sparse_output, "
+                        "fast_dropout, or none (default: all)")
     p.add_argument("--compile", action="store_true", help="torch.compile berts (falls back with a warning)")
     p.add_argument("--no-transformers", action="store_true", help="berts alone")
     p.add_argument("--seed", type=int, default=0)
