@@ -42,6 +42,8 @@ class DemoSettings:
     finetune_epochs: float = 2
     finetune_lr: float = 1e-4
     finetune_max_length: int = 96
+    pretrain_steps: int | None = None  # with a budget too, the nearer end stops the run
+    finetune_steps: int | None = None
     workers: int = 2
 
 
@@ -146,10 +148,12 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
         "pretrain", "--data", str(shards), "--preset", s.preset, "--out", str(pre), "--budget", s.pretrain_budget,
         "--batch-size", str(s.pretrain_batch), "--lr", str(s.pretrain_lr),
         "--set", f"data.masking={s.masking}", "--set", f"model.max_position_embeddings={s.max_seq_length}",
-        "--set", "train.save_every=100000"])
+        "--set", "train.save_every=100000",
+        *(["--max-steps", str(s.pretrain_steps)] if s.pretrain_steps else [])])
     common = ["--train", str(inputs.train), "--dev", str(inputs.dev), "--text-column", "text",
               "--label-column", "label", "--max-length", str(s.finetune_max_length), "--lr", str(s.finetune_lr),
-              "--epochs", str(s.finetune_epochs), "--budget", s.finetune_budget, "--metric", "accuracy"]
+              "--epochs", str(s.finetune_epochs), "--budget", s.finetune_budget, "--metric", "accuracy",
+              *(["--max-steps", str(s.finetune_steps)] if s.finetune_steps else [])]
     steps.run("4. fine-tuning on review sentiment (from the pretrained model)", [
         "finetune", "--model", str(pre / "final"), "--out", str(ft), *common])
     shown = steps.run("5. evaluation on the held-out test set", [
@@ -177,6 +181,9 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
     return report
 
 
+_METRICS = ("accuracy", "f1", "f1_macro", "mcc", "loss")
+
+
 def _fmt(x, digits=4):
     return f"{x:.{digits}f}" if isinstance(x, float) else str(x)
 
@@ -191,7 +198,8 @@ def render_report(r: dict, out: Path) -> str:
         f"Total time {r['seconds']:.0f}s on this machine. Every step is a `berts` command (below).", "",
         "## Data", "",
         *(f"- {k}: {v}" for k, v in r["inputs"].items() if k in ("zh", "en", "task")),
-        f"- pretraining instances: {meta.get('counts', meta.get('instances', '?'))}", "",
+        "- prepared: " + ", ".join(f"{v:,} {k}" for k, v in (meta.get("counts") or {}).items()
+                                     if isinstance(v, int)), "",
         "## Pretraining", "",
         f"- preset {r['settings']['preset']}, masking {r['settings']['masking']}, budget {r['settings']['pretrain_budget']}",
         f"- loss: {_fmt(pre_first.get('loss'))} at step {pre_first.get('step')} -> {_fmt(pre_last.get('loss'))} "
@@ -199,9 +207,10 @@ def render_report(r: dict, out: Path) -> str:
         f"- MLM accuracy (last logged): {_fmt(pre_last.get('mlm_acc'))}; tokens/s: {_fmt(pre_last.get('tokens_per_s'), 0)}",
         f"- plots: {out / 'pretrain' / 'plots'}", "",
         "## Fine-tuning (review sentiment)", "",
-        "- dev (best checkpoint's run, last evaluation): "
-        + ", ".join(f"{k} {_fmt(v)}" for k, v in ft_eval.items() if isinstance(v, float)),
-        "- test: " + ", ".join(f"{k} {_fmt(v)}" for k, v in r["test"].items() if isinstance(v, float)),
+        f"- dev (last evaluation, step {ft_eval.get('step')}): "
+        + ", ".join(f"{k} {_fmt(ft_eval[k])}" for k in _METRICS if isinstance(ft_eval.get(k), float)),
+        "- test (best checkpoint): " + ", ".join(f"{k} {_fmt(r['test'][k])}" for k in _METRICS
+                                                 if isinstance(r["test"].get(k), float)),
         f"- plots: {out / 'finetune' / 'plots'}", "",
         "## Hugging Face interop", "",
         "- " + ", ".join(f"{k}: {v}" for k, v in r["transformers"].items()), "",
