@@ -619,7 +619,7 @@ def format_table(result: dict) -> str:
     col = result.get("collate")
     if col:
         steps = [r["step_ms"] for r in result["rows"] if r["regime"] == "prepared" and r["impl"] == "berts"]
-        share = f" ({col['ms_per_batch'] / steps[0] * 100:.1f}% of a berts step)" if steps else ""
+        share = f" ({col['ms_per_batch'] / steps[0] * 100:.2f}% of a berts step)" if steps else ""
         lines.append(f"collate (PretrainingDataset.batch: pad, mask 15%, sparse targets): "
                      f"{col['ms_per_batch']:.2f} ms per batch{share}")
     prep = result.get("prepare")

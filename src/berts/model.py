@@ -127,8 +127,8 @@ class Unpadded(NamedTuple):
         return x.reshape(self.rows * self.seq, *x.shape[2:]).index_select(0, self.slots)
 
     def positions(self, flat):
-        """Flat indices into B*S (real tokens) -> indices into the T real tokens."""
-        where = torch.empty(self.batch * self.seq, dtype=torch.long, device=self.index.device)
+        """Flat indices into B*S (real tokens; a padding position maps to token 0) -> indices into the T."""
+        where = torch.zeros(self.batch * self.seq, dtype=torch.long, device=self.index.device)
         where[self.index] = torch.arange(self.index.numel(), device=self.index.device)
         return where[flat]
 
