@@ -192,3 +192,17 @@ def test_compile_falls_back_with_a_warning(monkeypatch):
     assert same is model
     with torch.no_grad():
         assert same(**batch).logits.shape == (3, 3)
+
+
+def test_compile_for_real_gives_the_same_numbers():
+    """torch.compile on CPU (inference, fixed shapes): compiled, or a clean fallback; same outputs."""
+    model = randomize(BertForSequenceClassification(configs()["bert"])).eval()
+    batch = {k: v for k, v in padded_batch().items() if k != "attention_mask"}
+    with torch.no_grad():
+        plain = model(**batch).logits
+    compiled = compile_model(randomize(BertForSequenceClassification(configs()["bert"])).eval(), dynamic=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a machine without a compiler falls back: the same numbers
+        with torch.no_grad():
+            got = compiled(**batch).logits
+    torch.testing.assert_close(got, plain, atol=ATOL, rtol=0)

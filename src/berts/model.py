@@ -4,6 +4,11 @@ One file, read top to bottom. ALBERT is this model with two switches:
 ``embedding_size`` (factorized V x E table, then E -> H) and ``share_layers``
 (cross-layer sharing of attention, FFN, or whole layers). Task heads live in heads.py.
 Parameter names here are ours; hf.py maps them to and from transformers' names.
+
+Fast paths, each a switch (``set_fast_path``) with the plain path beside it, tested equal within
+1e-5 (tests/test_fastpath.py): ``unpad``/``pack`` (see Unpadded), ``sparse_output`` (the
+``output_rows`` of BertModel.forward), ``fast_dropout``; ``compile_model`` wraps torch.compile
+with a clean fallback. benchmarks/README.md says what each one gives.
 """
 from __future__ import annotations
 
