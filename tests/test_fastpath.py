@@ -179,6 +179,7 @@ def test_fast_attention_dropout_is_softmax_dropout_matmul():
     assert model.encoder.layers[0].attention.dropout.fast_dropout
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_compile_falls_back_with_a_warning(monkeypatch):
     model = randomize(BertForSequenceClassification(configs()["bert"])).eval()
     batch = padded_batch()
@@ -194,6 +195,7 @@ def test_compile_falls_back_with_a_warning(monkeypatch):
         assert same(**batch).logits.shape == (3, 3)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, on importing dynamo
 def test_compile_for_real_gives_the_same_numbers():
     """torch.compile on CPU (inference, fixed shapes): compiled, or a clean fallback; same outputs."""
     model = randomize(BertForSequenceClassification(configs()["bert"])).eval()

@@ -543,7 +543,8 @@ def run_bench(opts: BenchOptions) -> dict:
             if "tokenizer" in opts.only:
                 result["tokenizer"] = tok_stats
         if "prepare" in opts.only:
-            result["prepare"] = time_prepare(corpus, workdir, opts.seq, threads)
+            result["prepare"] = {k: v for k, v in time_prepare(corpus, workdir, opts.seq, threads).items()
+                                 if k != "out"}  # a temporary directory
         dataset = None
         if "pretrain" in tasks and "prepared" in opts.regimes:
             prep = time_prepare(corpus, workdir, opts.seq, threads)
