@@ -1,7 +1,7 @@
 """Heads and task models: BertForPreTraining, BertForMaskedLM, BertForSequenceClassification.
 
 Calling convention and output field names follow transformers, so code written for
-transformers trains berts unchanged. Two additions:
+transformers trains berts unchanged. Additions:
 
 * Sparse MLM. With ``labels`` ([B, S], -100 = not predicted) or with ``mlm_positions``
   (flat indices into [B*S]) + ``mlm_labels`` (as our collator gives), the MLM head gathers
