@@ -103,3 +103,12 @@ def test_cross_checks():
     load_config(PretrainConfig, None, ["train.budget=1m", "schedule.warmup=100"])  # steps known: fine
     with pytest.raises(UserError, match="set one of train.max_steps"):
         load_config(PretrainConfig, None, ["train.max_steps=null"])
+
+
+def test_malloc_tuning_on_glibc():
+    import platform
+
+    from berts.train.trainer import tune_malloc
+
+    expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
+    assert tune_malloc() is expected

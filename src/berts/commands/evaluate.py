@@ -39,6 +39,8 @@ def load_classifier(directory, device: str = "auto"):
     label_map = None if model.is_regression else LabelMap.from_config(model.config)
     settings = dict(model.config.extra.get(SETTINGS_KEY) or {})
     model.to(resolve_device(device)).eval()
+    # serving: linear layers on real tokens only, packed attention rows, last layer on [CLS] only
+    model.set_fast_path(unpad=True, pack=True, sparse_output=True)
     return model, tokenizer, label_map, settings
 
 

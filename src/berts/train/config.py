@@ -109,6 +109,8 @@ class ImplSection:
     deterministic: bool = False
     init_scale: float = 65536.0  # fp16 loss scale to start from
     growth_interval: int = 2000  # fp16: steps without overflow before the scale doubles
+    compile: bool = False  # torch.compile the model (falls back to the plain model with a warning)
+    tune_malloc: bool = True  # CPU/glibc: keep freed memory instead of unmapping it every step
 
 
 @dataclass
