@@ -28,3 +28,20 @@ def test_info_user_error_is_one_line(tmp_path, capsys):
     assert main(["info", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("berts: error:") and "missing" in err[0]
+
+
+def test_corrupt_weights_are_a_one_line_error(tmp_path, capsys):
+    from berts import BertModel
+
+    BertModel(preset("tiny", vocab_size=100)).save_pretrained(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])  # truncated
+    import pytest
+
+    import berts
+
+    with pytest.raises(berts.UserError, match="cannot read the weights"):
+        berts.load(tmp_path / "m")
+    assert main(["evaluate", str(tmp_path / "m"), str(tmp_path / "none.tsv")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("berts: error:")

@@ -41,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"berts: error: {exc}", file=sys.stderr)
         return 2
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as exc:
+        # a file the user named that a reader did not check first: still one line, not a traceback
+        print(f"berts: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("berts: interrupted", file=sys.stderr)
         return 130

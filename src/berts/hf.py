@@ -282,9 +282,17 @@ def read_config(directory) -> BertConfig:
 
 
 def read_state_dict(directory) -> dict[str, torch.Tensor]:
+    try:
+        return _read_state_dict(Path(directory))
+    except UserError:
+        raise
+    except Exception as exc:  # a truncated or corrupt weights file
+        raise UserError(f"{directory}: cannot read the weights ({type(exc).__name__}: {exc})") from None
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    path = Path(directory)
     if (path / WEIGHTS_NAME).is_file():
         return load_file(str(path / WEIGHTS_NAME))
     index = path / "model.safetensors.index.json"
