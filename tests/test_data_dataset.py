@@ -70,17 +70,55 @@ def test_collator_on_example_dicts():
     assert set((batch["mlm_positions"] // 16).tolist()) == {0, 1}
 
 
+def row(batch, r):
+    """Row r as masked: its real tokens, its masked columns and labels, and its SBO columns."""
+    width = batch["input_ids"].shape[1]
+    n = int(batch["attention_mask"][r].sum())
+    mine = batch["mlm_positions"] // width == r
+    out = [batch["input_ids"][r, :n].tolist(), (batch["mlm_positions"][mine] % width).tolist(),
+           batch["mlm_labels"][mine].tolist()]
+    if "sbo_left" in batch:
+        out += [(batch[k][mine] % width).tolist() for k in ("sbo_left", "sbo_right", "sbo_rel")]
+    return out
+
+
 def test_masks_change_with_epoch_and_static_mode(shards):
     ds = PretrainingDataset(shards / "nsp", seed=0)
     idx = np.arange(32)
     a, b, again = ds[(0, 0, idx)], ds[(1, 0, idx)], ds[(0, 0, idx)]
     assert not torch.equal(a["mlm_positions"], b["mlm_positions"])
     assert torch.equal(a["input_ids"], again["input_ids"]) and torch.equal(a["mlm_positions"], again["mlm_positions"])
+    assert ds[(0, 9, idx)]["input_ids"].equal(a["input_ids"])  # the step does not matter, the epoch does
     static = PretrainingDataset(shards / "nsp", seed=0, static_masking=True)
     s0, s1 = static[(0, 0, idx)], static[(5, 3, idx)]
     assert torch.equal(s0["input_ids"], s1["input_ids"])
-    single = static[(0, 0, idx[3:4])]  # an example keeps its mask whatever batch it is in
-    assert torch.equal(single["input_ids"][0], s0["input_ids"][3, :single["input_ids"].shape[1]])
+    assert not torch.equal(s0["input_ids"], a["input_ids"])
+
+
+@pytest.mark.parametrize("masking,static", [("token", False), ("wwm", False), ("span", False), ("token", True)])
+def test_an_examples_mask_is_its_own(shards, masking, static):
+    """Whatever batch an example lands in, whatever its padded width (pad_to_multiple_of 8 or
+    64, a short or a long batch), whichever half of a global batch a rank gets: the same mask."""
+    kw = {"seed": 5, "masking": masking, "sbo": masking == "span", "static_masking": static}
+    ds, wide = PretrainingDataset(shards / "nsp", **kw), PretrainingDataset(shards / "nsp", pad_to_multiple_of=64, **kw)
+    order = np.argsort(ds.lengths, kind="stable")
+    short = order[:4]  # short examples: a narrow batch
+    assert ds[(2, 0, short)]["input_ids"].shape[1] < 64
+    glob = np.concatenate([short, order[-4:]])
+    whole = ds[(2, 0, glob)]
+    halves = ds[(2, 1, glob[:4])], ds[(2, 1, glob[4:])]  # two ranks, the same global batch
+    shuffled = ds[(2, 7, glob[::-1])]
+    padded = wide[(2, 0, glob[:4])]
+    assert padded["input_ids"].shape[1] == 64 > halves[0]["input_ids"].shape[1]
+    for r in range(8):
+        want = row(whole, r)
+        assert len(want[1]) >= 1
+        assert row(halves[r // 4], r % 4) == want
+        assert row(shuffled, 7 - r) == want
+        if r < 4:
+            assert row(padded, r) == want
+            assert row(ds[(2, 0, glob[r:r + 1])], 0) == want  # alone
+    assert row(ds[(3, 0, glob)], 0) != row(whole, 0) or static  # another epoch
 
 
 def collect(loader, limit=None):

@@ -2,25 +2,27 @@
 import json
 import subprocess
 
+import pytest
 from train_utils import PYTHON, ROOT, cli, env, pretrain_args, shards, weights  # noqa: F401 (fixture)
 
-# Per-example masks (static_masking) and one padded width make a rank's half-batch hold exactly
-# the examples, masks and padding it holds in the single-process batch; no dropout.
-SAME_BATCHES = ["train.max_steps=4", "train.batch_size=8", "data.static_masking=true", "data.pad_to_multiple_of=32",
-                "model.hidden_dropout_prob=0", "model.attention_probs_dropout_prob=0", "log.every=1",
-                "train.save_every=2"]
+# Every example's mask is its own (seeded by seed, epoch and its index, not by its batch, width or
+# rank), so a rank's micro-batches hold exactly the examples and masks they hold in the
+# single-process batch, with the default dynamic masking and padding to a multiple of 8; no dropout.
+SAME_BATCHES = ["train.max_steps=4", "train.batch_size=8", "model.hidden_dropout_prob=0",
+                "model.attention_probs_dropout_prob=0", "log.every=1", "train.save_every=2"]
 
 
 def records(out):
     return [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
 
 
-def test_two_processes_match_one(shards, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("masking", [[], ["data.static_masking=true", "data.masking=wwm"]], ids=["dynamic", "static"])
+def test_two_processes_match_one(shards, tmp_path, masking):  # noqa: F811
     one, two = tmp_path / "one", tmp_path / "two"
-    assert cli(pretrain_args(shards, one, *SAME_BATCHES)) == 0
+    assert cli(pretrain_args(shards, one, *SAME_BATCHES, *masking)) == 0
     # 2 processes x 2 micro-batches of 2 = the global batch of 8
     cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "berts",
-           *map(str, pretrain_args(shards, two, *SAME_BATCHES, "train.grad_accum=2"))]
+           *map(str, pretrain_args(shards, two, *SAME_BATCHES, *masking, "train.grad_accum=2"))]
     proc = subprocess.run(cmd, env=env(), cwd=str(ROOT), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "2 processes (DDP)" in proc.stderr and proc.stdout.count("pretrain: finished") == 1  # rank 0 speaks

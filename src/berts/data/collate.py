@@ -11,7 +11,9 @@ A batch is a dict of torch long tensors (S = the longest sequence, rounded up to
                        before and after each masked token's span, and its place in the span, 0..9)
 
 All the work is vectorised numpy over the whole batch (masking too, except the per-row unit
-choice of the word-level maskers).
+choice of the n-gram and span maskers). Masking draws from one generator for the batch, or from
+one generator per row (what PretrainingDataset passes): then a row's mask depends on its own
+tokens and generator only, not on the other rows or the padded width S.
 """
 from __future__ import annotations
 
@@ -72,9 +74,10 @@ class PretrainingCollator:
                        bits: np.ndarray | None, rng: np.random.Generator | Sequence[np.random.Generator]) -> dict:
         """The batch from a padded id matrix [B, W] (W a multiple of pad_to_multiple_of).
 
-        ``rng`` is one generator for the batch, or one per row (static masking).
+        ``rng`` is one generator for the batch, or a sequence of B generators, one per row (each
+        row's mask then comes from its own generator alone, whatever the batch and W).
         """
-        bsz, width = ids.shape
+        width = ids.shape[1]
         cols = np.arange(width)[None, :]
         lengths = np.asarray(lengths)
         attention = cols < lengths[:, None]
@@ -83,18 +86,7 @@ class PretrainingCollator:
         options = dict(masking=self.masking, vocab_size=self.vocab_size, mask_id=self.mask_id,
                        special_ids=self.special_ids, mask_prob=self.mask_prob,
                        max_predictions=self.max_predictions, sbo=self.sbo, **self.options)
-        if isinstance(rng, np.random.Generator):
-            masked, positions, mlm_labels, info = mask_batch(ids, lengths, starts, rng, **options)
-        else:  # one generator per row
-            parts = [mask_batch(ids[r:r + 1], lengths[r:r + 1], None if starts is None else starts[r:r + 1],
-                                rng[r], **options) for r in range(bsz)]
-            masked = np.concatenate([p[0] for p in parts]) if parts else ids.copy()
-            positions = np.concatenate([p[1] + r * width for r, p in enumerate(parts)] or [np.zeros(0, np.int64)])
-            mlm_labels = np.concatenate([p[2] for p in parts] or [np.zeros(0, np.int64)])
-            info = None
-            if self.sbo:
-                info = np.concatenate([p[3] + np.array([r * width, r * width, 0]) for r, p in enumerate(parts)]
-                                      or [np.zeros((0, 3), np.int64)])
+        masked, positions, mlm_labels, info = mask_batch(ids, lengths, starts, rng, **options)
         batch = {
             "input_ids": torch.from_numpy(np.ascontiguousarray(masked, dtype=np.int64)),
             "attention_mask": torch.from_numpy(attention.astype(np.int64)),

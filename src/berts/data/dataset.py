@@ -5,11 +5,13 @@ Use it with the resumable sampler (``make_pretraining_loader`` does this)::
     sampler = ResumableBatchSampler(len(ds), batch_size, seed=seed, rank=rank, world_size=world)
     loader = DataLoader(ds, batch_size=None, sampler=sampler, num_workers=k)
 
-Each sampler item ``(epoch, step, indices)`` becomes one batch (see berts.data.collate) whose
-masks come from a generator seeded with ``(seed, epoch, step, indices[0])``: new masks every
-epoch, the same batch whatever the number of loader workers, exact after a resume, and
-different masks on different ranks. ``static_masking=True`` seeds each example from
-``(seed, index)`` instead, so it keeps its mask in every epoch.
+Each sampler item ``(epoch, step, indices)`` becomes one batch (see berts.data.collate). Every
+example is masked by its own generator, seeded with ``(seed, epoch, index)`` (dynamic masking:
+a new mask every epoch) or, with ``static_masking=True``, ``(seed, index)`` (the same mask in
+every epoch). An example's mask is thus a pure function of those numbers: the same whatever
+batch it lands in, the padded width, the rank or the number of loader workers, and exact after
+a resume. So under DDP the ranks' parts of a global batch carry exactly the masks one process
+would draw for the whole of it.
 """
 from __future__ import annotations
 
@@ -86,14 +88,13 @@ class PretrainingDataset(Dataset):
         return self.batch(indices, epoch=int(epoch), step=int(step))
 
     def batch(self, indices: np.ndarray, *, epoch: int = 0, step: int = 0) -> dict:
+        """The masked batch of instances ``indices`` (``step`` is only passed through)."""
         if len(indices) == 0:
             raise ValueError("empty batch")
         width = padded_length(int(self.reader.lengths[indices].max()), self.pad_to_multiple_of)
         ids, bits, rows = self.reader.gather(indices, width, self.meta["tokenizer"]["pad_id"])
-        if self.static_masking:
-            rng = [np.random.default_rng([self.seed, int(i)]) for i in indices]
-        else:
-            rng = np.random.default_rng([self.seed, epoch, step, int(indices[0])])
+        key = [self.seed] if self.static_masking else [self.seed, epoch]
+        rng = [np.random.default_rng([*key, i]) for i in indices.tolist()]  # one generator per example
         batch = self.collator.collate_arrays(ids, rows[:, 1], rows[:, 2], rows[:, 3], bits, rng)
         batch["epoch"] = epoch
         batch["step"] = step

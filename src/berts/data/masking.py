@@ -25,7 +25,10 @@ positions of the tokens just before and just after its unit and its 0-based plac
 (capped at ``max_span - 1``): the span boundary objective's inputs.
 
 :func:`mask_batch` masks a padded batch: token, wwm and entity masking are vectorised over the
-whole batch; n-gram and span masking choose their units row by row.
+whole batch; n-gram and span masking choose their units row by row. Its ``rng`` is one generator
+for the batch or one per row; with one per row, a row's mask is a pure function of its tokens and
+its generator: the same whatever the rest of the batch and the padded width (the row's random
+numbers come from its own generator, as many as its real tokens or units need).
 """
 from __future__ import annotations
 
@@ -45,14 +48,30 @@ def budget(n_candidates, mask_prob: float, max_predictions: int):
     return int(limit) if limit.ndim == 0 else limit
 
 
-def random_tokens(rng: np.random.Generator, n: int, vocab_size: int, special_ids: np.ndarray) -> np.ndarray:
-    """n ids drawn uniformly from the vocabulary without the special tokens."""
+def random_tokens(rng, n, vocab_size: int, special_ids: np.ndarray) -> np.ndarray:
+    """n ids drawn uniformly from the vocabulary without the special tokens (``rng`` and ``n``
+    may also be one generator and one count per row, see :func:`_draw`)."""
     specials = np.unique(np.asarray(special_ids, dtype=np.int64))
     specials = specials[(specials >= 0) & (specials < vocab_size)]
-    r = rng.integers(0, vocab_size - len(specials), size=n)
+    high = vocab_size - len(specials)
+    r = _draw(rng, n, lambda g, k: g.integers(0, high, size=k))
     for s in specials:  # ascending: shift past each special id
         r += r >= s
     return r
+
+
+def _draw(rng, counts, fn) -> np.ndarray:
+    """``fn(generator, k)`` draws k numbers. One generator: ``sum(counts)`` numbers from it; a
+    sequence of generators (one per row): ``counts[r]`` from row r's, concatenated in row order."""
+    if isinstance(rng, np.random.Generator):
+        return fn(rng, int(np.sum(counts)))
+    counts = np.asarray(counts).tolist()
+    parts = [fn(g, k) for g, k in zip(rng, counts) if k]
+    return np.concatenate(parts) if parts else fn(np.random.default_rng(0), 0)  # empty, of fn's dtype
+
+
+def _uniform(rng, counts) -> np.ndarray:
+    return _draw(rng, counts, lambda g, k: g.random(k))
 
 
 def _unit_bounds(starts: np.ndarray | None, cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -68,14 +87,15 @@ def _unit_bounds(starts: np.ndarray | None, cand: np.ndarray) -> tuple[np.ndarra
     return begin[keep], end[keep]
 
 
-def _greedy(row: np.ndarray, size: np.ndarray, limits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _greedy(row: np.ndarray, size: np.ndarray, limits: np.ndarray, rng) -> np.ndarray:
     """Units taken in random order, per row, while they fit the row's limit; a unit too long
     for what is left is passed over. Vectorised: each pass takes, in order, the units that fit
     until the first that does not; passes repeat on what is left (the same result as the loop)."""
     n = len(row)
     if n == 0:
         return np.zeros(0, dtype=np.int64)
-    order = np.argsort(row + 0.5 * rng.random(n), kind="stable")  # by row, random within a row
+    noise = _uniform(rng, np.bincount(row, minlength=len(limits)))  # rows are sorted
+    order = np.argsort(row + 0.5 * noise, kind="stable")  # by row, random within a row
     row_o, size_o = row[order], size[order]
     first = np.searchsorted(row_o, np.arange(len(limits)))
     taken = np.zeros(n, dtype=bool)
@@ -194,7 +214,7 @@ _ROW_CHOOSERS = {"ngram": _choose_ngrams, "span": _choose_spans}
 
 
 # ----------------------------------------------------------------------------- batches
-def mask_batch(input_ids: np.ndarray, lengths, starts: np.ndarray | None, rng: np.random.Generator, *,
+def mask_batch(input_ids: np.ndarray, lengths, starts: np.ndarray | None, rng, *,
                masking: str, vocab_size: int, mask_id: int, special_ids, mask_prob: float = 0.15,
                max_predictions: int = 20, sbo: bool = False, max_span: int = SBO_MAX_SPAN, **options):
     """Mask a padded batch [B, W] (tokens at and beyond ``lengths`` are padding).
@@ -203,6 +223,10 @@ def mask_batch(input_ids: np.ndarray, lengths, starts: np.ndarray | None, rng: n
     token masking. Returns ``(masked [B, W], positions [N], labels [N], sbo_info)`` with flat
     row-major positions into [B*W], sorted; ``sbo_info`` (with ``sbo``) is [N, 3]: flat positions
     of the tokens before and after each position's unit and its place in the unit (< max_span).
+
+    ``rng``: a ``np.random.Generator`` for the whole batch, or a sequence of them, one per row;
+    then each row draws only from its own (its real tokens' scores, its units' order and
+    80/10/10 choices, its random tokens), so its mask does not depend on the other rows or on W.
     """
     if masking not in MASKINGS:
         raise ValueError(f"masking must be one of {MASKINGS}, got {masking!r}")
@@ -210,7 +234,12 @@ def mask_batch(input_ids: np.ndarray, lengths, starts: np.ndarray | None, rng: n
     special_ids = np.asarray(list(special_ids) if not isinstance(special_ids, np.ndarray) else special_ids,
                              dtype=np.int64)
     bsz, width = input_ids.shape
-    cand = (np.arange(width)[None, :] < np.asarray(lengths)[:, None]) & ~np.isin(input_ids, special_ids)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    per_row = not isinstance(rng, np.random.Generator)
+    if per_row and len(rng) != bsz:
+        raise ValueError(f"{len(rng)} generators for {bsz} rows")
+    real = np.arange(width)[None, :] < lengths[:, None]
+    cand = real & ~np.isin(input_ids, special_ids)
     limits = budget(cand.sum(axis=1), mask_prob, max_predictions)
     if masking in _ROW_CHOOSERS:
         if starts is None:
@@ -220,12 +249,18 @@ def mask_batch(input_ids: np.ndarray, lengths, starts: np.ndarray | None, rng: n
         for r in range(bsz):
             if limits[r]:
                 spans.extend((r * width + s, r * width + t)
-                             for s, t in chooser(cand[r], starts[r], rng, int(limits[r]), **options))
+                             for s, t in chooser(cand[r], starts[r], rng[r] if per_row else rng, int(limits[r]),
+                                                 **options))
         spans = np.asarray(spans, dtype=np.int64).reshape(-1, 2)
         order = np.argsort(spans[:, 0], kind="stable")
         begin, end = spans[order, 0], spans[order, 1]
     elif masking == "token":  # per row, the `limit` candidates with the smallest random scores
-        scores = np.where(cand, rng.random((bsz, width)), 2.0)
+        if per_row:  # a score for each real token, from the row's generator
+            scores = np.full((bsz, width), 2.0)
+            scores[real] = _uniform(rng, lengths)
+        else:
+            scores = rng.random((bsz, width))
+        scores = np.where(cand, scores, 2.0)
         rank = np.empty((bsz, width), dtype=np.int64)
         np.put_along_axis(rank, np.argsort(scores, axis=1), np.arange(width)[None, :].repeat(bsz, 0), axis=1)
         begin = np.flatnonzero(rank < limits[:, None])
@@ -251,11 +286,12 @@ def _apply(input_ids, begin, end, rng, *, vocab_size, mask_id, special_ids, sbo,
     labels = flat[positions].astype(np.int64)
     masked = input_ids.copy()
     mflat = masked.reshape(-1)
-    action = rng.random(len(begin))[unit_of]
+    bsz = input_ids.shape[0]
+    action = _uniform(rng, np.bincount(begin // width, minlength=bsz))[unit_of]  # units are sorted
     mflat[positions[action < 0.8]] = mask_id
     rand = positions[(action >= 0.8) & (action < 0.9)]
     if len(rand):
-        mflat[rand] = random_tokens(rng, len(rand), vocab_size, special_ids)
+        mflat[rand] = random_tokens(rng, np.bincount(rand // width, minlength=bsz), vocab_size, special_ids)
     info = None
     if sbo:
         row0 = (positions // width) * width
