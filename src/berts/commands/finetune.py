@@ -142,6 +142,7 @@ def run(args) -> int:
         if args.resume == "auto" and resume is None:
             trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
         result = trainer.fit()
+        del trainer  # DDP holds the process group: free it before the group goes
     finally:
         distributed.teardown()
     if result.get("best") and dist.is_main:

@@ -130,6 +130,7 @@ def run(args) -> int:
     try:
         trainer = make_trainer(cfg, resume, dist, resume_requested=args.resume)
         trainer.fit()
+        del trainer  # DDP holds the process group: free it before the group goes
     finally:
         distributed.teardown()
     return 0

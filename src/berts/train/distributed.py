@@ -88,5 +88,14 @@ def setup(device_name: str = "auto") -> Dist:
 
 
 def teardown() -> None:
+    """Leave the process group together and before interpreter shutdown: gloo work objects
+    destroyed during finalization abort the process ("terminate called without an active
+    exception"), so the caller drops its Trainer (and DDP wrapper) first."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        import gc
+
+        gc.collect()  # DDP reducers and their pending work go while the interpreter is whole
+        try:
+            dist.barrier()
+        finally:
+            dist.destroy_process_group()
