@@ -39,7 +39,7 @@ def test_demo_end_to_end(tmp_path):
                         tmp_path / "test.tsv")
     settings = DemoSettings(preset="tiny", vocab_size=200, limit_alphabet=200, max_seq_length=64,
                             pretrain_budget="5m", pretrain_steps=15, pretrain_batch=16,
-                            finetune_budget="5m", finetune_steps=250, finetune_epochs=20, finetune_lr=1e-3,
+                            finetune_budget="5m", finetune_steps=250, finetune_epochs=20, finetune_lr=1e-3, finetune_eval_every=25,
                             finetune_max_length=32, workers=1)
     report = run_demo(tmp_path / "out", inputs, settings)
 
