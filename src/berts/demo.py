@@ -45,6 +45,7 @@ class DemoSettings:
     finetune_lr: float = 3e-4
     finetune_max_length: int = 128
     finetune_eval_every: int = 200
+    baseline: bool = True  # also fine-tune from random weights, to show what pretraining gives
     pretrain_steps: int | None = None  # with a budget too, the nearer end stops the run
     finetune_steps: int | None = None
     workers: int = 2
@@ -133,6 +134,18 @@ def _transformers_check(model_dir: Path, test: Path, n: int = 64) -> dict:
             "transformers_class": type(theirs).__name__, "transformers_version": transformers.__version__}
 
 
+def _random_init(pretrained: Path, directory: Path) -> None:
+    """A directory like ``pretrained`` (config, tokenizer) with freshly initialised weights."""
+    import torch
+
+    import berts
+    from berts.tokenizer import Tokenizer
+
+    config = berts.BertConfig.load(pretrained)
+    torch.manual_seed(0)
+    berts.BertModel(config).save_pretrained(directory, tokenizer=Tokenizer.from_pretrained(pretrained))
+
+
 def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -151,7 +164,7 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
         "pretrain", "--data", str(shards), "--preset", s.preset, "--out", str(pre), "--budget", s.pretrain_budget,
         "--batch-size", str(s.pretrain_batch), "--lr", str(s.pretrain_lr),
         "--set", f"data.masking={s.masking}", "--set", f"model.max_position_embeddings={s.max_seq_length}",
-        "--set", "train.save_every=100000",
+        "--set", "train.save_every=100000", "--set", "log.every=100",
         *(["--max-steps", str(s.pretrain_steps)] if s.pretrain_steps else [])])
     common = ["--train", str(inputs.train), "--dev", str(inputs.dev), "--text-column", "text",
               "--label-column", "label", "--max-length", str(s.finetune_max_length), "--lr", str(s.finetune_lr),
@@ -166,6 +179,15 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
     hf = _transformers_check(ft / "best", inputs.test)
     print(f"\n=== 6. transformers loads the fine-tuned directory\n{json.dumps(hf)}")
 
+    baseline = None
+    if s.baseline:  # what pretraining bought: the same fine-tuning from random weights
+        _random_init(pre / "final", out / "random-init")
+        steps.run("7. baseline: the same fine-tuning from random weights", [
+            "finetune", "--model", str(out / "random-init"), "--out", str(out / "baseline"), *common])
+        shown = steps.run("8. baseline on the test set", [
+            "evaluate", str(out / "baseline" / "best"), str(inputs.test), "--json"], capture=True)
+        baseline = json.loads(shown.strip().splitlines()[-1])
+
     report = {
         "inputs": {**inputs.names, "pretrain_corpora": [str(p) for p in inputs.pretrain_corpora],
                    "train": str(inputs.train), "dev": str(inputs.dev), "test": str(inputs.test)},
@@ -176,6 +198,7 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
         "pretrain": _last_metrics(pre / "metrics.jsonl"),
         "finetune": _last_metrics(ft / "metrics.jsonl"),
         "test": test_metrics,
+        "baseline_test": baseline,
         "transformers": hf,
         "seconds": round(time.perf_counter() - start, 1),
     }
@@ -215,6 +238,9 @@ def render_report(r: dict, out: Path) -> str:
         + ", ".join(f"{k} {_fmt(ft_eval[k])}" for k in _METRICS if isinstance(ft_eval.get(k), float)),
         "- test (best checkpoint): " + ", ".join(f"{k} {_fmt(r['test'][k])}" for k in _METRICS
                                                  if isinstance(r["test"].get(k), float)),
+        *([f"- baseline, the same fine-tuning from random weights, test: "
+           + ", ".join(f"{k} {_fmt(r['baseline_test'][k])}" for k in _METRICS
+                       if isinstance(r["baseline_test"].get(k), float))] if r.get("baseline_test") else []),
         f"- plots: {out / 'finetune' / 'plots'}", "",
         "## Hugging Face interop", "",
         "- " + ", ".join(f"{k}: {v}" for k, v in r["transformers"].items()), "",
