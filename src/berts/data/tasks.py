@@ -111,13 +111,17 @@ def _decode(raw: bytes, lineno: int) -> str:
     return text[1:] if lineno == 1 and text.startswith("\ufeff") else text  # a byte-order mark
 
 
-def _tsv_rows(path: Path, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
+def _text_lines(path: Path, problems: _Problems) -> Iterator[tuple[int, str]]:
+    """(line number, text) of the lines that decode; the others are reported as bad rows."""
     for lineno, raw in _raw_lines(path):
         try:
-            text = _decode(raw, lineno)
+            yield lineno, _decode(raw, lineno)
         except _BadRow as bad:
             problems.bad(lineno, bad.reason, bad.message)
-            continue
+
+
+def _tsv_rows(path: Path, problems: _Problems) -> Iterator[tuple[int, list[str]]]:
+    for lineno, text in _text_lines(path, problems):
         text = text.rstrip("\r\n")
         if text.strip():  # blank lines are not rows
             yield lineno, text.split("\t")
@@ -127,12 +131,7 @@ def _csv_rows(path: Path, problems: _Problems) -> Iterator[tuple[int, list[str]]
     pending: list[tuple[int, str]] = []  # (line number, text) of the lines of the record being read
 
     def lines() -> Iterator[str]:
-        for lineno, raw in _raw_lines(path):
-            try:
-                text = _decode(raw, lineno)
-            except _BadRow as bad:
-                problems.bad(lineno, bad.reason, bad.message)
-                continue
+        for lineno, text in _text_lines(path, problems):
             pending.append((lineno, text))
             yield text
 
