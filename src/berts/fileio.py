@@ -38,3 +38,14 @@ def open_binary(path: Path):
         return gzip.open(path, "rb")
     f.seek(0)
     return f
+
+
+def read_text(path: Path, expected: str = "a text file") -> str:
+    """The whole UTF-8 text of a user's file, or a one-line UserError naming it."""
+    check_readable(path, expected)
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None

@@ -29,7 +29,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers, processors, traine
 from tokenizers.models import WordPiece
 
 from berts.errors import UserError, where
-from berts.fileio import check_readable, open_binary
+from berts.fileio import check_readable, open_binary, read_text
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4 in a trained vocabulary
@@ -89,22 +89,12 @@ def _read_json(path: Path) -> dict:
 def read_vocab_txt(path: str | os.PathLike) -> dict[str, int]:
     """Google/HF vocab.txt: one token a line, the id is the line number (as transformers reads it)."""
     path = Path(path)
-    try:
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a directory, expected a vocab.txt file") from None
-    except PermissionError:
-        raise UserError(f"{path}: not readable (permission denied)") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    text = read_text(path, "a vocab.txt file")
+    lines = text.split("\n")[:-1] if text.endswith("\n") else text.split("\n")  # as readlines, not splitlines
+    lines = [] if text == "" else lines
     vocab: dict[str, int] = {}
     for index, line in enumerate(lines):
-        vocab[line.rstrip("\n")] = index  # a duplicate keeps its last id, as transformers does
+        vocab[line] = index  # a duplicate keeps its last id, as transformers does
     if not vocab:
         raise UserError(f"{path}: empty vocabulary")
     return vocab

@@ -25,6 +25,7 @@ import numpy as np
 
 from berts.data.corpus import CJK
 from berts.errors import UserError
+from berts.fileio import read_text
 
 SEGMENTERS = ("jieba", "gold", "lexicon")
 WORD_START = 1  # the token starts a word (whole-word, n-gram and span masking)
@@ -36,14 +37,7 @@ def read_lexicon(path: str | os.PathLike) -> list[str]:
     frequency or tag (jieba user-dictionary style, ``word 10 n``) is dropped only for one-word
     entries written in CJK characters."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such lexicon file") from None
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: lexicon is not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read lexicon ({exc.strerror or exc})") from None
+    text = read_text(path, "a lexicon file")
     entries = []
     for line in text.splitlines():
         line = line.strip()
