@@ -84,7 +84,7 @@ def test_fast_paths_equal_plain(cls, arch, train, fast):
 
 
 def test_packing_puts_several_sequences_in_a_row():
-    from berts.model import unpad_index
+    from berts.padding import unpad_index
 
     mask = torch.zeros(4, 16, dtype=torch.long)
     for row, n in enumerate((10, 5, 16, 6)):

@@ -9,8 +9,8 @@ from berts.errors import UserError
 from berts.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, ModelOutput
 from berts.hf import load
 from berts.model import BertModel
+from berts.version import __version__
 
-__version__ = "0.1.0"
 
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load",

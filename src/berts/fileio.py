@@ -1,7 +1,11 @@
-"""Opening user files: one place for the checks and the gzip detection every reader needs."""
+"""Files: the checks and gzip detection every reader needs, and the atomic directory write every
+writer of a model, checkpoint or tokenizer directory uses."""
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from berts.errors import UserError
@@ -20,11 +24,6 @@ def check_readable(path: Path, expected: str = "a text file") -> None:
         raise UserError(f"{path}: not readable (permission denied)") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
-
-
-def is_gzip(path: Path) -> bool:
-    with open(path, "rb") as f:
-        return f.read(2) == b"\x1f\x8b"
 
 
 def open_binary(path: Path):
@@ -49,3 +48,23 @@ def read_text(path: Path, expected: str = "a text file") -> str:
         raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def atomic_write_dir(directory: Path, write) -> None:
+    """``write(tmp)`` into a temporary sibling directory, then swap it in, so that a crash never
+    leaves a half-written directory under ``directory``'s name."""
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
+    try:
+        write(tmp)
+        if directory.exists():
+            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
+            os.replace(directory, old)
+            os.replace(tmp, directory)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, directory)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -13,10 +13,8 @@ transformers' parameter names. This file is the whole mapping, both ways.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -24,6 +22,8 @@ import torch
 
 from berts.config import BertConfig
 from berts.errors import UserError
+from berts.fileio import atomic_write_dir
+from berts.version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
 _IGNORED_ON_LOAD = re.compile(
@@ -59,8 +59,6 @@ def config_to_hf_dict(config: BertConfig, architecture: str) -> dict:
         d["id2label"] = {str(k): v for k, v in d["id2label"].items()}
     if config.problem_type is None:
         d.pop("problem_type")
-    from berts import __version__
-
     d["berts_version"] = __version__
     return d
 
@@ -225,25 +223,6 @@ def load_hf_state_dict(model, sd: dict[str, torch.Tensor], ignore_mismatched_siz
 
 
 # --------------------------------------------------------------------- directories
-def _atomic_write_dir(directory: Path, write) -> None:
-    """Write into a temporary sibling, then swap it in, so a crash never leaves a half directory."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        write(tmp)
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            os.replace(directory, old)
-            os.replace(tmp, directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, directory)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
 def write_model_files(model, directory: Path, tokenizer=None) -> None:
     """config.json + model.safetensors (+ tokenizer files) into an existing directory."""
     from safetensors.torch import save_file
@@ -269,7 +248,7 @@ def save_pretrained(model, directory, tokenizer=None) -> None:
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
         write_model_files(model, tmp, tokenizer)
 
-    _atomic_write_dir(directory, write)
+    atomic_write_dir(directory, write)
 
 
 def read_config(directory) -> BertConfig:

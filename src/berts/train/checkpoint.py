@@ -2,7 +2,7 @@
 
     OUT/checkpoints/step-N/   config.json  model.safetensors  tokenizer files  trainer_state.pt
 
-The directory is written under a temporary name and renamed into place (``hf._atomic_write_dir``),
+The directory is written under a temporary name and renamed into place (``fileio.atomic_write_dir``),
 so a process killed mid-write leaves the previous checkpoints intact and at most a hidden
 ``.step-N.tmp-*`` directory, which ``--resume auto`` ignores and the next run removes. Old
 checkpoints are renamed away before they are deleted, for the same reason.
@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from berts.errors import UserError
-from berts.hf import WEIGHTS_NAME, _atomic_write_dir, write_model_files
+from berts.fileio import atomic_write_dir
+from berts.hf import WEIGHTS_NAME, write_model_files
 
 STATE_NAME = "trainer_state.pt"
 CHECKPOINTS = "checkpoints"
@@ -76,7 +77,7 @@ def write_checkpoint(directory: str | Path, model, state: dict | None, tokenizer
         if state is not None:
             torch.save(state, tmp / STATE_NAME)
 
-    _atomic_write_dir(directory, write)
+    atomic_write_dir(directory, write)
     return directory
 
 

@@ -1,0 +1,106 @@
+"""Padding machinery, in one place (MosaicBERT's ``bert_padding.py`` is the model for it).
+
+Two jobs:
+
+* **the padding rule** (``pad_width``): how wide a batch is padded. Every batch maker
+  (pretraining collator, classification dataset, benchmark) calls it, so they agree: the
+  longest sequence rounded up to a multiple (8: tensor-core friendly), never past the cap (the
+  model's positions, or the data's maximum length).
+* **unpadding** (``Unpadded``, ``unpad_index``): the real tokens of a padded [B, S] batch, so
+  that everything but attention runs on the T real tokens only, and attention scatters them
+  into rows of S slots: the batch's own rows with the padding mask, or (``pack``) fewer rows
+  holding several sequences each, with a block-diagonal mask.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+
+
+def pad_width(longest: int, multiple: int | None = 8, cap: int | None = None) -> int:
+    """The width to pad a batch whose longest sequence is ``longest`` tokens to: rounded up to
+    ``multiple``, but never past ``cap`` (and never below ``longest``, which the caller keeps
+    within the model's positions)."""
+    longest = max(int(longest), 1)
+    m = int(multiple or 1)
+    width = -(-longest // m) * m
+    if cap is not None:
+        width = min(width, max(int(cap), longest))
+    return width
+
+
+class Unpadded(NamedTuple):
+    """The real tokens of a padded [B, S] batch (the unpad fast path): linear layers, LayerNorm,
+    dropout and the FFN run on the T real tokens only; attention scatters them into rows of S
+    slots for one batched SDPA call: the batch's own rows with the padding mask, or (``pack``)
+    fewer rows holding several sequences each, with a block-diagonal mask."""
+
+    index: torch.Tensor  # [T] flat positions of the real tokens in B*S, ascending
+    batch: int
+    seq: int
+    slots: torch.Tensor  # [T] their places in attention's rows (= index unless packed)
+    rows: int  # attention's rows: B, or fewer when packed
+    mask: torch.Tensor  # bool, True = attend: [B, 1, 1, S], or [rows, 1, S, S] when packed
+
+    def pad(self, x):
+        """[T, ...] -> [B, S, ...], zeros at the padding."""
+        return _scatter(x, self.index, self.batch, self.seq)
+
+    def unpad(self, x):
+        """[B, S, ...] -> [T, ...]."""
+        return x.reshape(self.batch * self.seq, *x.shape[2:]).index_select(0, self.index)
+
+    def to_rows(self, x):
+        """[T, ...] -> attention's [rows, S, ...]."""
+        return _scatter(x, self.slots, self.rows, self.seq)
+
+    def from_rows(self, x):
+        """attention's [rows, S, ...] -> [T, ...]."""
+        return x.reshape(self.rows * self.seq, *x.shape[2:]).index_select(0, self.slots)
+
+    def positions(self, flat):
+        """Flat indices into B*S (real tokens; a padding position maps to token 0) -> indices into the T."""
+        where = torch.zeros(self.batch * self.seq, dtype=torch.long, device=self.index.device)
+        where[self.index] = torch.arange(self.index.numel(), device=self.index.device)
+        return where[flat]
+
+
+def _scatter(x, index, rows, seq):
+    out = x.new_zeros(rows * seq, *x.shape[1:]).index_copy(0, index, x)
+    return out.view(rows, seq, *x.shape[1:])
+
+
+def unpad_index(attention_mask: torch.Tensor, pack: bool = False) -> Unpadded | None:
+    """[B, S] 1/0 mask -> Unpadded, or None when nothing is padded.
+
+    ``pack``: first-fit-decreasing packing of the sequences into rows of S slots (right-padded
+    rows only; otherwise the batch's own rows are kept).
+    """
+    b, s = attention_mask.shape
+    mask = attention_mask.bool()
+    index = mask.reshape(-1).nonzero().squeeze(1)
+    if index.numel() == b * s:
+        return None
+    lengths = mask.sum(1)
+    if not pack or not bool((mask[:, 1:] <= mask[:, :-1]).all()):
+        return Unpadded(index, b, s, index, b, mask[:, None, None, :])
+    sizes = lengths.tolist()
+    row_of, start_of, free = [0] * b, [0] * b, []
+    for i in sorted(range(b), key=lambda i: -sizes[i]):  # longest first, each into the first row it fits
+        r = next((r for r, room in enumerate(free) if room >= sizes[i]), len(free))
+        if r == len(free):
+            free.append(s)
+        row_of[i], start_of[i] = r, s - free[r]
+        free[r] -= sizes[i]
+    rows = len(free)
+    device = attention_mask.device
+    seq_of = index // s  # each real token's sequence
+    base = torch.tensor(row_of, device=device) * s + torch.tensor(start_of, device=device)
+    slots = base[seq_of] + index % s
+    segment = torch.full((rows * s,), -1, dtype=torch.long, device=device)
+    segment[slots] = seq_of
+    segment = segment.view(rows, s)
+    block = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
+    block |= torch.eye(s, dtype=torch.bool, device=device)  # an empty slot sees itself: no empty softmax
+    return Unpadded(index, b, s, slots, rows, block[:, None])
