@@ -208,3 +208,25 @@ def test_compile_for_real_gives_the_same_numbers():
         with torch.no_grad():
             got = compiled(**batch).logits
     torch.testing.assert_close(got, plain, atol=ATOL, rtol=0)
+
+
+def test_packing_a_full_mask_keeps_each_sequence_own_mask():
+    """A causal [B, S, S] mask packed: in slot coordinates, each sequence's causal mask, apart."""
+    from berts.attention import causal_mask
+    from berts.padding import unpad_index
+
+    lengths = (10, 5, 16, 6)
+    pad = torch.zeros(4, 16, dtype=torch.bool)
+    for row, n in enumerate(lengths):
+        pad[row, :n] = True
+    full = causal_mask(16)[:, 0] & pad[:, None, :] & pad[:, :, None]
+    packed = unpad_index(full, pack=True)
+    assert packed.rows == 3 and packed.packed and torch.equal(packed.real, pad)
+    block = packed.mask[:, 0]
+    tri = lambda n: n * (n + 1) // 2  # noqa: E731
+    assert int(block[0].sum()) == tri(16) and int(block[1].sum()) == tri(10) + tri(6)
+    assert int(block[2].sum()) == tri(5) + 11  # the empty slots see themselves only
+    # the same tokens unpacked: the full mask itself, padded queries given their own key
+    plain = unpad_index(full)
+    assert plain.rows == 4 and torch.equal(plain.mask[:, 0] & pad[:, :, None], full)
+    assert bool(plain.mask[:, 0].any(-1).all())

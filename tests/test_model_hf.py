@@ -225,4 +225,15 @@ def test_config_errors_are_user_errors(tmp_path):
         berts.load(tmp_path)
     (tmp_path / "config.json").write_text('{"model_type": "bert",\n "hidden_size": }')
     with pytest.raises(berts.UserError, match=r"config.json:2: invalid JSON"):
-        BertConfig.load(tmp_path / "config.json")
+        berts.hf.load_config(tmp_path / "config.json")
+
+
+def test_load_config_reads_a_file_a_directory_or_a_preset(tmp_path, tiny_config):
+    randomize(BertModel(tiny_config.replace(embedding_size=16))).save_pretrained(tmp_path)
+    for where in (tmp_path, tmp_path / "config.json"):
+        cfg = berts.hf.load_config(where)
+        assert cfg.embedding_size == 16 and cfg.hidden_size == 32 and cfg.share_layers == "none"
+    assert berts.load_config("mini") == berts.preset("mini")
+    with pytest.raises(berts.UserError, match=r"nowhere: no such config file or preset \(presets: .*mini"):
+        berts.hf.load_config("nowhere")
+    assert not hasattr(BertConfig, "load")  # reading config.json is hf's job (config imports no hf)

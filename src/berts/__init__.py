@@ -1,19 +1,21 @@
 """berts: train the BERT family from scratch, with Hugging Face-native directories.
 
-The data flow, one file each: tokenizer.py -> data/ (corpus, instances, masking, collate)
--> model.py (embeddings, encoder) -> heads.py (objectives, task models) -> train/ (the loop)
--> hf.py (the Hugging Face mapping).
+The data flow: tokenizer.py -> data/ (corpus, instances, masking, collate) -> model.py
+(embeddings, encoder; attention.py and padding.py beside it) -> objectives/ (one per objective:
+head, loss, counts, metrics) -> heads.py (task models: encoder + objectives) -> train/ (the loop)
+-> hf.py (the Hugging Face mapping). Module-level imports run one way: config <- model <-
+objectives <- heads <- hf (tests/test_layering.py).
 """
 from berts.config import BertConfig, preset, preset_names
 from berts.errors import UserError
 from berts.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, ModelOutput
-from berts.hf import load
+from berts.hf import load, load_config
 from berts.model import BertModel
 from berts.version import __version__
 
 
 __all__ = [
-    "BertConfig", "preset", "preset_names", "UserError", "load",
+    "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "ModelOutput",
     "__version__",
 ]

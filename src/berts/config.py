@@ -1,5 +1,8 @@
 """Model configuration: one dataclass whose field names are Hugging Face's BertConfig
-names, plus ALBERT's factorized embedding and cross-layer sharing switches."""
+names, plus ALBERT's factorized embedding and cross-layer sharing switches, and the presets.
+
+Reading a config.json (ours or transformers', BERT or ALBERT) is hf.py's job:
+``berts.hf.load_config(path)`` (a file, a model directory or a preset name)."""
 from __future__ import annotations
 
 import dataclasses
@@ -43,7 +46,7 @@ class BertConfig:
     problem_type: str | None = None  # "single_label_classification" | "regression"
     id2label: dict[int, str] | None = None
     label2id: dict[str, int] | None = None
-    # FastBERT/TinyBERT and other extensions keep their own fields here.
+    # Unknown ``berts_*`` fields of a config.json, kept and written back.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -105,24 +108,6 @@ class BertConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "BertConfig":
-        """Load a config from a JSON file, a model directory, or a preset name."""
-        p = Path(path)
-        if p.is_dir():
-            p = p / "config.json"
-        if not p.exists():
-            if str(path) in preset_names():
-                return preset(str(path))
-            raise UserError(f"{path}: no such config file or preset (presets: {', '.join(preset_names())})")
-        try:
-            d = json.loads(p.read_text())
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-        from berts.hf import config_from_hf_dict  # HF and berts config.json share one reader
-
-        return config_from_hf_dict(d)
 
 
 def preset_names() -> list[str]:

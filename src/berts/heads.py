@@ -1,28 +1,32 @@
-"""Heads and task models: BertForPreTraining, BertForMaskedLM, BertForSequenceClassification.
+"""Task models: an encoder (``self.bert``, model.py) + objectives (objectives/), UER's embedding +
+encoder + target split. BertForPreTraining, BertForMaskedLM, BertForSequenceClassification.
 
-Calling convention and output field names follow transformers, so code written for
-transformers trains berts unchanged. Additions:
+Calling convention and output field names follow transformers, so code written for transformers
+trains berts unchanged; a misspelled keyword raises TypeError, as there. Additions:
 
-* Sparse MLM. With ``labels`` ([B, S], -100 = not predicted) or with ``mlm_positions``
-  (flat indices into [B*S]) + ``mlm_labels`` (as our collator gives), the MLM head gathers
-  the masked positions first and computes logits only there: ``prediction_logits`` is then
-  [N, vocab] for the N predicted positions, in row-major order. Without labels it is the
-  full [B, S, vocab], as transformers gives.
-* Sparse output (fast path ``sparse_output``, on while training): the heads ask the encoder
-  for the rows they need only (masked positions, [CLS]), so the last layer's output projection
-  and FFN skip the others; ``last_hidden_state`` is then None.
-* Span boundary objective (SpanBERT), enabled by ``config.span_boundary_objective``.
+* ``out.losses`` {part: mean loss, not detached} and ``out.metrics`` {name: detached 0-d tensor};
+  ``out.loss`` is the sum of the parts. ``model.loss_counts(batch)`` says, without a forward, how
+  many items each part averages over; ``model.loss_parts`` and ``model.metric_parts`` list them.
+* Sparse MLM (see objectives/mlm.py): with targets, ``prediction_logits`` is [N, vocab] for the N
+  predicted positions.
+* Sparse output (fast path ``sparse_output``, on while training): the objectives ask the encoder
+  for the rows they need only (masked positions, [CLS]); ``last_hidden_state`` is then None.
+
+Adding a task model: subclass ``BertTaskModel``, set ``self.bert`` and the objectives as
+attributes, list them in ``objective_names``, name its Hugging Face architectures in
+``hf_architectures``, write a ``forward`` with explicit keywords that calls ``self.run``, and
+decorate it with ``@register_task_model`` (so ``berts.load`` finds it). tests/test_objectives.py
+has a worked example.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
 from berts.config import BertConfig
-from berts.model import BertModel, BertPreTrainedModel, Dropout, activation
+from berts.model import BertModel, BertPreTrainedModel
+from berts.objectives import MaskedLM, Objective, SentencePair, SequenceClassification, SpanBoundary
 
 
 @dataclass
@@ -35,173 +39,162 @@ class ModelOutput:
     pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
-    # the parts of the loss, for logging (detached)
-    losses: dict[str, torch.Tensor] | None = None
+    attention_scores: tuple[torch.Tensor, ...] | None = None
+    losses: dict[str, torch.Tensor] | None = None  # {part: mean loss}, not detached
+    metrics: dict[str, torch.Tensor] | None = None  # {name: detached 0-d tensor}
 
     def __getitem__(self, key):
         return getattr(self, key)
 
 
-class MLMHead(nn.Module):
-    """transform (dense H -> E, activation, LayerNorm) then decoder tied to the word embeddings."""
-
-    def __init__(self, config: BertConfig, word_embeddings: nn.Embedding):
-        super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.emb_size)
-        self.act = activation(config.hidden_act)
-        self.norm = nn.LayerNorm(config.emb_size, eps=config.layer_norm_eps)
-        self.word_embeddings = [word_embeddings]  # a list: tied, not registered twice
-        self.bias = nn.Parameter(torch.zeros(config.vocab_size))
-
-    def decode(self, h):
-        """[.., E] -> [.., vocab] through the tied word embeddings."""
-        return F.linear(h, self.word_embeddings[0].weight, self.bias)
-
-    def forward(self, h):
-        return self.decode(self.norm(self.act(self.dense(h))))
+TASK_MODELS: dict[str, type] = {}
 
 
-class SpanBoundaryHead(nn.Module):
-    """SpanBERT's SBO: predict each span token from the two boundary tokens + its position in the span.
-
-    y = LN(GeLU(W2 · LN(GeLU(W1 · [x_left; x_right; p_rel])))), then the tied decoder of the MLM head.
-    """
-
-    def __init__(self, config: BertConfig, max_span: int = 10):
-        super().__init__()
-        h = config.hidden_size
-        self.position_embeddings = nn.Embedding(max_span, h)
-        self.dense1 = nn.Linear(3 * h, h)
-        self.norm1 = nn.LayerNorm(h, eps=config.layer_norm_eps)
-        self.dense2 = nn.Linear(h, config.emb_size)  # E: it feeds the tied decoder
-        self.norm2 = nn.LayerNorm(config.emb_size, eps=config.layer_norm_eps)
-
-    def forward(self, flat_hidden, left, right, rel):
-        x = torch.cat([flat_hidden[left], flat_hidden[right], self.position_embeddings(rel)], dim=-1)
-        x = self.norm1(F.gelu(self.dense1(x)))
-        return self.norm2(F.gelu(self.dense2(x)))
+def register_task_model(cls):
+    """Class decorator: ``berts.load`` and hf.py find the class by its name and its
+    ``hf_architectures``."""
+    TASK_MODELS[cls.__name__] = cls
+    return cls
 
 
-def _mlm_targets(labels, mlm_positions, mlm_labels):
-    """transformers-style labels [B, S] (-100 ignored) -> flat positions + ids."""
-    if mlm_positions is None and labels is not None:
-        flat = labels.reshape(-1)
-        mlm_positions = (flat != -100).nonzero().squeeze(1)
-        mlm_labels = flat.index_select(0, mlm_positions)
-    return mlm_positions, mlm_labels
+def architectures() -> dict[str, type]:
+    """{Hugging Face architecture name: our class}, from every registered class's declaration."""
+    return {arch: cls for cls in TASK_MODELS.values() for arch in cls.hf_architectures.values()}
 
 
-class BertForPreTraining(BertPreTrainedModel):
-    """Encoder + MLM head (+ NSP/SOP head on the pooled [CLS]) (+ optional SBO head)."""
+register_task_model(BertModel)
+
+
+class BertTaskModel(BertPreTrainedModel):
+    """An encoder (``self.bert``) and the objectives named in ``objective_names`` (attributes; a
+    None one is switched off), run, and their losses summed, in that order."""
+
+    objective_names: tuple[str, ...] = ()
+
+    def objectives(self) -> list[Objective]:
+        return [o for o in (getattr(self, n) for n in self.objective_names) if o is not None]
+
+    @property
+    def loss_parts(self) -> tuple[str, ...]:
+        return tuple(p for o in self.objectives() for p in o.parts)
+
+    @property
+    def metric_parts(self) -> dict[str, str]:
+        return {m: p for o in self.objectives() for m, p in o.metric_parts.items()}
+
+    def _prepared(self, batch: dict) -> dict:
+        batch = {k: v for k, v in batch.items() if v is not None}
+        for o in self.objectives():
+            batch = o.prepare(batch)
+        return batch
+
+    def loss_counts(self, batch: dict) -> dict[str, int]:
+        """{part: items its mean is over} for this batch, from the batch alone (no forward)."""
+        counts = {}
+        for o in self.objectives():
+            counts.update(o.counts(batch))
+        return counts
+
+    def run(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, targets=None,
+            output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
+        """The encoder, then each objective on the rows it asked for; their results in one ModelOutput."""
+        batch = self._prepared(dict(targets or {}, input_ids=input_ids, attention_mask=attention_mask,
+                                    token_type_ids=token_type_ids))
+        objectives = self.objectives()
+        requests = [o.rows(batch) for o in objectives]
+        output_rows = None if not requests or any(r is None for r in requests) else torch.cat(requests)
+        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
+                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                        output_attention_scores=output_attention_scores, output_rows=output_rows)
+        x = enc.last_hidden_state
+        fields, losses, metrics, offset = {}, {}, {}, 0
+        for o, r in zip(objectives, requests):
+            picked = None
+            if r is not None:
+                if enc.rows is not None:  # sparse output: the rows asked for, in request order
+                    picked, offset = x[offset:offset + r.numel()], offset + r.numel()
+                else:
+                    picked = x.reshape(-1, x.shape[-1]).index_select(0, r)
+            result = o(enc, batch, picked)
+            fields.update(result.fields)
+            losses.update(result.losses)
+            metrics.update(result.metrics)
+        return ModelOutput(
+            loss=sum(losses.values()) if losses else None, **fields,
+            last_hidden_state=x if enc.rows is None else None, pooler_output=enc.pooler_output,
+            hidden_states=enc.hidden_states, attentions=enc.attentions, attention_scores=enc.attention_scores,
+            losses=losses or None, metrics=metrics or None,
+        )
+
+
+@register_task_model
+class BertForPreTraining(BertTaskModel):
+    """Encoder + MLM + NSP/SOP on the pooled [CLS] (+ SpanBERT's SBO when
+    ``config.span_boundary_objective``)."""
+
+    hf_architectures = {"bert": "BertForPreTraining", "albert": "AlbertForPreTraining"}
+    objective_names = ("mlm", "sbo", "seq_relationship")
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
-        self.mlm = MLMHead(config, self.bert.embeddings.word_embeddings)
-        self.seq_relationship = nn.Linear(config.hidden_size, 2)
-        self.sbo = SpanBoundaryHead(config, config.sbo_max_span) if config.span_boundary_objective else None
+        self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
+        self.seq_relationship = SentencePair(config)
+        self.sbo = SpanBoundary(config, self.mlm) if config.span_boundary_objective else None
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 labels=None, next_sentence_label=None, sentence_order_label=None,
                 mlm_positions=None, mlm_labels=None, sbo_left=None, sbo_right=None, sbo_rel=None,
-                output_hidden_states=False, output_attentions=False, **unused) -> ModelOutput:
-        mlm_positions, mlm_labels = _mlm_targets(labels, mlm_positions, mlm_labels)
-        sbo = self.sbo is not None and sbo_left is not None  # SBO reads other positions: full output
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                        output_rows=None if sbo else mlm_positions)
-        x = enc.last_hidden_state
-        losses = {}
-        if mlm_positions is not None:  # sparse: gather first, then transform and project
-            flat = x.reshape(-1, x.shape[-1])
-            prediction_logits = self.mlm(flat if enc.rows is not None else flat.index_select(0, mlm_positions))
-            losses["mlm"] = F.cross_entropy(prediction_logits.float(), mlm_labels)
-            if sbo:
-                sbo_logits = self.mlm.decode(self.sbo(flat, sbo_left, sbo_right, sbo_rel))
-                losses["sbo"] = F.cross_entropy(sbo_logits.float(), mlm_labels)
-        else:
-            prediction_logits = self.mlm(x)
-        seq_relationship_logits = self.seq_relationship(enc.pooler_output)
-        pair_label = next_sentence_label if next_sentence_label is not None else sentence_order_label
-        if pair_label is not None:
-            losses["nsp"] = F.cross_entropy(seq_relationship_logits.float(), pair_label.reshape(-1))
-        loss = sum(losses.values()) if losses else None
-        return ModelOutput(
-            loss=loss, prediction_logits=prediction_logits, seq_relationship_logits=seq_relationship_logits,
-            last_hidden_state=x if enc.rows is None else None, pooler_output=enc.pooler_output,
-            hidden_states=enc.hidden_states, attentions=enc.attentions,
-            losses={k: v.detach() for k, v in losses.items()} or None,
-        )
+                output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
+        targets = dict(labels=labels, next_sentence_label=next_sentence_label,
+                       sentence_order_label=sentence_order_label, mlm_positions=mlm_positions,
+                       mlm_labels=mlm_labels, sbo_left=sbo_left, sbo_right=sbo_right, sbo_rel=sbo_rel)
+        return self.run(input_ids, attention_mask, token_type_ids, position_ids, targets,
+                        output_hidden_states, output_attentions, output_attention_scores)
 
 
-class BertForMaskedLM(BertPreTrainedModel):
-    """Encoder (no pooler, as transformers) + MLM head. Sparse logits when labels are given."""
+@register_task_model
+class BertForMaskedLM(BertTaskModel):
+    """Encoder (no pooler, as transformers) + MLM. Sparse logits when labels are given."""
+
+    hf_architectures = {"bert": "BertForMaskedLM", "albert": "AlbertForMaskedLM"}
+    objective_names = ("mlm",)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.mlm = MLMHead(config, self.bert.embeddings.word_embeddings)
+        self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 labels=None, mlm_positions=None, mlm_labels=None,
-                output_hidden_states=False, output_attentions=False, **unused) -> ModelOutput:
-        mlm_positions, mlm_labels = _mlm_targets(labels, mlm_positions, mlm_labels)
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                        output_rows=mlm_positions)
-        x = enc.last_hidden_state
-        loss = None
-        if mlm_positions is not None:
-            picked = x if enc.rows is not None else x.reshape(-1, x.shape[-1]).index_select(0, mlm_positions)
-            logits = self.mlm(picked)
-            loss = F.cross_entropy(logits.float(), mlm_labels)
-        else:
-            logits = self.mlm(x)
-        return ModelOutput(loss=loss, logits=logits, prediction_logits=logits,
-                           last_hidden_state=x if enc.rows is None else None,
-                           hidden_states=enc.hidden_states, attentions=enc.attentions,
-                           losses={"mlm": loss.detach()} if loss is not None else None)
+                output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
+        out = self.run(input_ids, attention_mask, token_type_ids, position_ids,
+                       dict(labels=labels, mlm_positions=mlm_positions, mlm_labels=mlm_labels),
+                       output_hidden_states, output_attentions, output_attention_scores)
+        out.logits = out.prediction_logits  # transformers' field for this class
+        return out
 
 
-class BertForSequenceClassification(BertPreTrainedModel):
+@register_task_model
+class BertForSequenceClassification(BertTaskModel):
     """Pooled [CLS] -> dropout -> linear. One sentence or a pair; classification or regression."""
+
+    hf_architectures = {"bert": "BertForSequenceClassification", "albert": "AlbertForSequenceClassification"}
+    objective_names = ("classifier",)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
-        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-        self.dropout = Dropout(p)
-        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.classifier = SequenceClassification(config)
         self.init_weights()
 
     @property
     def is_regression(self) -> bool:
-        return self.config.problem_type == "regression" or self.config.num_labels == 1
+        return self.classifier.regression
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                labels=None, output_hidden_states=False, output_attentions=False, **unused) -> ModelOutput:
-        enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
-                        output_hidden_states=output_hidden_states, output_attentions=output_attentions,
-                        output_rows=input_ids.new_zeros(0))  # only [CLS] is needed
-        logits = self.classifier(self.dropout(enc.pooler_output))
-        loss = None
-        if labels is not None:
-            if self.is_regression:
-                loss = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
-            else:
-                loss = F.cross_entropy(logits.float(), labels.reshape(-1))
-        return ModelOutput(loss=loss, logits=logits,
-                           last_hidden_state=enc.last_hidden_state if enc.rows is None else None,
-                           pooler_output=enc.pooler_output, hidden_states=enc.hidden_states,
-                           attentions=enc.attentions,
-                           losses={"task": loss.detach()} if loss is not None else None)
-
-
-TASK_MODELS = {
-    "BertModel": BertModel,
-    "BertForPreTraining": BertForPreTraining,
-    "BertForMaskedLM": BertForMaskedLM,
-    "BertForSequenceClassification": BertForSequenceClassification,
-}
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
+                output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
+        return self.run(input_ids, attention_mask, token_type_ids, position_ids, dict(labels=labels),
+                        output_hidden_states, output_attentions, output_attention_scores)

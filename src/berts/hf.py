@@ -9,6 +9,10 @@ transformers' parameter names. This file is the whole mapping, both ways.
   ties it again on load.
 * ALBERT format (``embedding_size`` set): ``albert_layer_groups`` with one group when all
   layers are shared, else one group per layer.
+
+The encoder's names are tabled here; a head's come from its declarations: the task model's
+``hf_architectures`` (heads.py) and each objective's ``hf_names`` (objectives/). A parameter no
+table knows makes saving fail with one line that lists it.
 """
 from __future__ import annotations
 
@@ -16,13 +20,16 @@ import json
 import re
 import shutil
 import warnings
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from berts.config import BertConfig
+from berts.config import BertConfig, preset, preset_names
 from berts.errors import UserError
 from berts.fileio import atomic_write_dir
+from berts.heads import architectures
+from berts.objectives import Objective
 from berts.version import __version__
 
 WEIGHTS_NAME = "model.safetensors"
@@ -30,29 +37,43 @@ _IGNORED_ON_LOAD = re.compile(
     r"(^|\.)(position_ids|token_type_ids)$|predictions\.decoder\.(weight|bias)$|^cls\.predictions\.decoder"
 )
 
-# HF architectures -> our task class name
-ARCHITECTURES = {
-    "BertModel": "BertModel", "AlbertModel": "BertModel",
-    "BertForPreTraining": "BertForPreTraining", "AlbertForPreTraining": "BertForPreTraining",
-    "BertForMaskedLM": "BertForMaskedLM", "AlbertForMaskedLM": "BertForMaskedLM",
-    "BertForSequenceClassification": "BertForSequenceClassification",
-    "AlbertForSequenceClassification": "BertForSequenceClassification",
-}
+class _Architectures(Mapping):
+    """{HF architecture: our task class name}, read live from the registered task models."""
+
+    def __getitem__(self, key):
+        return architectures()[key].__name__
+
+    def __iter__(self):
+        return iter(architectures())
+
+    def __len__(self):
+        return len(architectures())
+
+
+ARCHITECTURES = _Architectures()
+
+
+def hf_format(config: BertConfig) -> str:
+    """ "albert" when the embedding is factorized, else "bert"."""
+    return "albert" if config.embedding_size is not None else "bert"
 
 
 # ----------------------------------------------------------------------------- config
-def config_to_hf_dict(config: BertConfig, architecture: str) -> dict:
+def config_to_hf_dict(config: BertConfig, model) -> dict:
+    """config.json for ``model`` (a model or its class: its ``hf_architectures`` name it)."""
     d = config.to_dict()
-    albert = config.embedding_size is not None
-    d["model_type"] = "albert" if albert else "bert"
-    d["architectures"] = [("Albert" + architecture[4:]) if albert else architecture]
+    fmt = hf_format(config)
+    albert = fmt == "albert"
+    d["model_type"] = fmt
+    d["architectures"] = [model.hf_architectures[fmt]]
     d["tie_word_embeddings"] = True
     if albert:
         d["num_hidden_groups"] = 1 if config.share_layers == "all" else config.num_hidden_layers
         d["inner_group_num"] = 1
         d["classifier_dropout_prob"] = config.classifier_dropout if config.classifier_dropout is not None else 0.1
-    if albert and architecture == "BertForPreTraining":
-        d["num_labels"], d["id2label"], d["label2id"] = 2, None, None  # transformers sizes its SOP head so
+    for o in (model.modules() if isinstance(model, torch.nn.Module) else ()):
+        if isinstance(o, Objective):
+            d.update(o.hf_config(fmt))  # what transformers needs to size its head (ALBERT's SOP)
     if d["id2label"] is None:
         d.pop("id2label"), d.pop("label2id")
     else:
@@ -135,22 +156,15 @@ def _base_name(name: str, config: BertConfig) -> list[tuple[str, int | None]]:
     raise KeyError(name)
 
 
-def _head_name(name: str, config: BertConfig) -> str:
-    albert = config.embedding_size is not None
-    mlm = "predictions." if albert else "cls.predictions."
-    transform = "" if albert else "transform."
-    table = [
-        ("mlm.dense.", f"{mlm}{transform}dense."),
-        ("mlm.norm.", f"{mlm}{transform}LayerNorm."),
-        ("mlm.bias", f"{mlm}bias"),
-        ("seq_relationship.", "sop_classifier.classifier." if albert else "cls.seq_relationship."),
-        ("sbo.", "span_boundary." if albert else "cls.span_boundary."),
-        ("classifier.", "classifier."),
-    ]
-    for ours, theirs in table:
-        if name.startswith(ours):
-            return theirs + name[len(ours):]
-    raise KeyError(name)
+def head_names(model) -> list[tuple[str, str]]:
+    """[(our name prefix, HF name prefix)] for the parameters outside the encoder: the task model's
+    own ``hf_names`` and each objective's, under the attribute that holds it."""
+    fmt = hf_format(model.config)
+    table = [(ours, theirs[fmt]) for ours, theirs in getattr(model, "hf_names", {}).items()]
+    for attr, child in model.named_modules():
+        if isinstance(child, Objective) and attr:
+            table += [(f"{attr}.{ours}", theirs[fmt]) for ours, theirs in child.hf_names.items()]
+    return table
 
 
 def name_pairs(model) -> list[tuple[str, str, int | None]]:
@@ -158,14 +172,22 @@ def name_pairs(model) -> list[tuple[str, str, int | None]]:
     config = model.config
     is_base = not hasattr(model, "bert")
     hf_prefix = "" if is_base else ("albert." if config.embedding_size is not None else "bert.")
-    pairs = []
+    heads = head_names(model)
+    pairs, unknown = [], []
     for name, _ in model.named_parameters(remove_duplicate=False):
-        if is_base or name.startswith("bert."):
-            base = name if is_base else name[len("bert."):]
-            for hf, chunk in _base_name(base, config):
-                pairs.append((hf_prefix + hf, name, chunk))
-        else:
-            pairs.append((_head_name(name, config), name, None))
+        try:
+            if is_base or name.startswith("bert."):
+                base = name if is_base else name[len("bert."):]
+                for hf, chunk in _base_name(base, config):
+                    pairs.append((hf_prefix + hf, name, chunk))
+            else:
+                ours, theirs = next((o, t) for o, t in heads if name.startswith(o))
+                pairs.append((theirs + name[len(ours):], name, None))
+        except (KeyError, StopIteration):
+            unknown.append(name)
+    if unknown:
+        raise UserError(f"{type(model).__name__}: no Hugging Face name for parameter(s) {', '.join(unknown)} "
+                        "(declare them in the objective's or the model's hf_names)")
     return pairs
 
 
@@ -228,8 +250,7 @@ def write_model_files(model, directory: Path, tokenizer=None) -> None:
     from safetensors.torch import save_file
 
     directory = Path(directory)
-    arch = type(model).__name__
-    config = config_to_hf_dict(model.config, arch)
+    config = config_to_hf_dict(model.config, model)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     save_file(hf_state_dict(model), str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
     if tokenizer is not None:
@@ -251,13 +272,29 @@ def save_pretrained(model, directory, tokenizer=None) -> None:
     atomic_write_dir(directory, write)
 
 
+def load_config(path) -> BertConfig:
+    """A config from a config.json (ours or transformers'), a model directory, or a preset name."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "config.json"
+    if not p.exists():
+        if str(path) in preset_names():
+            return preset(str(path))
+        raise UserError(f"{path}: no such config file or preset (presets: {', '.join(preset_names())})")
+    try:
+        d = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    return config_from_hf_dict(d)
+
+
 def read_config(directory) -> BertConfig:
     path = Path(directory)
     if not path.exists():
         raise UserError(f"{path}: no such model directory")
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a model directory (no config.json)")
-    return BertConfig.load(path / "config.json")
+    return load_config(path / "config.json")
 
 
 def read_state_dict(directory) -> dict[str, torch.Tensor]:
@@ -304,8 +341,6 @@ def from_pretrained(cls, directory, ignore_mismatched_sizes: bool = False, **con
 
 def load(directory, **config_overrides):
     """The right task model for a saved directory (ours or transformers')."""
-    from berts.heads import TASK_MODELS
-
     path = Path(directory)
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a model directory (no config.json)")
@@ -313,8 +348,8 @@ def load(directory, **config_overrides):
         archs = json.loads((path / "config.json").read_text()).get("architectures") or ["BertModel"]
     except json.JSONDecodeError as exc:
         raise UserError(f"{path / 'config.json'}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    name = ARCHITECTURES.get(archs[0])
-    if name is None:
+    cls = architectures().get(archs[0])
+    if cls is None:
         raise UserError(f"{path}: architecture {archs[0]} is not supported "
-                        f"(supported: {', '.join(sorted(ARCHITECTURES))})")
-    return TASK_MODELS[name].from_pretrained(path, **config_overrides)
+                        f"(supported: {', '.join(sorted(architectures()))})")
+    return cls.from_pretrained(path, **config_overrides)

@@ -2,26 +2,46 @@
 
 One file, read top to bottom. ALBERT is this model with two switches:
 ``embedding_size`` (factorized V x E table, then E -> H) and ``share_layers``
-(cross-layer sharing of attention, FFN, or whole layers). Task heads live in heads.py.
-Parameter names here are ours; hf.py maps them to and from transformers' names.
+(cross-layer sharing of attention, FFN, or whole layers). Where the other pieces live:
+
+* attention.py: the one attention function and the mask builders (padding, causal, prefix);
+* padding.py: the padding rule and the unpad/pack machinery (``Unpadded``);
+* objectives/: one module per objective (head + loss + counts + metrics);
+* heads.py: the task models, each an encoder + objectives;
+* hf.py: the mapping to and from transformers (this file's parameter names are ours).
+
+Running the encoder layer by layer (early exit drops rows between layers; the fast paths stay
+on)::
+
+    state = bert.embed(input_ids, attention_mask, token_type_ids)   # EncoderState
+    for i in range(config.num_hidden_layers):
+        state = bert.run_layer(i, state)
+        state = state.select(keep)            # the batch rows (of this state) that go on
+    state.hidden()                            # [K, S, H], zeros at padding; bert.pool(state): [K, H]
+
+``BertModel.forward`` is these same pieces in a loop.
 
 Fast paths, each a switch (``set_fast_path``) with the plain path beside it, tested equal within
-1e-5 (tests/test_fastpath.py): ``unpad``/``pack`` (see Unpadded), ``sparse_output`` (the
+1e-5 (tests/test_fastpath.py): ``unpad``/``pack`` (see padding.Unpadded), ``sparse_output`` (the
 ``output_rows`` of BertModel.forward), ``fast_dropout``; ``compile_model`` wraps torch.compile
 with a clean fallback. benchmarks/README.md says what each one gives.
 """
 from __future__ import annotations
 
-import math
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from berts.attention import attention, fast_dropout
 from berts.config import BertConfig
-from berts.padding import Unpadded, unpad_index
+from berts.padding import Unpadded, guard_empty_rows, unpad_index
+
+__all__ = ["BertModel", "BertEncoder", "BertLayer", "BertAttention", "BertFeedForward", "BertEmbeddings",
+           "BertPooler", "EncoderState", "EncoderOutput", "BertPreTrainedModel", "Dropout", "fast_dropout",
+           "activation", "compile_model", "FAST_PATHS"]
 
 
 def activation(name: str):
@@ -33,21 +53,6 @@ def activation(name: str):
         "silu": F.silu,
         "tanh": torch.tanh,
     }[name]
-
-
-def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
-    """Dropout that draws 16 random bits per element (four from each int64) instead of a float:
-    on CPU the draw is most of dropout's cost, and this one is about 3x cheaper. ``p`` is rounded
-    to a multiple of 2**-16 (0.1 -> 0.100006) and the scale is 1 / (1 - that), so the
-    expectation is exact. Off the CPU it is F.dropout (CUDA's is fused already)."""
-    if not training or p == 0.0:
-        return x
-    if x.device.type != "cpu":
-        return F.dropout(x, p, True)
-    n, cut = x.numel(), round(p * 65536)
-    bits = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
-    keep = bits.view(torch.int16)[:n].view(x.shape) >= cut - 32768
-    return torch.where(keep, x * (65536 / (65536 - cut)), 0.0)
 
 
 class Dropout(nn.Dropout):
@@ -67,6 +72,7 @@ class EncoderOutput:
     pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
     attentions: tuple[torch.Tensor, ...] | None = None
+    attention_scores: tuple[torch.Tensor, ...] | None = None  # pre-softmax, per layer (TinyBERT)
     rows: torch.Tensor | None = None  # sparse output: last_hidden_state holds these flat positions only
 
     def __getitem__(self, key):  # transformers-style access: out["last_hidden_state"]
@@ -116,9 +122,10 @@ class BertAttention(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.attn_dropout = config.attention_probs_dropout_prob
 
-    def forward(self, x, mask=None, output_attentions=False, unpadded: Unpadded | None = None, rows=None):
+    def forward(self, x, mask=None, want=None, unpadded: Unpadded | None = None, rows=None):
         """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] or [B, 1, S, S]
-        (True = attend; unpadded.mask with ``unpadded``) or None.
+        (True = attend; unpadded.mask with ``unpadded``) or None. ``want``: see attention.attention;
+        the maps come back in attention's rows ([rows, heads, S, S]).
 
         ``rows``: flat indices of the tokens whose output is wanted; the output projection (and
         what follows) then runs on those rows only and the result is [N, H].
@@ -127,24 +134,14 @@ class BertAttention(nn.Module):
         qkv = self.qkv(x) if unpadded is None else unpadded.to_rows(self.qkv(x))
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        p = self.attn_dropout if self.training else 0.0
-        probs = None
-        fast = self.dropout.fast_dropout and p > 0 and x.device.type == "cpu"
-        if output_attentions or fast:  # the math path: SDPA gives no weights, and its CPU dropout is slow
-            scores = (q @ k.transpose(-1, -2)) / math.sqrt(self.head_dim)
-            if mask is not None:
-                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            probs = scores.softmax(-1)
-            ctx = (fast_dropout(probs, p) if fast else F.dropout(probs, p, self.training)) @ v
-            probs = probs if output_attentions else None
-        else:
-            ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        ctx, extra = attention(q, k, v, mask, dropout_p=self.attn_dropout if self.training else 0.0,
+                               fast_dropout=self.dropout.fast_dropout, want=want)
         ctx = ctx.transpose(1, 2).reshape(b, s, h)
         if unpadded is not None:
             ctx = unpadded.from_rows(ctx)
         if rows is not None:
             ctx, x = ctx.reshape(-1, h).index_select(0, rows), x.reshape(-1, h).index_select(0, rows)
-        return self.norm(x + self.dropout(self.out(ctx))), probs
+        return self.norm(x + self.dropout(self.out(ctx))), extra
 
 
 class BertFeedForward(nn.Module):
@@ -169,9 +166,59 @@ class BertLayer(nn.Module):
         self.attention = attention or BertAttention(config)
         self.ffn = ffn or BertFeedForward(config)
 
-    def forward(self, x, mask=None, output_attentions=False, unpadded=None, rows=None):
-        x, probs = self.attention(x, mask, output_attentions, unpadded, rows)
-        return self.ffn(x), probs
+    def forward(self, x, mask=None, want=None, unpadded=None, rows=None):
+        x, extra = self.attention(x, mask, want, unpadded, rows)
+        return self.ffn(x), extra
+
+
+@dataclass
+class EncoderState:
+    """Where a batch is between two layers (see the module docstring): its hidden states and the
+    mask attention takes, on the plain path ([B, S, H]) or unpadded ([T, H] + ``unpadded``).
+
+    ``batch_rows``: for each of this state's rows, its row in the batch ``embed`` was given
+    (``select`` keeps track). ``layer``: the next layer to run. ``attention_maps``: what the last
+    ``run_layer`` was asked for (``want``), in batch coordinates [B, heads, S, S].
+    """
+
+    x: torch.Tensor  # [B, S, H] plain; [T, H] unpadded; [N, H] after a sparse last layer (rows)
+    mask: torch.Tensor | None  # attention's mask: plain [B, 1, 1|S, S] / None, or unpadded.mask
+    unpadded: Unpadded | None
+    attention_mask: torch.Tensor | None  # the caller's mask of these rows: [B, S] or [B, S, S]
+    batch_rows: torch.Tensor  # [B]
+    seq: int
+    layer: int = 0
+    rows: torch.Tensor | None = None  # set by a sparse run_layer: x holds these flat positions only
+    attention_maps: object = None
+
+    @property
+    def batch(self) -> int:
+        return int(self.batch_rows.numel())
+
+    def hidden(self) -> torch.Tensor:
+        """[B, S, H]; zeros at padding positions when unpadded."""
+        if self.rows is not None:
+            raise ValueError("this state holds the hidden states of some rows only (output_rows)")
+        return self.unpadded.pad(self.x) if self.unpadded is not None else self.x
+
+    def select(self, keep: torch.Tensor) -> "EncoderState":
+        """Keep the rows ``keep`` (indices into this state's rows, or a bool [B]), e.g. the rows
+        that have not exited. The fast paths stay as they were (unpadded and packed again)."""
+        if self.rows is not None:
+            raise ValueError("cannot select rows after a sparse layer (output_rows)")
+        if keep.dtype == torch.bool:
+            keep = keep.nonzero().squeeze(1)
+        keep = keep.to(self.batch_rows.device)
+        attention_mask = self.attention_mask[keep] if self.attention_mask is not None else None
+        if self.unpadded is not None:
+            unpadded, tokens = self.unpadded.select(keep)
+            return replace(self, x=self.x.index_select(0, tokens), mask=unpadded.mask, unpadded=unpadded,
+                           attention_mask=attention_mask, batch_rows=self.batch_rows[keep], attention_maps=None)
+        mask = self.mask
+        if mask is not None and mask.shape[0] > 1:
+            mask = mask[keep]
+        return replace(self, x=self.x[keep], mask=mask, attention_mask=attention_mask,
+                       batch_rows=self.batch_rows[keep], attention_maps=None)
 
 
 class BertEncoder(nn.Module):
@@ -193,19 +240,31 @@ class BertEncoder(nn.Module):
                 layers.append(BertLayer(config))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x, mask=None, output_hidden_states=False, output_attentions=False, unpadded=None,
-                rows=None):
-        """``rows``: compute only these (flat) rows in the last layer's output projection and FFN."""
-        hidden = [x] if output_hidden_states else None
-        attentions = [] if output_attentions else None
+    def run_layer(self, i: int, state: EncoderState, want=None, rows=None) -> EncoderState:
+        """Layer i on ``state``. ``want``: attention maps to keep (attention.attention's ``want``),
+        in batch coordinates in ``attention_maps``. ``rows``: flat indices into this state's B*S:
+        the output projection and FFN then run on those rows only (the sparse output fast path)."""
+        u = state.unpadded
+        if rows is not None and u is not None:
+            rows = u.positions(rows)
+        x, extra = self.layers[i](state.x, state.mask, want, u, rows)
+        if extra is not None and u is not None:  # slot coordinates -> the batch's [B, heads, S, S]
+            extra = tuple(map(u.maps_to_batch, extra)) if isinstance(extra, tuple) else u.maps_to_batch(extra)
+        return replace(state, x=x, layer=i + 1, rows=rows, attention_maps=extra)
+
+    def forward(self, state: EncoderState, output_hidden_states=False, want=None, rows=None):
+        """Every layer in turn. ``rows``: the last layer computes these flat rows only.
+        Returns (state, hidden states per layer or None, attention maps per layer or None)."""
+        hidden = [state.hidden()] if output_hidden_states else None
+        maps = [] if want is not None else None
         last = len(self.layers) - 1
-        for i, layer in enumerate(self.layers):
-            x, probs = layer(x, mask, output_attentions, unpadded, rows if i == last else None)
+        for i in range(state.layer, len(self.layers)):
+            state = self.run_layer(i, state, want, rows if i == last else None)
             if output_hidden_states:
-                hidden.append(x)
-            if output_attentions:
-                attentions.append(probs)
-        return x, hidden, attentions
+                hidden.append(state.hidden())
+            if want is not None:
+                maps.append(state.attention_maps)
+        return state, hidden, maps
 
 
 class BertPooler(nn.Module):
@@ -218,13 +277,17 @@ class BertPooler(nn.Module):
 
 
 def attention_mask_4d(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
-    """[B, S] 1/0 padding mask -> bool [B, 1, 1, S] for SDPA; None when nothing is padded."""
+    """The plain path's mask: [B, S] 1/0 padding mask -> bool [B, 1, 1, S]; a full [B, S, S] mask
+    (query i may attend key j) -> bool [B, 1, S, S], a query that attends nothing given its own key
+    (no NaN). None when nothing is masked (checked on CPU only: no sync on GPU)."""
     if attention_mask is None:
         return None
     mask = attention_mask.bool()
     if not mask.device.type == "cuda" and bool(mask.all()):  # no sync on GPU; CPU: skip the mask
         return None
-    return mask[:, None, None, :]
+    if mask.dim() == 4:  # [B, 1, S, S], as the builders of attention.py give it
+        mask = mask[:, 0]
+    return guard_empty_rows(mask[:, None]) if mask.dim() == 3 else mask[:, None, None, :]
 
 
 def _init_module(module: nn.Module, std: float) -> None:
@@ -247,6 +310,11 @@ class BertPreTrainedModel(nn.Module):
     """Shared plumbing: init, parameter counting, Hugging Face save/load (see hf.py)."""
 
     base_model_prefix = "bert"
+    # The Hugging Face architecture names this class is saved as (config.json "architectures").
+    hf_architectures = {"bert": "BertModel", "albert": "AlbertModel"}
+    # Parameters outside the encoder and the objectives: {our name prefix: {"bert": HF prefix,
+    # "albert": HF prefix}}. Objectives declare their own (berts.objectives.base).
+    hf_names: dict = {}
 
     def __init__(self, config: BertConfig):
         super().__init__()
@@ -264,7 +332,8 @@ class BertPreTrainedModel(nn.Module):
                     params.pop(id(m.weight), None)
         return sum(p.numel() for p in params.values())
 
-    def save_pretrained(self, directory, tokenizer=None, safe_serialization: bool = True):
+    # hf.py depends on this file, not the other way: the two conveniences import it when called.
+    def save_pretrained(self, directory, tokenizer=None):
         from berts.hf import save_pretrained
 
         save_pretrained(self, directory, tokenizer=tokenizer)
@@ -322,47 +391,90 @@ class BertModel(BertPreTrainedModel):
         value = getattr(self, name)
         return self.training if value is None else value
 
-    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                output_hidden_states=False, output_attentions=False, output_rows=None, **unused) -> EncoderOutput:
-        """``output_rows``: flat indices into B*S of the positions a head needs. With the sparse_output
-        fast path on, last_hidden_state is then [N, H] for those rows (``rows`` says so); the pooler
-        still sees every [CLS]. Otherwise it is the usual [B, S, H]."""
+    # ------------------------------------------------------------ layer by layer
+    def embed(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None) -> EncoderState:
+        """The embeddings, and the state the layers run on (unpadded and packed when those fast
+        paths are on). ``attention_mask``: [B, S] (1 = real token) or [B, S, S] / [B|1, 1, S, S]
+        bool (query i may attend key j: causal, prefix, custom; its real tokens are the keys some
+        query attends)."""
         b, s = input_ids.shape
-        full = output_hidden_states or output_attentions
+        if attention_mask is not None:
+            if attention_mask.dim() == 4:
+                attention_mask = attention_mask[:, 0]
+            attention_mask = attention_mask.expand(b, *attention_mask.shape[1:])
+        unpadded = None
+        if attention_mask is not None and self.fast("unpad"):
+            unpadded = unpad_index(attention_mask, pack=self.fast("pack"))
+        rows = torch.arange(b, device=input_ids.device)
+        if unpadded is None:
+            x = self.embeddings(input_ids, token_type_ids, position_ids)
+            return EncoderState(x, attention_mask_4d(attention_mask), None, attention_mask, rows, s)
+        if position_ids is None:
+            position_ids = unpadded.index % unpadded.seq
+        else:
+            position_ids = unpadded.unpad(position_ids.expand(input_ids.shape))
+        token_type_ids = unpadded.unpad(token_type_ids) if token_type_ids is not None else None
+        x = self.embeddings(unpadded.unpad(input_ids), token_type_ids, position_ids)
+        return EncoderState(x, unpadded.mask, unpadded, attention_mask, rows, s)
+
+    def run_layer(self, i: int, state: EncoderState, want=None) -> EncoderState:
+        """Layer i on ``state`` (any subset of the batch's rows). ``want``: "scores" / "probs" /
+        ("scores", "probs"): the attention maps, in the returned state's ``attention_maps``."""
+        return self.encoder.run_layer(i, state, want)
+
+    def pool(self, state: EncoderState) -> torch.Tensor:
+        """The pooler on each row's [CLS] (position 0): [B, H]."""
+        if state.unpadded is None:
+            return self.pooler(state.x)
+        u = state.unpadded
+        first = torch.arange(u.batch, device=state.x.device) * u.seq
+        cls = state.x.index_select(0, u.positions(first)) * u.real[:, :1].to(state.x.dtype)  # zeros if padded
+        return self.pooler(cls[:, None])
+
+    # ------------------------------------------------------------------ forward
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
+                output_hidden_states=False, output_attentions=False, output_attention_scores=False,
+                output_rows=None) -> EncoderOutput:
+        """transformers' BertModel.forward, plus:
+
+        * ``attention_mask`` may be a full [B, S, S] mask (see ``embed``);
+        * ``output_attention_scores``: the pre-softmax scores per layer, [B, heads, S, S] each
+          (``attention_scores``), before the mask is applied;
+        * ``output_rows``: flat indices into B*S of the positions a head needs. With the
+          sparse_output fast path on, last_hidden_state is then [N, H] for those rows (``rows``
+          says so); the pooler still sees every [CLS]. Otherwise it is the usual [B, S, H].
+
+        The fast paths serve every output: with unpad/pack, hidden states come back [B, S, H]
+        (zeros at padding) and attention maps [B, heads, S, S] (zeros where the query or key is
+        padding). One exception: sparse output cannot give the last layer's hidden states at
+        every position, so ``output_hidden_states`` runs the last layer in full (unpad and pack
+        stay on).
+        """
+        b, s = input_ids.shape
+        want = ("scores", "probs") if output_attentions and output_attention_scores else \
+            "probs" if output_attentions else "scores" if output_attention_scores else None
         rows = None
-        if output_rows is not None and not full and self.fast("sparse_output"):
+        if output_rows is not None and not output_hidden_states and self.fast("sparse_output"):
             rows = output_rows
             if self.pooler is not None:  # the [CLS] rows first
                 rows = torch.cat([torch.arange(b, device=input_ids.device) * s, output_rows])
-        unpadded = None
-        if attention_mask is not None and not full and self.fast("unpad"):
-            unpadded = unpad_index(attention_mask, pack=self.fast("pack"))
-        if unpadded is not None:
-            if position_ids is None:
-                position_ids = unpadded.index % unpadded.seq
-            else:
-                position_ids = unpadded.unpad(position_ids.expand(input_ids.shape))
-            token_type_ids = unpadded.unpad(token_type_ids) if token_type_ids is not None else None
-            x = self.embeddings(unpadded.unpad(input_ids), token_type_ids, position_ids)
-            x, hidden, attentions = self.encoder(x, unpadded.mask, unpadded=unpadded,
-                                                 rows=None if rows is None else unpadded.positions(rows))
-            if rows is None:
-                x = unpadded.pad(x)
-        else:
-            x = self.embeddings(input_ids, token_type_ids, position_ids)
-            mask = attention_mask_4d(attention_mask)
-            if output_attentions and mask is None:
-                mask = torch.ones_like(input_ids, dtype=torch.bool)[:, None, None, :]
-            x, hidden, attentions = self.encoder(x, mask, output_hidden_states, output_attentions, rows=rows)
+        state = self.embed(input_ids, attention_mask, token_type_ids, position_ids)
+        state, hidden, maps = self.encoder(state, output_hidden_states, want, rows)
+        probs = scores = None
+        if maps is not None:
+            probs = tuple(m[1] if want == ("scores", "probs") else m for m in maps) if output_attentions else None
+            scores = tuple(m[0] if want == ("scores", "probs") else m for m in maps) \
+                if output_attention_scores else None
         if rows is not None:
+            x = state.x
             pooled = self.pooler(x[:b, None]) if self.pooler is not None else None
             return EncoderOutput(last_hidden_state=x[b:] if self.pooler is not None else x,
-                                 pooler_output=pooled, rows=output_rows)
+                                 pooler_output=pooled, attentions=probs, attention_scores=scores, rows=output_rows)
         return EncoderOutput(
-            last_hidden_state=x,
-            pooler_output=self.pooler(x) if self.pooler is not None else None,
+            last_hidden_state=state.hidden(),
+            pooler_output=self.pool(state) if self.pooler is not None else None,
             hidden_states=tuple(hidden) if hidden is not None else None,
-            attentions=tuple(attentions) if attentions is not None else None,
+            attentions=probs, attention_scores=scores,
         )
 
 

@@ -9,7 +9,11 @@ Two jobs:
 * **unpadding** (``Unpadded``, ``unpad_index``): the real tokens of a padded [B, S] batch, so
   that everything but attention runs on the T real tokens only, and attention scatters them
   into rows of S slots: the batch's own rows with the padding mask, or (``pack``) fewer rows
-  holding several sequences each, with a block-diagonal mask.
+  holding several sequences each, with a block-diagonal mask. A full [B, S, S] mask (causal,
+  prefix, custom: query i may attend key j) works on both: its real tokens are the keys some
+  query attends, and it is gathered into slot coordinates and intersected with the block.
+  ``Unpadded.maps_to_batch`` brings attention maps back to [B, heads, S, S]; ``Unpadded.select``
+  keeps a subset of the rows (early exit, model.EncoderState.select).
 """
 from __future__ import annotations
 
@@ -34,14 +38,17 @@ class Unpadded(NamedTuple):
     """The real tokens of a padded [B, S] batch (the unpad fast path): linear layers, LayerNorm,
     dropout and the FFN run on the T real tokens only; attention scatters them into rows of S
     slots for one batched SDPA call: the batch's own rows with the padding mask, or (``pack``)
-    fewer rows holding several sequences each, with a block-diagonal mask."""
+    fewer rows holding several sequences each, with a block-diagonal mask. A full [B, S, S] mask
+    (causal, prefix, custom) is carried into slot coordinates and intersected with the block."""
 
     index: torch.Tensor  # [T] flat positions of the real tokens in B*S, ascending
     batch: int
     seq: int
     slots: torch.Tensor  # [T] their places in attention's rows (= index unless packed)
     rows: int  # attention's rows: B, or fewer when packed
-    mask: torch.Tensor  # bool, True = attend: [B, 1, 1, S], or [rows, 1, S, S] when packed
+    mask: torch.Tensor  # bool, True = attend: [B, 1, 1, S], or [rows, 1, S, S] (packed, or a full mask)
+    source: torch.Tensor | None = None  # the bool mask it was built from: [B, S] or [B, S, S]
+    packed: bool = False
 
     def pad(self, x):
         """[T, ...] -> [B, S, ...], zeros at the padding."""
@@ -65,26 +72,71 @@ class Unpadded(NamedTuple):
         where[self.index] = torch.arange(self.index.numel(), device=self.index.device)
         return where[flat]
 
+    @property
+    def real(self) -> torch.Tensor:
+        """bool [B, S]: the real tokens."""
+        return real_tokens(self.source) if self.source is not None else \
+            _scatter(torch.ones_like(self.index, dtype=torch.bool), self.index, self.batch, self.seq)
+
+    def maps_to_batch(self, maps):
+        """Attention maps in slot coordinates [rows, heads, S, S] -> [B, heads, S, S] (query, key in
+        the batch's positions), zeros where the query or the key is not a real token."""
+        s = self.seq
+        slot_of = torch.zeros(self.batch * s, dtype=torch.long, device=self.index.device)
+        slot_of[self.index] = self.slots
+        slot_of = slot_of.view(self.batch, s)
+        row, col = slot_of // s, slot_of % s  # a sequence's tokens share one row
+        out = maps[row[:, :, None], :, col[:, :, None], col[:, None, :]]  # [B, S, S, heads]
+        real = self.real
+        return (out * (real[:, :, None] & real[:, None, :])[..., None]).permute(0, 3, 1, 2)
+
+    def select(self, keep: torch.Tensor):
+        """Keep the batch rows ``keep`` ([K] indices, in the new order) -> (Unpadded of those rows,
+        [T'] indices into this one's T tokens giving the new tokens). Always unpadded (no None),
+        packed again if this one was."""
+        new = unpad_index(self.source[keep], pack=self.packed, force=True)
+        old_flat = keep[new.index // self.seq] * self.seq + new.index % self.seq
+        return new, self.positions(old_flat)
+
 
 def _scatter(x, index, rows, seq):
     out = x.new_zeros(rows * seq, *x.shape[1:]).index_copy(0, index, x)
     return out.view(rows, seq, *x.shape[1:])
 
 
-def unpad_index(attention_mask: torch.Tensor, pack: bool = False) -> Unpadded | None:
-    """[B, S] 1/0 mask -> Unpadded, or None when nothing is padded.
+def real_tokens(attention_mask: torch.Tensor) -> torch.Tensor:
+    """bool [B, S] real tokens of a [B, S] 1/0 mask, or of a full [B, S, S] mask (query i may attend
+    key j): the keys some query attends."""
+    mask = attention_mask.bool()
+    return mask.any(1) if mask.dim() == 3 else mask
+
+
+def guard_empty_rows(mask: torch.Tensor) -> torch.Tensor:
+    """A query row that attends no key gets its own key (no empty softmax, no NaN); its output
+    is never used (berts.attention uses it too)."""
+    s = mask.shape[-1]
+    empty = ~mask.any(-1, keepdim=True)
+    return mask | (empty & torch.eye(s, dtype=torch.bool, device=mask.device))
+
+
+def unpad_index(attention_mask: torch.Tensor, pack: bool = False, force: bool = False) -> Unpadded | None:
+    """[B, S] 1/0 mask, or a full [B, S, S] bool mask -> Unpadded, or None when nothing is padded
+    (``force``: an Unpadded all the same).
 
     ``pack``: first-fit-decreasing packing of the sequences into rows of S slots (right-padded
     rows only; otherwise the batch's own rows are kept).
     """
-    b, s = attention_mask.shape
-    mask = attention_mask.bool()
+    source = attention_mask.bool()
+    full = source.dim() == 3
+    b, s = source.shape[0], source.shape[-1]
+    mask = real_tokens(source)
     index = mask.reshape(-1).nonzero().squeeze(1)
-    if index.numel() == b * s:
+    if index.numel() == b * s and not force:
         return None
     lengths = mask.sum(1)
     if not pack or not bool((mask[:, 1:] <= mask[:, :-1]).all()):
-        return Unpadded(index, b, s, index, b, mask[:, None, None, :])
+        attn = guard_empty_rows(source[:, None]) if full else mask[:, None, None, :]
+        return Unpadded(index, b, s, index, b, attn, source, False)
     sizes = lengths.tolist()
     row_of, start_of, free = [0] * b, [0] * b, []
     for i in sorted(range(b), key=lambda i: -sizes[i]):  # longest first, each into the first row it fits
@@ -102,5 +154,12 @@ def unpad_index(attention_mask: torch.Tensor, pack: bool = False) -> Unpadded | 
     segment[slots] = seq_of
     segment = segment.view(rows, s)
     block = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
-    block |= torch.eye(s, dtype=torch.bool, device=device)  # an empty slot sees itself: no empty softmax
-    return Unpadded(index, b, s, slots, rows, block[:, None])
+    if full:  # the sequence's own mask, gathered into slot coordinates: slot -> (sequence, position)
+        position = torch.zeros(rows * s, dtype=torch.long, device=device)
+        position[slots] = index % s
+        position = position.view(rows, s)
+        seq = segment.clamp(min=0)
+        block &= source[seq[:, :, None], position[:, :, None], position[:, None, :]]
+    # an empty slot (or a query its mask leaves nothing) sees itself: no empty softmax
+    block = guard_empty_rows(block) if full else block | torch.eye(s, dtype=torch.bool, device=device)
+    return Unpadded(index, b, s, slots, rows, block[:, None], source, True)

@@ -1,0 +1,107 @@
+"""Attention, in one function, and the masks it takes.
+
+``attention(q, k, v, mask)`` is the only attention code in berts: BertAttention calls it on every
+path (plain, unpadded, packed). It runs SDPA when nothing but the context is wanted, and the math
+path (scores -> mask -> softmax -> dropout -> @ v) when the caller wants the pre-softmax scores
+(TinyBERT) or the probabilities (``output_attentions``), or when dropout runs on the CPU with
+``fast_dropout`` (SDPA's CPU dropout draws a float per element: slow).
+
+Masks are bool, True = attend, broadcast against [rows, heads, S, S]:
+
+* padding: ``padding_mask(attention_mask)`` -> [B, 1, 1, S];
+* full: [B, 1, S, S], query i may attend key j: ``causal_mask(S)``, ``prefix_mask(token_type_ids)``
+  (UniLM's seq2seq mask), or any hand-built one;
+* ``combine(a, b, ...)``: their intersection (None ones skipped).
+
+A float mask is an additive bias (added to the scores), as SDPA takes it. The block-diagonal mask
+of packed rows is built in padding.py from any of these.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from berts.padding import guard_empty_rows  # noqa: F401  (a mask rule; padding.py needs it too)
+
+WANTS = (None, "scores", "probs", ("scores", "probs"))
+
+
+def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
+    """Dropout that draws 16 random bits per element (four from each int64) instead of a float:
+    on CPU the draw is most of dropout's cost, and this one is about 3x cheaper. ``p`` is rounded
+    to a multiple of 2**-16 (0.1 -> 0.100006) and the scale is 1 / (1 - that), so the
+    expectation is exact. Off the CPU it is F.dropout (CUDA's is fused already)."""
+    if not training or p == 0.0:
+        return x
+    if x.device.type != "cpu":
+        return F.dropout(x, p, True)
+    n, cut = x.numel(), round(p * 65536)
+    bits = torch.randint(-2 ** 63, 2 ** 63 - 1, ((n + 3) // 4,), dtype=torch.int64, device=x.device)
+    keep = bits.view(torch.int16)[:n].view(x.shape) >= cut - 32768
+    return torch.where(keep, x * (65536 / (65536 - cut)), 0.0)
+
+
+_fast_dropout = fast_dropout  # attention()'s keyword of the same name hides it there
+
+
+def attention(q, k, v, mask=None, *, dropout_p: float = 0.0, fast_dropout: bool = False, want=None):
+    """q, k, v: [rows, heads, S, d]; mask: bool (True = attend) or float (added), broadcastable to
+    [rows, heads, S, S], or None. ``dropout_p``: dropout on the probabilities (pass 0.0 in eval).
+
+    ``want``: None (context only), "scores" (the scaled q.k^T BEFORE the mask, [rows, heads, S, S]),
+    "probs" (the softmax probabilities, before dropout) or ("scores", "probs") (both, a tuple).
+    Returns (context [rows, heads, S, d], extra or None).
+    """
+    if want not in WANTS:
+        raise ValueError(f"want must be one of {WANTS}, got {want!r}")
+    cpu_fast = fast_dropout and dropout_p > 0 and q.device.type == "cpu"
+    if want is None and not cpu_fast:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
+    scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # [rows, heads, S, S]
+    masked = scores
+    if mask is not None:
+        masked = scores.masked_fill(~mask, torch.finfo(scores.dtype).min) if mask.dtype == torch.bool \
+            else scores + mask
+    probs = masked.softmax(-1)
+    dropped = _fast_dropout(probs, dropout_p) if cpu_fast else F.dropout(probs, dropout_p, dropout_p > 0)
+    ctx = dropped @ v
+    extra = {None: None, "scores": scores, "probs": probs}.get(want) if not isinstance(want, tuple) \
+        else (scores, probs)
+    return ctx, extra
+
+
+# ------------------------------------------------------------------------------ masks
+def padding_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """[B, S] 1/0 (1 = real token) -> bool [B, 1, 1, S]: every query sees the real keys."""
+    return attention_mask.bool()[:, None, None, :]
+
+
+def causal_mask(seq: int, device=None) -> torch.Tensor:
+    """bool [1, 1, S, S]: query i sees keys j <= i."""
+    return torch.ones(seq, seq, dtype=torch.bool, device=device).tril()[None, None]
+
+
+def prefix_mask(segments: torch.Tensor, seq: int | None = None) -> torch.Tensor:
+    """UniLM's seq2seq mask, bool [B, 1, S, S]: segment A (the prefix) sees all of A; a token of
+    segment B sees A and B up to itself.
+
+    ``segments``: token_type_ids [B, S] (0 = A, 1 = B), or prefix lengths [B] (then ``seq`` is S).
+    """
+    if segments.dim() == 1:
+        segments = (torch.arange(seq, device=segments.device)[None, :] >= segments[:, None]).long()
+    s = segments.shape[1]
+    a = segments == 0  # [B, S]
+    earlier = torch.ones(s, s, dtype=torch.bool, device=segments.device).tril()  # [S(query), S(key)]
+    allowed = a[:, None, :] | (~a[:, :, None] & earlier)  # key in A, or (query in B and key not later)
+    return allowed[:, None]
+
+
+def combine(*masks):
+    """The intersection of bool masks (None ones skipped; None when all are None)."""
+    out = None
+    for m in masks:
+        if m is not None:
+            out = m if out is None else out & m
+    return out
