@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from berts import BertForPreTraining, BertForSequenceClassification, preset
-from berts.bench import BatchMaker, BenchOptions, Side, _pad, default_corpus, tokenize_corpus
+from berts.bench import BatchMaker, BenchOptions, Side, default_corpus, pad_rows, tokenize_corpus
 from berts.model import BertAttention, compile_model, fast_dropout
 
 LEVERS = ("sparse_mlm", "sparse_output", "fast_dropout", "fused_qkv", "padding", "packing", "compile", "malloc")
@@ -199,7 +199,7 @@ def main(argv=None) -> int:
                     batches = []
                     for s in range(0, len(rows), args.batch):
                         chunk = rows[s:s + args.batch]
-                        arrays = _pad([(r[0][:int(r[2].sum())].numpy(), r[1][:int(r[2].sum())].numpy())
+                        arrays = pad_rows([(r[0][:int(r[2].sum())].numpy(), r[1][:int(r[2].sum())].numpy())
                                        for r in chunk], args.seq)
                         bb = {k: torch.from_numpy(v) for k, v in arrays.items()}
                         bb["labels"] = torch.stack([r[3] for r in chunk])

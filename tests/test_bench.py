@@ -67,6 +67,43 @@ def test_batches_are_the_same_for_both_and_padded_per_batch():
     assert fixed["input_ids"].shape == (4, 32) and bool(fixed["attention_mask"].all())
 
 
+def test_pretraining_batches_are_the_collators_own():
+    """The bench feeds what the trainer's collator makes (its masking, padding, sparse targets),
+    pairs truncated by berts prepare's truncate_pair: the same arrays, recomputed here."""
+    import copy
+
+    import numpy as np
+
+    from berts.data.collate import PretrainingCollator
+    from berts.padding import pad_width
+
+    cfg = preset("tiny")
+    paragraphs = [[np.arange(5, 5 + n) for n in (3, 40, 7, 12, 25)], [np.arange(100, 100 + n) for n in (30, 9)]]
+    maker = BatchMaker(BenchOptions(seq=30, batch=8), cfg, paragraphs)
+    assert isinstance(maker.collator, PretrainingCollator) and maker.collator.max_seq_length == 30
+    calls = []
+    real_call = maker.collator.__call__
+
+    def spy(examples, rng):
+        calls.append((examples, copy.deepcopy(rng)))
+        return real_call(examples, rng)
+
+    maker.collator = type("Spy", (), {"__call__": staticmethod(spy)})()
+    b = maker.make("pretrain", "real")
+    (examples, rng), = calls
+    again = real_call(examples, rng)
+    for key in ("input_ids", "attention_mask", "token_type_ids", "mlm_positions", "mlm_labels", "next_sentence_label"):
+        assert torch.equal(b["berts"][key], again[key]), key
+    lengths = [len(e["input_ids"]) for e in examples]
+    assert max(lengths) <= 30 and b["berts"]["input_ids"].shape == (8, pad_width(max(lengths), 8, cap=30))
+    for e in examples:  # [CLS] A [SEP] B [SEP], both segments kept
+        ids = list(e["input_ids"])
+        assert ids[0] == 2 and ids[-1] == 3 and ids[e["b_start"] - 1] == 3 and e["b_start"] < len(ids) - 1
+    masked = len(b["berts"]["mlm_positions"])
+    assert b["meta"]["masked"] == masked and 0 < masked <= 8 * 5  # per-row cap ceil(0.15 * 30) = 5
+    assert torch.equal(b["transformers"]["labels"].reshape(-1)[b["berts"]["mlm_positions"]], b["berts"]["mlm_labels"])
+
+
 def test_useful_flops_counts_the_masked_positions_only():
     cfg = preset("mini")
     base = useful_flops(cfg, [128] * 32, 0, "pretrain")

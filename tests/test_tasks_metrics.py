@@ -9,7 +9,9 @@ import pytest
 import torch
 
 from berts.data.sampler import ResumableBatchSampler
-from berts.data.tasks import ClassificationDataset, Example, LabelMap, read_examples
+from berts.data.classification import ClassificationDataset
+from berts.data.labels import LabelMap
+from berts.data.tables import Example, read_examples
 from berts.errors import UserError
 from berts.metrics import (accuracy, better, compute_metrics, f1_binary, f1_macro, higher_is_better,
                            matthews_corrcoef, mse, pearson, rankdata, spearman)

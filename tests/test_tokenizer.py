@@ -11,7 +11,8 @@ import torch
 
 from berts.cli import main
 from berts.errors import UserError
-from berts.tokenizer import SPECIAL_TOKENS, Tokenizer, _Corpus
+from berts.data.corpus import Corpus
+from berts.tokenizer import SPECIAL_TOKENS, Tokenizer, load_tokenizer
 
 transformers = pytest.importorskip("transformers")
 AutoTokenizer = transformers.AutoTokenizer
@@ -285,28 +286,45 @@ def test_gzip_jsonl_and_bad_utf8(corpus, tmp_path, capsys):
 
     # the trainer breaks frequency ties in hash-map order, so two trainings may differ in ids:
     # compare the texts the trainer is fed, then check each format trains to the full vocab size
-    assert list(_Corpus([corpus])) == lines
+    assert list(Corpus([corpus]).texts()) == lines
     for path in (gz, jsonl, jsonl_gz):
-        assert list(_Corpus([path])) == lines, path.name
+        assert list(Corpus([path]).texts()) == lines, path.name
         tok = Tokenizer.train([path], 500, show_progress=False)
         assert tok.vocab_size == 500 and tok.convert_ids_to_tokens([0, 1, 2, 3, 4]) == list(SPECIAL_TOKENS)
         assert tok.train_stats == {**tok.train_stats, "files": 1, "lines": len(lines), "skipped_lines": 0}
         assert tok.tokenize("Café 北京 kamiro") == ["cafe", "北", "京"] + tok.tokenize("kamiro")
     capsys.readouterr()
-    reader = _Corpus([bad, jsonl])
-    assert list(reader) == lines + lines and reader.skipped == {bad: 2}
-    assert "bad.txt: skipped 2 line(s) that are not valid UTF-8" in capsys.readouterr().err
+    reader = Corpus([bad, jsonl])
+    assert list(reader.texts()) == lines + lines and dict(reader.problems.counts) == {"invalid_utf8_line": 2}
+    assert "bad.txt:1: invalid UTF-8 (byte 0xff at column 1), line skipped" in capsys.readouterr().err
     tok = Tokenizer.train([bad], 500, show_progress=True)  # show_progress: counts lines for the bar
     assert tok.vocab_size == 500
     assert tok.train_stats["skipped_lines"] == 2 and tok.train_stats["lines"] == len(lines)
-    assert "bad.txt: skipped 2 line(s) that are not valid UTF-8" in capsys.readouterr().err
+    assert f"bad.txt:{len(lines) + 2}: invalid UTF-8" in capsys.readouterr().err
 
+    # a bad JSONL record is skipped and reported as `berts prepare` does; nothing left is an error
     broken = tmp_path / "broken.jsonl"
-    broken.write_text('{"text": "fine"}\n{"text": 3}\n', encoding="utf-8")
-    with pytest.raises(UserError, match=r"broken\.jsonl:2: .*\"text\""):
-        Tokenizer.train([broken], 100, show_progress=False)
+    broken.write_text('{"text": "fine words here"}\n{"text": 3}\n', encoding="utf-8")
+    tok = Tokenizer.train([broken], 100, show_progress=False)
+    assert tok.train_stats["lines"] == 1 and tok.train_stats["skipped"] == {"bad_record": 1}
+    assert 'broken.jsonl:2: no string "text" field, record skipped' in capsys.readouterr().err
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"text": 3}\n', encoding="utf-8")
+    with pytest.raises(UserError, match=r"no text found in the corpus: .*empty\.jsonl"):
+        Tokenizer.train([empty], 100, show_progress=False)
     with pytest.raises(UserError, match=r"missing\.txt: no such file"):
         Tokenizer.train([corpus, tmp_path / "missing.txt"], 100, show_progress=False)
+
+
+def test_load_tokenizer_errors(trained, tmp_path):
+    tok, out, _ = trained
+    assert load_tokenizer(out).vocab() == tok.vocab()
+    assert load_tokenizer(out / "vocab.txt").vocab_size == tok.vocab_size  # a vocab.txt file itself
+    with pytest.raises(UserError, match=r"^\S*nope: no such tokenizer directory$"):
+        load_tokenizer(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(UserError, match=r"empty: no tokenizer files \(tokenizer\.json or vocab\.txt\)$"):
+        load_tokenizer(tmp_path / "empty")
 
 
 # ----------------------------------------------------------------------------- CLI

@@ -65,9 +65,6 @@ def _extract(archive: Path, members: dict[str, Path]) -> None:
                         shutil.copyfileobj(src, out)
 
 
-_TAG = re.compile(r"/[A-Za-z]+\b")
-
-
 def _is_title(line: str) -> bool:
     return len(line) < 40 and not re.search(r"[。！？”」]$", line)
 

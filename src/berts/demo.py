@@ -117,10 +117,10 @@ def _transformers_check(model_dir: Path, test: Path, n: int = 64) -> dict:
     except ImportError:
         return {"skipped": "transformers is not installed (pip install 'berts[hf]')"}
     import berts
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer import load_tokenizer
 
     texts = [line.split("\t")[0] for line in test.read_text(encoding="utf-8").splitlines()[1:n + 1]]
-    tok = Tokenizer.from_pretrained(model_dir)
+    tok = load_tokenizer(model_dir)
     batch = tok(texts, max_length=128, truncation=True, padding="longest", return_tensors="pt")
     ours = berts.load(model_dir).eval()
     theirs = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
@@ -139,11 +139,12 @@ def _random_init(pretrained: Path, directory: Path) -> None:
     import torch
 
     import berts
-    from berts.tokenizer import Tokenizer
+    from berts.hf import load_config
+    from berts.tokenizer import load_tokenizer
 
-    config = berts.BertConfig.load(pretrained)
+    config = load_config(pretrained)
     torch.manual_seed(0)
-    berts.BertModel(config).save_pretrained(directory, tokenizer=Tokenizer.from_pretrained(pretrained))
+    berts.BertModel(config).save_pretrained(directory, tokenizer=load_tokenizer(pretrained))
 
 
 def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
@@ -238,7 +239,7 @@ def render_report(r: dict, out: Path) -> str:
         + ", ".join(f"{k} {_fmt(ft_eval[k])}" for k in _METRICS if isinstance(ft_eval.get(k), float)),
         "- test (best checkpoint): " + ", ".join(f"{k} {_fmt(r['test'][k])}" for k in _METRICS
                                                  if isinstance(r["test"].get(k), float)),
-        *([f"- baseline, the same fine-tuning from random weights, test: "
+        *(["- baseline, the same fine-tuning from random weights, test: "
            + ", ".join(f"{k} {_fmt(r['baseline_test'][k])}" for k in _METRICS
                        if isinstance(r["baseline_test"].get(k), float))] if r.get("baseline_test") else []),
         f"- plots: {out / 'finetune' / 'plots'}", "",

@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ from tokenizers import Tokenizer as _Backend
 from tokenizers import decoders, normalizers, pre_tokenizers, processors, trainers
 from tokenizers.models import WordPiece
 
-from berts.errors import UserError, where
+from berts.errors import UserError
 from berts.fileio import check_readable, open_binary, read_text
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -101,11 +100,6 @@ def read_vocab_txt(path: str | os.PathLike) -> dict[str, int]:
 
 
 # ----------------------------------------------------------------------------- corpus reading
-def _is_jsonl(path: Path) -> bool:
-    name = path.name.lower()
-    return name.endswith(".jsonl") or name.endswith(".jsonl.gz")
-
-
 def _count_lines(path: Path) -> int:
     """Number of lines (for the progress bar only); reads the file in 1 MiB blocks."""
     n, last = 0, b"\n"
@@ -119,52 +113,15 @@ def _count_lines(path: Path) -> int:
     return n + (last != b"\n")
 
 
-class _Corpus:
-    """Iterates the texts of plain-text / gzip / JSONL files; counts lines and skipped lines."""
-
-    def __init__(self, files: Sequence[str | os.PathLike]):
-        self.files = [Path(f) for f in files]
-        self.lines = 0
-        self.skipped: dict[Path, int] = {}
-
-    def __iter__(self) -> Iterator[str]:
-        for path in self.files:
-            yield from self._read(path)
-
-    def _read(self, path: Path) -> Iterator[str]:
-        jsonl, bad = _is_jsonl(path), 0
-        try:
-            with open_binary(path) as f:
-                for lineno, raw in enumerate(f, 1):
-                    try:
-                        line = raw.decode("utf-8")
-                    except UnicodeDecodeError:
-                        bad += 1
-                        continue
-                    if not line.strip():
-                        continue
-                    if jsonl:
-                        line = self._jsonl_text(path, lineno, line)
-                        if not line.strip():
-                            continue
-                    self.lines += 1
-                    yield line.rstrip("\r\n")
-        except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
-            raise UserError(f"{path}: cannot read ({exc})") from None
-        if bad:
-            self.skipped[path] = bad
-            print(f"berts: warning: {path}: skipped {bad} line(s) that are not valid UTF-8", file=sys.stderr)
-
-    @staticmethod
-    def _jsonl_text(path: Path, lineno: int, line: str) -> str:
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise UserError(f"{where(path, lineno)}: invalid JSON ({exc.msg})") from None
-        text = obj.get("text") if isinstance(obj, dict) else None
-        if not isinstance(text, str):
-            raise UserError(f"{where(path, lineno)}: expected a JSON object with a string \"text\" field")
-        return text
+def load_tokenizer(path: str | os.PathLike) -> Tokenizer:
+    """The one tokenizer loader of berts' commands: a tokenizer directory (``tokenizer.json`` or
+    ``vocab.txt``, ours or transformers') or a ``vocab.txt`` file, with one-line errors."""
+    p = Path(path)
+    if not p.exists():
+        raise UserError(f"{path}: no such tokenizer directory")
+    if p.is_dir() and not any((p / n).is_file() for n in (TOKENIZER_FILE, VOCAB_FILE)):
+        raise UserError(f"{path}: no tokenizer files ({TOKENIZER_FILE} or {VOCAB_FILE})")
+    return Tokenizer.from_pretrained(p)
 
 
 # ----------------------------------------------------------------------------- the tokenizer
@@ -208,22 +165,24 @@ class Tokenizer:
     def train(cls, files: Sequence[str | os.PathLike] | str | os.PathLike, vocab_size: int, *,
               lowercase: bool = True, strip_accents: bool | None = None, min_frequency: int = 2,
               limit_alphabet: int = 1000, show_progress: bool = True,
-              model_max_length: int = DEFAULT_MODEL_MAX_LENGTH) -> Tokenizer:
-        """Train a WordPiece vocabulary on text files (plain, ``.gz``, or JSONL with a ``text``
-        field when the name ends in ``.jsonl``/``.jsonl.gz``; one text a line).
+              model_max_length: int = DEFAULT_MODEL_MAX_LENGTH, input_format: str = "auto",
+              text_field: str = "text", warnings_stream=None) -> Tokenizer:
+        """Train a WordPiece vocabulary on a corpus read exactly as ``berts prepare`` reads it
+        (berts.data.corpus.Corpus): files, directories, globs, ``.gz``; bert / plain / JSONL
+        (``text_field``) formats, detected per file with ``input_format="auto"``.
 
-        Lines that are not valid UTF-8 are skipped (counted in ``train_stats`` and reported on
-        stderr). ``strip_accents=None`` follows ``lowercase`` as BERT does.
+        Lines that are not valid UTF-8 and bad JSONL records are skipped (counted in
+        ``train_stats`` and reported on stderr). ``strip_accents=None`` follows ``lowercase`` as BERT does.
         """
-        if isinstance(files, (str, os.PathLike)):
-            files = [files]
-        files = [Path(f) for f in files]
-        if not files:
-            raise UserError("no corpus files given")
+        from berts.data.corpus import Corpus, Problems  # lazily: berts.data's pipeline imports us lazily too
+
         if vocab_size <= len(SPECIAL_TOKENS):
             raise UserError(f"vocab size must be more than {len(SPECIAL_TOKENS)} (the special tokens), got {vocab_size}")
         if min_frequency < 0:
             raise UserError(f"min frequency must be >= 0, got {min_frequency}")
+        corpus = Corpus(files, input_format=input_format, text_field=text_field,
+                        problems=Problems(stream=warnings_stream))
+        files = corpus.files
         for f in files:
             check_readable(f, "a text file")
 
@@ -235,9 +194,8 @@ class Tokenizer:
             vocab_size=vocab_size, min_frequency=min_frequency, show_progress=show_progress,
             special_tokens=list(SPECIAL_TOKENS), limit_alphabet=limit_alphabet,
             continuing_subword_prefix=CONTINUATION_PREFIX)
-        corpus = _Corpus(files)
         length = sum(_count_lines(f) for f in files) if show_progress else None
-        backend.train_from_iterator(iter(corpus), trainer=trainer, length=length)
+        backend.train_from_iterator(corpus.texts(), trainer=trainer, length=length)
         if corpus.lines == 0:
             raise UserError("no text found in the corpus: " + ", ".join(str(f) for f in files))
 
@@ -251,7 +209,7 @@ class Tokenizer:
         tok = cls(backend, model_max_length=model_max_length)
         tok.train_stats = {
             "files": len(files), "lines": corpus.lines,
-            "skipped_lines": sum(corpus.skipped.values()),
+            "skipped_lines": corpus.problems.total, "skipped": dict(corpus.problems.counts),
             "seconds": time.perf_counter() - start,
         }
         return tok

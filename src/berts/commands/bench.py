@@ -1,4 +1,4 @@
-"""`berts bench`: tokens/s of berts and transformers side by side (see berts/bench.py)."""
+"""`berts bench`: tokens/s of berts and transformers side by side (see berts/bench/)."""
 from __future__ import annotations
 
 import json

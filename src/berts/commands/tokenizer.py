@@ -17,9 +17,14 @@ def register(subparsers) -> None:
     parser.set_defaults(func=lambda args: _no_action(parser))
 
     train = sub.add_parser("train", help="train a WordPiece vocabulary on text files",
-                           description="Train a WordPiece vocabulary. Corpus files: plain text or .gz "
-                                       "(one text a line), or .jsonl/.jsonl.gz with a \"text\" field.")
-    train.add_argument("--corpus", nargs="+", required=True, metavar="FILE", help="corpus files")
+                           description="Train a WordPiece vocabulary. The corpus is read as `berts prepare` "
+                                       "reads it: files, directories, globs, .gz; formats bert, plain or "
+                                       "jsonl (text in --text-field), detected per file by default.")
+    train.add_argument("--corpus", nargs="+", required=True, metavar="INPUT",
+                       help="corpus files, directories or glob patterns")
+    train.add_argument("--format", dest="input_format", choices=("auto", "bert", "plain", "jsonl"), default="auto",
+                       help="input format (default: detected per file)")
+    train.add_argument("--text-field", default="text", metavar="NAME", help="JSONL field holding the text (default text)")
     train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size, specials included")
     train.add_argument("--out", required=True, metavar="DIR", help="output directory")
     train.add_argument("--cased", action="store_true", help="keep case and accents (default: lowercase, strip accents)")
@@ -62,22 +67,23 @@ def _train(args) -> int:
         raise UserError(f"{out}: exists and is not a directory")
     tok = Tokenizer.train(args.corpus, args.vocab_size, lowercase=not args.cased,
                           min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
-                          model_max_length=args.model_max_length,
+                          model_max_length=args.model_max_length, input_format=args.input_format,
+                          text_field=args.text_field,
                           # tokenizers' bars go to stderr but it also writes blank lines to stdout:
                           # only when someone watches, so a piped stdout holds just the summary
                           show_progress=sys.stderr.isatty())
     tok.save_pretrained(out)
     s = tok.train_stats
-    skipped = f", {s['skipped_lines']} invalid UTF-8 line(s) skipped" if s["skipped_lines"] else ""
+    skipped = f", skipped {s['skipped_lines']} (see the warnings)" if s["skipped_lines"] else ""
     print(f"tokenizer: vocab {tok.vocab_size} ({_case(tok.lowercase)}) from {s['files']} file(s), "
           f"{s['lines']} lines{skipped}, in {s['seconds']:.1f}s -> {out}")
     return 0
 
 
 def _encode(args) -> int:
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer import load_tokenizer
 
-    tok = Tokenizer.from_pretrained(args.dir)
+    tok = load_tokenizer(args.dir)
     enc = tok.encode(args.text, args.pair, max_length=args.max_length)
     print("tokens:", " ".join(tok.convert_ids_to_tokens(enc["input_ids"])))
     print("ids:", " ".join(map(str, enc["input_ids"])))

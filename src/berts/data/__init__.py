@@ -1,16 +1,23 @@
-"""Pretraining data: corpora -> shards (``prepare``) -> masked batches (``PretrainingDataset``).
+"""Data: corpora -> shards (``prepare``) -> masked batches (``PretrainingDataset``); labelled
+tables -> classification batches (``ClassificationDataset``).
 
-=============  ===============================================================
-corpus.py      reading files (bert / plain / jsonl, .gz, dirs, globs), sentences
-segment.py     Chinese word segmenters, lexicon entities, per-token unit bits
-instances.py   Google BERT's instance algorithm with nsp / sop / none
-shards.py      the shard format, writer and memory-mapped reader
-pipeline.py    ``prepare``: the streaming, multi-process pipeline behind ``berts prepare``
-masking.py     token / wwm / ngram / span / entity maskers (pure functions)
-collate.py     padding, masking, sparse MLM targets, NSP/SOP labels, SBO inputs
-dataset.py     the torch dataset and loader (DDP, loader workers, exact resume)
-sampler.py     the resumable, DDP-aware batch sampler
-=============  ===============================================================
+=================  ===========================================================
+corpus.py          reading corpora (bert / plain / jsonl, .gz, dirs, globs), sentences:
+                   the one reader of ``berts prepare`` and ``berts tokenizer train``
+segment.py         Chinese word segmenters, lexicon entities, per-token unit bits
+instances.py       Google BERT's instance algorithm with nsp / sop / none
+shards.py          the shard format, writer and memory-mapped reader
+pipeline.py        ``prepare``: the streaming, multi-process pipeline behind ``berts prepare``
+masking.py         token / wwm / ngram / span / entity maskers (pure functions)
+collate.py         padding, masking, sparse MLM targets, NSP/SOP labels, SBO inputs
+dataset.py         the torch dataset and loader (DDP, loader workers, exact resume)
+sampler.py         the resumable, DDP-aware batch sampler
+tables.py          labelled rows from TSV / CSV / JSONL files, header detection
+labels.py          ``LabelMap``: label names <-> class ids
+classification.py  ``ClassificationDataset``: tokenized once, collated per batch
+=================  ===========================================================
+
+Every batch maker pads to ``berts.padding.pad_width`` (one rule, capped at the model's positions).
 
 The torch-side names (``PretrainingDataset``, ``PretrainingCollator``,
 ``make_pretraining_loader``) are imported on first use, so ``prepare`` does not load torch.

@@ -1,7 +1,8 @@
 """Batches for pretraining: pad, mask, and hand the model sparse MLM targets.
 
-A batch is a dict of torch long tensors (S = the longest sequence, rounded up to a multiple of
-``pad_to_multiple_of``)::
+A batch is a dict of torch long tensors (S = ``berts.padding.pad_width``: the longest sequence
+rounded up to a multiple of ``pad_to_multiple_of``, never past ``max_seq_length``, the model's
+positions)::
 
     input_ids [B, S]  attention_mask [B, S] (1 = real token)  token_type_ids [B, S]
     mlm_positions [N]  flat indices into the [B*S] batch (row-major, sorted)
@@ -24,24 +25,21 @@ import torch
 
 from berts.data.masking import MASKINGS, mask_batch
 from berts.data.segment import UNIT_START, WORD_START
-
-
-def padded_length(n: int, multiple: int | None) -> int:
-    multiple = multiple or 1
-    return max(multiple, -(-n // multiple) * multiple)
+from berts.padding import pad_width
 
 
 class PretrainingCollator:
     """Turns instances into a masked, padded batch (see the module docstring).
 
     ``continuation`` (bool per id, ``Tokenizer.is_continuation``) gives English word starts when
-    instances carry no unit bits; ``sentence_labels`` adds ``next_sentence_label``.
+    instances carry no unit bits; ``sentence_labels`` adds ``next_sentence_label``;
+    ``max_seq_length`` caps the padded width (the model's positions; None: no cap).
     """
 
     def __init__(self, *, vocab_size: int, pad_id: int, mask_id: int, special_ids: Sequence[int],
                  continuation: np.ndarray | None = None, masking: str = "token", mask_prob: float = 0.15,
                  max_predictions_per_seq: int = 20, sbo: bool = False, pad_to_multiple_of: int | None = 8,
-                 sentence_labels: bool = True, **masking_options):
+                 sentence_labels: bool = True, max_seq_length: int | None = None, **masking_options):
         if masking not in MASKINGS:
             raise ValueError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
         self.vocab_size = vocab_size
@@ -55,6 +53,7 @@ class PretrainingCollator:
         self.sbo = sbo
         self.multiple = pad_to_multiple_of
         self.sentence_labels = sentence_labels
+        self.max_seq_length = max_seq_length
         self.options = masking_options
 
     def _starts(self, ids: np.ndarray, bits: np.ndarray | None) -> np.ndarray | None:
@@ -70,9 +69,13 @@ class PretrainingCollator:
             raise ValueError(f"{self.masking} masking needs the tokenizer's continuation table")
         return ~self.continuation[ids]
 
+    def width(self, longest: int) -> int:
+        """The padded width S of a batch whose longest instance is ``longest`` tokens."""
+        return pad_width(longest, self.multiple, cap=self.max_seq_length)
+
     def collate_arrays(self, ids: np.ndarray, lengths: np.ndarray, b_start: np.ndarray, labels: np.ndarray,
                        bits: np.ndarray | None, rng: np.random.Generator | Sequence[np.random.Generator]) -> dict:
-        """The batch from a padded id matrix [B, W] (W a multiple of pad_to_multiple_of).
+        """The batch from a padded id matrix [B, W] (W = ``self.width(longest)``).
 
         ``rng`` is one generator for the batch, or a sequence of B generators, one per row (each
         row's mask then comes from its own generator alone, whatever the batch and W).
@@ -108,7 +111,7 @@ class PretrainingCollator:
         if not isinstance(rng, np.random.Generator):
             rng = np.random.default_rng(rng)
         lengths = np.array([len(e["input_ids"]) for e in examples], dtype=np.int64)
-        width = padded_length(int(lengths.max(initial=1)), self.multiple)
+        width = self.width(int(lengths.max(initial=1)))
         ids = np.full((len(examples), width), self.pad_id, dtype=np.int64)
         has_bits = bool(examples) and all("units" in e for e in examples)
         bits = np.zeros((len(examples), width), dtype=np.uint8) if has_bits else None

@@ -8,6 +8,11 @@
 ``auto`` picks per file: ``.jsonl``/``.json``/``.ndjson`` (optionally ``.gz``) or a first line
 that parses as a JSON object -> jsonl; lines that mostly hold one sentence -> bert; else plain.
 
+One reader for both commands that read corpora: :class:`Corpus` (expand the inputs, detect
+each file's format, read documents, count problems) is what ``berts prepare`` (sentences, in
+workers) and ``berts tokenizer train`` (:meth:`Corpus.texts`) go through, so the two accept the
+same inputs and give the same one-line errors.
+
 Reading is split in two so that it streams and parallelises: :func:`read_documents` (main
 process) decodes bytes and groups lines into raw documents, noting each one's file and line;
 :func:`document_sentences` (a worker) turns a raw document into sentences. Lines that are not
@@ -285,3 +290,60 @@ def document_sentences(doc: RawDocument, text_field: str = "text") -> tuple[list
     if not isinstance(text, str):
         return [], f"no string \"{text_field}\" field, record skipped"
     return [s for line in text.splitlines() for s in split_sentences(line)], None
+
+
+def document_lines(doc: RawDocument, text_field: str = "text") -> tuple[list[str], str | None]:
+    """(lines, problem): the text of a raw document as lines, before sentence splitting (what a
+    tokenizer trainer needs: the same words as :func:`document_sentences`, without its cost)."""
+    if doc.fmt != "jsonl":
+        return doc.lines, None
+    try:
+        record = json.loads(doc.lines[0])
+    except json.JSONDecodeError as exc:
+        return [], f"invalid JSON ({exc.msg} at column {exc.colno}), record skipped"
+    text = record.get(text_field) if isinstance(record, dict) else None
+    if not isinstance(text, str):
+        return [], f"no string \"{text_field}\" field, record skipped"
+    return [line.strip() for line in text.splitlines() if line.strip()], None
+
+
+class Corpus:
+    """The inputs of ``berts prepare`` and ``berts tokenizer train``, read the same way.
+
+    ``inputs``: files, directories, globs (see :func:`expand_inputs`); ``input_format``: auto
+    (per file, :func:`detect_format`), bert, plain or jsonl; ``text_field``: the JSONL field.
+    Problems (invalid UTF-8, bad records, unreadable .gz) are counted in ``problems``.
+    """
+
+    def __init__(self, inputs: str | os.PathLike | Iterable[str | os.PathLike], *, input_format: str = "auto",
+                 text_field: str = "text", problems: Problems | None = None):
+        if input_format not in FORMATS:
+            raise UserError(f"input format must be one of {', '.join(FORMATS)}, got {input_format!r}")
+        self.files = expand_inputs(inputs)
+        self.formats = [detect_format(f) if input_format == "auto" else input_format for f in self.files]
+        self.text_field = text_field
+        self.problems = problems if problems is not None else Problems()
+        self.lines = 0  # text lines yielded by texts()
+
+    def documents(self, counter: list[int] | None = None) -> Iterator[RawDocument]:
+        return read_documents(self.files, self.formats, self.problems, counter)
+
+    def texts(self) -> Iterator[str]:
+        """Every non-empty text line of every document (a line of a bert/plain file, a line of a
+        JSONL record's text field), in order."""
+        for doc in self.documents():
+            lines, problem = document_lines(doc, self.text_field)
+            if problem is not None:
+                self.problems.add("bad_record", where(self.files[doc.source], doc.line), problem)
+            self.lines += len(lines)
+            yield from lines
+
+    def sentences(self) -> Iterator[list[str]]:
+        """The sentences of every document, as ``berts prepare``'s workers split them, serially
+        (documents without any are skipped here; prepare reports them)."""
+        for doc in self.documents():
+            sents, problem = document_sentences(doc, self.text_field)
+            if problem is not None:
+                self.problems.add("bad_record", where(self.files[doc.source], doc.line), problem)
+            if sents:
+                yield sents

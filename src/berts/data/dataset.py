@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from berts.data.collate import PretrainingCollator, padded_length
+from berts.data.collate import PretrainingCollator
 from berts.data.masking import MASKINGS
 from berts.data.sampler import ResumableBatchSampler
 from berts.data.shards import ShardReader
@@ -70,7 +70,9 @@ class PretrainingDataset(Dataset):
             vocab_size=tok["vocab_size"], pad_id=tok["pad_id"], mask_id=tok["mask_id"], special_ids=tok["special_ids"],
             continuation=self.reader.continuation, masking=masking, mask_prob=mask_prob,
             max_predictions_per_seq=max_predictions_per_seq, sbo=sbo, pad_to_multiple_of=pad_to_multiple_of,
-            sentence_labels=self.meta["objective"] in ("nsp", "sop"), **masking_options)
+            sentence_labels=self.meta["objective"] in ("nsp", "sop"),
+            max_seq_length=seq,  # the cap of the padded width: `prepare --max-seq-length` = the model's positions
+            **masking_options)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -91,7 +93,7 @@ class PretrainingDataset(Dataset):
         """The masked batch of instances ``indices`` (``step`` is only passed through)."""
         if len(indices) == 0:
             raise ValueError("empty batch")
-        width = padded_length(int(self.reader.lengths[indices].max()), self.pad_to_multiple_of)
+        width = self.collator.width(int(self.reader.lengths[indices].max()))  # <= max_seq_length
         ids, bits, rows = self.reader.gather(indices, width, self.meta["tokenizer"]["pad_id"])
         key = [self.seed] if self.static_masking else [self.seed, epoch]
         rng = [np.random.default_rng([*key, i]) for i in indices.tolist()]  # one generator per example

@@ -43,7 +43,7 @@ def num_special(objective: str) -> int:
     return 2 if objective == "none" else 3
 
 
-def _truncate_pair(a, b, abits, bbits, max_num_tokens: int, rng: random.Random):
+def truncate_pair(a, b, abits, bbits, max_num_tokens: int, rng: random.Random):
     """Google's truncate_seq_pair in closed form: the longer segment loses a token (B on ties)
     until the pair fits; each token comes from the front or the back with probability 1/2."""
     la, lb = len(a), len(b)
@@ -194,7 +194,7 @@ def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, shor
                 if rng.random() < 0.5:
                     label = 1
                     a, b, abits, bbits = b, a, bbits, abits
-            a, b, abits, bbits = _truncate_pair(a, b, abits, bbits, max_num_tokens, rng)
+            a, b, abits, bbits = truncate_pair(a, b, abits, bbits, max_num_tokens, rng)
             tokens = [cls_id, *a, sep_id, *b, sep_id]
             tbits = [3, *abits, 3, *bbits, 3] if dbits is not None else None
             out.append(Instance(tokens, tbits, len(a) + 2, label))

@@ -24,21 +24,15 @@ from pathlib import Path
 import numpy as np
 
 from berts.data import corpus as corpus_mod
-from berts.data.corpus import FORMATS, Problems, RawDocument, detect_format, document_sentences, expand_inputs
+from berts.data.corpus import FORMATS, Corpus, Problems, RawDocument, document_sentences
 from berts.data.instances import OBJECTIVES, create_instances, num_special
 from berts.data.segment import EntityMatcher, Segmenter, jieba_available, read_lexicon, token_bits
 from berts.data.shards import CONTINUATION_FILE, FORMAT, META_FILE, VERSION, ShardWriter, token_dtype
 from berts.errors import UserError, where
+from berts.tokenizer import load_tokenizer
 
 SEGMENTER_CHOICES = (None, "auto", "jieba", "gold", "lexicon")
 POOL_BYTES = 1 << 20
-
-
-# ----------------------------------------------------------------------------- tokenizer
-def load_tokenizer(tokenizer_dir: str | os.PathLike):
-    from berts.tokenizer import Tokenizer
-
-    return Tokenizer.from_pretrained(tokenizer_dir)
 
 
 def _tokenizer_digest(path: Path) -> str:
@@ -239,8 +233,9 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
     """
     start = time.perf_counter()
     _check_args(objective, max_seq_length, short_seq_prob, dupe_factor, workers, input_format, segmenter, shard_size)
-    files = expand_inputs(inputs)
-    formats = [detect_format(f) if input_format == "auto" else input_format for f in files]
+    problems = Problems(stream=warnings_stream)
+    corpus = Corpus(inputs, input_format=input_format, text_field=text_field, problems=problems)  # as `tokenizer train`
+    files, formats = corpus.files, corpus.formats
     tokenizer_dir = Path(tokenizer_dir)
     tok = load_tokenizer(tokenizer_dir)
     entries = read_lexicon(lexicon) if lexicon is not None else []
@@ -263,9 +258,8 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
         "segmenter": segmenter, "lexicon_entries": entries, "units": units,
         "token_dtype": token_dtype(tok.vocab_size).str, "sources": [str(f) for f in files],
     }
-    problems = Problems(stream=warnings_stream)
     read = [0]
-    pools = enumerate(_pools(corpus_mod.read_documents(files, formats, problems, read), pool_bytes))
+    pools = enumerate(_pools(corpus.documents(read), pool_bytes))
     writer = ShardWriter(out, vocab_size=tok.vocab_size, units=units, shard_size=shard_size)
     counts = {"documents": 0, "sentences": 0, "instances": 0, "tokens": 0}
     lengths_hist = np.zeros(max_seq_length + 1, dtype=np.int64)

@@ -29,7 +29,6 @@ META_FILE = "meta.json"
 CONTINUATION_FILE = "continuation.npy"
 FORMAT = "berts-pretraining-shards"
 VERSION = 1
-INDEX_COLUMNS = ("offset", "length", "b_start", "label")
 
 
 def shard_name(i: int) -> str:
