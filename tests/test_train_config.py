@@ -108,7 +108,31 @@ def test_cross_checks():
 def test_malloc_tuning_on_glibc():
     import platform
 
-    from berts.train.trainer import tune_malloc
+    from berts.train.engine import tune_malloc
 
     expected = platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"
     assert tune_malloc() is expected
+
+
+def test_run_plan_by_hand():
+    """The plan's numbers: steps from epochs, warm-up in steps as a fraction, evaluation each
+    epoch, progress by steps or clock (the further), and why a run stops."""
+    from berts.train.plan import RunPlan
+
+    cfg = load_config(FinetuneConfig, None, ["train.epochs=2.5", "schedule.warmup=10"])
+    plan = RunPlan.from_config(cfg.train, cfg.schedule, steps_per_epoch=12.5)
+    assert plan.max_steps == 32 and plan.warmup == 10 / 32 and plan.eval_every == 12 and plan.budget is None
+    assert plan.evaluates_at(24) and not plan.evaluates_at(25)
+    assert plan.progress(8, 1e9) == 0.25 and plan.stop_reason(31, 0.0) is None
+    assert plan.stop_reason(32, 0.0) == "finished" and plan.stop_reason(5, 0.0, early_stop=True) == "stopped early"
+
+    cfg = load_config(PretrainConfig, None, ["train.budget=1m", "train.max_steps=null"])
+    plan = RunPlan.from_config(cfg.train, cfg.schedule, steps_per_epoch=100)
+    assert plan.max_steps is None and plan.budget == 60 and plan.eval_every is None
+    assert plan.progress(10**6, 15.0) == 0.25
+    # stops when the next step (as long as the last) and the final checkpoint would not fit
+    assert plan.stop_reason(7, 58.0, next_step_seconds=1.0, save_seconds=0.5) is None
+    assert plan.stop_reason(7, 58.5, next_step_seconds=1.0, save_seconds=0.5) == "budget spent"
+    with pytest.raises(UserError, match="not less than the 4 steps"):
+        RunPlan.from_config(load_config(PretrainConfig, None, ["train.max_steps=4", "schedule.warmup=4"]).train,
+                            load_config(PretrainConfig, None, ["schedule.warmup=4"]).schedule, steps_per_epoch=1)

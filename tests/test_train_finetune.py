@@ -105,7 +105,7 @@ def test_separable_task_from_a_hugging_face_directory(hf_base, tmp_path, capsys)
 def test_pair_task_uses_token_types(tokenizer_dir, tmp_path):
     """MRPC-like TSV (columns named by header, '#1 String'...): which of the two sentences has 'cat'."""
     from berts import BertConfig, BertForPreTraining
-    from berts.commands.finetune import make_trainer
+    from berts.train.recipes import finetuning_run
     from berts.tokenizer import Tokenizer
     from berts.train.config import FinetuneConfig, load_config
     from berts.train.distributed import Dist
@@ -131,7 +131,7 @@ def test_pair_task_uses_token_types(tokenizer_dir, tmp_path):
         "data.pair_column=#2 String", "data.label_column=Quality", "train.epochs=12", "optim.lr=2e-3",
         "train.batch_size=16", f"log.out={tmp_path / 'run'}", "impl.threads=1", "log.progress=none",
         "log.tensorboard=false", "log.plots=false", "train.metric=f1"])
-    trainer = make_trainer(cfg, None, Dist())
+    trainer = finetuning_run(cfg, None, Dist())
     seen = []
 
     def spy(module, args, kwargs):

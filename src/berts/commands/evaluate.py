@@ -4,8 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berts.commands.finetune import SETTINGS_KEY, add_data_arguments
-from berts.errors import UserError
+from berts.commands.common import add_data_arguments, data_settings
 
 
 def register(subparsers) -> None:
@@ -23,51 +22,10 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
-def load_classifier(directory, device: str = "auto"):
-    """(model, tokenizer, label_map or None, settings) of a fine-tuned directory."""
-    from berts.commands.finetune import load_tokenizer
-    from berts.data.tasks import LabelMap
-    from berts.heads import BertForSequenceClassification
-    from berts.hf import load
-    from berts.train.distributed import resolve_device
-
-    model = load(directory)
-    if not isinstance(model, BertForSequenceClassification):
-        raise UserError(f"{directory}: a {type(model).__name__}, not a fine-tuned classification model "
-                        "(fine-tune it first with `berts finetune`)")
-    tokenizer = load_tokenizer(directory)
-    label_map = None if model.is_regression else LabelMap.from_config(model.config)
-    settings = dict(model.config.extra.get(SETTINGS_KEY) or {})
-    model.to(resolve_device(device)).eval()
-    # serving: linear layers on real tokens only, packed attention rows, last layer on [CLS] only
-    model.set_fast_path(unpad=True, pack=True, sparse_output=True)
-    return model, tokenizer, label_map, settings
-
-
-def data_settings(args, settings: dict, *, labels: bool):
-    """A FinetuneData section from the flags, falling back on the model's fine-tuning settings."""
-    from berts.train.config import FinetuneData, set_key
-
-    values = {k: settings[k] for k in ("text_column", "pair_column", "label_column", "format", "header",
-                                       "max_length", "task") if settings.get(k) is not None}
-    for key in ("text_column", "pair_column", "label_column", "format", "max_length", "skip_bad_rows"):
-        value = getattr(args, key, None)
-        if value is not None:
-            values[key] = value
-    if args.header is not None:
-        values["header"] = {"yes": True, "no": False}.get(args.header, args.header)
-    data = FinetuneData()
-    for key, value in values.items():
-        set_key(data, "data", key, value, "command line")
-    if not labels:
-        data.label_column = None
-    return data
-
-
 def run(args) -> int:
-    from berts.commands.finetune import check_max_length, drop_unknown_labels, read
-    from berts.data.tasks import ClassificationDataset
+    from berts.data.classification import ClassificationDataset
     from berts.metrics import compute_metrics
+    from berts.train.recipes import check_max_length, drop_unknown_labels, load_classifier, read_table
     from berts.train.tasks import predict_logits
 
     model, tokenizer, label_map, settings = load_classifier(args.model, args.device)
@@ -75,7 +33,7 @@ def run(args) -> int:
     d = data_settings(args, settings, labels=True)
     d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
     task = "regression" if regression else "classification"
-    examples, report = read(args.file, d, task=task)
+    examples, report = read_table(args.file, d, task=task)
     examples = drop_unknown_labels(examples, label_map, report, d.skip_bad_rows)
     if report.num_skipped:
         print(report.summary(), file=sys.stderr)

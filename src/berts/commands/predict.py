@@ -8,8 +8,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from berts.commands.evaluate import data_settings, load_classifier
-from berts.commands.finetune import add_data_arguments
+from berts.commands.common import add_data_arguments, data_settings
 
 
 def register(subparsers) -> None:
@@ -39,8 +38,8 @@ def run(args) -> int:
     import numpy as np
     import torch
 
-    from berts.commands.finetune import check_max_length, read
-    from berts.data.tasks import ClassificationDataset
+    from berts.data.classification import ClassificationDataset
+    from berts.train.recipes import check_max_length, load_classifier, read_table
     from berts.train.tasks import predict_logits
 
     model, tokenizer, label_map, settings = load_classifier(args.model, args.device)
@@ -54,7 +53,7 @@ def run(args) -> int:
     d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
     path = _stdin_to_file(args.format or d.format) if stdin else Path(args.file)
     try:
-        examples, report = read(path, d, labels=False, task="regression" if regression else "classification")
+        examples, report = read_table(path, d, labels=False, task="regression" if regression else "classification")
     finally:
         if stdin:
             path.unlink(missing_ok=True)

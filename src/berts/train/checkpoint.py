@@ -1,6 +1,12 @@
-"""Checkpoints: a Hugging Face model directory plus ``trainer_state.pt``, written atomically.
+"""Checkpoints: Hugging Face model directories plus ``trainer_state.pt``, written atomically.
 
     OUT/checkpoints/step-N/   config.json  model.safetensors  tokenizer files  trainer_state.pt
+                              [NAME/ ...]            another saved module of the task (an HF directory)
+                              [modules.safetensors]  trainable modules that are no HF model (projections)
+
+The task's main module is the top level, so a checkpoint is a model directory that
+``berts.load``, ``--init-from`` and transformers read; ``final/`` and ``best/`` are the same
+without ``trainer_state.pt`` and ``modules.safetensors``. Frozen modules are never written.
 
 The directory is written under a temporary name and renamed into place (``fileio.atomic_write_dir``),
 so a process killed mid-write leaves the previous checkpoints intact and at most a hidden
@@ -10,7 +16,11 @@ checkpoints are renamed away before they are deleted, for the same reason.
 ``trainer_state.pt`` is a plain dict (nanoGPT style) loadable with ``weights_only=True``::
 
     {version, step, tokens, examples, elapsed, optimizer, schedule, scaler, sampler,
-     rng: [per rank {python, numpy, torch, cuda}], metrics, best, world_size, config}
+     rng: [per rank {python, numpy, torch, cuda}], evals, best, world_size, task, config,
+     modules: {name: subdirectory, or None for one in modules.safetensors}}
+
+Version 2 (multi-module tasks): the optimizer state spans every trainable module of the task.
+Version 1 (one model) cannot be resumed; its directory still loads as weights (``--init-from``).
 """
 from __future__ import annotations
 
@@ -27,6 +37,8 @@ from berts.fileio import atomic_write_dir
 from berts.hf import WEIGHTS_NAME, write_model_files
 
 STATE_NAME = "trainer_state.pt"
+STATE_VERSION = 2
+MODULES_NAME = "modules.safetensors"  # trainable modules that are not Hugging Face models
 CHECKPOINTS = "checkpoints"
 _STEP_DIR = re.compile(r"step-(\d+)$")
 
@@ -65,13 +77,27 @@ def step_dir(out: str | Path, step: int) -> Path:
     return Path(out) / CHECKPOINTS / f"step-{step}"
 
 
-def write_checkpoint(directory: str | Path, model, state: dict | None, tokenizer=None,
-                     extra_files: dict[str, str] | None = None) -> Path:
-    """Model files (+ tokenizer) + trainer_state.pt (+ small text files) into one directory, atomically."""
+def write_checkpoint(directory: str | Path, models, state: dict | None, tokenizer=None,
+                     extra_files: dict[str, str] | None = None, others: dict | None = None) -> Path:
+    """Model files (+ tokenizer) + trainer_state.pt (+ small text files) into one directory, atomically.
+
+    ``models``: a model, or ``{subdirectory: model}`` ("" is the top level), each written as a
+    Hugging Face directory; ``others``: ``{name: module}`` saved together in modules.safetensors.
+    """
     directory = Path(directory)
+    if not isinstance(models, dict):
+        models = {"": models}
 
     def write(tmp: Path):
-        write_model_files(model, tmp, tokenizer)
+        for sub, model in models.items():
+            (tmp / sub).mkdir(parents=True, exist_ok=True)
+            write_model_files(model, tmp / sub, tokenizer)
+        if others:
+            from safetensors.torch import save_file
+
+            tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
+                       for name, m in others.items() for k, v in m.state_dict().items()}
+            save_file(tensors, str(tmp / MODULES_NAME), metadata={"format": "pt"})
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         if state is not None:
@@ -156,6 +182,24 @@ def read_state(directory: str | Path) -> dict:
         raise UserError(f"{directory}: not a checkpoint (no {STATE_NAME})") from None
     except Exception as exc:  # a truncated or foreign file
         raise UserError(f"{path}: cannot read the trainer state ({exc.__class__.__name__})") from None
+
+
+def load_modules(others: dict, directory: str | Path) -> None:
+    """Restore the modules saved in ``directory``/modules.safetensors, exactly (every tensor)."""
+    from safetensors.torch import load_file
+
+    path = Path(directory) / MODULES_NAME
+    if not path.is_file():
+        raise UserError(f"{directory}: the checkpoint has no {MODULES_NAME} (the task's {', '.join(others)})")
+    tensors = load_file(str(path))
+    for name, module in others.items():
+        prefix = name + "."
+        own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        try:
+            module.load_state_dict(own, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"{path}: the weights of module {name!r} do not fit it ({first})") from None
 
 
 def load_weights(model, directory: str | Path) -> None:

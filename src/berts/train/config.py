@@ -50,6 +50,7 @@ class PretrainData:
     static_masking: bool = False  # each example keeps one mask (seeded by its index), as Google's BERT
     num_workers: int = 2
     pad_to_multiple_of: int = 8
+    bucket_size: int = 0  # length bucketing: sort by length within chunks of N global batches; 0 = off
 
 
 @dataclass
@@ -458,6 +459,8 @@ def validate(cfg) -> None:
         bad(f"impl.device must be auto, cpu, cuda or cuda:N, got {cfg.impl.device!r}")
     if cfg.data.num_workers < 0:
         bad("data.num_workers must not be negative")
+    if getattr(cfg.data, "bucket_size", 0) < 0:
+        bad(f"data.bucket_size must not be negative (0 = off), got {cfg.data.bucket_size}")
 
 
 # ----------------------------------------------------------------------------- writing

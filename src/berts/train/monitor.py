@@ -1,5 +1,10 @@
 """What people see: a progress bar (or log lines), ``metrics.jsonl``, TensorBoard events, PNG plots
-and a one-screen summary. Only rank 0 makes a Monitor that writes; the others get a silent one."""
+and a one-screen summary; and the log window behind each train record. Only rank 0 makes a
+Monitor that writes; the others get a silent one.
+
+Part and metric names are the task's (``task.loss_parts``, ``task.metric_parts``, which come from
+the model's objectives): nothing here knows "mlm" or "nsp".
+"""
 from __future__ import annotations
 
 import json
@@ -7,6 +12,8 @@ import math
 import sys
 import time
 from pathlib import Path
+
+import torch
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -131,6 +138,85 @@ class Monitor:
         self.file.close()
 
 
+# ----------------------------------------------------------------------------- the log window
+class LogWindow:
+    """What happened between two log steps, summed on the device (no host sync per step), and
+    the train record it becomes at a log step: one all-reduced vector, one host sync.
+
+    Each micro-batch adds its total loss (its share of the step's loss), its loss parts and its
+    metrics. A part, and a metric that averages like a part (``metric_parts``: ``mlm_acc`` ->
+    ``mlm``), is weighted by the micro-batch's weight for that part, so the logged value is the
+    mean over the items of the global batch, exactly as the loss is; any other metric is a plain
+    mean over micro-batches and ranks.
+    """
+
+    def __init__(self, device, metric_parts: dict[str, str] | None = None):
+        self.device = device
+        self.metric_parts = dict(metric_parts or {})
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss = torch.zeros((), device=self.device)
+        self.values: dict[str, tuple] = {}  # name -> (sum, count)
+        self.tokens = 0
+        self.steps = 0
+        self.t0 = time.perf_counter()
+
+    def _part(self, key: str, weights: dict) -> str | None:
+        """The loss part ``key`` averages like: the task's mapping, the only part, or the part of
+        that name or prefix; None: a plain mean."""
+        part = self.metric_parts.get(key)
+        if part in weights:
+            return part
+        if len(weights) == 1:
+            return next(iter(weights))
+        if key in weights:
+            return key
+        for part in weights:
+            if key.startswith(part + "_"):
+                return part
+        return None
+
+    def add(self, total, parts: dict, metrics: dict, weights: dict, *, last: bool) -> None:
+        """One micro-batch (``last``: the step's last one)."""
+        self.loss += total
+        for k, v in {**parts, **(metrics or {})}.items():
+            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+            part = k if k in parts else self._part(k, weights)
+            s, n = self.values.get(k, (0.0, 0))
+            if part is None:  # a plain mean over micro-batches
+                self.values[k] = (s + v, n + 1)
+            elif isinstance(weights[part], float) and weights[part] == 0.0:  # no items here: NaN x 0
+                self.values[k] = (s, n + (1 if last else 0))
+            else:  # weighted like its loss part: exact over the global batch, as the loss is
+                self.values[k] = (s + v * weights[part], n + (1 if last else 0))
+
+    def end_step(self, tokens: int) -> None:
+        self.tokens += tokens
+        self.steps += 1
+
+    def record(self, dist, extras: dict[str, torch.Tensor] | None = None) -> tuple[dict, int, float]:
+        """(means of the window, all-reduced over ranks, with ``extras`` (device scalars, e.g.
+        grad_norm), the window's tokens over all ranks, its seconds). The one host sync."""
+        keys = sorted(self.values)
+        extras = extras or {}
+        values = [self.loss / max(self.steps, 1)]
+        values += [torch.as_tensor(s / max(n, 1), device=self.device).float() for s, n in
+                   (self.values[k] for k in keys)]
+        values += [extras[k].float() for k in extras]
+        vec = torch.stack([v.reshape(()).to(self.device).double() for v in values])
+        vec = torch.cat([vec, torch.tensor([float(self.tokens)], dtype=torch.float64, device=self.device)])
+        if dist.enabled:
+            vec = vec.to(dist.collective_device)
+            dist.all_reduce(vec)
+            vec[:-1] /= dist.world_size
+        vals = vec.tolist()
+        seconds = max(time.perf_counter() - self.t0, 1e-9)
+        out = {"loss": vals[0], **{k: vals[1 + i] for i, k in enumerate(keys)}}
+        out.update({k: vals[1 + len(keys) + i] for i, k in enumerate(extras)})
+        return out, int(vals[-1]), seconds
+
+
 # ----------------------------------------------------------------------------- plots
 def read_metrics(out: str | Path) -> list[dict]:
     path = Path(out) / METRICS_FILE
@@ -145,8 +231,9 @@ def read_metrics(out: str | Path) -> list[dict]:
     return records
 
 
-def plot(out: str | Path) -> list[Path]:
-    """loss.png (and its parts), lr.png, eval.png from metrics.jsonl into OUT/plots/."""
+def plot(out: str | Path, loss_parts=(), metrics=()) -> list[Path]:
+    """loss.png (with the task's ``loss_parts``), lr.png, train metrics (``metrics``, e.g. the
+    accuracies) in accuracy.png, eval.png from metrics.jsonl into OUT/plots/."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -185,11 +272,9 @@ def plot(out: str | Path) -> list[Path]:
         plt.close(fig)
         written.append(path)
 
-    loss_keys = ["loss"] + sorted({k for r in train for k in r
-                                   if k in ("mlm", "nsp", "sbo", "task", "distill") or k.endswith("_loss")})
-    figure("loss", train, loss_keys, "loss")
+    figure("loss", train, ["loss", *loss_parts], "loss")
     figure("lr", train, ["lr"], "learning rate")
-    figure("accuracy", train, sorted({k for r in train for k in r if k.endswith("_acc")}), "accuracy")
+    figure("accuracy", train, list(metrics), "train metric")
     eval_keys = sorted({k for r in evals for k, v in r.items()
                         if k not in ("kind", "step", "time", "epoch") and isinstance(v, (int, float))})
     figure("eval", evals, eval_keys, "eval metric")
@@ -198,15 +283,16 @@ def plot(out: str | Path) -> list[Path]:
 
 # ----------------------------------------------------------------------------- summary
 def summary(title: str, *, steps: int, tokens: int, elapsed: float, records: list[dict],
-            best: dict | None, paths: dict[str, str], stopped: str) -> str:
+            best: dict | None, paths: dict[str, str], stopped: str, shown=()) -> str:
+    """One screen: ``shown`` are the train record's keys printed beside the loss (the task's loss
+    parts and metrics)."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     lines = [f"{title}: {stopped} after {steps:,} steps in {duration(elapsed)}"
              f" ({tokens:,} tokens, {tokens / max(elapsed, 1e-9):,.0f} tokens/s)"]
     if train:
         first, last = train[0], train[-1]
-        parts = "  ".join(f"{k} {_fmt(last[k])}" for k in last
-                          if k in ("mlm", "nsp", "sbo", "task") or k.endswith("_acc"))
+        parts = "  ".join(f"{k} {_fmt(last[k])}" for k in shown if k in last)
         lines.append(f"  loss {_fmt(first.get('loss'))} -> {_fmt(last.get('loss'))}" + (f"   ({parts})" if parts else ""))
         if "skipped_steps" in last:
             lines.append(f"  fp16: loss scale {_fmt(last.get('loss_scale'))}, {last['skipped_steps']} skipped steps")

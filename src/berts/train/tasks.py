@@ -1,22 +1,34 @@
-"""Tasks: what the Trainer trains on and how it scores it. The loop itself is the Trainer's.
+"""Tasks: what the Trainer trains and on what. The loop is the Trainer's, the step the engine's.
 
-A task gives
+A task declares
 
+* ``modules() -> {name: nn.Module}``: the trainable modules; the first is the main one (its
+  Hugging Face directory is a checkpoint's top level, and ``final/`` and ``best/``);
+* ``frozen_modules() -> {name: nn.Module}`` (default none): modules the loss runs but nothing
+  trains (a teacher): no gradients, no optimizer state, not in DDP, not checkpointed, eval mode;
+* ``saved_modules() -> {name: subdirectory}``: which trainable modules are written as Hugging
+  Face directories, and where (``""``: the top level). Default: the main one at the top, every
+  other module with ``save_pretrained`` in a subdirectory of its name. A trainable module not
+  listed (a projection, say) is kept in the checkpoint's ``modules.safetensors`` only: restored
+  exactly on resume, absent from ``final/`` and ``best/``;
 * ``train_dataset``: indexable by the sampler's ``(epoch, step, indices)`` items, returning a
   batch dict of tensors plus the python ints ``epoch`` and ``step`` (berts.data's datasets do);
-* ``loss(model, batch) -> (loss, logs)``: ``loss`` is a scalar, the *mean* over the batch's
-  examples, or a dict ``{part: mean}`` whose parts are means over ``counts(batch)[part]`` items;
-  ``logs`` is a dict of detached scalars to log: each is weighted like the loss part it is named
-  after (``mlm_acc`` like ``mlm``; or the task's ``log_parts``; every log when there is one part),
-  else averaged plainly over micro-batches and ranks;
-* ``counts(batch) -> {part: n}``: how many items each part averages over. The Trainer weights
-  every part by its share of the whole optimizer step (all micro-batches, all ranks), so the
-  gradient is that of the mean over the global batch, exactly, even when ranks or micro-batches
-  hold different numbers of masked tokens;
-* ``evaluate(model, trainer) -> {metric: value}`` (optional) and ``metric``, the key that picks
-  the best checkpoint.
+* ``loss(modules, batch) -> (losses, metrics)``: ``modules`` holds the trainable modules by
+  name (``modules.model``); ``losses`` is ``{part: mean}`` (not detached), each part a mean over
+  ``counts(batch)[part]`` items; ``metrics`` a dict of detached scalars;
+* ``counts(batch) -> {part: n}``: how many items each part averages over, from the batch alone.
+  The engine weights every part by its share of the whole optimizer step (all micro-batches, all
+  ranks), so the gradient is that of the mean over the global batch, exactly, even when ranks or
+  micro-batches hold different numbers of masked tokens;
+* ``loss_parts`` (every part name it can produce) and ``metric_parts`` (``{metric: part}``: a
+  metric averaged like a part is weighted like it in the log), for the monitor;
+* ``evaluate(trainer) -> {metric: value}`` (optional) and ``metric``, the key that picks the best
+  checkpoint.
 
-A distillation task is a task whose ``loss`` also runs a frozen teacher.
+The BERT tasks below take all of it from the model (``out.losses``, ``out.metrics``,
+``model.loss_counts``, ``model.loss_parts``, ``model.metric_parts``: see heads.py). A
+distillation task would be a task with a frozen teacher in ``frozen_modules()`` and its own
+``loss``; tests/multimodule_task.py is a small made-up one.
 """
 from __future__ import annotations
 
@@ -26,6 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 NON_MODEL_KEYS = ("epoch", "step", "index")
 
@@ -38,87 +51,110 @@ class Task:
     name = "task"
     metric: str | None = None  # evaluate()'s key that chooses the best checkpoint
     train_dataset: Any = None
+    loss_parts: tuple[str, ...] = ()
+    metric_parts: dict[str, str] = {}
+
+    def modules(self) -> dict[str, nn.Module]:
+        raise NotImplementedError
+
+    def frozen_modules(self) -> dict[str, nn.Module]:
+        return {}
+
+    def saved_modules(self) -> dict[str, str]:
+        out = {}
+        for i, (name, module) in enumerate(self.modules().items()):
+            if hasattr(module, "save_pretrained"):
+                out[name] = "" if i == 0 else name
+        return out
 
     def counts(self, batch: dict) -> dict[str, int]:
-        return {"loss": int(batch["input_ids"].shape[0])}
+        raise NotImplementedError
 
-    def loss(self, model, batch: dict):
-        out = model(**model_inputs(batch))
-        return out.loss, dict(out.losses or {})
+    def loss(self, modules, batch: dict):
+        raise NotImplementedError
 
     def tokens(self, batch: dict) -> int:
         """Real (not padding) tokens of a CPU batch, for throughput."""
         mask = batch.get("attention_mask")
         return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
 
-    def evaluate(self, model, trainer) -> dict[str, float] | None:
+    def evaluate(self, trainer) -> dict[str, float] | None:
         return None
 
 
-# ----------------------------------------------------------------------------- pretraining
-class PretrainingTask(Task):
-    """MLM (sparse) + NSP/SOP (+ SBO): the loss parts come from the model, weighted by counts.
+class ModelTask(Task):
+    """A task that trains one Hugging Face-style model whose objectives give everything: the
+    loss parts and metrics of the forward, the counts, the part names."""
 
-    ``mlm`` (with SBO, which predicts the same tokens) averages over the masked tokens, ``nsp``
-    over the sequences. The model's ``loss`` is their sum; the NSP part is recomputed from the
-    returned logits (B x 2, free) so that the two can be weighted apart.
-    """
+    model: nn.Module
 
-    name = "pretraining"
-    log_parts = {"sbo": "mlm"}  # SBO predicts the masked tokens too
+    def modules(self):
+        return {"model": self.model}
 
-    def __init__(self, train_dataset, eval_dataset=None, *, eval_batches: int = 20, eval_batch_size: int = 64,
-                 pair_objective: bool = True):
-        self.train_dataset = train_dataset
-        self.eval_dataset = eval_dataset
-        self.eval_batches = eval_batches
-        self.eval_batch_size = eval_batch_size
-        self.pair_objective = pair_objective  # False: drop the NSP/SOP labels (MLM only)
+    @property
+    def loss_parts(self):
+        return tuple(self.model.loss_parts)
 
-    def _inputs(self, batch):
-        inputs = model_inputs(batch)
-        if not self.pair_objective:
-            inputs.pop("next_sentence_label", None)
-        return inputs
+    @property
+    def metric_parts(self):
+        return dict(self.model.metric_parts)
+
+    def inputs(self, batch: dict) -> dict:
+        return model_inputs(batch)
 
     def counts(self, batch):
-        out = {"mlm": int(batch["mlm_labels"].numel())}
-        if self.pair_objective and "next_sentence_label" in batch:
-            out["nsp"] = int(batch["input_ids"].shape[0])
-        return out
+        return self.model.loss_counts(self.inputs(batch))
 
-    def loss(self, model, batch):
-        inputs = self._inputs(batch)
-        out = model(**inputs)
-        logs = dict(out.losses or {})
-        labels = inputs["mlm_labels"]
-        if labels.numel():
-            logs["mlm_acc"] = (out.prediction_logits.detach().argmax(-1) == labels).float().mean()
-        if "next_sentence_label" in inputs:
-            nsp = F.cross_entropy(out.seq_relationship_logits.float(), inputs["next_sentence_label"].reshape(-1))
-            logs["nsp_acc"] = (out.seq_relationship_logits.detach().argmax(-1)
-                               == inputs["next_sentence_label"].reshape(-1)).float().mean()
-            return {"mlm": out.loss - nsp, "nsp": nsp}, logs
-        return {"mlm": out.loss}, logs
+    def loss(self, modules, batch):
+        out = modules.model(**self.inputs(batch))
+        return out.losses, out.metrics or {}
+
+
+# ----------------------------------------------------------------------------- pretraining
+class PretrainingTask(ModelTask):
+    """MLM (sparse) + NSP or SOP (+ SBO), each part averaged over its own items (masked tokens,
+    sequences) and weighted by the engine. ``objective``: the sentence-pair objective, ``nsp``,
+    ``sop`` (the data's labels passed as ``sentence_order_label``) or ``none`` (labels dropped)."""
+
+    name = "pretraining"
+
+    def __init__(self, model, train_dataset, eval_dataset=None, *, objective: str = "nsp",
+                 eval_batches: int = 20, eval_batch_size: int = 64):
+        if objective not in ("nsp", "sop", "none"):
+            raise ValueError(f"objective must be nsp, sop or none, got {objective!r}")
+        self.model = model
+        self.train_dataset = train_dataset
+        self.eval_dataset = eval_dataset
+        self.objective = objective
+        self.eval_batches = eval_batches
+        self.eval_batch_size = eval_batch_size
+
+    def inputs(self, batch):
+        inputs = model_inputs(batch)
+        label = inputs.pop("next_sentence_label", None)  # the data's name for both objectives
+        if label is not None and self.objective != "none":
+            inputs["next_sentence_label" if self.objective == "nsp" else "sentence_order_label"] = label
+        return inputs
 
     @torch.no_grad()
-    def evaluate(self, model, trainer):
+    def evaluate(self, trainer):
         if self.eval_dataset is None:
             return None
         from berts.data.sampler import ResumableBatchSampler
 
+        model = self.model
         sampler = ResumableBatchSampler(len(self.eval_dataset), self.eval_batch_size, seed=0, shuffle=False,
                                         drop_last=False)
         was_training = model.training
         model.eval()
-        sums = {"mlm_loss": 0.0, "mlm_acc": 0.0, "nsp_acc": 0.0}
+        pair = f"{self.objective}_acc"
+        sums = {"mlm_loss": 0.0, "mlm_acc": 0.0, pair: 0.0}
         n_mlm = n_seq = 0
         try:
             for i, (epoch, step, indices) in enumerate(sampler):
                 if i >= self.eval_batches:
                     break
-                batch = trainer.to_device(self.eval_dataset[(epoch, step, indices)])
-                inputs = self._inputs(batch)
+                inputs = self.inputs(trainer.to_device(self.eval_dataset[(epoch, step, indices)]))
                 with trainer.autocast():
                     out = model(**inputs)
                 labels = inputs["mlm_labels"]
@@ -126,15 +162,16 @@ class PretrainingTask(Task):
                 sums["mlm_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
                 sums["mlm_acc"] += float((logits.argmax(-1) == labels).sum())
                 n_mlm += labels.numel()
-                if "next_sentence_label" in inputs:
-                    y = inputs["next_sentence_label"].reshape(-1)
-                    sums["nsp_acc"] += float((out.seq_relationship_logits.argmax(-1) == y).sum())
+                y = inputs.get("next_sentence_label", inputs.get("sentence_order_label"))
+                if y is not None:
+                    y = y.reshape(-1)
+                    sums[pair] += float((out.seq_relationship_logits.argmax(-1) == y).sum())
                     n_seq += y.numel()
         finally:
             model.train(was_training)
         metrics = {"mlm_loss": sums["mlm_loss"] / max(n_mlm, 1), "mlm_acc": sums["mlm_acc"] / max(n_mlm, 1)}
         if n_seq:
-            metrics["nsp_acc"] = sums["nsp_acc"] / n_seq
+            metrics[pair] = sums[pair] / n_seq
         return metrics
 
 
@@ -161,13 +198,14 @@ def predict_logits(model, dataset, batch_size: int = 64, device=None, autocast=N
     return torch.cat(out).numpy()
 
 
-class ClassificationTask(Task):
+class ClassificationTask(ModelTask):
     """Sentence or sentence-pair classification, or regression, on a ClassificationDataset."""
 
     name = "classification"
 
-    def __init__(self, train_dataset, dev_dataset=None, *, regression: bool = False, num_labels: int = 2,
+    def __init__(self, model, train_dataset, dev_dataset=None, *, regression: bool = False, num_labels: int = 2,
                  metric: str | None = None, eval_batch_size: int = 64):
+        self.model = model
         self.train_dataset = train_dataset
         self.dev_dataset = dev_dataset
         self.regression = regression
@@ -176,19 +214,12 @@ class ClassificationTask(Task):
         self.eval_batch_size = eval_batch_size
         self.name = "regression" if regression else "classification"
 
-    def loss(self, model, batch):
-        out = model(**model_inputs(batch))
-        logs = {}
-        if not self.regression:
-            logs["train_acc"] = (out.logits.detach().argmax(-1) == batch["labels"]).float().mean()
-        return out.loss, logs
-
-    def evaluate(self, model, trainer):
+    def evaluate(self, trainer):
         if self.dev_dataset is None:
             return None
         from berts.metrics import compute_metrics
 
-        logits = predict_logits(model, self.dev_dataset, self.eval_batch_size, trainer.device, trainer.autocast)
+        logits = predict_logits(self.model, self.dev_dataset, self.eval_batch_size, trainer.device, trainer.autocast)
         labels = self.dev_dataset.labels
         task = "regression" if self.regression else "classification"
         predictions = logits[:, 0] if self.regression else logits
@@ -197,3 +228,4 @@ class ClassificationTask(Task):
         y = torch.from_numpy(np.asarray(labels))
         metrics["loss"] = float(F.mse_loss(t[:, 0], y.float()) if self.regression else F.cross_entropy(t, y))
         return metrics
+

@@ -1,12 +1,12 @@
-"""The Trainer: one loop for pretraining, fine-tuning and distillation.
+"""The Trainer: one loop for every task (pretraining, fine-tuning, any task with several modules).
 
-An engine object in cramming's sense: it owns the device, precision (autocast, fp16 loss
-scaling), gradient accumulation and clipping, the optimizer and schedule, DDP, checkpoints and
-resume, logging and the wall-clock budget. The model stays pure; what to train on and how to
-score it is the *task*'s (see tasks.py)::
+It puts the pieces together and says *when*: the engine (engine.py) runs a step, the plan
+(plan.py) says how long the run is, the monitor (monitor.py) keeps the log window and writes
+what people see, checkpoint.py writes and reads directories; what to train and how to score it
+is the *task*'s (tasks.py)::
 
-    trainer = Trainer(model, task, cfg, tokenizer=tok, resume=None)
-    summary = trainer.fit()
+    trainer = Trainer(task, cfg, tokenizer=tok, resume=None)
+    result = trainer.fit()
 
 ``cfg`` has the sections optim, schedule, train, impl, log and data (see config.py).
 
@@ -20,57 +20,29 @@ import json
 import math
 import sys
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from torch.nn.parallel import DistributedDataParallel
 
 from berts.data.sampler import ResumableBatchSampler, consumed_state
 from berts.errors import UserError
 from berts.train import checkpoint, distributed
-from berts.train.config import config_to_dict, parse_duration, save_config
-from berts.train.monitor import Monitor, duration, plot, read_metrics, summary
-from berts.train.optim import Schedule, build_optimizer
-
-STATE_VERSION = 1
+from berts.train.checkpoint import STATE_VERSION
+from berts.train.config import config_to_dict, save_config
+from berts.train.engine import Engine
+from berts.train.monitor import LogWindow, Monitor, plot, read_metrics, summary
+from berts.train.optim import Schedule
+from berts.train.plan import RunPlan
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN/inf: the run stops, its last good checkpoint intact."""
 
 
-def tune_malloc() -> bool:
-    """Ask glibc to keep freed memory (no mmap/munmap per large tensor, no trimming).
-
-    A training step allocates and frees the same large buffers (MLM logits, activations,
-    gradients) every step; by default glibc returns each one over 32 MB to the system and
-    page-faults it back in the next step. Measured on the mini preset: 1.23x faster steps
-    (benchmarks/README.md). Process-wide, so only the training commands call it.
-    """
-    import ctypes
-    import platform
-
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-        M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 40))
-    except (OSError, AttributeError):
-        return False
-
-
-def _precision(name: str, device: torch.device) -> str:
-    if name != "auto":
-        return name
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-    return "fp32"
-
-
 class Trainer:
-    def __init__(self, model, task, config, *, tokenizer=None, resume: str | Path | None = None,
+    clock = staticmethod(time.perf_counter)  # the run's clock (the budget, step and save times)
+
+    def __init__(self, task, config, *, tokenizer=None, resume: str | Path | None = None,
                  dist: distributed.Dist | None = None, title: str = "train"):
         self.cfg = cfg = config
         self.task = task
@@ -80,37 +52,11 @@ class Trainer:
         self.dist = d = dist or distributed.setup(cfg.impl.device)
         self.device = d.device
 
-        impl = cfg.impl
-        if impl.threads:
-            torch.set_num_threads(impl.threads)
-        if impl.deterministic:
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.backends.cudnn.benchmark = False
-        self.precision = _precision(impl.precision, self.device)
-        self._amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
-        self.scaler = None
-        if self.precision == "fp16":
-            self.scaler = torch.amp.GradScaler(self.device.type, init_scale=impl.init_scale,
-                                               growth_interval=impl.growth_interval)
-
-        if impl.tune_malloc and self.device.type == "cpu":
-            tune_malloc()
-
-        # model: on the device, wrapped for DDP (rank 0's weights are broadcast to all)
-        self.model = model.to(self.device)
-        self.model.train()
-        self.engine = self.model
-        if impl.compile:
-            from berts.model import compile_model
-
-            compile_model(self.model)  # in place: checkpoints keep the plain module's names
-        if d.enabled:
-            self.engine = DistributedDataParallel(
-                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                gradient_as_bucket_view=True)
-        checkpoint.seed_all(cfg.train.seed + d.rank)  # dropout differs per rank, as it should
-        self.params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.model, cfg.optim)
+        trainable = dict(task.modules())
+        self.engine = Engine(trainable, task.frozen_modules(), cfg, d)
+        self.model = self.engine.main  # the main module: final/, best/ and a checkpoint's top level
+        self.saved = dict(task.saved_modules())  # name -> subdirectory
+        self.others = {n: m for n, m in trainable.items() if n not in self.saved}  # -> modules.safetensors
 
         # data: each rank a disjoint slice of every global batch
         t = cfg.train
@@ -120,8 +66,10 @@ class Trainer:
                             f"({d.world_size} x {self.accum})")
         self.per_rank_batch = t.batch_size // (d.world_size * self.accum)
         dataset = task.train_dataset
+        bucket = getattr(cfg.data, "bucket_size", 0)  # length bucketing (pretraining data)
         self.sampler = ResumableBatchSampler(len(dataset), self.per_rank_batch, seed=t.seed, rank=d.rank,
-                                             world_size=d.world_size, drop_last=True)
+                                             world_size=d.world_size, drop_last=True,
+                                             lengths=dataset.lengths if bucket else None, bucket_size=bucket)
         if len(self.sampler) == 0:
             raise UserError(f"the training set has {len(dataset)} examples, fewer than one global batch "
                             f"({t.batch_size // self.accum}): lower train.batch_size")
@@ -131,26 +79,8 @@ class Trainer:
             pin_memory=self.device.type == "cuda", persistent_workers=workers > 0,
             generator=torch.Generator().manual_seed(t.seed))  # never the global RNG: exact resume
 
-        # the plan: steps, epochs or a wall-clock budget
-        self.steps_per_epoch = len(self.sampler) / self.accum
-        self.budget = parse_duration(t.budget) if t.budget else None
-        if t.max_steps is not None:
-            self.max_steps = t.max_steps
-        elif t.epochs is not None:
-            self.max_steps = max(1, math.ceil(t.epochs * self.steps_per_epoch))
-        else:
-            self.max_steps = None
-        s = cfg.schedule
-        warmup = s.warmup if s.warmup < 1 else s.warmup / self.max_steps
-        if warmup >= 1:
-            raise UserError(f"schedule.warmup {s.warmup:g} steps is not less than the {self.max_steps} steps of the run")
-        self.schedule = Schedule(self.optimizer, s.name, warmup, s.min_lr)
-        if t.eval_every is not None:
-            self.eval_every = t.eval_every
-        elif t.epochs is not None:
-            self.eval_every = max(1, round(self.steps_per_epoch))
-        else:
-            self.eval_every = None  # at the end only
+        self.plan = RunPlan.from_config(t, cfg.schedule, steps_per_epoch=len(self.sampler) / self.accum)
+        self.schedule = Schedule(self.engine.optimizer, cfg.schedule.name, self.plan.warmup, cfg.schedule.min_lr)
 
         # progress
         self.step = 0
@@ -160,29 +90,37 @@ class Trainer:
         self.evals: list[dict] = []
         self.best: dict | None = None
         self.bad_evals = 0
-        self.skipped = torch.zeros((), device=self.device)
         self._consumed = None  # (epoch, step) of the last batch trained on
         self._early_stop = False
         self._rng_state = None
         self.resumed_from = None
-        self._reset_window()
-        self._unchecked = torch.zeros((), device=self.device)
-        self._grad_norm = None
+        self._config_changes: list[str] = []
+        self.window = LogWindow(self.device, task.metric_parts)
+        self._unchecked = torch.zeros((), device=self.device)  # losses since the last finiteness check
         self._save_seconds = 0.0
         self._step_seconds = 0.0
         self.monitor = Monitor(None, enabled=False)
         if resume is not None:
             self._load(Path(resume))
 
-    # ------------------------------------------------------------------ helpers for tasks
+    # ------------------------------------------------------------------ for tasks and callers
+    @property
+    def precision(self) -> str:
+        return self.engine.precision
+
+    @property
+    def scaler(self):
+        return self.engine.scaler
+
+    @property
+    def optimizer(self):
+        return self.engine.optimizer
+
     def autocast(self):
-        if self._amp_dtype is None:
-            return nullcontext()
-        return torch.autocast(self.device.type, dtype=self._amp_dtype)
+        return self.engine.autocast()
 
     def to_device(self, batch: dict) -> dict:
-        return {k: (v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v)
-                for k, v in batch.items()}
+        return self.engine.to_device(batch)
 
     @property
     def is_main(self) -> bool:
@@ -192,87 +130,44 @@ class Trainer:
         if self.is_main:
             self.monitor.message(text) if self.monitor.enabled else print(text, file=sys.stderr, flush=True)
 
-    # ------------------------------------------------------------------ resume
-    def _load(self, directory: Path) -> None:
-        state = checkpoint.read_state(directory)
-        if state.get("version") != STATE_VERSION:
-            raise UserError(f"{directory}: trainer state version {state.get('version')} is not {STATE_VERSION}")
-        checkpoint.load_weights(self.model, directory)
-        try:
-            self.optimizer.load_state_dict(state["optimizer"])
-        except (ValueError, KeyError) as exc:
-            raise UserError(f"{directory}: the optimizer state does not fit this model/optimizer ({exc})") from None
-        self.schedule.load_state_dict(state["schedule"])
-        if self.scaler is not None and state.get("scaler"):
-            self.scaler.load_state_dict(state["scaler"])
-        self.sampler.load_state_dict(state["sampler"])
-        self.step = int(state["step"])
-        self.tokens = int(state["tokens"])
-        self.examples = int(state["examples"])
-        self.elapsed = float(state["elapsed"])
-        self.evals = list(state.get("evals", []))
-        self.best = state.get("best")
-        self.bad_evals = int(state.get("bad_evals", 0))
-        self.skipped.fill_(float(state.get("skipped_steps", 0)))
-        rng = state.get("rng") or []
-        if len(rng) == self.dist.world_size:
-            self._rng_state = rng[self.dist.rank]
-        else:
-            checkpoint.seed_all(self.cfg.train.seed + 1000003 * self.step + self.dist.rank)
-            self.print(f"note: the checkpoint was written by {len(rng)} process(es), this run has "
-                       f"{self.dist.world_size}: random states are re-seeded (the run is not bit-exact)")
-        self.resumed_from = directory
-        self._config_changes = self._diff_config(state.get("config") or {})
-
-    def _diff_config(self, saved: dict) -> list[str]:
-        now = config_to_dict(self.cfg)
-        changes = []
-        for section, body in now.items():
-            for key, value in body.items():
-                old = saved.get(section, {}).get(key, value)
-                if old != value and not (section == "log" and key in ("progress",)):
-                    changes.append(f"{section}.{key} {old!r} -> {value!r}")
-        return changes
-
     # ------------------------------------------------------------------ the loop
     def fit(self) -> dict:
-        d, cfg = self.dist, self.cfg
+        d, cfg, plan = self.dist, self.cfg, self.plan
         if d.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
             checkpoint.clean_partial(self.out)
             save_config(cfg, self.out / "config.yaml")
         self.monitor = Monitor(self.out, enabled=d.is_main, progress=cfg.log.progress,
-                               tensorboard=cfg.log.tensorboard, total_steps=self.max_steps, budget=self.budget,
+                               tensorboard=cfg.log.tensorboard, total_steps=plan.max_steps, budget=plan.budget,
                                start_step=self.step, start_elapsed=self.elapsed, desc=self.title)
         self._announce()
         batches = self._batches()
         if self._rng_state is not None:  # last, so nothing above draws from the restored streams
             checkpoint.set_rng_state(self._rng_state)
-        self._t0 = time.perf_counter() - self.elapsed
-        self._window_t = time.perf_counter()
+        self._t0 = self.clock() - self.elapsed
+        self.window.reset()
         last_save = last_eval = self.step if self.resumed_from else None
-        stopped = "finished"
         try:
             while True:
                 elapsed = self._clock()
-                reason = self._stop_reason(elapsed)
-                if reason:
-                    stopped = reason
+                stopped = plan.stop_reason(self.step, elapsed, next_step_seconds=self._step_seconds,
+                                           save_seconds=self._save_seconds, early_stop=self._early_stop)
+                if stopped:
                     break
-                self.schedule.set(self._progress(elapsed))
-                t_step = time.perf_counter()
+                self.schedule.set(plan.progress(self.step, elapsed))
+                t_step = self.clock()
                 self._train_step(batches)
-                self._step_seconds = time.perf_counter() - t_step
+                self._step_seconds = self.clock() - t_step
                 self.monitor.advance(self.step, self._clock_local())
                 if self.step % cfg.log.every == 0:
                     self._log_train()
-                if self.eval_every and self.step % self.eval_every == 0:
+                if plan.evaluates_at(self.step):
                     self._evaluate()
                     last_eval = self.step
                 if self.step % cfg.train.save_every == 0:
                     self._save()
                     last_save = self.step
-            if self._window_steps:
+            if self.window.steps:
                 self._log_train()
             if last_eval != self.step:
                 self._evaluate()
@@ -288,171 +183,53 @@ class Trainer:
             yield from self.loader
 
     def _clock_local(self) -> float:
-        return time.perf_counter() - self._t0
+        return self.clock() - self._t0
 
     def _clock(self) -> float:
         elapsed = self._clock_local()
-        if self.budget is not None and self.dist.enabled:  # every rank follows rank 0's clock
+        if self.plan.budget is not None and self.dist.enabled:  # every rank follows rank 0's clock
             t = torch.tensor([elapsed, self._step_seconds], dtype=torch.float64, device=self.dist.collective_device)
             torch.distributed.broadcast(t, 0)
             elapsed, self._step_seconds = t.tolist()  # so all ranks agree when the budget is spent
         self.elapsed = elapsed
         return elapsed
 
-    def _progress(self, elapsed: float) -> float:
-        """How far the run is, in [0, 1]: by steps, by the clock (budget), or the further of the two."""
-        by_steps = self.step / self.max_steps if self.max_steps else 0.0
-        by_clock = elapsed / self.budget if self.budget else 0.0
-        return max(by_steps, by_clock)
-
-    def _stop_reason(self, elapsed: float) -> str | None:
-        if self.max_steps is not None and self.step >= self.max_steps:
-            return "finished"
-        if self.budget is not None and elapsed + self._step_seconds + self._save_seconds >= self.budget:
-            return "budget spent"
-        if self._early_stop:
-            return "stopped early"
-        return None
-
     def _train_step(self, batches) -> None:
         micro = [next(batches) for _ in range(self.accum)]
-        weights = self._weights([self.task.counts(b) for b in micro])
-        for i, batch in enumerate(micro):
-            self._window_tokens += self.task.tokens(batch)
-            self.examples += int(batch["input_ids"].shape[0])
-            inputs = self.to_device(batch)
-            sync = i == len(micro) - 1 or not self.dist.enabled
-            with (nullcontext() if sync else self.engine.no_sync()):
-                with self.autocast():
-                    loss, logs = self.task.loss(self.engine, inputs)
-                total = self._combine(loss, weights[i])
-                (self.scaler.scale(total) if self.scaler is not None else total).backward()
-            total = total.detach()
-            self._window_loss += total
+        want_norm = (self.step + 1) % self.cfg.log.every == 0
+        results = self.engine.step(micro, self.task.loss, self.task.counts, want_norm=want_norm)
+        for i, (batch, (total, parts, metrics, weights)) in enumerate(zip(micro, results)):
+            self.window.add(total, parts, metrics, weights, last=i == len(micro) - 1)
             self._unchecked += total
-            for k, v in logs.items():
-                v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
-                part = self._log_part(k, weights[i])
-                s, n = self._window_logs.get(k, (0.0, 0))
-                if part is None:  # a plain mean over micro-batches
-                    self._window_logs[k] = (s + v, n + 1)
-                else:  # weighted like its loss part: exact over the global batch, as the loss is
-                    self._window_logs[k] = (s + v * weights[i][part], n + (1 if i == len(micro) - 1 else 0))
-        self._optimizer_step()
+            self.examples += int(batch["input_ids"].shape[0])
+        self.window.end_step(sum(self.task.tokens(b) for b in micro))
         self._consumed = (micro[-1]["epoch"], micro[-1]["step"])
         self.step += 1
-        self._window_steps += 1
-
-    def _weights(self, counts: list[dict[str, int]]) -> list[dict]:
-        """Each micro-batch's weight per loss part: its share of the items of the whole step
-        (all micro-batches, all ranks) x world size (DDP averages gradients over ranks)."""
-        parts = list(counts[0])
-        totals = [sum(c[p] for c in counts) for p in parts]
-        world = self.dist.world_size
-        if world > 1:
-            t = torch.tensor(totals, dtype=torch.float64, device=self.dist.collective_device)
-            self.dist.all_reduce(t)
-            if t.device.type != "cpu":  # NCCL: keep it on the GPU, no host sync
-                inv = world / t.clamp_min(1).float()
-                return [{p: inv[j] * c[p] for j, p in enumerate(parts)} for c in counts]
-            totals = t.tolist()
-        return [{p: (c[p] * world / totals[j] if totals[j] else 0.0) for j, p in enumerate(parts)}
-                for c in counts]
-
-    def _log_part(self, key: str, weights: dict) -> str | None:
-        """The loss part a logged value averages over like (so it is weighted like it): the only
-        part, the part of that name or prefix (mlm_acc -> mlm), or the task's ``log_parts``."""
-        if len(weights) == 1:
-            return next(iter(weights))
-        if key in weights:
-            return key
-        for part in weights:
-            if key.startswith(part + "_"):
-                return part
-        part = getattr(self.task, "log_parts", {}).get(key)
-        return part if part in weights else None
-
-    @staticmethod
-    def _combine(loss, weights: dict):
-        if isinstance(loss, dict):
-            missing = set(loss) - set(weights)
-            if missing:
-                raise KeyError(f"the task's loss has parts {sorted(missing)} that its counts() does not give")
-            # a part with no items in this micro-batch (weight 0.0) is left out: its mean is NaN
-            return sum(v * weights[k] for k, v in loss.items()
-                       if not (isinstance(weights[k], float) and weights[k] == 0.0))
-        (w,) = weights.values()
-        return loss * w
-
-    def _optimizer_step(self) -> None:
-        clip = self.cfg.optim.grad_clip
-        want_norm = (self.step + 1) % self.cfg.log.every == 0
-        if self.scaler is not None:
-            self.scaler.unscale_(self.optimizer)
-        if clip:
-            self._grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip, foreach=True)
-        elif want_norm:
-            self._grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
-        if self.scaler is not None:
-            before = self._scale_tensor().clone()
-            self.scaler.step(self.optimizer)  # skipped when a gradient is inf/NaN
-            self.scaler.update()  # ... and then the scale backs off
-            self.skipped += (self._scale_tensor() < before).float()
-        else:
-            self.optimizer.step()
-        self.optimizer.zero_grad(set_to_none=True)
-
-    def _scale_tensor(self) -> torch.Tensor:
-        scale = getattr(self.scaler, "_scale", None)  # a device tensor: reading it needs no sync
-        return scale if isinstance(scale, torch.Tensor) else torch.tensor(self.scaler.get_scale())
 
     # ------------------------------------------------------------------ logging
-    def _reset_window(self) -> None:
-        self._window_loss = torch.zeros((), device=self.device)
-        self._window_logs: dict[str, tuple] = {}
-        self._window_tokens = 0
-        self._window_steps = 0
-        self._window_t = time.perf_counter()
-
     def _log_train(self) -> None:
         """One all-reduced vector, one host sync."""
-        d = self.dist
-        keys = sorted(self._window_logs)
-        values = [self._window_loss / max(self._window_steps, 1)]
-        values += [torch.as_tensor(s / max(n, 1), device=self.device).float() for s, n in
-                   (self._window_logs[k] for k in keys)]
-        values.append(self._grad_norm.float() if self._grad_norm is not None else torch.zeros((), device=self.device))
-        if self.scaler is not None:
-            values += [self._scale_tensor().float().to(self.device), self.skipped]
-        vec = torch.stack([v.reshape(()).to(self.device).double() for v in values])
-        vec = torch.cat([vec, torch.tensor([float(self._window_tokens)], dtype=torch.float64, device=self.device)])
-        if d.enabled:
-            vec = vec.to(d.collective_device)
-            d.all_reduce(vec)
-            vec[:-1] /= d.world_size
-        vals = vec.tolist()
-        now = time.perf_counter()
-        seconds = max(now - self._window_t, 1e-9)
-        tokens = int(vals[-1])
+        steps = self.window.steps
+        values, tokens, seconds = self.window.record(self.dist, self.engine.log_values())
+        self.window.reset()
         self.tokens += tokens
-        loss = vals[0]
+        loss = values.pop("loss")
         record = {"step": self.step, "epoch": round(self._epoch(), 4), "loss": loss}
-        record.update({k: vals[1 + i] for i, k in enumerate(keys)})
+        extras = {k: values.pop(k) for k in ("grad_norm", "loss_scale", "skipped_steps") if k in values}
+        record.update(values)
         record["lr"] = self.schedule.lr
-        if self._grad_norm is not None:
-            record["grad_norm"] = vals[1 + len(keys)]
-        if self.scaler is not None:
-            record["loss_scale"] = vals[2 + len(keys)]
-            record["skipped_steps"] = int(vals[3 + len(keys)])
+        if "grad_norm" in extras:
+            record["grad_norm"] = extras["grad_norm"]
+        if "loss_scale" in extras:
+            record["loss_scale"] = extras["loss_scale"]
+            record["skipped_steps"] = int(extras["skipped_steps"])
         record["tokens_per_s"] = tokens / seconds
-        record["steps_per_s"] = self._window_steps / seconds
+        record["steps_per_s"] = steps / seconds
         record["tokens"] = self.tokens
         record["elapsed"] = round(self._clock_local(), 2)
         self.monitor.log(record)
-        first_bad = self.step - self._window_steps + 1
-        self._reset_window()
         if not math.isfinite(loss):
-            self._diverged(loss, first_bad)
+            self._diverged(loss, self.step - steps + 1)
         self._unchecked.zero_()
 
     def _epoch(self) -> float:
@@ -483,7 +260,8 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self) -> None:
-        metrics = self.task.evaluate(self.model, self) if self.is_main else None
+        metrics = self.task.evaluate(self) if self.is_main else None
+        self.engine.train()  # whatever evaluate() switched: trainable modules train, frozen stay eval
         metrics = self.dist.broadcast(metrics)
         if not metrics:
             return
@@ -502,37 +280,40 @@ class Trainer:
             self.best = {"metric": name, "value": value, "step": self.step, "metrics": dict(metrics)}
             self.bad_evals = 0
             if self.is_main:
-                checkpoint.write_checkpoint(self.out / "best", self.model, None, self.tokenizer,
-                                            {"eval_results.json": json.dumps(self.best, indent=2) + "\n"})
+                self._write(self.out / "best", None, {"eval_results.json": json.dumps(self.best, indent=2) + "\n"})
         else:
             self.bad_evals += 1
             patience = self.cfg.train.patience
             if patience and self.bad_evals >= patience:
                 self._early_stop = True
                 self.print(f"early stopping: {name} has not improved for {self.bad_evals} evaluations "
-                           f"(best {value if self.best is None else self.best['value']:.4g} at step {self.best['step']})")
+                           f"(best {self.best['value']:.4g} at step {self.best['step']})")
 
     # ------------------------------------------------------------------ checkpoints
+    def _write(self, directory: Path, state: dict | None, extra_files: dict | None = None) -> None:
+        """The saved modules as HF directories; with a state (a checkpoint) also the other
+        trainable modules (modules.safetensors) and trainer_state.pt."""
+        modules = self.engine.modules
+        checkpoint.write_checkpoint(directory, {sub: modules[name] for name, sub in self.saved.items()}, state,
+                                    self.tokenizer, extra_files, others=self.others if state is not None else None)
+
     def state_dict(self) -> dict:
-        rng = self.dist.gather(checkpoint.rng_state())
         epoch, step = self._consumed if self._consumed is not None else (self.sampler.epoch, self.sampler.step - 1)
         return {
             "version": STATE_VERSION,
             "step": self.step,
-            "tokens": self.tokens + self._window_tokens * self.dist.world_size,
+            "tokens": self.tokens + self.window.tokens * self.dist.world_size,
             "examples": self.examples,
             "elapsed": self._clock_local(),
-            "optimizer": self.optimizer.state_dict(),
+            **self.engine.state_dict(),  # optimizer, scaler, skipped_steps, rng (a collective)
             "schedule": self.schedule.state_dict(),
-            "scaler": self.scaler.state_dict() if self.scaler is not None else None,
             "sampler": consumed_state(epoch, step, self.sampler),
-            "rng": rng,
-            "skipped_steps": int(self.skipped.item()),
             "evals": self.evals,
             "best": self.best,
             "bad_evals": self.bad_evals,
             "world_size": self.dist.world_size,
             "task": self.task.name,
+            "modules": {name: self.saved.get(name) for name in self.engine.modules},
             "config": config_to_dict(self.cfg),
         }
 
@@ -540,25 +321,75 @@ class Trainer:
         self._check_finite()
         state = self.state_dict()  # a collective (RNG states of every rank)
         if self.is_main:
-            t = time.perf_counter()
-            directory = checkpoint.step_dir(self.out, self.step)
-            checkpoint.write_checkpoint(directory, self.model, state, self.tokenizer)
+            t = self.clock()
+            self._write(checkpoint.step_dir(self.out, self.step), state)
             checkpoint.prune(self.out, self.cfg.train.keep_last)
-            self._save_seconds = time.perf_counter() - t
-        self._save_seconds = self.dist.broadcast(self._save_seconds) if self.budget else self._save_seconds
+            self._save_seconds = self.clock() - t
+        self._save_seconds = self.dist.broadcast(self._save_seconds) if self.plan.budget else self._save_seconds
 
-    # ------------------------------------------------------------------ the end
+    def _load(self, directory: Path) -> None:
+        state = checkpoint.read_state(directory)
+        version = state.get("version")
+        if version != STATE_VERSION:
+            raise UserError(
+                f"{directory}: trainer state version {version}, this berts resumes version {STATE_VERSION} only "
+                f"(version 2 keeps the optimizer state of every trainable module of a task; version 1 held one "
+                f"model's): --resume cannot continue it, but its weights load: --init-from {directory} starts "
+                f"a new run from them")
+        names = {name: self.saved.get(name) for name in self.engine.modules}
+        if state.get("modules") != names:
+            raise UserError(f"{directory}: the checkpoint's modules {state.get('modules')} are not this task's {names}")
+        for name, sub in self.saved.items():
+            checkpoint.load_weights(self.engine.modules[name], directory / sub if sub else directory)
+        if self.others:
+            checkpoint.load_modules(self.others, directory)
+        self.engine.load_state_dict(state, str(directory))
+        self.schedule.load_state_dict(state["schedule"])
+        self.sampler.load_state_dict(state["sampler"])
+        self.step = int(state["step"])
+        self.tokens = int(state["tokens"])
+        self.examples = int(state["examples"])
+        self.elapsed = float(state["elapsed"])
+        self.evals = list(state.get("evals", []))
+        self.best = state.get("best")
+        self.bad_evals = int(state.get("bad_evals", 0))
+        rng = state.get("rng") or []
+        if len(rng) == self.dist.world_size:
+            self._rng_state = rng[self.dist.rank]
+        else:
+            checkpoint.seed_all(self.cfg.train.seed + 1000003 * self.step + self.dist.rank)
+            self.print(f"note: the checkpoint was written by {len(rng)} process(es), this run has "
+                       f"{self.dist.world_size}: random states are re-seeded (the run is not bit-exact)")
+        self.resumed_from = directory
+        self._config_changes = self._diff_config(state.get("config") or {})
+
+    def _diff_config(self, saved: dict) -> list[str]:
+        now = config_to_dict(self.cfg)
+        changes = []
+        for section, body in now.items():
+            for key, value in body.items():
+                old = saved.get(section, {}).get(key, value)
+                if old != value and not (section == "log" and key in ("progress",)):
+                    changes.append(f"{section}.{key} {old!r} -> {value!r}")
+        return changes
+
+    # ------------------------------------------------------------------ the start and the end
     def _announce(self) -> None:
-        d, cfg = self.dist, self.cfg
-        n = self.model.num_parameters() if hasattr(self.model, "num_parameters") else sum(
-            p.numel() for p in self.model.parameters())
-        plan = (f"budget {duration(self.budget)}" if self.budget else f"{self.max_steps:,} steps"
-                f" ({self.max_steps / self.steps_per_epoch:.2f} epochs)")
+        d, cfg, e = self.dist, self.cfg, self.engine
+
+        def count(m):
+            return m.num_parameters() if hasattr(m, "num_parameters") else sum(p.numel() for p in m.parameters())
+
+        what = f"{type(self.model).__name__} ({count(self.model) / 1e6:.2f}M parameters)"
+        rest = [f"{n} {type(m).__name__}" for n, m in list(e.modules.items())[1:]]
+        rest += [f"{n} {type(m).__name__} (frozen)" for n, m in e.frozen.items()]
+        if rest:
+            what += " + " + ", ".join(rest)
         procs = f"{d.world_size} processes (DDP)" if d.enabled else "1 process"
-        self.print(f"{self.title}: {type(self.model).__name__} ({n / 1e6:.2f}M parameters) on {self.device}, "
-                   f"{self.precision}, {procs}; global batch {cfg.train.batch_size} = {d.world_size} x "
-                   f"{self.per_rank_batch} x accum {self.accum}; {plan}; {cfg.optim.name} lr {cfg.optim.lr:g}, "
-                   f"{cfg.schedule.name} schedule")
+        self.print(f"{self.title}: {what} on {self.device}, "
+                   f"{e.precision}, {procs}; global batch {cfg.train.batch_size} = {d.world_size} x "
+                   f"{self.per_rank_batch} x accum {self.accum}; {self.plan.describe()}; {cfg.optim.name} "
+                   f"lr {cfg.optim.lr:g}, {cfg.schedule.name} schedule")
         if self.resumed_from is not None:
             rng = "random states, " if self._rng_state is not None else ""
             self.print(f"resumed from {self.resumed_from} at step {self.step} "
@@ -574,9 +405,8 @@ class Trainer:
             d.barrier()
             return
         final = self.out / "final"
-        checkpoint.write_checkpoint(final, self.model, None, self.tokenizer,
-                                    {"train_result.json": json.dumps(
-                                        {k: v for k, v in self.result.items() if k != "evals"}, indent=2) + "\n"})
+        self._write(final, None, {"train_result.json": json.dumps(
+            {k: v for k, v in self.result.items() if k != "evals"}, indent=2) + "\n"})
         self.monitor.close()
         paths = {"model": str(final)}
         if self.best is not None:
@@ -587,12 +417,14 @@ class Trainer:
         paths["metrics"] = str(self.out / "metrics.jsonl")
         if self.cfg.log.tensorboard:
             paths["tensorboard"] = str(self.out / "tb")
+        parts, metrics = tuple(self.task.loss_parts), tuple(self.task.metric_parts)
         if self.cfg.log.plots:
-            written = plot(self.out)
+            written = plot(self.out, parts, metrics)
             if written:
                 paths["plots"] = ", ".join(str(p) for p in written)
         text = summary(self.title, steps=self.step, tokens=self.tokens, elapsed=self.elapsed,
-                       records=read_metrics(self.out), best=self.best, paths=paths, stopped=stopped)
+                       records=read_metrics(self.out), best=self.best, paths=paths, stopped=stopped,
+                       shown=parts + metrics)
         self.result["summary"] = text
         print(text, flush=True)
         d.barrier()

@@ -1,0 +1,76 @@
+"""The run plan: how long a run is (steps, epochs or a wall-clock budget), where its warm-up ends
+and when it evaluates. A value object: no device, no clock of its own; the loop asks it.
+
+    plan = RunPlan.from_config(cfg.train, cfg.schedule, steps_per_epoch=len(sampler) / accum)
+    plan.progress(step, elapsed)        # in [0, 1]: what the schedule follows
+    plan.stop_reason(step, elapsed, next_step_seconds=..., early_stop=...)   # None: go on
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from berts.errors import UserError
+from berts.train.config import parse_duration
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    max_steps: int | None  # None: the budget alone ends the run
+    budget: float | None  # seconds of wall clock, or None
+    steps_per_epoch: float  # optimizer steps per pass over the training set
+    warmup: float  # a fraction of the run, in [0, 1)
+    eval_every: int | None  # steps; None: at the end only
+
+    @classmethod
+    def from_config(cls, train, schedule, *, steps_per_epoch: float) -> RunPlan:
+        """From a TrainSection and a ScheduleSection (see config.py)."""
+        budget = parse_duration(train.budget) if train.budget else None
+        if train.max_steps is not None:
+            max_steps = train.max_steps
+        elif train.epochs is not None:
+            max_steps = max(1, math.ceil(train.epochs * steps_per_epoch))
+        else:
+            max_steps = None
+        # warm-up in steps (>= 1) becomes a fraction; config.validate made sure steps are known then
+        warmup = schedule.warmup if schedule.warmup < 1 else schedule.warmup / max_steps
+        if warmup >= 1:
+            raise UserError(f"schedule.warmup {schedule.warmup:g} steps is not less than the {max_steps} steps "
+                            "of the run")
+        if train.eval_every is not None:
+            eval_every = train.eval_every
+        elif train.epochs is not None:
+            eval_every = max(1, round(steps_per_epoch))  # each epoch
+        else:
+            eval_every = None
+        return cls(max_steps=max_steps, budget=budget, steps_per_epoch=steps_per_epoch, warmup=warmup,
+                   eval_every=eval_every)
+
+    def progress(self, step: int, elapsed: float) -> float:
+        """How far the run is, in [0, 1]: by steps, by the clock (budget), or the further of the two."""
+        by_steps = step / self.max_steps if self.max_steps else 0.0
+        by_clock = elapsed / self.budget if self.budget else 0.0
+        return max(by_steps, by_clock)
+
+    def stop_reason(self, step: int, elapsed: float, *, next_step_seconds: float = 0.0,
+                    save_seconds: float = 0.0, early_stop: bool = False) -> str | None:
+        """Why the run stops before the next step, or None. In budget mode the run stops when the
+        next step (as long as the last one) and the final checkpoint (as long as the last one)
+        would not fit, so that it ends on time with its checkpoint written."""
+        if self.max_steps is not None and step >= self.max_steps:
+            return "finished"
+        if self.budget is not None and elapsed + next_step_seconds + save_seconds >= self.budget:
+            return "budget spent"
+        if early_stop:
+            return "stopped early"
+        return None
+
+    def evaluates_at(self, step: int) -> bool:
+        return bool(self.eval_every) and step % self.eval_every == 0
+
+    def describe(self) -> str:
+        if self.budget is not None:
+            from berts.train.monitor import duration
+
+            return f"budget {duration(self.budget)}"
+        return f"{self.max_steps:,} steps ({self.max_steps / self.steps_per_epoch:.2f} epochs)"
