@@ -237,3 +237,23 @@ def test_load_config_reads_a_file_a_directory_or_a_preset(tmp_path, tiny_config)
     with pytest.raises(berts.UserError, match=r"nowhere: no such config file or preset \(presets: .*mini"):
         berts.hf.load_config("nowhere")
     assert not hasattr(BertConfig, "load")  # reading config.json is hf's job (config imports no hf)
+
+
+def test_config_json_errors_name_the_file(tmp_path):
+    """Valid JSON that is no object, or a config error: one line naming config.json (issue 13)."""
+    import berts
+    from berts.errors import UserError
+    from berts.hf import load_config
+
+    d = tmp_path / "m"
+    d.mkdir()
+    (d / "config.json").write_text("[]")
+    for call in (lambda: berts.load(d), lambda: load_config(d), lambda: berts.BertModel.from_pretrained(d)):
+        with pytest.raises(UserError) as e:
+            call()
+        assert str(e.value) == f"{d / 'config.json'}: not a model config (a JSON object expected, got list)"
+    (d / "config.json").write_text('{"num_hidden_layers": 0}')
+    with pytest.raises(UserError) as e:
+        load_config(d)
+    assert str(e.value) == (f"{d / 'config.json'}: invalid model config: num_hidden_layers must be a positive "
+                            "integer, got 0")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import random
 
@@ -369,3 +370,88 @@ def test_cased_with_accent_stripping(corpus, tmp_path):
     for text in TEXTS:
         assert _ours(tok, text) == _hf(hf, text)
     assert Tokenizer.from_pretrained(out).strip_accents is True
+
+
+# ----------------------------------------------------------------------------- issue 13: nothing lost, no garbage
+def test_train_and_import_refuse_a_directory_that_is_not_theirs(corpus, tmp_path, capsys):
+    out = tmp_path / "notes"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    args = ["tokenizer", "train", "--corpus", str(corpus), "--vocab-size", "300", "--out", str(out)]
+    assert main(args) == 2
+    assert capsys.readouterr().err == (f"berts: error: {out}: holds 1 file that berts did not write (notes.txt); "
+                                       "choose an empty or new directory, or pass --overwrite to write beside "
+                                       "them (they are kept)\n")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+    assert main(args + ["--overwrite"]) == 0  # beside them: the user's file stays
+    capsys.readouterr()
+    assert (out / "notes.txt").read_text() == "mine" and Tokenizer.from_pretrained(out).vocab_size == 300
+
+    # an earlier tokenizer: replaced only when told
+    assert main(args[:-4] + ["--vocab-size", "250", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (f"berts: error: {out}: holds an earlier tokenizer (special_tokens_map.json, "
+                                       "tokenizer.json, tokenizer_config.json, vocab.txt); pass --overwrite to "
+                                       "replace it\n")
+    assert Tokenizer.from_pretrained(out).vocab_size == 300
+    assert main(args[:-4] + ["--vocab-size", "250", "--out", str(out), "--overwrite"]) == 0
+    assert Tokenizer.from_pretrained(out).vocab_size == 250 and (out / "notes.txt").read_text() == "mine"
+    capsys.readouterr()
+
+    # import: the same rule, and never over the vocab.txt it reads
+    assert main(["tokenizer", "import", str(out / "vocab.txt"), "--out", str(out)]) == 2
+    assert "holds an earlier tokenizer" in capsys.readouterr().err
+    assert main(["tokenizer", "import", str(out / "vocab.txt"), "--out", str(out), "--overwrite"]) == 2
+    assert capsys.readouterr().err == (f"berts: error: {out}: this run reads {(out / 'vocab.txt').resolve()}, "
+                                       f"which lies inside {out / 'vocab.txt'} that --overwrite would remove; "
+                                       "write to another --out\n")
+    assert Tokenizer.from_pretrained(out).vocab_size == 250
+    assert main(["tokenizer", "import", str(out / "vocab.txt"), "--out", str(tmp_path / "imported")]) == 0
+    assert Tokenizer.from_pretrained(tmp_path / "imported").vocab_size == 250
+    (tmp_path / "f").write_text("x")
+    assert main(["tokenizer", "import", str(out / "vocab.txt"), "--out", str(tmp_path / "f")]) == 2
+    assert capsys.readouterr().err.endswith(f"{tmp_path / 'f'}: exists and is not a directory\n")
+
+
+def test_a_corpus_with_no_usable_text(tmp_path, capsys):
+    corpus = tmp_path / "blank.txt"
+    corpus.write_text(" \n\t\n\u200b\n" * 50)  # lines, but nothing a tokenizer keeps
+    assert main(["tokenizer", "train", "--corpus", str(corpus), "--vocab-size", "100", "--out",
+                 str(tmp_path / "t")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("berts: error: no usable text in the corpus (") and err.endswith(f"{corpus}\n")
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_vocabulary_far_below_vocab_size_warns(tmp_path, capsys):
+    corpus = tmp_path / "small.txt"
+    corpus.write_text("a small corpus of few words\n" * 20)
+    assert main(["tokenizer", "train", "--corpus", str(corpus), "--vocab-size", "1000", "--out",
+                 str(tmp_path / "t")]) == 0
+    cap = capsys.readouterr()
+    size = Tokenizer.from_pretrained(tmp_path / "t").vocab_size
+    assert size < 500
+    assert cap.err == (f"berts: warning: the vocabulary has {size} tokens, far below --vocab-size 1000: the "
+                       f"corpus is too small for it (20 lines; or lower --min-frequency 2)\n")
+    tok = Tokenizer.train([corpus], 1000, show_progress=False, warnings_stream=io.StringIO())
+    assert tok.train_stats["warning"].startswith(f"the vocabulary has {size} tokens")
+
+
+def test_encode_max_length_must_be_positive(trained, tmp_path, capsys):
+    tok = trained[0]
+    tok.save_pretrained(tmp_path / "t")
+    for n in ("0", "-3"):
+        assert main(["tokenizer", "encode", str(tmp_path / "t"), "some text", "--max-length", n]) == 2
+        assert capsys.readouterr().err == f"berts: error: --max-length must be at least 1, got {n}\n"
+    with pytest.raises(UserError, match="max length must be at least 1, got 0"):
+        tok.encode("some text", max_length=0)
+    assert main(["tokenizer", "encode", str(tmp_path / "t"), "some text", "--max-length", "3"]) == 0
+    assert capsys.readouterr().out.splitlines()[1].count(" ") == 3  # "ids:" and 3 ids
+
+
+def test_save_pretrained_keeps_other_files(trained, tmp_path):
+    tok = trained[0]
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "notes.txt").write_text("mine")
+    tok.save_pretrained(tmp_path / "t")
+    assert (tmp_path / "t" / "notes.txt").read_text() == "mine"
+    assert Tokenizer.from_pretrained(tmp_path / "t").vocab() == tok.vocab()

@@ -34,8 +34,11 @@ save = torch.save
 def half_then_hang(obj, f, *args, **kwargs):
     save(obj, f, *args, **kwargs)
     if isinstance(obj, dict) and obj.get("step") == 16:  # the second checkpoint: cut it and hang
-        data = Path(f).read_bytes()
-        Path(f).write_bytes(data[: len(data) // 2])
+        if hasattr(f, "flush"):  # a file object (the writer flushes and fsyncs it itself)
+            f.flush()
+        path = Path(getattr(f, "name", f))
+        data = path.read_bytes()
+        path.write_bytes(data[: len(data) // 2])
         Path(sys.argv[1]).touch()
         time.sleep(120)
 torch.save = half_then_hang

@@ -70,9 +70,22 @@ class BertConfig:
             bad(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
         if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
             bad(f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
         for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
-            if not 0.0 <= getattr(self, name) < 1.0:
+            if not number(getattr(self, name)) or not 0.0 <= getattr(self, name) < 1.0:
                 bad(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.classifier_dropout is not None and (
+                not number(self.classifier_dropout) or not 0.0 <= self.classifier_dropout < 1.0):
+            bad(f"classifier_dropout must be in [0, 1) or null, got {self.classifier_dropout!r}")
+        for name in ("initializer_range", "layer_norm_eps"):
+            if not number(getattr(self, name)) or not getattr(self, name) > 0:
+                bad(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        if not isinstance(self.num_labels, int) or isinstance(self.num_labels, bool) or self.num_labels < 1:
+            bad(f"num_labels must be a positive integer, got {self.num_labels!r}")
+        if self.id2label is not None and not isinstance(self.id2label, dict):
+            bad(f"id2label must be an object {{id: label}}, got {self.id2label!r}")
         if self.id2label is not None:
             self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
             self.num_labels = len(self.id2label)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,7 +26,7 @@ import torch
 
 from berts.config import BertConfig, preset, preset_names
 from berts.errors import UserError
-from berts.fileio import atomic_write_dir
+from berts.fileio import TOKENIZER_NAMES, atomic_write_dir, carry_over, recover_dir
 from berts.heads import architectures
 from berts.objectives import Objective
 from berts.version import __version__
@@ -247,14 +246,18 @@ def load_hf_state_dict(model, sd: dict[str, torch.Tensor], ignore_mismatched_siz
 # --------------------------------------------------------------------- directories
 def write_model_files(model, directory: Path, tokenizer=None) -> None:
     """config.json + model.safetensors (+ tokenizer files) into an existing directory."""
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     directory = Path(directory)
     config = config_to_hf_dict(model.config, model)
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    save_file(hf_state_dict(model), str(directory / WEIGHTS_NAME), metadata={"format": "pt"})
+    # bytes written by us, not save_file(): a write of ours raises on a full disk, whatever the
+    # library does, and atomic_write_dir turns that into one line naming the directory
+    with open(directory / WEIGHTS_NAME, "wb") as f:
+        f.write(save(hf_state_dict(model), metadata={"format": "pt"}))
     if tokenizer is not None:
-        tokenizer.save_pretrained(directory)
+        # into this directory, which its writer publishes atomically (not a second atomic write)
+        getattr(tokenizer, "write_files", tokenizer.save_pretrained)(directory)
 
 
 def save_pretrained(model, directory, tokenizer=None) -> None:
@@ -264,9 +267,9 @@ def save_pretrained(model, directory, tokenizer=None) -> None:
 
     def write(tmp: Path):
         if directory.is_dir():  # keep whatever else lives there (tokenizer, trainer state, ...)
-            for item in directory.iterdir():
-                if item.name not in ("config.json", WEIGHTS_NAME):
-                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+            # (carried files are hard links: never carry one that is written again below)
+            rewritten = {"config.json", WEIGHTS_NAME} | (set(TOKENIZER_NAMES) if tokenizer is not None else set())
+            carry_over(directory, tmp, skip=rewritten)
         write_model_files(model, tmp, tokenizer)
 
     atomic_write_dir(directory, write)
@@ -281,15 +284,110 @@ def load_config(path) -> BertConfig:
         if str(path) in preset_names():
             return preset(str(path))
         raise UserError(f"{path}: no such config file or preset (presets: {', '.join(preset_names())})")
+    d = _read_config_json(p)
     try:
-        d = json.loads(p.read_text())
+        return config_from_hf_dict(d)
+    except UserError as exc:  # name the file: "invalid model config: ..." alone does not say which
+        raise UserError(f"{p}: {str(exc).removeprefix('config.json: ')}") from None
+    except (TypeError, ValueError, AttributeError) as exc:  # a field of the wrong type
+        raise UserError(f"{p}: invalid model config ({exc})") from None
+
+
+def _read_config_json(p: Path) -> dict:
+    """The object in a config.json, or one line naming the file."""
+    try:
+        d = json.loads(p.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise UserError(f"{p}:{exc.lineno}: invalid JSON: {exc.msg}") from None
-    return config_from_hf_dict(d)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{p}: cannot read ({getattr(exc, 'strerror', None) or exc})") from None
+    if not isinstance(d, dict):
+        raise UserError(f"{p}: not a model config (a JSON object expected, got {type(d).__name__})")
+    return d
+
+
+def check_weights_file(path) -> str | None:
+    """Why a safetensors file is not whole (missing, empty, truncated, bad header), or None. Reads the
+    header only: the file must be exactly as long as the header says (a cheap check a resume or
+    ``berts info`` can afford on a model of any size)."""
+    import struct
+
+    path = Path(path)
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            if len(head) < 8:
+                return f"{path}: truncated ({size} bytes)"
+            (n,) = struct.unpack("<Q", head)
+            if n > size - 8:
+                return f"{path}: truncated ({size} bytes, the header alone needs {n + 8})"
+            header = json.loads(f.read(n))
+    except FileNotFoundError:
+        return f"{path}: missing"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, struct.error) as exc:
+        return f"{path}: not a safetensors file ({getattr(exc, 'strerror', None) or exc})"
+    if not isinstance(header, dict):
+        return f"{path}: not a safetensors file (bad header)"
+    try:
+        end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    except (TypeError, KeyError, ValueError, IndexError):
+        return f"{path}: not a safetensors file (bad header)"
+    if 8 + n + end != size:
+        return (f"{path}: truncated ({size} bytes, the header says {8 + n + end})" if 8 + n + end > size
+                else f"{path}: {size - 8 - n - end} bytes beyond the tensors its header lists")
+    return None
+
+
+def check_weights(model, directory) -> dict:
+    """Do a directory's weights fit ``model`` (a meta-device model is enough)? Reads headers only.
+    Returns {"tensors", "missing", "unexpected"}; a weights file that is not whole, or a weight whose
+    shape does not fit the config, is a one-line UserError naming the file."""
+    directory = Path(directory)
+    if (directory / WEIGHTS_NAME).is_file():
+        files = [directory / WEIGHTS_NAME]
+    elif (directory / "model.safetensors.index.json").is_file():
+        index = _read_config_json(directory / "model.safetensors.index.json")
+        files = [directory / f for f in sorted(set((index.get("weight_map") or {}).values()))]
+    else:
+        raise UserError(f"{directory}: no weights ({WEIGHTS_NAME})")
+    shapes = {}
+    for f in files:
+        problem = check_weights_file(f)
+        if problem:
+            raise UserError(problem)
+        shapes.update(weight_shapes(f))
+    shapes = _normalise_keys(shapes, model)
+    params = dict(model.named_parameters(remove_duplicate=False))
+    missing, bad, used = [], [], set()
+    for hf, ours, chunk in name_pairs(model):
+        want = tuple(params[ours].shape)
+        if chunk is not None:
+            want = (want[0] // 3, *want[1:])
+        if hf not in shapes:
+            missing.append(hf)
+            continue
+        used.add(hf)
+        if shapes[hf] != want:
+            bad.append(f"{hf} {shapes[hf]}, the config needs {want}")
+    if bad:
+        raise UserError(f"{files[0]}: {len(bad)} weight(s) do not fit {directory / 'config.json'} "
+                        f"(e.g. {bad[0]})")
+    unexpected = [k for k in shapes if k not in used and not _IGNORED_ON_LOAD.search(k)]
+    return {"tensors": len(shapes), "missing": sorted(set(missing)), "unexpected": sorted(unexpected)}
+
+
+def weight_shapes(path) -> dict[str, tuple[int, ...]]:
+    """{name: shape} of a safetensors file, from its header (no tensor is read)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
 
 
 def read_config(directory) -> BertConfig:
     path = Path(directory)
+    recover_dir(path)  # a final/ or best/ left as .NAME.old-* by a crash mid-replace (fileio)
     if not path.exists():
         raise UserError(f"{path}: no such model directory")
     if not (path / "config.json").is_file():
@@ -342,12 +440,12 @@ def from_pretrained(cls, directory, ignore_mismatched_sizes: bool = False, **con
 def load(directory, **config_overrides):
     """The right task model for a saved directory (ours or transformers')."""
     path = Path(directory)
+    recover_dir(path)
     if not (path / "config.json").is_file():
         raise UserError(f"{path}: not a model directory (no config.json)")
-    try:
-        archs = json.loads((path / "config.json").read_text()).get("architectures") or ["BertModel"]
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{path / 'config.json'}:{exc.lineno}: invalid JSON: {exc.msg}") from None
+    archs = _read_config_json(path / "config.json").get("architectures") or ["BertModel"]
+    if not isinstance(archs, list) or not isinstance(archs[0], str):
+        raise UserError(f"{path / 'config.json'}: architectures must be a list of names, got {archs!r}")
     cls = architectures().get(archs[0])
     if cls is None:
         raise UserError(f"{path}: architecture {archs[0]} is not supported "

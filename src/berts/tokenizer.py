@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from functools import cached_property
@@ -28,7 +29,7 @@ from tokenizers import decoders, normalizers, pre_tokenizers, processors, traine
 from tokenizers.models import WordPiece
 
 from berts.errors import UserError
-from berts.fileio import check_readable, open_binary, read_text
+from berts.fileio import atomic_write_dir, carry_over, check_readable, open_binary, read_text
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
 SPECIAL_TOKENS = (PAD, UNK, CLS, SEP, MASK)  # ids 0..4 in a trained vocabulary
@@ -41,6 +42,7 @@ VOCAB_FILE = "vocab.txt"
 TOKENIZER_FILE = "tokenizer.json"
 CONFIG_FILE = "tokenizer_config.json"
 SPECIAL_MAP_FILE = "special_tokens_map.json"
+TOKENIZER_FILES = (VOCAB_FILE, TOKENIZER_FILE, CONFIG_FILE, SPECIAL_MAP_FILE)  # what save_pretrained writes
 
 _ROLES = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token")
 _DEFAULT_NAMES = dict(zip(_ROLES, SPECIAL_TOKENS))
@@ -201,6 +203,14 @@ class Tokenizer:
 
         # The trainer keeps the model's settings, but make them explicit whatever its version.
         vocab = backend.get_vocab(with_added_tokens=False)
+        if len(vocab) <= len(SPECIAL_TOKENS):  # lines, but nothing in them a tokenizer keeps
+            raise UserError(f"no usable text in the corpus ({corpus.lines} lines, but not one token beyond the "
+                            f"special ones): " + ", ".join(str(f) for f in files))
+        small = None
+        if len(vocab) < vocab_size // 2:
+            small = (f"the vocabulary has {len(vocab)} tokens, far below --vocab-size {vocab_size}: the corpus "
+                     f"is too small for it ({corpus.lines} lines; or lower --min-frequency {min_frequency})")
+            print(f"berts: warning: {small}", file=warnings_stream or sys.stderr)
         backend.model = WordPiece(vocab, unk_token=UNK, continuing_subword_prefix=CONTINUATION_PREFIX,
                                   max_input_chars_per_word=MAX_INPUT_CHARS_PER_WORD)
         assert [backend.id_to_token(i) for i in range(len(SPECIAL_TOKENS))] == list(SPECIAL_TOKENS)
@@ -210,7 +220,7 @@ class Tokenizer:
         tok.train_stats = {
             "files": len(files), "lines": corpus.lines,
             "skipped_lines": corpus.problems.total, "skipped": dict(corpus.problems.counts),
-            "seconds": time.perf_counter() - start,
+            "seconds": time.perf_counter() - start, "warning": small,
         }
         return tok
 
@@ -283,16 +293,31 @@ class Tokenizer:
         raise UserError(f"{path}: no {TOKENIZER_FILE} or {VOCAB_FILE} in this directory")
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        """Write vocab.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json."""
+        """Write vocab.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json, as one
+        atomic directory write (fileio.atomic_write_dir): a crash or a full disk leaves the previous
+        directory whole, never a 0-byte tokenizer.json. Other files in ``directory`` are kept."""
         directory = Path(directory)
         if directory.exists() and not directory.is_dir():
             raise UserError(f"{directory}: exists and is not a directory")
-        directory.mkdir(parents=True, exist_ok=True)
+
+        def write(tmp: Path) -> None:
+            if directory.is_dir():
+                carry_over(directory, tmp, skip=TOKENIZER_FILES)
+            self.write_files(tmp)
+
+        atomic_write_dir(directory, write)
+        return directory
+
+    def write_files(self, directory: str | os.PathLike) -> None:
+        """The four files into an existing directory, which its writer publishes atomically (a storage
+        error is raised as is: the writer names the directory it was replacing)."""
+        directory = Path(directory)
         inverse = self.convert_ids_to_tokens(list(range(self.vocab_size)))
         with open(directory / VOCAB_FILE, "w", encoding="utf-8", newline="\n") as f:
             for i, token in enumerate(inverse):
                 f.write(f"{token if token is not None else f'[unused_id_{i}]'}\n")
-        self.backend.save(str(directory / TOKENIZER_FILE), pretty=True)
+        # not backend.save(): a write of ours raises on a full disk, whatever tokenizers does
+        (directory / TOKENIZER_FILE).write_text(self.backend.to_str(pretty=True), encoding="utf-8")
         config = {
             "tokenizer_class": "BertTokenizer",
             "do_lower_case": self.lowercase,
@@ -308,7 +333,6 @@ class Tokenizer:
         with open(directory / SPECIAL_MAP_FILE, "w", encoding="utf-8") as f:
             json.dump(dict(self.special_tokens), f, indent=2, ensure_ascii=False)
             f.write("\n")
-        return directory
 
     # ------------------------------------------------------------------ properties
     @property
@@ -396,6 +420,8 @@ class Tokenizer:
         if not truncation:
             return fn()
         limit = self.model_max_length if max_length is None else int(max_length)
+        if limit < 1:
+            raise UserError(f"max length must be at least 1, got {limit}")
         self.backend.enable_truncation(limit, stride=0, strategy="longest_first", direction="right")
         try:
             return fn()

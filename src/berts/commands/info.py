@@ -17,11 +17,11 @@ def register(sub):
 def summary(path: str) -> dict:
     import berts
     from berts.heads import TASK_MODELS
-    from berts.hf import ARCHITECTURES, read_config
+    from berts.hf import ARCHITECTURES, WEIGHTS_NAME, check_weights, read_config
 
     if Path(path).is_dir():
         config = read_config(path)
-        raw = json.loads((Path(path) / "config.json").read_text())
+        raw = json.loads((Path(path) / "config.json").read_text())  # an object: read_config checked
         arch = (raw.get("architectures") or ["BertModel"])[0]
         files = sorted(p.name for p in Path(path).iterdir() if p.is_file())
     elif path in berts.preset_names():
@@ -33,6 +33,11 @@ def summary(path: str) -> dict:
     with torch.device("meta"):  # count without allocating
         model = TASK_MODELS[ARCHITECTURES.get(arch, "BertModel")](config)
     encoder = model if not hasattr(model, "bert") else model.bert
+    weights = None
+    if WEIGHTS_NAME in files or "model.safetensors.index.json" in files:
+        # open the weights (their headers): a truncated file or weights that do not fit the config
+        # are an error here too, not a healthy-looking summary
+        weights = check_weights(model, path)
     return {
         "path": str(path),
         "architecture": arch,
@@ -45,7 +50,7 @@ def summary(path: str) -> dict:
         "share_layers": config.share_layers, "vocab_size": config.vocab_size,
         "max_position_embeddings": config.max_position_embeddings, "hidden_act": config.hidden_act,
         "num_labels": config.num_labels if "Classification" in arch else None,
-        "id2label": config.id2label, "files": files,
+        "id2label": config.id2label, "files": files, "weights": weights,
     }
 
 
@@ -64,4 +69,13 @@ def run(args) -> int:
         print(f"  labels          {s['id2label']}")
     if s["files"]:
         print(f"  files           {', '.join(s['files'])}")
+    w = s["weights"]
+    if w is not None:
+        print(f"  weights         {w['tensors']} tensors, every one fits the config")
+        if w["missing"]:
+            print(f"  not in weights  {len(w['missing'])} ({', '.join(w['missing'][:4])}"
+                  f"{', ...' if len(w['missing']) > 4 else ''}): newly initialised when loaded")
+        if w["unexpected"]:
+            print(f"  unused weights  {len(w['unexpected'])} ({', '.join(w['unexpected'][:4])}"
+                  f"{', ...' if len(w['unexpected']) > 4 else ''})")
     return 0

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.fileio import TOKENIZER_NAMES, claim_output_dir, release_output_dir
 
 
 def register(subparsers) -> None:
@@ -26,7 +27,10 @@ def register(subparsers) -> None:
                        help="input format (default: detected per file)")
     train.add_argument("--text-field", default="text", metavar="NAME", help="JSONL field holding the text (default text)")
     train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size, specials included")
-    train.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    train.add_argument("--out", required=True, metavar="DIR",
+                       help="output directory: new, empty, or (with --overwrite) an earlier tokenizer's")
+    train.add_argument("--overwrite", action="store_true",
+                       help="replace the tokenizer files berts wrote in --out (other files are kept)")
     train.add_argument("--cased", action="store_true", help="keep case and accents (default: lowercase, strip accents)")
     train.add_argument("--min-frequency", type=int, default=2, metavar="N",
                        help="minimum count for a merge (default: 2)")
@@ -45,7 +49,10 @@ def register(subparsers) -> None:
 
     imp = sub.add_parser("import", help="write a tokenizer directory from a Google/HF vocab.txt")
     imp.add_argument("vocab", metavar="VOCAB_TXT", help="vocab.txt (one token a line, id = line number)")
-    imp.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    imp.add_argument("--out", required=True, metavar="DIR",
+                     help="output directory: new, empty, or (with --overwrite) an earlier tokenizer's")
+    imp.add_argument("--overwrite", action="store_true",
+                     help="replace the tokenizer files berts wrote in --out (other files are kept)")
     imp.add_argument("--cased", action="store_true", help="cased vocabulary (default: uncased)")
     imp.set_defaults(func=_import)
 
@@ -62,17 +69,21 @@ def _case(lowercase: bool) -> str:
 def _train(args) -> int:
     from berts.tokenizer import Tokenizer
 
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: exists and is not a directory")
-    tok = Tokenizer.train(args.corpus, args.vocab_size, lowercase=not args.cased,
-                          min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
-                          model_max_length=args.model_max_length, input_format=args.input_format,
-                          text_field=args.text_field,
-                          # tokenizers' bars go to stderr but it also writes blank lines to stdout:
-                          # only when someone watches, so a piped stdout holds just the summary
-                          show_progress=sys.stderr.isatty())
-    tok.save_pretrained(out)
+    # refused before the (long) training, not after: a new, empty or (--overwrite) earlier tokenizer's directory
+    out = claim_output_dir(args.out, "tokenizer", overwrite=args.overwrite, protect=_inputs(args.corpus))
+    try:
+        tok = Tokenizer.train(args.corpus, args.vocab_size, lowercase=not args.cased,
+                              min_frequency=args.min_frequency, limit_alphabet=args.limit_alphabet,
+                              model_max_length=args.model_max_length, input_format=args.input_format,
+                              text_field=args.text_field,
+                              # tokenizers' bars go to stderr but it also writes blank lines to stdout:
+                              # only when someone watches, so a piped stdout holds just the summary
+                              show_progress=sys.stderr.isatty())
+        tok.save_pretrained(out)
+    except BaseException:
+        if not any((out / n).exists() for n in TOKENIZER_NAMES):
+            release_output_dir(out)  # nothing written: leave no empty directory behind
+        raise
     s = tok.train_stats
     skipped = f", skipped {s['skipped_lines']} (see the warnings)" if s["skipped_lines"] else ""
     print(f"tokenizer: vocab {tok.vocab_size} ({_case(tok.lowercase)}) from {s['files']} file(s), "
@@ -80,9 +91,16 @@ def _train(args) -> int:
     return 0
 
 
+def _inputs(patterns) -> list[Path]:
+    """The corpus paths that exist as named (globs are matched later, by the corpus reader)."""
+    return [Path(p) for p in patterns if Path(p).exists()]
+
+
 def _encode(args) -> int:
     from berts.tokenizer import load_tokenizer
 
+    if args.max_length is not None and args.max_length < 1:
+        raise UserError(f"--max-length must be at least 1, got {args.max_length}")
     tok = load_tokenizer(args.dir)
     enc = tok.encode(args.text, args.pair, max_length=args.max_length)
     print("tokens:", " ".join(tok.convert_ids_to_tokens(enc["input_ids"])))
@@ -99,6 +117,12 @@ def _import(args) -> int:
     if path.is_dir():
         path = path / "vocab.txt"
     tok = Tokenizer.from_vocab(path, lowercase=not args.cased)
-    tok.save_pretrained(args.out)
+    out = claim_output_dir(args.out, "tokenizer", overwrite=args.overwrite, protect=[path])
+    try:
+        tok.save_pretrained(out)
+    except BaseException:
+        if not any((out / n).exists() for n in TOKENIZER_NAMES):
+            release_output_dir(out)
+        raise
     print(f"tokenizer: imported {tok.vocab_size} tokens ({_case(tok.lowercase)}) from {path} -> {args.out}")
     return 0

@@ -29,6 +29,7 @@ from berts.data.instances import OBJECTIVES, create_instances, num_special
 from berts.data.segment import EntityMatcher, Segmenter, jieba_available, read_lexicon, token_bits
 from berts.data.shards import CONTINUATION_FILE, FORMAT, META_FILE, VERSION, ShardWriter, token_dtype
 from berts.errors import UserError, where
+from berts.fileio import atomic_write_file, fsync_path, is_storage_error, storage_error
 from berts.tokenizer import load_tokenizer
 
 SEGMENTER_CHOICES = (None, "auto", "jieba", "gold", "lexicon")
@@ -214,7 +215,8 @@ def _clear_output(out: Path, overwrite: bool) -> None:
            or (p.name.startswith("shard_") and p.suffix in (".bin", ".npy"))]
     if old and not overwrite:
         raise UserError(f"{out}: already holds prepared data; pass --overwrite to replace it")
-    for p in old:
+    # meta.json first: a kill mid-way must not leave it describing shards that are gone
+    for p in sorted(old, key=lambda p: p.name != META_FILE):
         p.unlink()
 
 
@@ -285,32 +287,24 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
             bar.update(min(read[0], total) - bar.n)
 
     try:
-        if workers == 1:
-            _init_worker(config, single_thread=False)
-            for task in pools:
-                take(_process_pool(task))
-        else:
-            # a worker that dies (out of memory...) fails the run instead of hanging it
-            context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
-                                     initargs=(config, True)) as pool:
-                pending: deque = deque()  # at most 2 pools a worker in flight: bounded memory
-                for task in pools:
-                    pending.append(pool.submit(_process_pool, task))
-                    if len(pending) >= 2 * workers:
-                        take(pending.popleft().result())
-                while pending:
-                    take(pending.popleft().result())
-    finally:
+        _make_shards(workers, config, pools, take)
         shards = writer.close()
+        if counts["instances"] == 0:
+            why = "; ".join(problems.messages[:3]) or "the inputs hold no text"
+            raise UserError(f"no instances were made ({why})")
+        np.save(out / CONTINUATION_FILE, np.asarray(tok.is_continuation, dtype=bool))
+        fsync_path(out / CONTINUATION_FILE)
+    except BaseException as exc:
+        # shards without meta.json are not prepared data (the reader refuses them): remove them
+        _abort(writer, out)
         if bar is not None:
             bar.close()
+        if isinstance(exc, OSError) and is_storage_error(exc):  # a full disk...: one line naming --out
+            raise storage_error(out, exc) from None
+        raise
+    if bar is not None:
+        bar.close()
 
-    if counts["instances"] == 0:
-        why = "; ".join(problems.messages[:3]) or "the inputs hold no text"
-        raise UserError(f"no instances were made ({why})")
-
-    np.save(out / CONTINUATION_FILE, np.asarray(tok.is_continuation, dtype=bool))
     n = counts["instances"]
     meta = {
         "format": FORMAT,
@@ -344,9 +338,11 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
         "labels": {"0": int(labels[0]), "1": int(labels[1])} if objective != "none" else None,
         "shards": shards,
     }
-    tmp = out / (META_FILE + ".tmp")
-    tmp.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    os.replace(tmp, out / META_FILE)
+    try:  # last, atomically (fsynced): from here on the directory is prepared data
+        atomic_write_file(out / META_FILE, json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    except UserError:
+        _abort(writer, out)
+        raise
 
     seconds = time.perf_counter() - start
     return {
@@ -360,6 +356,31 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
         "skipped_summary": problems.summary(),
         "problems": problems.messages,
     }
+
+
+def _abort(writer: ShardWriter, out: Path) -> None:
+    writer.abort()
+    (out / CONTINUATION_FILE).unlink(missing_ok=True)
+
+
+def _make_shards(workers: int, config: dict, pools, take) -> None:
+    """Every pool through _process_pool, in order, into ``take``: here or in worker processes."""
+    if workers == 1:
+        _init_worker(config, single_thread=False)
+        for task in pools:
+            take(_process_pool(task))
+    else:
+        # a worker that dies (out of memory...) fails the run instead of hanging it
+        context = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker,
+                                 initargs=(config, True)) as pool:
+            pending: deque = deque()  # at most 2 pools a worker in flight: bounded memory
+            for task in pools:
+                pending.append(pool.submit(_process_pool, task))
+                if len(pending) >= 2 * workers:
+                    take(pending.popleft().result())
+            while pending:
+                take(pending.popleft().result())
 
 
 def format_summary(summary: dict) -> str:

@@ -13,7 +13,9 @@ A prepared directory holds::
 
 ``b_start`` is the index of segment B's first token (token type 1 from there on; the length
 when there is no B), ``label`` the NSP/SOP label (0 in order/real, 1 swapped/random; -1 none).
-Everything is read through memory maps, opened lazily in each process.
+Everything is read through memory maps, opened lazily in each process. ``meta.json`` is written
+last, atomically, after every shard is flushed to the disk: a directory without it is not prepared
+data, and the reader checks each shard's files against it (size, index shape) before mapping them.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from berts.errors import UserError
+from berts.fileio import fsync_path
 
 META_FILE = "meta.json"
 CONTINUATION_FILE = "continuation.npy"
@@ -64,12 +67,18 @@ class ShardWriter:
     def _close(self) -> None:
         if self._files is None:
             return
-        for f in self._files:
-            f.close()
+        files, self._files = self._files, None
+        for f in files:
+            try:
+                f.flush()
+                os.fsync(f.fileno())  # on the disk before meta.json, written last, says they are whole
+            finally:
+                f.close()
         index = np.concatenate(self._index) if self._index else np.zeros((0, 4), dtype=np.int64)
-        np.save(self.out_dir / f"{self.shards[-1]['name']}.index.npy", index)
+        index_path = self.out_dir / f"{self.shards[-1]['name']}.index.npy"
+        np.save(index_path, index)
+        fsync_path(index_path)
         self.shards[-1].update(instances=self._count, tokens=self._offset)
-        self._files = None
 
     def add(self, tokens: np.ndarray, lengths: np.ndarray, b_start: np.ndarray, labels: np.ndarray,
             units: np.ndarray | None = None) -> None:
@@ -99,6 +108,25 @@ class ShardWriter:
         self._close()
         return self.shards
 
+    def written(self) -> list[Path]:
+        """Every file this writer made (to remove them when the run fails before meta.json)."""
+        kinds = ("tokens.bin", "units.bin", "index.npy")
+        return [self.out_dir / f"{s['name']}.{k}" for s in self.shards for k in kinds]
+
+    def abort(self) -> None:
+        """Close without writing anything more (after a failure) and remove the shards."""
+        for f in self._files or ():
+            try:
+                f.close()
+            except OSError:
+                pass
+        self._files = None
+        for p in self.written():
+            try:
+                p.unlink()
+            except OSError:
+                pass
+
 
 class ShardReader:
     """Random access to the instances of a prepared directory.
@@ -121,11 +149,41 @@ class ShardReader:
         self.dtype = np.dtype(self.meta["token_dtype"])
         self.has_units = bool(self.meta["units"]["stored"])
         self.names = [s["name"] for s in self.meta["shards"]]
+        for shard in self.meta["shards"]:
+            self._check_shard(shard)
         lengths = [np.load(self._path(n, "index.npy"), mmap_mode="r")[:, 1].astype(np.int32) for n in self.names]
         self.starts = np.concatenate([[0], np.cumsum([len(x) for x in lengths])]).astype(np.int64)
         self.lengths = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int32)
         self.continuation = np.load(self.directory / CONTINUATION_FILE)
         self._maps: dict | None = None
+
+    def _check_shard(self, shard: dict) -> None:
+        """A shard whose files are missing or not the size meta.json gives (a copy cut short, a disk
+        that filled up) is one line naming the file, before any memory map fails on it."""
+        name, tokens, instances = shard["name"], int(shard["tokens"]), int(shard["instances"])
+        sizes = [("tokens.bin", tokens * self.dtype.itemsize)]
+        if self.has_units:
+            sizes.append(("units.bin", tokens))
+        for kind, want in sizes:
+            path = self._path(name, kind)
+            try:
+                have = path.stat().st_size
+            except FileNotFoundError:
+                raise UserError(f"{path}: missing (the shard is listed in {META_FILE}); run `berts prepare` "
+                                "again") from None
+            if have != want:
+                raise UserError(f"{path}: {have} bytes, {META_FILE} says {want} (a truncated or foreign "
+                                f"shard); run `berts prepare` again")
+        path = self._path(name, "index.npy")
+        try:
+            index = np.load(path, mmap_mode="r")
+        except FileNotFoundError:
+            raise UserError(f"{path}: missing (the shard is listed in {META_FILE}); run `berts prepare` again") from None
+        except (OSError, ValueError, EOFError) as exc:
+            raise UserError(f"{path}: cannot read ({exc}); run `berts prepare` again") from None
+        if index.ndim != 2 or index.shape != (instances, 4):
+            raise UserError(f"{path}: an index of shape {tuple(index.shape)}, {META_FILE} says ({instances}, 4); "
+                            "run `berts prepare` again")
 
     def _path(self, name: str, kind: str) -> Path:
         return self.directory / f"{name}.{kind}"

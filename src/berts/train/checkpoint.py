@@ -11,7 +11,9 @@ without ``trainer_state.pt`` and ``modules.safetensors``. Frozen modules are nev
 The directory is written under a temporary name and renamed into place (``fileio.atomic_write_dir``),
 so a process killed mid-write leaves the previous checkpoints intact and at most a hidden
 ``.step-N.tmp-*`` directory, which ``--resume auto`` ignores and the next run removes. Old
-checkpoints are renamed away before they are deleted, for the same reason.
+checkpoints are renamed away before they are deleted, for the same reason. Every file and the
+directory are fsynced before the rename that publishes them, and ``--resume auto`` checks that the
+newest checkpoint loads (``check_checkpoint``), falling back to the newest one that does.
 
 ``trainer_state.pt`` is a plain dict (nanoGPT style) loadable with ``weights_only=True``::
 
@@ -27,13 +29,14 @@ from __future__ import annotations
 import random
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from berts.errors import UserError
-from berts.fileio import atomic_write_dir
+from berts.fileio import atomic_write_dir, recover_dir
 from berts.hf import WEIGHTS_NAME, write_model_files
 
 STATE_NAME = "trainer_state.pt"
@@ -93,15 +96,17 @@ def write_checkpoint(directory: str | Path, models, state: dict | None, tokenize
             (tmp / sub).mkdir(parents=True, exist_ok=True)
             write_model_files(model, tmp / sub, tokenizer)
         if others:
-            from safetensors.torch import save_file
+            from safetensors.torch import save
 
             tensors = {f"{name}.{k}": v.detach().cpu().contiguous()
                        for name, m in others.items() for k, v in m.state_dict().items()}
-            save_file(tensors, str(tmp / MODULES_NAME), metadata={"format": "pt"})
+            with open(tmp / MODULES_NAME, "wb") as f:  # our write: a full disk raises (see hf.write_model_files)
+                f.write(save(tensors, metadata={"format": "pt"}))
         for name, text in (extra_files or {}).items():
             (tmp / name).write_text(text, encoding="utf-8")
         if state is not None:
-            torch.save(state, tmp / STATE_NAME)
+            with open(tmp / STATE_NAME, "wb") as f:
+                torch.save(state, f)
 
     atomic_write_dir(directory, write)
     return directory
@@ -138,10 +143,16 @@ def prune(out: str | Path, keep_last: int) -> None:
 
 
 def clean_partial(out: str | Path) -> int:
-    """Remove what killed runs left behind: ``.step-N.tmp-*``, ``.*.trash`` and ``.*.old-*``."""
+    """Remove what killed runs left behind: ``.step-N.tmp-*``, ``.*.trash`` and ``.*.old-*``; but
+    first put back a ``final/`` or ``best/`` that a kill between two renames left only as ``.NAME.old-*``
+    (fileio.recover_dir)."""
     n = 0
     for root in (Path(out), Path(out) / CHECKPOINTS):
         if root.is_dir():
+            for d in list(root.iterdir()):
+                m = re.match(r"\.(.+)\.old-\d+$", d.name)
+                if m and d.is_dir():
+                    recover_dir(root / m.group(1))
             for d in root.iterdir():
                 if d.name.startswith(".") and re.search(r"\.(tmp-|old-|trash)", d.name) and d.is_dir():
                     shutil.rmtree(d, ignore_errors=True)
@@ -151,22 +162,70 @@ def clean_partial(out: str | Path) -> int:
 
 # ----------------------------------------------------------------------------- reading
 def find_latest(out: str | Path) -> Path | None:
+    """The newest complete checkpoint of OUT (its files are there; whether they load: ``find_resumable``)."""
     found = list_checkpoints(out)
     return found[-1][1] if found else None
 
 
-def resolve_resume(arg: str, out: str | Path) -> Path | None:
-    """``--resume auto`` -> the newest complete checkpoint of OUT (None if there is none);
-    ``--resume DIR`` -> DIR itself if it is a checkpoint, else the newest one of the run DIR."""
+def check_checkpoint(directory: str | Path) -> str | None:
+    """Why ``directory`` cannot be resumed from (a truncated, empty or corrupt file), or None when it
+    can: trainer_state.pt loads, and every weights file is as long as its header says."""
+    from berts.hf import check_weights_file
+
+    directory = Path(directory)
+    try:
+        state = read_state(directory)
+    except UserError as exc:
+        return str(exc)
+    if not isinstance(state, dict) or "step" not in state:
+        return f"{directory / STATE_NAME}: not a trainer state"
+    files = [directory / WEIGHTS_NAME]
+    for sub in (state.get("modules") or {}).values():
+        files.append(directory / MODULES_NAME if sub is None else directory / sub / WEIGHTS_NAME)
+    for path in dict.fromkeys(files):
+        problem = check_weights_file(path)
+        if problem:
+            return problem
+    return None
+
+
+def find_resumable(out: str | Path, notes: list[str] | None = None) -> Path | None:
+    """The newest checkpoint of OUT that loads. Each newer one that does not is skipped with a note
+    (appended to ``notes``, else printed as a warning): a kill or a power loss mid-write must not end
+    the run when the checkpoint before is intact."""
+    for _, d in reversed(list_checkpoints(out)):
+        problem = check_checkpoint(d)
+        if problem is None:
+            return d
+        _note(notes, f"skipping checkpoint {d}: it does not load ({problem}); using the one before")
+    return None
+
+
+def _note(notes: list[str] | None, text: str) -> None:
+    if notes is not None:
+        notes.append(text)
+    else:
+        print(f"berts: warning: {text}", file=sys.stderr)
+
+
+def resolve_resume(arg: str, out: str | Path, notes: list[str] | None = None) -> Path | None:
+    """``--resume auto`` -> the newest checkpoint of OUT that loads (None if there is none; newer ones
+    that do not load are skipped, with a note: ``find_resumable``); ``--resume DIR`` -> DIR itself if
+    it is a checkpoint (and loads), else the newest one of the run DIR that loads."""
     if arg == "auto":
-        return find_latest(out)
+        return find_resumable(out, notes)
     path = Path(arg)
     if not path.exists():
         raise UserError(f"--resume {arg}: no such directory")
     if is_complete(path):
+        problem = check_checkpoint(path)
+        if problem:
+            raise UserError(f"--resume {arg}: the checkpoint does not load ({problem})")
         return path
-    latest = find_latest(path)
+    latest = find_resumable(path, notes)
     if latest is None:
+        if list_checkpoints(path):
+            raise UserError(f"--resume {arg}: no checkpoint under {path / CHECKPOINTS} loads")
         if (path / "config.json").is_file():
             raise UserError(f"--resume {arg}: a model directory without {STATE_NAME}; "
                             "to start from its weights with a fresh optimizer, use --init-from")
