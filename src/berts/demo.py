@@ -134,19 +134,6 @@ def _transformers_check(model_dir: Path, test: Path, n: int = 64) -> dict:
             "transformers_class": type(theirs).__name__, "transformers_version": transformers.__version__}
 
 
-def _random_init(pretrained: Path, directory: Path) -> None:
-    """A directory like ``pretrained`` (config, tokenizer) with freshly initialised weights."""
-    import torch
-
-    import berts
-    from berts.hf import load_config
-    from berts.tokenizer import load_tokenizer
-
-    config = load_config(pretrained)
-    torch.manual_seed(0)
-    berts.BertModel(config).save_pretrained(directory, tokenizer=load_tokenizer(pretrained))
-
-
 def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,13 +143,14 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
 
     steps.run("1. WordPiece vocabulary", [
         "tokenizer", "train", "--corpus", *map(str, inputs.pretrain_corpora), "--vocab-size", str(s.vocab_size),
-        "--limit-alphabet", str(s.limit_alphabet), "--out", str(tok)])
+        "--limit-alphabet", str(s.limit_alphabet), "--out", str(tok), "--overwrite"])
     steps.run("2. pretraining instances (NSP pairs, word boundaries)", [
         "prepare", *map(str, inputs.pretrain_corpora), "--tokenizer", str(tok), "--out", str(shards),
         "--objective", "nsp", "--max-seq-length", str(s.max_seq_length), "--segmenter", inputs.segmenter,
         "--workers", str(s.workers), "--overwrite"])
     steps.run(f"3. pretraining ({s.preset}, MLM with {s.masking} masking + NSP)", [
-        "pretrain", "--data", str(shards), "--preset", s.preset, "--out", str(pre), "--budget", s.pretrain_budget,
+        "pretrain", "--data", str(shards), "--preset", s.preset, "--out", str(pre), "--overwrite",
+        "--budget", s.pretrain_budget,
         "--batch-size", str(s.pretrain_batch), "--lr", str(s.pretrain_lr),
         "--set", f"data.masking={s.masking}", "--set", f"model.max_position_embeddings={s.max_seq_length}",
         "--set", "train.save_every=100000", "--set", "log.every=100",
@@ -173,7 +161,7 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
               "--eval-every", str(s.finetune_eval_every),
               *(["--max-steps", str(s.finetune_steps)] if s.finetune_steps else [])]
     steps.run("4. fine-tuning on review sentiment (from the pretrained model)", [
-        "finetune", "--model", str(pre / "final"), "--out", str(ft), *common])
+        "finetune", "--model", str(pre / "final"), "--out", str(ft), "--overwrite", *common])
     shown = steps.run("5. evaluation on the held-out test set", [
         "evaluate", str(ft / "best"), str(inputs.test), "--json"], capture=True)
     test_metrics = json.loads(shown.strip().splitlines()[-1])
@@ -182,9 +170,9 @@ def run_demo(out: Path, inputs: DemoInputs, s: DemoSettings) -> dict:
 
     baseline = None
     if s.baseline:  # what pretraining bought: the same fine-tuning from random weights
-        _random_init(pre / "final", out / "random-init")
         steps.run("7. baseline: the same fine-tuning from random weights", [
-            "finetune", "--model", str(out / "random-init"), "--out", str(out / "baseline"), *common])
+            "finetune", "--from-scratch", str(pre / "final"), "--tokenizer", str(pre / "final"),
+            "--out", str(out / "baseline"), "--overwrite", *common])
         shown = steps.run("8. baseline on the test set", [
             "evaluate", str(out / "baseline" / "best"), str(inputs.test), "--json"], capture=True)
         baseline = json.loads(shown.strip().splitlines()[-1])

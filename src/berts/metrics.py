@@ -134,11 +134,13 @@ def mse(predictions, labels) -> float:
 
 
 # ----------------------------------------------------------------------------- task level
-def compute_metrics(task: str, predictions, labels, num_labels: int | None = None) -> dict[str, float]:
+def compute_metrics(task: str, predictions, labels, num_labels: int | None = None,
+                    positive: int = 1) -> dict[str, float]:
     """The usual metrics of a task.
 
     classification: ``predictions`` are class ids [N] or logits [N, C] (argmax taken); gives
-    accuracy, f1 (of label id 1 with 2 labels, else the macro F1), f1_macro and mcc.
+    accuracy, f1 (of label id ``positive``, 1 by default, with 2 labels; else the macro F1),
+    f1_macro and mcc.
     regression: predictions [N] or [N, 1]; gives pearson, spearman and mse.
     """
     predictions = np.asarray(predictions)
@@ -151,7 +153,7 @@ def compute_metrics(task: str, predictions, labels, num_labels: int | None = Non
         macro = f1_macro(predictions, labels)
         return {
             "accuracy": accuracy(predictions, labels),
-            "f1": f1_binary(predictions, labels, positive=1) if num_labels == 2 else macro,
+            "f1": f1_binary(predictions, labels, positive=positive) if num_labels == 2 else macro,
             "f1_macro": macro,
             "mcc": matthews_corrcoef(predictions, labels),
         }

@@ -2,22 +2,65 @@
 (Commands do not import each other; the runs themselves are library code in berts.train.recipes.)"""
 from __future__ import annotations
 
+from berts.errors import UserError
+
 
 def add_run_arguments(p) -> None:
-    """The flags every training command shares."""
+    """The flags every training command shares. Where users know a flag from transformers'
+    run_glue.py / TrainingArguments (``--learning_rate``, ``--warmup_ratio``, ...) or UER, its
+    spelling is an alias of ours."""
     p.add_argument("--config", metavar="FILE", help="YAML config (see configs/); flags and --set override it")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                   help="override one config value, e.g. --set optim.lr=5e-4 (repeatable)")
-    p.add_argument("--out", metavar="DIR", help="output directory (log.out)")
+                   help="override one config value, e.g. --set optim.lr=5e-4 (repeatable); --show-config "
+                        "lists every key with its default and type")
+    p.add_argument("--show-config", action="store_true",
+                   help="print every --set key with its value (the defaults, then --config and the flags "
+                        "given) and type, and exit")
+    p.add_argument("--out", "--output-dir", "--output_dir", dest="out", metavar="DIR",
+                   help="output directory (log.out); a new or empty one, this run's own with --resume, or "
+                        "an earlier run's with --overwrite")
+    p.add_argument("--overwrite", "--overwrite-output-dir", "--overwrite_output_dir", dest="overwrite",
+                   action="store_true",
+                   help="replace what an earlier berts run wrote in --out (config.yaml, metrics.jsonl, "
+                        "checkpoints/, final/, best/, tb/, plots/); other files there are kept")
     p.add_argument("--budget", metavar="TIME",
                    help="wall-clock budget, e.g. 15m or 2h: the schedule follows the clock and the run ends "
                         "on time with a final checkpoint (train.budget)")
     p.add_argument("--resume", metavar="DIR|auto",
                    help="continue a run exactly (weights, optimizer, schedule, RNG, data position) from a "
                         "checkpoint, a run directory, or auto: the newest checkpoint in --out")
-    p.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps (train.max_steps)")
-    p.add_argument("--lr", type=float, metavar="LR", help="peak learning rate (optim.lr)")
-    p.add_argument("--batch-size", type=int, metavar="N", help="global batch size (train.batch_size)")
+    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=int, metavar="N",
+                   help="optimizer steps (train.max_steps); with --epochs too, --max-steps ends the run")
+    p.add_argument("--lr", "--learning-rate", "--learning_rate", dest="lr", type=float, metavar="LR",
+                   help="peak learning rate (optim.lr)")
+    p.add_argument("--batch-size", type=int, metavar="N",
+                   help="global batch size: all processes and accumulation steps (train.batch_size)")
+    p.add_argument("--grad-accum", "--gradient-accumulation-steps", "--gradient_accumulation_steps",
+                   dest="grad_accum", type=int, metavar="N",
+                   help="micro-batches per optimizer step; the global batch stays --batch-size (train.grad_accum)")
+    warm = p.add_mutually_exclusive_group()
+    warm.add_argument("--warmup", type=float, metavar="R|N",
+                      help="warm-up: a fraction of the run (< 1) or a number of steps (>= 1) (schedule.warmup)")
+    warm.add_argument("--warmup-ratio", "--warmup_ratio", dest="warmup_ratio", type=float, metavar="R",
+                      help="warm-up as a fraction of the run, in [0, 1) (schedule.warmup)")
+    warm.add_argument("--warmup-steps", "--warmup_steps", dest="warmup_steps", type=int, metavar="N",
+                      help="warm-up in optimizer steps (schedule.warmup)")
+    p.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD",
+                   help="AdamW/LAMB weight decay, not on biases and LayerNorm (optim.weight_decay)")
+    p.add_argument("--adam-epsilon", "--adam_epsilon", dest="adam_epsilon", type=float, metavar="EPS",
+                   help="the optimizer's epsilon (optim.eps; berts' default 1e-6, torch's 1e-8)")
+    p.add_argument("--max-grad-norm", "--max_grad_norm", dest="max_grad_norm", type=float, metavar="N",
+                   help="clip the global gradient norm to N (optim.grad_clip)")
+    p.add_argument("--seed", type=int, metavar="N", help="weights, dropout and data order (train.seed)")
+    p.add_argument("--dropout", type=float, metavar="P",
+                   help="the model's dropout: hidden and attention probabilities (model.hidden_dropout_prob, "
+                        "model.attention_probs_dropout_prob; fine-tuning: model.classifier_dropout too)")
+    p.add_argument("--keep-last", type=int, metavar="N",
+                   help="resume checkpoints kept (train.keep_last); 0: none, only final/ (and best/)")
+    p.add_argument("--ignore-mismatched-sizes", "--ignore_mismatched_sizes", dest="ignore_mismatched_sizes",
+                   action="store_true", default=None,
+                   help="re-initialise the weights of the model directory whose shape does not fit (else an "
+                        "error naming them) (model.ignore_mismatched_sizes)")
     p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), help="impl.precision")
     p.add_argument("--device", metavar="DEV", help="auto, cpu, cuda, cuda:N (impl.device)")
 
@@ -32,14 +75,62 @@ def put(overrides: dict, dotted: str, value) -> None:
 def run_overrides(args) -> dict:
     """The shared flags as a nested dict of config values (applied before --set)."""
     o: dict = {}
+    warmup = next((w for w in (args.warmup, args.warmup_ratio, args.warmup_steps) if w is not None), None)
+    if args.warmup_ratio is not None and not 0 <= args.warmup_ratio < 1:
+        raise UserError(f"--warmup-ratio {args.warmup_ratio:g}: a fraction of the run in [0, 1) "
+                        "(or give --warmup-steps N)")
+    if args.warmup_steps is not None and args.warmup_steps < 0:
+        raise UserError(f"--warmup-steps {args.warmup_steps}: a number of steps, 0 or more")
     for dotted, value in (("log.out", args.out), ("train.budget", args.budget), ("train.max_steps", args.max_steps),
                           ("train.batch_size", args.batch_size), ("optim.lr", args.lr),
-                          ("impl.precision", args.precision), ("impl.device", args.device)):
+                          ("impl.precision", args.precision), ("impl.device", args.device),
+                          ("train.grad_accum", args.grad_accum), ("schedule.warmup", warmup),
+                          ("optim.weight_decay", args.weight_decay), ("optim.eps", args.adam_epsilon),
+                          ("optim.grad_clip", args.max_grad_norm), ("train.seed", args.seed),
+                          ("model.hidden_dropout_prob", args.dropout),
+                          ("model.attention_probs_dropout_prob", args.dropout),
+                          ("train.keep_last", args.keep_last),
+                          ("model.ignore_mismatched_sizes", args.ignore_mismatched_sizes)):
         put(o, dotted, value)
     if args.budget is not None and args.max_steps is None:
         put(o, "train.max_steps", "null")  # the budget rules unless steps are also asked for
         put(o, "train.epochs", "null")
     return o
+
+
+def show_config_or_load(cls, args, overrides: dict):
+    """The run's config (defaults, --config, flags, --set); with --show-config, print every key
+    of it and return None (the command exits 0 without running)."""
+    from berts.train.config import load_config, show_config
+
+    if args.show_config:
+        from berts.train.config import apply_dict, parse_set, read_yaml, _set_value
+
+        cfg = cls()
+        if args.config:
+            data, lines = read_yaml(args.config)
+            apply_dict(cfg, data, str(args.config), lines)
+        apply_dict(cfg, overrides, "command line")
+        for item in args.set:
+            key, value = parse_set(item)
+            _set_value(cfg, key, value, f"--set {item}")
+        print(show_config(cfg))
+        return None
+    return load_config(cls, args.config, args.set, overrides)
+
+
+def interrupted(exc, out) -> int:
+    """A run stopped by SIGINT/SIGTERM (``TrainingInterrupted``): one line, the usual status 128 + signal."""
+    import signal
+    import sys
+
+    name = signal.Signals(exc.signum).name
+    if exc.checkpoint is not None:
+        what = f"checkpoint at step {exc.step} in {exc.checkpoint}: continue with --resume auto"
+    else:
+        what = f"no checkpoint written at step {exc.step} (train.keep_last 0)"
+    print(f"berts: interrupted by {name}: {what}", file=sys.stderr)
+    return 128 + exc.signum
 
 
 def add_data_arguments(p, *, labels: bool = True) -> None:

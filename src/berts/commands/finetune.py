@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import add_data_arguments, add_run_arguments, put, run_overrides
+from berts.commands.common import (add_data_arguments, add_run_arguments, interrupted, put, run_overrides,
+                                   show_config_or_load)
 
 
 def register(subparsers) -> None:
@@ -14,9 +15,17 @@ def register(subparsers) -> None:
         description="Fine-tune a berts or Hugging Face BERT directory (with or without a classification head) "
                     "on a TSV/CSV/JSONL file. Labels may be any strings; they are saved as id2label in "
                     "config.json. Writes OUT/best (the best evaluation), OUT/final, checkpoints, metrics and "
-                    "plots. Configure with --config (configs/finetune.yaml) and/or the flags below.")
+                    "plots. Configure with --config (configs/finetune.yaml) and/or the flags below; every "
+                    "other config key is a --set SECTION.KEY=VALUE: --show-config lists them all with their "
+                    "defaults and types.")
     add_run_arguments(p)
-    p.add_argument("--model", metavar="DIR", help="the model to start from (model.init_from)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--model", "--model-name-or-path", "--model_name_or_path", dest="model", metavar="DIR",
+                       help="the model to start from (model.init_from)")
+    start.add_argument("--from-scratch", metavar="PRESET|CONFIG",
+                       help="random weights instead of --model: a size preset (tiny, mini, base, ...) or a "
+                            "config.json / model directory whose config is used (model.preset / model.config); "
+                            "needs --tokenizer. The baseline of what pretraining buys")
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
     p.add_argument("--train", metavar="FILE", help="training file (data.train)")
     p.add_argument("--dev", metavar="FILE", help="evaluation file (data.dev)")
@@ -24,8 +33,19 @@ def register(subparsers) -> None:
     add_data_arguments(p)
     p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint: accuracy, f1, "
                                                    "f1_macro, mcc, loss; pearson, spearman, mse (train.metric)")
-    p.add_argument("--epochs", type=float, metavar="N", help="train.epochs")
-    p.add_argument("--eval-every", type=int, metavar="STEPS", help="evaluate every N steps (default: each epoch)")
+    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=float, metavar="N",
+                   help="train.epochs (--max-steps, if given too, ends the run instead)")
+    p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=int, metavar="STEPS",
+                   help="evaluate every N steps (default: each epoch)")
+    p.add_argument("--label-smoothing", "--label_smoothing_factor", dest="label_smoothing", type=float,
+                   metavar="E", help="cross-entropy against (1 - E) one-hot + E / labels, for this run's training "
+                                     "loss only (train.label_smoothing)")
+    p.add_argument("--class-weights", metavar="balanced|LABEL=W,...",
+                   help="weigh each example's loss by its class: balanced (n / (labels x n_class)) or "
+                        "label=weight pairs, others 1 (train.class_weights)")
+    p.add_argument("--positive-label", metavar="NAME",
+                   help="the label whose F1 is f1, with 2 labels (train.positive_label; default: the second "
+                        "label in sorted order)")
     p.add_argument("--patience", type=int, metavar="N", help="stop after N evaluations without improvement")
     p.set_defaults(func=run)
 
@@ -41,25 +61,37 @@ def _overrides(args) -> dict:
             ("data.format", args.format), ("data.header", {"yes": True, "no": False}.get(args.header, args.header)),
             ("data.skip_bad_rows", args.skip_bad_rows), ("data.max_length", args.max_length),
             ("train.metric", args.metric), ("train.epochs", args.epochs), ("train.eval_every", args.eval_every),
-            ("train.patience", args.patience)):
+            ("train.patience", args.patience), ("model.classifier_dropout", args.dropout),
+            ("train.label_smoothing", args.label_smoothing), ("train.class_weights", args.class_weights),
+            ("train.positive_label", args.positive_label)):
         put(o, dotted, value)
+    if args.from_scratch is not None:  # an existing path is a config; anything else a preset name
+        scratch = "model.config" if Path(args.from_scratch).exists() else "model.preset"
+        put(o, scratch, args.from_scratch)
     return o
 
 
 def run(args) -> int:
     from berts.train import checkpoint, distributed
-    from berts.train.config import FinetuneConfig, load_config
+    from berts.train.config import FinetuneConfig
     from berts.train.recipes import check_finetune_config, finetuning_run
+    from berts.train.trainer import TrainingInterrupted
 
-    cfg = load_config(FinetuneConfig, args.config, args.set, _overrides(args))
+    cfg = show_config_or_load(FinetuneConfig, args, _overrides(args))
+    if cfg is None:
+        return 0
     check_finetune_config(cfg)
     resume = checkpoint.resolve_resume(args.resume, cfg.log.out) if args.resume else None
 
     dist = distributed.setup(cfg.impl.device)
     try:
-        trainer = finetuning_run(cfg, resume, dist, resume_requested=args.resume)
-        result = trainer.fit()
-        del trainer  # DDP holds the process group: free it before the group goes
+        trainer = finetuning_run(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
+        try:
+            result = trainer.fit()
+        except TrainingInterrupted as exc:
+            return interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum
+        finally:
+            del trainer  # DDP holds the process group: free it before the group goes
     finally:
         distributed.teardown()
     if result.get("best") and dist.is_main:

@@ -3,7 +3,7 @@ MLM (+ NSP/SOP) (+ SBO) pretraining on shards from `berts prepare`. Flags -> con
 ``berts.train.recipes.pretraining_run`` -> fit."""
 from __future__ import annotations
 
-from berts.commands.common import add_run_arguments, put, run_overrides
+from berts.commands.common import add_run_arguments, interrupted, put, run_overrides, show_config_or_load
 from berts.errors import UserError
 
 
@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         description="Pretrain on shards written by `berts prepare`. Configured by a YAML file "
                     "(configs/pretrain-tiny.yaml) with overrides; writes OUT/config.yaml, checkpoints "
                     "(OUT/checkpoints/step-N), OUT/final, metrics.jsonl, TensorBoard events and plots. "
-                    "Distributed: torchrun --nproc_per_node N -m berts pretrain ...")
+                    "Distributed: torchrun --nproc_per_node N -m berts pretrain ... Every config key is a "
+                    "--set SECTION.KEY=VALUE: --show-config lists them all with their defaults and types.")
     add_run_arguments(p)
     p.add_argument("--data", metavar="DIR", help="prepared shards (data.shards)")
     p.add_argument("--preset", metavar="NAME", help="model size preset (model.preset)")
@@ -23,16 +24,23 @@ def register(subparsers) -> None:
     p.set_defaults(func=run)
 
 
+def _overrides(args) -> dict:
+    o = run_overrides(args)
+    put(o, "data.shards", args.data)
+    put(o, "model.preset", args.preset)
+    put(o, "model.init_from", args.init_from)
+    return o
+
+
 def run(args) -> int:
     from berts.train import checkpoint, distributed
-    from berts.train.config import PretrainConfig, load_config
+    from berts.train.config import PretrainConfig
     from berts.train.recipes import check_pretrain_config, pretraining_run
+    from berts.train.trainer import TrainingInterrupted
 
-    overrides = run_overrides(args)
-    put(overrides, "data.shards", args.data)
-    put(overrides, "model.preset", args.preset)
-    put(overrides, "model.init_from", args.init_from)
-    cfg = load_config(PretrainConfig, args.config, args.set, overrides)
+    cfg = show_config_or_load(PretrainConfig, args, _overrides(args))
+    if cfg is None:
+        return 0
     if args.resume and cfg.model.init_from:
         raise UserError("--resume continues a run (weights, optimizer, schedule, data position); --init-from "
                         "starts a new one from weights only: give one of them")
@@ -41,9 +49,13 @@ def run(args) -> int:
 
     dist = distributed.setup(cfg.impl.device)
     try:
-        trainer = pretraining_run(cfg, resume, dist, resume_requested=args.resume)
-        trainer.fit()
-        del trainer  # DDP holds the process group: free it before the group goes
+        trainer = pretraining_run(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
+        try:
+            trainer.fit()
+        except TrainingInterrupted as exc:
+            return interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum
+        finally:
+            del trainer  # DDP holds the process group: free it before the group goes
     finally:
         distributed.teardown()
     return 0

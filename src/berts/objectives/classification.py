@@ -3,9 +3,16 @@
 Regression when ``problem_type == "regression"`` or ``num_labels == 1`` (MSE), classification
 otherwise (cross-entropy, and the ``train_acc`` metric). Loss part "task", averaged over the rows.
 The parameters sit on the objective (an nn.Linear), so our names stay ``classifier.weight/bias``.
+
+Two training options, set by the task (``ClassificationTask``) and never saved with the model
+(a served model has neither): ``label_smoothing`` e (torch's: the target is (1 - e) one-hot + e/C)
+and ``class_weights`` [C]: each row's loss times the weight of its true class, then the mean over
+the rows (Keras' ``class_weight``; not torch's ``weight=``, which divides by the weights' sum:
+a mean over rows keeps the engine's weighting of micro-batches and ranks by row counts exact).
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -27,6 +34,17 @@ class SequenceClassification(Objective, nn.Linear):
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = Dropout(p)
         self.regression = config.problem_type == "regression" or config.num_labels == 1
+        self.label_smoothing = 0.0
+        # not persistent: follows .to(device) and DDP's buffer broadcast, never in a state dict / directory
+        self.register_buffer("class_weights", None, persistent=False)
+
+    def set_training_options(self, label_smoothing: float = 0.0, class_weights=None) -> None:
+        """The loss options of a training run (see the module docstring); 0 and None: plain cross-entropy."""
+        if self.regression and (label_smoothing or class_weights is not None):
+            raise ValueError("label smoothing and class weights are for classification, not regression")
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = (None if class_weights is None else
+                              torch.as_tensor(class_weights, dtype=torch.float32, device=self.weight.device))
 
     def counts(self, batch):
         return {"task": int(batch["input_ids"].shape[0])} if batch.get("labels") is not None else {}
@@ -39,6 +57,13 @@ class SequenceClassification(Objective, nn.Linear):
             if self.regression:
                 out.losses["task"] = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
             else:
-                out.losses["task"] = F.cross_entropy(logits.float(), labels.reshape(-1))
+                y = labels.reshape(-1)
+                if self.class_weights is None and not self.label_smoothing:
+                    out.losses["task"] = F.cross_entropy(logits.float(), y)
+                else:
+                    rows = F.cross_entropy(logits.float(), y, reduction="none", label_smoothing=self.label_smoothing)
+                    if self.class_weights is not None:
+                        rows = rows * self.class_weights[y]  # [B]: each row x its true class' weight
+                    out.losses["task"] = rows.mean()
                 out.metrics["train_acc"] = accuracy(logits, labels.reshape(-1))
         return out

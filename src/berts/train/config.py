@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
@@ -34,6 +35,7 @@ class ModelSection:
     config: str | None = None  # or a config.json / model directory
     init_from: str | None = None  # weights to start from (fine-tuning: the pretrained model)
     tokenizer: str | None = None  # tokenizer directory (default: the data's / the model's)
+    ignore_mismatched_sizes: bool = False  # init_from: re-initialise weights whose shape does not fit (else an error)
     overrides: dict[str, Any] = field(default_factory=dict)
 
 
@@ -99,7 +101,16 @@ class TrainSection:
     metric: str | None = None  # the metric that picks the best checkpoint (fine-tuning)
     patience: int | None = None  # early stopping: evaluations without improvement
     save_every: int = 1000  # steps between checkpoints
-    keep_last: int = 2  # checkpoints kept (plus best)
+    keep_last: int = 2  # resume checkpoints kept (plus best/ and final/); 0: none (the run cannot be resumed)
+
+
+@dataclass
+class FinetuneTrain(TrainSection):
+    """Fine-tuning's train section: the shared keys plus the classification loss and F1 options.
+    These shape the training run only: they are in OUT/config.yaml, not in the model's config.json."""
+    label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e / num_labels (as torch / transformers)
+    class_weights: dict[str, float] | str | None = None  # balanced, {label: w} or "label=w,...": loss x weight
+    positive_label: str | None = None  # the label F1 is of (2 labels); null: the second label in sorted order
 
 
 @dataclass
@@ -140,7 +151,7 @@ class FinetuneConfig:
     data: FinetuneData = field(default_factory=FinetuneData)
     optim: OptimSection = field(default_factory=lambda: OptimSection(lr=5e-5))
     schedule: ScheduleSection = field(default_factory=lambda: ScheduleSection(warmup=0.1))
-    train: TrainSection = field(default_factory=lambda: TrainSection(epochs=3, save_every=500, keep_last=1))
+    train: FinetuneTrain = field(default_factory=lambda: FinetuneTrain(epochs=3, save_every=500, keep_last=1))
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/finetune", every=10))
 
@@ -175,6 +186,25 @@ def _line_map(node, prefix=(), out=None) -> dict[tuple[str, ...], int]:
     return out
 
 
+def _check_duplicates(node, path, prefix=()) -> None:
+    """YAML takes the last of two equal keys silently: a second ``optim:`` section would replace
+    the first. Refuse it, naming both lines."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                name, line = str(key.value), key.start_mark.line + 1
+                if name in seen:
+                    what = "section" if not prefix else "key"
+                    raise UserError(f"{path}:{line}: duplicate {what} {'.'.join(prefix + (name,))} "
+                                    f"(first at line {seen[name]}): merge them into one")
+                seen[name] = line
+                _check_duplicates(value, path, prefix + (name,))
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicates(item, path, prefix)
+
+
 def read_yaml(path: str | Path) -> tuple[dict, dict[tuple[str, ...], int]]:
     path = Path(path)
     try:
@@ -185,7 +215,9 @@ def read_yaml(path: str | Path) -> tuple[dict, dict[tuple[str, ...], int]]:
         raise UserError(f"{path}: cannot read the config ({exc.__class__.__name__})") from None
     try:
         data = yaml.safe_load(text)
-        lines = _line_map(yaml.compose(text)) if data else {}
+        node = yaml.compose(text) if data else None
+        _check_duplicates(node, path)
+        lines = _line_map(node) if data else {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         loc = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -311,6 +343,14 @@ def _unknown(kind: str, name: str, known: list[str]) -> str:
     return f"unknown {kind} {name}{hint}"
 
 
+def _finite(value, dotted: str, loc: str):
+    """nan and inf read as numbers (``--set optim.lr=nan``, YAML's ``.inf``): no key means them."""
+    values = value if isinstance(value, list) else [value]
+    if any(isinstance(v, float) and not math.isfinite(v) for v in values):
+        raise UserError(f"{loc}: {dotted} must be a finite number, got {value!r}")
+    return value
+
+
 def _set_value(cfg, path: tuple[str, ...], value: Any, loc: str) -> None:
     """Set cfg.<section>.<key> = value with type checking; loc prefixes error messages."""
     sections = [f.name for f in dataclasses.fields(cfg)]
@@ -340,7 +380,7 @@ def set_key(section, section_name: str, keys: tuple[str, ...] | str, value: Any,
         if len(keys) != 1:
             raise UserError(f"{loc}: {dotted} is not a key")
         try:
-            section.overrides[key] = coerce(value, model_hints[key])
+            section.overrides[key] = _finite(coerce(value, model_hints[key]), f"{section_name}.{key}", loc)
         except _Mismatch:
             raise UserError(f"{loc}: {section_name}.{key} must be {_type_name(model_hints[key])}, "
                             f"got {value!r}") from None
@@ -356,7 +396,7 @@ def set_key(section, section_name: str, keys: tuple[str, ...] | str, value: Any,
             set_key(section, section_name, str(k), v, loc)
         return
     try:
-        setattr(section, key, coerce(value, hints[key]))
+        setattr(section, key, _finite(coerce(value, hints[key]), dotted, loc))
     except _Mismatch:
         raise UserError(f"{loc}: {dotted} must be {_type_name(hints[key])}, got {value!r}") from None
 
@@ -420,9 +460,11 @@ def validate(cfg) -> None:
         raise UserError(f"invalid config: {msg}")
 
     t, o, s = cfg.train, cfg.optim, cfg.schedule
-    for name in ("batch_size", "grad_accum", "eval_batch_size", "save_every", "keep_last"):
+    for name in ("batch_size", "grad_accum", "eval_batch_size", "save_every"):
         if getattr(t, name) < 1:
             bad(f"train.{name} must be at least 1, got {getattr(t, name)}")
+    if t.keep_last < 0:
+        bad(f"train.keep_last must be 0 (no resume checkpoints) or more, got {t.keep_last}")
     if t.batch_size % t.grad_accum:
         bad(f"train.batch_size {t.batch_size} is not a multiple of train.grad_accum {t.grad_accum}")
     if t.max_steps is not None and t.max_steps < 1:
@@ -461,6 +503,41 @@ def validate(cfg) -> None:
         bad("data.num_workers must not be negative")
     if getattr(cfg.data, "bucket_size", 0) < 0:
         bad(f"data.bucket_size must not be negative (0 = off), got {cfg.data.bucket_size}")
+    if isinstance(t, FinetuneTrain):
+        if not 0 <= t.label_smoothing < 1:
+            bad(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")
+        if t.class_weights is not None:
+            parse_class_weights(t.class_weights)  # the form; the labels are checked against the data
+    for key in ("hidden_dropout_prob", "attention_probs_dropout_prob", "classifier_dropout"):
+        p = cfg.model.overrides.get(key)
+        if p is not None and not 0 <= p < 1:
+            bad(f"model.{key} must be in [0, 1), got {p}")
+
+
+def parse_class_weights(value) -> dict[str, float] | str:
+    """train.class_weights: ``balanced``, a mapping, or ``"label=w,label=w"`` -> "balanced" or {label: w}."""
+    if isinstance(value, str) and value.strip().lower() == "balanced":
+        return "balanced"
+    if isinstance(value, str):
+        pairs = {}
+        for item in filter(None, (x.strip() for x in value.split(","))):
+            label, eq, w = item.rpartition("=")
+            if not eq or not label:
+                raise UserError(f"train.class_weights {value!r}: give balanced or label=weight,label=weight")
+            pairs[label.strip()] = w
+        value = pairs
+    out = {}
+    for label, w in dict(value).items():
+        try:
+            w = float(w)
+        except (TypeError, ValueError):
+            w = math.nan
+        if not (math.isfinite(w) and w > 0):
+            raise UserError(f"train.class_weights: the weight of label {label!r} must be a positive number, got {w}")
+        out[str(label)] = w
+    if not out:
+        raise UserError("train.class_weights is empty: give balanced or label=weight,label=weight")
+    return out
 
 
 # ----------------------------------------------------------------------------- writing
@@ -487,3 +564,58 @@ def dump_config(cfg) -> str:
 
 def save_config(cfg, path: str | Path) -> None:
     Path(path).write_text("# resolved configuration (berts)\n" + dump_config(cfg), encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------- --show-config
+def _field_comments(cls) -> dict[str, str]:
+    """{field: its trailing ``# comment``} from the dataclass source (and its bases')."""
+    import inspect
+
+    out: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass):
+            continue
+        try:
+            source = inspect.getsource(klass)
+        except (OSError, TypeError):
+            continue
+        for m in re.finditer(r"^\s+(\w+):[^#\n]*#\s*(.+)$", source, re.M):
+            out[m.group(1)] = m.group(2).strip()
+    return out
+
+
+def show_config(cfg) -> str:
+    """Every ``--set`` key of a config, one a line: ``section.key  value  (type)  # what it is``.
+    ``cfg`` is the config as it would run (its class' defaults, then the file and the flags given),
+    so ``berts finetune --show-config`` is the defaults and ``--config F --show-config`` F's values.
+    The model section also takes any model config field (``model.hidden_size``), listed after it
+    with BertConfig's defaults (a model directory's own config.json has the last word)."""
+    from berts.config import BertConfig
+
+    rows = []
+    for f in dataclasses.fields(cfg):
+        section = getattr(cfg, f.name)
+        hints, notes = _hints(type(section)), _field_comments(type(section))
+        for key in (k.name for k in dataclasses.fields(section)):
+            if key == "overrides":
+                continue
+            rows.append((f"{f.name}.{key}", getattr(section, key), _type_name(hints[key]), notes.get(key, "")))
+        if isinstance(section, ModelSection):
+            model_notes = _field_comments(BertConfig)
+            defaults = BertConfig()
+            for key, tp in _model_keys().items():
+                value = section.overrides.get(key, getattr(defaults, key))
+                note = "set" if key in section.overrides else "default: the model's (BertConfig's here)"
+                if model_notes.get(key):
+                    note += "; " + model_notes[key]
+                rows.append((f"model.{key}", value, _type_name(tp), note))
+
+    def shown(v):
+        return "null" if v is None else yaml.safe_dump(v, default_flow_style=True).strip().removesuffix("...").strip()
+
+    width = max(len(r[0]) for r in rows)
+    vwidth = min(max(len(shown(r[1])) for r in rows), 24)
+    lines = [f"# every --set SECTION.KEY=VALUE of {type(cfg).__name__}: key, value, (type), what it is"]
+    for key, value, tp, note in rows:
+        lines.append(f"{key:<{width}}  {shown(value):<{vwidth}}  ({tp})" + (f"  # {note}" if note else ""))
+    return "\n".join(lines)

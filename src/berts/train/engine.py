@@ -191,6 +191,8 @@ class Engine:
         clip = self.cfg.optim.grad_clip
         if self.scaler is not None:
             self.scaler.unscale_(self.optimizer)
+        # grad_norm (logged) is the global norm *before* clipping: what clip_grad_norm_ returns and
+        # compares with the clip (a logged value above optim.grad_clip: that step was clipped)
         if clip:
             self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip, foreach=True)
         elif want_norm:

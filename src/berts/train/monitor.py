@@ -4,6 +4,11 @@ Monitor that writes; the others get a silent one.
 
 Part and metric names are the task's (``task.loss_parts``, ``task.metric_parts``, which come from
 the model's objectives): nothing here knows "mlm" or "nsp".
+
+A train record (``metrics.jsonl``, kind "train") holds the window's means of ``loss`` and each
+loss part and metric, ``lr`` (at the record's step), ``grad_norm`` (the global gradient norm of the
+record's last step *before* clipping to ``optim.grad_clip``: what the clip compares, so values above
+the clip mean the step was clipped), with fp16 ``loss_scale`` and ``skipped_steps``, and throughput.
 """
 from __future__ import annotations
 
@@ -231,9 +236,50 @@ def read_metrics(out: str | Path) -> list[dict]:
     return records
 
 
-def plot(out: str | Path, loss_parts=(), metrics=()) -> list[Path]:
-    """loss.png (with the task's ``loss_parts``), lr.png, train metrics (``metrics``, e.g. the
-    accuracies) in accuracy.png, eval.png from metrics.jsonl into OUT/plots/."""
+def _is_loss(name: str) -> bool:
+    from berts.metrics import higher_is_better
+
+    return not higher_is_better(name)
+
+
+def eval_series(records: list[dict], metric: str | None = None) -> dict:
+    """What plots/eval.png draws, from metrics.jsonl records: ``{"metric": {name: (steps, values)},
+    "loss": {name: (steps, values)}}``. The metric panel holds the chosen metric (``train.metric``)
+    alone, or, with none chosen (pretraining) or the loss chosen, every evaluation metric that is not
+    a loss; the loss panel holds the train loss and every evaluation loss (``loss`` as "dev loss",
+    ``mlm_loss`` as "dev mlm_loss")."""
+    train = [r for r in records if r.get("kind") == "train"]
+    evals = [r for r in records if r.get("kind") == "eval"]
+
+    def series(rows, key):
+        pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))
+               and not isinstance(r.get(key), bool) and math.isfinite(r[key])]
+        return [p[0] for p in pts], [p[1] for p in pts]
+
+    keys = sorted({k for r in evals for k, v in r.items()
+                   if k not in ("kind", "step", "time", "epoch") and isinstance(v, (int, float))})
+    if metric and not _is_loss(metric):
+        chosen = [metric]
+    else:
+        chosen = [k for k in keys if not _is_loss(k)]
+    out = {"metric": {}, "loss": {}}
+    for k in chosen:
+        if series(evals, k)[0]:
+            out["metric"][k] = series(evals, k)
+    if series(train, "loss")[0]:
+        out["loss"]["train loss"] = series(train, "loss")
+    for k in keys:
+        if _is_loss(k) and series(evals, k)[0]:
+            out["loss"]["dev loss" if k == "loss" else f"dev {k}"] = series(evals, k)
+    return out
+
+
+def plot(out: str | Path, loss_parts=(), metrics=(), *, metric: str | None = None,
+         best: dict | None = None) -> list[Path]:
+    """From metrics.jsonl into OUT/plots/: loss.png (the train loss with the task's ``loss_parts``),
+    lr.png, accuracy.png (train ``metrics``, e.g. the accuracies) and eval.png: two panels on their
+    own axes, the chosen ``metric`` against steps (the best checkpoint, ``best``, marked) above the
+    train and dev losses together (see eval_series)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -242,7 +288,6 @@ def plot(out: str | Path, loss_parts=(), metrics=()) -> list[Path]:
     out = Path(out)
     records = read_metrics(out)
     train = [r for r in records if r.get("kind") == "train"]
-    evals = [r for r in records if r.get("kind") == "eval"]
     (out / "plots").mkdir(parents=True, exist_ok=True)
     written = []
 
@@ -250,6 +295,13 @@ def plot(out: str | Path, loss_parts=(), metrics=()) -> list[Path]:
         pts = [(r["step"], r[key]) for r in rows if isinstance(r.get(key), (int, float))
                and math.isfinite(r[key])]
         return [p[0] for p in pts], [p[1] for p in pts]
+
+    def save(fig, name):
+        fig.tight_layout()
+        path = out / "plots" / f"{name}.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
+        written.append(path)
 
     def figure(name, rows, keys, ylabel, logy=False):
         keys = [k for k in keys if series(rows, k)[0]]
@@ -266,26 +318,75 @@ def plot(out: str | Path, loss_parts=(), metrics=()) -> list[Path]:
         ax.grid(alpha=0.3)
         if len(keys) > 1:
             ax.legend()
-        fig.tight_layout()
-        path = out / "plots" / f"{name}.png"
-        fig.savefig(path, dpi=100)
-        plt.close(fig)
-        written.append(path)
+        save(fig, name)
 
     figure("loss", train, ["loss", *loss_parts], "loss")
     figure("lr", train, ["lr"], "learning rate")
     figure("accuracy", train, list(metrics), "train metric")
-    eval_keys = sorted({k for r in evals for k, v in r.items()
-                        if k not in ("kind", "step", "time", "epoch") and isinstance(v, (int, float))})
-    figure("eval", evals, eval_keys, "eval metric")
+    fig = eval_figure(eval_series(records, metric), best)
+    if fig is not None:
+        save(fig, "eval")
     return written
+
+
+def eval_figure(data: dict, best: dict | None = None):
+    """The eval.png figure (matplotlib) of ``eval_series``' data: the metric panel (if any) above
+    the loss panel (if any), each on its own y axis, the best step marked on both. None: no data."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(k, v) for k, v in (("metric", data["metric"]), ("loss", data["loss"])) if v]
+    if not panels:
+        return None
+    fig, axes = plt.subplots(len(panels), 1, figsize=(7, 3.2 * len(panels)), sharex=True, squeeze=False)
+    best_step = best.get("step") if best else None
+    for ax, (kind, lines) in zip(axes[:, 0], panels):
+        for name, (x, y) in lines.items():
+            ax.plot(x, y, label=f"dev {name}" if kind == "metric" else name, marker="o" if len(x) < 30 else None)
+        if kind == "metric":
+            ax.set_ylabel(f"dev {next(iter(lines))}" if len(lines) == 1 else "dev metric")
+            if best and best.get("metric") in lines:
+                ax.plot([best["step"]], [best["value"]], marker="*", markersize=14, linestyle="none",
+                        color="tab:red", label=f"best ({best['metric']} {best['value']:.4g}, step {best['step']})")
+        else:
+            ax.set_ylabel("loss")
+            if best and best.get("metric") == "loss" and "dev loss" in lines:  # --metric loss: marked here
+                ax.plot([best["step"]], [best["value"]], marker="*", markersize=14, linestyle="none",
+                        color="tab:red", label=f"best (dev loss {best['value']:.4g}, step {best['step']})")
+        if best_step is not None:
+            ax.axvline(best_step, color="tab:red", alpha=0.3, linestyle="--")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[-1, 0].set_xlabel("step")
+    return fig
+
+
+def disk_usage(out: str | Path) -> dict[str, int]:
+    """Bytes each output of a run takes: best/, final/, checkpoints/ (those that exist)."""
+    out = Path(out)
+    sizes = {}
+    for name in ("best", "final", "checkpoints"):
+        d = out / name
+        if d.is_dir():
+            sizes[name] = sum(f.stat().st_size for f in d.rglob("*") if f.is_file() and not f.is_symlink())
+    return sizes
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return f"{n:.1f} TB"
 
 
 # ----------------------------------------------------------------------------- summary
 def summary(title: str, *, steps: int, tokens: int, elapsed: float, records: list[dict],
-            best: dict | None, paths: dict[str, str], stopped: str, shown=()) -> str:
+            best: dict | None, paths: dict[str, str], stopped: str, shown=(), disk: dict | None = None) -> str:
     """One screen: ``shown`` are the train record's keys printed beside the loss (the task's loss
-    parts and metrics)."""
+    parts and metrics); ``disk``: bytes per output (disk_usage), printed as what the run left."""
     train = [r for r in records if r.get("kind") == "train"]
     evals = [r for r in records if r.get("kind") == "eval"]
     lines = [f"{title}: {stopped} after {steps:,} steps in {duration(elapsed)}"
@@ -294,6 +395,8 @@ def summary(title: str, *, steps: int, tokens: int, elapsed: float, records: lis
         first, last = train[0], train[-1]
         parts = "  ".join(f"{k} {_fmt(last[k])}" for k in shown if k in last)
         lines.append(f"  loss {_fmt(first.get('loss'))} -> {_fmt(last.get('loss'))}" + (f"   ({parts})" if parts else ""))
+        if isinstance(last.get("grad_norm"), (int, float)):
+            lines.append(f"  grad_norm {_fmt(last['grad_norm'])} (the last record's, before clipping)")
         if "skipped_steps" in last:
             lines.append(f"  fp16: loss scale {_fmt(last.get('loss_scale'))}, {last['skipped_steps']} skipped steps")
     if evals:
@@ -304,4 +407,7 @@ def summary(title: str, *, steps: int, tokens: int, elapsed: float, records: lis
         lines.append(f"  best {best['metric']} {_fmt(best['value'])} at step {best['step']}")
     for name, path in paths.items():
         lines.append(f"  {name + ':':<12} {path}")
+    if disk:
+        lines.append(f"  {'on disk:':<12} " + ", ".join(f"{k}/ {human_bytes(v)}" for k, v in disk.items())
+                     + f" ({human_bytes(sum(disk.values()))} in all)")
     return "\n".join(lines)

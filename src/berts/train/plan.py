@@ -21,17 +21,24 @@ class RunPlan:
     steps_per_epoch: float  # optimizer steps per pass over the training set
     warmup: float  # a fraction of the run, in [0, 1)
     eval_every: int | None  # steps; None: at the end only
+    ends_by: str = ""  # what sets the length: "train.max_steps", "train.epochs" or "train.budget" (and the nearer)
+    ignored: str | None = None  # a length setting that does not end the run (train.epochs under train.max_steps)
 
     @classmethod
     def from_config(cls, train, schedule, *, steps_per_epoch: float) -> RunPlan:
         """From a TrainSection and a ScheduleSection (see config.py)."""
         budget = parse_duration(train.budget) if train.budget else None
+        ignored = None
         if train.max_steps is not None:
-            max_steps = train.max_steps
+            max_steps, ends_by = train.max_steps, "train.max_steps"
+            if train.epochs is not None:
+                ignored = f"train.epochs {train.epochs:g}"
         elif train.epochs is not None:
-            max_steps = max(1, math.ceil(train.epochs * steps_per_epoch))
+            max_steps, ends_by = max(1, math.ceil(train.epochs * steps_per_epoch)), "train.epochs"
         else:
-            max_steps = None
+            max_steps, ends_by = None, "train.budget"
+        if budget is not None and max_steps is not None:
+            ends_by += " or train.budget, whichever comes first"
         # warm-up in steps (>= 1) becomes a fraction; config.validate made sure steps are known then
         warmup = schedule.warmup if schedule.warmup < 1 else schedule.warmup / max_steps
         if warmup >= 1:
@@ -44,7 +51,7 @@ class RunPlan:
         else:
             eval_every = None
         return cls(max_steps=max_steps, budget=budget, steps_per_epoch=steps_per_epoch, warmup=warmup,
-                   eval_every=eval_every)
+                   eval_every=eval_every, ends_by=ends_by, ignored=ignored)
 
     def progress(self, step: int, elapsed: float) -> float:
         """How far the run is, in [0, 1]: by steps, by the clock (budget), or the further of the two."""
@@ -68,9 +75,23 @@ class RunPlan:
     def evaluates_at(self, step: int) -> bool:
         return bool(self.eval_every) and step % self.eval_every == 0
 
-    def describe(self) -> str:
-        if self.budget is not None:
-            from berts.train.monitor import duration
+    @property
+    def warmup_steps(self) -> float | None:
+        """The warm-up in optimizer steps (None in budget-only mode: it is a fraction of the clock).
+        A fraction of the run is not always a whole number of steps (0.1 of 24 steps: 2.4)."""
+        return self.warmup * self.max_steps if self.max_steps is not None else None
 
-            return f"budget {duration(self.budget)}"
-        return f"{self.max_steps:,} steps ({self.max_steps / self.steps_per_epoch:.2f} epochs)"
+    def describe(self) -> str:
+        """The length of the run and what sets it, e.g. ``5 steps (0.31 epochs), ended by
+        train.max_steps (train.epochs 3 does not end it)``."""
+        from berts.train.monitor import duration
+
+        parts = []
+        if self.max_steps is not None:
+            parts.append(f"{self.max_steps:,} steps ({self.max_steps / self.steps_per_epoch:.2f} epochs)")
+        if self.budget is not None:
+            parts.append(f"budget {duration(self.budget)}")
+        text = " or ".join(parts) + (f", ended by {self.ends_by}" if self.ends_by else "")
+        if self.ignored:
+            text += f" ({self.ignored} does not end it)"
+        return text

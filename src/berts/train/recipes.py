@@ -23,16 +23,24 @@ SETTINGS_KEY = "berts_finetune"  # config.json: how the data was read, for evalu
 
 
 # ----------------------------------------------------------------------------- pretraining
-def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None):
+def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
+                    overwrite: bool = False):
     """The Trainer of a pretraining run: shards -> PretrainingDataset, the model from
-    ``cfg.model`` (preset, config or init_from), MLM + the data's sentence-pair objective (+ SBO)."""
+    ``cfg.model`` (preset, config or init_from), MLM + the data's sentence-pair objective (+ SBO).
+    ``log.out`` is claimed first (see claim_output): ``resume``/``resume_requested`` continue the
+    run there, ``overwrite`` replaces an earlier run's outputs; anything else non-empty is refused."""
     from berts.data.dataset import PretrainingDataset
+    from berts.train import distributed
     from berts.train.checkpoint import seed_all
     from berts.train.tasks import PretrainingTask
     from berts.train.trainer import Trainer
 
     d = cfg.data
     check_pretrain_config(cfg)
+    dist = dist or distributed.setup(cfg.impl.device)
+    claim_output(cfg, "pretrain", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
+                 protect=[cfg.model.init_from, cfg.model.config, cfg.model.tokenizer, d.shards, d.eval_shards],
+                 dist=dist, no_checkpoint=resume is None)
 
     def dataset(path):
         if not Path(path).is_dir():
@@ -58,6 +66,35 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
     if resume_requested == "auto" and resume is None:
         trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
     return trainer
+
+
+def claim_output(cfg, kind: str, *, resume: bool, overwrite: bool, protect=(), dist=None,
+                 no_checkpoint: bool = False) -> None:
+    """``fileio.claim_output_dir(log.out)`` on rank 0, before anything is read or written; every
+    rank raises the same one-line error (so that no rank waits for the others at DDP's start).
+    ``no_checkpoint``: --resume was asked for and found none; then an earlier run's final/ or
+    best/ is not replaced without --overwrite (a new run would start in their place)."""
+    from berts.fileio import claim_output_dir
+
+    if resume and overwrite:
+        raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
+    error = None
+    out = Path(cfg.log.out)
+    done = [n + "/" for n in ("final", "best") if (out / n).exists()]
+    if resume and no_checkpoint and done:
+        raise UserError(f"{out}: --resume found no checkpoint to continue (train.keep_last 0, or the run ended "
+                        f"before its first one), but an earlier run's {', '.join(done)} are there: pass "
+                        "--overwrite instead of --resume to start a new run in their place, or choose another --out")
+    if dist is None or dist.is_main:
+        try:
+            claim_output_dir(cfg.log.out, kind, resume=resume, overwrite=overwrite,
+                             protect=[p for p in protect if p and Path(p).exists()])
+        except UserError as exc:
+            error = str(exc)
+    if dist is not None:
+        error = dist.broadcast(error)
+    if error:
+        raise UserError(error)
 
 
 def check_pretrain_config(cfg) -> None:
@@ -93,7 +130,8 @@ def build_model(cfg, meta: dict):
     if m.init_from:
         with warnings.catch_warnings():  # summarised below instead
             warnings.simplefilter("ignore")
-            model = from_pretrained(cls, m.init_from, **{k: v for k, v in changes.items() if k != "vocab_size"})
+            model = from_pretrained(cls, m.init_from, ignore_mismatched_sizes=m.ignore_mismatched_sizes,
+                                    **{k: v for k, v in changes.items() if k != "vocab_size"})
         new = sorted({k.rsplit(".", 1)[0] for k in model.loading_info["missing_keys"]})
         note = f"; newly initialised: {', '.join(new)}" if new else ""
         return model, f"initialised from {m.init_from}: weights only, fresh optimizer and schedule{note}"
@@ -126,29 +164,40 @@ def load_data_tokenizer(cfg, meta: dict):
 
 
 # ----------------------------------------------------------------------------- fine-tuning
-def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None):
+def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
+                   overwrite: bool = False):
     """The Trainer of a fine-tuning run: the tables of ``cfg.data`` -> ClassificationDataset, the
-    model of ``model.init_from`` with a (new or kept) classification head, evaluation on data.dev."""
+    model of ``model.init_from`` with a (new or kept) classification head, or a new model from
+    ``model.preset``/``model.config`` and ``model.tokenizer`` (from scratch, the usual baseline),
+    evaluation on data.dev. ``log.out`` is claimed first, as in pretraining_run."""
     from berts.data.classification import ClassificationDataset
     from berts.data.labels import LabelMap
     from berts.heads import BertForSequenceClassification
-    from berts.hf import read_config
     from berts.tokenizer import load_tokenizer
+    from berts.train import distributed
     from berts.train.checkpoint import seed_all
     from berts.train.tasks import ClassificationTask
     from berts.train.trainer import Trainer
 
-    d, m = cfg.data, cfg.model
+    d, m, t = cfg.data, cfg.model, cfg.train
     check_finetune_config(cfg)
+    dist = dist or distributed.setup(cfg.impl.device)
+    claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
+                 protect=[m.init_from, m.config, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
     regression = d.task == "regression"
     tokenizer = load_tokenizer(m.tokenizer or m.init_from)
     train_examples, train_report = read_table(d.train, d)
     dev_examples, dev_report = read_table(d.dev, d) if d.dev else (None, None)
     label_map = None if regression else LabelMap.from_examples(train_examples)
+    if label_map is not None:
+        check_labels(label_map, d.train, "training")
     if dev_examples:
         dev_examples = drop_unknown_labels(dev_examples, label_map, dev_report, d.skip_bad_rows)
+        if label_map is not None:
+            check_labels(LabelMap.from_examples(dev_examples), d.dev, "evaluation")
+    base = base_config(cfg, tokenizer)
     max_length = check_max_length(d.max_length, m.overrides.get("max_position_embeddings")
-                                  or read_config(m.init_from).max_position_embeddings)
+                                  or base.max_position_embeddings)
     train = ClassificationDataset(train_examples, tokenizer, label_map=label_map, max_length=max_length,
                                   regression=regression)
     dev = (ClassificationDataset(dev_examples, tokenizer, label_map=label_map, max_length=max_length,
@@ -159,40 +208,149 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
         changes.update(num_labels=1, problem_type="regression", id2label=None, label2id=None)
     else:
         changes.update(label_map.to_config())
+    if regression and (t.label_smoothing or t.class_weights is not None or t.positive_label is not None):
+        raise UserError("train.label_smoothing, train.class_weights and train.positive_label are for "
+                        "classification, not regression")
+    class_weights = None if regression else resolve_class_weights(t.class_weights, label_map, train.labels)
+    positive = 1 if regression else resolve_positive(t.positive_label, label_map)
     seed_all(cfg.train.seed)
-    with warnings.catch_warnings(record=True):
-        warnings.simplefilter("always")
-        model = BertForSequenceClassification.from_pretrained(m.init_from, ignore_mismatched_sizes=True, **changes)
+    if m.init_from:
+        model = load_for_finetuning(m.init_from, changes, m.ignore_mismatched_sizes)
+    else:
+        model = BertForSequenceClassification(base.replace(**changes))
+        model.loading_info = {"missing_keys": [], "unexpected_keys": []}
     model.config.extra[SETTINGS_KEY] = {
         "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column, "label_column": d.label_column,
         "format": d.format, "header": d.header, "max_length": max_length}
+    if not regression and t.positive_label is not None:
+        model.config.extra[SETTINGS_KEY]["positive_label"] = t.positive_label  # f1 of `berts evaluate` too
     task = ClassificationTask(model, train, dev, regression=regression,
                               num_labels=1 if regression else len(label_map),
-                              metric=cfg.train.metric if d.dev else None, eval_batch_size=cfg.train.eval_batch_size)
+                              metric=cfg.train.metric if d.dev else None, eval_batch_size=cfg.train.eval_batch_size,
+                              label_smoothing=0.0 if regression else t.label_smoothing, class_weights=class_weights,
+                              positive=positive, label_names=None if regression else label_map.names)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="finetune")
     for report in (train_report, dev_report):
         if report is not None:
             trainer.print(report.summary())
     new = sorted({k.rsplit(".", 1)[0] for k in model.loading_info["missing_keys"]})
     what = "regression" if regression else f"{len(label_map)} labels: {', '.join(label_map.names[:10])}"
-    if resume is None:
+    if resume is None and m.init_from:
         trainer.print(f"initialised from {m.init_from}: weights only, fresh optimizer and schedule; "
                       f"{what}" + (f"; new: {', '.join(new)}" if new else ""))
+    elif resume is None:
+        trainer.print(f"from scratch: every weight random ({m.config or 'preset ' + str(m.preset)}, "
+                      f"seed {cfg.train.seed}), tokenizer {m.tokenizer}; {what}")
     if resume_requested == "auto" and resume is None:
         trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
     return trainer
 
 
 def check_finetune_config(cfg) -> None:
-    d = cfg.data
-    if not cfg.model.init_from:
+    d, m = cfg.data, cfg.model
+    scratch = m.preset or m.config
+    if m.init_from and scratch:
+        raise UserError(f"model.init_from ({m.init_from}) starts from trained weights and model."
+                        f"{'preset' if m.preset else 'config'} ({scratch}) from random ones (--from-scratch): "
+                        "give one of them")
+    if not m.init_from and not scratch:
         raise UserError("no model to fine-tune: give --model DIR (model.init_from), a berts or Hugging Face "
-                        "BERT directory")
+                        "BERT directory, or --from-scratch PRESET|CONFIG with --tokenizer DIR (random weights)")
+    if m.init_from:
+        path = Path(m.init_from)
+        if not path.exists():
+            raise UserError(f"{m.init_from}: no such model directory")
+        if not path.is_dir():
+            raise UserError(f"{m.init_from}: not a model directory (a file; --model takes a directory)")
+    elif not m.tokenizer:
+        raise UserError(f"--from-scratch {scratch}: give the tokenizer too (--tokenizer DIR, model.tokenizer): "
+                        "the vocabulary sets the model's embedding size")
     if not d.train:
         raise UserError("no training data: give --train FILE (data.train)")
     check_metric(cfg.train.metric, d.task)
     if cfg.train.patience and not d.dev:
         raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
+
+
+def base_config(cfg, tokenizer):
+    """The model config a fine-tuning run starts from: the model directory's, or (from scratch)
+    the preset's / config's with the tokenizer's vocabulary size."""
+    from berts.config import preset
+    from berts.hf import load_config, read_config
+
+    m = cfg.model
+    if m.init_from:
+        return read_config(m.init_from)
+    base = load_config(m.config) if m.config else preset(m.preset)
+    return base.replace(vocab_size=tokenizer.vocab_size)
+
+
+def load_for_finetuning(directory, changes: dict, ignore_mismatched_sizes: bool):
+    """BertForSequenceClassification from ``directory`` with ``changes`` (the labels) to its config.
+    A weight whose shape does not fit is an error naming the weights, as in transformers, unless
+    ``ignore_mismatched_sizes`` (then it is re-initialised and listed as new); a head the directory
+    does not have is new (the usual case: a pretrained model, a new classifier)."""
+    from berts.heads import BertForSequenceClassification
+    from berts.hf import _normalise_keys, read_state_dict
+
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        model = BertForSequenceClassification.from_pretrained(directory, ignore_mismatched_sizes=True, **changes)
+    missing = model.loading_info["missing_keys"]
+    if missing and not ignore_mismatched_sizes:
+        saved = _normalise_keys(read_state_dict(directory), model)
+        mismatched = [k for k in missing if k in saved]
+        if mismatched:
+            shapes = {n: tuple(p.shape) for n, p in model.named_parameters()}
+            first = mismatched[0]
+            expected = shapes.get(first)
+            note = f" (the model expects {expected})" if expected is not None else ""
+            raise UserError(
+                f"{directory}: {len(mismatched)} weights do not fit the model its config.json describes: "
+                f"{', '.join(mismatched[:4])}{', ...' if len(mismatched) > 4 else ''}; {first} has shape "
+                f"{tuple(saved[first].shape)}{note}: check config.json, or pass --ignore-mismatched-sizes "
+                f"(model.ignore_mismatched_sizes) to re-initialise them (e.g. a head with another number of labels)")
+    return model
+
+
+def check_labels(label_map, path, what: str) -> None:
+    """A classifier learns nothing from one label, and a dev set of one label picks "best" at accuracy 1."""
+    if len(label_map) < 2:
+        raise UserError(f"{path}: every {what} example has the label '{label_map.names[0]}': classification "
+                        "needs at least 2 labels (regression: --task regression)")
+
+
+def resolve_class_weights(value, label_map, labels) -> list[float] | None:
+    """train.class_weights -> [num_labels] weights in label-id order. ``balanced``: n / (k x n_c) over the
+    training labels (scikit-learn's); a mapping: the labels named (others weigh 1)."""
+    import numpy as np
+
+    from berts.train.config import parse_class_weights
+
+    if value is None:
+        return None
+    parsed = parse_class_weights(value)
+    if parsed == "balanced":
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(label_map))
+        return [float(len(labels) / (len(label_map) * c)) if c else 1.0 for c in counts]
+    unknown = [name for name in parsed if name not in label_map]
+    if unknown:
+        raise UserError(f"train.class_weights: label {unknown[0]!r} is not in the training data "
+                        f"(labels: {', '.join(label_map.names[:10])})")
+    return [parsed.get(name, 1.0) for name in label_map.names]
+
+
+def resolve_positive(name, label_map) -> int:
+    """train.positive_label -> its label id (default: id 1, the second label in sorted order)."""
+    if name is None:
+        return 1
+    if str(name) not in label_map:
+        raise UserError(f"train.positive_label {name!r} is not a label of the training data "
+                        f"(labels: {', '.join(label_map.names[:10])})")
+    if len(label_map) != 2:
+        raise UserError(f"train.positive_label is for 2 labels (binary F1); with {len(label_map)} labels f1 is "
+                        "the macro F1")
+    return label_map.label2id[str(name)]
 
 
 def check_metric(metric: str | None, task: str) -> None:

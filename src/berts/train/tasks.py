@@ -81,6 +81,10 @@ class Task:
     def evaluate(self, trainer) -> dict[str, float] | None:
         return None
 
+    def describe(self) -> str:
+        """The task's own settings that shape the run, for the start line ("" for none)."""
+        return ""
+
 
 class ModelTask(Task):
     """A task that trains one Hugging Face-style model whose objectives give everything: the
@@ -204,8 +208,17 @@ class ClassificationTask(ModelTask):
     name = "classification"
 
     def __init__(self, model, train_dataset, dev_dataset=None, *, regression: bool = False, num_labels: int = 2,
-                 metric: str | None = None, eval_batch_size: int = 64):
+                 metric: str | None = None, eval_batch_size: int = 64, label_smoothing: float = 0.0,
+                 class_weights=None, positive: int = 1, label_names=None):
+        """``label_smoothing``, ``class_weights`` ([num_labels] floats): the classifier's training loss
+        (see objectives/classification.py), for this run only, not saved with the model;
+        ``positive``: the label id whose F1 is ``f1`` (2 labels); ``label_names``: for the start line."""
         self.model = model
+        model.classifier.set_training_options(label_smoothing, class_weights)
+        self.label_smoothing = float(label_smoothing)
+        self.class_weights = None if class_weights is None else [float(w) for w in class_weights]
+        self.positive = positive
+        self.label_names = list(label_names) if label_names is not None else None
         self.train_dataset = train_dataset
         self.dev_dataset = dev_dataset
         self.regression = regression
@@ -223,9 +236,19 @@ class ClassificationTask(ModelTask):
         labels = self.dev_dataset.labels
         task = "regression" if self.regression else "classification"
         predictions = logits[:, 0] if self.regression else logits
-        metrics = compute_metrics(task, predictions, labels, self.num_labels)
+        metrics = compute_metrics(task, predictions, labels, self.num_labels, positive=self.positive)
         t = torch.from_numpy(logits)
         y = torch.from_numpy(np.asarray(labels))
+        # the plain loss (no smoothing, no class weights): comparable across runs and with `berts evaluate`
         metrics["loss"] = float(F.mse_loss(t[:, 0], y.float()) if self.regression else F.cross_entropy(t, y))
         return metrics
+
+    def describe(self) -> str:
+        if self.regression:
+            return "regression (MSE)"
+        names = self.label_names or [str(i) for i in range(self.num_labels)]
+        weights = ("none" if self.class_weights is None else
+                   ", ".join(f"{n}={w:g}" for n, w in zip(names, self.class_weights)))
+        f1 = f"f1 of '{names[self.positive]}'" if self.num_labels == 2 else "f1 = f1_macro"
+        return f"label smoothing {self.label_smoothing:g}; class weights {weights}; {f1}"
 

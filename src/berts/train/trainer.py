@@ -11,14 +11,21 @@ is the *task*'s (tasks.py)::
 ``cfg`` has the sections optim, schedule, train, impl, log and data (see config.py).
 
 Host syncs: the loop reads nothing back from the device except every ``log.every`` steps (one
-all-reduced vector), at checkpoints, at evaluations and, in budget mode with several processes,
-one broadcast of the clock per step.
+all-reduced vector), at checkpoints, at evaluations and, with several processes, one small
+all-reduce per step (the stop signal flag; in budget mode also rank 0's clock).
+
+SIGINT (Ctrl-C) and SIGTERM (how cluster schedulers preempt a job) end the run at the next step
+boundary with a checkpoint (every rank agrees on the step first: the flag is all-reduced each
+step; rank 0 writes), and ``fit`` raises :class:`TrainingInterrupted` (a KeyboardInterrupt); the
+commands exit with 128 + the signal (130, 143). A second Ctrl-C stops at once.
 """
 from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,13 +37,25 @@ from berts.train import checkpoint, distributed
 from berts.train.checkpoint import STATE_VERSION
 from berts.train.config import config_to_dict, save_config
 from berts.train.engine import Engine
-from berts.train.monitor import LogWindow, Monitor, plot, read_metrics, summary
+from berts.train.monitor import LogWindow, Monitor, disk_usage, plot, read_metrics, summary
 from berts.train.optim import Schedule
 from berts.train.plan import RunPlan
 
 
 class TrainingDiverged(UserError):
     """The loss became NaN/inf: the run stops, its last good checkpoint intact."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """SIGINT or SIGTERM stopped the run at ``step``; ``checkpoint``: the one written on the way out
+    (None with train.keep_last 0)."""
+
+    def __init__(self, signum: int, step: int, checkpoint: Path | None):
+        super().__init__(f"{signal.Signals(signum).name} at step {step}")
+        self.signum, self.step, self.checkpoint = signum, step, checkpoint
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class Trainer:
@@ -99,6 +118,7 @@ class Trainer:
         self._unchecked = torch.zeros((), device=self.device)  # losses since the last finiteness check
         self._save_seconds = 0.0
         self._step_seconds = 0.0
+        self._signal = 0  # the stop signal received (0: none)
         self.monitor = Monitor(None, enabled=False)
         if resume is not None:
             self._load(Path(resume))
@@ -147,8 +167,12 @@ class Trainer:
         self._t0 = self.clock() - self.elapsed
         self.window.reset()
         last_save = last_eval = self.step if self.resumed_from else None
+        previous = self._catch_signals()
         try:
             while True:
+                signum = self._stop_signal()
+                if signum:
+                    self._interrupted(signum, last_save)
                 elapsed = self._clock()
                 stopped = plan.stop_reason(self.step, elapsed, next_step_seconds=self._step_seconds,
                                            save_seconds=self._save_seconds, early_stop=self._early_stop)
@@ -175,8 +199,57 @@ class Trainer:
                 self._save()
             self._finish(stopped)
         finally:
+            self._restore_signals(previous)
             self.monitor.close()
         return self.result
+
+    # ------------------------------------------------------------------ signals
+    def _catch_signals(self) -> dict:
+        """SIGINT/SIGTERM set a flag the loop reads at the next step boundary (main thread only:
+        Python delivers signals there). One that comes after the last step lets the run finish
+        (final/ is moments away). Returns the handlers to restore."""
+        if threading.current_thread() is not threading.main_thread():
+            return {}
+        self._signal = 0
+
+        def handler(signum, frame):
+            if self._signal and signum == signal.SIGINT:
+                raise KeyboardInterrupt  # a second Ctrl-C: stop now (checkpoint writes are atomic)
+            self._signal = signum
+
+        previous = {}
+        for sig in STOP_SIGNALS:
+            try:
+                previous[sig] = signal.signal(sig, handler)
+            except (ValueError, OSError):
+                pass
+        return previous
+
+    @staticmethod
+    def _restore_signals(previous: dict) -> None:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: a handler not installed from Python, nothing to put back
+                signal.signal(sig, handler)
+
+    def _stop_signal(self) -> int:
+        """The stop signal any rank received (all ranks agree: one small all-reduce per step with DDP)."""
+        if not self.dist.enabled:
+            return self._signal
+        flag = torch.tensor([float(self._signal)], device=self.dist.collective_device)
+        self.dist.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return int(flag.item())
+
+    def _interrupted(self, signum: int, last_save: int | None) -> None:
+        """Write a checkpoint at this step (all ranks take part, rank 0 writes), then raise."""
+        written = None
+        if self.cfg.train.keep_last > 0:
+            if last_save != self.step:
+                self._save()
+            written = checkpoint.step_dir(self.out, self.step)
+        if self.is_main:
+            self.monitor.log({"step": self.step, "signal": signal.Signals(signum).name,
+                              "checkpoint": str(written) if written else None}, kind="stop")
+        raise TrainingInterrupted(signum, self.step, written)
 
     def _batches(self):
         while True:
@@ -319,6 +392,8 @@ class Trainer:
 
     def _save(self) -> None:
         self._check_finite()
+        if self.cfg.train.keep_last == 0:  # no resume checkpoints: best/ and final/ only
+            return
         state = self.state_dict()  # a collective (RNG states of every rank)
         if self.is_main:
             t = self.clock()
@@ -386,16 +461,43 @@ class Trainer:
         if rest:
             what += " + " + ", ".join(rest)
         procs = f"{d.world_size} processes (DDP)" if d.enabled else "1 process"
-        self.print(f"{self.title}: {what} on {self.device}, "
-                   f"{e.precision}, {procs}; global batch {cfg.train.batch_size} = {d.world_size} x "
-                   f"{self.per_rank_batch} x accum {self.accum}; {self.plan.describe()}; {cfg.optim.name} "
-                   f"lr {cfg.optim.lr:g}, {cfg.schedule.name} schedule")
+        self.print(f"{self.title}: {what} on {self.device}, {e.precision}, {procs}")
+        for line in self.resolved():
+            self.print("  " + line)
         if self.resumed_from is not None:
             rng = "random states, " if self._rng_state is not None else ""
             self.print(f"resumed from {self.resumed_from} at step {self.step} "
                        f"(optimizer, schedule, {rng}data position restored)")
             for change in self._config_changes:
                 self.print(f"  note: config changed since the checkpoint: {change}")
+
+    def resolved(self) -> list[str]:
+        """The resolved values that shape the run, as the start line prints them."""
+        cfg, o, sch, t, plan = self.cfg, self.cfg.optim, self.cfg.schedule, self.cfg.train, self.plan
+        clip = f"grad clip {o.grad_clip:g} (grad_norm is logged before clipping)" if o.grad_clip else "no grad clip"
+        lines = [f"optimizer {o.name}: lr {o.lr:g}, betas ({o.betas[0]:g}, {o.betas[1]:g}), eps {o.eps:g}, "
+                 f"weight decay {o.weight_decay:g} (not on biases and LayerNorm), {clip}"]
+        if plan.warmup_steps is not None:
+            warm = f"warm-up {plan.warmup_steps:.4g} steps ({plan.warmup:.4g} of the run)"
+        else:
+            warm = f"warm-up {plan.warmup:.4g} of the budget"
+        after = {"linear": f"then linear decay to {sch.min_lr:g} x lr", "constant": "then constant",
+                 "one_cycle": f"(from lr/25), then cosine down to {sch.min_lr or 4e-6:g} x lr"}.get(sch.name, "")
+        lines.append(f"schedule {sch.name}: {warm}, {after}")
+        lines.append(f"batch {t.batch_size} = {self.dist.world_size} process(es) x {self.per_rank_batch} x "
+                     f"accum {self.accum}; {plan.describe()}; seed {t.seed}")
+        config = getattr(self.model, "config", None)
+        if config is not None and hasattr(config, "hidden_dropout_prob"):
+            drop = f"dropout hidden {config.hidden_dropout_prob:g}, attention {config.attention_probs_dropout_prob:g}"
+            if getattr(self.model, "classifier", None) is not None and hasattr(self.model.classifier, "dropout"):
+                drop += f", classifier {self.model.classifier.dropout.p:g}"
+            lines.append(drop)
+        task = self.task.describe()
+        if task:
+            lines.append(task)
+        if t.keep_last == 0:
+            lines.append("train.keep_last 0: no resume checkpoints (only final/ and best/)")
+        return lines
 
     def _finish(self, stopped: str) -> None:
         d = self.dist
@@ -419,12 +521,12 @@ class Trainer:
             paths["tensorboard"] = str(self.out / "tb")
         parts, metrics = tuple(self.task.loss_parts), tuple(self.task.metric_parts)
         if self.cfg.log.plots:
-            written = plot(self.out, parts, metrics)
+            written = plot(self.out, parts, metrics, metric=self.task.metric, best=self.best)
             if written:
                 paths["plots"] = ", ".join(str(p) for p in written)
         text = summary(self.title, steps=self.step, tokens=self.tokens, elapsed=self.elapsed,
                        records=read_metrics(self.out), best=self.best, paths=paths, stopped=stopped,
-                       shown=parts + metrics)
+                       shown=parts + metrics, disk=disk_usage(self.out))
         self.result["summary"] = text
         print(text, flush=True)
         d.barrier()
