@@ -9,7 +9,7 @@ import transformers
 from torch import nn
 
 import berts
-from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
+from berts import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 from berts.heads import BertTaskModel, register_task_model
 from berts.objectives import OBJECTIVES, MaskedLM, Objective, Result, register
 from berts.objectives.base import accuracy

@@ -23,8 +23,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from berts.padding import guard_empty_rows  # noqa: F401  (a mask rule; padding.py needs it too)
-
 WANTS = (None, "scores", "probs", ("scores", "probs"))
 
 

@@ -119,6 +119,24 @@ def show_config_or_load(cls, args, overrides: dict):
     return load_config(cls, args.config, args.set, overrides)
 
 
+def resolve_resume(args, cfg):
+    """The checkpoint ``--resume`` names (None without the flag). Checkpoints skipped because they
+    do not load are said once, by rank 0 (every torchrun rank resolves the same directory)."""
+    import os
+    import sys
+
+    from berts.train import checkpoint
+
+    if not args.resume:
+        return None
+    notes: list[str] = []
+    resume = checkpoint.resolve_resume(args.resume, cfg.log.out, notes)
+    if os.environ.get("RANK", "0") == "0":
+        for note in notes:
+            print(f"berts: warning: {note}", file=sys.stderr)
+    return resume
+
+
 def interrupted(exc, out) -> int:
     """A run stopped by SIGINT/SIGTERM (``TrainingInterrupted``): one line, the usual status 128 + signal."""
     import signal

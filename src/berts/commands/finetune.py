@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import (add_data_arguments, add_run_arguments, interrupted, put, run_overrides,
+from berts.commands.common import (add_data_arguments, add_run_arguments, interrupted, put, resolve_resume, run_overrides,
                                    show_config_or_load)
 
 
@@ -72,7 +72,7 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.train import checkpoint, distributed
+    from berts.train import distributed
     from berts.train.config import FinetuneConfig
     from berts.train.recipes import check_finetune_config, finetuning_run
     from berts.train.trainer import TrainingInterrupted
@@ -81,7 +81,7 @@ def run(args) -> int:
     if cfg is None:
         return 0
     check_finetune_config(cfg)
-    resume = checkpoint.resolve_resume(args.resume, cfg.log.out) if args.resume else None
+    resume = resolve_resume(args, cfg)
 
     dist = distributed.setup(cfg.impl.device)
     try:

@@ -3,7 +3,8 @@ MLM (+ NSP/SOP) (+ SBO) pretraining on shards from `berts prepare`. Flags -> con
 ``berts.train.recipes.pretraining_run`` -> fit."""
 from __future__ import annotations
 
-from berts.commands.common import add_run_arguments, interrupted, put, run_overrides, show_config_or_load
+from berts.commands.common import (add_run_arguments, interrupted, put, resolve_resume, run_overrides,
+                                   show_config_or_load)
 from berts.errors import UserError
 
 
@@ -33,7 +34,7 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.train import checkpoint, distributed
+    from berts.train import distributed
     from berts.train.config import PretrainConfig
     from berts.train.recipes import check_pretrain_config, pretraining_run
     from berts.train.trainer import TrainingInterrupted
@@ -45,7 +46,7 @@ def run(args) -> int:
         raise UserError("--resume continues a run (weights, optimizer, schedule, data position); --init-from "
                         "starts a new one from weights only: give one of them")
     check_pretrain_config(cfg)
-    resume = checkpoint.resolve_resume(args.resume, cfg.log.out) if args.resume else None
+    resume = resolve_resume(args, cfg)
 
     dist = distributed.setup(cfg.impl.device)
     try:

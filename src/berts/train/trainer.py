@@ -450,7 +450,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ the start and the end
     def _announce(self) -> None:
-        d, cfg, e = self.dist, self.cfg, self.engine
+        d, e = self.dist, self.engine
 
         def count(m):
             return m.num_parameters() if hasattr(m, "num_parameters") else sum(p.numel() for p in m.parameters())
@@ -473,7 +473,7 @@ class Trainer:
 
     def resolved(self) -> list[str]:
         """The resolved values that shape the run, as the start line prints them."""
-        cfg, o, sch, t, plan = self.cfg, self.cfg.optim, self.cfg.schedule, self.cfg.train, self.plan
+        o, sch, t, plan = self.cfg.optim, self.cfg.schedule, self.cfg.train, self.plan
         clip = f"grad clip {o.grad_clip:g} (grad_norm is logged before clipping)" if o.grad_clip else "no grad clip"
         lines = [f"optimizer {o.name}: lr {o.lr:g}, betas ({o.betas[0]:g}, {o.betas[1]:g}), eps {o.eps:g}, "
                  f"weight decay {o.weight_decay:g} (not on biases and LayerNorm), {clip}"]
