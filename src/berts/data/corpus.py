@@ -282,14 +282,22 @@ def document_sentences(doc: RawDocument, text_field: str = "text") -> tuple[list
         return doc.lines, None
     if doc.fmt == "plain":
         return [s for line in doc.lines for s in split_sentences(line)], None
+    text, problem = _record_text(doc, text_field)
+    if problem:
+        return [], problem
+    return [s for line in text.splitlines() for s in split_sentences(line)], None
+
+
+def _record_text(doc: RawDocument, text_field: str) -> tuple[str, str | None]:
+    """(text, problem): the ``text_field`` string of a JSONL document's record."""
     try:
         record = json.loads(doc.lines[0])
     except json.JSONDecodeError as exc:
-        return [], f"invalid JSON ({exc.msg} at column {exc.colno}), record skipped"
+        return "", f"invalid JSON ({exc.msg} at column {exc.colno}), record skipped"
     text = record.get(text_field) if isinstance(record, dict) else None
     if not isinstance(text, str):
-        return [], f"no string \"{text_field}\" field, record skipped"
-    return [s for line in text.splitlines() for s in split_sentences(line)], None
+        return "", f"no string \"{text_field}\" field, record skipped"
+    return text, None
 
 
 def document_lines(doc: RawDocument, text_field: str = "text") -> tuple[list[str], str | None]:
@@ -297,13 +305,9 @@ def document_lines(doc: RawDocument, text_field: str = "text") -> tuple[list[str
     tokenizer trainer needs: the same words as :func:`document_sentences`, without its cost)."""
     if doc.fmt != "jsonl":
         return doc.lines, None
-    try:
-        record = json.loads(doc.lines[0])
-    except json.JSONDecodeError as exc:
-        return [], f"invalid JSON ({exc.msg} at column {exc.colno}), record skipped"
-    text = record.get(text_field) if isinstance(record, dict) else None
-    if not isinstance(text, str):
-        return [], f"no string \"{text_field}\" field, record skipped"
+    text, problem = _record_text(doc, text_field)
+    if problem:
+        return [], problem
     return [line.strip() for line in text.splitlines() if line.strip()], None
 
 
