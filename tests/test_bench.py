@@ -2,6 +2,7 @@
 import json
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -128,3 +129,51 @@ def test_bench_user_errors(args, match, capsys):
 def test_bench_options_reject_unknown_parts_directly():
     with pytest.raises(UserError, match="unknown part"):
         run_bench(BenchOptions(only=("nope",)))
+
+
+# ------------------------------------------------------------------------- --engines
+def test_engines_side_by_side_with_accuracy(tmp_path, capsys):
+    """Every engine on the same batches: the rows, the ratio to berts fp32, and on a labelled file
+    each engine's accuracy, berts' equal to what the inference API gives."""
+    pytest.importorskip("transformers")
+    from test_inference import make_classifier, sentences
+
+    from berts.bench.engines import ENGINES, available
+    from berts.inference import Classifier
+
+    model = make_classifier(tmp_path / "clf")
+    texts = sentences(50, seed=31, lo=1, hi=60)
+    data = tmp_path / "test.tsv"
+    data.write_text("sentence\tlabel\n" + "".join(f"{t}\t{'pos' if i % 2 else 'neg'}\n" for i, t in enumerate(texts)))
+    out = tmp_path / "engines.json"
+    assert main(["bench", "--only", "infer", "--engines", ",".join(ENGINES), "--model", str(model), "--eval-file",
+                 str(data), "--steps", "2", "--warmup", "1", "--threads", "1", "--batch", "4", "--json", str(out)]) == 0
+    table = capsys.readouterr().out
+    result = json.loads(out.read_text())
+    here = [e for e in ENGINES if available(e) is None]
+    assert {(r["engine"], r["batch"]) for r in result["rows"]} == {(e, b) for e in here for b in (1, 4)}
+    assert set(result["skipped"]) == set(ENGINES) - set(here)
+    for r in result["rows"]:
+        assert r["tokens_per_s"] > 0 and r["latency_ms"] > 0 and math.isfinite(r["vs_berts"])
+        assert r["vs_berts"] == 1.0 if r["engine"] == "berts" else r["vs_berts"] > 0
+    acc = result["accuracy"]
+    preds = Classifier.from_pretrained(model).predict(texts)
+    assert acc["berts"]["accuracy"] == pytest.approx(np.mean([p.label == ("pos" if i % 2 else "neg")
+                                                              for i, p in enumerate(preds)]))
+    assert acc["berts"]["agreement"] == 1.0 and acc["berts"]["examples"] == 50
+    for name in ("transformers", "onnxruntime"):  # fp32 engines: the same labels (ties aside)
+        if name in acc:
+            assert acc[name]["agreement"] >= 0.98
+    assert "vs berts" in table and "agrees with berts fp32" in table
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--engines", "berts", "--only", "infer,finetune"], "use it with --only infer"),
+    (["--engines", "berts,nope", "--only", "infer"], "--engines: unknown nope"),
+    (["--model", "x"], "--model and --eval-file go with --engines"),
+    (["--engines", "berts", "--only", "infer", "--eval-file", "x.tsv"], "--eval-file needs --model DIR"),
+])
+def test_engines_user_errors(args, match, capsys):
+    assert main(["bench", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and match in err

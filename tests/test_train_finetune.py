@@ -182,7 +182,7 @@ def test_regression(hf_base, tmp_path, capsys):
     capsys.readouterr()
     assert cli(["predict", out / "best", dev]) == 0
     rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
-    assert len(rows) == 100 and set(rows[0]) == {"line", "value"}
+    assert len(rows) == 100 and {"line", "value"} <= set(rows[0])  # (+ the text: berts predict's own test)
 
 
 def test_malformed_rows_and_unknown_labels(hf_base, tmp_path, capsys):

@@ -10,12 +10,13 @@ from berts.config import BertConfig, preset, preset_names
 from berts.errors import UserError
 from berts.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, ModelOutput
 from berts.hf import load, load_config
+from berts.inference import Classifier
 from berts.model import BertModel
 from berts.version import __version__
-
 
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "ModelOutput",
+    "Classifier",
     "__version__",
 ]

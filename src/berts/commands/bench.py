@@ -13,7 +13,8 @@ def register(subparsers) -> None:
         description="Pretraining step (MLM + NSP), fine-tuning step (sequence classification) and inference "
                     "of berts and transformers, in one process, on the same batches, config and threads: "
                     "tokens/s, ratio, useful GFLOP/s against a measured matmul ceiling, peak memory. Also "
-                    "`berts prepare` MB/s and tokenizer throughput.")
+                    "`berts prepare` MB/s and tokenizer throughput. With --only infer --engines: one classifier "
+                    "in berts, transformers, onnxruntime and their int8 forms.")
     p.add_argument("--preset", default="mini", help="model size preset (default mini)")
     p.add_argument("--seq", type=int, default=128, metavar="N", help="sequence length (default 128)")
     p.add_argument("--batch", type=int, default=32, metavar="N", help="batch size (default 32)")
@@ -36,6 +37,14 @@ def register(subparsers) -> None:
     p.add_argument("--compile", action="store_true", help="torch.compile berts (falls back with a warning)")
     p.add_argument("--no-transformers", action="store_true", help="berts alone")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--engines", metavar="LIST",
+                   help="with --only infer: one classifier served by each of these engines, side by side (those "
+                        "installed): berts, berts-int8, transformers, torch-int8, onnxruntime, onnxruntime-int8; "
+                        "batch 1 and --batch, sequence cap --seq")
+    p.add_argument("--model", metavar="DIR", help="with --engines: a fine-tuned classifier (default: a random "
+                                                   "--preset one)")
+    p.add_argument("--eval-file", metavar="FILE", help="with --engines and --model: a labelled file; its texts are "
+                                                       "the benchmark's, and each engine's accuracy is reported")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     p.set_defaults(func=run)
 
@@ -55,6 +64,8 @@ def run(args) -> int:
 
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if args.engines is None and (args.model or args.eval_file):
+        raise UserError("--model and --eval-file go with --engines (the inference engines benchmark)")
     opts = BenchOptions(
         preset=args.preset, seq=args.seq, batch=args.batch, steps=args.steps, warmup=args.warmup,
         threads=args.threads, device=args.device, corpus=args.corpus,
@@ -62,8 +73,17 @@ def run(args) -> int:
         regimes=tuple(x.strip() for x in args.lengths.split(",") if x.strip()),
         compile=args.compile, transformers=not args.no_transformers, seed=args.seed,
         fast_path=_fast_paths(args.fast_paths))
-    result = run_bench(opts)
-    print(format_table(result))
+    if args.engines is not None:
+        from berts.bench.engines import format_engines, parse_engines, run_engines
+
+        if opts.only != ("infer",):
+            raise UserError("--engines compares inference engines: use it with --only infer")
+        result = run_engines(opts, parse_engines(args.engines), args.model, args.eval_file,
+                             batches=tuple(dict.fromkeys((1, opts.batch))))
+        print(format_engines(result))
+    else:
+        result = run_bench(opts)
+        print(format_table(result))
     if args.json:
         path = Path(args.json)
         if path.parent and not path.parent.exists():

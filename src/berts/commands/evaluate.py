@@ -1,4 +1,4 @@
-"""`berts evaluate MODEL_DIR FILE`: the metrics of a fine-tuned model on a labelled file."""
+"""`berts evaluate MODEL_DIR FILE [--int8]`: the metrics of a fine-tuned model on a labelled file."""
 from __future__ import annotations
 
 import json
@@ -18,34 +18,57 @@ def register(subparsers) -> None:
     add_data_arguments(p)
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
+    p.add_argument("--int8", action="store_true",
+                   help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from berts.data.classification import ClassificationDataset
-    from berts.metrics import compute_metrics
-    from berts.train.recipes import check_max_length, drop_unknown_labels, load_classifier, read_table
-    from berts.train.tasks import predict_logits
+def _line(name: str, metrics: dict) -> str:
+    return f"{name}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
-    model, tokenizer, label_map, settings = load_classifier(args.model, args.device)
-    regression = label_map is None
-    d = data_settings(args, settings, labels=True)
-    d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
-    task = "regression" if regression else "classification"
+
+def run(args) -> int:
+    from berts.inference import Classifier, agreement, check_batch_size
+    from berts.metrics import compute_metrics
+    from berts.train.recipes import check_max_length, drop_unknown_labels, read_table
+
+    check_batch_size(args.batch_size)
+    clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
+    d = data_settings(args, clf.settings, labels=True)
+    d.max_length = check_max_length(d.max_length, clf.model.config.max_position_embeddings)
+    task = "regression" if clf.regression else "classification"
     examples, report = read_table(args.file, d, task=task)
-    examples = drop_unknown_labels(examples, label_map, report, d.skip_bad_rows)
+    examples = drop_unknown_labels(examples, clf.label_map, report, d.skip_bad_rows)
     if report.num_skipped:
         print(report.summary(), file=sys.stderr)
-    ds = ClassificationDataset(examples, tokenizer, label_map=label_map, max_length=d.max_length,
-                               regression=regression)
-    logits = predict_logits(model, ds, args.batch_size)
-    metrics = compute_metrics(task, logits[:, 0] if regression else logits, ds.labels,
-                              1 if regression else len(label_map))
-    metrics["examples"] = len(ds)
+    ds = clf.dataset(examples, d.max_length)
+    num_labels = 1 if clf.regression else len(clf.label_map)
+
+    def score(logits):
+        m = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
+        m["examples"] = len(ds)
+        return m
+
+    fp32_logits = clf.logits(ds, args.batch_size)
+    metrics = score(fp32_logits)
+    if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
+        from berts.inference import quantize_int8
+
+        quantize_int8(clf.model)
+        int8_logits = clf.logits(ds, args.batch_size)
+        fp32, metrics = metrics, score(int8_logits)
+        metrics["fp32"] = {k: v for k, v in fp32.items() if k != "examples"}
+        metrics["int8_vs_fp32"] = agreement(fp32_logits, int8_logits, clf.regression)
     if args.json:
         print(json.dumps(metrics))
-    else:
-        print(f"{args.file}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                           for k, v in metrics.items()))
+        return 0
+    if not args.int8:
+        print(_line(args.file, metrics))
+        return 0
+    fp32, versus = metrics.pop("fp32"), metrics.pop("int8_vs_fp32")
+    print(_line(f"{args.file} (int8)", metrics))
+    print(_line(f"{args.file} (fp32)", fp32))
+    key = "accuracy" if "accuracy" in fp32 else "pearson"
+    print(f"int8 vs fp32: {key} {metrics[key] - fp32[key]:+.4f}; " + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()))
     return 0

@@ -1,4 +1,15 @@
-"""`berts predict MODEL_DIR [FILE|-] [--out FILE]`: labels and probabilities as JSONL."""
+"""`berts predict MODEL_DIR [FILE|-] [--out FILE] [--id-column COL] [--int8]`: predictions as JSONL.
+
+One rule for a file and for stdin (stdin is read as the same bytes in a file would be):
+
+* ``line`` is the physical line of the example in the input, 1-based, a header line counted (a
+  file's first example under a header is line 2, and so is stdin's when it carries the header);
+* a TSV input whose first row names the model's text column (the column it was fine-tuned on)
+  is a table with a header; otherwise, unless ``--text-column`` is given, it is plain lines: TEXT,
+  or TEXT<tab>PAIR for a pair model (so `head -4 test.tsv | berts predict M` skips the header);
+* each output object carries the input text (``text``, and ``pair`` for a pair model), or the
+  value of ``--id-column`` (``id``) instead.
+"""
 from __future__ import annotations
 
 import json
@@ -9,20 +20,29 @@ import tempfile
 from pathlib import Path
 
 from berts.commands.common import add_data_arguments, data_settings
+from berts.errors import UserError
+
+INT8_CHECK = 512  # examples predicted in fp32 too, for predict --int8's agreement line
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "predict", help="predict labels (JSONL) for a file or stdin",
-        description="Run a fine-tuned model on a TSV/CSV/JSONL file, or on stdin (default: one text a line, "
-                    "or TEXT<tab>PAIR for a pair model). Writes one JSON object per example: its input line, "
-                    "label and probabilities (regression: value).")
+        description="Run a fine-tuned model on a TSV/CSV/JSONL file, or on stdin (a table with the model's "
+                    "header, or one text a line, or TEXT<tab>PAIR for a pair model). Writes one JSON object "
+                    "per example: its input line (the physical line, a header counted, the same for a file "
+                    "and for stdin), its text (or --id-column), label and probabilities (regression: value).")
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", nargs="?", default="-", metavar="FILE", help="input file, or - for stdin (default)")
     p.add_argument("--out", metavar="FILE", help="output JSONL (default: stdout)")
     add_data_arguments(p, labels=False)
+    p.add_argument("--id-column", metavar="COL",
+                   help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
     p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
+    p.add_argument("--int8", action="store_true",
+                   help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
+                        f"the first {INT8_CHECK} examples")
     p.set_defaults(func=run)
 
 
@@ -34,50 +54,115 @@ def _stdin_to_file(fmt: str) -> Path:
     return Path(name)
 
 
-def run(args) -> int:
-    import numpy as np
-    import torch
+def _first_row(path: Path) -> list[str] | None:
+    from berts.fileio import open_binary
 
-    from berts.data.classification import ClassificationDataset
-    from berts.train.recipes import check_max_length, load_classifier, read_table
-    from berts.train.tasks import predict_logits
-
-    model, tokenizer, label_map, settings = load_classifier(args.model, args.device)
-    regression = label_map is None
-    stdin = args.file == "-"
-    if stdin and (args.format or "tsv") == "tsv" and args.text_column is None:
-        # plain lines from a pipe: TEXT, or TEXT<tab>PAIR for a pair model; no header
-        settings = {**settings, "format": "tsv", "header": False, "text_column": "0",
-                    "pair_column": "1" if settings.get("pair_column") is not None else None}
-    d = data_settings(args, settings, labels=False)
-    d.max_length = check_max_length(d.max_length, model.config.max_position_embeddings)
-    path = _stdin_to_file(args.format or d.format) if stdin else Path(args.file)
     try:
-        examples, report = read_table(path, d, labels=False, task="regression" if regression else "classification")
+        with open_binary(path) as f:
+            for raw in f:
+                text = raw.decode("utf-8", errors="replace").lstrip("\ufeff").rstrip("\r\n")
+                if text.strip():
+                    return [c.strip() for c in text.split("\t")]
+    except OSError:
+        return None  # the reader says what is wrong
+    return None
+
+
+def _settings(args, clf, path: Path, fmt: str) -> dict:
+    """The model's column settings, or plain lines (see the module docstring)."""
+    settings = dict(clf.settings)
+    named = settings.get("text_column")
+    is_name = isinstance(named, str) and not named.lstrip("-").isdigit()
+    if fmt != "tsv" or args.text_column is not None or (is_name and named in (_first_row(path) or [])):
+        return settings
+    pair = settings.get("pair_column") is not None
+    if named is None and len(_first_row(path) or []) > 1 + pair:
+        return settings  # a model without column settings, a table: the reader asks for --text-column
+    if is_name or named is None:  # no header naming the model's column: plain lines, no header
+        settings.update(format="tsv", header=False, text_column="0",
+                        pair_column="1" if pair else None)
+    return settings
+
+
+def _format(args, settings: dict, path: Path | None) -> str:
+    from berts.data.tables import _format_of
+
+    fmt = args.format or settings.get("format") or "auto"
+    if path is None:  # stdin: no name to go by
+        return fmt if fmt != "auto" else "tsv"
+    return _format_of(path, fmt)
+
+
+def run(args) -> int:
+    from berts.inference import Classifier, agreement, check_batch_size, quantize_int8
+    from berts.train.recipes import check_max_length, read_table
+
+    check_batch_size(args.batch_size)
+    if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
+        raise UserError("stdout is closed: nowhere to write the predictions (give --out FILE)")
+    clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
+    stdin = args.file == "-"
+    fmt = _format(args, clf.settings, None if stdin else Path(args.file))
+    path = _stdin_to_file(fmt) if stdin else Path(args.file)
+    shown = "<stdin>" if stdin else str(path)
+    try:
+        settings = _settings(args, clf, path, fmt)
+        d = data_settings(args, settings, labels=False)
+        d.max_length = check_max_length(d.max_length, clf.model.config.max_position_embeddings)
+        task = "regression" if clf.regression else "classification"
+        examples, report = read_table(path, d, labels=False, task=task)
+        ids = None
+        if args.id_column is not None:
+            d.text_column, d.pair_column = args.id_column, None
+            rows, _ = read_table(path, d, labels=False, task=task)
+            ids = {e.line: e.text for e in rows}
+            missing = next((e.line for e in examples if e.line not in ids), None)
+            if missing is not None:
+                raise UserError(f"{path}:{missing}: no value in the id column {args.id_column}")
+    except UserError as exc:
+        raise UserError(str(exc).replace(str(path), shown)) from None
     finally:
         if stdin:
             path.unlink(missing_ok=True)
     if report.num_skipped:
-        print(report.summary().replace(str(path), "<stdin>") if stdin else report.summary(), file=sys.stderr)
-    ds = ClassificationDataset(examples, tokenizer, label_map=label_map, max_length=d.max_length,
-                               regression=regression)
-    logits = predict_logits(model, ds, args.batch_size)
-    out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+        print(report.summary().replace(str(path), shown), file=sys.stderr)
+    ds = clf.dataset(examples, d.max_length)
+    if args.int8:
+        check = clf.dataset(examples[:INT8_CHECK], d.max_length)
+        fp32 = clf.logits(check, args.batch_size)
+        quantize_int8(clf.model)
+        versus = agreement(fp32, clf.logits(check, args.batch_size), clf.regression)
+        print(f"predict --int8: against fp32 on the first {len(check)} examples: "
+              + "  ".join(f"{k} {v:.4f}" for k, v in versus.items())
+              + " (`berts evaluate --int8` measures accuracy on a labelled file)", file=sys.stderr)
+    predictions = clf.decode(clf.logits(ds, args.batch_size))
+    pair = any(e.text_pair is not None for e in examples)
+    target = args.out or "<stdout>"
     try:
-        if regression:
-            for e, value in zip(examples, logits[:, 0].tolist()):
-                out.write(json.dumps({"line": e.line, "value": round(value, 6)}) + "\n")
-        else:
-            probs = torch.from_numpy(logits).softmax(-1).numpy()
-            best = np.argmax(probs, axis=-1)
-            names = label_map.names
-            for e, p, k in zip(examples, probs.tolist(), best.tolist()):
-                out.write(json.dumps({"line": e.line, "label": names[k],
-                                      "probabilities": {n: round(x, 6) for n, x in zip(names, p)}},
-                                     ensure_ascii=False) + "\n")
-    finally:
-        if out is not sys.stdout:
-            out.close()
+        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+        try:
+            for e, p in zip(examples, predictions):
+                row = {"line": e.line}
+                if ids is not None:
+                    row["id"] = ids[e.line]
+                else:
+                    row["text"] = e.text
+                    if pair:
+                        row["pair"] = e.text_pair
+                if clf.regression:
+                    row["value"] = round(p.value, 6)
+                else:
+                    row["label"] = p.label
+                    row["probabilities"] = {n: round(x, 6) for n, x in p.probabilities.items()}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+            out.flush()
+        finally:
+            if out is not sys.stdout:
+                out.close()
+    except BrokenPipeError:
+        raise  # `| head`: cli.main ends quietly
+    except OSError as exc:  # a full disk, a closed descriptor
+        raise UserError(f"{target}: cannot write the predictions ({exc.strerror or exc})") from None
     if args.out:
         print(f"predict: {len(examples)} predictions -> {args.out}", file=sys.stderr)
     return 0

@@ -1,0 +1,71 @@
+"""`berts export MODEL_DIR --onnx OUT.onnx [--optimize] [--int8]`: an ONNX graph, checked in onnxruntime."""
+from __future__ import annotations
+
+import json
+import sys
+
+from berts.commands.common import add_data_arguments, data_settings
+from berts.errors import UserError
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "export", help="export a model to ONNX, checked in onnxruntime",
+        description="Export a berts or Hugging Face BERT/ALBERT directory as ONNX (inputs input_ids, "
+                    "attention_mask, token_type_ids with dynamic batch and sequence axes; output the logits, "
+                    "or the hidden states of a bare encoder). The graph is then run in onnxruntime on real text "
+                    "(--eval-file, or the Python reference manual's paragraphs) and compared with berts in fp32: "
+                    "more than 1e-4 apart is an error. Needs the onnx extra: pip install 'berts[onnx]'.")
+    p.add_argument("model", metavar="MODEL_DIR", help="a model directory (e.g. OUT/best)")
+    p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
+    p.add_argument("--optimize", action="store_true",
+                   help="run onnxruntime's transformer optimizer on the graph (fused attention, LayerNorm, GELU)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write OUT.int8.onnx (dynamic int8), reported against the fp32 graph")
+    p.add_argument("--eval-file", metavar="FILE",
+                   help="texts to check on (a classifier's labelled file: int8 accuracy is reported too), read "
+                        "with the model's column settings")
+    add_data_arguments(p)
+    p.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (default: its own)")
+    p.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    p.set_defaults(func=run)
+
+
+def _texts(args):
+    """(texts, pairs, labels) of --eval-file, read with the model's settings (None: real text)."""
+    if not args.eval_file:
+        return None, None, None
+    from berts.hf import read_config
+    from berts.train.recipes import SETTINGS_KEY, read_table
+
+    config = read_config(args.model)
+    settings = dict(config.extra.get(SETTINGS_KEY) or {})
+    labelled = config.id2label is not None and (args.label_column or settings.get("label_column")) is not None
+    d = data_settings(args, settings, labels=labelled)
+    if d.text_column is None:
+        raise UserError(f"{args.eval_file}: give --text-column (the model keeps no column settings)")
+    examples, _ = read_table(args.eval_file, d, labels=labelled, task="classification")
+    pairs = [e.text_pair for e in examples] if d.pair_column is not None else None
+    return [e.text for e in examples], pairs, ([e.label for e in examples] if labelled else None)
+
+
+def run(args) -> int:
+    from berts.export import export_onnx
+
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be >= 1, got {args.threads}")
+    texts, pairs, labels = _texts(args)
+    r = export_onnx(args.model, args.onnx, optimize=args.optimize, int8=args.int8, texts=texts, pairs=pairs,
+                    labels=labels, threads=args.threads)
+    if args.json:
+        print(json.dumps(r))
+        return 0
+    print(f"export: {r['architecture']} -> {r['files']['fp32']} (outputs {', '.join(r['outputs'])}; "
+          f"{r['export_s']:.1f}s)")
+    print(f"onnxruntime vs berts on {r['texts']} texts: max |diff| {r['max_abs_diff']:.2e}"
+          + (f"; optimized graph {r['optimized_max_abs_diff']:.2e}" if "optimized_max_abs_diff" in r else "")
+          + f" (tolerance {r['tolerance']:g})")
+    if "int8" in r:
+        print(f"int8 -> {r['files']['int8']}: against the fp32 graph: "
+              + "  ".join(f"{k} {v:.4f}" for k, v in r["int8"].items()), file=sys.stdout)
+    return 0
