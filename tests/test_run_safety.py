@@ -8,7 +8,7 @@ import string
 
 import pytest
 import torch
-from train_utils import cli, pretrain_args, shards, spawn, wait_for, weights  # noqa: F401 (fixture)
+from train_utils import RUN, SLOW_STEPS, cli, pretrain_args, shards, spawn, wait_for, weights  # noqa: F401 (fixture)
 
 from berts.train import checkpoint
 
@@ -141,19 +141,6 @@ def test_out_naming_a_file(base, tmp_path, capsys):
 
 
 # ----------------------------------------------------------------------------- signals
-RUN = ["train.max_steps=24", "train.save_every=8", "train.keep_last=2", "train.grad_accum=2", "log.every=4"]
-
-SLOW_STEPS = """
-import sys, time
-from berts.train.trainer import Trainer
-step = Trainer._train_step
-def slow(self, batches):
-    step(self, batches)
-    time.sleep(0.05)
-Trainer._train_step = slow
-from berts.cli import main
-sys.exit(main(sys.argv[1:]))
-"""
 
 
 @pytest.fixture(scope="module")

@@ -103,3 +103,21 @@ def wait_for(predicate, proc: subprocess.Popen | None = None, timeout: float = 6
             raise AssertionError(f"process ended (rc {proc.returncode}) before {what}:\n{proc.stdout.read()}")
         time.sleep(0.01)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# A resumable run with dropout on (the RNG states must be restored) and accumulation (the data
+# position is mid-step), and a runner that slows its steps so that a test can kill or signal it
+# between checkpoints.
+RUN = ["train.max_steps=24", "train.save_every=8", "train.keep_last=2", "train.grad_accum=2", "log.every=4"]
+
+SLOW_STEPS = """
+import sys, time
+from berts.train.trainer import Trainer
+step = Trainer._train_step
+def slow(self, batches):
+    step(self, batches)
+    time.sleep(0.04)
+Trainer._train_step = slow
+from berts.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
