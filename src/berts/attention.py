@@ -9,8 +9,11 @@ path (scores -> mask -> softmax -> dropout -> @ v) when the caller wants the pre
 Masks are bool, True = attend, broadcast against [rows, heads, S, S]:
 
 * padding: ``padding_mask(attention_mask)`` -> [B, 1, 1, S];
-* full: [B, 1, S, S], query i may attend key j: ``causal_mask(S)``, ``prefix_mask(token_type_ids)``
-  (UniLM's seq2seq mask), or any hand-built one;
+* full: [B, 1, S, S], query i may attend key j: ``causal_mask(S)``, ``right_to_left_mask(S)``,
+  ``prefix_mask(token_type_ids)`` (UniLM's seq2seq mask), or any hand-built one;
+* ``mode_mask(mode, attention_mask, token_type_ids)``: UniLM's four modes (``MODES``) as a full
+  [B, S, S] mask, intersected with the padding (padding queries attend nothing, so the fast
+  paths drop them); ``UNILM_MIX`` is UniLM's share of each mode in pretraining;
 * ``combine(a, b, ...)``: their intersection (None ones skipped).
 
 A float mask is an additive bias (added to the scores), as SDPA takes it. The block-diagonal mask
@@ -103,3 +106,49 @@ def combine(*masks):
         if m is not None:
             out = m if out is None else out & m
     return out
+
+
+def right_to_left_mask(seq: int, device=None) -> torch.Tensor:
+    """bool [1, 1, S, S]: query i sees keys j >= i (the mirror of ``causal_mask``)."""
+    return torch.ones(seq, seq, dtype=torch.bool, device=device).triu()[None, None]
+
+
+# UniLM's self-attention modes, in this order everywhere (the mode index a batch carries is the
+# place in this tuple); UNILM_MIX is UniLM's mix: 1/3 bidirectional, 1/6 each direction, 1/3 seq2seq.
+MODES = ("bidirectional", "left-to-right", "right-to-left", "seq2seq")
+UNILM_MIX = (1 / 3, 1 / 6, 1 / 6, 1 / 3)
+
+
+def mode_index(mode) -> int:
+    """A mode name (or its index) -> its index in MODES."""
+    if isinstance(mode, str):
+        if mode not in MODES:
+            raise ValueError(f"attention mode must be one of {', '.join(MODES)}, got {mode!r}")
+        return MODES.index(mode)
+    mode = int(mode)
+    if not 0 <= mode < len(MODES):
+        raise ValueError(f"attention mode index must be 0..{len(MODES) - 1}, got {mode}")
+    return mode
+
+
+def mode_mask(mode, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+    """The full mask of one of UniLM's modes: bool [B, S, S], query i may attend key j.
+
+    ``attention_mask``: the padding mask [B, S] (1 = real). Query i attends key j when both are
+    real and the mode allows it: bidirectional (all), left-to-right (j <= i), right-to-left
+    (j >= i), seq2seq (``prefix_mask`` on ``token_type_ids``: A sees A, B sees A and B up to
+    itself). Padding queries attend nothing (the model gives them their own key: no NaN).
+    """
+    m = mode_index(mode)
+    real = attention_mask.bool()  # [B, S]
+    b, s = real.shape
+    allowed = real[:, None, :] & real[:, :, None]  # [B, S(query), S(key)]
+    if m == 1:
+        allowed = allowed & causal_mask(s, real.device)[0]
+    elif m == 2:
+        allowed = allowed & right_to_left_mask(s, real.device)[0]
+    elif m == 3:
+        if token_type_ids is None:
+            raise ValueError("the seq2seq mode needs token_type_ids (0 = source, 1 = target)")
+        allowed = allowed & prefix_mask(token_type_ids)[:, 0]
+    return allowed

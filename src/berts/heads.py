@@ -1,5 +1,6 @@
 """Task models: an encoder (``self.bert``, model.py) + objectives (objectives/), UER's embedding +
-encoder + target split. BertForPreTraining, BertForMaskedLM, BertForSequenceClassification.
+encoder + target split. BertForPreTraining, BertForMaskedLM, BertForSequenceClassification,
+BertForUnifiedLM (UniLM: one encoder, the attention mode per batch, MLM and next-token LM).
 
 Calling convention and output field names follow transformers, so code written for transformers
 trains berts unchanged; a misspelled keyword raises TypeError, as there. Additions:
@@ -24,9 +25,11 @@ from dataclasses import dataclass
 
 import torch
 
+from berts.attention import MODES, mode_mask
 from berts.config import BertConfig
 from berts.model import BertModel, BertPreTrainedModel
 from berts.objectives import MaskedLM, Objective, SentencePair, SequenceClassification, SpanBoundary
+from berts.objectives.lm import NextTokenLM
 
 
 @dataclass
@@ -35,6 +38,7 @@ class ModelOutput:
     logits: torch.Tensor | None = None
     prediction_logits: torch.Tensor | None = None
     seq_relationship_logits: torch.Tensor | None = None
+    lm_logits: torch.Tensor | None = None  # next-token logits at lm_positions, [N, vocab]
     last_hidden_state: torch.Tensor | None = None
     pooler_output: torch.Tensor | None = None
     hidden_states: tuple[torch.Tensor, ...] | None = None
@@ -88,6 +92,10 @@ class BertTaskModel(BertPreTrainedModel):
             batch = o.prepare(batch)
         return batch
 
+    def runs(self, objective: Objective, batch: dict) -> bool:
+        """Whether ``objective`` runs on this (prepared) batch; all of them, unless a model says."""
+        return True
+
     def loss_counts(self, batch: dict) -> dict[str, int]:
         """{part: items its mean is over} for this batch, from the batch alone (no forward)."""
         counts = {}
@@ -100,7 +108,7 @@ class BertTaskModel(BertPreTrainedModel):
         """The encoder, then each objective on the rows it asked for; their results in one ModelOutput."""
         batch = self._prepared(dict(targets or {}, input_ids=input_ids, attention_mask=attention_mask,
                                     token_type_ids=token_type_ids))
-        objectives = self.objectives()
+        objectives = [o for o in self.objectives() if self.runs(o, batch)]
         requests = [o.rows(batch) for o in objectives]
         output_rows = None if not requests or any(r is None for r in requests) else torch.cat(requests)
         enc = self.bert(input_ids, attention_mask, token_type_ids, position_ids,
@@ -198,3 +206,60 @@ class BertForSequenceClassification(BertTaskModel):
                 output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
         return self.run(input_ids, attention_mask, token_type_ids, position_ids, dict(labels=labels),
                         output_hidden_states, output_attentions, output_attention_scores)
+
+
+@register_task_model
+class BertForUnifiedLM(BertTaskModel):
+    """UniLM: the BERT encoder (no pooler) + the MLM head, trained under one of the attention
+    modes of berts.attention.MODES per batch (``lm_mode``: a name or its index, also a 0-d
+    tensor, as batches carry it), with two objectives on that one head:
+
+    * ``mlm`` (unified MLM): masked tokens predicted under the batch's mode;
+    * ``lm`` (objectives/lm.py): next-token prediction at ``lm_positions`` (causal LM, seq2seq LM).
+
+    ``attention_mask`` is the padding mask [B, S]; with ``lm_mode`` the model builds the mode's
+    full mask from it and ``token_type_ids`` (a full [B, S, S] mask given is used as it is).
+    Without ``lm_mode`` it is BERT (bidirectional). Its parameters are exactly BertForMaskedLM's,
+    so transformers loads the directory as BertForMaskedLM (same outputs for bidirectional
+    input); the mode is an input, and which mode generation uses is ``config.extra
+    ["berts_lm_mode"]`` (transformers has no way to say either).
+    """
+
+    hf_architectures = {"bert": "BertForUnifiedLM", "albert": "AlbertForUnifiedLM"}
+    objective_names = ("mlm", "lm")
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
+        self.lm = NextTokenLM(self.mlm)
+        self.init_weights()
+
+    def runs(self, objective, batch):
+        # a next-token batch without MLM targets: no dense MLM logits at every position
+        return not (objective is self.mlm and batch.get("lm_labels") is not None
+                    and batch.get("mlm_labels") is None)
+
+    @staticmethod
+    def full_mask(lm_mode, input_ids, attention_mask=None, token_type_ids=None):
+        """The mode's [B, S, S] mask (or the given mask when no mode / already full)."""
+        if lm_mode is None or (attention_mask is not None and attention_mask.dim() > 2):
+            return attention_mask
+        if isinstance(lm_mode, torch.Tensor):
+            lm_mode = int(lm_mode.reshape(-1)[0])
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if lm_mode in (0, MODES[0]):
+            return attention_mask  # bidirectional: the padding mask, BERT's own path
+        return mode_mask(lm_mode, attention_mask, token_type_ids)
+
+    def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, lm_mode=None,
+                labels=None, mlm_positions=None, mlm_labels=None, lm_positions=None, lm_labels=None,
+                output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
+        mask = self.full_mask(lm_mode, input_ids, attention_mask, token_type_ids)
+        out = self.run(input_ids, mask, token_type_ids, position_ids,
+                       dict(labels=labels, mlm_positions=mlm_positions, mlm_labels=mlm_labels,
+                            lm_positions=lm_positions, lm_labels=lm_labels),
+                       output_hidden_states, output_attentions, output_attention_scores)
+        out.logits = out.prediction_logits if out.prediction_logits is not None else out.lm_logits
+        return out

@@ -181,3 +181,66 @@ def better(metric_name: str, a: float | None, b: float | None) -> bool:
     if b is None or math.isnan(b):
         return True
     return a > b if higher_is_better(metric_name) else a < b
+
+
+# ----------------------------------------------------------------------------- generation
+# Our own BLEU and ROUGE-L (tests/test_generate_metrics.py checks them by hand and against
+# nltk's published examples): berts adds no dependency for two short formulas, and both run
+# on whitespace tokens of the decoded text (the same tokens for every model of one tokenizer).
+SEQ2SEQ_METRICS = ("bleu", "rouge_l", "token_acc")
+
+
+def _ngrams(tokens: list, n: int) -> dict:
+    out: dict = {}
+    for i in range(len(tokens) - n + 1):
+        g = tuple(tokens[i:i + n])
+        out[g] = out.get(g, 0) + 1
+    return out
+
+
+def corpus_bleu(hypotheses: list[list[str]], references: list[list[str]], max_n: int = 4) -> float:
+    """Corpus BLEU (Papineni et al. 2002), one reference per hypothesis, in [0, 1]: the geometric
+    mean of the clipped n-gram precisions (n = 1..4, summed over the corpus first) times the
+    brevity penalty exp(1 - r / c) when the hypotheses are shorter (c < r). No smoothing: a
+    corpus with no matching 4-gram scores 0, as sacrebleu's and nltk's unsmoothed BLEU."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    match, total = [0] * max_n, [0] * max_n
+    c = r = 0
+    for hyp, ref in zip(hypotheses, references):
+        c, r = c + len(hyp), r + len(ref)
+        for n in range(1, max_n + 1):
+            h, g = _ngrams(hyp, n), _ngrams(ref, n)
+            match[n - 1] += sum(min(k, g.get(gram, 0)) for gram, k in h.items())
+            total[n - 1] += max(len(hyp) - n + 1, 0)
+    if c == 0 or min(match) == 0:
+        return 0.0
+    log_p = sum(math.log(m / t) for m, t in zip(match, total)) / max_n
+    bp = 1.0 if c > r else math.exp(1 - r / c)
+    return bp * math.exp(log_p)
+
+
+def lcs_length(a: list, b: list) -> int:
+    """The length of the longest common subsequence (dynamic programming, O(len a x len b))."""
+    prev = [0] * (len(b) + 1)
+    for x in a:
+        cur = [0]
+        for j, y in enumerate(b):
+            cur.append(prev[j] + 1 if x == y else max(prev[j + 1], cur[j]))
+        prev = cur
+    return prev[-1]
+
+
+def rouge_l(hypotheses: list[list[str]], references: list[list[str]]) -> float:
+    """ROUGE-L F1 (Lin 2004; beta = 1), the mean over the pairs: LCS / len as precision and recall."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    scores = []
+    for hyp, ref in zip(hypotheses, references):
+        lcs = lcs_length(hyp, ref)
+        if lcs == 0:
+            scores.append(0.0)
+            continue
+        p, rec = lcs / len(hyp), lcs / len(ref)
+        scores.append(2 * p * rec / (p + rec))
+    return float(np.mean(scores)) if scores else 0.0

@@ -25,6 +25,11 @@ Fast paths, each a switch (``set_fast_path``) with the plain path beside it, tes
 1e-5 (tests/test_fastpath.py): ``unpad``/``pack`` (see padding.Unpadded), ``sparse_output`` (the
 ``output_rows`` of BertModel.forward), ``fast_dropout``; ``compile_model`` wraps torch.compile
 with a clean fallback. benchmarks/README.md says what each one gives.
+
+Incremental decoding (berts.generate): ``bert.decode(new_ids, cache, mask=...)`` runs the new
+positions only, their queries against the keys and values of every earlier position kept in a
+``KVCache``. That is exact whenever no earlier position may see a later one (left-to-right,
+seq2seq for the target): each layer's output at an earlier position is then final.
 """
 from __future__ import annotations
 
@@ -41,7 +46,7 @@ from berts.padding import Unpadded, guard_empty_rows, unpad_index
 
 __all__ = ["BertModel", "BertEncoder", "BertLayer", "BertAttention", "BertFeedForward", "BertEmbeddings",
            "BertPooler", "EncoderState", "EncoderOutput", "BertPreTrainedModel", "Dropout", "fast_dropout",
-           "activation", "compile_model", "FAST_PATHS"]
+           "activation", "compile_model", "FAST_PATHS", "KVCache"]
 
 
 def activation(name: str):
@@ -108,6 +113,46 @@ class BertEmbeddings(nn.Module):
         return x
 
 
+class LayerKV:
+    """One layer's cached keys and values, [B, heads, P, d] each (None before the first call)."""
+
+    def __init__(self):
+        self.k = self.v = None
+
+    def extend(self, k, v):
+        """Append the new positions' keys and values; return all of them."""
+        if self.k is not None:
+            k, v = torch.cat([self.k, k], 2), torch.cat([self.v, v], 2)
+        self.k, self.v = k, v
+        return k, v
+
+
+class KVCache:
+    """The keys and values of every layer for the positions decoded so far (``length`` of them).
+    ``reorder(rows)`` keeps / repeats batch rows (beam search)."""
+
+    def __init__(self, num_layers: int):
+        self.layers = [LayerKV() for _ in range(num_layers)]
+
+    @property
+    def length(self) -> int:
+        k = self.layers[0].k
+        return 0 if k is None else int(k.shape[2])
+
+    def truncate(self, length: int) -> "KVCache":
+        """Forget the positions from ``length`` on (a [MASK] slot read and dropped, UniLM-style)."""
+        for kv in self.layers:
+            if kv.k is not None:
+                kv.k, kv.v = kv.k[:, :, :length], kv.v[:, :, :length]
+        return self
+
+    def reorder(self, rows: torch.Tensor) -> "KVCache":
+        for kv in self.layers:
+            if kv.k is not None:
+                kv.k, kv.v = kv.k.index_select(0, rows), kv.v.index_select(0, rows)
+        return self
+
+
 class BertAttention(nn.Module):
     """Multi-head self-attention (fused QKV projection) + output projection + residual + LayerNorm."""
 
@@ -122,18 +167,23 @@ class BertAttention(nn.Module):
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.attn_dropout = config.attention_probs_dropout_prob
 
-    def forward(self, x, mask=None, want=None, unpadded: Unpadded | None = None, rows=None):
+    def forward(self, x, mask=None, want=None, unpadded: Unpadded | None = None, rows=None, kv=None):
         """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] or [B, 1, S, S]
         (True = attend; unpadded.mask with ``unpadded``) or None. ``want``: see attention.attention;
         the maps come back in attention's rows ([rows, heads, S, S]).
 
         ``rows``: flat indices of the tokens whose output is wanted; the output projection (and
         what follows) then runs on those rows only and the result is [N, H].
+
+        ``kv`` (a LayerKV, plain path only): the keys and values of earlier positions; the S new
+        queries attend them and the new keys (mask [B, 1, S, P + S]), and the new ones are kept.
         """
         h = x.shape[-1]
         qkv = self.qkv(x) if unpadded is None else unpadded.to_rows(self.qkv(x))
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
+        if kv is not None:  # incremental decoding: earlier positions' keys/values, then these
+            k, v = kv.extend(k, v)
         ctx, extra = attention(q, k, v, mask, dropout_p=self.attn_dropout if self.training else 0.0,
                                fast_dropout=self.dropout.fast_dropout, want=want)
         ctx = ctx.transpose(1, 2).reshape(b, s, h)
@@ -166,8 +216,8 @@ class BertLayer(nn.Module):
         self.attention = attention or BertAttention(config)
         self.ffn = ffn or BertFeedForward(config)
 
-    def forward(self, x, mask=None, want=None, unpadded=None, rows=None):
-        x, extra = self.attention(x, mask, want, unpadded, rows)
+    def forward(self, x, mask=None, want=None, unpadded=None, rows=None, kv=None):
+        x, extra = self.attention(x, mask, want, unpadded, rows, kv)
         return self.ffn(x), extra
 
 
@@ -430,6 +480,27 @@ class BertModel(BertPreTrainedModel):
         first = torch.arange(u.batch, device=state.x.device) * u.seq
         cls = state.x.index_select(0, u.positions(first)) * u.real[:, :1].to(state.x.dtype)  # zeros if padded
         return self.pooler(cls[:, None])
+
+    # ------------------------------------------------------- incremental decoding
+    def new_cache(self) -> KVCache:
+        return KVCache(len(self.encoder.layers))
+
+    def decode(self, input_ids, cache: KVCache, token_type_ids=None, mask=None) -> torch.Tensor:
+        """The last hidden states [B, n, H] of n new positions (input_ids [B, n]), which follow
+        the ``cache.length`` positions already in ``cache`` (positions P .. P+n-1); their keys and
+        values join the cache. ``mask``: bool [B, n, P + n] (new query i may attend key j), or
+        None: every new position sees every key (one new token a step, left-to-right or
+        seq2seq). The plain path (no unpad / pack), the same attention function as ``forward``:
+        equal to a full forward under a mask where no earlier position sees a later one."""
+        p, n = cache.length, input_ids.shape[1]
+        positions = torch.arange(p, p + n, device=input_ids.device)[None]
+        x = self.embeddings(input_ids, token_type_ids, positions)
+        mask4 = None if mask is None else mask.bool()[:, None]
+        if mask4 is not None and p == 0:
+            mask4 = guard_empty_rows(mask4)  # padding queries of the prompt: their own key, no NaN
+        for i, layer in enumerate(self.encoder.layers):
+            x, _ = layer(x, mask4, kv=cache.layers[i])
+        return x
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,

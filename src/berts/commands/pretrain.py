@@ -19,6 +19,11 @@ def register(subparsers) -> None:
     add_run_arguments(p)
     p.add_argument("--data", metavar="DIR", help="prepared shards (data.shards)")
     p.add_argument("--preset", metavar="NAME", help="model size preset (model.preset)")
+    p.add_argument("--objective", choices=("auto", "nsp", "sop", "none", "unilm", "clm", "seq2seq"),
+                   help="data.objective: the sentence-pair head (auto: the shards'), or UniLM on the same "
+                        "encoder: unilm (MLM under a mode drawn per batch), clm (next token, left to right), "
+                        "seq2seq (segment B from A and B's prefix); these three train a BertForUnifiedLM "
+                        "that `berts generate` runs")
     p.add_argument("--init-from", metavar="DIR",
                    help="start from these weights (a berts or Hugging Face directory) with a fresh optimizer "
                         "and schedule; unlike --resume, nothing else is restored")
@@ -29,6 +34,7 @@ def _overrides(args) -> dict:
     o = run_overrides(args)
     put(o, "data.shards", args.data)
     put(o, "model.preset", args.preset)
+    put(o, "data.objective", args.objective)
     put(o, "model.init_from", args.init_from)
     return o
 

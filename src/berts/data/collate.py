@@ -10,6 +10,11 @@ positions)::
     next_sentence_label [B]   (nsp/sop data; 0 = in order / real next, 1 = swapped / random)
     sbo_left [N], sbo_right [N], sbo_rel [N]   (with sbo: flat positions of the tokens just
                        before and after each masked token's span, and its place in the span, 0..9)
+    lm_mode []         (``lm_objective``: the batch's attention mode, an index into
+                       berts.attention.MODES; see masking.draw_mode)
+    lm_positions [N], lm_labels [N]   (``lm_objective`` clm / seq2seq, instead of the MLM
+                       targets: flat positions whose next token is predicted, and those next ids;
+                       clm: every real token but the first; seq2seq: segment B's tokens)
 
 All the work is vectorised numpy over the whole batch (masking too, except the per-row unit
 choice of the n-gram and span maskers). Masking draws from one generator for the batch, or from
@@ -23,7 +28,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from berts.data.masking import MASKINGS, mask_batch
+from berts.data.masking import LM_OBJECTIVES, MASKINGS, draw_mode, mask_batch, next_token_positions
 from berts.data.segment import UNIT_START, WORD_START
 from berts.padding import pad_width
 
@@ -34,12 +39,15 @@ class PretrainingCollator:
     ``continuation`` (bool per id, ``Tokenizer.is_continuation``) gives English word starts when
     instances carry no unit bits; ``sentence_labels`` adds ``next_sentence_label``;
     ``max_seq_length`` caps the padded width (the model's positions; None: no cap).
+    ``lm_objective`` (UniLM, heads.BertForUnifiedLM): ``unilm`` (the masks as usual, under the
+    batch's mode), ``clm`` or ``seq2seq`` (no masking: next-token targets); None: BERT.
     """
 
     def __init__(self, *, vocab_size: int, pad_id: int, mask_id: int, special_ids: Sequence[int],
                  continuation: np.ndarray | None = None, masking: str = "token", mask_prob: float = 0.15,
                  max_predictions_per_seq: int = 20, sbo: bool = False, pad_to_multiple_of: int | None = 8,
-                 sentence_labels: bool = True, max_seq_length: int | None = None, **masking_options):
+                 sentence_labels: bool = True, max_seq_length: int | None = None, lm_objective: str | None = None,
+                 **masking_options):
         if masking not in MASKINGS:
             raise ValueError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
         self.vocab_size = vocab_size
@@ -47,6 +55,9 @@ class PretrainingCollator:
         self.mask_id = mask_id
         self.special_ids = np.asarray(sorted(special_ids), dtype=np.int64)
         self.continuation = None if continuation is None else np.asarray(continuation, dtype=bool)
+        if lm_objective is not None and lm_objective not in LM_OBJECTIVES:
+            raise ValueError(f"lm_objective must be one of {', '.join(LM_OBJECTIVES)}, got {lm_objective!r}")
+        self.lm_objective = lm_objective
         self.masking = masking
         self.mask_prob = mask_prob
         self.max_predictions = max_predictions_per_seq
@@ -74,8 +85,13 @@ class PretrainingCollator:
         return pad_width(longest, self.multiple, cap=self.max_seq_length)
 
     def collate_arrays(self, ids: np.ndarray, lengths: np.ndarray, b_start: np.ndarray, labels: np.ndarray,
-                       bits: np.ndarray | None, rng: np.random.Generator | Sequence[np.random.Generator]) -> dict:
+                       bits: np.ndarray | None, rng: np.random.Generator | Sequence[np.random.Generator],
+                       mode: int | None = None) -> dict:
         """The batch from a padded id matrix [B, W] (W = ``self.width(longest)``).
+
+        ``mode`` (with ``lm_objective``): the batch's attention mode (PretrainingDataset draws it
+        from (seed, epoch, step), masking.draw_mode); None: drawn from ``rng`` when it is one
+        generator, else from seed 0 and step 0.
 
         ``rng`` is one generator for the batch, or a sequence of B generators, one per row (each
         row's mask then comes from its own generator alone, whatever the batch and W).
@@ -85,6 +101,20 @@ class PretrainingCollator:
         lengths = np.asarray(lengths)
         attention = cols < lengths[:, None]
         token_types = (cols >= np.asarray(b_start)[:, None]) & attention
+        if self.lm_objective is not None and mode is None:
+            mode = draw_mode(self.lm_objective, int(rng.integers(2 ** 31)) if isinstance(rng, np.random.Generator)
+                             else 0, 0, 0)
+        if self.lm_objective in ("clm", "seq2seq"):  # next-token targets, nothing masked
+            positions = next_token_positions(lengths, b_start, width, self.lm_objective == "seq2seq")
+            flat = np.ascontiguousarray(ids, dtype=np.int64).reshape(-1)
+            return {
+                "input_ids": torch.from_numpy(np.ascontiguousarray(ids, dtype=np.int64)),
+                "attention_mask": torch.from_numpy(attention.astype(np.int64)),
+                "token_type_ids": torch.from_numpy(token_types.astype(np.int64)),
+                "lm_mode": torch.tensor(mode),
+                "lm_positions": torch.from_numpy(positions.astype(np.int64)),
+                "lm_labels": torch.from_numpy(flat[positions + 1]),
+            }
         starts = self._starts(ids, bits)
         options = dict(masking=self.masking, vocab_size=self.vocab_size, mask_id=self.mask_id,
                        special_ids=self.special_ids, mask_prob=self.mask_prob,
@@ -97,7 +127,9 @@ class PretrainingCollator:
             "mlm_positions": torch.from_numpy(positions.astype(np.int64)),
             "mlm_labels": torch.from_numpy(mlm_labels.astype(np.int64)),
         }
-        if self.sentence_labels:
+        if self.lm_objective is not None:
+            batch["lm_mode"] = torch.tensor(mode)
+        if self.sentence_labels and self.lm_objective is None:
             batch["next_sentence_label"] = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         if self.sbo:
             batch["sbo_left"] = torch.from_numpy(np.ascontiguousarray(info[:, 0], dtype=np.int64))

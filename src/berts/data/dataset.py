@@ -24,7 +24,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from berts.data.collate import PretrainingCollator
-from berts.data.masking import MASKINGS
+from berts.data.masking import MASKINGS, draw_mode
 from berts.data.sampler import ResumableBatchSampler
 from berts.data.shards import ShardReader
 from berts.errors import UserError
@@ -37,11 +37,16 @@ class PretrainingDataset(Dataset):
     ``max_predictions_per_seq=None`` takes ceil(mask_prob * max_seq_length) (20 for 128); a
     value that would hold the masking rate well under ``mask_prob`` warns. ``masking_options``
     go to the masker: ``max_ngram`` (ngram), ``geometric_p``, ``max_span`` (span).
+
+    ``lm_objective`` (UniLM): ``unilm``, ``clm`` or ``seq2seq`` (see PretrainingCollator); the
+    batch's attention mode is drawn from (seed, epoch, step) (masking.draw_mode), like the masks
+    a pure function of the batch's place, so resume and DDP stay exact.
     """
 
     def __init__(self, shards_dir: str | os.PathLike, *, masking: str = "token", mask_prob: float = 0.15,
                  max_predictions_per_seq: int | None = 20, sbo: bool = False, seed: int = 0,
-                 pad_to_multiple_of: int | None = 8, static_masking: bool = False, **masking_options):
+                 pad_to_multiple_of: int | None = 8, static_masking: bool = False, lm_objective: str | None = None,
+                 **masking_options):
         if masking not in MASKINGS:
             raise UserError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
         if not 0.0 < mask_prob < 1.0:
@@ -72,7 +77,7 @@ class PretrainingDataset(Dataset):
             max_predictions_per_seq=max_predictions_per_seq, sbo=sbo, pad_to_multiple_of=pad_to_multiple_of,
             sentence_labels=self.meta["objective"] in ("nsp", "sop"),
             max_seq_length=seq,  # the cap of the padded width: `prepare --max-seq-length` = the model's positions
-            **masking_options)
+            lm_objective=lm_objective, **masking_options)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -97,7 +102,9 @@ class PretrainingDataset(Dataset):
         ids, bits, rows = self.reader.gather(indices, width, self.meta["tokenizer"]["pad_id"])
         key = [self.seed] if self.static_masking else [self.seed, epoch]
         rng = [np.random.default_rng([*key, i]) for i in indices.tolist()]  # one generator per example
-        batch = self.collator.collate_arrays(ids, rows[:, 1], rows[:, 2], rows[:, 3], bits, rng)
+        mode = None if self.collator.lm_objective is None else \
+            draw_mode(self.collator.lm_objective, self.seed, epoch, step)
+        batch = self.collator.collate_arrays(ids, rows[:, 1], rows[:, 2], rows[:, 3], bits, rng, mode)
         batch["epoch"] = epoch
         batch["step"] = step
         return batch

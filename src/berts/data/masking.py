@@ -348,3 +348,40 @@ def mask_entities(tokens, unit_starts, rng, *, vocab_size, mask_id, special_ids,
 
 MASKERS = {"token": mask_tokens, "wwm": mask_whole_words, "ngram": mask_ngrams, "span": mask_spans,
            "entity": mask_entities}
+
+
+# ------------------------------------------------------------------ UniLM's mode per batch
+LM_OBJECTIVES = ("unilm", "clm", "seq2seq")  # pretraining objectives that set an attention mode
+MODE_STREAM = 0x4D4F4445  # "MODE": keeps the mode's generator apart from the examples' ones
+
+
+def draw_mode(objective: str, seed: int, epoch: int, step: int) -> int:
+    """The attention mode (an index into berts.attention.MODES) of batch ``step`` of ``epoch``.
+
+    ``unilm`` draws it with UniLM's mix (UNILM_MIX: 1/3 bidirectional, 1/6 left-to-right, 1/6
+    right-to-left, 1/3 seq2seq) from a generator seeded with (seed, epoch, step), as the masks
+    are seeded: a pure function of those numbers, so a resumed run and every DDP rank (whose
+    parts of one global batch share its step) draw the same mode. ``clm`` is always
+    left-to-right, ``seq2seq`` always seq2seq.
+    """
+    from berts.attention import MODES, UNILM_MIX
+
+    if objective == "clm":
+        return MODES.index("left-to-right")
+    if objective == "seq2seq":
+        return MODES.index("seq2seq")
+    if objective != "unilm":
+        raise ValueError(f"objective must be one of {', '.join(LM_OBJECTIVES)}, got {objective!r}")
+    rng = np.random.default_rng([int(seed), int(epoch), int(step), MODE_STREAM])
+    return int(rng.choice(len(MODES), p=np.asarray(UNILM_MIX)))
+
+
+def next_token_positions(lengths, b_start, width: int, target_only: bool) -> np.ndarray:
+    """Flat positions into [B*W] whose next token is a target: position i predicts i + 1 where
+    i + 1 is real (and, ``target_only``, in segment B: at or after ``b_start``). Sorted; the
+    same rule as berts.objectives.lm.next_token_targets."""
+    cols = np.arange(width)[None, :]
+    nxt = cols + 1 < np.asarray(lengths)[:, None]
+    if target_only:
+        nxt &= cols + 1 >= np.asarray(b_start)[:, None]
+    return np.flatnonzero(nxt)

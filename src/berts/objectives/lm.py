@@ -1,0 +1,76 @@
+"""Left-to-right language modelling on the BERT encoder (UniLM's generation side).
+
+One objective, two uses, told apart by the targets a batch carries, both next-token prediction
+(the hidden state at position i predicts the token at i + 1) under a mask where nothing sees
+its future:
+
+* causal LM (``berts pretrain --objective clm``, mode left-to-right): every real token but the
+  first is a target;
+* seq2seq LM (``--objective seq2seq`` / ``finetune --task seq2seq``, mode seq2seq): the tokens of
+  segment B (the target, its closing [SEP] included) are the targets, predicted from all of A
+  and B's prefix.
+
+Why next-token and not UniLM's masked-token form for seq2seq: it trains the same mask and lets
+generation read the next token off the last position with a key/value cache (berts.generate),
+one position per step; the masked form needs a [MASK] slot re-run each step. UniLM's masked
+side (unified MLM under a mode) is the MLM objective with the batch's ``lm_mode``.
+
+Sparse, like the MLM: ``lm_positions`` (flat indices into [B*S] of the predicting positions) and
+``lm_labels`` (the next ids) select the rows, and the head runs there only. The head is the MLM
+head (transform + decoder tied to the word embeddings), shared: this objective has no parameters
+of its own, so a model trained with it saves as a plain BertForMaskedLM directory.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from berts.objectives.base import Objective, Result, accuracy, register
+
+
+def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                       token_type_ids: torch.Tensor | None = None, target_only: bool = False):
+    """(flat positions [N], next ids [N]): position i predicts token i + 1 where i + 1 is real
+    (and, with ``target_only``, in segment B: token_type_ids == 1). Row-major order."""
+    b, s = input_ids.shape
+    real = torch.ones_like(input_ids, dtype=torch.bool) if attention_mask is None else attention_mask.bool()
+    if real.dim() == 3:  # a full mask: the real tokens are the keys some query attends
+        real = real.any(1)
+    nxt = real[:, 1:]
+    if target_only:
+        if token_type_ids is None:
+            raise ValueError("seq2seq targets need token_type_ids (1 = target segment)")
+        nxt = nxt & (token_type_ids[:, 1:] == 1)
+    keep = torch.zeros_like(real)
+    keep[:, :-1] = nxt  # [B, S]: position i predicts i + 1
+    positions = keep.reshape(-1).nonzero().squeeze(1)
+    return positions, input_ids.reshape(-1).index_select(0, positions + 1)
+
+
+@register
+class NextTokenLM(Objective):
+    name = "lm"
+    parts = ("lm",)
+    metric_parts = {"lm_acc": "lm"}
+    batch_keys = ("lm_positions", "lm_labels")
+    hf_names = {}  # the MLM head's parameters, saved by the MLM objective
+
+    def __init__(self, mlm):
+        super().__init__()
+        self.mlm = [mlm]  # a list: shared, not registered twice
+
+    def rows(self, batch):
+        positions = batch.get("lm_positions")
+        return positions if positions is not None else batch["input_ids"].new_zeros(0)
+
+    def counts(self, batch):
+        labels = batch.get("lm_labels")
+        return {} if labels is None else {"lm": int(labels.numel())}
+
+    def forward(self, enc, batch, picked):
+        labels = batch.get("lm_labels")
+        if labels is None:
+            return Result()
+        logits = self.mlm[0].predict(picked)  # [N, vocab]
+        metrics = {"lm_acc": accuracy(logits, labels)} if labels.numel() else {}
+        return Result({"lm_logits": logits}, {"lm": F.cross_entropy(logits.float(), labels)}, metrics)
