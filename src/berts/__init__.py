@@ -8,7 +8,9 @@ objectives <- heads <- hf (tests/test_layering.py).
 """
 from berts.config import BertConfig, preset, preset_names
 from berts.errors import UserError
-from berts.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, ModelOutput
+from berts.heads import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForUnifiedLM,
+                         ModelOutput)
+from berts.generate import TextGenerator
 from berts.hf import load, load_config
 from berts.inference import Classifier
 from berts.model import BertModel
@@ -16,7 +18,8 @@ from berts.version import __version__
 
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
-    "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "ModelOutput",
-    "Classifier",
+    "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
+    "ModelOutput",
+    "Classifier", "TextGenerator",
     "__version__",
 ]

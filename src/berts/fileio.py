@@ -275,7 +275,7 @@ MARKER = ".berts-run.json"
 RUN_NAMES = ("config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "tb", "plots")
 # What `berts tokenizer train|import` writes (berts.tokenizer.save_pretrained).
 TOKENIZER_NAMES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-RESUMABLE = ("pretrain", "finetune")  # kinds with a --resume flag
+RESUMABLE = ("pretrain", "finetune", "distill")  # kinds with a --resume flag
 
 
 def _berts_names(kind: str, earlier: str | None) -> set[str]:

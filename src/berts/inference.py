@@ -38,6 +38,7 @@ class Prediction:
     label: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     value: float | None = None
+    exit_layer: int | None = None  # early exit (Classifier.early_exit): the layer the example left at
 
 
 def quantize_int8(model):
@@ -65,6 +66,8 @@ class Classifier:
         self.model, self.tokenizer, self.label_map = model, tokenizer, label_map
         self.settings = settings  # how the training data were read (columns, format, max_length)
         self.directory, self.int8 = directory, int8
+        self.exit: dict | None = None  # early exit: {"rule", "speed", "patience"} (see early_exit)
+        self.exit_layers: np.ndarray | None = None  # [N] of the last logits() call, with early exit
 
     @classmethod
     def from_pretrained(cls, directory, int8: bool = False, device: str = "auto") -> "Classifier":
@@ -113,11 +116,31 @@ class Classifier:
         return ClassificationDataset(examples, self.tokenizer, label_map=self.label_map,
                                      max_length=max_length or self.max_length, regression=self.regression)
 
+    def early_exit(self, rule: str = "entropy", speed: float = 0.0, patience: int = 1) -> "Classifier":
+        """Serve with early exit (a directory from `berts finetune --early-exit`): ``rule``
+        "entropy" (leave when normalised entropy < ``speed``) or "patience" (PABEE: after
+        ``patience`` agreeing layers in a row); see berts.compress.fastbert. Each Prediction then
+        carries ``exit_layer``, and ``exit_layers`` the last ``logits`` call's. ``rule=None``: off."""
+        if rule is None:
+            self.exit = None
+            return self
+        from berts.compress.fastbert import BertForSequenceClassificationWithExits, check_rule
+
+        if not isinstance(self.model, BertForSequenceClassificationWithExits):
+            raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
+                            "`berts finetune --early-exit --model DIR`)")
+        check_rule(rule, speed, patience)
+        self.exit = {"rule": rule, "speed": float(speed), "patience": int(patience)}
+        return self
+
     def forward_batch(self, batch: dict) -> torch.Tensor:
-        """Logits [B, C] of one padded batch. The hook for early-exit models (the compression
-        issue): such a model runs ``bert.embed`` / ``bert.run_layer`` / ``state.select`` here and
-        returns each row's logits at the layer it exits; nothing else changes."""
+        """Logits [B, C] of one padded batch. With early exit, the model runs ``bert.embed`` /
+        ``bert.run_layer`` / ``state.select`` and returns each row's logits at the layer it
+        leaves at (kept in ``_batch_layers``)."""
         inputs = {k: batch[k].to(self.model.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        if self.exit is not None:
+            logits, self._batch_layers = self.model.early_exit(**inputs, **self.exit)
+            return logits
         return self.model(**inputs).logits
 
     def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
@@ -127,6 +150,7 @@ class Classifier:
         n = len(dataset)
         order = np.argsort(-dataset.lengths, kind="stable")  # longest first; ties keep input order
         out = None
+        layers = np.zeros(n, dtype=np.int64) if self.exit is not None else None
         self.model.eval()
         autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.model.device.type == "cuda"
                     else nullcontext())
@@ -137,6 +161,9 @@ class Classifier:
                 if out is None:
                     out = np.empty((n, logits.shape[1]), dtype=np.float32)
                 out[idx] = logits  # back to the input order
+                if layers is not None:
+                    layers[idx] = self._batch_layers.cpu().numpy()
+        self.exit_layers = layers
         return out
 
     def predict(self, texts, pairs=None, batch_size: int = 64, max_length: int | None = None) -> list[Prediction]:
@@ -158,15 +185,17 @@ class Classifier:
                 raise UserError(f"{which} {i % len(texts)} is empty or not a string: {t!r}")
         examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<input>")
                     for i, t in enumerate(texts)]
-        return self.decode(self.logits(self.dataset(examples, max_length), batch_size))
+        logits = self.logits(self.dataset(examples, max_length), batch_size)
+        return self.decode(logits, self.exit_layers if self.exit is not None else None)
 
-    def decode(self, logits: np.ndarray) -> list[Prediction]:
+    def decode(self, logits: np.ndarray, exit_layers: np.ndarray | None = None) -> list[Prediction]:
         if self.regression:
             return [Prediction(value=float(v)) for v in logits[:, 0]]
         probs = torch.from_numpy(logits).softmax(-1).numpy()
         names = self.label_map.names
-        return [Prediction(label=names[int(k)], probabilities={n: float(x) for n, x in zip(names, p)})
-                for p, k in zip(probs, probs.argmax(-1))]
+        layers = [None] * len(probs) if exit_layers is None else [int(x) for x in exit_layers]
+        return [Prediction(label=names[int(k)], probabilities={n: float(x) for n, x in zip(names, p)}, exit_layer=e)
+                for p, k, e in zip(probs, probs.argmax(-1), layers)]
 
 
 def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
@@ -178,3 +207,7 @@ def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
     return {"label_agreement": float((pa.argmax(-1) == pb.argmax(-1)).mean()),
             "max_prob_diff": float(np.abs(pa - pb).max())}
 
+
+# The early-exit task model (FastBERT), registered for berts.load / Classifier.from_pretrained
+# whenever berts is imported; last, as it builds on the pieces above.
+import berts.compress.fastbert  # noqa: E402,F401

@@ -21,11 +21,34 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    from berts.compress.fastbert import add_exit_arguments
+
+    add_exit_arguments(p)
+    p.add_argument("--sweep", action="store_true",
+                   help="early exit: accuracy, average layers, FLOPs and latency (batch 1 and 32) over speeds "
+                        "and patiences (--speeds, --patiences), and the model run to the end")
+    p.add_argument("--speeds", default="0,0.1,0.2,0.3,0.5,0.8", metavar="S,...", help="--sweep's speeds")
+    p.add_argument("--patiences", default="1,2,3", metavar="K,...", help="--sweep's patiences")
     p.set_defaults(func=run)
 
 
 def _line(name: str, metrics: dict) -> str:
     return f"{name}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
+
+
+def _sweep(args, clf, ds) -> int:
+    from berts.compress.fastbert import sweep, sweep_table
+    from berts.errors import UserError
+
+    try:
+        speeds = [float(x) for x in args.speeds.split(",") if x.strip()]
+        patiences = [int(x) for x in args.patiences.split(",") if x.strip()]
+    except ValueError:
+        raise UserError(f"--speeds {args.speeds!r} / --patiences {args.patiences!r}: comma-separated numbers") from None
+    clf.early_exit("entropy")  # the model must have students (one-line error if not)
+    rows = sweep(clf, ds, speeds, patiences)
+    print(json.dumps(rows) if args.json else sweep_table(rows))
+    return 0
 
 
 def run(args) -> int:
@@ -50,8 +73,27 @@ def run(args) -> int:
         m["examples"] = len(ds)
         return m
 
+    from berts.compress.fastbert import apply_exit_arguments
+
+    if args.sweep:
+        return _sweep(args, clf, ds)
+    exits = apply_exit_arguments(clf, args)
+    if exits and args.int8:
+        from berts.errors import UserError
+
+        raise UserError("--int8 and early exit (--speed/--exit/--patience) are one or the other here")
     fp32_logits = clf.logits(ds, args.batch_size)
     metrics = score(fp32_logits)
+    if exits:  # the layer each example left at (file order) and their summary
+        from berts.compress.fastbert import exit_summary
+
+        metrics.update(exit_summary(clf.exit_layers, clf.model.config.num_hidden_layers))
+        if args.json:
+            metrics["exit_layers"] = [int(x) for x in clf.exit_layers]
+        else:
+            print(_line(args.file, {k: v for k, v in metrics.items() if k != "exit_counts"}))
+            print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
+            return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
         from berts.inference import quantize_int8
 

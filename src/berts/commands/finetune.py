@@ -29,7 +29,11 @@ def register(subparsers) -> None:
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
     p.add_argument("--train", metavar="FILE", help="training file (data.train)")
     p.add_argument("--dev", metavar="FILE", help="evaluation file (data.dev)")
-    p.add_argument("--task", choices=("classification", "regression"), help="data.task")
+    p.add_argument("--task", choices=("classification", "regression", "seq2seq"),
+                   help="data.task; seq2seq: generate --target-column from --source-column (UniLM's seq2seq "
+                        "mask; evaluation: loss, token_acc, bleu, rouge_l; then `berts generate OUT/best`)")
+    p.add_argument("--source-column", metavar="COL", help="seq2seq: the input column (data.source_column)")
+    p.add_argument("--target-column", metavar="COL", help="seq2seq: the column to generate (data.target_column)")
     add_data_arguments(p)
     p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint: accuracy, f1, "
                                                    "f1_macro, mcc, loss; pearson, spearman, mse (train.metric)")
@@ -47,6 +51,10 @@ def register(subparsers) -> None:
                    help="the label whose F1 is f1, with 2 labels (train.positive_label; default: the second "
                         "label in sorted order)")
     p.add_argument("--patience", type=int, metavar="N", help="stop after N evaluations without improvement")
+    p.add_argument("--early-exit", action="store_true", default=None,
+                   help="FastBERT: on a fine-tuned classifier (--model DIR), train a student classifier after "
+                        "every layer by self-distillation (backbone and final classifier frozen); --train is "
+                        "text, labels not needed (train.early_exit)")
     p.set_defaults(func=run)
 
 
@@ -63,7 +71,8 @@ def _overrides(args) -> dict:
             ("train.metric", args.metric), ("train.epochs", args.epochs), ("train.eval_every", args.eval_every),
             ("train.patience", args.patience), ("model.classifier_dropout", args.dropout),
             ("train.label_smoothing", args.label_smoothing), ("train.class_weights", args.class_weights),
-            ("train.positive_label", args.positive_label)):
+            ("train.positive_label", args.positive_label), ("train.early_exit", args.early_exit),
+            ("data.source_column", args.source_column), ("data.target_column", args.target_column)):
         put(o, dotted, value)
     if args.from_scratch is not None:  # an existing path is a config; anything else a preset name
         scratch = "model.config" if Path(args.from_scratch).exists() else "model.preset"

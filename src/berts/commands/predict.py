@@ -43,6 +43,9 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
                         f"the first {INT8_CHECK} examples")
+    from berts.compress.fastbert import add_exit_arguments
+
+    add_exit_arguments(p)  # --speed, --exit, --patience: each row then has "exit_layer"
     p.set_defaults(func=run)
 
 
@@ -135,7 +138,11 @@ def run(args) -> int:
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items())
               + " (`berts evaluate --int8` measures accuracy on a labelled file)", file=sys.stderr)
-    predictions = clf.decode(clf.logits(ds, args.batch_size))
+    from berts.compress.fastbert import apply_exit_arguments
+
+    apply_exit_arguments(clf, args)
+    logits = clf.logits(ds, args.batch_size)
+    predictions = clf.decode(logits, clf.exit_layers if clf.exit is not None else None)
     pair = any(e.text_pair is not None for e in examples)
     target = args.out or "<stdout>"
     try:
@@ -154,6 +161,8 @@ def run(args) -> int:
                 else:
                     row["label"] = p.label
                     row["probabilities"] = {n: round(x, 6) for n, x in p.probabilities.items()}
+                if p.exit_layer is not None:
+                    row["exit_layer"] = p.exit_layer
                 out.write(json.dumps(row, ensure_ascii=False) + "\n")
             out.flush()
         finally:

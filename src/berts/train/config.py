@@ -44,7 +44,8 @@ class PretrainData:
     shards: str | None = None  # directory written by `berts prepare`
     eval_shards: str | None = None  # held-out shards for evaluation (optional)
     eval_batches: int = 20  # batches of eval_shards per evaluation
-    objective: Literal["auto", "nsp", "sop", "none"] = "auto"  # sentence-pair objective; auto: the shards'
+    # the sentence-pair objective (auto: the shards'), or UniLM's: unilm / clm / seq2seq (BertForUnifiedLM)
+    objective: Literal["auto", "nsp", "sop", "none", "unilm", "clm", "seq2seq"] = "auto"
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
@@ -59,12 +60,14 @@ class PretrainData:
 class FinetuneData:
     train: str | None = None
     dev: str | None = None
-    task: Literal["classification", "regression"] = "classification"
+    task: Literal["classification", "regression", "seq2seq"] = "classification"
     format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"
     header: bool | Literal["auto"] = "auto"
     text_column: str = "text"  # a header name or a 0-based index
     pair_column: str | None = None
     label_column: str = "label"
+    source_column: str = "source"  # task seq2seq: the input text (a header name or a 0-based index)
+    target_column: str = "target"  # task seq2seq: the text to generate
     max_length: int | None = None  # tokens per example; null: 128, or less if the model's positions are fewer
     skip_bad_rows: bool = False
     num_workers: int = 0
@@ -111,6 +114,7 @@ class FinetuneTrain(TrainSection):
     label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e / num_labels (as torch / transformers)
     class_weights: dict[str, float] | str | None = None  # balanced, {label: w} or "label=w,...": loss x weight
     positive_label: str | None = None  # the label F1 is of (2 labels); null: the second label in sorted order
+    early_exit: bool = False  # --early-exit: train FastBERT exits on a fine-tuned classifier (compress/fastbert.py)
 
 
 @dataclass
@@ -154,6 +158,44 @@ class FinetuneConfig:
     train: FinetuneTrain = field(default_factory=lambda: FinetuneTrain(epochs=3, save_every=500, keep_last=1))
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/finetune", every=10))
+
+
+# ----------------------------------------------------------------------------- distillation
+@dataclass
+class DistillSection:
+    method: Literal["distilbert", "tinybert"] = "distilbert"
+    teacher: str | None = None  # the teacher's directory (frozen); task distillation: a fine-tuned classifier
+    student_layers: list[int] | None = None  # the student = the teacher's embeddings + these layers (0-based)
+    temperature: float | None = None  # soft targets' temperature; null: 2 (distilbert), 1 (tinybert)
+    alpha_ce: float = 5.0  # distilbert: soft-target loss weight
+    alpha_mlm: float = 2.0  # distilbert: the student's own loss (MLM; task mode: the hard labels)
+    alpha_cos: float = 1.0  # distilbert: cosine loss on the last hidden states (real tokens)
+    alpha_emb: float = 1.0  # tinybert: embedding-layer MSE
+    alpha_att: float = 1.0  # tinybert: attention-score MSE (summed over the mapped layers)
+    alpha_hidden: float = 1.0  # tinybert: hidden-state MSE (summed over the mapped layers)
+    alpha_pred: float = 1.0  # tinybert: prediction-layer soft cross-entropy (task mode)
+    stage: Literal["auto", "intermediate", "prediction", "all"] = "auto"  # tinybert; auto: intermediate (general), all (task)
+
+
+@dataclass
+class DistillData(FinetuneData):
+    shards: str | None = None  # general distillation: a directory from `berts prepare` (else train: a labelled file)
+    masking: str = "token"  # general distillation's MLM masking (see berts.data.masking)
+    mask_prob: float = 0.15
+    max_predictions_per_seq: int | None = 20
+    pad_to_multiple_of: int = 8
+
+
+@dataclass
+class DistillConfig:
+    model: ModelSection = field(default_factory=lambda: ModelSection(overrides={}))  # the student (init_from: a student directory)
+    distill: DistillSection = field(default_factory=DistillSection)
+    data: DistillData = field(default_factory=DistillData)
+    optim: OptimSection = field(default_factory=lambda: OptimSection(lr=5e-5))
+    schedule: ScheduleSection = field(default_factory=lambda: ScheduleSection(warmup=0.1))
+    train: TrainSection = field(default_factory=lambda: TrainSection(epochs=3, save_every=500, keep_last=1))
+    impl: ImplSection = field(default_factory=ImplSection)
+    log: LogSection = field(default_factory=lambda: LogSection(out="runs/distill", every=10))
 
 
 # ----------------------------------------------------------------------------- durations

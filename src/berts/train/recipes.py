@@ -19,6 +19,7 @@ from berts.errors import UserError
 
 CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "mcc", "loss")
 REGRESSION_METRICS = ("pearson", "spearman", "mse", "loss")
+SEQ2SEQ_METRICS = ("rouge_l", "bleu", "token_acc", "loss")
 SETTINGS_KEY = "berts_finetune"  # config.json: how the data was read, for evaluate/predict
 
 
@@ -48,7 +49,7 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
         return PretrainingDataset(path, masking=d.masking, mask_prob=d.mask_prob,
                                   max_predictions_per_seq=d.max_predictions_per_seq, sbo=d.sbo,
                                   seed=cfg.train.seed, pad_to_multiple_of=d.pad_to_multiple_of,
-                                  static_masking=d.static_masking)
+                                  static_masking=d.static_masking, lm_objective=lm_objective(cfg))
 
     train = dataset(d.shards)
     evaluation = dataset(d.eval_shards) if d.eval_shards else None
@@ -127,21 +128,44 @@ def build_model(cfg, meta: dict):
         raise UserError(f"the data has sequences of {seq} tokens, more than the model's max_position_embeddings "
                         f"{config.max_position_embeddings} (set model.max_position_embeddings)")
     cls = BertForMaskedLM if pair_objective(cfg, meta) == "none" else BertForPreTraining
+    lm = lm_objective(cfg)
+    if lm is not None:  # UniLM: the mode generation uses is saved in config.json (berts_lm_mode)
+        from berts.heads import BertForUnifiedLM
+
+        cls = BertForUnifiedLM
+        config.extra.update(lm_extras(lm))
     if m.init_from:
         with warnings.catch_warnings():  # summarised below instead
             warnings.simplefilter("ignore")
             model = from_pretrained(cls, m.init_from, ignore_mismatched_sizes=m.ignore_mismatched_sizes,
                                     **{k: v for k, v in changes.items() if k != "vocab_size"})
+        if lm is not None:
+            model.config.extra.update(lm_extras(lm))
         new = sorted({k.rsplit(".", 1)[0] for k in model.loading_info["missing_keys"]})
         note = f"; newly initialised: {', '.join(new)}" if new else ""
         return model, f"initialised from {m.init_from}: weights only, fresh optimizer and schedule{note}"
     return cls(config), None
 
 
+def lm_objective(cfg) -> str | None:
+    """UniLM's objective (data.objective unilm / clm / seq2seq: see heads.BertForUnifiedLM), or None."""
+    return cfg.data.objective if cfg.data.objective in ("unilm", "clm", "seq2seq") else None
+
+
+def lm_extras(lm: str) -> dict:
+    """config.json entries of a UniLM model: the mode generation runs in and how it reads the next
+    token (``next``: the last position's next-token prediction; ``mask``: a [MASK] appended, as
+    UniLM's masked objective was trained)."""
+    return {"berts_lm_mode": "seq2seq" if lm == "seq2seq" else "left-to-right",
+            "berts_lm_readout": "mask" if lm == "unilm" else "next"}
+
+
 def pair_objective(cfg, meta: dict) -> str:
     """The sentence-pair objective trained: data.objective, checked against the shards' (auto: theirs)."""
     data_obj = meta.get("objective", "none")
     want = cfg.data.objective
+    if lm_objective(cfg) is not None:
+        return "none"  # UniLM trains no sentence-pair head (the pair's labels are dropped)
     if want == "auto":
         return data_obj
     if want != "none" and want != data_obj:
@@ -163,6 +187,16 @@ def load_data_tokenizer(cfg, meta: dict):
     return tok
 
 
+# ----------------------------------------------------------------------------- distillation
+def distillation_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
+                     overwrite: bool = False):
+    """The Trainer of a distillation run (``berts distill``, a DistillConfig): DistilBERT or
+    TinyBERT, general (data.shards) or task-specific (data.train); see berts.compress.distil."""
+    from berts.compress.distil import distillation_run as run
+
+    return run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
+
+
 # ----------------------------------------------------------------------------- fine-tuning
 def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
                    overwrite: bool = False):
@@ -179,8 +213,14 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     from berts.train.tasks import ClassificationTask
     from berts.train.trainer import Trainer
 
+    if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
+        from berts.compress.fastbert import early_exit_run
+
+        return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     d, m, t = cfg.data, cfg.model, cfg.train
     check_finetune_config(cfg)
+    if d.task == "seq2seq":
+        return seq2seq_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     dist = dist or distributed.setup(cfg.impl.device)
     claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[m.init_from, m.config, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
@@ -243,6 +283,65 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
                       f"seed {cfg.train.seed}), tokenizer {m.tokenizer}; {what}")
     if resume_requested == "auto" and resume is None:
         trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
+    return trainer
+
+
+def seq2seq_run(cfg, resume=None, dist=None, *, resume_requested: str | None = None, overwrite: bool = False):
+    """The Trainer of ``finetune --task seq2seq``: data.source_column / target_column of data.train
+    (and data.dev) -> Seq2SeqDataset, a BertForUnifiedLM from model.init_from (any BERT with or
+    without an MLM head: a new head is initialised) or from scratch, Seq2SeqTask (seq2seq mask,
+    next-token loss on the target; evaluation: loss, token_acc, bleu, rouge_l)."""
+    from berts.data.seq2seq import Seq2SeqDataset
+    from berts.data.tables import read_examples
+    from berts.heads import BertForUnifiedLM
+    from berts.hf import from_pretrained
+    from berts.tokenizer import load_tokenizer
+    from berts.train import distributed
+    from berts.train.checkpoint import seed_all
+    from berts.train.tasks import Seq2SeqTask
+    from berts.train.trainer import Trainer
+
+    d, m = cfg.data, cfg.model
+    dist = dist or distributed.setup(cfg.impl.device)
+    claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
+                 protect=[m.init_from, m.config, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
+    tokenizer = load_tokenizer(m.tokenizer or m.init_from)
+
+    def read(path):
+        return read_examples(path, text_column=d.source_column, text_pair_column=d.target_column, format=d.format,
+                             header=d.header, skip_bad_rows=d.skip_bad_rows)
+
+    train_examples, train_report = read(d.train)
+    dev_examples, dev_report = read(d.dev) if d.dev else (None, None)
+    base = base_config(cfg, tokenizer)
+    max_length = check_max_length(d.max_length, m.overrides.get("max_position_embeddings")
+                                  or base.max_position_embeddings)
+    train = Seq2SeqDataset(train_examples, tokenizer, max_length=max_length)
+    dev = Seq2SeqDataset(dev_examples, tokenizer, max_length=max_length) if dev_examples else None
+    seed_all(cfg.train.seed)
+    changes = {k: v for k, v in m.overrides.items() if k != "classifier_dropout"}
+    if m.init_from:
+        with warnings.catch_warnings():  # said below instead
+            warnings.simplefilter("ignore")
+            model = from_pretrained(BertForUnifiedLM, m.init_from, ignore_mismatched_sizes=m.ignore_mismatched_sizes,
+                                    **changes)
+    else:
+        model = BertForUnifiedLM(base.replace(**changes))
+        model.loading_info = {"missing_keys": [], "unexpected_keys": []}
+    model.config.extra.update(lm_extras("seq2seq"))
+    model.config.extra[SETTINGS_KEY] = {"task": "seq2seq", "source_column": d.source_column,
+                                        "target_column": d.target_column, "format": d.format, "header": d.header,
+                                        "max_length": max_length}
+    task = Seq2SeqTask(model, train, dev, metric=cfg.train.metric if d.dev else None,
+                       eval_batch_size=cfg.train.eval_batch_size, tokenizer=tokenizer)
+    trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="finetune")
+    for report in (train_report, dev_report):
+        if report is not None:
+            trainer.print(report.summary())
+    new = sorted({k.rsplit(".", 1)[0] for k in model.loading_info["missing_keys"]})
+    if resume is None:
+        trainer.print(f"seq2seq from {m.init_from or 'scratch'}: {len(train)} pairs"
+                      + (f"; new: {', '.join(new)}" if new else ""))
     return trainer
 
 
@@ -356,7 +455,8 @@ def resolve_positive(name, label_map) -> int:
 def check_metric(metric: str | None, task: str) -> None:
     if metric is None:
         return
-    choices = REGRESSION_METRICS if task == "regression" else CLASSIFICATION_METRICS
+    choices = REGRESSION_METRICS if task == "regression" else SEQ2SEQ_METRICS if task == "seq2seq" \
+        else CLASSIFICATION_METRICS
     if metric not in choices:
         raise UserError(f"train.metric {metric!r} is not a {task} metric (choose from {', '.join(choices)})")
 

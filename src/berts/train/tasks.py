@@ -153,7 +153,7 @@ class PretrainingTask(ModelTask):
         model.eval()
         pair = f"{self.objective}_acc"
         sums = {"mlm_loss": 0.0, "mlm_acc": 0.0, pair: 0.0}
-        n_mlm = n_seq = 0
+        n_seq, counted = 0, {}
         try:
             for i, (epoch, step, indices) in enumerate(sampler):
                 if i >= self.eval_batches:
@@ -161,11 +161,15 @@ class PretrainingTask(ModelTask):
                 inputs = self.inputs(trainer.to_device(self.eval_dataset[(epoch, step, indices)]))
                 with trainer.autocast():
                     out = model(**inputs)
-                labels = inputs["mlm_labels"]
-                logits = out.prediction_logits.float()
-                sums["mlm_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
-                sums["mlm_acc"] += float((logits.argmax(-1) == labels).sum())
-                n_mlm += labels.numel()
+                for key, field in (("mlm_labels", "prediction_logits"), ("lm_labels", "lm_logits")):
+                    if key not in inputs:  # UniLM's clm / seq2seq batches: next-token targets (lm)
+                        continue
+                    part = key[:-7]
+                    labels, logits = inputs[key], getattr(out, field).float()
+                    sums[f"{part}_loss"] = sums.get(f"{part}_loss", 0.0) + float(
+                        F.cross_entropy(logits, labels, reduction="sum"))
+                    sums[f"{part}_acc"] = sums.get(f"{part}_acc", 0.0) + float((logits.argmax(-1) == labels).sum())
+                    counted[part] = counted.get(part, 0) + labels.numel()
                 y = inputs.get("next_sentence_label", inputs.get("sentence_order_label"))
                 if y is not None:
                     y = y.reshape(-1)
@@ -173,7 +177,8 @@ class PretrainingTask(ModelTask):
                     n_seq += y.numel()
         finally:
             model.train(was_training)
-        metrics = {"mlm_loss": sums["mlm_loss"] / max(n_mlm, 1), "mlm_acc": sums["mlm_acc"] / max(n_mlm, 1)}
+        metrics = {f"{p}_{k}": sums[f"{p}_{k}"] / max(n, 1) for p, n in (counted or {"mlm": 0}).items()
+                   for k in ("loss", "acc")}
         if n_seq:
             metrics[pair] = sums[pair] / n_seq
         return metrics
@@ -252,3 +257,59 @@ class ClassificationTask(ModelTask):
         f1 = f"f1 of '{names[self.positive]}'" if self.num_labels == 2 else "f1 = f1_macro"
         return f"label smoothing {self.label_smoothing:g}; class weights {weights}; {f1}"
 
+
+
+# ----------------------------------------------------------------------------- generation
+class Seq2SeqTask(ModelTask):
+    """Fine-tuning for generation (``finetune --task seq2seq``): a BertForUnifiedLM on a
+    data.seq2seq.Seq2SeqDataset, next-token loss on the target under the seq2seq mask. Evaluation:
+    ``loss`` and ``token_acc`` (teacher-forced, over every target token of the dev set), and
+    ``bleu`` / ``rouge_l`` (berts.metrics, on whitespace words) of greedy generations for the
+    first ``eval_generate`` dev examples (berts.generate, with the KV cache)."""
+
+    name = "seq2seq"
+
+    def __init__(self, model, train_dataset, dev_dataset=None, *, metric: str | None = None,
+                 eval_batch_size: int = 64, eval_generate: int = 200, tokenizer=None):
+        self.model, self.train_dataset, self.dev_dataset = model, train_dataset, dev_dataset
+        self.metric = metric or "rouge_l"
+        self.eval_batch_size, self.eval_generate, self.tokenizer = eval_batch_size, eval_generate, tokenizer
+
+    @torch.no_grad()
+    def evaluate(self, trainer):
+        if self.dev_dataset is None:
+            return None
+        from berts.data.sampler import ResumableBatchSampler
+        from berts.generate import generate_ids
+        from berts.metrics import corpus_bleu, rouge_l
+
+        model, ds = self.model, self.dev_dataset
+        was_training = model.training
+        model.eval()
+        loss = correct = n = 0.0
+        try:
+            sampler = ResumableBatchSampler(len(ds), self.eval_batch_size, shuffle=False, drop_last=False)
+            for epoch, step, indices in sampler:
+                inputs = self.inputs(trainer.to_device(ds[(epoch, step, indices)]))
+                with trainer.autocast():
+                    out = model(**inputs)
+                logits, labels = out.lm_logits.float(), inputs["lm_labels"]
+                loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+                correct += float((logits.argmax(-1) == labels).sum())
+                n += labels.numel()
+            metrics = {"loss": loss / max(n, 1), "token_acc": correct / max(n, 1)}
+            if self.tokenizer is not None and self.eval_generate:
+                hyps, refs = [], []
+                for i in range(min(self.eval_generate, len(ds))):
+                    ids = generate_ids(model, ds.source_ids(i), mode="seq2seq", eos_token_id=self.tokenizer.sep_id,
+                                       max_new_tokens=ds.max_target_length)
+                    hyps.append(self.tokenizer.decode(ids).split())
+                    refs.append(self.tokenizer.decode(self.tokenizer.encode_ids_batch([ds.targets[i]])[0]).split())
+                metrics["bleu"] = corpus_bleu(hyps, refs)
+                metrics["rouge_l"] = rouge_l(hyps, refs)
+        finally:
+            model.train(was_training)
+        return metrics
+
+    def describe(self) -> str:
+        return f"seq2seq LM (next-token on the target); bleu / rouge_l on {self.eval_generate} dev generations"

@@ -1,0 +1,63 @@
+"""`berts compare` on the Rotten Tomatoes test split: the MiniLM teacher, its FastBERT exits at a
+speed, any student directories given (DistilBERT, TinyBERT from `berts distill`), and an ALBERT of
+the teacher's width (shared layers, factorized embedding E=128) fine-tuned from random weights
+for the same short budget (what sharing does to size and speed, not a rival in accuracy):
+
+    python benchmarks/compare.py --teacher /tmp/fastbert/teacher/final --exits /tmp/fastbert/exits/final \\
+        [--students DIR ...] --out /tmp/compare
+
+Writes OUT/compare.md, compare.json, compare.png (berts.compare.write_reports).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from berts import corpora
+from berts.cli import main
+
+QUIET = ["--set", "log.progress=none", "--set", "log.tensorboard=false", "--set", "impl.device=cpu"]
+
+
+def albert_like(teacher: Path, out: Path, budget: str, threads: int) -> Path:
+    """An ALBERT config of the teacher's shape (E 128, all layers shared), fine-tuned from scratch."""
+    config = json.loads((teacher / "config.json").read_text())
+    keep = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+            "max_position_embeddings", "type_vocab_size")
+    albert = {k: config[k] for k in keep} | {"model_type": "albert", "embedding_size": 128, "share_layers": "all",
+                                             "num_hidden_groups": 1, "hidden_act": "gelu_new"}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "albert-config.json").write_text(json.dumps(albert, indent=2))
+    run = out / "albert"
+    if not (run / "final" / "config.json").is_file():
+        data = corpora.en_rotten_tomatoes(seed=0)
+        assert main([str(a) for a in [
+            "finetune", "--from-scratch", out / "albert-config.json", "--tokenizer", teacher, "--train", data["train"],
+            "--out", run, "--budget", budget, "--batch-size", 32, "--lr", "5e-4", "--keep-last", 0,
+            "--max-length", 64, "--set", f"impl.threads={threads}", *QUIET]]) == 0
+    return run / "final"
+
+
+def run(argv=None) -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--teacher", required=True)
+    p.add_argument("--exits", help="the teacher's early-exit directory (berts finetune --early-exit)")
+    p.add_argument("--speed", type=float, default=0.3)
+    p.add_argument("--students", nargs="*", default=[])
+    p.add_argument("--albert-budget", default="2m")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", required=True)
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    models = [args.teacher, *args.students]
+    if args.exits:
+        models.append(args.exits)
+    models.append(albert_like(Path(args.teacher), out, args.albert_budget, args.threads))
+    test = corpora.en_rotten_tomatoes(seed=0)["test"]
+    assert main([str(a) for a in ["compare", *models, "--eval-file", test, "--out", out, "--threads", args.threads,
+                                  "--speed", args.speed, "--max-length", 64]]) == 0
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,86 @@
+"""FastBERT early exit on a real teacher: MiniLM-L6 fine-tuned on the Rotten Tomatoes snippets,
+its exits trained by self-distillation on the training text (labels not read), then the sweep
+over speeds and patiences on the held-out test split (accuracy, average layers, FLOPs per
+example, latency at batch 1 and 32), every step a `berts` command:
+
+    python benchmarks/fastbert.py --out /tmp/fastbert [--teacher DIR] [--teacher-budget 6m] [--exit-budget 4m]
+
+Writes OUT/fastbert.json and OUT/fastbert.md (the sweep table and the goals, as measured).
+The data and weights come from package registries (berts.corpora), cached, never committed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from contextlib import redirect_stdout
+from io import StringIO
+from pathlib import Path
+
+from berts import corpora
+from berts.cli import main
+
+QUIET = ["--set", "log.progress=none", "--set", "log.tensorboard=false", "--set", "impl.device=cpu"]
+
+
+def berts(*args) -> str:
+    buf = StringIO()
+    with redirect_stdout(buf):
+        rc = main([str(a) for a in args])
+    if rc != 0:
+        sys.exit(f"berts {' '.join(map(str, args[:2]))} failed ({rc})")
+    return buf.getvalue()
+
+
+def run(argv=None) -> dict:
+    p = argparse.ArgumentParser()
+    p.add_argument("--out", required=True)
+    p.add_argument("--teacher", help="a fine-tuned classifier directory (default: fine-tune MiniLM here)")
+    p.add_argument("--teacher-budget", default="6m")
+    p.add_argument("--exit-budget", default="4m")
+    p.add_argument("--max-length", type=int, default=64)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--speeds", default="0,0.05,0.1,0.2,0.3,0.4,0.5,0.7")
+    p.add_argument("--patiences", default="1,2,3")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    data = corpora.en_rotten_tomatoes(seed=0)
+    common = [*QUIET, "--set", f"impl.threads={args.threads}", "--max-length", args.max_length]
+    teacher = args.teacher
+    if teacher is None:
+        teacher_out = out / "teacher"
+        if not (teacher_out / "final" / "config.json").is_file():
+            berts("finetune", "--model", corpora.en_minilm(), "--train", data["train"], "--dev", data["dev"],
+                  "--out", teacher_out, "--budget", args.teacher_budget, "--batch-size", 32, "--lr", "5e-5",
+                  "--warmup", "0.06", "--seed", 0, "--eval-every", 100000, "--keep-last", 0, *common)
+        teacher = teacher_out / "final"
+    exits = out / "exits"
+    if not (exits / "final" / "config.json").is_file():
+        berts("finetune", "--early-exit", "--model", teacher, "--train", data["train"], "--out", exits,
+              "--budget", args.exit_budget, "--batch-size", 32, "--lr", "5e-4", "--warmup", "0.05", "--seed", 0,
+              "--keep-last", 0, *common)
+    teacher_eval = json.loads(berts("evaluate", teacher, data["test"], "--json"))
+    rows = json.loads(berts("evaluate", exits / "final", data["test"], "--json", "--sweep", "--speeds", args.speeds,
+                            "--patiences", args.patiences))
+    from berts.compress.fastbert import sweep_table
+
+    full = next(r for r in rows if r["rule"] == "full")
+    goal = [r for r in rows if r["rule"] != "full" and r["avg_layers"] <= full["avg_layers"] / 2
+            and r["accuracy"] >= full["accuracy"] - 0.01]
+    faster = [r for r in rows if r["rule"] != "full" and r["latency_b32_ms"] < full["latency_b32_ms"]]
+    result = {"teacher": str(teacher), "teacher_test": teacher_eval, "sweep": rows,
+              "goal_2x_fewer_layers_within_1pt": [(r["rule"], r["value"]) for r in goal],
+              "faster_than_full_at_batch_32": [(r["rule"], r["value"]) for r in faster]}
+    (out / "fastbert.json").write_text(json.dumps(result, indent=2) + "\n")
+    text = (f"teacher {teacher}: test accuracy {teacher_eval['accuracy']:.4f} ({teacher_eval['examples']} examples)\n\n"
+            + sweep_table(rows) + "\n\n"
+            + f">= 2x fewer layers within 1 point: {result['goal_2x_fewer_layers_within_1pt'] or 'none'}\n"
+            + f"faster than the full model at batch 32: {result['faster_than_full_at_batch_32'] or 'none'}\n")
+    (out / "fastbert.md").write_text(text)
+    print(text)
+    return result
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,42 @@
+"""`berts compare DIR... --eval-file F [--out DIR]`: models side by side on one labelled file
+(parameters, FLOPs per token, CPU latency at batch 1 and 32, the metric, ratios to the first).
+The work is ``berts.compare``'s; this file is flags -> compare() -> reports."""
+from __future__ import annotations
+
+from berts.commands.common import add_data_arguments
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "compare", help="compare fine-tuned models: size, FLOPs, latency, accuracy",
+        description="Run fine-tuned classifiers (a teacher first, then its students, an ALBERT, ...) on one "
+                    "labelled file: parameters, FLOPs per token, CPU latency at batch 1 and 32 (same examples "
+                    "and threads for every model, the models alternated, medians), the metric, and each as a "
+                    "ratio to the first. Prints a markdown table; --out DIR writes compare.md, compare.json "
+                    "and compare.png (the metric against latency).")
+    p.add_argument("models", nargs="+", metavar="DIR", help="fine-tuned model directories; the first is the reference")
+    p.add_argument("--eval-file", required=True, metavar="FILE", help="labelled file (columns: the models' own)")
+    add_data_arguments(p)
+    p.add_argument("--out", metavar="DIR", help="write compare.md, compare.json, compare.png here")
+    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads for every model (default: torch's)")
+    p.add_argument("--latency-examples", type=int, default=64, metavar="N",
+                   help="examples timed per model and batch size (default 64)")
+    p.add_argument("--repeats", type=int, default=5, metavar="R", help="timing rounds; medians (default 5)")
+    p.add_argument("--speed", type=float, metavar="S",
+                   help="run early-exit directories (berts finetune --early-exit) at this speed")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from berts.compare import compare, markdown, write_reports
+    from berts.errors import UserError
+
+    if args.latency_examples < 1 or args.repeats < 1:
+        raise UserError("--latency-examples and --repeats must be at least 1")
+    rows = compare(args.models, args.eval_file, latency_examples=args.latency_examples, repeats=args.repeats,
+                   threads=args.threads, speed=args.speed, data_args=args)
+    print(markdown(rows))
+    if args.out:
+        paths = write_reports(rows, args.out)
+        print(f"compare: {', '.join(str(p) for p in paths.values())}")
+    return 0

@@ -1,0 +1,111 @@
+"""`berts distill`: DistilBERT or TinyBERT, general (pretraining shards) or task-specific (a
+labelled file, from a fine-tuned teacher). Flags -> config (DistillConfig) ->
+``berts.train.recipes.distillation_run`` -> fit."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from berts.commands.common import (add_data_arguments, add_run_arguments, interrupted, put, resolve_resume, run_overrides,
+                                   show_config_or_load)
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "distill", help="distil a teacher into a smaller student (DistilBERT, TinyBERT)",
+        description="Train a student to imitate a frozen teacher. --method distilbert: soft targets at "
+                    "temperature T (x T^2), the student's own loss (MLM on --data shards, or the hard labels "
+                    "of --train) and the cosine of the last hidden states; general distillation needs a "
+                    "teacher with an MLM head. --method tinybert: embedding, attention-score and hidden-state "
+                    "MSE (through a learned projection when the widths differ) on a uniform layer mapping, "
+                    "and, with --train, the prediction layer's soft cross-entropy; works with any teacher "
+                    "encoder for general distillation. Task distillation needs a fine-tuned teacher (`berts "
+                    "finetune`). The student directory (OUT/final, OUT/best) is a plain Hugging Face BERT "
+                    "directory; every other key is a --set SECTION.KEY=VALUE (--show-config).")
+    add_run_arguments(p)
+    p.add_argument("--method", choices=("distilbert", "tinybert"), help="distill.method (default distilbert)")
+    p.add_argument("--teacher", metavar="DIR", help="the teacher's directory (distill.teacher)")
+    start = p.add_mutually_exclusive_group()
+    start.add_argument("--student-layers", metavar="0,2,4",
+                       help="the student = the teacher's embeddings, these layers (0-based) and its heads "
+                            "(distill.student_layers)")
+    start.add_argument("--student", metavar="DIR",
+                       help="start from a student directory, e.g. a general-distilled one (model.init_from)")
+    start.add_argument("--student-preset", metavar="PRESET", help="a new random student of a size preset (model.preset)")
+    start.add_argument("--student-config", metavar="CONFIG",
+                       help="a new random student of a config.json or model directory's config (model.config)")
+    p.add_argument("--data", metavar="SHARDS", help="general distillation: a `berts prepare` directory (data.shards)")
+    p.add_argument("--train", metavar="FILE", help="task distillation: a labelled file (data.train)")
+    p.add_argument("--dev", metavar="FILE", help="task distillation: an evaluation file; best/ by --metric (data.dev)")
+    add_data_arguments(p)
+    p.add_argument("--temperature", type=float, metavar="T",
+                   help="soft targets' temperature (distill.temperature; default 2 distilbert, 1 tinybert)")
+    p.add_argument("--alpha-ce", type=float, metavar="W", help="distilbert: soft-target weight (distill.alpha_ce, 5)")
+    p.add_argument("--alpha-mlm", type=float, metavar="W",
+                   help="distilbert: the student's own loss, MLM or hard labels (distill.alpha_mlm, 2)")
+    p.add_argument("--alpha-cos", type=float, metavar="W", help="distilbert: cosine loss weight (distill.alpha_cos, 1)")
+    p.add_argument("--stage", choices=("auto", "intermediate", "prediction", "all"),
+                   help="tinybert: which losses (distill.stage; auto: intermediate for general, all for task)")
+    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric)")
+    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=float, metavar="N",
+                   help="train.epochs (--max-steps, if given too, ends the run instead)")
+    p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=int, metavar="STEPS",
+                   help="evaluate every N steps (default: each epoch)")
+    p.add_argument("--patience", type=int, metavar="N", help="stop after N evaluations without improvement")
+    p.set_defaults(func=run)
+
+
+def _overrides(args) -> dict:
+    from berts.compress.distil import parse_layers
+
+    o = run_overrides(args)
+    if args.epochs is not None and args.max_steps is None:
+        put(o, "train.max_steps", "null")
+    for dotted, value in (
+            ("distill.method", args.method), ("distill.teacher", args.teacher),
+            ("distill.student_layers", parse_layers(args.student_layers) if args.student_layers else None),
+            ("model.init_from", args.student), ("model.preset", args.student_preset),
+            ("model.config", args.student_config), ("data.shards", args.data), ("data.train", args.train),
+            ("data.dev", args.dev), ("data.text_column", args.text_column), ("data.pair_column", args.pair_column),
+            ("data.label_column", args.label_column), ("data.format", args.format),
+            ("data.header", {"yes": True, "no": False}.get(args.header, args.header)),
+            ("data.skip_bad_rows", args.skip_bad_rows), ("data.max_length", args.max_length),
+            ("distill.temperature", args.temperature), ("distill.alpha_ce", args.alpha_ce),
+            ("distill.alpha_mlm", args.alpha_mlm), ("distill.alpha_cos", args.alpha_cos),
+            ("distill.stage", args.stage), ("train.metric", args.metric), ("train.epochs", args.epochs),
+            ("train.eval_every", args.eval_every), ("train.patience", args.patience),
+            ("model.classifier_dropout", args.dropout)):
+        put(o, dotted, value)
+    return o
+
+
+def run(args) -> int:
+    from berts.compress.distil import check_distill_config
+    from berts.train import distributed
+    from berts.train.config import DistillConfig
+    from berts.train.recipes import distillation_run
+    from berts.train.trainer import TrainingInterrupted
+
+    cfg = show_config_or_load(DistillConfig, args, _overrides(args))
+    if cfg is None:
+        return 0
+    check_distill_config(cfg)
+    resume = resolve_resume(args, cfg)
+
+    dist = distributed.setup(cfg.impl.device)
+    try:
+        trainer = distillation_run(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
+        try:
+            result = trainer.fit()
+        except TrainingInterrupted as exc:
+            return interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum
+        finally:
+            del trainer
+    finally:
+        distributed.teardown()
+    if dist.is_main:
+        if result.get("best"):
+            print(f"best student ({result['best']['metric']} {result['best']['value']:.4f}): "
+                  f"{Path(cfg.log.out) / 'best'}")
+        else:
+            print(f"student: {Path(cfg.log.out) / 'final'}")
+    return 0
