@@ -137,6 +137,27 @@ def resolve_resume(args, cfg):
     return resume
 
 
+def launch(recipe, cfg, args):
+    """Run a training recipe as every training command does: join the process group (torchrun),
+    build the run, fit, leave the group together. Returns (exit status, result, is rank 0): a
+    run stopped by SIGINT/SIGTERM checkpoints first and exits with 128 + the signal."""
+    from berts.train import distributed
+    from berts.train.trainer import TrainingInterrupted
+
+    resume = resolve_resume(args, cfg)
+    dist = distributed.setup(cfg.impl.device)
+    try:
+        trainer = recipe(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
+        try:
+            return 0, trainer.fit(), dist.is_main
+        except TrainingInterrupted as exc:
+            return (interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum), None, dist.is_main
+        finally:
+            del trainer  # DDP holds the process group: free it before the group goes
+    finally:
+        distributed.teardown()
+
+
 def interrupted(exc, out) -> int:
     """A run stopped by SIGINT/SIGTERM (``TrainingInterrupted``): one line, the usual status 128 + signal."""
     import signal

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import (add_data_arguments, add_run_arguments, interrupted, put, resolve_resume, run_overrides,
+from berts.commands.common import (add_data_arguments, add_run_arguments, launch, put, run_overrides,
                                    show_config_or_load)
 
 
@@ -80,29 +80,17 @@ def _overrides(args) -> dict:
 
 def run(args) -> int:
     from berts.compress.distil import check_distill_config
-    from berts.train import distributed
     from berts.train.config import DistillConfig
     from berts.train.recipes import distillation_run
-    from berts.train.trainer import TrainingInterrupted
 
     cfg = show_config_or_load(DistillConfig, args, _overrides(args))
     if cfg is None:
         return 0
     check_distill_config(cfg)
-    resume = resolve_resume(args, cfg)
-
-    dist = distributed.setup(cfg.impl.device)
-    try:
-        trainer = distillation_run(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
-        try:
-            result = trainer.fit()
-        except TrainingInterrupted as exc:
-            return interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum
-        finally:
-            del trainer
-    finally:
-        distributed.teardown()
-    if dist.is_main:
+    status, result, main = launch(distillation_run, cfg, args)
+    if status:
+        return status
+    if main:
         if result.get("best"):
             print(f"best student ({result['best']['metric']} {result['best']['value']:.4f}): "
                   f"{Path(cfg.log.out) / 'best'}")

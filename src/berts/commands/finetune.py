@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import (add_data_arguments, add_run_arguments, interrupted, put, resolve_resume, run_overrides,
+from berts.commands.common import (add_data_arguments, add_run_arguments, launch, put, run_overrides,
                                    show_config_or_load)
 
 
@@ -81,28 +81,16 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.train import distributed
     from berts.train.config import FinetuneConfig
     from berts.train.recipes import check_finetune_config, finetuning_run
-    from berts.train.trainer import TrainingInterrupted
 
     cfg = show_config_or_load(FinetuneConfig, args, _overrides(args))
     if cfg is None:
         return 0
     check_finetune_config(cfg)
-    resume = resolve_resume(args, cfg)
-
-    dist = distributed.setup(cfg.impl.device)
-    try:
-        trainer = finetuning_run(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
-        try:
-            result = trainer.fit()
-        except TrainingInterrupted as exc:
-            return interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum
-        finally:
-            del trainer  # DDP holds the process group: free it before the group goes
-    finally:
-        distributed.teardown()
-    if result.get("best") and dist.is_main:
+    status, result, main = launch(finetuning_run, cfg, args)
+    if status:
+        return status
+    if result.get("best") and main:
         print(f"best model ({result['best']['metric']} {result['best']['value']:.4f}): {Path(cfg.log.out) / 'best'}")
     return 0

@@ -3,7 +3,7 @@ MLM (+ NSP/SOP) (+ SBO) pretraining on shards from `berts prepare`. Flags -> con
 ``berts.train.recipes.pretraining_run`` -> fit."""
 from __future__ import annotations
 
-from berts.commands.common import (add_run_arguments, interrupted, put, resolve_resume, run_overrides,
+from berts.commands.common import (add_run_arguments, launch, put, run_overrides,
                                    show_config_or_load)
 from berts.errors import UserError
 
@@ -40,10 +40,8 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.train import distributed
     from berts.train.config import PretrainConfig
     from berts.train.recipes import check_pretrain_config, pretraining_run
-    from berts.train.trainer import TrainingInterrupted
 
     cfg = show_config_or_load(PretrainConfig, args, _overrides(args))
     if cfg is None:
@@ -52,17 +50,4 @@ def run(args) -> int:
         raise UserError("--resume continues a run (weights, optimizer, schedule, data position); --init-from "
                         "starts a new one from weights only: give one of them")
     check_pretrain_config(cfg)
-    resume = resolve_resume(args, cfg)
-
-    dist = distributed.setup(cfg.impl.device)
-    try:
-        trainer = pretraining_run(cfg, resume, dist, resume_requested=args.resume, overwrite=args.overwrite)
-        try:
-            trainer.fit()
-        except TrainingInterrupted as exc:
-            return interrupted(exc, cfg.log.out) if dist.is_main else 128 + exc.signum
-        finally:
-            del trainer  # DDP holds the process group: free it before the group goes
-    finally:
-        distributed.teardown()
-    return 0
+    return launch(pretraining_run, cfg, args)[0]
