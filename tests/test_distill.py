@@ -6,14 +6,12 @@ line; general DistilBERT on shards; the projection is checkpointed but not in fi
 resume of a TinyBERT run (student + projection) is bit-exact."""
 import json
 import random
-import signal
 import string
-import time
 from types import SimpleNamespace
 
 import pytest
 import torch
-from train_utils import SLOW_STEPS, cli, shards, spawn, wait_for, weights  # noqa: F401 (fixture)
+from train_utils import SLOW_STEPS, cli, kill_after_first_checkpoint, shards, spawn, weights  # noqa: F401 (fixture)
 
 from berts.compress import losses as L
 from berts.compress.distil import DistilBertTask, load_teacher, student_from_teacher
@@ -274,16 +272,7 @@ def test_sigkill_then_resume_of_a_distillation_run_is_bit_identical(shards, mlm_
     assert cli(_tiny_student(shards, reference, "--teacher", mlm_teacher)) == 0
     out = tmp_path / "run"
     proc = spawn(SLOW_STEPS, *_tiny_student(shards, out, "--teacher", mlm_teacher))
-    try:
-        wait_for(lambda: checkpoint.find_latest(out) is not None, proc, what="the first checkpoint")
-        time.sleep(random.uniform(0.0, 0.1))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "final").exists(), "the run ended before it was killed"
+    kill_after_first_checkpoint(proc, out, 0.1)
     assert cli(_tiny_student(shards, out, "--teacher", mlm_teacher, "--resume", "auto")) == 0
     a, b = weights(reference / "final"), weights(out / "final")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -290,13 +290,7 @@ def test_one_line_errors(tmp_path, capsys):
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     """The self-distillation run is the engine's: killed between checkpoints (dropout on in the
     students, accumulation 2) and resumed, it ends with the uninterrupted run's weights, bit for bit."""
-    import random
-    import signal
-    import time
-
-    from train_utils import RUN, SLOW_STEPS, spawn, wait_for, weights
-
-    from berts.train import checkpoint
+    from train_utils import RUN, SLOW_STEPS, kill_after_first_checkpoint, spawn, weights
 
     _, _, train = make_teacher(tmp_path)
 
@@ -308,15 +302,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     ref, out = tmp_path / "ref", tmp_path / "run"
     assert main(args(ref)) == 0
     proc = spawn(SLOW_STEPS, *args(out))
-    try:
-        wait_for(lambda: checkpoint.find_latest(out) is not None, proc, what="the first checkpoint")
-        time.sleep(random.uniform(0.0, 0.1))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL and not (out / "final").exists()
+    kill_after_first_checkpoint(proc, out, 0.1)
     assert main(args(out, "--resume", "auto")) == 0
     a, b = weights(ref / "final"), weights(out / "final")
     assert a.keys() == b.keys() and any(k.startswith("fastbert.") for k in a)

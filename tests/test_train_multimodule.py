@@ -3,15 +3,12 @@ tiny teacher encoder), with a count-weighted two-part loss (tests/multimodule_ta
 module gets no gradient, no optimizer state and stays as it was, in eval mode; what is saved
 where; exact resume after SIGKILL; 2-process DDP equals one process; a version-1 checkpoint."""
 import json
-import random
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from train_utils import PYTHON, ROOT, TINY, cli, env, pretrain_args, shards, wait_for, weights  # noqa: F401
+from train_utils import PYTHON, ROOT, TINY, cli, env, kill_after_first_checkpoint, pretrain_args, shards, weights  # noqa: F401
 
 from berts.train import checkpoint
 
@@ -118,15 +115,7 @@ def test_sigkill_then_resume_is_bit_identical(shards, tmp_path):  # noqa: F811
     run_script(shards, ref, *RUN)
     proc = subprocess.Popen([PYTHON, SCRIPT, str(shards), str(out), "--sleep", "0.05", *RUN], env=env(),
                             cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_for(lambda: checkpoint.find_latest(out) is not None, proc, what="the first checkpoint")
-        time.sleep(random.uniform(0.0, 0.15))
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL and not (out / "final").exists()
+    kill_after_first_checkpoint(proc, out, 0.15)
     killed_at = checkpoint.find_latest(out)
     printed = run_script(shards, out, "--resume", "auto", *RUN)
     assert f"resumed from {killed_at}" in printed.stderr

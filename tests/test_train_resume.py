@@ -1,13 +1,11 @@
 """Checkpoints and resume: SIGKILL + --resume gives bit-identical weights; a kill during a
 checkpoint write never leaves the latest checkpoint unreadable; --resume vs --init-from."""
 import json
-import random
 import signal
-import time
 
 import pytest
 import torch
-from train_utils import RUN, SLOW_STEPS, cli, pretrain_args, shards, spawn, wait_for, weights  # noqa: F401 (fixture)
+from train_utils import RUN, SLOW_STEPS, cli, kill_after_first_checkpoint, pretrain_args, shards, spawn, wait_for, weights  # noqa: F401 (fixture)
 
 from berts.train import checkpoint
 
@@ -48,16 +46,7 @@ def losses(out):
 def test_sigkill_then_resume_is_bit_identical(shards, reference, tmp_path):  # noqa: F811
     out = tmp_path / "run"
     proc = spawn(SLOW_STEPS, *pretrain_args(shards, out, *RUN))
-    try:
-        wait_for(lambda: checkpoint.find_latest(out) is not None, proc, what="the first checkpoint")
-        time.sleep(random.uniform(0.0, 0.15))  # somewhere after it
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == -signal.SIGKILL
-    assert not (out / "final").exists(), "the run ended before it was killed"
+    kill_after_first_checkpoint(proc, out, 0.15)
     killed_at = checkpoint.find_latest(out)
     assert cli(pretrain_args(shards, out, *RUN) + ["--resume", "auto"]) == 0
     a, b = weights(reference / "final"), weights(out / "final")

@@ -105,6 +105,25 @@ def wait_for(predicate, proc: subprocess.Popen | None = None, timeout: float = 6
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def kill_after_first_checkpoint(proc: subprocess.Popen, out: Path, jitter: float = 0.1) -> None:
+    """SIGKILL ``proc`` at a random moment after its first checkpoint under ``out`` appeared, and
+    check that it died of it before finishing (no ``final/``)."""
+    import signal
+
+    from berts.train import checkpoint
+
+    try:
+        wait_for(lambda: checkpoint.find_latest(out) is not None, proc, what="the first checkpoint")
+        time.sleep(random.uniform(0.0, jitter))  # somewhere after it
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (Path(out) / "final").exists(), "the run ended before it was killed"
+
+
 # A resumable run with dropout on (the RNG states must be restored) and accumulation (the data
 # position is mid-step), and a runner that slows its steps so that a test can kill or signal it
 # between checkpoints.
