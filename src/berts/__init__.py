@@ -10,6 +10,7 @@ from berts.config import BertConfig, preset, preset_names
 from berts.errors import UserError
 from berts.heads import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForUnifiedLM,
                          ModelOutput)
+from berts.electra import ElectraForMaskedLM, ElectraForPreTraining  # registers ELECTRA's task models
 from berts.generate import TextGenerator
 from berts.hf import load, load_config
 from berts.inference import Classifier
@@ -19,7 +20,7 @@ from berts.version import __version__
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
-    "ModelOutput",
+    "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
     "Classifier", "TextGenerator",
     "__version__",
 ]

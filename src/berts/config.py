@@ -1,5 +1,6 @@
 """Model configuration: one dataclass whose field names are Hugging Face's BertConfig
-names, plus ALBERT's factorized embedding and cross-layer sharing switches, and the presets.
+names, plus ALBERT's factorized embedding and cross-layer sharing switches, cramming's model
+switches (``norm_position``, ``ffn``, ``bias``), and the presets.
 
 Reading a config.json (ours or transformers', BERT or ALBERT) is hf.py's job:
 ``berts.hf.load_config(path)`` (a file, a model directory or a preset name)."""
@@ -15,6 +16,8 @@ from typing import Any
 from berts.errors import UserError
 
 SHARE_CHOICES = ("none", "all", "attention", "ffn")
+NORM_POSITIONS = ("post", "pre")
+FFN_CHOICES = ("standard", "glu")
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
 
 
@@ -38,6 +41,16 @@ class BertConfig:
     embedding_size: int | None = None
     # ALBERT: cross-layer parameter sharing.
     share_layers: str = "none"
+    # cramming's model switches (model.py says what each computes):
+    # "post": BERT's x = LN(x + sublayer(x)); "pre": x = x + sublayer(LN(x)), and one final LayerNorm
+    # after the last layer (RoBERTa-PreLayerNorm, GPT-2).
+    norm_position: str = "post"
+    # "standard": H -> I, act, I -> H; "glu": GEGLU with hidden_act as the gate (H -> 2I, act(gate) * a,
+    # I -> H). intermediate_size stays I, the width after the gating: the up matrix doubles (cramming).
+    ffn: str = "standard"
+    # false: no bias in the encoder's Linear layers (qkv, out, up, down, ALBERT's projection) nor in
+    # its LayerNorms. The pooler and the objectives' heads keep theirs.
+    bias: bool = True
     # SpanBERT's span boundary objective head in BertForPreTraining.
     span_boundary_objective: bool = False
     sbo_max_span: int = 10
@@ -66,6 +79,12 @@ class BertConfig:
             bad(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
         if self.share_layers not in SHARE_CHOICES:
             bad(f"share_layers must be one of {', '.join(SHARE_CHOICES)}, got {self.share_layers!r}")
+        if self.norm_position not in NORM_POSITIONS:
+            bad(f"norm_position must be one of {', '.join(NORM_POSITIONS)}, got {self.norm_position!r}")
+        if self.ffn not in FFN_CHOICES:
+            bad(f"ffn must be one of {', '.join(FFN_CHOICES)}, got {self.ffn!r}")
+        if not isinstance(self.bias, bool):
+            bad(f"bias must be true or false, got {self.bias!r}")
         if self.hidden_act not in ACTIVATIONS:
             bad(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
         if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):

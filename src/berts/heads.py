@@ -30,6 +30,7 @@ from berts.config import BertConfig
 from berts.model import BertModel, BertPreTrainedModel
 from berts.objectives import MaskedLM, Objective, SentencePair, SequenceClassification, SpanBoundary
 from berts.objectives.lm import NextTokenLM
+from berts.objectives.structure import SENTENCE_OBJECTIVES, WordStructure
 
 
 @dataclass
@@ -38,6 +39,7 @@ class ModelOutput:
     logits: torch.Tensor | None = None
     prediction_logits: torch.Tensor | None = None
     seq_relationship_logits: torch.Tensor | None = None
+    structure_logits: torch.Tensor | None = None  # sentence reorder [B, 9] / distance [B, 3] (objectives/structure.py)
     lm_logits: torch.Tensor | None = None  # next-token logits at lm_positions, [N, vocab]
     last_hidden_state: torch.Tensor | None = None
     pooler_output: torch.Tensor | None = None
@@ -138,26 +140,38 @@ class BertTaskModel(BertPreTrainedModel):
 @register_task_model
 class BertForPreTraining(BertTaskModel):
     """Encoder + MLM + NSP/SOP on the pooled [CLS] (+ SpanBERT's SBO when
-    ``config.span_boundary_objective``)."""
+    ``config.span_boundary_objective``). ``config.extra["berts_structure_objective"]``
+    ("reorder" | "distance", ERNIE 2.0) puts that sentence head in the NSP/SOP head's place;
+    ``config.extra["berts_wso"]`` adds StructBERT's word structural objective (on the MLM head)."""
 
     hf_architectures = {"bert": "BertForPreTraining", "albert": "AlbertForPreTraining"}
-    objective_names = ("mlm", "sbo", "seq_relationship")
+    objective_names = ("mlm", "sbo", "wso", "seq_relationship", "structure")
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
         self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
-        self.seq_relationship = SentencePair(config)
+        structure = config.extra.get("berts_structure_objective")
+        if structure is not None and structure not in SENTENCE_OBJECTIVES:
+            raise ValueError(f"berts_structure_objective must be one of {', '.join(SENTENCE_OBJECTIVES)}, "
+                             f"got {structure!r}")
+        self.seq_relationship = SentencePair(config) if structure is None else None
+        self.structure = SENTENCE_OBJECTIVES[structure](config) if structure is not None else None
         self.sbo = SpanBoundary(config, self.mlm) if config.span_boundary_objective else None
+        self.wso = WordStructure(self.mlm) if config.extra.get("berts_wso") else None
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 labels=None, next_sentence_label=None, sentence_order_label=None,
                 mlm_positions=None, mlm_labels=None, sbo_left=None, sbo_right=None, sbo_rel=None,
+                sentence_reorder_label=None, sentence_distance_label=None, wso_positions=None, wso_labels=None,
                 output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
         targets = dict(labels=labels, next_sentence_label=next_sentence_label,
                        sentence_order_label=sentence_order_label, mlm_positions=mlm_positions,
-                       mlm_labels=mlm_labels, sbo_left=sbo_left, sbo_right=sbo_right, sbo_rel=sbo_rel)
+                       mlm_labels=mlm_labels, sbo_left=sbo_left, sbo_right=sbo_right, sbo_rel=sbo_rel,
+                       sentence_reorder_label=sentence_reorder_label,
+                       sentence_distance_label=sentence_distance_label, wso_positions=wso_positions,
+                       wso_labels=wso_labels)
         return self.run(input_ids, attention_mask, token_type_ids, position_ids, targets,
                         output_hidden_states, output_attentions, output_attention_scores)
 
@@ -167,19 +181,21 @@ class BertForMaskedLM(BertTaskModel):
     """Encoder (no pooler, as transformers) + MLM. Sparse logits when labels are given."""
 
     hf_architectures = {"bert": "BertForMaskedLM", "albert": "AlbertForMaskedLM"}
-    objective_names = ("mlm",)
+    objective_names = ("mlm", "wso")
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
+        self.wso = WordStructure(self.mlm) if config.extra.get("berts_wso") else None  # StructBERT, no weights
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                labels=None, mlm_positions=None, mlm_labels=None,
+                labels=None, mlm_positions=None, mlm_labels=None, wso_positions=None, wso_labels=None,
                 output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
         out = self.run(input_ids, attention_mask, token_type_ids, position_ids,
-                       dict(labels=labels, mlm_positions=mlm_positions, mlm_labels=mlm_labels),
+                       dict(labels=labels, mlm_positions=mlm_positions, mlm_labels=mlm_labels,
+                            wso_positions=wso_positions, wso_labels=wso_labels),
                        output_hidden_states, output_attentions, output_attention_scores)
         out.logits = out.prediction_logits  # transformers' field for this class
         return out

@@ -34,19 +34,21 @@ from berts.version import __version__
 WEIGHTS_NAME = "model.safetensors"
 _IGNORED_ON_LOAD = re.compile(
     r"(^|\.)(position_ids|token_type_ids)$|predictions\.decoder\.(weight|bias)$|^cls\.predictions\.decoder"
+    r"|^generator_lm_head\.weight$"  # ELECTRA's generator: tied to the word embeddings
 )
 
 class _Architectures(Mapping):
     """{HF architecture: our task class name}, read live from the registered task models."""
 
     def __getitem__(self, key):
+        key = {v: k for k, v in ROBERTA_PRELN_ARCHS.items()}.get(key, key)  # pre-LN: roberta-prelayernorm
         return architectures()[key].__name__
 
     def __iter__(self):
-        return iter(architectures())
+        return iter([*architectures(), *ROBERTA_PRELN_ARCHS.values()])
 
     def __len__(self):
-        return len(architectures())
+        return len(architectures()) + len(ROBERTA_PRELN_ARCHS)
 
 
 ARCHITECTURES = _Architectures()
@@ -57,13 +59,34 @@ def hf_format(config: BertConfig) -> str:
     return "albert" if config.embedding_size is not None else "bert"
 
 
+# ELECTRA (berts.electra): a task class with ``hf_model_type = "electra"`` is written in ELECTRA's
+# names whatever its embedding width (E != H is ELECTRA's ``embeddings_project``, not ALBERT's
+# layer groups); an ELECTRA directory also loads into a BERT-format model (fine-tuning).
+_PREFIX = {"bert": "bert.", "albert": "albert.", "electra": "electra."}
+
+
+def model_format(model) -> str:
+    """The directory format of ``model`` (a model or its class): its ``hf_model_type``, else by the config."""
+    return getattr(model, "hf_model_type", None) or hf_format(model.config)
+
+
+def source_format(sd, model) -> str:
+    """The format of a state dict to load into ``model``: ELECTRA's when its names say so, else the model's."""
+    own = model_format(model)
+    if own != "electra" and any(k.startswith(("electra.", "discriminator_predictions.", "generator_")) for k in sd):
+        return "electra"
+    return own
+
+
 # ----------------------------------------------------------------------------- config
 def config_to_hf_dict(config: BertConfig, model) -> dict:
     """config.json for ``model`` (a model or its class: its ``hf_architectures`` name it)."""
     d = config.to_dict()
-    fmt = hf_format(config)
+    fmt = getattr(model, "hf_model_type", None) or hf_format(config)
     albert = fmt == "albert"
     d["model_type"] = fmt
+    if fmt == "electra":
+        d["embedding_size"] = config.emb_size  # ElectraConfig's default is 128: always say it
     d["architectures"] = [model.hf_architectures[fmt]]
     d["tie_word_embeddings"] = True
     if albert:
@@ -79,15 +102,19 @@ def config_to_hf_dict(config: BertConfig, model) -> dict:
         d["id2label"] = {str(k): v for k, v in d["id2label"].items()}
     if config.problem_type is None:
         d.pop("problem_type")
+    d = _config_out(d, config, model)  # roberta-prelayernorm / berts format (model switches)
     d["berts_version"] = __version__
     return d
 
 
 def config_from_hf_dict(d: dict) -> BertConfig:
-    d = dict(d)
+    d = _config_in(dict(d))  # roberta-prelayernorm / berts format -> the BERT or ALBERT layout
     model_type = d.get("model_type", "bert")
-    if model_type not in ("bert", "albert"):
-        raise UserError(f"config.json: model_type {model_type!r} is not supported (bert and albert are)")
+    if model_type not in ("bert", "albert", "electra"):
+        raise UserError(f"config.json: model_type {model_type!r} is not supported (bert, albert, electra, roberta-prelayernorm and berts are)")
+    if model_type == "electra":  # E == H: no embeddings_project, our embedding_size None
+        e = d.get("embedding_size", 128)
+        d["embedding_size"] = None if e == d.get("hidden_size", 768) else e
     if model_type == "albert":
         layers = d.get("num_hidden_layers", 12)
         groups, inner = d.get("num_hidden_groups", 1), d.get("inner_group_num", 1)
@@ -100,7 +127,7 @@ def config_from_hf_dict(d: dict) -> BertConfig:
         d.setdefault("hidden_act", "gelu_new")
         if d.get("classifier_dropout") is None and "classifier_dropout_prob" in d:
             d["classifier_dropout"] = d["classifier_dropout_prob"]
-    else:
+    elif model_type == "bert":
         d["embedding_size"] = None if d.get("embedding_size") in (None, d.get("hidden_size")) else d["embedding_size"]
     if d.get("id2label") is not None:
         d["id2label"] = {int(k): v for k, v in d["id2label"].items()}
@@ -126,12 +153,17 @@ _ALBERT_LAYER = [
 ]
 
 
-def _base_name(name: str, config: BertConfig) -> list[tuple[str, int | None]]:
+def _base_name(name: str, config: BertConfig, fmt: str | None = None) -> list[tuple[str, int | None]]:
     """Our BertModel-relative parameter name -> [(HF base-relative name, qkv chunk or None)]."""
-    albert = config.embedding_size is not None
+    fmt = fmt or hf_format(config)
+    albert = fmt == "albert"
     if name.startswith("embeddings.projection."):
+        if fmt == "electra":
+            return [("embeddings_project." + name.split(".")[-1], None)]
         return [("encoder.embedding_hidden_mapping_in." + name.split(".")[-1], None)]
     if name.startswith("embeddings."):
+        return [(name, None)]
+    if name.startswith("encoder.final_norm."):  # pre-LN (roberta-prelayernorm: the model's LayerNorm)
         return [(name, None)]
     if name.startswith("pooler."):
         return [("pooler." + name.split(".")[-1], None)] if albert else [(name, None)]
@@ -155,29 +187,34 @@ def _base_name(name: str, config: BertConfig) -> list[tuple[str, int | None]]:
     raise KeyError(name)
 
 
-def head_names(model) -> list[tuple[str, str]]:
+def head_names(model, fmt: str | None = None) -> list[tuple[str, str]]:
     """[(our name prefix, HF name prefix)] for the parameters outside the encoder: the task model's
-    own ``hf_names`` and each objective's, under the attribute that holds it."""
-    fmt = hf_format(model.config)
-    table = [(ours, theirs[fmt]) for ours, theirs in getattr(model, "hf_names", {}).items()]
+    own ``hf_names`` and each objective's, under the attribute that holds it. ``fmt``: another
+    format to read (an ELECTRA directory into a BERT model): a head it has no name for keeps its
+    own format's name (it is then missing, newly initialised)."""
+    own = model_format(model)
+    fmt = fmt or own
+    table = [(ours, theirs.get(fmt) or theirs[own]) for ours, theirs in getattr(model, "hf_names", {}).items()]
     for attr, child in model.named_modules():
         if isinstance(child, Objective) and attr:
-            table += [(f"{attr}.{ours}", theirs[fmt]) for ours, theirs in child.hf_names.items()]
+            table += [(f"{attr}.{ours}", theirs.get(fmt) or theirs[own]) for ours, theirs in child.hf_names.items()]
     return table
 
 
-def name_pairs(model) -> list[tuple[str, str, int | None]]:
-    """(HF name, our parameter name, qkv chunk) for every parameter, shared ones once per use."""
+def name_pairs(model, fmt: str | None = None) -> list[tuple[str, str, int | None]]:
+    """(HF name, our parameter name, qkv chunk) for every parameter, shared ones once per use
+    (``fmt``: the names in that format, see head_names; default: the model's own)."""
     config = model.config
+    fmt = fmt or model_format(model)
     is_base = not hasattr(model, "bert")
-    hf_prefix = "" if is_base else ("albert." if config.embedding_size is not None else "bert.")
-    heads = head_names(model)
+    hf_prefix = "" if is_base else _PREFIX[fmt]
+    heads = head_names(model, fmt)
     pairs, unknown = [], []
     for name, _ in model.named_parameters(remove_duplicate=False):
         try:
             if is_base or name.startswith("bert."):
                 base = name if is_base else name[len("bert."):]
-                for hf, chunk in _base_name(base, config):
+                for hf, chunk in _base_name(base, config, fmt):
                     pairs.append((hf_prefix + hf, name, chunk))
             else:
                 ours, theirs = next((o, t) for o, t in heads if name.startswith(o))
@@ -208,7 +245,7 @@ def _normalise_keys(sd: dict, model) -> dict:
             k.endswith("predictions.bias") for k in sd):
         sd = {(k.replace("predictions.decoder.bias", "predictions.bias")): v for k, v in sd.items()}
     is_base = not hasattr(model, "bert")
-    prefix = "albert." if model.config.embedding_size is not None else "bert."
+    prefix = _PREFIX[source_format(sd, model)]
     if is_base:
         if any(k.startswith(prefix) for k in sd):
             sd = {k[len(prefix):]: v for k, v in sd.items() if k.startswith(prefix)}
@@ -225,7 +262,7 @@ def load_hf_state_dict(model, sd: dict[str, torch.Tensor], ignore_mismatched_siz
     params = dict(model.named_parameters(remove_duplicate=False))
     missing, used = [], set()
     with torch.no_grad():
-        for hf, ours, chunk in name_pairs(model):
+        for hf, ours, chunk in name_pairs(model, source_format(sd, model)):
             if hf not in sd:
                 missing.append(hf)
                 continue
@@ -243,6 +280,150 @@ def load_hf_state_dict(model, sd: dict[str, torch.Tensor], ignore_mismatched_siz
     return missing, unexpected
 
 
+# ------------------------------------------- model switches: roberta-prelayernorm and the berts format
+# (issue 11) A saved directory must never load silently as a different function. So:
+# * norm_position "pre" (with nothing else transformers lacks) is saved as transformers'
+#   roberta-prelayernorm (RobertaPreLayerNormModel / ForMaskedLM / ForSequenceClassification):
+#   the same function, its names and position offset below, tested both ways;
+# * ffn "glu", bias false, or pre-LN where roberta-prelayernorm cannot say it (ALBERT's factorized
+#   embedding, NSP/SOP/SBO heads, an MLM head whose activation is not gelu) is the berts format:
+#   config.json with model_type "berts" (AutoModel refuses it) and the weights in berts.safetensors
+#   (transformers' BertModel finds no weights file and raises; it would otherwise zero-initialise
+#   the missing biases silently). The names inside are the BERT (or ALBERT) layout's; berts.load
+#   reads it back exactly.
+BERTS_WEIGHTS_NAME = "berts.safetensors"
+BERTS_MODEL_TYPE = "berts"
+ROBERTA_PRELN = "roberta-prelayernorm"
+# our task class -> transformers' roberta-prelayernorm architecture with the same function
+ROBERTA_PRELN_ARCHS = {
+    "BertModel": "RobertaPreLayerNormModel",
+    "BertForMaskedLM": "RobertaPreLayerNormForMaskedLM",
+    "BertForSequenceClassification": "RobertaPreLayerNormForSequenceClassification",
+}
+# (BERT-layout HF name, roberta-prelayernorm name), prefixes; first match wins, either way. {b}: the
+# encoder's prefix ("bert." <-> "roberta_prelayernorm." in a task model, nothing in a bare encoder),
+# {i}: a layer. Pre-LN's norms sit before their sublayer: transformers names the attention's
+# attention.LayerNorm and the FFN's intermediate.LayerNorm; the final one is the model's LayerNorm.
+_ROBERTA_PRELN_NAMES = [
+    ("{b}encoder.layer.{i}.attention.output.LayerNorm.", "{b}encoder.layer.{i}.attention.LayerNorm."),
+    ("{b}encoder.layer.{i}.output.LayerNorm.", "{b}encoder.layer.{i}.intermediate.LayerNorm."),
+    ("{b}encoder.final_norm.", "{b}LayerNorm."),
+    ("{b}encoder.", "{b}encoder."),
+    ("{b}embeddings.", "{b}embeddings."),
+    # BertForSequenceClassification: pooler (dense, tanh on [CLS]) + dropout + linear is
+    # RobertaClassificationHead (dropout, dense, tanh, dropout, out_proj on <s>): equal in eval
+    ("bert.pooler.dense.", "classifier.dense."),
+    ("classifier.", "classifier.out_proj."),
+    ("{b}pooler.", "{b}pooler."),
+    # the MLM head: transform dense, gelu, LayerNorm, decoder tied to the word embeddings
+    ("cls.predictions.transform.dense.", "lm_head.dense."),
+    ("cls.predictions.transform.LayerNorm.", "lm_head.layer_norm."),
+    ("cls.predictions.bias", "lm_head.bias"),
+]
+# RoBERTa's positions start at pad_token_id + 1 (create_position_ids_from_input_ids): its table has
+# pad_token_id + 1 more rows, the first ones never read by a real token (written as zeros).
+_POSITIONS = re.compile(r"^(roberta_prelayernorm\.|bert\.)?embeddings\.position_embeddings\.weight$")
+
+
+def save_format(config: BertConfig, model) -> str:
+    """How ``model`` (a model or its class) is saved: "bert" / "albert" (transformers' BERT /
+    ALBERT), "roberta-prelayernorm" (pre-LN) or "berts" (what transformers cannot compute)."""
+    if config.ffn != "standard" or not config.bias:
+        return BERTS_MODEL_TYPE
+    if config.norm_position == "pre":
+        name = model.__name__ if isinstance(model, type) else type(model).__name__
+        ok = (config.embedding_size is None and name in ROBERTA_PRELN_ARCHS
+              and (name != "BertForMaskedLM" or config.hidden_act == "gelu"))  # RoBERTa's lm_head: gelu
+        return ROBERTA_PRELN if ok else BERTS_MODEL_TYPE
+    return hf_format(config)
+
+
+def _roberta_name(name: str, to_roberta: bool) -> str | None:
+    """One parameter name, BERT layout <-> roberta-prelayernorm; None: no rule (kept as it is)."""
+    ours, theirs = ("bert.", "roberta_prelayernorm.") if to_roberta else ("roberta_prelayernorm.", "bert.")
+    for bert, rob in _ROBERTA_PRELN_NAMES:
+        src, dst = (bert, rob) if to_roberta else (rob, bert)
+        pattern = "^" + re.escape(src).replace(r"\{b\}", f"(?P<b>{re.escape(ours)})?").replace(
+            r"\{i\}", r"(?P<i>\d+)")
+        m = re.match(pattern, name)
+        if m:
+            groups = m.groupdict()
+            out = dst.replace("{b}", theirs if groups.get("b") else "").replace("{i}", groups.get("i") or "")
+            return out + name[m.end():]
+    return None
+
+
+def to_roberta_preln(sd: dict, config: BertConfig) -> dict:
+    """A BERT-layout HF state dict -> roberta-prelayernorm's names and position table."""
+    out = {}
+    for k, v in sd.items():
+        if _POSITIONS.match(k):
+            v = torch.cat([v.new_zeros(config.pad_token_id + 1, v.shape[1]), v])
+        out[_roberta_name(k, True) or k] = v
+    return out
+
+
+def from_roberta_preln(sd: dict, pad_token_id: int) -> dict:
+    """roberta-prelayernorm's tensors (or shapes) -> the BERT layout; its tied decoder is dropped."""
+    out = {}
+    for k, v in sd.items():
+        if k.startswith("lm_head.decoder."):
+            continue  # the tied copy of the word embeddings (and of lm_head.bias)
+        k = _roberta_name(k, False) or k
+        if _POSITIONS.match(k):
+            v = v[pad_token_id + 1:] if isinstance(v, torch.Tensor) else (v[0] - pad_token_id - 1, *v[1:])
+        out[k] = v
+    return out
+
+
+def _config_out(d: dict, config: BertConfig, model) -> dict:
+    """config_to_hf_dict's last step for the two formats above."""
+    fmt = save_format(config, model)
+    name = model.__name__ if isinstance(model, type) else type(model).__name__
+    if fmt == ROBERTA_PRELN:
+        d["model_type"] = ROBERTA_PRELN
+        d["architectures"] = [ROBERTA_PRELN_ARCHS[name]]
+        d["max_position_embeddings"] = config.max_position_embeddings + config.pad_token_id + 1
+        d["position_embedding_type"] = "absolute"
+    elif fmt == BERTS_MODEL_TYPE:
+        d["model_type"] = BERTS_MODEL_TYPE  # transformers' Auto classes refuse it
+        d["berts_layout"] = getattr(model, "hf_model_type", None) or hf_format(config)  # the names inside
+    return d
+
+
+def _config_in(d: dict) -> dict:
+    """config_from_hf_dict's first step: a roberta-prelayernorm or berts config.json -> the BERT or
+    ALBERT layout's."""
+    model_type = d.get("model_type")
+    if model_type == ROBERTA_PRELN:
+        if d.get("position_embedding_type", "absolute") != "absolute" or d.get("is_decoder"):
+            raise UserError("config.json: roberta-prelayernorm with relative positions or as a decoder "
+                            "is not supported")
+        pad = d.get("pad_token_id", 1)
+        d = dict(d, model_type="bert", norm_position="pre", pad_token_id=pad,
+                 max_position_embeddings=d.get("max_position_embeddings", 514) - pad - 1)
+    elif model_type == BERTS_MODEL_TYPE:
+        d = dict(d, model_type=d.get("berts_layout", "bert"))
+    d.pop("berts_layout", None)
+    return d
+
+
+def weights_file(directory) -> Path:
+    """The single-file weights of a directory: berts.safetensors (the berts format) or model.safetensors."""
+    directory = Path(directory)
+    ours = directory / BERTS_WEIGHTS_NAME
+    return ours if ours.is_file() else directory / WEIGHTS_NAME
+
+
+def _saved_config(directory) -> dict:
+    """A directory's config.json as saved ({} when unreadable: the caller's own checks say why)."""
+    try:
+        d = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return d if isinstance(d, dict) else {}
+
+
 # --------------------------------------------------------------------- directories
 def write_model_files(model, directory: Path, tokenizer=None) -> None:
     """config.json + model.safetensors (+ tokenizer files) into an existing directory."""
@@ -253,8 +434,12 @@ def write_model_files(model, directory: Path, tokenizer=None) -> None:
     (directory / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
     # bytes written by us, not save_file(): a write of ours raises on a full disk, whatever the
     # library does, and atomic_write_dir turns that into one line naming the directory
-    with open(directory / WEIGHTS_NAME, "wb") as f:
-        f.write(save(hf_state_dict(model), metadata={"format": "pt"}))
+    fmt = save_format(model.config, model)
+    sd = hf_state_dict(model)
+    if fmt == ROBERTA_PRELN:
+        sd = to_roberta_preln(sd, model.config)
+    with open(directory / (BERTS_WEIGHTS_NAME if fmt == BERTS_MODEL_TYPE else WEIGHTS_NAME), "wb") as f:
+        f.write(save(sd, metadata={"format": "pt"}))
     if tokenizer is not None:
         # into this directory, which its writer publishes atomically (not a second atomic write)
         getattr(tokenizer, "write_files", tokenizer.save_pretrained)(directory)
@@ -268,7 +453,7 @@ def save_pretrained(model, directory, tokenizer=None) -> None:
     def write(tmp: Path):
         if directory.is_dir():  # keep whatever else lives there (tokenizer, trainer state, ...)
             # (carried files are hard links: never carry one that is written again below)
-            rewritten = {"config.json", WEIGHTS_NAME} | (set(TOKENIZER_NAMES) if tokenizer is not None else set())
+            rewritten = {"config.json", WEIGHTS_NAME, BERTS_WEIGHTS_NAME} | (set(TOKENIZER_NAMES) if tokenizer is not None else set())
             carry_over(directory, tmp, skip=rewritten)
         write_model_files(model, tmp, tokenizer)
 
@@ -344,8 +529,8 @@ def check_weights(model, directory) -> dict:
     Returns {"tensors", "missing", "unexpected"}; a weights file that is not whole, or a weight whose
     shape does not fit the config, is a one-line UserError naming the file."""
     directory = Path(directory)
-    if (directory / WEIGHTS_NAME).is_file():
-        files = [directory / WEIGHTS_NAME]
+    if weights_file(directory).is_file():
+        files = [weights_file(directory)]
     elif (directory / "model.safetensors.index.json").is_file():
         index = _read_config_json(directory / "model.safetensors.index.json")
         files = [directory / f for f in sorted(set((index.get("weight_map") or {}).values()))]
@@ -357,10 +542,12 @@ def check_weights(model, directory) -> dict:
         if problem:
             raise UserError(problem)
         shapes.update(weight_shapes(f))
+    if _saved_config(directory).get("model_type") == ROBERTA_PRELN:
+        shapes = from_roberta_preln(shapes, model.config.pad_token_id)
     shapes = _normalise_keys(shapes, model)
     params = dict(model.named_parameters(remove_duplicate=False))
     missing, bad, used = [], [], set()
-    for hf, ours, chunk in name_pairs(model):
+    for hf, ours, chunk in name_pairs(model, source_format(shapes, model)):
         want = tuple(params[ours].shape)
         if chunk is not None:
             want = (want[0] // 3, *want[1:])
@@ -397,7 +584,11 @@ def read_config(directory) -> BertConfig:
 
 def read_state_dict(directory) -> dict[str, torch.Tensor]:
     try:
-        return _read_state_dict(Path(directory))
+        sd = _read_state_dict(Path(directory))
+        saved = _saved_config(directory)
+        if saved.get("model_type") == ROBERTA_PRELN:
+            sd = from_roberta_preln(sd, saved.get("pad_token_id", 1))
+        return sd
     except UserError:
         raise
     except Exception as exc:  # a truncated or corrupt weights file
@@ -407,8 +598,8 @@ def read_state_dict(directory) -> dict[str, torch.Tensor]:
 def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     from safetensors.torch import load_file
 
-    if (path / WEIGHTS_NAME).is_file():
-        return load_file(str(path / WEIGHTS_NAME))
+    if weights_file(path).is_file():  # berts.safetensors (the berts format) or model.safetensors
+        return load_file(str(weights_file(path)))
     index = path / "model.safetensors.index.json"
     if index.is_file():
         sd = {}
@@ -446,7 +637,8 @@ def load(directory, **config_overrides):
     archs = _read_config_json(path / "config.json").get("architectures") or ["BertModel"]
     if not isinstance(archs, list) or not isinstance(archs[0], str):
         raise UserError(f"{path / 'config.json'}: architectures must be a list of names, got {archs!r}")
-    cls = architectures().get(archs[0])
+    arch = {v: k for k, v in ROBERTA_PRELN_ARCHS.items()}.get(archs[0], archs[0])  # roberta-prelayernorm
+    cls = architectures().get(arch)
     if cls is None:
         raise UserError(f"{path}: architecture {archs[0]} is not supported "
                         f"(supported: {', '.join(sorted(architectures()))})")

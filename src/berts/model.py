@@ -1,8 +1,11 @@
-"""The BERT encoder: embeddings -> post-LN Transformer layers -> pooler.
+"""The BERT encoder: embeddings -> Transformer layers (post-LN, or pre-LN + a final LayerNorm) -> pooler.
 
 One file, read top to bottom. ALBERT is this model with two switches:
 ``embedding_size`` (factorized V x E table, then E -> H) and ``share_layers``
-(cross-layer sharing of attention, FFN, or whole layers). Where the other pieces live:
+(cross-layer sharing of attention, FFN, or whole layers). cramming's switches are three more:
+``norm_position`` ("post": x = LN(x + f(x)), BERT; "pre": x = x + f(LN(x)), and ``encoder.final_norm``
+on the last layer's output, RoBERTa-PreLayerNorm / GPT-2), ``ffn`` ("glu": GEGLU) and ``bias``
+(false: the encoder's Linear layers and LayerNorms have none). Where the other pieces live:
 
 * attention.py: the one attention function and the mask builders (padding, causal, prefix);
 * padding.py: the padding rule and the unpad/pack machinery (``Unpadded``);
@@ -93,10 +96,12 @@ class BertEmbeddings(nn.Module):
         self.word_embeddings = nn.Embedding(config.vocab_size, e, padding_idx=config.pad_token_id)
         self.position_embeddings = nn.Embedding(config.max_position_embeddings, e)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, e)
-        self.LayerNorm = nn.LayerNorm(e, eps=config.layer_norm_eps)
+        # pre-LN keeps this LayerNorm too (as RoBERTa-PreLayerNorm does)
+        self.LayerNorm = nn.LayerNorm(e, eps=config.layer_norm_eps, bias=config.bias)
         self.dropout = Dropout(config.hidden_dropout_prob)
         # ALBERT: E -> H (present whenever embedding_size is set, as transformers' ALBERT has it)
-        self.projection = nn.Linear(e, config.hidden_size) if config.embedding_size is not None else None
+        self.projection = nn.Linear(e, config.hidden_size, bias=config.bias) \
+            if config.embedding_size is not None else None
 
     def forward(self, input_ids, token_type_ids=None, position_ids=None):
         """input_ids [B, S], or [T] (unpadded: then position_ids are given)."""
@@ -154,16 +159,18 @@ class KVCache:
 
 
 class BertAttention(nn.Module):
-    """Multi-head self-attention (fused QKV projection) + output projection + residual + LayerNorm."""
+    """Multi-head self-attention (fused QKV projection) + output projection + residual, with the
+    LayerNorm after the residual (post-LN) or on the input (pre-LN: x + out(attn(LN(x))))."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
         h = config.hidden_size
         self.num_heads = config.num_attention_heads
         self.head_dim = config.head_dim
-        self.qkv = nn.Linear(h, 3 * h)  # rows: [query; key; value]
-        self.out = nn.Linear(h, h)
-        self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps)
+        self.pre_norm = config.norm_position == "pre"
+        self.qkv = nn.Linear(h, 3 * h, bias=config.bias)  # rows: [query; key; value]
+        self.out = nn.Linear(h, h, bias=config.bias)
+        self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps, bias=config.bias)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.attn_dropout = config.attention_probs_dropout_prob
 
@@ -179,7 +186,8 @@ class BertAttention(nn.Module):
         queries attend them and the new keys (mask [B, 1, S, P + S]), and the new ones are kept.
         """
         h = x.shape[-1]
-        qkv = self.qkv(x) if unpadded is None else unpadded.to_rows(self.qkv(x))
+        qkv = self.qkv(self.norm(x) if self.pre_norm else x)  # [B, S, 3H] (or [T, 3H])
+        qkv = qkv if unpadded is None else unpadded.to_rows(qkv)
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if kv is not None:  # incremental decoding: earlier positions' keys/values, then these
@@ -191,22 +199,40 @@ class BertAttention(nn.Module):
             ctx = unpadded.from_rows(ctx)
         if rows is not None:
             ctx, x = ctx.reshape(-1, h).index_select(0, rows), x.reshape(-1, h).index_select(0, rows)
-        return self.norm(x + self.dropout(self.out(ctx))), extra
+        x = x + self.dropout(self.out(ctx))  # the residual stream (its input x: not normalised in pre-LN)
+        return (x if self.pre_norm else self.norm(x)), extra
 
 
 class BertFeedForward(nn.Module):
-    """H -> I -> H with activation, residual + LayerNorm (post-LN)."""
+    """H -> I -> H with activation, residual, LayerNorm after it (post-LN) or on the input (pre-LN).
+
+    ``ffn: glu`` (GEGLU with gelu, Shazeer 2020): up is H -> 2I, its output split into (a, gate)
+    halves, act(gate) * a, then I -> H. ``intermediate_size`` is I, the width after the gating, as
+    in cramming: the up matrix is twice as tall as the standard one (3 H I weights instead of 2 H I).
+    """
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.up = nn.Linear(config.hidden_size, config.intermediate_size)
-        self.down = nn.Linear(config.intermediate_size, config.hidden_size)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.pre_norm = config.norm_position == "pre"
+        self.glu = config.ffn == "glu"
+        i = config.intermediate_size
+        self.up = nn.Linear(config.hidden_size, 2 * i if self.glu else i, bias=config.bias)
+        self.down = nn.Linear(i, config.hidden_size, bias=config.bias)
+        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.bias)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.act = activation(config.hidden_act)
 
+    def inner(self, x):
+        """[.., H] -> [.., I]: the activation (standard) or the gated product (glu)."""
+        if self.glu:
+            a, gate = self.up(x).chunk(2, dim=-1)  # [.., I] each: rows [0, I) of up are a, [I, 2I) the gate
+            return self.act(gate) * a
+        return self.act(self.up(x))
+
     def forward(self, x):
-        return self.norm(x + self.dropout(self.down(self.act(self.up(x)))))
+        if self.pre_norm:
+            return x + self.dropout(self.down(self.inner(self.norm(x))))
+        return self.norm(x + self.dropout(self.down(self.inner(x))))
 
 
 class BertLayer(nn.Module):
@@ -289,6 +315,20 @@ class BertEncoder(nn.Module):
             else:
                 layers.append(BertLayer(config))
         self.layers = nn.ModuleList(layers)
+        # pre-LN: the residual stream is never normalised inside the layers, so the last layer's
+        # output goes through one more LayerNorm (run_layer applies it; None for post-LN, whose
+        # state dicts are then unchanged). Every reader of the last layer's output (hidden(),
+        # the pooler, the sparse rows, decode) sees the normalised states; states between layers
+        # (early exit, output_hidden_states but the last) are the raw residual stream: ``readout``.
+        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.bias) \
+            if config.norm_position == "pre" else None
+
+    def readout(self, x: torch.Tensor, layer: int) -> torch.Tensor:
+        """The hidden states ``x`` after ``layer`` layers as a head should read them: normalised by
+        ``final_norm`` in pre-LN (the last layer's output already is), unchanged in post-LN."""
+        if self.final_norm is None or layer >= len(self.layers):
+            return x
+        return self.final_norm(x)
 
     def run_layer(self, i: int, state: EncoderState, want=None, rows=None) -> EncoderState:
         """Layer i on ``state``. ``want``: attention maps to keep (attention.attention's ``want``),
@@ -298,6 +338,8 @@ class BertEncoder(nn.Module):
         if rows is not None and u is not None:
             rows = u.positions(rows)
         x, extra = self.layers[i](state.x, state.mask, want, u, rows)
+        if self.final_norm is not None and i == len(self.layers) - 1:
+            x = self.final_norm(x)  # [B, S, H], [T, H] or [N, H]: per position, so any layout
         if extra is not None and u is not None:  # slot coordinates -> the batch's [B, heads, S, S]
             extra = tuple(map(u.maps_to_batch, extra)) if isinstance(extra, tuple) else u.maps_to_batch(extra)
         return replace(state, x=x, layer=i + 1, rows=rows, attention_maps=extra)
@@ -353,7 +395,8 @@ def _init_module(module: nn.Module, std: float) -> None:
                 module.weight[module.padding_idx].zero_()
     elif isinstance(module, nn.LayerNorm):
         nn.init.ones_(module.weight)
-        nn.init.zeros_(module.bias)
+        if module.bias is not None:  # bias: false
+            nn.init.zeros_(module.bias)
 
 
 class BertPreTrainedModel(nn.Module):
@@ -500,7 +543,7 @@ class BertModel(BertPreTrainedModel):
             mask4 = guard_empty_rows(mask4)  # padding queries of the prompt: their own key, no NaN
         for i, layer in enumerate(self.encoder.layers):
             x, _ = layer(x, mask4, kv=cache.layers[i])
-        return x
+        return x if self.encoder.final_norm is None else self.encoder.final_norm(x)  # pre-LN
 
     # ------------------------------------------------------------------ forward
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,

@@ -17,7 +17,7 @@ def register(sub):
 def summary(path: str) -> dict:
     import berts
     from berts.heads import TASK_MODELS
-    from berts.hf import ARCHITECTURES, WEIGHTS_NAME, check_weights, read_config
+    from berts.hf import ARCHITECTURES, BERTS_WEIGHTS_NAME, WEIGHTS_NAME, check_weights, read_config
 
     if Path(path).is_dir():
         config = read_config(path)
@@ -34,7 +34,7 @@ def summary(path: str) -> dict:
         model = TASK_MODELS[ARCHITECTURES.get(arch, "BertModel")](config)
     encoder = model if not hasattr(model, "bert") else model.bert
     weights = None
-    if WEIGHTS_NAME in files or "model.safetensors.index.json" in files:
+    if WEIGHTS_NAME in files or BERTS_WEIGHTS_NAME in files or "model.safetensors.index.json" in files:
         # open the weights (their headers): a truncated file or weights that do not fit the config
         # are an error here too, not a healthy-looking summary
         weights = check_weights(model, path)

@@ -8,7 +8,7 @@ from berts.errors import UserError
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "prepare", help="tokenize corpora into pretraining instances (NSP/SOP pairs), in shards",
+        "prepare", help="tokenize corpora into pretraining instances (NSP/SOP pairs, reorder, distance), in shards",
         description="Make pretraining instances with Google BERT's algorithm and write them as memory-mapped "
                     "shards. Inputs: files, directories, globs, .gz; formats: bert (a sentence a line, blank "
                     "line between documents), plain (a paragraph a line, sentences split automatically, blank "
@@ -17,8 +17,10 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="corpus files, directories or glob patterns")
     p.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer directory (berts tokenizer train)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for the shards")
-    p.add_argument("--objective", choices=("nsp", "sop", "none"), default="nsp",
-                   help="sentence-pair task: nsp (BERT), sop (ALBERT), none (one segment, RoBERTa); default nsp")
+    p.add_argument("--objective", choices=("nsp", "sop", "none", "reorder", "distance"), default="nsp",
+                   help="sentence-level task: nsp (BERT), sop (ALBERT), none (one segment, RoBERTa), reorder "
+                        "(ERNIE 2.0: 1-3 pieces shuffled, 9 classes), distance (ERNIE 2.0: B adjacent / same "
+                        "document / other document); default nsp")
     p.add_argument("--max-seq-length", type=int, default=128, metavar="N", help="tokens per instance (default 128)")
     p.add_argument("--short-seq-prob", type=float, default=0.1, metavar="P",
                    help="probability of a shorter random target length (default 0.1)")

@@ -15,6 +15,17 @@ positions)::
     lm_positions [N], lm_labels [N]   (``lm_objective`` clm / seq2seq, instead of the MLM
                        targets: flat positions whose next token is predicted, and those next ids;
                        clm: every real token but the first; seq2seq: segment B's tokens)
+    wso_positions [M], wso_labels [M]  (the ``wso`` transform, StructBERT: flat positions of
+                       the shuffled trigrams' tokens, and the original ids there)
+    ...                whatever the batch transforms add (below)
+
+**The data hook: batch transforms.** ``transforms`` (a sequence of BatchTransform) run in order
+after the masking, on numpy arrays (a RowBatch: the masked ids, which they may change in place,
+the original ids, which tokens are real / special / MLM targets, the segment starts, the
+sentence labels, the unit bits) with each row's own generator (the one the row was masked with,
+continued: so a transform's draws are a pure function of the example's seed too, and resume
+and DDP stay exact); each returns the batch keys it adds, numpy arrays made tensors here. An
+objective (berts.objectives) then reads those keys. ``TRANSFORMS`` names them (``wso``).
 
 All the work is vectorised numpy over the whole batch (masking too, except the per-row unit
 choice of the n-gram and span maskers). Masking draws from one generator for the batch, or from
@@ -24,13 +35,74 @@ tokens and generator only, not on the other rows or the padded width S.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from berts.data.masking import LM_OBJECTIVES, MASKINGS, draw_mode, mask_batch, next_token_positions
+from berts.data.masking import LM_OBJECTIVES, MASKINGS, draw_mode, mask_batch, next_token_positions, shuffle_trigrams
 from berts.data.segment import UNIT_START, WORD_START
 from berts.padding import pad_width
+
+
+@dataclass
+class RowBatch:
+    """What a batch transform sees: numpy arrays, [B, W] unless said."""
+
+    input_ids: np.ndarray  # int64, after masking: a transform may change it in place
+    original_ids: np.ndarray  # int64, before masking
+    attention: np.ndarray  # bool: real tokens
+    special: np.ndarray  # bool: special tokens ([CLS], [SEP], ...)
+    masked: np.ndarray  # bool: the MLM targets (replaced by [MASK], a random id, or kept)
+    b_start: np.ndarray  # [B] int64: segment B's first token (the length when there is none)
+    labels: np.ndarray  # [B] int64: the instance's sentence label (-1: none)
+    bits: np.ndarray | None  # uint8 unit bits (berts.data.segment), when stored
+    rng: list  # [B] numpy Generators, one per row
+
+    @property
+    def free(self) -> np.ndarray:
+        """bool: real tokens that are neither special nor MLM targets."""
+        return self.attention & ~self.special & ~self.masked
+
+
+class BatchTransform:
+    """A data hook (see the module docstring): ``__call__(rows: RowBatch) -> {key: array}``;
+    ``keys``: the batch keys it adds."""
+
+    name: str = ""
+    keys: tuple[str, ...] = ()
+
+    def __call__(self, rows: RowBatch) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+TRANSFORMS: dict[str, type[BatchTransform]] = {}
+
+
+def register_transform(cls: type[BatchTransform]) -> type[BatchTransform]:
+    """Class decorator: make a batch transform findable by its ``name``."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__}: a batch transform needs a name")
+    TRANSFORMS[cls.name] = cls
+    return cls
+
+
+@register_transform
+class TrigramShuffle(BatchTransform):
+    """StructBERT's word structural objective (masking.shuffle_trigrams): ``rate`` of the
+    trigrams of free tokens shuffled; targets for objectives.structure.WordStructure."""
+
+    name = "wso"
+    keys = ("wso_positions", "wso_labels")
+
+    def __init__(self, rate: float = 0.05):
+        if not 0.0 < rate <= 1.0:
+            raise ValueError(f"the word structure rate must be in (0, 1], got {rate!r}")
+        self.rate = rate
+
+    def __call__(self, rows):
+        positions, labels = shuffle_trigrams(rows.input_ids, rows.free, rows.rng, self.rate)
+        return {"wso_positions": positions, "wso_labels": labels}
 
 
 class PretrainingCollator:
@@ -41,13 +113,14 @@ class PretrainingCollator:
     ``max_seq_length`` caps the padded width (the model's positions; None: no cap).
     ``lm_objective`` (UniLM, heads.BertForUnifiedLM): ``unilm`` (the masks as usual, under the
     batch's mode), ``clm`` or ``seq2seq`` (no masking: next-token targets); None: BERT.
+    ``transforms``: batch transforms run after the masking (the data hook, module docstring).
     """
 
     def __init__(self, *, vocab_size: int, pad_id: int, mask_id: int, special_ids: Sequence[int],
                  continuation: np.ndarray | None = None, masking: str = "token", mask_prob: float = 0.15,
                  max_predictions_per_seq: int = 20, sbo: bool = False, pad_to_multiple_of: int | None = 8,
                  sentence_labels: bool = True, max_seq_length: int | None = None, lm_objective: str | None = None,
-                 **masking_options):
+                 transforms: Sequence[BatchTransform] = (), **masking_options):
         if masking not in MASKINGS:
             raise ValueError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
         self.vocab_size = vocab_size
@@ -65,6 +138,7 @@ class PretrainingCollator:
         self.multiple = pad_to_multiple_of
         self.sentence_labels = sentence_labels
         self.max_seq_length = max_seq_length
+        self.transforms = tuple(transforms)
         self.options = masking_options
 
     def _starts(self, ids: np.ndarray, bits: np.ndarray | None) -> np.ndarray | None:
@@ -131,6 +205,15 @@ class PretrainingCollator:
             batch["lm_mode"] = torch.tensor(mode)
         if self.sentence_labels and self.lm_objective is None:
             batch["next_sentence_label"] = torch.from_numpy(np.asarray(labels, dtype=np.int64))
+        if self.transforms:
+            rows = RowBatch(masked, np.asarray(ids, dtype=np.int64), attention, np.isin(ids, self.special_ids),
+                            np.isin(np.arange(ids.size), positions).reshape(ids.shape), np.asarray(b_start, np.int64),
+                            np.asarray(labels, np.int64), bits,
+                            [rng] * len(ids) if isinstance(rng, np.random.Generator) else list(rng))
+            for transform in self.transforms:
+                for key, value in transform(rows).items():
+                    batch[key] = torch.from_numpy(np.ascontiguousarray(value))
+            batch["input_ids"] = torch.from_numpy(np.ascontiguousarray(rows.input_ids, dtype=np.int64))
         if self.sbo:
             batch["sbo_left"] = torch.from_numpy(np.ascontiguousarray(info[:, 0], dtype=np.int64))
             batch["sbo_right"] = torch.from_numpy(np.ascontiguousarray(info[:, 1], dtype=np.int64))

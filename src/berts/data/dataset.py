@@ -41,12 +41,16 @@ class PretrainingDataset(Dataset):
     ``lm_objective`` (UniLM): ``unilm``, ``clm`` or ``seq2seq`` (see PretrainingCollator); the
     batch's attention mode is drawn from (seed, epoch, step) (masking.draw_mode), like the masks
     a pure function of the batch's place, so resume and DDP stay exact.
+
+    ``transforms``: the data hook (berts.data.collate.BatchTransform instances, or names in
+    ``collate.TRANSFORMS`` with default settings), run after the masking with each example's
+    generator; e.g. ``[TrigramShuffle(0.05)]`` for StructBERT's word structural objective.
     """
 
     def __init__(self, shards_dir: str | os.PathLike, *, masking: str = "token", mask_prob: float = 0.15,
                  max_predictions_per_seq: int | None = 20, sbo: bool = False, seed: int = 0,
                  pad_to_multiple_of: int | None = 8, static_masking: bool = False, lm_objective: str | None = None,
-                 **masking_options):
+                 transforms=(), **masking_options):
         if masking not in MASKINGS:
             raise UserError(f"masking must be one of {', '.join(MASKINGS)}, got {masking!r}")
         if not 0.0 < mask_prob < 1.0:
@@ -75,9 +79,9 @@ class PretrainingDataset(Dataset):
             vocab_size=tok["vocab_size"], pad_id=tok["pad_id"], mask_id=tok["mask_id"], special_ids=tok["special_ids"],
             continuation=self.reader.continuation, masking=masking, mask_prob=mask_prob,
             max_predictions_per_seq=max_predictions_per_seq, sbo=sbo, pad_to_multiple_of=pad_to_multiple_of,
-            sentence_labels=self.meta["objective"] in ("nsp", "sop"),
+            sentence_labels=self.meta["objective"] in ("nsp", "sop", "reorder", "distance"),
             max_seq_length=seq,  # the cap of the padded width: `prepare --max-seq-length` = the model's positions
-            lm_objective=lm_objective, **masking_options)
+            lm_objective=lm_objective, transforms=[_transform(t) for t in transforms], **masking_options)
 
     @property
     def lengths(self) -> np.ndarray:
@@ -108,6 +112,16 @@ class PretrainingDataset(Dataset):
         batch["epoch"] = epoch
         batch["step"] = step
         return batch
+
+
+def _transform(t):
+    from berts.data.collate import TRANSFORMS
+
+    if isinstance(t, str):
+        if t not in TRANSFORMS:
+            raise UserError(f"unknown batch transform {t!r} (known: {', '.join(sorted(TRANSFORMS))})")
+        return TRANSFORMS[t]()
+    return t
 
 
 def make_pretraining_loader(shards_dir: str | os.PathLike, batch_size: int, *, seed: int = 0, rank: int = 0,

@@ -16,6 +16,24 @@ they are cut inside the sentence, at a random word start. Google instead always 
 B there, which pushes the random-next rate well above 50% on short documents.
 * ``none`` (RoBERTa, DOC-SENTENCES): one segment packed with whole sentences of the document;
   a sentence longer than the whole sequence is cut into pieces. Label -1.
+* ``reorder`` (ERNIE 2.0 sentence reordering): a chunk (gathered as above, up to the target
+  length) is cut into k pieces, k uniform in 1..3 (at sentence boundaries where there are enough,
+  else also at word starts; a chunk of fewer than k words takes fewer pieces), and the pieces are
+  shown in a uniformly random order as ``[CLS] p1 [SEP] p2 [SEP] p3 [SEP]``, one segment (token
+  type 0). Label: the permutation's index in ``REORDER_PERMUTATIONS`` (9 classes: k = 1, then
+  the 2 orders of k = 2, then the 6 of k = 3, each in itertools.permutations order). The [SEP]s
+  mark the pieces: the task is to order given pieces, as ERNIE 2.0's segments; without them the
+  model would first have to find the cuts (and k), another task. So k is visible: a model that
+  only counts the [SEP]s and guesses reaches 1/3 (1 + 1/2 + 1/6) = 5/9, the chance to beat.
+* ``distance`` (ERNIE 2.0 sentence distance): ``[CLS] A [SEP] B [SEP]`` with label 0 = B follows
+  A (the rest of the chunk, as nsp's real next), 1 = B is a stretch of A's document that does not
+  touch A (at least one sentence between them, before or after A), 2 = B from another document
+  of the pool (as nsp's random next). The class is drawn uniformly; a class the chunk cannot have
+  (1 in a document too short, 0 for a one-word chunk) is replaced by one drawn uniformly among
+  the possible ones and owed: the next chunks of the pool that can have it take it instead of
+  their draw, until the debt is paid. So the classes stay 1/3 each in expectation as long as the
+  pool has enough long documents; a corpus of short documents still skews them, and
+  ``meta.json``'s ``labels`` counts every class (``prepare`` prints the shares).
 
 Differences from Google's script: the target length is drawn again for every instance (Google
 draws it once per document), and the random document of ``nsp`` is drawn among the others
@@ -23,24 +41,30 @@ directly (so it is never the same document). Everything random comes from the ``
 """
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
 
-OBJECTIVES = ("nsp", "sop", "none")
+OBJECTIVES = ("nsp", "sop", "none", "reorder", "distance")
+# reorder's classes: the order the pieces are shown in (shown[j] = piece perm[j]), k = 1, 2, 3
+REORDER_PERMUTATIONS: tuple[tuple[int, ...], ...] = tuple(
+    p for k in (1, 2, 3) for p in itertools.permutations(range(k)))
+NUM_LABELS = {"nsp": 2, "sop": 2, "none": 0, "reorder": len(REORDER_PERMUTATIONS), "distance": 3}
 
 
 class Instance(NamedTuple):
     tokens: list[int]  # [CLS] A [SEP] (B [SEP])
     bits: list[int] | None  # per-token unit bits (see segment.py), or None
     b_start: int  # index of B's first token; len(tokens) when there is no B
-    label: int  # nsp/sop: 0 = in order / real next, 1 = swapped / random; none: -1
+    label: int  # nsp/sop: 0 = in order / real next, 1 = swapped / random; none: -1; reorder 0..8; distance 0..2
 
 
 def num_special(objective: str) -> int:
-    return 2 if objective == "none" else 3
+    """Specials of the longest layout: [CLS] [SEP] (none), 3 for a pair, 4 for three pieces."""
+    return {"none": 2, "reorder": 4}.get(objective, 3)
 
 
 def truncate_pair(a, b, abits, bbits, max_num_tokens: int, rng: random.Random):
@@ -90,14 +114,15 @@ def create_instances(documents: Sequence[Sequence[list[int]]], rng: random.Rando
     """
     if objective not in OBJECTIVES:
         raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objective == "nsp" and len(documents) < 2:
-        raise ValueError("nsp needs at least two documents in a pool")
-    maker = _packed if objective == "none" else _paired
+    if objective in ("nsp", "distance") and len(documents) < 2:
+        raise ValueError(f"{objective} needs at least two documents in a pool")
+    maker = {"none": _packed, "reorder": _reordered, "distance": _distance}.get(objective, _paired)
     out: list[Instance] = []
+    owed: dict[int, int] = {}  # distance: classes drawn but impossible, given to later chunks
     for _ in range(dupe_factor):
         for index in range(len(documents)):
             maker(documents, bits, index, rng, out, objective=objective, max_seq_length=max_seq_length,
-                  short_seq_prob=short_seq_prob, cls_id=cls_id, sep_id=sep_id, continuation=continuation)
+                  short_seq_prob=short_seq_prob, cls_id=cls_id, sep_id=sep_id, continuation=continuation, owed=owed)
     if shuffle:
         rng.shuffle(out)
     return out
@@ -138,7 +163,7 @@ def _packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob,
 
 
 def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, short_seq_prob, cls_id, sep_id,
-            continuation):
+            continuation, **_):
     """objectives nsp and sop: [CLS] A [SEP] B [SEP]."""
     max_num_tokens = max_seq_length - 3
     doc = documents[index]
@@ -201,6 +226,132 @@ def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, shor
             chunk, length = [], 0
             target = _target(rng, max_num_tokens, short_seq_prob)
         i += 1
+
+
+def _word_starts(tokens, tbits, continuation) -> list[int]:
+    """Word starts inside a token run (not its first token)."""
+    if tbits is not None:
+        return [k for k in range(1, len(tokens)) if tbits[k] & 1]
+    if continuation is not None:
+        return [k for k in range(1, len(tokens)) if not continuation[tokens[k]]]
+    return list(range(1, len(tokens)))
+
+
+def _gather(doc, dbits, i, target):
+    """Sentences from i on until ``target`` tokens are reached (at least one):
+    (next index, tokens, bits or None, sentence boundaries inside the run)."""
+    tokens: list[int] = []
+    tbits: list[int] | None = [] if dbits is not None else None
+    bounds: list[int] = []
+    while i < len(doc) and (not tokens or len(tokens) < target):
+        if tokens:
+            bounds.append(len(tokens))
+        tokens.extend(doc[i])
+        if tbits is not None:
+            tbits.extend(dbits[i])
+        i += 1
+    return i, tokens, tbits, bounds
+
+
+def _reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
+               **_):
+    """objective reorder: [CLS] p_perm[0] [SEP] ... [SEP] (see the module docstring)."""
+    doc = documents[index]
+    dbits = bits[index] if bits is not None else None
+    i = 0
+    while i < len(doc):
+        k = rng.randint(1, 3)
+        max_num_tokens = max_seq_length - 1 - k
+        i, tokens, tbits, bounds = _gather(doc, dbits, i, _target(rng, max_num_tokens, short_seq_prob))
+        tokens = tokens[:max_num_tokens]  # a long last sentence loses its end
+        tbits = tbits[:max_num_tokens] if tbits is not None else None
+        bounds = [b for b in bounds if b < len(tokens)]
+        if len(bounds) >= k - 1:
+            cuts = sorted(rng.sample(bounds, k - 1))
+        else:  # too few sentence boundaries: all of them, and word starts for the rest
+            starts = [s for s in _word_starts(tokens, tbits, continuation) if s not in set(bounds)]
+            extra = rng.sample(starts, min(k - 1 - len(bounds), len(starts)))
+            cuts = sorted(bounds + extra)
+        edges = [0, *cuts, len(tokens)]
+        pieces = [(edges[j], edges[j + 1]) for j in range(len(edges) - 1)]
+        perm = tuple(rng.sample(range(len(pieces)), len(pieces)))  # uniform over the k! orders
+        ids, ibits = [cls_id], [3]
+        for p in perm:
+            lo, hi = pieces[p]
+            ids.extend(tokens[lo:hi])
+            ids.append(sep_id)
+            if tbits is not None:
+                ibits.extend(tbits[lo:hi])
+                ibits.append(3)
+        out.append(Instance(ids, ibits if tbits is not None else None, len(ids), REORDER_PERMUTATIONS.index(perm)))
+
+
+def _distance(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
+              owed, **_):
+    """objective distance: [CLS] A [SEP] B [SEP], label 0 adjacent / 1 same document / 2 other."""
+    max_num_tokens = max_seq_length - 3
+    doc = documents[index]
+    dbits = bits[index] if bits is not None else None
+    i = 0
+    while i < len(doc):
+        target = _target(rng, max_num_tokens, short_seq_prob)
+        first = i
+        end, _, _, _ = _gather(doc, None, i, target)
+        chunk = list(range(first, end))
+        a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
+        a_last = chunk[a_end - 1]
+        a = _concat([doc[j] for j in chunk[:a_end]])
+        abits = _concat([dbits[j] for j in chunk[:a_end]]) if dbits is not None else None
+        cut = None
+        if len(chunk) == 1:  # B adjacent to a lone sentence: its second part, cut at a word start
+            starts = _word_starts(a, abits, continuation)
+            cut = rng.choice(starts) if starts else None
+        # class 1: B starts >= 2 sentences after A's last, or ends >= 2 sentences before A's first
+        far = [s for s in range(len(doc)) if s >= a_last + 2 or s <= first - 2]
+        possible = [c for c, ok in ((0, len(chunk) >= 2 or cut is not None), (1, bool(far)), (2, True)) if ok]
+        label = rng.randrange(3)
+        if label not in possible:
+            owed[label] = owed.get(label, 0) + 1
+            label = rng.choice(possible)
+        else:
+            debt = [c for c in possible if owed.get(c) and c != label]
+            if debt:
+                label = debt[0]
+                owed[label] -= 1
+        want = target - len(a)
+        b: list[int] = []
+        bbits: list[int] | None = [] if dbits is not None else None
+
+        def stretch(source, sbits, start, stop):
+            for j in range(start, stop):
+                b.extend(source[j])
+                if sbits is not None:
+                    bbits.extend(sbits[j])
+                if len(b) >= want:
+                    break
+
+        if label == 0:
+            if cut is not None:
+                b, a = a[cut:], a[:cut]
+                if abits is not None:
+                    bbits, abits = abits[cut:], abits[:cut]
+            else:
+                stretch(doc, dbits, chunk[a_end], end)
+            i = end
+        else:
+            if label == 1:
+                s = rng.choice(far)
+                stretch(doc, dbits, s, len(doc) if s > a_last else first - 1)
+            else:
+                other = rng.randrange(len(documents) - 1)
+                other += other >= index
+                rdoc = documents[other]
+                stretch(rdoc, bits[other] if bits is not None else None, rng.randrange(len(rdoc)), len(rdoc))
+            i = a_last + 1  # the rest of the chunk is put back
+        a, b, abits, bbits = truncate_pair(a, b, abits, bbits, max_num_tokens, rng)
+        tokens = [cls_id, *a, sep_id, *b, sep_id]
+        tbits = [3, *abits, 3, *bbits, 3] if dbits is not None else None
+        out.append(Instance(tokens, tbits, len(a) + 2, label))
 
 
 def _cut_sentence(tokens, tbits, continuation, rng) -> int | None:

@@ -385,3 +385,54 @@ def next_token_positions(lengths, b_start, width: int, target_only: bool) -> np.
     if target_only:
         nxt &= cols + 1 >= np.asarray(b_start)[:, None]
     return np.flatnonzero(nxt)
+
+
+# ----------------------------------------------------------------------------- word structure
+# StructBERT's word structural objective: the 5 orders of a trigram that are not the identity
+# (shown[j] = original[perm[j]])
+TRIGRAM_SHUFFLES = np.array([(0, 2, 1), (1, 0, 2), (1, 2, 0), (2, 0, 1), (2, 1, 0)], dtype=np.int64)
+
+
+def shuffle_trigrams(input_ids: np.ndarray, candidates: np.ndarray, rng, rate: float = 0.05):
+    """StructBERT's word structural objective on a [B, W] batch, in place on ``input_ids``.
+
+    ``candidates`` [B, W] bool: the tokens a trigram may use (real, not special, not an MLM
+    target). Each row shuffles t non-overlapping trigrams of 3 consecutive candidates, t the
+    stochastic rounding of ``rate`` x (its candidates / 3): floor(x + u), u uniform, so that on
+    average ``rate`` of the row's trigrams (and of its candidate tokens) are shuffled, short rows
+    too; a row with fewer places takes what fits. The trigrams are the first t of the row's
+    possible starts taken in a random order that do not overlap one already taken; each is
+    reordered by a uniform non-identity permutation. A trigram never crosses a special token
+    ([SEP]), a masked token or the end, as those are not candidates.
+
+    ``rng``: one generator, or one per row (a row's shuffle then depends on its own tokens and
+    generator only). Returns (flat positions [M] sorted, original ids there [M]).
+    """
+    rows = [rng] * len(input_ids) if isinstance(rng, np.random.Generator) else rng
+    width = input_ids.shape[1]
+    positions, labels = [], []
+    for r, g in enumerate(rows):
+        c = candidates[r]
+        ok = c[:-2] & c[1:-1] & c[2:] if width >= 3 else np.zeros(0, bool)
+        starts = np.flatnonzero(ok)
+        want = int(np.floor(rate * c.sum() / 3 + g.random()))
+        if want == 0 or len(starts) == 0:
+            continue
+        taken: list[int] = []
+        used = np.zeros(width + 2, dtype=bool)
+        for s in starts[g.permutation(len(starts))]:
+            if not used[s:s + 3].any():
+                used[s:s + 3] = True
+                taken.append(int(s))
+                if len(taken) == want:
+                    break
+        taken.sort()
+        perms = TRIGRAM_SHUFFLES[g.integers(0, len(TRIGRAM_SHUFFLES), size=len(taken))]
+        for s, perm in zip(taken, perms):
+            positions.append(r * width + s + np.arange(3))
+            original = input_ids[r, s:s + 3].copy()
+            labels.append(original)
+            input_ids[r, s:s + 3] = original[perm]
+    if not positions:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(positions).astype(np.int64), np.concatenate(labels).astype(np.int64)

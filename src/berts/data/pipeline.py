@@ -25,7 +25,7 @@ import numpy as np
 
 from berts.data import corpus as corpus_mod
 from berts.data.corpus import FORMATS, Corpus, Problems, RawDocument, document_sentences
-from berts.data.instances import OBJECTIVES, create_instances, num_special
+from berts.data.instances import NUM_LABELS, OBJECTIVES, create_instances, num_special
 from berts.data.segment import EntityMatcher, Segmenter, jieba_available, read_lexicon, token_bits
 from berts.data.shards import CONTINUATION_FILE, FORMAT, META_FILE, VERSION, ShardWriter, token_dtype
 from berts.errors import UserError, where
@@ -133,9 +133,9 @@ def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
         n_sentences += len(pairs)
 
     objective = cfg["objective"]
-    if objective == "nsp" and len(documents) == 1:  # nothing to draw a random B from
-        problems.append(("unpaired_document", sources[0], "the only document of its pool: nsp has no "
-                         "other document to draw a random next segment from, skipped"))
+    if objective in ("nsp", "distance") and len(documents) == 1:  # nothing to draw a random B from
+        problems.append(("unpaired_document", sources[0], f"the only document of its pool: {objective} has no "
+                         "other document to draw a random B segment from, skipped"))
         documents = []
     rng = random.Random(f"berts-prepare/{cfg['seed']}/{number}")
     instances = create_instances(documents, rng, objective=objective, max_seq_length=cfg["max_seq_length"],
@@ -265,7 +265,7 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
     writer = ShardWriter(out, vocab_size=tok.vocab_size, units=units, shard_size=shard_size)
     counts = {"documents": 0, "sentences": 0, "instances": 0, "tokens": 0}
     lengths_hist = np.zeros(max_seq_length + 1, dtype=np.int64)
-    labels = np.zeros(2, dtype=np.int64)
+    labels = np.zeros(NUM_LABELS[objective], dtype=np.int64)  # instances per class
 
     total = sum(_text_size(f) for f in files)
     bar = None
@@ -282,7 +282,7 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
         counts["tokens"] += int(result["lengths"].sum())
         lengths_hist[:] += np.bincount(result["lengths"], minlength=max_seq_length + 1)[:max_seq_length + 1]
         if objective != "none":
-            labels[:] += np.bincount(result["labels"], minlength=2)[:2]
+            labels[:] += np.bincount(result["labels"], minlength=len(labels))[:len(labels)]
         if bar is not None:
             bar.update(min(read[0], total) - bar.n)
 
@@ -335,7 +335,7 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
             "mean": round(float((lengths_hist * np.arange(len(lengths_hist))).sum() / n), 3),
             "full": int(lengths_hist[max_seq_length]),
         },
-        "labels": {"0": int(labels[0]), "1": int(labels[1])} if objective != "none" else None,
+        "labels": {str(c): int(v) for c, v in enumerate(labels)} if objective != "none" else None,
         "shards": shards,
     }
     try:  # last, atomically (fsynced): from here on the directory is prepared data
@@ -355,6 +355,7 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
         "skipped": dict(problems.counts),
         "skipped_summary": problems.summary(),
         "problems": problems.messages,
+        "labels": {str(c): int(v) for c, v in enumerate(labels)},
     }
 
 
@@ -391,4 +392,8 @@ def format_summary(summary: dict) -> str:
             f"{'s' if summary['shards'] != 1 else ''})")
     if summary.get("skipped_summary"):
         line += f"; {summary['skipped_summary']}"
+    counts = summary.get("labels") or {}
+    if len(counts) > 2:  # reorder / distance: the class balance, which short documents skew
+        total = max(sum(counts.values()), 1)
+        line += "; classes " + " ".join(f"{c}:{v / total:.1%}" for c, v in counts.items())
     return line

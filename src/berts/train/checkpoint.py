@@ -37,7 +37,7 @@ import torch
 
 from berts.errors import UserError
 from berts.fileio import atomic_write_dir, recover_dir
-from berts.hf import WEIGHTS_NAME, write_model_files
+from berts.hf import weights_file, write_model_files
 
 STATE_NAME = "trainer_state.pt"
 STATE_VERSION = 2
@@ -113,7 +113,7 @@ def write_checkpoint(directory: str | Path, models, state: dict | None, tokenize
 
 
 def is_complete(directory: Path) -> bool:
-    return all((directory / name).is_file() for name in ("config.json", WEIGHTS_NAME, STATE_NAME))
+    return all((directory / name).is_file() for name in ("config.json", STATE_NAME)) and weights_file(directory).is_file()
 
 
 def list_checkpoints(out: str | Path) -> list[tuple[int, Path]]:
@@ -179,9 +179,9 @@ def check_checkpoint(directory: str | Path) -> str | None:
         return str(exc)
     if not isinstance(state, dict) or "step" not in state:
         return f"{directory / STATE_NAME}: not a trainer state"
-    files = [directory / WEIGHTS_NAME]
+    files = [weights_file(directory)]
     for sub in (state.get("modules") or {}).values():
-        files.append(directory / MODULES_NAME if sub is None else directory / sub / WEIGHTS_NAME)
+        files.append(directory / MODULES_NAME if sub is None else weights_file(directory / sub))
     for path in dict.fromkeys(files):
         problem = check_weights_file(path)
         if problem:

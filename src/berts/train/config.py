@@ -44,12 +44,16 @@ class PretrainData:
     shards: str | None = None  # directory written by `berts prepare`
     eval_shards: str | None = None  # held-out shards for evaluation (optional)
     eval_batches: int = 20  # batches of eval_shards per evaluation
-    # the sentence-pair objective (auto: the shards'), or UniLM's: unilm / clm / seq2seq (BertForUnifiedLM)
-    objective: Literal["auto", "nsp", "sop", "none", "unilm", "clm", "seq2seq"] = "auto"
+    # the sentence-level objective (auto: the shards'; reorder / distance: ERNIE 2.0's), or UniLM's:
+    # unilm / clm / seq2seq (BertForUnifiedLM)
+    objective: Literal["auto", "nsp", "sop", "none", "reorder", "distance", "unilm", "clm", "seq2seq",
+                       "electra"] = "auto"  # electra: replaced-token detection (berts.electra; electra: section)
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
     sbo: bool = False  # SpanBERT's span boundary objective (with span masking)
+    wso: bool = False  # StructBERT's word structural objective (shuffled trigrams of unmasked tokens, MLM head)
+    wso_rate: float = 0.05  # the share of trigrams of unmasked tokens that wso shuffles (StructBERT: 5%)
     static_masking: bool = False  # each example keeps one mask (seeded by its index), as Google's BERT
     num_workers: int = 2
     pad_to_multiple_of: int = 8
@@ -139,6 +143,13 @@ class LogSection:
 
 
 @dataclass
+class ElectraSection:
+    """ELECTRA (data.objective: electra): the generator's size and the discriminator loss' weight."""
+    generator_size: float = 0.25  # the generator's hidden / heads / intermediate sizes, a fraction of the model's
+    rtd_weight: float = 50.0  # lambda: loss = generator MLM + lambda x discriminator BCE
+
+
+@dataclass
 class PretrainConfig:
     model: ModelSection = field(default_factory=lambda: ModelSection(preset="tiny"))
     data: PretrainData = field(default_factory=PretrainData)
@@ -147,6 +158,7 @@ class PretrainConfig:
     train: TrainSection = field(default_factory=lambda: TrainSection(max_steps=1000))
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/pretrain"))
+    electra: ElectraSection = field(default_factory=ElectraSection)
 
 
 @dataclass

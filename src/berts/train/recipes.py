@@ -49,15 +49,27 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
         return PretrainingDataset(path, masking=d.masking, mask_prob=d.mask_prob,
                                   max_predictions_per_seq=d.max_predictions_per_seq, sbo=d.sbo,
                                   seed=cfg.train.seed, pad_to_multiple_of=d.pad_to_multiple_of,
-                                  static_masking=d.static_masking, lm_objective=lm_objective(cfg))
+                                  static_masking=d.static_masking, lm_objective=lm_objective(cfg),
+                                  transforms=data_transforms(cfg))
 
     train = dataset(d.shards)
     evaluation = dataset(d.eval_shards) if d.eval_shards else None
     seed_all(cfg.train.seed)  # the same initial weights on every rank and every run
     model, init_note = build_model(cfg, train.meta)
     tokenizer = load_data_tokenizer(cfg, train.meta)
-    task = PretrainingTask(model, train, evaluation, objective=pair_objective(cfg, train.meta),
-                           eval_batches=d.eval_batches, eval_batch_size=cfg.train.eval_batch_size)
+    if d.objective == "electra":  # ELECTRA: the discriminator (model) + its generator (berts.electra)
+        from berts.electra import make_generator
+        from berts.train.tasks import ElectraPretrainingTask
+
+        if d.sbo:
+            raise UserError("data.objective electra trains the generator's MLM and the discriminator only: "
+                            "set data.sbo: false")
+        task = ElectraPretrainingTask(model, make_generator(model, cfg.electra.generator_size, cfg.model.init_from),
+                                      train, evaluation, rtd_weight=cfg.electra.rtd_weight,
+                                      eval_batches=d.eval_batches, eval_batch_size=cfg.train.eval_batch_size)
+    else:
+        task = PretrainingTask(model, train, evaluation, objective=pair_objective(cfg, train.meta),
+                               eval_batches=d.eval_batches, eval_batch_size=cfg.train.eval_batch_size)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="pretrain")
     if init_note:
         trainer.print(init_note)
@@ -119,6 +131,9 @@ def build_model(cfg, meta: dict):
     changes = {"vocab_size": int(meta["vocab_size"])}
     if cfg.data.sbo:
         changes["span_boundary_objective"] = True
+    structure = structure_extras(cfg, meta)
+    if structure:  # BertForPreTraining's switches for ERNIE 2.0's heads and StructBERT's wso, saved in config.json
+        changes["extra"] = {**base.extra, **structure}
     changes.update(m.overrides)
     if m.init_from and changes["vocab_size"] != base.vocab_size:
         raise UserError(f"{m.init_from}: vocabulary of {base.vocab_size} tokens, the data's has {meta['vocab_size']}")
@@ -128,6 +143,8 @@ def build_model(cfg, meta: dict):
         raise UserError(f"the data has sequences of {seq} tokens, more than the model's max_position_embeddings "
                         f"{config.max_position_embeddings} (set model.max_position_embeddings)")
     cls = BertForMaskedLM if pair_objective(cfg, meta) == "none" else BertForPreTraining
+    if cfg.data.objective == "electra":  # the discriminator; its generator: electra.make_generator
+        from berts.electra import ElectraForPreTraining as cls
     lm = lm_objective(cfg)
     if lm is not None:  # UniLM: the mode generation uses is saved in config.json (berts_lm_mode)
         from berts.heads import BertForUnifiedLM
@@ -147,6 +164,31 @@ def build_model(cfg, meta: dict):
     return cls(config), None
 
 
+def data_transforms(cfg) -> list:
+    """The batch transforms (the data hook, berts.data.collate) the config asks for: ``data.wso``."""
+    from berts.data.collate import TrigramShuffle
+
+    if not cfg.data.wso:
+        return []
+    if lm_objective(cfg) is not None or cfg.data.objective == "electra":
+        raise UserError(f"data.wso (StructBERT's word structural objective) trains BERT's MLM head; it does not "
+                        f"combine with data.objective {cfg.data.objective}")
+    if not 0.0 < cfg.data.wso_rate <= 1.0:
+        raise UserError(f"data.wso_rate must be in (0, 1], got {cfg.data.wso_rate!r}")
+    return [TrigramShuffle(cfg.data.wso_rate)]
+
+
+def structure_extras(cfg, meta: dict) -> dict:
+    """config.extra entries that switch on the structure objectives (objectives/structure.py)."""
+    out = {}
+    objective = pair_objective(cfg, meta)
+    if objective in ("reorder", "distance"):
+        out["berts_structure_objective"] = objective
+    if cfg.data.wso:
+        out["berts_wso"] = True
+    return out
+
+
 def lm_objective(cfg) -> str | None:
     """UniLM's objective (data.objective unilm / clm / seq2seq: see heads.BertForUnifiedLM), or None."""
     return cfg.data.objective if cfg.data.objective in ("unilm", "clm", "seq2seq") else None
@@ -164,8 +206,8 @@ def pair_objective(cfg, meta: dict) -> str:
     """The sentence-pair objective trained: data.objective, checked against the shards' (auto: theirs)."""
     data_obj = meta.get("objective", "none")
     want = cfg.data.objective
-    if lm_objective(cfg) is not None:
-        return "none"  # UniLM trains no sentence-pair head (the pair's labels are dropped)
+    if lm_objective(cfg) is not None or want == "electra":
+        return "none"  # UniLM and ELECTRA train no sentence-pair head (the pair's labels are dropped)
     if want == "auto":
         return data_obj
     if want != "none" and want != data_obj:

@@ -41,6 +41,9 @@ import torch.nn.functional as F
 from torch import nn
 
 NON_MODEL_KEYS = ("epoch", "step", "index")
+# the model keyword each sentence-level objective's label goes under (the data calls them all next_sentence_label)
+SENTENCE_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label",
+                   "reorder": "sentence_reorder_label", "distance": "sentence_distance_label"}
 
 
 def model_inputs(batch: dict) -> dict[str, torch.Tensor]:
@@ -116,16 +119,17 @@ class ModelTask(Task):
 
 # ----------------------------------------------------------------------------- pretraining
 class PretrainingTask(ModelTask):
-    """MLM (sparse) + NSP or SOP (+ SBO), each part averaged over its own items (masked tokens,
-    sequences) and weighted by the engine. ``objective``: the sentence-pair objective, ``nsp``,
-    ``sop`` (the data's labels passed as ``sentence_order_label``) or ``none`` (labels dropped)."""
+    """MLM (sparse) + NSP or SOP (+ SBO, + WSO), each part averaged over its own items (masked tokens,
+    sequences) and weighted by the engine. ``objective``: the sentence-level objective, ``nsp``,
+    ``sop`` (the data's labels passed as ``sentence_order_label``), ``reorder`` / ``distance``
+    (ERNIE 2.0: ``sentence_reorder_label`` / ``sentence_distance_label``) or ``none`` (labels dropped)."""
 
     name = "pretraining"
 
     def __init__(self, model, train_dataset, eval_dataset=None, *, objective: str = "nsp",
                  eval_batches: int = 20, eval_batch_size: int = 64):
-        if objective not in ("nsp", "sop", "none"):
-            raise ValueError(f"objective must be nsp, sop or none, got {objective!r}")
+        if objective not in SENTENCE_LABELS and objective != "none":
+            raise ValueError(f"objective must be {', '.join(SENTENCE_LABELS)} or none, got {objective!r}")
         self.model = model
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
@@ -135,9 +139,9 @@ class PretrainingTask(ModelTask):
 
     def inputs(self, batch):
         inputs = model_inputs(batch)
-        label = inputs.pop("next_sentence_label", None)  # the data's name for both objectives
+        label = inputs.pop("next_sentence_label", None)  # the data's name for every sentence objective
         if label is not None and self.objective != "none":
-            inputs["next_sentence_label" if self.objective == "nsp" else "sentence_order_label"] = label
+            inputs[SENTENCE_LABELS[self.objective]] = label
         return inputs
 
     @torch.no_grad()
@@ -170,11 +174,18 @@ class PretrainingTask(ModelTask):
                         F.cross_entropy(logits, labels, reduction="sum"))
                     sums[f"{part}_acc"] = sums.get(f"{part}_acc", 0.0) + float((logits.argmax(-1) == labels).sum())
                     counted[part] = counted.get(part, 0) + labels.numel()
-                y = inputs.get("next_sentence_label", inputs.get("sentence_order_label"))
+                y = inputs.get(SENTENCE_LABELS.get(self.objective, ""))
                 if y is not None:
                     y = y.reshape(-1)
-                    sums[pair] += float((out.seq_relationship_logits.argmax(-1) == y).sum())
+                    logits = out.structure_logits if self.objective in ("reorder", "distance") \
+                        else out.seq_relationship_logits
+                    sums[pair] += float((logits.argmax(-1) == y).sum())
                     n_seq += y.numel()
+                n_wso = inputs["wso_labels"].numel() if inputs.get("wso_labels") is not None else 0
+                if n_wso and out.losses and "wso" in out.losses:  # StructBERT's shuffled trigrams
+                    for k, v in (("loss", out.losses["wso"]), ("acc", out.metrics["wso_acc"])):
+                        sums[f"wso_{k}"] = sums.get(f"wso_{k}", 0.0) + float(v) * n_wso
+                    counted["wso"] = counted.get("wso", 0) + n_wso
         finally:
             model.train(was_training)
         metrics = {f"{p}_{k}": sums[f"{p}_{k}"] / max(n, 1) for p, n in (counted or {"mlm": 0}).items()
@@ -313,3 +324,97 @@ class Seq2SeqTask(ModelTask):
 
     def describe(self) -> str:
         return f"seq2seq LM (next-token on the target); bleu / rouge_l on {self.eval_generate} dev generations"
+
+
+# ----------------------------------------------------------------------------- ELECTRA
+class ElectraPretrainingTask(Task):
+    """ELECTRA's replaced-token detection (berts.electra): two trainable modules, the
+    discriminator (``model``: a checkpoint's top level, ``final/``, ``best/``) and the generator
+    (``generator``: saved in ``generator/``), their embedding block shared (one set of parameters,
+    one optimizer state). Parts: ``mlm`` (the generator's, over masked tokens) and ``rtd``
+    (``rtd_weight`` x the discriminator's BCE, over real tokens). Batches: the MLM collator's,
+    with ``electra.SamplingNoise`` (the sampling's uniforms) for exact resume and DDP."""
+
+    name = "electra"
+    loss_parts = ("mlm", "rtd")
+    metric_parts = {"mlm_acc": "mlm", "rtd_acc": "rtd", "rtd_loss": "rtd"}
+
+    def __init__(self, model, generator, train_dataset, eval_dataset=None, *, rtd_weight: float = 50.0,
+                 eval_batches: int = 20, eval_batch_size: int = 64):
+        from berts.electra import SamplingNoise, tie_embeddings
+        from berts.errors import UserError
+
+        if not float(rtd_weight) > 0:
+            raise UserError(f"electra.rtd_weight must be positive, got {rtd_weight!r}")
+        tie_embeddings(model, generator)
+        self.model, self.generator, self.rtd_weight = model, generator, float(rtd_weight)
+        wrap = (lambda ds: ds if ds is None or isinstance(ds, SamplingNoise) else SamplingNoise(ds))
+        self.train_dataset, self.eval_dataset = wrap(train_dataset), wrap(eval_dataset)
+        self.eval_batches, self.eval_batch_size = eval_batches, eval_batch_size
+
+    def modules(self):
+        return {"model": self.model, "generator": self.generator}
+
+    def counts(self, batch):
+        mask = batch.get("attention_mask")
+        real = int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
+        return {"mlm": int(batch["mlm_labels"].numel()), "rtd": real}
+
+    def loss(self, modules, batch):
+        from berts.electra import replaced_token_step
+
+        losses, metrics, _ = replaced_token_step(modules.model, modules.generator, model_inputs(batch),
+                                                 self.rtd_weight)
+        return losses, metrics
+
+    @torch.no_grad()
+    def evaluate(self, trainer):
+        """On eval_shards: the generator's ``mlm_loss`` / ``mlm_acc``; the discriminator's
+        ``rtd_acc`` (over real tokens), ``rtd_replaced_acc`` / ``rtd_original_acc`` (recall of each
+        class), ``rtd_loss`` (BCE) and ``replaced_share`` (1 - replaced_share is the accuracy of
+        answering "original" everywhere, the baseline rtd_acc has to beat)."""
+        if self.eval_dataset is None:
+            return None
+        from berts.data.sampler import ResumableBatchSampler
+        from berts.electra import replaced_token_step
+
+        sampler = ResumableBatchSampler(len(self.eval_dataset), self.eval_batch_size, seed=0, shuffle=False,
+                                        drop_last=False)
+        mods = {"model": self.model, "generator": self.generator}
+        was = {k: m.training for k, m in mods.items()}
+        for m in mods.values():
+            m.eval()
+        s = dict.fromkeys(("mlm_loss", "mlm_acc", "n_mlm", "rtd_loss", "hit", "real", "rep", "rep_hit",
+                           "orig_hit"), 0.0)
+        try:
+            for i, (epoch, step, indices) in enumerate(sampler):
+                if i >= self.eval_batches:
+                    break
+                batch = model_inputs(trainer.to_device(self.eval_dataset[(epoch, step, indices)]))
+                with trainer.autocast():
+                    _, _, x = replaced_token_step(self.model, self.generator, batch, self.rtd_weight)
+                labels, logits = batch["mlm_labels"], x["generator"].prediction_logits.float()
+                s["mlm_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
+                s["mlm_acc"] += float((logits.argmax(-1) == labels).sum())
+                s["n_mlm"] += labels.numel()
+                real = batch["attention_mask"] == 1
+                z, y = x["discriminator"].logits.float()[real], x["labels"][real].float()
+                hit = ((z > 0).float() == y).float()
+                s["rtd_loss"] += float(F.binary_cross_entropy_with_logits(z, y, reduction="sum"))
+                s["hit"] += float(hit.sum())
+                s["real"] += y.numel()
+                s["rep"] += float(y.sum())
+                s["rep_hit"] += float((hit * y).sum())
+                s["orig_hit"] += float((hit * (1 - y)).sum())
+        finally:
+            for k, m in mods.items():
+                m.train(was[k])
+        n, real, rep = max(s["n_mlm"], 1), max(s["real"], 1), s["rep"]
+        return {"mlm_loss": s["mlm_loss"] / n, "mlm_acc": s["mlm_acc"] / n, "rtd_loss": s["rtd_loss"] / real,
+                "rtd_acc": s["hit"] / real, "rtd_replaced_acc": s["rep_hit"] / max(rep, 1),
+                "rtd_original_acc": s["orig_hit"] / max(s["real"] - rep, 1), "replaced_share": rep / real}
+
+    def describe(self) -> str:
+        g = self.generator.config
+        return (f"ELECTRA: generator L{g.num_hidden_layers} H{g.hidden_size} A{g.num_attention_heads} "
+                f"I{g.intermediate_size}; loss = mlm + {self.rtd_weight:g} x rtd")
