@@ -72,6 +72,9 @@ def main() -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", default="", help="comma-separated run names to (re)run; default all")
+    p.add_argument("--general-steps", type=int, default=0,
+                   help="TinyBERT general distillation steps on Brown + the training snippets' text (0: skip); "
+                        "then tinybert4g: task distillation from that student")
     args = p.parse_args()
 
     from berts import corpora
@@ -117,7 +120,24 @@ def main() -> int:
               "--set", "model.num_hidden_layers=4", "--set", "model.hidden_size=192",
               "--set", "model.num_attention_heads=12", "--set", "model.intermediate_size=768",
               "--lr", "5e-4", *every(args.steps), *common)
-    runs.update(tinybert4=out / "tinybert4" / "best", **{"tiny4-pred": out / "tiny4-pred" / "best",
+    if args.general_steps and want("tiny4-general"):
+        # general distillation (TinyBERT's first stage) on unlabelled English text: the Brown corpus
+        # and the training snippets' text (never dev/test); the teacher needs no MLM head for it
+        text = out / "general.txt"
+        from berts.data.tables import read_examples
+
+        examples, _ = read_examples(rt["train"], text_column="text", label_column="label")
+        text.write_text("\n\n".join(e.text for e in examples) + "\n", encoding="utf-8")
+        berts("prepare", corpora.en_brown()["text"], text, "--tokenizer", minilm, "--out", out / "shards-en",
+              "--objective", "none", "--max-seq-length", args.max_length, "--overwrite", "--quiet")
+        berts("distill", "--method", "tinybert", "--teacher", minilm, *tiny, "--data", out / "shards-en",
+              "--out", out / "tiny4-general", "--lr", "1e-3", "--max-steps", args.general_steps,
+              "--batch-size", args.batch_size, "--seed", args.seed, "--keep-last", "0", "--overwrite",
+              "--set", f"impl.threads={args.threads}", *QUIET)
+    if args.general_steps and want("tinybert4g"):
+        berts("distill", "--method", "tinybert", "--teacher", teacher, "--student", out / "tiny4-general" / "final",
+              *data, "--stage", "all", "--out", out / "tinybert4g", "--lr", "5e-4", *every(args.steps), *common)
+    runs.update(tinybert4=out / "tinybert4" / "best", tinybert4g=out / "tinybert4g" / "best", **{"tiny4-pred": out / "tiny4-pred" / "best",
                                                           "tiny4-scratch": out / "tiny4-scratch" / "best"})
     runs = {k: v for k, v in runs.items() if (v / "config.json").is_file()}
 

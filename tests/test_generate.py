@@ -128,6 +128,13 @@ def test_a_tiny_model_overfit_on_sentences_generates_them_back(tmp_path, capsys)
     lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
     assert lines == [{"prompt": "a", "text": "dog ran over the hill"},
                      {"prompt": "one", "text": "bird flew near the river"}]
+    # sampling from a file: prompt i uses seed SEED + i (equal to the API with that seed), so two
+    # equal prompts get their own draws instead of echoing one random stream
+    (tmp_path / "same.txt").write_text("the\nthe\n")
+    assert cli(["generate", tmp_path / "m", tmp_path / "same.txt", "--sample", "--temperature", "5", "--seed", "3"]) == 0
+    got = capsys.readouterr().out.splitlines()
+    assert got == [gen("the", do_sample=True, temperature=5.0, seed=3), gen("the", do_sample=True, temperature=5.0, seed=4)]
+    assert got[0] != got[1]
 
 
 def test_a_tiny_seq2seq_model_overfit_on_pairs_generates_the_targets():

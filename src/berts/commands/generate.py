@@ -30,7 +30,7 @@ def register(subparsers) -> None:
     p.add_argument("--num-beams", type=int, default=1, metavar="N", help="beam search with N beams (1: off)")
     p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
                    help="beam score = log-probability / length ** A (1.0)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (0)")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed (0); prompt i of a file uses SEED + i")
     p.add_argument("--mode", choices=("left-to-right", "seq2seq"), help="default: the model's (config.json)")
     p.add_argument("--readout", choices=("next", "mask"),
                    help="next: the last position predicts the next token (clm, seq2seq); mask: a [MASK] "
@@ -56,6 +56,8 @@ def _prompts(args) -> list[str]:
 
 
 def run(args) -> int:
+    from dataclasses import replace
+
     from berts.generate import GenerationConfig, TextGenerator
 
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=args.temperature,
@@ -64,8 +66,10 @@ def run(args) -> int:
                            use_cache=not args.no_cache).validate()
     prompts = _prompts(args)
     gen = TextGenerator.load(args.model, mode=args.mode, readout=args.readout, device=args.device)
-    for prompt in prompts:
-        text = gen(prompt, config=cfg)
+    for i, prompt in enumerate(prompts):
+        # prompt i samples with seed SEED + i: its text does not depend on the other prompts, and
+        # two prompts never share one random stream (the same seed for all made them echo each other)
+        text = gen(prompt, config=replace(cfg, seed=None if cfg.seed is None else cfg.seed + i))
         sys.stdout.write(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False) + "\n" if args.jsonl
                          else text + "\n")
     sys.stdout.flush()
