@@ -47,12 +47,14 @@ def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | N
     return positions, input_ids.reshape(-1).index_select(0, positions + 1)
 
 
-@register
-class NextTokenLM(Objective):
-    name = "lm"
-    parts = ("lm",)
-    metric_parts = {"lm_acc": "lm"}
-    batch_keys = ("lm_positions", "lm_labels")
+class OnMLMHead(Objective):
+    """Token predictions through a shared MLM head (its transform and tied decoder) at the flat
+    positions ``batch[positions_key]`` with targets ``batch[labels_key]``: part ``name``, averaged
+    over those positions, metric ``{name}_acc``. No parameters of its own: the MLM objective saves
+    the head. NextTokenLM and structure.WordStructure are this with their own keys."""
+
+    positions_key = labels_key = ""
+    logits_field: str | None = None  # the output field the logits go to (None: not kept)
     hf_names = {}  # the MLM head's parameters, saved by the MLM objective
 
     def __init__(self, mlm):
@@ -60,17 +62,27 @@ class NextTokenLM(Objective):
         self.mlm = [mlm]  # a list: shared, not registered twice
 
     def rows(self, batch):
-        positions = batch.get("lm_positions")
+        positions = batch.get(self.positions_key)
         return positions if positions is not None else batch["input_ids"].new_zeros(0)
 
     def counts(self, batch):
-        labels = batch.get("lm_labels")
-        return {} if labels is None else {"lm": int(labels.numel())}
+        labels = batch.get(self.labels_key)
+        return {} if labels is None else {self.name: int(labels.numel())}
 
     def forward(self, enc, batch, picked):
-        labels = batch.get("lm_labels")
+        labels = batch.get(self.labels_key)
         if labels is None:
             return Result()
         logits = self.mlm[0].predict(picked)  # [N, vocab]
-        metrics = {"lm_acc": accuracy(logits, labels)} if labels.numel() else {}
-        return Result({"lm_logits": logits}, {"lm": F.cross_entropy(logits.float(), labels)}, metrics)
+        metrics = {f"{self.name}_acc": accuracy(logits, labels)} if labels.numel() else {}
+        fields = {self.logits_field: logits} if self.logits_field else {}
+        return Result(fields, {self.name: F.cross_entropy(logits.float(), labels)}, metrics)
+
+
+@register
+class NextTokenLM(OnMLMHead):
+    name = "lm"
+    parts = ("lm",)
+    metric_parts = {"lm_acc": "lm"}
+    positions_key, labels_key, logits_field = "lm_positions", "lm_labels", "lm_logits"
+    batch_keys = (positions_key, labels_key)

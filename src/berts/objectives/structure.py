@@ -24,6 +24,7 @@ from torch import nn
 
 from berts.config import BertConfig
 from berts.objectives.base import Objective, Result, accuracy, register
+from berts.objectives.lm import OnMLMHead
 
 
 class _SentenceClasses(Objective, nn.Linear):
@@ -74,28 +75,9 @@ SENTENCE_OBJECTIVES = {"reorder": SentenceReorder, "distance": SentenceDistance}
 
 
 @register
-class WordStructure(Objective):
+class WordStructure(OnMLMHead):
     name = "wso"
     parts = ("wso",)
     metric_parts = {"wso_acc": "wso"}
-    batch_keys = ("wso_positions", "wso_labels")
-    hf_names = {}
-
-    def __init__(self, mlm):
-        super().__init__()
-        self.mlm = [mlm]  # a list: the MLM head is shared, not registered twice
-
-    def rows(self, batch):
-        positions = batch.get("wso_positions")
-        return positions if positions is not None else batch["input_ids"].new_zeros(0)
-
-    def counts(self, batch):
-        return {"wso": int(batch["wso_labels"].numel())} if batch.get("wso_labels") is not None else {}
-
-    def forward(self, enc, batch, picked):
-        labels = batch.get("wso_labels")
-        if labels is None:
-            return Result()
-        logits = self.mlm[0].predict(picked)  # [M, vocab]
-        metrics = {"wso_acc": accuracy(logits, labels)} if labels.numel() else {}
-        return Result(losses={"wso": F.cross_entropy(logits.float(), labels)}, metrics=metrics)
+    positions_key, labels_key = "wso_positions", "wso_labels"
+    batch_keys = (positions_key, labels_key)
