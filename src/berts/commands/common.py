@@ -185,6 +185,15 @@ def add_data_arguments(p, *, labels: bool = True) -> None:
     p.add_argument("--max-length", type=int, metavar="N", help="tokens per example, [CLS]/[SEP] included")
 
 
+def data_overrides(args) -> list[tuple[str, object]]:
+    """(dotted key, value) for the flags of ``add_data_arguments`` plus --train / --dev (the
+    training commands: finetune, distill)."""
+    return [("data.train", args.train), ("data.dev", args.dev), ("data.text_column", args.text_column),
+            ("data.pair_column", args.pair_column), ("data.label_column", args.label_column),
+            ("data.format", args.format), ("data.header", {"yes": True, "no": False}.get(args.header, args.header)),
+            ("data.skip_bad_rows", args.skip_bad_rows), ("data.max_length", args.max_length)]
+
+
 def data_settings(args, settings: dict, *, labels: bool):
     """A FinetuneData section from the data flags, falling back on a model's fine-tuning settings."""
     from berts.train.config import FinetuneData, set_key

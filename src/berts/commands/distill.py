@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import (add_data_arguments, add_run_arguments, launch, put, run_overrides,
+from berts.commands.common import (add_data_arguments, add_run_arguments, data_overrides, launch, put, run_overrides,
                                    show_config_or_load)
 
 
@@ -64,11 +64,7 @@ def _overrides(args) -> dict:
             ("distill.method", args.method), ("distill.teacher", args.teacher),
             ("distill.student_layers", parse_layers(args.student_layers) if args.student_layers else None),
             ("model.init_from", args.student), ("model.preset", args.student_preset),
-            ("model.config", args.student_config), ("data.shards", args.data), ("data.train", args.train),
-            ("data.dev", args.dev), ("data.text_column", args.text_column), ("data.pair_column", args.pair_column),
-            ("data.label_column", args.label_column), ("data.format", args.format),
-            ("data.header", {"yes": True, "no": False}.get(args.header, args.header)),
-            ("data.skip_bad_rows", args.skip_bad_rows), ("data.max_length", args.max_length),
+            ("model.config", args.student_config), ("data.shards", args.data), *data_overrides(args),
             ("distill.temperature", args.temperature), ("distill.alpha_ce", args.alpha_ce),
             ("distill.alpha_mlm", args.alpha_mlm), ("distill.alpha_cos", args.alpha_cos),
             ("distill.stage", args.stage), ("train.metric", args.metric), ("train.epochs", args.epochs),

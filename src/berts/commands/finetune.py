@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import (add_data_arguments, add_run_arguments, launch, put, run_overrides,
+from berts.commands.common import (add_data_arguments, add_run_arguments, data_overrides, launch, put, run_overrides,
                                    show_config_or_load)
 
 
@@ -63,12 +63,8 @@ def _overrides(args) -> dict:
     if args.epochs is not None and args.max_steps is None:
         put(o, "train.max_steps", "null")
     for dotted, value in (
-            ("model.init_from", args.model), ("model.tokenizer", args.tokenizer), ("data.train", args.train),
-            ("data.dev", args.dev), ("data.task", args.task), ("data.text_column", args.text_column),
-            ("data.pair_column", args.pair_column), ("data.label_column", args.label_column),
-            ("data.format", args.format), ("data.header", {"yes": True, "no": False}.get(args.header, args.header)),
-            ("data.skip_bad_rows", args.skip_bad_rows), ("data.max_length", args.max_length),
-            ("train.metric", args.metric), ("train.epochs", args.epochs), ("train.eval_every", args.eval_every),
+            ("model.init_from", args.model), ("model.tokenizer", args.tokenizer), *data_overrides(args),
+            ("data.task", args.task), ("train.metric", args.metric), ("train.epochs", args.epochs), ("train.eval_every", args.eval_every),
             ("train.patience", args.patience), ("model.classifier_dropout", args.dropout),
             ("train.label_smoothing", args.label_smoothing), ("train.class_weights", args.class_weights),
             ("train.positive_label", args.positive_label), ("train.early_exit", args.early_exit),
