@@ -9,6 +9,14 @@ against batch-32 latency::
 
     rows = compare(["runs/teacher/best", "runs/distil/best", "runs/albert/best"], "test.tsv")
     print(markdown(rows))
+    rows = compare(["runs/teacher/best", "runs/exits/final"], "test.tsv", speeds=[0.3, 0.5], int8=True)
+
+More rows per directory: an early-exit directory (berts finetune --early-exit) with ``speeds``
+gives one row per speed (its accuracy, average layers, FLOPs of the layers and students each
+example ran, latency); ``int8`` adds, after each fp32 row, the same directory in dynamic int8
+(same parameter count and FLOPs, ``precision`` "int8", ``agreement`` with fp32's argmax). Every
+row's ``size_mb`` is its weights as torch.save writes them (int8: the packed int8 weights), so
+the saving is measured, not assumed.
 
 FLOP counts (multiply-adds x 2; embeddings lookups, LayerNorm, softmax and GELU not counted), a
 sequence of n real tokens, hidden H, intermediate I, E the factorized embedding size:
@@ -66,43 +74,103 @@ def _timed(clf, ds, batch_size: int) -> float:
 
 
 def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int = 5, threads: int | None = None,
-            speed: float | None = None, device: str = "cpu", data_args=None) -> list[dict]:
-    """One row per model directory (see the module docstring). ``speed``: early exit at this
-    speed for the directories that have students (berts finetune --early-exit)."""
+            speed=None, speeds=None, int8: bool = False, device: str = "cpu", data_args=None) -> list[dict]:
+    """Rows of the comparison (see the module docstring), in the order of ``model_dirs``:
+
+    * a directory without students: one row (fp32), then, with ``int8``, a row of the same
+      directory in dynamic int8 (``Classifier.from_pretrained(dir, int8=True)``);
+    * an early-exit directory (berts finetune --early-exit) with ``speed`` (a float or a list) or
+      ``speeds`` (a list): one row per speed, entropy rule (no int8 row: quantized exits are not
+      what is being compared); without a speed it is run to the end, as a directory without
+      students (and gets its int8 row).
+
+    Each row carries ``precision`` ("fp32" / "int8") and ``size_mb``; an int8 row carries
+    ``agreement`` with its fp32 row (share of equal argmax; regression: ``max_abs_diff``)."""
     import torch
 
     if not model_dirs:
         raise UserError("compare needs at least one model directory")
+    speeds = check_speeds(speed, speeds)
+    if int8 and str(device) != "cpu":
+        raise UserError(f"--int8 runs on the CPU (torch's dynamic int8 kernels); got --device {device}")
     before = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
     try:
-        return _compare(model_dirs, eval_file, latency_examples, repeats, speed, device, data_args)
+        return _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args)
     finally:
         torch.set_num_threads(before)
 
 
-def _compare(model_dirs, eval_file, latency_examples, repeats, speed, device, data_args) -> list[dict]:
+def check_speeds(speed=None, speeds=None) -> list[float] | None:
+    """``speed`` (a float, a list, or the flag's text "0.3,0.5") and/or ``speeds`` -> one list of
+    floats in [0, 1] (None: no early exit). Anything else is a one-line UserError naming --speed."""
+    values = []
+    for given in (speed, speeds):
+        if given is None:
+            continue
+        if isinstance(given, str):
+            given = [x.strip() for x in given.split(",")]
+        elif not isinstance(given, (list, tuple)):
+            given = [given]
+        for x in given:
+            try:
+                if isinstance(x, bool):
+                    raise ValueError
+                v = float(x)
+            except (TypeError, ValueError):
+                raise UserError(f"--speed takes numbers between 0 and 1, comma-separated (0.3,0.5,0.7); "
+                                f"got {x!r}") from None
+            if not 0.0 <= v <= 1.0:  # (NaN fails this too)
+                raise UserError(f"--speed values must be between 0 and 1 (normalised entropy); got {x!r}")
+            values.append(v)
+    if (speed is not None or speeds is not None) and not values:
+        raise UserError("--speed needs at least one value between 0 and 1 (e.g. 0.3,0.5,0.7)")
+    return values or None
+
+
+def state_size_mb(model) -> float:
+    """The model's weights as they are in memory, in MB (10^6 bytes): its state_dict serialized by
+    torch.save. For a dynamic-int8 model that is the packed int8 weights (+ their scales) and the
+    fp32 rest; shared tensors (ALBERT) are stored once, as torch.save stores a storage once."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes / 1e6
+
+
+def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args) -> list[dict]:
     from berts.compress.fastbert import BertForSequenceClassificationWithExits, exit_flops
-    from berts.inference import Classifier
+    from berts.inference import Classifier, agreement
     from berts.metrics import compute_metrics
     from berts.train.recipes import check_max_length, drop_unknown_labels, read_table
 
+    # entries: one per row: (directory, clf, ds, task, exit speed or None, precision); the rows of
+    # one directory share its eval dataset (and, for the speeds, its Classifier)
     entries = []
     for directory in model_dirs:
         clf = Classifier.from_pretrained(directory, device=device)
-        exits = isinstance(clf.model, BertForSequenceClassificationWithExits) and speed is not None
-        if exits:
-            clf.early_exit("entropy", speed=speed)
+        exits = isinstance(clf.model, BertForSequenceClassificationWithExits) and speeds is not None
         d = _data_settings(clf.settings, data_args)
         d.max_length = check_max_length(d.max_length, clf.model.config.max_position_embeddings)
         task = "regression" if clf.regression else "classification"
         examples, report = read_table(eval_file, d, task=task)
         examples = drop_unknown_labels(examples, clf.label_map, report, d.skip_bad_rows)
         ds = clf.dataset(examples, d.max_length)
-        entries.append((directory, clf, ds, task, exits))
+        if exits:
+            entries += [(directory, clf, ds, task, s, "fp32") for s in speeds]
+        else:
+            entries.append((directory, clf, ds, task, None, "fp32"))
+            if int8:
+                q = Classifier.from_pretrained(directory, int8=True, device=device)
+                entries.append((directory, q, ds, task, None, "int8"))
     rows = []
-    for directory, clf, ds, task, exits in entries:
+    reference = {}  # directory -> (its fp32 row, its fp32 logits): what its int8 row is measured against
+    for directory, clf, ds, task, s, precision in entries:
+        _use(clf, s)
         logits = clf.logits(ds, 64)
         num_labels = 1 if clf.regression else len(clf.label_map)
         metrics = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
@@ -111,24 +179,38 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speed, device, da
                "layers": config.num_hidden_layers, "hidden": config.hidden_size,
                "share_layers": config.share_layers, "params": int(clf.model.num_parameters()),
                "flops_per_token": flops_per_token(config, ds.lengths),
-               "metric": "pearson" if clf.regression else "accuracy"}
+               "metric": "pearson" if clf.regression else "accuracy", "precision": precision,
+               "size_mb": state_size_mb(clf.model)}
         row["score"] = float(metrics[row["metric"]])
-        if exits:
+        if s is not None:
             tokens = max(int(ds.lengths.sum()), 1)
-            row["flops_per_token"] = exit_flops(config, ds.lengths, clf.exit_layers, "entropy", speed) \
-                * len(ds) / tokens
-            row["speed"] = speed
+            row["flops_per_token"] = exit_flops(config, ds.lengths, clf.exit_layers, "entropy", s) * len(ds) / tokens
+            row["speed"] = s
             row["avg_layers"] = float(np.mean(clf.exit_layers))
+        if precision == "int8":
+            # int8 Linears are not nn.Parameters any more: the count (and the FLOPs) are fp32's
+            fp32_row, fp32_logits = reference[str(directory)]
+            row["params"] = fp32_row["params"]
+            a = agreement(fp32_logits, logits, clf.regression)
+            if clf.regression:
+                row["max_abs_diff"] = a["max_abs_diff"]
+            else:
+                row["agreement"], row["max_prob_diff"] = a["label_agreement"], a["max_prob_diff"]
+        elif s is None:
+            reference[str(directory)] = (row, logits)
         rows.append(row)
-    # latency: the same first examples for every model; rounds alternate the models; medians
+    # latency: the same first examples for every row; rounds alternate the rows; medians
     from berts.compress.fastbert import _Subset
 
     times = [{1: [], 32: []} for _ in entries]
     for _ in range(repeats):
-        for j, (_, clf, ds, _, _) in enumerate(entries):
+        for j, (_, clf, ds, _, s, _) in enumerate(entries):
+            _use(clf, s)
             sub = _Subset(ds, np.arange(min(latency_examples, len(ds))))
             for bs in (1, 32):
                 times[j][bs].append(_timed(clf, sub, bs))
+    for _, clf, _, _, _, _ in entries:
+        _use(clf, None)
     for j, row in enumerate(rows):
         n = min(latency_examples, len(entries[j][2]))
         row["examples_timed"] = n
@@ -147,6 +229,15 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speed, device, da
     return rows
 
 
+def _use(clf, speed) -> None:
+    """Early exit at ``speed`` (entropy rule) for this row, or off (None)."""
+    if speed is None:
+        if clf.exit is not None:
+            clf.early_exit(None)
+    else:
+        clf.early_exit("entropy", speed=speed)
+
+
 def _data_settings(settings: dict, data_args):
     from types import SimpleNamespace
 
@@ -158,22 +249,43 @@ def _data_settings(settings: dict, data_args):
 
 
 # ----------------------------------------------------------------------------- reports
+def row_name(r: dict) -> str:
+    """The row's name in the table: the directory, + " (speed S, L.LL layers)" or " (int8)"."""
+    if "speed" in r:
+        return f"{r['model']} (speed {r['speed']:g}, {r['avg_layers']:.2f} layers)"
+    return r["model"] + (" (int8)" if r.get("precision") == "int8" else "")
+
+
+def short_name(r: dict) -> str:
+    """The plot's label: the directory's last meaningful part (runs/distil/best -> distil/best),
+    + " int8" or " S=0.5"."""
+    p = Path(r["model"])
+    name = p.name if p.name not in ("best", "final") else "/".join(p.parts[-2:])
+    if "speed" in r:
+        return f"{name} S={r['speed']:g}"
+    return name + (" int8" if r.get("precision") == "int8" else "")
+
+
 def markdown(rows: list[dict]) -> str:
     """The comparison as a markdown table (ratios to the first row in brackets)."""
     metric = rows[0]["metric"]
-    out = [f"| model | params | GFLOPs / token | batch 1 ms | batch 32 examples/s | {metric} |",
-           "|---|---|---|---|---|---|"]
+    out = [f"| model | params | MB | GFLOPs / token | batch 1 ms | batch 32 examples/s | {metric} |",
+           "|---|---|---|---|---|---|---|"]
+    first = rows[0]
     for r in rows:
         q = r["ratios"]
-        name = r["model"] + (f" (speed {r['speed']:g}, {r['avg_layers']:.2f} layers)" if "speed" in r else "")
-        out.append(f"| {name} | {r['params']:,} ({q['params']:.2f}x) | {r['flops_per_token'] / 1e9:.4f} "
+        size = r.get("size_mb")
+        mb = "-" if size is None else (f"{size:.2f} ({size / first['size_mb']:.2f}x)" if first.get("size_mb")
+                                       else f"{size:.2f}")
+        out.append(f"| {row_name(r)} | {r['params']:,} ({q['params']:.2f}x) | {mb} | {r['flops_per_token'] / 1e9:.4f} "
                    f"({q['flops_per_token']:.2f}x) | {r['latency_b1_ms']:.2f} ({q['speedup_b1']:.2f}x) | "
                    f"{r['throughput_b32']:.1f} ({q['speedup_b32']:.2f}x) | {r['score']:.4f} ({q['score']:.3f}) |")
     return "\n".join(out)
 
 
 def plot(rows: list[dict], path) -> None:
-    """PNG: the metric against batch-32 latency per example, one labelled point per model."""
+    """PNG: the metric against batch-32 latency per example, one labelled point per row
+    (``short_name``: an int8 row and each speed of an early-exit directory are points of their own)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -183,9 +295,7 @@ def plot(rows: list[dict], path) -> None:
     for r in rows:
         x = 1000.0 / r["throughput_b32"]
         ax.scatter([x], [r["score"]])
-        ax.annotate(Path(r["model"]).name if Path(r["model"]).name not in ("best", "final") else
-                    "/".join(Path(r["model"]).parts[-2:]), (x, r["score"]), fontsize=8,
-                    textcoords="offset points", xytext=(4, 4))
+        ax.annotate(short_name(r), (x, r["score"]), fontsize=8, textcoords="offset points", xytext=(4, 4))
     ax.set_xlabel("CPU latency, batch 32 (ms per example)")
     ax.set_ylabel(rows[0]["metric"])
     ax.grid(alpha=0.3)

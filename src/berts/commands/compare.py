@@ -1,5 +1,6 @@
-"""`berts compare DIR... --eval-file F [--out DIR]`: models side by side on one labelled file
-(parameters, FLOPs per token, CPU latency at batch 1 and 32, the metric, ratios to the first).
+"""`berts compare DIR... --eval-file F [--speed S,S] [--int8] [--out DIR]`: models side by side on
+one labelled file (parameters, size, FLOPs per token, CPU latency at batch 1 and 32, the metric,
+ratios to the first; early-exit speeds and int8 as rows of their own).
 The work is ``berts.compare``'s; this file is flags -> compare() -> reports."""
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ def register(subparsers) -> None:
         description="Run fine-tuned classifiers (a teacher first, then its students, an ALBERT, ...) on one "
                     "labelled file: parameters, FLOPs per token, CPU latency at batch 1 and 32 (same examples "
                     "and threads for every model, the models alternated, medians), the metric, and each as a "
-                    "ratio to the first. Prints a markdown table; --out DIR writes compare.md, compare.json "
-                    "and compare.png (the metric against latency).")
+                    "ratio to the first. --speed 0.3,0.5: a row per speed for early-exit directories; --int8: "
+                    "a dynamic-int8 row after each fp32 one. Prints a markdown table (with each row's weights "
+                    "in MB); --out DIR writes compare.md, compare.json and compare.png (the metric against "
+                    "latency).")
     p.add_argument("models", nargs="+", metavar="DIR", help="fine-tuned model directories; the first is the reference")
     p.add_argument("--eval-file", required=True, metavar="FILE", help="labelled file (columns: the models' own)")
     add_data_arguments(p)
@@ -22,19 +25,24 @@ def register(subparsers) -> None:
     p.add_argument("--latency-examples", type=int, default=64, metavar="N",
                    help="examples timed per model and batch size (default 64)")
     p.add_argument("--repeats", type=int, default=5, metavar="R", help="timing rounds; medians (default 5)")
-    p.add_argument("--speed", type=float, metavar="S",
-                   help="run early-exit directories (berts finetune --early-exit) at this speed")
+    p.add_argument("--speed", metavar="S[,S...]",
+                   help="run early-exit directories (berts finetune --early-exit) at these speeds (entropy rule, "
+                        "each in [0, 1], comma-separated: 0.3,0.5,0.7): one row per speed")
+    p.add_argument("--int8", action="store_true",
+                   help="after each fp32 row (not the early-exit speeds), the same directory in dynamic int8: "
+                        "accuracy, latency, size, and its agreement with fp32's predictions")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
-    from berts.compare import compare, markdown, write_reports
+    from berts.compare import check_speeds, compare, markdown, write_reports
     from berts.errors import UserError
 
     if args.latency_examples < 1 or args.repeats < 1:
         raise UserError("--latency-examples and --repeats must be at least 1")
+    speeds = check_speeds(args.speed)  # before any model is loaded: a bad list fails at once
     rows = compare(args.models, args.eval_file, latency_examples=args.latency_examples, repeats=args.repeats,
-                   threads=args.threads, speed=args.speed, data_args=args)
+                   threads=args.threads, speeds=speeds, int8=args.int8, data_args=args)
     print(markdown(rows))
     if args.out:
         paths = write_reports(rows, args.out)
