@@ -9,7 +9,7 @@ PIP    := $(PY) -m pip -q --disable-pip-version-check
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install torch==2.13.0
-	$(PIP) install -e '.[test,zh]'
+	$(PIP) install -e '.[test,demo]'
 	touch $@
 
 install: $(VENV)/.installed

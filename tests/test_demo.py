@@ -1,72 +1,120 @@
-"""The main job end to end on small text made here (the real one fetches registry corpora)."""
+"""The main job end to end, --quick, on small text made here (the real one fetches registry
+corpora and MiniLM): every step runs, the figures in the report are the ones the run's own
+files hold (checked against transformers and scikit-learn where an oracle exists), and the
+HTML page is one self-contained file."""
 import json
 import random
+import re
 
-from berts.demo import DemoInputs, DemoSettings, run_demo
+import pytest
+import torch
+
+from berts.demo import Clock, DemoSettings, EnInputs, ZhInputs, quick_settings, run_demo
+
+pytest.importorskip("sklearn")
 
 ZH_WORDS = ["经济", "发展", "人民", "国家", "建设", "改革", "开放", "世界", "和平", "合作", "新年", "城市",
-            "很好", "喜欢", "满意", "推荐", "很差", "失望", "难用", "退货"]  # the review words must be in the vocabulary
-EN_WORDS = ["the", "market", "grew", "city", "council", "voted", "for", "new", "roads", "and", "schools", "today"]
+            "很好", "喜欢", "满意", "推荐", "很差", "失望", "难用", "退货"]
+EN_WORDS = ["the", "film", "plot", "actor", "story", "scene", "music", "is", "was", "and", "a", "very"]
+GOOD = {"zh": ["很好", "喜欢", "满意", "推荐"], "en": ["great", "moving", "superb", "fun"]}
+BAD = {"zh": ["很差", "失望", "难用", "退货"], "en": ["dull", "awful", "boring", "weak"]}
 
 
-def corpus(path, words, joiner, rng, docs=60):
+def news(path, rng, docs=60):
     with open(path, "w", encoding="utf-8") as f:
         for _ in range(docs):
             for _ in range(rng.randint(3, 6)):
-                sent = joiner.join(rng.choice(words) for _ in range(rng.randint(5, 12)))
-                f.write(sent + ("。" if joiner == " " and words is ZH_WORDS else ".") + "\n")
+                f.write(" ".join(rng.choice(ZH_WORDS) for _ in range(rng.randint(5, 12))) + " 。\n")
             f.write("\n")
 
 
-def sentiment(path, rng, n):
-    good, bad = ["很好", "喜欢", "满意", "推荐"], ["很差", "失望", "难用", "退货"]
+def sentiment(path, rng, n, lang):
+    words, joiner = (ZH_WORDS, "") if lang == "zh" else (EN_WORDS, " ")
     with open(path, "w", encoding="utf-8") as f:
         f.write("text\tlabel\n")
         for _ in range(n):
             label = rng.choice(["pos", "neg"])
-            core = rng.choice(good if label == "pos" else bad)
-            filler = "".join(rng.choice(ZH_WORDS) for _ in range(rng.randint(1, 4)))
-            f.write(f"{filler}{core}{filler}\t{label}\n")
+            core = rng.choice(GOOD[lang] if label == "pos" else BAD[lang])
+            filler = [rng.choice(words) for _ in range(rng.randint(1, 4))]
+            f.write(joiner.join([*filler, core, *filler]) + f"\t{label}\n")
 
 
-def baseline_accuracy(model_dir, test):
-    import torch
-    import transformers
+def english_checkpoint(path):
+    """A small pretrained-looking BERT directory (random weights), MiniLM's kind: no heads."""
+    from berts.config import BertConfig
+    from berts.model import BertModel
+    from berts.tokenizer import Tokenizer
 
-    rows = [line.split("\t") for line in test.read_text(encoding="utf-8").splitlines()[1:]]
-    tok = transformers.AutoTokenizer.from_pretrained(str(model_dir))
-    model = transformers.AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()
-    batch = tok([r[0] for r in rows], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        predicted = model(**batch).logits.argmax(-1).tolist()
-    names = [model.config.id2label[i] for i in predicted]
-    return sum(n == r[1] for n, r in zip(names, rows)) / len(rows)
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *EN_WORDS, *GOOD["en"], *BAD["en"]]
+    tok = Tokenizer.from_vocab({t: i for i, t in enumerate(dict.fromkeys(tokens))})
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=48, num_hidden_layers=6, num_attention_heads=4,
+                        intermediate_size=96, max_position_embeddings=64)
+    BertModel(config).save_pretrained(path, tok)
 
 
-def test_demo_end_to_end(tmp_path):
+def test_clock_shares_what_is_left_after_the_fixed_steps():
+    clock = Clock(100.0, {"a": 1.0, "b": 3.0}, {"x": 20.0})
+    clock.start -= 10  # 10 s gone: 100 - 10 - 20 = 70 left to share
+    assert abs(clock.budget("a") - 70 * 0.25) < 0.5
+    clock.done("x")  # the fixed step is over: b gets everything that is left
+    assert abs(clock.budget("b") - 90) < 0.5
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
     rng = random.Random(0)
-    corpus(tmp_path / "zh.txt", ZH_WORDS, " ", rng)  # gold segmentation: words separated by spaces
-    corpus(tmp_path / "en.txt", EN_WORDS, " ", rng)
-    for split, n in (("train", 400), ("dev", 100), ("test", 100)):
-        sentiment(tmp_path / f"{split}.tsv", rng, n)
-    inputs = DemoInputs([tmp_path / "zh.txt", tmp_path / "en.txt"], tmp_path / "train.tsv", tmp_path / "dev.tsv",
-                        tmp_path / "test.tsv")
-    settings = DemoSettings(preset="tiny", vocab_size=200, limit_alphabet=200, max_seq_length=64,
-                            pretrain_budget="5m", pretrain_steps=15, pretrain_batch=16,
-                            finetune_budget="5m", finetune_steps=250, finetune_epochs=20, finetune_lr=1e-3, finetune_eval_every=25,
-                            finetune_max_length=32, workers=1)
-    report = run_demo(tmp_path / "out", inputs, settings)
+    news(tmp_path / "news.txt", rng)
+    for lang in ("zh", "en"):
+        for split, n in (("train", 300), ("dev", 80), ("test", 80)):
+            sentiment(tmp_path / f"{lang}-{split}.tsv", rng, n, lang)
+    english_checkpoint(tmp_path / "minilm")
+    zh = ZhInputs(tmp_path / "news.txt", *(tmp_path / f"zh-{s}.tsv" for s in ("train", "dev", "test")))
+    en = EnInputs(tmp_path / "minilm", *(tmp_path / f"en-{s}.tsv" for s in ("train", "dev", "test")))
+    s = quick_settings(DemoSettings(lang="both", budget="10m"))
+    s.vocab_size, s.limit_alphabet, s.workers, s.compare_examples = 300, 300, 1, 8
+    s.finetune_lr = s.en_lr = 1e-3
+    s.steps = {"zh.pretrain": 12, "zh.finetune": 60, "zh.random": 60, "zh.exits": 6, "zh.distil": 6,
+               "en.teacher": 40, "en.distilbert": 6, "en.tinybert": 6, "en.exits": 6}
+    s.eval_every = 20
+    out = tmp_path / "out"
+    report = run_demo(out, s, zh=zh, en=en)
 
-    assert [s["exit"] for s in report["steps"]] == [0] * 7  # 5 steps + the random-init baseline
-    # the baseline's test accuracy is what transformers computes from the saved directory (an oracle
-    # outside berts), on the same rows: evaluate's number is checked, not merely in [0, 1]
-    assert report["baseline_test"]["accuracy"] == baseline_accuracy(tmp_path / "out" / "baseline" / "best",
-                                                                    tmp_path / "test.tsv")
-    assert report["pretrain"]["last"]["train"]["step"] == 15
-    assert report["test"]["accuracy"] > 0.9 and report["test"]["examples"] == 100
-    assert report["transformers"]["same_token_ids"] is True
-    assert report["transformers"]["max_abs_logit_diff"] < 1e-4
-    saved = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert saved["test"] == report["test"]
-    text = (tmp_path / "out" / "report.md").read_text()
-    assert "berts pretrain" in text and "test (best checkpoint): accuracy" in text
+    assert all(step["exit"] == 0 for step in report["steps"])
+    z, e = report["zh"], report["en"]
+    assert z["pretrain"]["steps"] == 12 and len(z["pretrain"]["evals"]) >= 1  # held-out MLM curve points
+    assert z["finetune"]["steps"] == 60 and z["random"]["steps"] == 60
+    assert z["test"]["accuracy"] > 0.75 and z["test"]["examples"] == 80
+    assert z["transformers"]["same_token_ids"] is True and z["transformers"]["max_abs_logit_diff"] < 1e-4
+    assert e["transformers"]["max_abs_logit_diff"] < 1e-4
+    # the TF-IDF figure is what scikit-learn gives for the dev-chosen C
+    rows = lambda split: [line.split("\t") for line in (tmp_path / f"zh-{split}.tsv").read_text().splitlines()[1:]]  # noqa: E731
+    vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
+    x = vec.fit_transform([t for t, _ in rows("train")])
+    clf = LogisticRegression(C=z["tfidf"]["C"], max_iter=2000).fit(x, [y for _, y in rows("train")])
+    test_acc = float((clf.predict(vec.transform([t for t, _ in rows("test")])) == [y for _, y in rows("test")]).mean())
+    assert z["tfidf"]["test_accuracy"] == test_acc
+    # compression rows: teacher, student, their int8, the exits at each speed
+    for part, speeds in ((z, s.zh_speeds), (e, s.en_speeds)):
+        got = sorted(r["speed"] for r in part["compare"] if "speed" in r)
+        assert got == sorted(float(v) for v in speeds.split(","))
+        assert any(r.get("precision") == "int8" for r in part["compare"])
+    assert len([r for r in e["compare"] if "speed" not in r and r.get("precision", "fp32") == "fp32"]) == 3
+
+    saved = json.loads((out / "report.json").read_text())
+    assert saved["zh"]["test"] == z["test"]
+    md = (out / "report.md").read_text()
+    html = (out / "report.html").read_text()
+    assert f"{z['test']['accuracy']:.4f}" in md and f"{e['test']['accuracy']:.4f}" in html
+    assert "berts pretrain" in md and "berts compare" in md and "berts distill" in md
+    # self-contained: every image is embedded, nothing is fetched
+    images = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert not re.search(r'(src|href)="(https?:|//|/)', html)
+    # the markdown's image links are relative and exist
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert links and all(not link.startswith("/") and (out / link).is_file() for link in links)
+    assert str(tmp_path) not in md and str(tmp_path) not in html  # paths relative to the output directory
+    assert "berts evaluate zh/finetune/best zh/data/test.tsv --json" in md
