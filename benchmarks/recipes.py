@@ -20,6 +20,17 @@ The runs (``--runs`` picks some by name):
 Each row: held-out MLM loss (MLM runs; ELECTRA's is its small generator's), the pair/RTD
 accuracy where there is one, tokens/s of pretraining, steps, and the fine-tuned dev accuracy
 (best evaluation). Results go to OUT/results.jsonl as each run ends, and OUT/table.md.
+
+Issue 14 (what pays off in the demo's budget), step-based:
+
+    .venv/bin/python benchmarks/recipes.py --out bench_out/recipes14 --steps 1500 --threads 1
+
+``--steps N`` runs the ISSUE14 set instead: pretraining by optimizer steps (N times each run's ``x``),
+not by the clock, so other processes on the machine slow a run without changing its result; the
+fine-tuning runs its epochs (its budget never binds). Every run starts from issue 11's best recipe
+(tiny, pre-LN, lr 1e-3, dropout 0, MLM whole-word 15%), changes one thing, and is compared with
+random weights of its own config (``berts finetune --from-scratch RUN/final --tokenizer RUN/final``,
+as the demo does) under the same fine-tuning. ``--runs`` picks some by name.
 """
 from __future__ import annotations
 
@@ -46,7 +57,7 @@ def records(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def make_data(out: Path, args) -> dict:
+def make_data(out: Path, args, objectives=("none", "sop")) -> dict:
     """The corpora, the tokenizer and the shards (made once, reused by a rerun)."""
     import jieba
 
@@ -70,7 +81,7 @@ def make_data(out: Path, args) -> dict:
         cli("tokenizer", "train", "--corpus", train_txt, reviews_txt, "--vocab-size", args.vocab,
             "--limit-alphabet", 6000, "--out", tok, "--overwrite")
     shards = {}
-    for objective in ("none", "sop"):
+    for objective in objectives:
         for name, inputs in (("train", [train_txt, reviews_txt]), ("heldout", [held_txt])):
             d = out / f"shards-{objective}-{name}"
             if not (d / "meta.json").is_file():
@@ -81,17 +92,23 @@ def make_data(out: Path, args) -> dict:
 
 
 def pretrain_run(out: Path, data: dict, name: str, norm: str, lr: str, args, seed: int = 0,
-                 objective: str = "none", sets: tuple[str, ...] = ()) -> dict:
+                 objective: str = "none", sets: tuple[str, ...] = (), steps: int | None = None,
+                 preset: str | None = None, seq: int | None = None, ft: dict | None = None) -> dict:
+    """One pretraining run, then its fine-tuning. The length of the run: ``steps`` (or --steps) optimizer
+    steps when given -- the step-based mode of issue 14, whose results do not depend on what else runs on
+    the machine -- else the wall clock of --budget (issue 11). ``ft``: finetune_run's lr/epochs."""
     run = out / "runs" / name
+    preset, seq, steps = preset or args.preset, seq or args.seq, steps or args.steps
     shards = data["shards"]["sop" if objective == "sop" else "none", "train"]
     held = data["shards"]["sop" if objective == "sop" else "none", "heldout"]
+    length = ["--max-steps", steps] if steps else ["--budget", args.budget]
     t0 = time.time()
     with open(out / f"{name}.log", "w") as log:
-        cli("pretrain", "--data", shards, "--preset", args.preset, "--out", run / "pretrain", "--overwrite",
-            "--budget", args.budget, "--batch-size", 32, "--lr", lr,
+        cli("pretrain", "--data", shards, "--preset", preset, "--out", run / "pretrain", "--overwrite",
+            *length, "--batch-size", 32, "--lr", lr,
             "--set", f"model.norm_position={norm}", "--set", f"data.objective={objective}",
             "--set", f"data.masking={args.masking}", "--set", f"data.eval_shards={held}",
-            "--set", "data.eval_batches=20", "--set", f"model.max_position_embeddings={args.seq}",
+            "--set", "data.eval_batches=20", "--set", f"model.max_position_embeddings={seq}",
             "--set", f"train.seed={seed}", "--set", "train.save_every=100000", "--set", "log.every=50",
             "--set", f"impl.threads={args.threads}", *[x for s in sets for x in ("--set", s)], log=log)
     rows = records(run / "pretrain" / "metrics.jsonl")
@@ -99,28 +116,141 @@ def pretrain_run(out: Path, data: dict, name: str, norm: str, lr: str, args, see
     evals = [r for r in rows if r.get("kind") == "eval"]
     ev = evals[-1] if evals else {}
     result = {"run": name, "norm": norm, "lr": float(lr), "seed": seed, "objective": objective, "sets": list(sets),
+              "preset": preset, "seq": seq, "data": str(shards),
               "steps": train[-1]["step"] if train else None,
               "tokens_per_s": round(sum(r.get("tokens_per_s", 0) for r in train[1:]) / max(1, len(train) - 1))
               if len(train) > 1 else None,
+              # about the idle machine's speed when other processes share the cores (the mean above
+              # then measures the machine, not the recipe)
+              "tokens_per_s_p90": p90_tokens_per_s(run / "pretrain" / "metrics.jsonl"),
               "heldout": {k: v for k, v in ev.items() if k not in ("kind", "time", "step")},
               "pretrain_s": round(time.time() - t0, 1)}
-    result.update(finetune_run(out, data, name, run / "pretrain" / "final", args))
+    result.update(finetune_run(out, data, name, run / "pretrain" / "final", args, seq=seq, **(ft or {})))
     return result
 
 
-def finetune_run(out: Path, data: dict, name: str, model: Path | None, args) -> dict:
+def finetune_run(out: Path, data: dict, name: str, model: Path | None, args, seq: int | None = None,
+                 lr: str | None = None, epochs: str | None = None, scratch: Path | None = None) -> dict:
+    """Fine-tune ``model`` (a pretrained directory) or, with ``scratch`` (a pretrained directory), random
+    weights of exactly its config and tokenizer -- the demo's baseline -- or, with neither, the preset."""
     senti, run = data["senti"], out / "runs" / name / "finetune"
-    source = ["--model", model] if model else ["--from-scratch", args.preset, "--tokenizer", data["tokenizer"]]
+    seq, lr, epochs = seq or args.seq, lr or args.ft_lr, epochs or args.ft_epochs
+    source = (["--model", model] if model else ["--from-scratch", scratch, "--tokenizer", scratch] if scratch
+              else ["--from-scratch", args.preset, "--tokenizer", data["tokenizer"]])
     t0 = time.time()
     with open(out / f"{name}.finetune.log", "w") as log:
         cli("finetune", *source, "--out", run, "--overwrite", "--train", senti["train"], "--dev", senti["dev"],
-            "--text-column", "text", "--label-column", "label", "--max-length", args.seq, "--lr", args.ft_lr,
-            "--epochs", args.ft_epochs, "--budget", args.ft_budget, "--metric", "accuracy",
+            "--text-column", "text", "--label-column", "label", "--max-length", seq, "--lr", lr,
+            "--epochs", epochs, "--budget", args.ft_budget, "--metric", "accuracy",
             "--eval-every", 200, "--set", f"impl.threads={args.threads}", "--set", "train.seed=0", log=log)
-    evals = [r for r in records(run / "metrics.jsonl") if r.get("kind") == "eval"]
+    rows = records(run / "metrics.jsonl")
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    train = [r for r in rows if r.get("kind") == "train"]
     best = max((r.get("accuracy", 0.0) for r in evals), default=None)
-    return {"dev_accuracy": best, "dev_evals": [(r["step"], r.get("accuracy")) for r in evals],
+    return {"dev_accuracy": best, "dev_final": evals[-1].get("accuracy") if evals else None,
+            "dev_evals": [(r["step"], r.get("accuracy")) for r in evals], "ft_lr": float(lr),
+            "ft_epochs": float(epochs), "ft_steps": train[-1]["step"] if train else None,
             "finetune_s": round(time.time() - t0, 1)}
+
+
+def variant_data(out: Path, data: dict, args, repeat: int = 1, seq: int = 128, news: bool = True) -> dict:
+    """``data`` with other "none" shards: the training reviews' text ``repeat`` times (upweighted against
+    the news), or the reviews alone (``news=False``), and/or another sequence length; the same tokenizer,
+    so the same random baseline. The held-out MLM text stays the news (every 20th article)."""
+    if (repeat, seq, news) == (1, args.seq, True):
+        return data
+    corpus = out / "corpus"
+    reviews = corpus / "reviews.txt"
+    if repeat > 1:
+        reviews = corpus / f"reviews.x{repeat}.txt"
+        if not reviews.is_file():  # one file, not one path given N times: prepare reads each path once
+            one = (corpus / "reviews.txt").read_text(encoding="utf-8").rstrip("\n")
+            reviews.write_text("\n\n".join([one] * repeat) + "\n", encoding="utf-8")
+    shards = dict(data["shards"])
+    train = [corpus / "news.train.txt", reviews] if news else [reviews]
+    for name, inputs in (("train", train), ("heldout", [corpus / "news.heldout.txt"])):
+        d = out / (f"shards-none-{name}-s{seq}" + ("" if name == "heldout" or repeat == 1 else f"-r{repeat}")
+                   + ("" if name == "heldout" or news else "-reviews-only"))
+        if not (d / "meta.json").is_file():
+            cli("prepare", *inputs, "--tokenizer", data["tokenizer"], "--out", d, "--objective", "none",
+                "--max-seq-length", seq, "--segmenter", "gold", "--workers", 2, "--overwrite", "--quiet")
+        shards["none", name] = d
+    return {**data, "shards": shards}
+
+
+# Issue 14: what pays off in the demo's budget (about 3,000 steps of tiny on 2 cores), step-based so that
+# other processes on the machine slow a run without changing its result. Every run starts from the
+# best recipe of issue 11 (tiny, pre-LN, lr 1e-3, dropout 0, MLM whole-word 15%) and changes one thing;
+# each is compared with random weights of the same config under the same fine-tuning (``random`` below).
+# ``repeat``/``seq``: variant_data; ``x``: pretraining steps in units of --steps (1 if absent); ``ft``:
+# fine-tuning lr/epochs; ``source``: fine-tune another run's pretrained model again (fine-tuning only).
+DROPOUT0 = ("model.hidden_dropout_prob=0", "model.attention_probs_dropout_prob=0")
+ISSUE14 = {
+    "s-base": dict(),
+    "s-rev4": dict(repeat=4),
+    "s-reviews": dict(news=False),  # the training reviews' text alone (task-adaptive pretraining only)
+    "s-seq64": dict(x=2, seq=64),  # half the tokens a step: the same tokens (about the wall clock) as x1
+    "s-base-ft1e-3": dict(source="s-base", ft=dict(lr="1e-3")),
+    "s-base-ft1e-4": dict(source="s-base", ft=dict(lr="1e-4")),
+    "s-base-e3": dict(source="s-base", ft=dict(epochs="3")),
+    "s-rev4-x2": dict(x=2, repeat=4),
+    "s-base-x2": dict(x=2),
+    "s-rev4-x4": dict(x=4, repeat=4),  # 6,000 steps at --steps 1500: the demo's 6 minutes on an idle machine
+    "s-rev4-x4-ft1e-3": dict(source="s-rev4-x4", ft=dict(lr="1e-3")),
+    "s-rev4-x4-ft1e-4": dict(source="s-rev4-x4", ft=dict(lr="1e-4")),
+    "s-rev4-x4-e3": dict(source="s-rev4-x4", ft=dict(epochs="3")),
+    "s-rev4-x4-ft1e-3-e3": dict(source="s-rev4-x4", ft=dict(lr="1e-3", epochs="3")),
+    "s-mini": dict(x=0.5, preset="mini"),  # x: tiny's tokens/s over mini's (measured): the same wall clock
+}
+
+
+def issue14_run(out: Path, data: dict, name: str, spec: dict, args, done: dict, record) -> None:
+    """One issue-14 run and, once per (config, fine-tuning), its random-weights twin."""
+    spec = dict(spec)
+    ft = {"lr": args.ft_lr, "epochs": args.ft_epochs, **spec.pop("ft", {})}
+    source = spec.pop("source", None)
+    base = ISSUE14[source] if source else spec
+    seq, preset = base.get("seq", args.seq), base.get("preset", args.preset)
+    run_data = variant_data(out, data, args, base.get("repeat", 1), seq, base.get("news", True))
+    final = out / "runs" / (source or name) / "pretrain" / "final"
+    twin = f"random-{preset}-s{seq}-ft{ft['lr']}-e{ft['epochs']}"
+    if name not in done:
+        if source:  # fine-tuning only: the source's pretraining row, this run's fine-tuning
+            result = {k: v for k, v in done[source].items() if not k.startswith(("dev_", "ft_", "finetune"))}
+            result.update(run=name, source=source, **finetune_run(out, run_data, name, final, args, seq=seq, **ft))
+        else:
+            result = pretrain_run(out, run_data, name, "pre", "1e-3", args, sets=DROPOUT0 + tuple(args.set),
+                                  steps=round(args.steps * spec.get("x", 1)), preset=preset, seq=seq, ft=ft)
+            result["repeat"] = spec.get("repeat", 1)
+        record({**result, "random_run": twin})
+    if twin not in done:  # the demo's baseline: random weights of the pretrained model's own config
+        record({"run": twin, "preset": preset, "seq": seq,
+                **finetune_run(out, run_data, twin, None, args, seq=seq, scratch=final, **ft)})
+
+
+def p90_tokens_per_s(metrics: Path) -> int | None:
+    """The 90th percentile of a run's logged tokens/s (its first interval, the warm-up, left out)."""
+    speeds = sorted(r.get("tokens_per_s", 0) for r in records(metrics) if r.get("kind") == "train")[1:]
+    return round(speeds[int(0.9 * (len(speeds) - 1))]) if speeds else None
+
+
+def table14(results: list[dict], done: dict, out: Path) -> str:
+    lines = ["| run | change | pretrain steps | tokens/s (p90) | held-out MLM loss | dev acc pretrained | dev acc random | "
+             "gap (points) |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for r in results:
+        spec = ISSUE14[r["run"]]
+        words = {"repeat": lambda v: f"reviews x{v}", "news": lambda v: "" if v else "reviews only",
+                 "seq": lambda v: f"seq {v}", "preset": str, "source": lambda v: f"{v}'s model",
+                 "ft": lambda v: "fine-tuning " + ", ".join(f"{k} {x}" for k, x in v.items())}
+        change = ", ".join(words[k](v) for k, v in spec.items() if k != "x") or "base"
+        rnd = done.get(r.get("random_run"), {}).get("dev_accuracy")
+        speed = p90_tokens_per_s(out / "runs" / r.get("source", r["run"]) / "pretrain" / "metrics.jsonl")
+        loss = (r.get("heldout") or {}).get("mlm_loss")
+        gap = "" if rnd is None or r.get("dev_accuracy") is None else f"{100 * (r['dev_accuracy'] - rnd):+.2f}"
+        lines.append(f"| {r['run']} | {change} | {r.get('steps')} | {speed or ''} | "
+                     f"{'' if loss is None else f'{loss:.3f}'} | {r.get('dev_accuracy') or 0:.4f} | "
+                     f"{'' if rnd is None else f'{rnd:.4f}'} | {gap} |")
+    return "\n".join(lines) + "\n"
 
 
 def tfidf(data: dict) -> dict:
@@ -170,11 +300,19 @@ def main() -> int:
     ap.add_argument("--seq", type=int, default=128)
     ap.add_argument("--vocab", type=int, default=16000)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", default=None, help="comma-separated run names (default: all)")
+    ap.add_argument("--runs", default=None, help="comma-separated run names (default: all of issue 11's, "
+                    "or with --steps all of issue 14's)")
+    ap.add_argument("--steps", type=int, default=None,
+                    help="step-based mode (issue 14): pretraining by steps (--max-steps) instead of --budget, "
+                    "so a busy machine slows a run without changing its result; the fine-tuning runs its "
+                    "epochs (--ft-budget never binds); runs the ISSUE14 set, each with its own steps")
+    ap.add_argument("--set", action="append", default=[], help="extra pretraining --set for issue 14's runs")
     args = ap.parse_args()
+    if args.steps and args.ft_budget == ap.get_default("ft_budget"):
+        args.ft_budget = "10h"  # step-based: the fine-tuning's epochs end it, never the clock
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    data = make_data(out, args)
+    data = make_data(out, args, ("none",) if args.steps else ("none", "sop"))
     done = {r["run"]: r for r in records(out / "results.jsonl")}
     wanted = set(args.runs.split(",")) if args.runs else None
 
@@ -189,6 +327,15 @@ def main() -> int:
 
     if want("tfidf"):
         record(tfidf(data))
+    if args.steps:  # issue 14
+        for name, spec in ISSUE14.items():
+            if wanted is None or name in wanted:
+                issue14_run(out, data, name, spec, args, done, record)
+        rows = [done[n] for n in ISSUE14 if n in done]
+        text = table14(rows, done, out)
+        (out / "table.md").write_text(f"TF-IDF dev accuracy: {done.get('tfidf', {}).get('dev_accuracy')}\n\n" + text)
+        print(text)
+        return 0
     if want("random"):
         record({"run": "random", **finetune_run(out, data, "random", None, args)})
     for norm, lr in SWEEP:
