@@ -77,7 +77,7 @@ def test_demo_quick_end_to_end(tmp_path):
     s.vocab_size, s.limit_alphabet, s.workers, s.compare_examples = 300, 300, 1, 8
     s.finetune_lr = s.en_lr = 1e-3
     s.steps = {"zh.pretrain": 12, "zh.finetune": 60, "zh.random": 60, "zh.exits": 6, "zh.distil": 6,
-               "en.teacher": 40, "en.distilbert": 6, "en.tinybert": 6, "en.exits": 6}
+               "en.teacher": 40, "en.distilbert": 6, "en.tinybert_layers": 6, "en.tinybert": 6, "en.exits": 6}
     s.eval_every = 20
     out = tmp_path / "out"
     report = run_demo(out, s, zh=zh, en=en)
