@@ -168,7 +168,7 @@ def compression_verdicts(doc: Report, rows: list[dict], distil: str, tiny: str |
     d = next((r for r in _find(rows, distil) if "speed" not in r), None)
     if d:
         q = d["ratios"]
-        doc.verdict(f"DistilBERT student ({d['layers']} layers): {100 * q['score']:.1f}% of the teacher's test accuracy "
+        doc.verdict(f"DistilBERT student ({d['layers']}-layer): {100 * q['score']:.1f}% of the teacher's test accuracy "
                     f"at {q['speedup_b32']:.2f}x its batch-32 throughput (goal: >= 97% at >= 1.8x).",
                     q["score"] >= 0.97 and q["speedup_b32"] >= 1.8)
     t = next((r for r in _find(rows, tiny) if "speed" not in r), None) if tiny else None
