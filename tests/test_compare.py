@@ -71,23 +71,11 @@ def test_compare_table_equals_hand_counts(models, table, tmp_path, capsys):
 def make_exits(path, layers=4, seed=0, scale=0.5):
     """An early-exit directory (as `berts finetune --early-exit` leaves it) with random weights and
     students confident enough to leave at various layers; labels neg/pos as ``table``."""
-    import torch
+    from test_fastbert import exit_model
 
-    from berts import BertConfig, BertForSequenceClassification
-    from berts.compress.fastbert import BertForSequenceClassificationWithExits
-    from berts.data.labels import LabelMap
     from berts.train.recipes import SETTINGS_KEY
 
-    tok = tokenizer()
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, **LabelMap(["neg", "pos"]).to_config())
-    model = BertForSequenceClassificationWithExits.from_classifier(BertForSequenceClassification(config), 16, 2)
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "norm" not in name:
-                p.add_(torch.randn(p.shape, generator=g) * (scale * 4 if name.startswith("exits.") else scale))
+    model, tok = exit_model(layers, seed=seed, scale=scale, names=["neg", "pos"])
     model.config.extra[SETTINGS_KEY] = {"task": "classification", "text_column": "sentence", "label_column": "label",
                                         "format": "auto", "header": "auto", "max_length": 64}
     model.save_pretrained(path, tokenizer=tok)

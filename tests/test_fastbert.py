@@ -21,8 +21,9 @@ COMMON = ["--set", "impl.threads=1", "--set", "impl.device=cpu", "--set", "log.p
           "--set", "log.tensorboard=false", "--set", "log.plots=false", "--set", "log.every=5"]
 
 
-def exit_model(layers=4, labels=3, seed=0, scale=0.5):
-    """An early-exit model with random weights, students confident enough to leave at various layers."""
+def exit_model(layers=4, labels=3, seed=0, scale=0.5, names=None):
+    """An early-exit model with random weights, students confident enough to leave at various layers
+    (label names c0, c1, ... unless ``names``)."""
     from berts import BertConfig, BertForSequenceClassification
     from berts.data.labels import LabelMap
 
@@ -30,7 +31,7 @@ def exit_model(layers=4, labels=3, seed=0, scale=0.5):
     torch.manual_seed(seed)
     config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=layers, num_attention_heads=4,
                         intermediate_size=64, max_position_embeddings=64,
-                        **LabelMap([f"c{i}" for i in range(labels)]).to_config())
+                        **LabelMap(names or [f"c{i}" for i in range(labels)]).to_config())
     model = BertForSequenceClassificationWithExits.from_classifier(BertForSequenceClassification(config), 16, 2)
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
