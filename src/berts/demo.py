@@ -221,7 +221,6 @@ def write_review_text(train_tsv, out_txt, repeats: int = 1) -> dict:
     """The training reviews' text for pretraining: one review a document, words separated by
     spaces (jieba, as People's Daily's gold segmentation is), for whole-word masking. Labels are
     not read; the dev and test reviews never enter. Returns {'reviews', 'characters'}."""
-    from berts.data.labels import LabelMap  # noqa: F401  (keeps the table reader's import path warm)
     from berts.train.config import FinetuneData
     from berts.train.recipes import read_table
 
@@ -334,8 +333,9 @@ def _cap(s: DemoSettings, stage: str) -> list:
     return ["--max-steps", s.steps[stage]] if stage in s.steps else []
 
 
-def _quiet(lines: bool = True) -> list:
-    return ["--set", "log.progress=lines"] if lines else []
+def _quiet() -> list:
+    """Progress as lines, not a bar: the demo's output is read as a log."""
+    return ["--set", "log.progress=lines"]
 
 
 def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Clock) -> dict:

@@ -8,6 +8,7 @@ import os
 import platform
 from pathlib import Path
 
+from berts.demo import best_eval, records
 from berts.report import Report
 
 
@@ -41,8 +42,6 @@ def _series(rows, key, kind="train"):
 
 
 def plot_pretraining(run_dir: Path, path: Path) -> Path | None:
-    from berts.demo import records
-
     plt, rows = _plt(), records(run_dir / "metrics.jsonl")
     if plt is None or not rows:
         return None
@@ -67,8 +66,6 @@ def plot_pretraining(run_dir: Path, path: Path) -> Path | None:
 
 
 def plot_dev_curves(runs: dict[str, Path], baseline: float | None, title: str, path: Path) -> Path | None:
-    from berts.demo import records
-
     plt = _plt()
     if plt is None:
         return None
@@ -294,12 +291,6 @@ def en_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) 
     doc.image(plots / "en_compare.png", "English: test accuracy against CPU latency (squares: int8)")
     doc.h3("Commands")
     _commands(doc, steps, "en")
-
-
-def best_eval(summary: dict) -> dict:
-    from berts.demo import best_eval as best
-
-    return best(summary)
 
 
 def write_report(report: dict, out: Path) -> dict[str, Path]:
