@@ -406,3 +406,35 @@ def test_prepare_command_reorder_is_deterministic_across_workers(tmp_path, capsy
     assert meta["objective"] == "reorder" and len(meta["labels"]) == 9
     for name in ("shard_00000.tokens.bin", "shard_00000.index.npy"):
         assert (outs[0] / name).read_bytes() == (outs[1] / name).read_bytes()
+
+
+def test_held_out_mlm_is_measured_on_clean_text_and_wso_on_shuffled(data, tmp_path):
+    """With WSO on, the held-out MLM figures come from the shards as they are (comparable with a run
+    without WSO) and wso_* from the same shards through the trigram shuffle: each equals the task
+    evaluated on that one dataset alone."""
+    import contextlib
+    from types import SimpleNamespace
+
+    from berts.data.dataset import PretrainingDataset
+    from berts.train.tasks import PretrainingTask
+
+    out = tmp_path / "run"
+    eval_shards = data["distance-eval"]
+    assert cli(pretrain_args(data["distance"], out, "train.max_steps=6", "log.every=3", "data.wso=true",
+                             f"data.eval_shards={eval_shards}")) == 0
+    held = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
+            if json.loads(line).get("kind") == "eval"][-1]
+    model = BertForPreTraining.from_pretrained(out / "final").eval()
+    trainer = SimpleNamespace(to_device=lambda b: b, autocast=contextlib.nullcontext)
+    clean = PretrainingDataset(eval_shards, seed=0)  # the run's masking: the defaults
+    shuffled = PretrainingDataset(eval_shards, seed=0, transforms=[TrigramShuffle(0.05)])
+
+    def task(ds):
+        return PretrainingTask(model, ds, ds, objective="distance", eval_batches=20).evaluate(trainer)
+
+    on_clean, on_shuffled = task(clean), task(shuffled)
+    for key in ("mlm_loss", "mlm_acc", "distance_acc"):
+        assert held[key] == pytest.approx(on_clean[key], rel=1e-5, abs=1e-6), key
+    for key in ("wso_loss", "wso_acc"):
+        assert key not in on_clean and held[key] == pytest.approx(on_shuffled[key], rel=1e-5, abs=1e-6), key
+    assert on_clean["mlm_acc"] != on_shuffled["mlm_acc"] or on_clean["mlm_loss"] != on_shuffled["mlm_loss"]

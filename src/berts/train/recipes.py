@@ -43,17 +43,20 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
                  protect=[cfg.model.init_from, cfg.model.config, cfg.model.tokenizer, d.shards, d.eval_shards],
                  dist=dist, no_checkpoint=resume is None)
 
-    def dataset(path):
+    def dataset(path, transforms=True):
         if not Path(path).is_dir():
             raise UserError(f"{path}: no such shards directory (make one with `berts prepare`)")
         return PretrainingDataset(path, masking=d.masking, mask_prob=d.mask_prob,
                                   max_predictions_per_seq=d.max_predictions_per_seq, sbo=d.sbo,
                                   seed=cfg.train.seed, pad_to_multiple_of=d.pad_to_multiple_of,
                                   static_masking=d.static_masking, lm_objective=lm_objective(cfg),
-                                  transforms=data_transforms(cfg))
+                                  transforms=data_transforms(cfg) if transforms else ())
 
     train = dataset(d.shards)
-    evaluation = dataset(d.eval_shards) if d.eval_shards else None
+    # the held-out MLM figures on clean text (a run with WSO is then comparable with one without);
+    # the transforms' own metrics on a second, transformed copy
+    evaluation = dataset(d.eval_shards, transforms=False) if d.eval_shards else None
+    transformed = dataset(d.eval_shards) if d.eval_shards and data_transforms(cfg) else None
     seed_all(cfg.train.seed)  # the same initial weights on every rank and every run
     model, init_note = build_model(cfg, train.meta)
     tokenizer = load_data_tokenizer(cfg, train.meta)
@@ -69,7 +72,8 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
                                       eval_batches=d.eval_batches, eval_batch_size=cfg.train.eval_batch_size)
     else:
         task = PretrainingTask(model, train, evaluation, objective=pair_objective(cfg, train.meta),
-                               eval_batches=d.eval_batches, eval_batch_size=cfg.train.eval_batch_size)
+                               eval_batches=d.eval_batches, eval_batch_size=cfg.train.eval_batch_size,
+                               eval_transformed=transformed)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="pretrain")
     if init_note:
         trainer.print(init_note)

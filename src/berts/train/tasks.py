@@ -127,12 +127,16 @@ class PretrainingTask(ModelTask):
     name = "pretraining"
 
     def __init__(self, model, train_dataset, eval_dataset=None, *, objective: str = "nsp",
-                 eval_batches: int = 20, eval_batch_size: int = 64):
+                 eval_batches: int = 20, eval_batch_size: int = 64, eval_transformed=None):
+        """``eval_dataset``: held-out shards as they are (MLM and the sentence task are measured on
+        clean text, comparable across runs); ``eval_transformed``: the same shards through the
+        training's batch transforms (WSO's shuffled trigrams), for the transforms' own metrics."""
         if objective not in SENTENCE_LABELS and objective != "none":
             raise ValueError(f"objective must be {', '.join(SENTENCE_LABELS)} or none, got {objective!r}")
         self.model = model
         self.train_dataset = train_dataset
         self.eval_dataset = eval_dataset
+        self.eval_transformed = eval_transformed
         self.objective = objective
         self.eval_batches = eval_batches
         self.eval_batch_size = eval_batch_size
@@ -148,10 +152,17 @@ class PretrainingTask(ModelTask):
     def evaluate(self, trainer):
         if self.eval_dataset is None:
             return None
+        metrics = self._evaluate(trainer, self.eval_dataset)
+        if self.eval_transformed is not None:  # the transforms' parts only (wso_*), on transformed text
+            metrics.update({k: v for k, v in self._evaluate(trainer, self.eval_transformed).items()
+                            if k.startswith("wso_")})
+        return metrics
+
+    def _evaluate(self, trainer, dataset) -> dict:
         from berts.data.sampler import ResumableBatchSampler
 
         model = self.model
-        sampler = ResumableBatchSampler(len(self.eval_dataset), self.eval_batch_size, seed=0, shuffle=False,
+        sampler = ResumableBatchSampler(len(dataset), self.eval_batch_size, seed=0, shuffle=False,
                                         drop_last=False)
         was_training = model.training
         model.eval()
@@ -162,7 +173,7 @@ class PretrainingTask(ModelTask):
             for i, (epoch, step, indices) in enumerate(sampler):
                 if i >= self.eval_batches:
                     break
-                inputs = self.inputs(trainer.to_device(self.eval_dataset[(epoch, step, indices)]))
+                inputs = self.inputs(trainer.to_device(dataset[(epoch, step, indices)]))
                 with trainer.autocast():
                     out = model(**inputs)
                 for key, field in (("mlm_labels", "prediction_logits"), ("lm_labels", "lm_logits")):
