@@ -282,6 +282,7 @@ def test_pretrain_electra_end_to_end(electra_run):
     ev = [r for r in rows(out) if r["kind"] == "eval"][-1]
     assert {"rtd_acc", "rtd_replaced_acc", "rtd_original_acc", "replaced_share", "mlm_loss"} <= set(ev)
     assert 0 < ev["replaced_share"] < 0.2  # at most 15% masked, and some samples are the original
+    assert 0.0 <= ev["rtd_auc"] <= 1.0 and 0.0 <= ev["rtd_precision"] <= 1.0
     # the directories: the discriminator at the top, the generator in generator/, both ELECTRA
     final = out / "final"
     assert json.loads((final / "config.json").read_text())["architectures"] == ["ElectraForPreTraining"]

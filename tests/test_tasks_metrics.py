@@ -377,3 +377,16 @@ def test_better():
     assert not higher_is_better("mlm_loss") and higher_is_better("mcc") and higher_is_better("f1_macro")
     assert better("mcc", 0.0, None) and better("loss", 3.0, float("nan"))
     assert not better("accuracy", float("nan"), 0.1) and not better("accuracy", 0.5, 0.5)
+
+
+def test_roc_auc_equals_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score
+
+    from berts.metrics import roc_auc
+
+    rng = np.random.default_rng(0)
+    y = rng.random(500) < 0.15
+    z = np.round(rng.normal(size=500) + 0.8 * y, 1)  # rounded: many ties
+    assert roc_auc(z, y) == pytest.approx(roc_auc_score(y, z), abs=1e-12)
+    assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)  # the hand example
+    assert np.isnan(roc_auc([0.1, 0.2], [0, 0]))

@@ -120,6 +120,19 @@ def rankdata(values) -> np.ndarray:
     return ranks
 
 
+def roc_auc(scores, labels) -> float:
+    """Area under the ROC curve of ``scores`` for binary ``labels`` (1 = positive): the
+    Mann-Whitney statistic on average ranks (ties count one half), as
+    ``sklearn.metrics.roc_auc_score``. 0.5 = chance; NaN when one class is absent."""
+    x, y = _pair(scores, labels, np.float64)
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    r = rankdata(x)
+    return float((r[pos].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
 def spearman(predictions, labels) -> float:
     """Spearman's rho: Pearson's r of the average ranks."""
     x, y = _pair(predictions, labels, np.float64)

@@ -382,12 +382,16 @@ class ElectraPretrainingTask(Task):
     def evaluate(self, trainer):
         """On eval_shards: the generator's ``mlm_loss`` / ``mlm_acc``; the discriminator's
         ``rtd_acc`` (over real tokens), ``rtd_replaced_acc`` / ``rtd_original_acc`` (recall of each
-        class), ``rtd_loss`` (BCE) and ``replaced_share`` (1 - replaced_share is the accuracy of
-        answering "original" everywhere, the baseline rtd_acc has to beat)."""
+        class), ``rtd_precision`` (of "replaced"), ``rtd_auc`` (the ROC area of the logits: the
+        reference's ``disc_auc``; 0.5 = chance, and it moves long before accuracy does, since a
+        discriminator unsure of plausible replacements answers "original" everywhere),
+        ``rtd_loss`` (BCE) and ``replaced_share`` (1 - replaced_share is the accuracy of answering
+        "original" everywhere, the baseline rtd_acc has to beat)."""
         if self.eval_dataset is None:
             return None
         from berts.data.sampler import ResumableBatchSampler
         from berts.electra import replaced_token_step
+        from berts.metrics import roc_auc
 
         sampler = ResumableBatchSampler(len(self.eval_dataset), self.eval_batch_size, seed=0, shuffle=False,
                                         drop_last=False)
@@ -396,7 +400,8 @@ class ElectraPretrainingTask(Task):
         for m in mods.values():
             m.eval()
         s = dict.fromkeys(("mlm_loss", "mlm_acc", "n_mlm", "rtd_loss", "hit", "real", "rep", "rep_hit",
-                           "orig_hit"), 0.0)
+                           "orig_hit", "said_rep"), 0.0)
+        zs, ys = [], []
         try:
             for i, (epoch, step, indices) in enumerate(sampler):
                 if i >= self.eval_batches:
@@ -417,13 +422,19 @@ class ElectraPretrainingTask(Task):
                 s["rep"] += float(y.sum())
                 s["rep_hit"] += float((hit * y).sum())
                 s["orig_hit"] += float((hit * (1 - y)).sum())
+                s["said_rep"] += float((z > 0).sum())
+                zs.append(z.cpu())
+                ys.append(y.cpu())
         finally:
             for k, m in mods.items():
                 m.train(was[k])
         n, real, rep = max(s["n_mlm"], 1), max(s["real"], 1), s["rep"]
         return {"mlm_loss": s["mlm_loss"] / n, "mlm_acc": s["mlm_acc"] / n, "rtd_loss": s["rtd_loss"] / real,
                 "rtd_acc": s["hit"] / real, "rtd_replaced_acc": s["rep_hit"] / max(rep, 1),
-                "rtd_original_acc": s["orig_hit"] / max(s["real"] - rep, 1), "replaced_share": rep / real}
+                "rtd_original_acc": s["orig_hit"] / max(s["real"] - rep, 1),
+                "rtd_precision": s["rep_hit"] / max(s["said_rep"], 1),
+                "rtd_auc": roc_auc(torch.cat(zs).numpy(), torch.cat(ys).numpy()) if zs else float("nan"),
+                "replaced_share": rep / real}
 
     def describe(self) -> str:
         g = self.generator.config

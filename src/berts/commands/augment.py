@@ -1,0 +1,49 @@
+"""`berts augment FILE --model DIR --out FILE`: TinyBERT's data augmentation (berts/augment.py),
+more task text for `berts distill --method tinybert --train OUT`."""
+from __future__ import annotations
+
+from berts.commands.common import add_data_arguments, data_settings
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "augment", help="TinyBERT data augmentation: new task text by word replacement",
+        description="Write FILE's rows and up to N variants of each, made as TinyBERT's data_augmentation.py "
+                    "does: every alphabetic non-stop word is replaced with probability P by one of its TOP_K "
+                    "candidates, the masked language model's predictions at its position (a one-piece word, "
+                    "when --model has an MLM head) or its nearest words in the model's input embeddings (the "
+                    "reference's GloVe step; every word when --model has no MLM head). Labels are copied: "
+                    "use the output for TinyBERT task distillation, which learns from the teacher's soft "
+                    "targets. Output: a TSV with a header (text, [text_pair,] label).")
+    p.add_argument("file", metavar="FILE", help="the table to augment (a training split)")
+    p.add_argument("--model", required=True, metavar="DIR",
+                   help="model directory whose tokenizer splits the words and whose MLM head or embeddings "
+                        "give the candidates")
+    p.add_argument("--out", required=True, metavar="FILE", help="the augmented TSV to write")
+    p.add_argument("--n", type=int, default=20, metavar="N", help="variants per text (default 20, the reference's SST-2)")
+    p.add_argument("--p", type=float, default=0.4, metavar="P", help="replacement probability per word (default 0.4)")
+    p.add_argument("--top-k", type=int, default=15, metavar="K", help="candidates per word (default 15)")
+    p.add_argument("--seed", type=int, default=0, help="seed (text i draws from (seed, i))")
+    p.add_argument("--batch-size", type=int, default=64, metavar="B", help="MLM rows per forward (default 64)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_data_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from pathlib import Path
+
+    from berts.augment import augment_file
+    from berts.errors import UserError
+
+    if args.n < 1 or not 0.0 <= args.p <= 1.0 or args.top_k < 1:
+        raise UserError(f"--n {args.n} >= 1, --p {args.p} in [0, 1], --top-k {args.top_k} >= 1")
+    if Path(args.out).resolve() == Path(args.file).resolve():
+        raise UserError(f"--out {args.out}: the input file itself (it would be overwritten)")
+    data = data_settings(args, {}, labels=True)
+    stats = augment_file(args.file, args.out, data, model_dir=args.model, n=args.n, p=args.p, top_k=args.top_k,
+                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+    print(f"augmented {args.file}: {stats.texts:,} texts -> {stats.rows:,} rows in {args.out} "
+          f"({stats.variants:,} variants; {stats.candidate_words:,} candidate words: {stats.by_mlm:,} by the MLM "
+          f"head, {stats.by_embedding:,} by embedding neighbours, {stats.kept:,} of several pieces kept; {stats.seconds:.1f}s)")
+    return 0
