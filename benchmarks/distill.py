@@ -11,6 +11,9 @@ alternated rounds, medians) as a ratio to the teacher's. Every run goes through 
 command. Short runs (2 shared cores here): raise --steps for better students.
 
     python benchmarks/distill.py [--out runs/distill-bench] [--steps 150] [--teacher-steps 150]
+        [--general-steps 3000] [--augment 4 --inter-steps 1500 --pred-steps 3000 --aug-steps 1517] [--only NAME,...]
+
+``--only``: the runs to (re)do; the table then covers every run whose directory exists.
 """
 from __future__ import annotations
 
@@ -75,6 +78,15 @@ def main() -> int:
     p.add_argument("--general-steps", type=int, default=0,
                    help="TinyBERT general distillation steps on Brown + the training snippets' text (0: skip); "
                         "then tinybert4g: task distillation from that student")
+    p.add_argument("--augment", type=int, default=0, metavar="N",
+                   help="TinyBERT data augmentation (berts augment, N variants per training text, the teacher's "
+                        "embeddings for candidates); then tinybert4ga: task distillation in the paper's two steps "
+                        "on the augmented file, from tiny4-general (needs --general-steps)")
+    p.add_argument("--inter-steps", type=int, default=0, help="tinybert4ga: steps of the intermediate-layer step")
+    p.add_argument("--pred-steps", type=int, default=0, help="tinybert4ga: steps of the prediction-layer step")
+    p.add_argument("--aug-steps", type=int, default=0,
+                   help="distilbert3a: DistilBERT (layers 0,2,4) on the augmented file, soft targets and cosine only "
+                        "(--alpha-mlm 0: the variants' copied labels are never read); 0: skip")
     args = p.parse_args()
 
     from berts import corpora
@@ -137,6 +149,26 @@ def main() -> int:
     if args.general_steps and want("tinybert4g"):
         berts("distill", "--method", "tinybert", "--teacher", teacher, "--student", out / "tiny4-general" / "final",
               *data, "--stage", "all", "--out", out / "tinybert4g", "--lr", "5e-4", *every(args.steps), *common)
+    aug = out / f"train_aug{args.augment}.tsv"
+    adata = ["--train", aug, "--dev", rt["dev"]]
+    if args.augment and not aug.is_file() and (want("tinybert4ga") or want("distilbert3a")):
+        berts("augment", rt["train"], "--model", minilm, "--out", aug, "--n", args.augment, "--seed", args.seed,
+              "--quiet")
+    if args.augment and args.aug_steps and want("distilbert3a"):
+        berts("distill", "--method", "distilbert", "--teacher", teacher, "--student-layers", "0,2,4", *adata,
+              "--out", out / "distilbert3a", "--lr", "1e-4", "--alpha-mlm", "0", *every(args.aug_steps), *common)
+    runs["distilbert3a"] = out / "distilbert3a" / "best"
+    if args.augment and want("tinybert4ga"):
+        # TinyBERT's recipe: augmented task text, the intermediate layers first, then the predictions
+        # (soft targets only: the copied labels of the variants are never read)
+        general = out / "tiny4-general" / "final"
+        berts("distill", "--method", "tinybert", "--teacher", teacher, "--student", general, *adata,
+              "--stage", "intermediate", "--out", out / "tinybert4ga-inter", "--lr", "5e-4",
+              "--max-steps", args.inter_steps, "--eval-every", args.inter_steps, *common)
+        berts("distill", "--method", "tinybert", "--teacher", teacher, "--student", out / "tinybert4ga-inter" / "final",
+              *adata, "--stage", "prediction", "--out", out / "tinybert4ga", "--lr", "5e-4",
+              *every(args.pred_steps), *common)
+    runs["tinybert4ga"] = out / "tinybert4ga" / "best"
     runs.update(tinybert4=out / "tinybert4" / "best", tinybert4g=out / "tinybert4g" / "best", **{"tiny4-pred": out / "tiny4-pred" / "best",
                                                           "tiny4-scratch": out / "tiny4-scratch" / "best"})
     runs = {k: v for k, v in runs.items() if (v / "config.json").is_file()}

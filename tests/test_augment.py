@@ -115,6 +115,10 @@ def test_variants_follow_the_loop_and_are_seeded_per_text(dirs):
             expect.append(" ".join(new))
     assert whole[0][1:] == expect
     assert Augmenter.from_pretrained(dirs / "mlm", n=6, p=0.0).augment(texts) == [[t] for t in texts]
+    # a text longer than the position table (64) holds twice: windows around the masked word
+    long = " ".join(["the red cat"] * 30)
+    out = aug.augment([long])[0]
+    assert len(out) > 1 and all(len(v.split()) == 90 for v in out[1:])
 
 
 def test_augment_file_keeps_rows_first_copies_labels_and_reads_back(dirs, tmp_path):

@@ -78,7 +78,8 @@ class Augmenter:
             raise ValueError(f"n >= 1, 0 <= p <= 1, top_k >= 1 (got n={n}, p={p}, top_k={top_k})")
         self.model, self.tok = model.eval(), tokenizer
         self.n, self.p, self.top_k, self.seed = n, p, top_k, seed
-        self.batch_size, self.max_length = batch_size, max_length
+        # the MLM input holds the text twice: it must fit the position table
+        self.batch_size, self.max_length = batch_size, min(max_length, model.config.max_position_embeddings)
         self.encoder = getattr(model, "bert", model)
         self.mlm = getattr(model, "mlm", None)  # BertForMaskedLM / BertForPreTraining
         backend = tokenizer.backend
