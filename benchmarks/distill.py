@@ -168,7 +168,13 @@ def main() -> int:
         berts("distill", "--method", "tinybert", "--teacher", teacher, "--student", out / "tinybert4ga-inter" / "final",
               *adata, "--stage", "prediction", "--out", out / "tinybert4ga", "--lr", "5e-4",
               *every(args.pred_steps), *common)
+    if args.augment and want("tiny4-pred-aug"):
+        # the ablation of tinybert4ga: the same student, random weights, prediction-layer distillation only,
+        # on the same augmented file for the same steps
+        berts("distill", "--method", "tinybert", "--teacher", teacher, *tiny, *adata, "--stage", "prediction",
+              "--out", out / "tiny4-pred-aug", "--lr", "5e-4", *every(args.pred_steps), *common)
     runs["tinybert4ga"] = out / "tinybert4ga" / "best"
+    runs["tiny4-pred-aug"] = out / "tiny4-pred-aug" / "best"
     runs.update(tinybert4=out / "tinybert4" / "best", tinybert4g=out / "tinybert4g" / "best", **{"tiny4-pred": out / "tiny4-pred" / "best",
                                                           "tiny4-scratch": out / "tiny4-scratch" / "best"})
     runs = {k: v for k, v in runs.items() if (v / "config.json").is_file()}
