@@ -35,7 +35,7 @@ labels (a replaced "good" may well be "bad").
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -68,7 +68,6 @@ class AugmentStats:
     kept: int = 0  # candidate words of several pieces, left as they are
     seconds: float = 0.0
     rows: int = 0  # written by augment_file (originals included)
-    modes: list[str] = field(default_factory=list)
 
 
 class Augmenter:
@@ -113,16 +112,16 @@ class Augmenter:
 
     # ------------------------------------------------------------------ candidates
     def embedding_neighbours(self, word: str) -> list[str]:
-        """The ``top_k`` whole words nearest to ``word`` (cosine of input embeddings; a word of
-        several pieces: the mean of its pieces), the word itself excluded."""  # noqa: D401
+        """The ``top_k`` whole words nearest to a one-piece ``word`` by the cosine of the input
+        embeddings, the word itself excluded (cached: the neighbours do not depend on context)."""
         if word not in self._neighbours:
             ids = self.tok.encode_ids_batch([word])[0]
-            if not ids:
+            if len(ids) != 1:
                 self._neighbours[word] = []
                 return []
-            v = self._emb[torch.tensor(ids)].mean(0)
+            v = self._emb[ids[0]]
             sims = self._table @ (v / v.norm().clamp_min(1e-12))
-            if len(ids) == 1 and self._whole[ids[0]]:
+            if self._whole[ids[0]]:
                 sims[int(np.searchsorted(self.word_ids, ids[0]))] = -float("inf")
             top = torch.topk(sims, min(self.top_k, len(sims))).indices.numpy()
             self._neighbours[word] = [self.id_to_token[int(self.word_ids[j])] for j in top]
@@ -136,7 +135,7 @@ class Augmenter:
         rows, positions = [], []
         for pieces, w in jobs:
             flat = [i for p in pieces for i in p]
-            pos = 1 + sum(len(p) for p in pieces[:w])
+            pos = 1 + sum(len(p) for p in pieces[:w])  # the word's piece, [CLS] counted
             masked = list(flat)
             masked[pos - 1] = tok.mask_id
             half = (self.max_length - 3) // 2  # both halves fit; the masked word must stay in the first
@@ -158,7 +157,9 @@ class Augmenter:
             h = self.encoder(ids, attention_mask=mask, token_type_ids=types).last_hidden_state  # [B, S, H]
             at = h[torch.arange(len(chunk)), torch.tensor(positions[lo:lo + self.batch_size])]  # [B, H]
             logits = self.mlm.predict(at)  # [B, vocab]
-            logits[:, torch.from_numpy(~self._whole)] = -float("inf")  # whole alphabetic words only
+            allowed = torch.zeros(logits.shape[-1], dtype=torch.bool)  # the model's table may be padded
+            allowed[torch.from_numpy(self.word_ids)] = True
+            logits[:, ~allowed] = -float("inf")  # whole alphabetic words only
             top = torch.topk(logits, self.top_k, dim=-1).indices.tolist()
             out.extend([self.id_to_token[i] for i in t] for t in top)
         return out
@@ -236,7 +237,7 @@ def augment_file(path, out, data, *, model_dir, n=20, p=0.4, top_k=15, seed=0, b
 
     examples, _ = read_table(path, data, labels=data.label_column is not None)
     aug = Augmenter.from_pretrained(model_dir, n=n, p=p, top_k=top_k, seed=seed, batch_size=batch_size)
-    stats = AugmentStats(modes=["mlm" if aug.mlm is not None else "embedding"])
+    stats = AugmentStats()
     pair = any(e.text_pair is not None for e in examples)
     labelled = any(e.label is not None for e in examples)
     clean = lambda s: " ".join(str(s).split())  # noqa: E731  (no tab or newline may reach the TSV)
