@@ -142,11 +142,13 @@ def test_augment_file_keeps_rows_first_copies_labels_and_reads_back(dirs, tmp_pa
 
     pairs = tmp_path / "pairs-aug.tsv"
     data = FinetuneData(text_column="a", pair_column="b")
-    augment_file(dirs / "pairs.tsv", pairs, data, model_dir=dirs / "mlm", n=3, p=1.0, top_k=3, progress=False)
+    pstats = augment_file(dirs / "pairs.tsv", pairs, data, model_dir=dirs / "mlm", n=3, p=1.0, top_k=3,
+                          progress=False)
     got, _ = read_examples(pairs, text_column="text", text_pair_column="text_pair", label_column="label")
     assert (got[0].text, got[0].text_pair) == ("the cat", "the dog")
     originals = {("the cat", "the dog"), ("red house", "blue tree")}
     assert sum((e.text, e.text_pair) in originals for e in got) == 2 and len(got) > 2
+    assert pstats.texts == 2 and pstats.rows == len(got) == 2 + pstats.variants
     for e in got:  # one side changed at a time, the other as written
         if (e.text, e.text_pair) in originals:
             continue

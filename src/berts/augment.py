@@ -249,8 +249,10 @@ def augment_file(path, out, data, *, model_dir, n=20, p=0.4, top_k=15, seed=0, b
     for lo in range(0, len(examples), chunk):
         part = examples[lo:lo + chunk]
         firsts = aug.augment([e.text for e in part], start=lo, stats=stats)
-        seconds = aug.augment([e.text_pair for e in part], start=len(examples) + lo, stats=stats) \
-            if pair else [[e.text_pair] for e in part]
+        seconds = [[e.text_pair] for e in part]
+        if pair:  # the second texts of the same rows: counted as variants, not as more texts
+            seconds = aug.augment([e.text_pair for e in part], start=len(examples) + lo, stats=stats)
+            stats.texts -= len(part)
         for e, a, b in zip(part, firsts, seconds):
             tail = [clean(e.label)] if labelled else []
             rows = [(t, e.text_pair) for t in a] + [(e.text, t) for t in b[1:]]
