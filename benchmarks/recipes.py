@@ -201,6 +201,9 @@ ISSUE14 = {
     "s-rev4-x4-e3": dict(source="s-rev4-x4", ft=dict(epochs="3")),
     "s-rev4-x4-ft1e-3-e3": dict(source="s-rev4-x4", ft=dict(lr="1e-3", epochs="3")),
     "s-mini": dict(x=0.5, preset="mini"),  # x: tiny's tokens/s over mini's (measured): the same wall clock
+    # beyond the demo's budget: how many steps the +3 points need (the recipe of s-rev4-x4-ft1e-3)
+    "s-rev4-x8-ft1e-3": dict(x=8, repeat=4, ft=dict(lr="1e-3")),  # 12,000 steps at --steps 1500
+    "s-rev4-x16-ft1e-3": dict(x=16, repeat=4, ft=dict(lr="1e-3")),  # 24,000 steps
 }
 
 

@@ -9,7 +9,8 @@ import re
 import pytest
 import torch
 
-from berts.demo import Clock, DemoSettings, EnInputs, ZhInputs, quick_settings, run_demo
+from berts.demo import Clock, DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
+from berts.errors import UserError
 
 pytest.importorskip("sklearn")
 
@@ -103,6 +104,12 @@ def test_demo_quick_end_to_end(tmp_path):
         assert any(r.get("precision") == "int8" for r in part["compare"])
     assert len([r for r in e["compare"] if "speed" not in r and r.get("precision", "fp32") == "fp32"]) == 3
 
+    # the English training stages run at the precision the CPU is given (bf16 where it has AMX), the
+    # Chinese ones at the default (fp32); the report says which
+    assert e["precision"] == en_precision(s)
+    trained = [st["command"] for st in report["steps"] if st["command"].split()[1] in ("finetune", "distill")]
+    assert [c for c in trained if f"--precision {e['precision']}" in c] == [c for c in trained if " en/" in c]
+    assert len([c for c in trained if " en/" in c]) == 5 and not any("--precision" in c for c in trained if " zh/" in c)
     saved = json.loads((out / "report.json").read_text())
     assert saved["zh"]["test"] == z["test"]
     md = (out / "report.md").read_text()
@@ -118,3 +125,26 @@ def test_demo_quick_end_to_end(tmp_path):
     assert links and all(not link.startswith("/") and (out / link).is_file() for link in links)
     assert str(tmp_path) not in md and str(tmp_path) not in html  # paths relative to the output directory
     assert "berts evaluate zh/finetune/best zh/data/test.tsv --json" in md
+
+
+def test_cpu_has_amx_reads_the_flags(tmp_path):
+    from berts.train.engine import cpu_has_amx
+
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f avx512_bf16 amx_tile amx_int8\n")
+    assert cpu_has_amx(info) is False  # AVX-512 bf16 and AMX int8 alone are not AMX bf16
+    info.write_text("processor\t: 0\nflags\t\t: fpu avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_amx(info) is True
+    assert cpu_has_amx(tmp_path / "missing") is False
+
+
+def test_en_precision(monkeypatch):
+    import berts.train.engine as engine
+
+    for amx, want in ((True, "bf16"), (False, "fp32")):
+        monkeypatch.setattr(engine, "cpu_has_amx", lambda amx=amx: amx)
+        assert en_precision(DemoSettings()) == want
+        assert en_precision(DemoSettings(en_precision="fp32")) == "fp32"
+        assert en_precision(DemoSettings(en_precision="bf16")) == "bf16"
+    with pytest.raises(UserError, match="en_precision 'fp8': auto, fp32 or bf16"):
+        en_precision(DemoSettings(en_precision="fp8"))

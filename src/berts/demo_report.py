@@ -267,6 +267,10 @@ def en_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) 
                  f"{tok['mean_tokens']} tokens on average (95th percentile {tok['p95_tokens']}), "
                  f"[UNK] rate {100 * tok['unk_rate']:.3f}%."])
     doc.h3("Fine-tuning the teacher")
+    precision = r.get("precision", "fp32")
+    doc.p(f"Training precision of every English stage: {precision}"
+          + (" autocast, since this CPU has AMX bf16 tiles (`berts demo --en-precision fp32` for fp32; the "
+             "comparisons below run fp32 and int8)." if precision == "bf16" else "."))
     t, best = r["teacher"], best_eval(r["teacher"])
     doc.table(["model", "dev accuracy (best)", "test accuracy", "test vs teacher"], [
         [f"MiniLM-L6 fine-tuned ({t['steps']} steps, {_f(t.get('epochs'), 2)} epochs, {t.get('seconds')} s)",

@@ -27,6 +27,9 @@ def register(subparsers) -> None:
     p.add_argument("--masking", default=d.masking, help=f"Chinese pretraining masking (default {d.masking})")
     p.add_argument("--vocab-size", type=int, default=d.vocab_size,
                    help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
+    p.add_argument("--en-precision", default=d.en_precision, choices=("auto", "fp32", "bf16"),
+                   help="the English stages' training precision (default auto: bf16 autocast where the CPU "
+                        "has AMX, else fp32)")
     p.set_defaults(func=run)
 
 
@@ -34,7 +37,8 @@ def run(args) -> int:
     from berts.demo import DemoSettings, parse_budget, quick_settings, run_demo
     from berts.errors import UserError
 
-    s = DemoSettings(lang=args.lang, preset=args.preset, masking=args.masking, vocab_size=args.vocab_size)
+    s = DemoSettings(lang=args.lang, preset=args.preset, masking=args.masking, vocab_size=args.vocab_size,
+                     en_precision=args.en_precision)
     if args.quick:
         s = quick_settings(s)
         s.vocab_size = min(s.vocab_size, args.vocab_size)
