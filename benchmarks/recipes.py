@@ -204,6 +204,8 @@ ISSUE14 = {
     # beyond the demo's budget: how many steps the +3 points need (the recipe of s-rev4-x4-ft1e-3)
     "s-rev4-x8-ft1e-3": dict(x=8, repeat=4, ft=dict(lr="1e-3")),  # 12,000 steps at --steps 1500
     "s-rev4-x16-ft1e-3": dict(x=16, repeat=4, ft=dict(lr="1e-3")),  # 24,000 steps
+    "s-rev4-x8-e3": dict(source="s-rev4-x8-ft1e-3", ft=dict(epochs="3")),
+    "s-rev4-x8-ft1e-3-e3": dict(source="s-rev4-x8-ft1e-3", ft=dict(lr="1e-3", epochs="3")),
 }
 
 
