@@ -76,9 +76,10 @@ class DemoSettings:
     en_lr: float = 1e-4
     en_epochs: float = 3
     en_max_length: int = 64
-    # the English stages' training precision: "auto" is bf16 autocast where the CPU has AMX (1.6x a
-    # MiniLM fine-tuning step there, same losses to 3 digits), else fp32; the Chinese tiny stays fp32
-    # (bf16 ran it slower: see berts.train.engine.cpu_has_amx). Comparisons always run fp32 and int8.
+    # the English stages' training precision: "auto" is bf16 autocast where the CPU has AMX (1.31x a
+    # MiniLM fine-tuning step there on 2 threads, 1.41x DistilBERT's, the same losses to 3 digits),
+    # else fp32; the Chinese tiny stays fp32 (bf16 ran it at 0.58x: berts.train.engine.cpu_has_amx).
+    # Comparisons always run fp32 and int8.
     en_precision: str = "auto"
     student_lr: float = 1e-4
     tinybert_lr: float = 5e-4
@@ -96,11 +97,13 @@ class DemoSettings:
 
 # share of the training time each budgeted stage gets (of what the fixed steps leave)
 WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.exits": 0.02, "zh.distil": 0.03,
-           "en.teacher": 0.17, "en.distilbert": 0.04, "en.tinybert_layers": 0.03, "en.tinybert": 0.06,
-           "en.exits": 0.025}
-# (TinyBERT's prediction step gets the most of the students: a 4-layer student from random weights
+           "en.teacher": 0.12, "en.distilbert": 0.08, "en.tinybert_layers": 0.03, "en.tinybert": 0.065,
+           "en.exits": 0.03}
+# (TinyBERT's prediction step gets much of the students' time: a 4-layer student from random weights
 # sits on the majority class for its first ~150 steps, and 200 were not enough in the second full
-# run; DistilBERT starts from the teacher's own layers and is at 0.82 dev after 100 steps)
+# run. The teacher's dev accuracy peaked at step 500 in the last two full runs (of 606 and 744, the
+# second in bf16), so it gets about 540 steps' time and DistilBERT, at 0.6 epochs there, twice its
+# former share: about 1.2 epochs)
 # what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter), measured
 # (the first full run: zh 30 s of fixed steps + 8 s of start-up beyond the budgets, en 31 s + 20 s)
 FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.compare": 15,

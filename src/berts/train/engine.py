@@ -54,11 +54,12 @@ def tune_malloc() -> bool:
 def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
     """Whether this CPU has AMX's bf16 tiles (Intel Xeon, Sapphire Rapids and later; Linux's flag
     ``amx_bf16``). There oneDNN runs bf16 matmuls several times faster than fp32 (5-14x at the
-    shapes berts trains, on the development machine), so bf16 autocast pays on a CPU for models
-    whose step is mostly matmuls: 1.6x a MiniLM-L6 fine-tuning step, 1.7x a 3-layer DistilBERT
-    step. Not for the ``tiny`` preset (H=128): its step is mostly the vocabulary softmax,
-    copies and attention, and bf16 ran it 1.5x slower. ``auto`` stays fp32 on every CPU; the
-    demo asks for bf16 where this says yes (berts/demo.py)."""
+    shapes berts trains, one thread, on the development machine), so bf16 autocast pays on a CPU
+    for models whose step is mostly matmuls: 1.31x a MiniLM-L6 fine-tuning step and 1.41x a
+    3-layer DistilBERT step on 2 threads (1.47x and 1.67x on one; benchmarks/cpu_bf16.py). Not
+    for the ``tiny`` preset (H=128), whose step is mostly the vocabulary softmax, casts and
+    attention: bf16 ran it at 0.58x. So ``auto`` stays fp32 on every CPU, and the demo asks for
+    bf16 in its English stages where this says yes (berts/demo.py)."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
