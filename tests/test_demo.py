@@ -138,7 +138,7 @@ def test_cpu_has_amx_reads_the_flags(tmp_path):
     assert cpu_has_amx(tmp_path / "missing") is False
 
 
-def test_en_precision(monkeypatch):
+def test_en_precision(monkeypatch, tmp_path):
     import berts.train.engine as engine
 
     for amx, want in ((True, "bf16"), (False, "fp32")):
@@ -148,3 +148,6 @@ def test_en_precision(monkeypatch):
         assert en_precision(DemoSettings(en_precision="bf16")) == "bf16"
     with pytest.raises(UserError, match="en_precision 'fp8': auto, fp32 or bf16"):
         en_precision(DemoSettings(en_precision="fp8"))
+    with pytest.raises(UserError, match="en_precision 'fp8'"):  # before any step runs
+        run_demo(tmp_path / "out", DemoSettings(en_precision="fp8"), zh=None, en=None)
+    assert not (tmp_path / "out").exists()

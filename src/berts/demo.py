@@ -543,9 +543,11 @@ def run_demo(out: Path, s: DemoSettings, zh: ZhInputs | None = None, en: EnInput
     """The whole job into ``out``; inputs default to the registry corpora (fetched, cached)."""
     if s.lang not in LANGS:
         raise UserError(f"--lang {s.lang!r}: one of {', '.join(LANGS)}")
+    langs = ["zh", "en"] if s.lang == "both" else [s.lang]
+    if "en" in langs:
+        en_precision(s)  # a bad value fails now, not after the Chinese half
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    langs = ["zh", "en"] if s.lang == "both" else [s.lang]
     total = parse_budget(s.budget)
     weights = {k: v for k, v in WEIGHTS.items() if k.split(".")[0] in langs}
     fixed = {k: v for k, v in (FIXED_QUICK if s.quick else FIXED).items() if k.split(".")[0] in langs + ["report"]}
