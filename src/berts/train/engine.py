@@ -19,6 +19,7 @@ processes on gloo (a CPU tensor; with NCCL the weights stay on the GPU).
 """
 from __future__ import annotations
 
+import os
 from contextlib import nullcontext
 
 import torch
@@ -51,7 +52,7 @@ def tune_malloc() -> bool:
         return False
 
 
-def cpu_has_amx(cpuinfo: str = "/proc/cpuinfo") -> bool:
+def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     """Whether this CPU has AMX's bf16 tiles (Intel Xeon, Sapphire Rapids and later; Linux's flag
     ``amx_bf16``). There oneDNN runs bf16 matmuls several times faster than fp32 (5-14x at the
     shapes berts trains, one thread, on the development machine), so bf16 autocast pays on a CPU
