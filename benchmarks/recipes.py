@@ -93,7 +93,8 @@ def make_data(out: Path, args, objectives=("none", "sop")) -> dict:
 
 def pretrain_run(out: Path, data: dict, name: str, norm: str, lr: str, args, seed: int = 0,
                  objective: str = "none", sets: tuple[str, ...] = (), steps: int | None = None,
-                 preset: str | None = None, seq: int | None = None, ft: dict | None = None) -> dict:
+                 preset: str | None = None, seq: int | None = None, ft: dict | None = None,
+                 init_from: Path | None = None) -> dict:
     """One pretraining run, then its fine-tuning. The length of the run: ``steps`` (or --steps) optimizer
     steps when given -- the step-based mode of issue 14, whose results do not depend on what else runs on
     the machine -- else the wall clock of --budget (issue 11). ``ft``: finetune_run's lr/epochs."""
@@ -104,7 +105,8 @@ def pretrain_run(out: Path, data: dict, name: str, norm: str, lr: str, args, see
     length = ["--max-steps", steps] if steps else ["--budget", args.budget]
     t0 = time.time()
     with open(out / f"{name}.log", "w") as log:
-        cli("pretrain", "--data", shards, "--preset", preset, "--out", run / "pretrain", "--overwrite",
+        cli("pretrain", "--data", shards, *(["--init-from", init_from] if init_from else ["--preset", preset]),
+            "--out", run / "pretrain", "--overwrite",
             *length, "--batch-size", 32, "--lr", lr,
             "--set", f"model.norm_position={norm}", "--set", f"data.objective={objective}",
             "--set", f"data.masking={args.masking}", "--set", f"data.eval_shards={held}",
@@ -130,7 +132,8 @@ def pretrain_run(out: Path, data: dict, name: str, norm: str, lr: str, args, see
 
 
 def finetune_run(out: Path, data: dict, name: str, model: Path | None, args, seq: int | None = None,
-                 lr: str | None = None, epochs: str | None = None, scratch: Path | None = None) -> dict:
+                 lr: str | None = None, epochs: str | None = None, scratch: Path | None = None,
+                 seed: str | None = None) -> dict:
     """Fine-tune ``model`` (a pretrained directory) or, with ``scratch`` (a pretrained directory), random
     weights of exactly its config and tokenizer -- the demo's baseline -- or, with neither, the preset."""
     senti, run = data["senti"], out / "runs" / name / "finetune"
@@ -142,7 +145,7 @@ def finetune_run(out: Path, data: dict, name: str, model: Path | None, args, seq
         cli("finetune", *source, "--out", run, "--overwrite", "--train", senti["train"], "--dev", senti["dev"],
             "--text-column", "text", "--label-column", "label", "--max-length", seq, "--lr", lr,
             "--epochs", epochs, "--budget", args.ft_budget, "--metric", "accuracy",
-            "--eval-every", 200, "--set", f"impl.threads={args.threads}", "--set", "train.seed=0", log=log)
+            "--eval-every", 200, "--set", f"impl.threads={args.threads}", "--set", f"train.seed={seed or 0}", log=log)
     rows = records(run / "metrics.jsonl")
     evals = [r for r in rows if r.get("kind") == "eval"]
     train = [r for r in rows if r.get("kind") == "train"]
@@ -201,6 +204,18 @@ ISSUE14 = {
     "s-rev4-x4-e3": dict(source="s-rev4-x4", ft=dict(epochs="3")),
     "s-rev4-x4-ft1e-3-e3": dict(source="s-rev4-x4", ft=dict(lr="1e-3", epochs="3")),
     "s-mini": dict(x=0.5, preset="mini"),  # x: tiny's tokens/s over mini's (measured): the same wall clock
+    # bigger models at the wall clock of s-rev4-x4 (6,000 tiny steps), x from tokens/s measured on one idle
+    # thread: tiny 19.2k, L4 H128 11.1k (1.72x slower), mini 4.7k (4.1x; bf16 autocast 5.2k, 1.1x over fp32)
+    "s-rev4-mini": dict(x=0.98, repeat=4, preset="mini", ft=dict(lr="1e-3")),
+    "s-rev4-x4-seed1": dict(x=4, repeat=4, seed=1, ft=dict(lr="1e-3")),  # the demo's recipe again: the noise
+    # the fine-tuning's own noise: the demo's recipe and its random twin under other fine-tuning seeds
+    "s-rev4-x4-fs1": dict(source="s-rev4-x4", ft=dict(lr="1e-3", seed="1")),
+    "s-rev4-x4-fs2": dict(source="s-rev4-x4", ft=dict(lr="1e-3", seed="2")),
+    # sinusoidal position embeddings at init (scaled to the init range), the rest as s-rev4-x4-ft1e-3;
+    # the random twin is the same init, not fine-tuned before (so it has the sinusoids too)
+    "s-rev4-x4-sin": dict(x=4, repeat=4, init="sinusoidal", tag="sin", ft=dict(lr="1e-3")),
+    "s-rev4-x4-sin-seed1": dict(x=4, repeat=4, seed=1, init="sinusoidal", tag="sin-seed1", ft=dict(lr="1e-3")),
+    "s-rev4-L4": dict(x=2.33, repeat=4, sets=("model.num_hidden_layers=4",), tag="L4", ft=dict(lr="1e-3")),
     # beyond the demo's budget: how many steps the +3 points need (the recipe of s-rev4-x4-ft1e-3)
     "s-rev4-x8-ft1e-3": dict(x=8, repeat=4, ft=dict(lr="1e-3")),  # 12,000 steps at --steps 1500
     "s-rev4-x16-ft1e-3": dict(x=16, repeat=4, ft=dict(lr="1e-3")),  # 24,000 steps
@@ -218,19 +233,51 @@ def issue14_run(out: Path, data: dict, name: str, spec: dict, args, done: dict, 
     seq, preset = base.get("seq", args.seq), base.get("preset", args.preset)
     run_data = variant_data(out, data, args, base.get("repeat", 1), seq, base.get("news", True))
     final = out / "runs" / (source or name) / "pretrain" / "final"
-    twin = f"random-{preset}-s{seq}-ft{ft['lr']}-e{ft['epochs']}"
+    twin = (f"random-{preset}{base.get('tag', '')}-s{seq}-ft{ft['lr']}-e{ft['epochs']}"
+            + (f"-fs{ft['seed']}" if ft.get("seed") else ""))
+    init = out / "runs" / (source or name) / "init" if base.get("init") else None
     if name not in done:
         if source:  # fine-tuning only: the source's pretraining row, this run's fine-tuning
             result = {k: v for k, v in done[source].items() if not k.startswith(("dev_", "ft_", "finetune"))}
             result.update(run=name, source=source, **finetune_run(out, run_data, name, final, args, seq=seq, **ft))
         else:
-            result = pretrain_run(out, run_data, name, "pre", "1e-3", args, sets=DROPOUT0 + tuple(args.set),
-                                  steps=round(args.steps * spec.get("x", 1)), preset=preset, seq=seq, ft=ft)
+            init = (sinusoidal_init(out / "runs" / "s-rev4-x4" / "pretrain" / "final", init, spec.get("seed", 0))
+                    if init else None)
+            result = pretrain_run(out, run_data, name, "pre", "1e-3", args, seed=spec.get("seed", 0),
+                                  sets=DROPOUT0 + tuple(spec.get("sets", ())) + tuple(args.set),
+                                  steps=round(args.steps * spec.get("x", 1)), preset=preset, seq=seq, ft=ft,
+                                  init_from=init)
             result["repeat"] = spec.get("repeat", 1)
         record({**result, "random_run": twin})
     if twin not in done:  # the demo's baseline: random weights of the pretrained model's own config
         record({"run": twin, "preset": preset, "seq": seq,
-                **finetune_run(out, run_data, twin, None, args, seq=seq, scratch=final, **ft)})
+                **finetune_run(out, run_data, twin, init, args, seq=seq, scratch=None if init else final, **ft)})
+
+
+def sinusoidal_init(template: Path, dst: Path, seed: int) -> Path:
+    """Random weights of ``template``'s config (BERT's init, torch seed ``seed``) with the Transformer's
+    sinusoidal position table in place of N(0, init range), scaled so that each dimension's spread over
+    the positions equals the init range: a position-init prototype, written as a model directory."""
+    import math
+    import shutil
+
+    import torch
+
+    import berts
+
+    torch.manual_seed(seed)
+    model = berts.load(template).init_weights()
+    table = model.bert.embeddings.position_embeddings.weight  # [P, H]
+    pos = torch.arange(table.shape[0], dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, table.shape[1], 2, dtype=torch.float32) * (-math.log(10000.0) / table.shape[1]))
+    sinusoids = torch.zeros(table.shape)
+    sinusoids[:, 0::2], sinusoids[:, 1::2] = torch.sin(pos * freq), torch.cos(pos * freq)
+    with torch.no_grad():
+        table.copy_(sinusoids * (model.config.initializer_range * math.sqrt(2)))
+    model.save_pretrained(dst)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(template / name, dst / name)
+    return dst
 
 
 def p90_tokens_per_s(metrics: Path) -> int | None:
@@ -245,9 +292,9 @@ def table14(results: list[dict], done: dict, out: Path) -> str:
     for r in results:
         spec = ISSUE14[r["run"]]
         words = {"repeat": lambda v: f"reviews x{v}", "news": lambda v: "" if v else "reviews only",
-                 "seq": lambda v: f"seq {v}", "preset": str, "source": lambda v: f"{v}'s model",
+                 "seq": lambda v: f"seq {v}", "preset": str, "sets": ", ".join, "seed": lambda v: f"seed {v}", "init": lambda v: f"{v} positions", "tag": lambda v: "", "source": lambda v: f"{v}'s model",
                  "ft": lambda v: "fine-tuning " + ", ".join(f"{k} {x}" for k, x in v.items())}
-        change = ", ".join(words[k](v) for k, v in spec.items() if k != "x") or "base"
+        change = ", ".join(w for w in (words[k](v) for k, v in spec.items() if k != "x") if w) or "base"
         rnd = done.get(r.get("random_run"), {}).get("dev_accuracy")
         speed = p90_tokens_per_s(out / "runs" / r.get("source", r["run"]) / "pretrain" / "metrics.jsonl")
         loss = (r.get("heldout") or {}).get("mlm_loss")
