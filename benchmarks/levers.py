@@ -113,7 +113,7 @@ def mallopt(tuned: bool) -> None:
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4
     if tuned:
         libc.mallopt(M_MMAP_MAX, 0)
-        libc.mallopt(M_TRIM_THRESHOLD, 1 << 40)
+        libc.mallopt(M_TRIM_THRESHOLD, 2**31 - 1)  # a C int: 1 << 40 would arrive as 0 (trim always)
     else:
         libc.mallopt(M_MMAP_MAX, 65536)
         libc.mallopt(M_MMAP_THRESHOLD, 128 * 1024)

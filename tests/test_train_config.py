@@ -114,6 +114,31 @@ def test_malloc_tuning_on_glibc():
     assert tune_malloc() is expected
 
 
+def test_malloc_tuning_keeps_freed_memory():
+    """After tune_malloc, a freed 64 MiB block is reused without page faults. (Its trim threshold
+    was once 1 << 40, which ctypes hands mallopt as the C int 0: glibc then trimmed the heap at
+    every free, and each step faulted its buffers back in.)"""
+    import ctypes
+    import platform
+    import resource
+
+    from berts.train.engine import KEEP_FREED, tune_malloc
+
+    assert ctypes.c_int(KEEP_FREED).value == KEEP_FREED  # it survives the conversion to a C int
+    if not tune_malloc():
+        pytest.skip("not glibc")
+    libc = ctypes.CDLL("libc.so.6")
+    libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, (ctypes.c_size_t,), (ctypes.c_void_p,)
+    size, faults = 64 << 20, []
+    for _ in range(3):
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        block = libc.malloc(size)
+        ctypes.memset(block, 1, size)
+        libc.free(block)
+        faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+    assert faults[-1] < size // 4096 // 10, faults  # 16,384 pages would fault if the heap were trimmed
+
+
 def test_run_plan_by_hand():
     """The plan's numbers: steps from epochs, warm-up in steps as a fraction, evaluation each
     epoch, progress by steps or clock (the further), and why a run stops."""

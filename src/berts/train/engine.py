@@ -47,9 +47,15 @@ def tune_malloc() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4
-        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 40))
+        return bool(libc.mallopt(M_MMAP_MAX, 0)) and bool(libc.mallopt(M_TRIM_THRESHOLD, KEEP_FREED))
     except (OSError, AttributeError):
         return False
+
+
+# mallopt's value is a C int: ctypes passes a larger Python int silently truncated (1 << 40 became 0,
+# "trim at every free", the opposite of the intent: 60-80k page faults a mini pretraining step instead
+# of about a thousand). INT_MAX: glibc returns heap memory only past 2 GiB free at the top.
+KEEP_FREED = 2**31 - 1
 
 
 def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
