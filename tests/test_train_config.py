@@ -119,7 +119,6 @@ def test_malloc_tuning_keeps_freed_memory():
     was once 1 << 40, which ctypes hands mallopt as the C int 0: glibc then trimmed the heap at
     every free, and each step faulted its buffers back in.)"""
     import ctypes
-    import platform
     import resource
 
     from berts.train.engine import KEEP_FREED, tune_malloc
