@@ -390,3 +390,24 @@ def test_roc_auc_equals_scikit_learn_with_ties():
     assert roc_auc(z, y) == pytest.approx(roc_auc_score(y, z), abs=1e-12)
     assert roc_auc([0.1, 0.4, 0.35, 0.8], [0, 0, 1, 1]) == pytest.approx(0.75)  # the hand example
     assert np.isnan(roc_auc([0.1, 0.2], [0, 0]))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_top1_is_argmax_ties_and_nan_included(dtype):
+    """The training accuracy's top1 (max(dim).indices, faster on CPU) gives argmax's indices: the
+    first maximum on ties, a NaN counted as the maximum."""
+    from berts.objectives.base import accuracy, top1
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(64, 3000, generator=g).to(dtype)
+    ties = (torch.randn(64, 3000, generator=g) * 2).round().to(dtype)  # many equal maxima a row
+    ties[5] = 0.0  # a whole row tied: index 0
+    nan = x.clone()
+    nan[3, 17] = float("nan")
+    nan[4, [9, 2000]] = float("nan")
+    for logits in (x, ties, nan):
+        assert torch.equal(top1(logits), logits.argmax(-1))
+    assert top1(ties)[5] == 0 and top1(nan)[3] == 17 and top1(nan)[4] == 9
+    labels = x.float().argmax(-1)
+    labels[:16] = (labels[:16] + 1) % 3000  # a quarter wrong
+    assert accuracy(x, labels).item() == 0.75

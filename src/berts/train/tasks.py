@@ -40,6 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from berts.objectives.base import top1
+
 NON_MODEL_KEYS = ("epoch", "step", "index")
 # the model keyword each sentence-level objective's label goes under (the data calls them all next_sentence_label)
 SENTENCE_LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label",
@@ -183,7 +185,7 @@ class PretrainingTask(ModelTask):
                     labels, logits = inputs[key], getattr(out, field).float()
                     sums[f"{part}_loss"] = sums.get(f"{part}_loss", 0.0) + float(
                         F.cross_entropy(logits, labels, reduction="sum"))
-                    sums[f"{part}_acc"] = sums.get(f"{part}_acc", 0.0) + float((logits.argmax(-1) == labels).sum())
+                    sums[f"{part}_acc"] = sums.get(f"{part}_acc", 0.0) + float((top1(logits) == labels).sum())
                     counted[part] = counted.get(part, 0) + labels.numel()
                 y = inputs.get(SENTENCE_LABELS.get(self.objective, ""))
                 if y is not None:
@@ -411,7 +413,7 @@ class ElectraPretrainingTask(Task):
                     _, _, x = replaced_token_step(self.model, self.generator, batch, self.rtd_weight)
                 labels, logits = batch["mlm_labels"], x["generator"].prediction_logits.float()
                 s["mlm_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
-                s["mlm_acc"] += float((logits.argmax(-1) == labels).sum())
+                s["mlm_acc"] += float((top1(logits) == labels).sum())
                 s["n_mlm"] += labels.numel()
                 real = batch["attention_mask"] == 1
                 z, y = x["discriminator"].logits.float()[real], x["labels"][real].float()
