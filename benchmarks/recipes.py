@@ -215,6 +215,10 @@ ISSUE14 = {
     # the random twin is the same init, not fine-tuned before (so it has the sinusoids too)
     "s-rev4-x4-sin": dict(x=4, repeat=4, init="sinusoidal", tag="sin", ft=dict(lr="1e-3")),
     "s-rev4-x4-sin-seed1": dict(x=4, repeat=4, seed=1, init="sinusoidal", tag="sin-seed1", ft=dict(lr="1e-3")),
+    # count-based token embeddings at init (PPMI + SVD of the pretraining text, ppmi_init), the rest as
+    # s-rev4-x4-ft1e-3; its twin is the plain random one
+    "s-rev4-x4-ppmi": dict(x=4, repeat=4, init="ppmi", ft=dict(lr="1e-3")),
+    "s-rev4-x4-ppmi-seed1": dict(x=4, repeat=4, seed=1, init="ppmi", ft=dict(lr="1e-3")),
     "s-rev4-L4": dict(x=2.33, repeat=4, sets=("model.num_hidden_layers=4",), tag="L4", ft=dict(lr="1e-3")),
     # beyond the demo's budget: how many steps the +3 points need (the recipe of s-rev4-x4-ft1e-3)
     "s-rev4-x8-ft1e-3": dict(x=8, repeat=4, ft=dict(lr="1e-3")),  # 12,000 steps at --steps 1500
@@ -236,13 +240,19 @@ def issue14_run(out: Path, data: dict, name: str, spec: dict, args, done: dict, 
     twin = (f"random-{preset}{base.get('tag', '')}-s{seq}-ft{ft['lr']}-e{ft['epochs']}"
             + (f"-fs{ft['seed']}" if ft.get("seed") else ""))
     init = out / "runs" / (source or name) / "init" if base.get("init") else None
+    # the sinusoidal runs' twin starts from their init (random weights but the sinusoids); a PPMI run's twin
+    # is plain random weights: its init is the first pretraining stage (fine-tuned alone: benchmarks/recipes.md)
+    twin_init = init if base.get("init") == "sinusoidal" else None
     if name not in done:
         if source:  # fine-tuning only: the source's pretraining row, this run's fine-tuning
             result = {k: v for k, v in done[source].items() if not k.startswith(("dev_", "ft_", "finetune"))}
             result.update(run=name, source=source, **finetune_run(out, run_data, name, final, args, seq=seq, **ft))
         else:
-            init = (sinusoidal_init(out / "runs" / "s-rev4-x4" / "pretrain" / "final", init, spec.get("seed", 0))
-                    if init else None)
+            template = out / "runs" / "s-rev4-x4" / "pretrain" / "final"
+            if base.get("init") == "sinusoidal":
+                init = sinusoidal_init(template, init, spec.get("seed", 0))
+            elif base.get("init") == "ppmi":  # the pretraining text itself: news (train part) + the training reviews
+                init = ppmi_init(template, init, 0, [out / "corpus" / "news.train.txt", out / "corpus" / "reviews.txt"])
             result = pretrain_run(out, run_data, name, "pre", "1e-3", args, seed=spec.get("seed", 0),
                                   sets=DROPOUT0 + tuple(spec.get("sets", ())) + tuple(args.set),
                                   steps=round(args.steps * spec.get("x", 1)), preset=preset, seq=seq, ft=ft,
@@ -251,7 +261,7 @@ def issue14_run(out: Path, data: dict, name: str, spec: dict, args, done: dict, 
         record({**result, "random_run": twin})
     if twin not in done:  # the demo's baseline: random weights of the pretrained model's own config
         record({"run": twin, "preset": preset, "seq": seq,
-                **finetune_run(out, run_data, twin, init, args, seq=seq, scratch=None if init else final, **ft)})
+                **finetune_run(out, run_data, twin, twin_init, args, seq=seq, scratch=None if twin_init else final, **ft)})
 
 
 def sinusoidal_init(template: Path, dst: Path, seed: int) -> Path:
@@ -280,6 +290,52 @@ def sinusoidal_init(template: Path, dst: Path, seed: int) -> Path:
     return dst
 
 
+def ppmi_init(template: Path, dst: Path, seed: int, corpus: list[Path], window: int = 2) -> Path:
+    """Random weights of ``template``'s config (BERT's init, torch seed ``seed``) with count-based token
+    embeddings (Levy, Goldberg & Dagan 2015): positive PMI of the tokens within ``window`` of each other in
+    the pretraining text (weight 1/distance, both directions, context counts to the power 0.75), its
+    truncated SVD, U sqrt(S), scaled to the init range's spread; tokens never seen keep their random row.
+    A prototype (11 s for the demo's corpus, dense V x V: fine for Chinese's 7.7k tokens, not for 30k)."""
+    import shutil
+
+    import numpy as np
+    import torch
+    from tokenizers import Tokenizer
+
+    import berts
+
+    tok = Tokenizer.from_file(str(template / "tokenizer.json"))
+    tok.no_padding()
+    tok.no_truncation()
+    lines = [line.strip() for f in corpus for line in open(f, encoding="utf-8") if line.strip()]
+    vocab = tok.get_vocab_size()
+    counts = np.zeros((vocab, vocab), np.float64)
+    for enc in tok.encode_batch(lines, add_special_tokens=False):
+        ids = np.asarray(enc.ids, np.int64)
+        for d in range(1, window + 1):
+            if len(ids) > d:
+                np.add.at(counts, (ids[:-d], ids[d:]), 1.0 / d)
+    counts = counts + counts.T
+    rows, contexts = counts.sum(1), counts.sum(0) ** 0.75
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pmi = np.log(counts * contexts.sum() / (rows[:, None] * contexts[None, :]))
+    ppmi = np.where(np.isfinite(pmi) & (pmi > 0), pmi, 0.0).astype(np.float32)
+    torch.manual_seed(seed)
+    model = berts.load(template).init_weights()
+    table = model.bert.embeddings.word_embeddings.weight  # [V, H]
+    width = table.shape[1]
+    u, s, _ = torch.svd_lowrank(torch.from_numpy(ppmi), q=width + 16, niter=4)
+    vectors = u[:, :width] * s[:width].sqrt()
+    seen = torch.from_numpy(rows > 0)
+    vectors = vectors / vectors[seen].std() * model.config.initializer_range
+    with torch.no_grad():
+        table[seen] = vectors[seen].to(table.dtype)
+    model.save_pretrained(dst)
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy(template / name, dst / name)
+    return dst
+
+
 def p90_tokens_per_s(metrics: Path) -> int | None:
     """The 90th percentile of a run's logged tokens/s (its first interval, the warm-up, left out)."""
     speeds = sorted(r.get("tokens_per_s", 0) for r in records(metrics) if r.get("kind") == "train")[1:]
@@ -292,7 +348,7 @@ def table14(results: list[dict], done: dict, out: Path) -> str:
     for r in results:
         spec = ISSUE14[r["run"]]
         words = {"repeat": lambda v: f"reviews x{v}", "news": lambda v: "" if v else "reviews only",
-                 "seq": lambda v: f"seq {v}", "preset": str, "sets": ", ".join, "seed": lambda v: f"seed {v}", "init": lambda v: f"{v} positions", "tag": lambda v: "", "source": lambda v: f"{v}'s model",
+                 "seq": lambda v: f"seq {v}", "preset": str, "sets": ", ".join, "seed": lambda v: f"seed {v}", "init": lambda v: {"sinusoidal": "sinusoidal positions", "ppmi": "PPMI token embeddings"}[v], "tag": lambda v: "", "source": lambda v: f"{v}'s model",
                  "ft": lambda v: "fine-tuning " + ", ".join(f"{k} {x}" for k, x in v.items())}
         change = ", ".join(w for w in (words[k](v) for k, v in spec.items() if k != "x") if w) or "base"
         rnd = done.get(r.get("random_run"), {}).get("dev_accuracy")
