@@ -288,8 +288,9 @@ def en_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) 
     doc.h3("Compression (test split)")
     doc.p("Every model on the same test examples and threads, alternated round by round, medians. Students: "
           f"DistilBERT {r['distilbert']['steps']} steps; TinyBERT {r['tinybert_layers']['steps']} steps on the "
-          f"intermediate layers then {r['tinybert']['steps']} on the predictions (task distillation only: no general "
-          f"stage in this budget); exits {r['exits']['steps']} steps.")
+          f"intermediate layers then {r['tinybert']['steps']} on the predictions, from a student pruned out of the "
+          f"teacher (`--student-init prune`: no time for TinyBERT's general distillation in this budget); exits "
+          f"{r['exits']['steps']} steps.")
     compare_table(doc, r["compare"])
     compression_verdicts(doc, r["compare"], "distilbert", "tinybert")
     doc.image(plots / "en_compare.png", "English: test accuracy against CPU latency (squares: int8)")

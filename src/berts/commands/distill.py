@@ -33,6 +33,10 @@ def register(subparsers) -> None:
     start.add_argument("--student-preset", metavar="PRESET", help="a new random student of a size preset (model.preset)")
     start.add_argument("--student-config", metavar="CONFIG",
                        help="a new random student of a config.json or model directory's config (model.config)")
+    p.add_argument("--student-init", choices=("random", "prune"),
+                   help="with --student-preset/--student-config: random weights (default), or prune: cut out of "
+                        "the teacher (its uniformly mapped layers, the most active dimensions, heads and neurons "
+                        "on the first batches of the data; distill.student_init)")
     p.add_argument("--data", metavar="SHARDS", help="general distillation: a `berts prepare` directory (data.shards)")
     p.add_argument("--train", metavar="FILE", help="task distillation: a labelled file (data.train)")
     p.add_argument("--dev", metavar="FILE", help="task distillation: an evaluation file; best/ by --metric (data.dev)")
@@ -61,7 +65,7 @@ def _overrides(args) -> dict:
     if args.epochs is not None and args.max_steps is None:
         put(o, "train.max_steps", "null")
     for dotted, value in (
-            ("distill.method", args.method), ("distill.teacher", args.teacher),
+            ("distill.method", args.method), ("distill.teacher", args.teacher), ("distill.student_init", args.student_init),
             ("distill.student_layers", parse_layers(args.student_layers) if args.student_layers else None),
             ("model.init_from", args.student), ("model.preset", args.student_preset),
             ("model.config", args.student_config), ("data.shards", args.data), *data_overrides(args),

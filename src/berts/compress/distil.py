@@ -246,7 +246,7 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         cls = BertForSequenceClassification
 
     seed_all(cfg.train.seed)  # the same student (and projection) on every rank and every run
-    student, note = build_student(cfg, teacher, cls, general)
+    student, note = build_student(cfg, teacher, cls, general, data=train)
     if evaluator is not None:
         evaluator.model = student
     if not general:  # how `berts evaluate` / `berts predict` read a table for the student
@@ -302,6 +302,9 @@ def check_distill_config(cfg) -> None:
         raise UserError("give one student: --student-layers 0,2,4 (the teacher's layers), --student DIR (a "
                         "student directory), or --student-preset/--student-config (random weights)"
                         + (f"; got {', '.join(starts)}" if starts else ""))
+    if k.student_init == "prune" and not (m.preset or m.config):
+        raise UserError("--student-init prune cuts a new student out of the teacher: give its shape with "
+                        "--student-preset/--student-config (and --set model.KEY=VALUE)")
     if k.temperature is not None and k.temperature <= 0:
         raise UserError(f"distill.temperature must be positive, got {k.temperature}")
     if k.method == "distilbert" and k.stage != "auto":
@@ -310,8 +313,13 @@ def check_distill_config(cfg) -> None:
         raise UserError("distill.stage prediction is task distillation's: give --train FILE")
 
 
-def build_student(cfg, teacher, cls, general: bool):
-    """(student, what it is) from the config's one student source."""
+PRUNE_EXAMPLES = 1024  # --student-init prune measures activations on the first this many training examples
+PRUNE_BATCH = 64
+
+
+def build_student(cfg, teacher, cls, general: bool, data=None):
+    """(student, what it is) from the config's one student source; ``data`` (the training dataset)
+    gives --student-init prune its batches."""
     from berts.config import preset
     from berts.hf import load_config
     from berts.train.recipes import load_for_finetuning
@@ -338,6 +346,21 @@ def build_student(cfg, teacher, cls, general: bool):
     config = base.replace(vocab_size=teacher.config.vocab_size,
                           max_position_embeddings=teacher.config.max_position_embeddings,
                           type_vocab_size=teacher.config.type_vocab_size, **labels, **m.overrides)
+    if k.student_init == "prune":
+        from berts.compress.losses import uniform_layer_map
+        from berts.compress.prune import check_prunable, measure_importance, prune_model
+
+        if cls.__name__ not in ("BertModel", "BertForSequenceClassification"):
+            raise UserError("--student-init prune is for TinyBERT's general distillation or task distillation "
+                            "(a classifier teacher); DistilBERT students start from --student-layers")
+        source = encoder_of(teacher) if cls.__name__ == "BertModel" else teacher
+        check_prunable(source.config, config)
+        n = min(len(data), PRUNE_EXAMPLES)
+        batches = (data[(0, 0, list(range(i, min(n, i + PRUNE_BATCH))))] for i in range(0, n, PRUNE_BATCH))
+        layers = [j - 1 for j in uniform_layer_map(config.num_hidden_layers, source.config.num_hidden_layers)[1:]]
+        student = prune_model(source, config, measure_importance(source, batches), layers)
+        return student, (f"pruned from the teacher (layers {','.join(map(str, layers))}, activations of the first "
+                         f"{n} training examples)")
     return cls(config), f"random ({m.config or 'preset ' + m.preset}, seed {cfg.train.seed})"
 
 

@@ -178,6 +178,9 @@ class DistillSection:
     method: Literal["distilbert", "tinybert"] = "distilbert"
     teacher: str | None = None  # the teacher's directory (frozen); task distillation: a fine-tuned classifier
     student_layers: list[int] | None = None  # the student = the teacher's embeddings + these layers (0-based)
+    # a new student of model.preset / model.config's shape: random weights, or cut out of the teacher by
+    # activation importance on the first batches of the data (berts.compress.prune; Minitron's pruning)
+    student_init: Literal["random", "prune"] = "random"
     temperature: float | None = None  # soft targets' temperature; null: 2 (distilbert), 1 (tinybert)
     alpha_ce: float = 5.0  # distilbert: soft-target loss weight
     alpha_mlm: float = 2.0  # distilbert: the student's own loss (MLM; task mode: the hard labels)
