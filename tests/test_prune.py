@@ -7,8 +7,8 @@ model's, and refuses what it cannot cut in one line."""
 import math
 
 import torch
-from test_distill import batch_of, data, sets  # noqa: F401 (fixture)
-from train_utils import cli
+from test_distill import batch_of, data, mlm_teacher, sets  # noqa: F401 (fixture)
+from train_utils import cli, shards  # noqa: F401 (fixture)
 
 from berts.compress.prune import _top, measure_importance, prune_model
 from berts.config import BertConfig
@@ -131,3 +131,20 @@ def test_distill_student_init_prune(data, tmp_path, capsys):  # noqa: F811
     assert "--student-preset/--student-config" in refused("--student-layers", "0,2", "--student-init", "prune")
     wide = ["--student-preset", "tiny", "--set", "model.hidden_size=64", "--set", "model.num_attention_heads=2"]
     assert "larger than the teacher's" in refused(*wide, "--student-init", "prune")
+
+
+def test_general_tinybert_from_a_pruned_encoder(shards, mlm_teacher, tmp_path):  # noqa: F811
+    import berts
+
+    out = tmp_path / "general"
+    assert cli(["distill", "--method", "tinybert", "--teacher", mlm_teacher, "--data", shards, "--student-preset",
+                "tiny", "--set", "model.num_hidden_layers=2", "--set", "model.hidden_size=16", "--set",
+                "model.num_attention_heads=2", "--set", "model.intermediate_size=32", "--student-init", "prune",
+                "--out", out, "--max-steps", "1", "--lr", "1e-9", "--batch-size", "8", *sets()]) == 0
+    student, teacher = berts.load(out / "final"), berts.load(mlm_teacher)
+    assert student.config.hidden_size == 16 and student.config.num_hidden_layers == 2
+    # its embedding columns are 16 of the teacher's (lr 1e-9: one step moves nothing)
+    t = teacher.bert.embeddings.word_embeddings.weight
+    s = student.bert.embeddings.word_embeddings.weight if hasattr(student, "bert") else student.embeddings.word_embeddings.weight
+    cols = [int(((t - s[:, [j]]).abs().max(0).values < 1e-6).nonzero()[0]) for j in range(16)]
+    assert len(set(cols)) == 16 and cols == sorted(cols)

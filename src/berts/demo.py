@@ -101,9 +101,10 @@ WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.ex
            "en.exits": 0.03}
 # (TinyBERT's prediction step gets much of the students' time: a 4-layer student from random weights
 # sat on the majority class for its first ~150 steps, and 200 were not enough in the second full
-# run; the pruned student (--student-init prune) starts far above it, but the shares were kept. The teacher's dev accuracy peaked at step 500 in the last two full runs (of 606 and 744, the
-# second in bf16), so it gets about 540 steps' time and DistilBERT, at 0.6 epochs there, twice its
-# former share: about 1.2 epochs)
+# run; the pruned student (--student-init prune) needs less, but the shares were kept. The teacher's
+# dev accuracy peaked at step 500 in the last two full runs (of 606 and 744, the second in bf16), so
+# it gets about 540 steps' time and DistilBERT, at 0.6 epochs there, twice its former share: about
+# 1.2 epochs)
 # what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter), measured
 # (the first full run: zh 30 s of fixed steps + 8 s of start-up beyond the budgets, en 31 s + 20 s)
 FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.compare": 15,
