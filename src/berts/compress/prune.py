@@ -126,8 +126,8 @@ def measure_importance(model, batches) -> Importance:
                 sums["dims"] += rows(state).abs().sum(0)
             tokens += int(mask.sum())
     finally:
-        for hd_ in handles:
-            hd_.remove()
+        for handle in handles:
+            handle.remove()
         model.set_fast_path(unpad=None, pack=None)
         model.train(was_training)
     if not tokens:
