@@ -6,7 +6,7 @@ for the same short budget (what sharing does to size and speed, not a rival in a
     python benchmarks/compare.py --teacher /tmp/fastbert/teacher/final --exits /tmp/fastbert/exits/final \\
         [--students DIR ...] --out /tmp/compare
 
-Writes OUT/compare.md, compare.json, compare.png (berts.compare.write_reports).
+Writes OUT/compare.md, compare.json, compare.png (berts.tools.compare.write_reports).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from berts import corpora
+from berts.data import corpora
 from berts.cli import main
 
 QUIET = ["--set", "log.progress=none", "--set", "log.tensorboard=false", "--set", "impl.device=cpu"]

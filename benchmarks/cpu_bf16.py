@@ -43,7 +43,7 @@ def main() -> int:
     ap.add_argument("--shards", default="bench_out/recipes14/shards-none-train-s128-r4")
     args = ap.parse_args()
 
-    from berts import corpora
+    from berts.data import corpora
     from berts.train.engine import cpu_has_amx
 
     out = Path(args.out)

@@ -48,7 +48,7 @@ def throughput(models: dict[str, Path], test: Path, threads: int, rounds: int = 
     import torch
 
     from berts.data.tables import read_examples
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     torch.set_num_threads(threads)
     examples, _ = read_examples(test, text_column="text", label_column="label")
@@ -89,7 +89,7 @@ def main() -> int:
                         "(--alpha-mlm 0: the variants' copied labels are never read); 0: skip")
     args = p.parse_args()
 
-    from berts import corpora
+    from berts.data import corpora
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

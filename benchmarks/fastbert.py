@@ -7,7 +7,7 @@ example, latency at batch 1 and 32), every step a `berts` command:
         [--exit-train AUGMENTED.tsv --exit-steps 1517]
 
 Writes OUT/fastbert.json and OUT/fastbert.md (the sweep table and the goals, as measured).
-The data and weights come from package registries (berts.corpora), cached, never committed.
+The data and weights come from package registries (berts.data.corpora), cached, never committed.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from contextlib import redirect_stdout
 from io import StringIO
 from pathlib import Path
 
-from berts import corpora
+from berts.data import corpora
 from berts.cli import main
 
 QUIET = ["--set", "log.progress=none", "--set", "log.tensorboard=false", "--set", "impl.device=cpu"]

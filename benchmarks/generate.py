@@ -1,4 +1,4 @@
-"""Generation speed with and without the key/value cache (berts.generate), and (``--pretrain``)
+"""Generation speed with and without the key/value cache (berts.serve.generate), and (``--pretrain``)
 a short pretraining run per UniLM objective on real text.
 
     .venv/bin/python benchmarks/generate.py --preset mini --threads 2 --out bench_out/generate.json
@@ -20,9 +20,9 @@ import time
 
 import torch
 
-from berts.config import preset
-from berts.generate import generate_ids
-from berts.heads import BertForUnifiedLM
+from berts.model.config import preset
+from berts.serve.generate import generate_ids
+from berts.model.heads import BertForUnifiedLM
 
 
 def cli(*args) -> None:
@@ -50,14 +50,14 @@ def unigram_entropy(shards) -> float:
 
 
 def pretrain(args) -> int:
-    """The Brown corpus (berts.corpora.en_brown), 5% of its documents held out; one WordPiece
+    """The Brown corpus (berts.data.corpora.en_brown), 5% of its documents held out; one WordPiece
     vocabulary (--vocab), NSP-pair shards of --seq tokens; then `berts pretrain` with each of
     data.objective = clm, seq2seq, unilm for --budget on --preset; the held-out losses against
     the unigram entropy, and greedy continuations of the first --samples held-out sentences."""
     from pathlib import Path
 
-    from berts import corpora
-    from berts.generate import TextGenerator
+    from berts.data import corpora
+    from berts.serve.generate import TextGenerator
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

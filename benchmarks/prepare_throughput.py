@@ -32,7 +32,7 @@ def cpu_seconds() -> float:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--corpus", nargs="+", help="text files (default: the Brown corpus via berts.corpora)")
+    p.add_argument("--corpus", nargs="+", help="text files (default: the Brown corpus via berts.data.corpora)")
     p.add_argument("--tokenizer", help="tokenizer directory (default: train one on the corpus)")
     p.add_argument("--vocab-size", type=int, default=30522)
     p.add_argument("--workers", type=int, nargs="+", default=[2])
@@ -44,12 +44,12 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from berts.data import format_summary, prepare
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     if args.corpus:
         files = [Path(f) for f in args.corpus]
     else:
-        from berts.corpora import en_brown
+        from berts.data.corpora import en_brown
 
         files = [en_brown()["text"]]
     work = Path(tempfile.mkdtemp(prefix="berts-bench-"))

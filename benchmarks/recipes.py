@@ -61,7 +61,7 @@ def make_data(out: Path, args, objectives=("none", "sop")) -> dict:
     """The corpora, the tokenizer and the shards (made once, reused by a rerun)."""
     import jieba
 
-    from berts import corpora
+    from berts.data import corpora
 
     news, senti = corpora.zh_news(), corpora.zh_sentiment()
     corpus = out / "corpus"

@@ -19,12 +19,12 @@ import time
 import torch
 from torch import nn
 
-from berts.train.tasks import Task, model_inputs
+from berts.tasks.base import Task, model_inputs
 
 
 def tiny_encoder(vocab_size: int, hidden: int, dropout: float):
     from berts import BertConfig
-    from berts.model import BertModel
+    from berts.model.encoder import BertModel
 
     return BertModel(BertConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=2,
                                 num_attention_heads=2, intermediate_size=2 * hidden, max_position_embeddings=64,
@@ -81,7 +81,7 @@ def build(cfg, shards, dist=None, resume=None):
 
 def main(argv: list[str]) -> int:
     from berts.train import checkpoint, distributed
-    from berts.train.config import PretrainConfig, load_config
+    from berts.config.schema import PretrainConfig, load_config
 
     shards, out, *rest = argv
     resume = sleep = None

@@ -4,8 +4,8 @@ import torch
 import torch.nn.functional as F
 
 from berts import BertConfig, BertForPreTraining, BertModel
-from berts.attention import attention, causal_mask, combine, padding_mask, prefix_mask
-from berts.padding import unpad_index
+from berts.model.attention import attention, causal_mask, combine, padding_mask, prefix_mask
+from berts.model.padding import unpad_index
 from conftest import padded_batch, randomize
 
 ATOL = 1e-5
@@ -158,7 +158,7 @@ def test_math_path_with_cpu_fast_dropout_matches_scores_softmax():
     torch.manual_seed(3)
     ctx, probs = attention(q, k, v, dropout_p=0.5, fast_dropout=True, want="probs")
     torch.manual_seed(3)
-    from berts.attention import fast_dropout
+    from berts.model.attention import fast_dropout
     torch.testing.assert_close(ctx, fast_dropout((q @ k.transpose(-1, -2) / 8 ** 0.5).softmax(-1), 0.5) @ v)
     torch.testing.assert_close(probs.sum(-1), torch.ones(1, 2, 4))
     assert F.scaled_dot_product_attention is not None

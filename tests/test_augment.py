@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 import torch
 
-from berts.augment import Augmenter, AugmentStats, augment_file, is_candidate
-from berts.config import BertConfig
-from berts.heads import BertForMaskedLM, BertForSequenceClassification
+from berts.tools.augment import Augmenter, AugmentStats, augment_file, is_candidate
+from berts.model.config import BertConfig
+from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
 
 WORDS = "cat dog bird tree river hill house red blue green big small".split()
 
 
 @pytest.fixture(scope="module")
 def dirs(tmp_path_factory):
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     root = tmp_path_factory.mktemp("augment")
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "a", "is", ".", ",", *WORDS,
@@ -123,7 +123,7 @@ def test_variants_follow_the_loop_and_are_seeded_per_text(dirs):
 
 def test_augment_file_keeps_rows_first_copies_labels_and_reads_back(dirs, tmp_path):
     from berts.data.tables import read_examples
-    from berts.train.config import FinetuneData
+    from berts.config.schema import FinetuneData
 
     out = tmp_path / "aug.tsv"
     stats = augment_file(dirs / "train.tsv", out, FinetuneData(), model_dir=dirs / "mlm", n=3, p=0.5, top_k=3,

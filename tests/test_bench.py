@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from berts.bench import BenchOptions, BatchMaker, format_table, run_bench, useful_flops
+from berts.tools.bench import BenchOptions, BatchMaker, format_table, run_bench, useful_flops
 from berts.cli import main
-from berts.config import preset
+from berts.model.config import preset
 from berts.errors import UserError
 
 
@@ -76,7 +76,7 @@ def test_pretraining_batches_are_the_collators_own():
     import numpy as np
 
     from berts.data.collate import PretrainingCollator
-    from berts.padding import pad_width
+    from berts.model.padding import pad_width
 
     cfg = preset("tiny")
     paragraphs = [[np.arange(5, 5 + n) for n in (3, 40, 7, 12, 25)], [np.arange(100, 100 + n) for n in (30, 9)]]
@@ -138,8 +138,8 @@ def test_engines_side_by_side_with_accuracy(tmp_path, capsys):
     pytest.importorskip("transformers")
     from test_inference import make_classifier, sentences
 
-    from berts.bench.engines import ENGINES, available
-    from berts.inference import Classifier
+    from berts.tools.bench.engines import ENGINES, available
+    from berts.serve.predict import Classifier
 
     model = make_classifier(tmp_path / "clf")
     texts = sentences(50, seed=31, lo=1, hi=60)

@@ -73,7 +73,7 @@ def make_exits(path, layers=4, seed=0, scale=0.5):
     students confident enough to leave at various layers; labels neg/pos as ``table``."""
     from test_fastbert import exit_model
 
-    from berts.train.recipes import SETTINGS_KEY
+    from berts.data.tables import SETTINGS_KEY
 
     model, tok = exit_model(layers, seed=seed, scale=scale, names=["neg", "pos"])
     model.config.extra[SETTINGS_KEY] = {"task": "classification", "text_column": "sentence", "label_column": "label",
@@ -88,7 +88,7 @@ def make_wide(path, hidden=128, intermediate=512):
 
     from berts import BertConfig, BertForSequenceClassification
     from berts.data.labels import LabelMap
-    from berts.train.recipes import SETTINGS_KEY
+    from berts.data.tables import SETTINGS_KEY
 
     tok = tokenizer()
     torch.manual_seed(0)
@@ -112,8 +112,8 @@ FAST = dict(threads=1, repeats=1, latency_examples=4)
 def test_speed_rows_of_an_exits_directory(exits, table):
     import numpy as np
 
-    from berts.compare import compare, encoder_flops, student_flops
-    from berts.inference import Classifier
+    from berts.tools.compare import compare, encoder_flops, student_flops
+    from berts.serve.predict import Classifier
 
     plain = compare([exits], table, **FAST)  # no speed: run to the end, one row
     assert len(plain) == 1 and "speed" not in plain[0] and plain[0]["precision"] == "fp32"
@@ -148,8 +148,8 @@ def test_speed_rows_of_an_exits_directory(exits, table):
 def test_int8_rows_agree_with_a_hand_computation(models, table):
     import numpy as np
 
-    from berts.compare import compare
-    from berts.inference import Classifier
+    from berts.tools.compare import compare
+    from berts.serve.predict import Classifier
 
     bert, albert = models
     rows = compare([bert, albert], table, int8=True, **FAST)
@@ -171,8 +171,8 @@ def test_int8_rows_agree_with_a_hand_computation(models, table):
 def test_int8_regression_row_reports_the_largest_difference(tmp_path):
     import numpy as np
 
-    from berts.compare import compare
-    from berts.inference import Classifier
+    from berts.tools.compare import compare
+    from berts.serve.predict import Classifier
 
     reg = make_classifier(tmp_path / "reg", regression=True)
     texts = sentences(16, seed=5)
@@ -188,8 +188,8 @@ def test_int8_regression_row_reports_the_largest_difference(tmp_path):
 def test_size_mb_is_the_weights_bytes_and_int8_is_smaller(tmp_path, table):
     import torch
 
-    from berts.compare import compare
-    from berts.inference import Classifier
+    from berts.tools.compare import compare
+    from berts.serve.predict import Classifier
 
     wide = make_wide(tmp_path / "wide")
     fp32, q = compare([wide], table, int8=True, **FAST)
@@ -219,7 +219,7 @@ def test_cli_prints_the_new_rows(models, exits, table, tmp_path, capsys):
     assert lines[2].startswith(f"| {exits} (speed 0, 4.00 layers) | ")
     assert lines[3].startswith(f"| {exits} (speed 1, 1.00 layers) | ")
     assert f"| {rows[1]['size_mb']:.2f} ({rows[1]['size_mb'] / rows[0]['size_mb']:.2f}x) |" in lines[1]
-    from berts.compare import short_name
+    from berts.tools.compare import short_name
 
     assert [short_name(r) for r in rows] == ["bert", "bert int8", "exits S=0", "exits S=1"]
     assert (out / "compare.png").read_bytes()[:4] == b"\x89PNG"
@@ -234,7 +234,7 @@ def test_bad_speed_is_a_one_line_error(models, table, speed, capsys):
 
 
 def test_api_errors(models, table):
-    from berts.compare import compare
+    from berts.tools.compare import compare
     from berts.errors import UserError
 
     bert, _ = models

@@ -2,7 +2,7 @@
 import io
 import tarfile
 
-from berts import corpora
+from berts.data import corpora
 
 
 def test_brown_tags_are_stripped_and_punctuation_reattached():

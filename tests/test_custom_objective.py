@@ -15,8 +15,8 @@ from train_utils import TINY, make_shards, weights, write_corpus
 
 from berts.data.collate import BatchTransform, register_transform
 from berts.data.dataset import PretrainingDataset
-from berts.heads import BertTaskModel, register_task_model
-from berts.model import BertModel
+from berts.model.heads import BertTaskModel, register_task_model
+from berts.model.encoder import BertModel
 from berts.objectives import MaskedLM, Objective, Result, register
 from berts.objectives.base import accuracy
 
@@ -76,10 +76,10 @@ class BertForMaskedLMAndSwaps(BertTaskModel):
 
 def build(shards, out, *extra, resume=None):
     """The run, in Python: the data with the hook, the model, PretrainingTask, the Trainer."""
-    from berts.config import BertConfig
+    from berts.model.config import BertConfig
     from berts.train.checkpoint import seed_all
-    from berts.train.config import PretrainConfig, load_config
-    from berts.train.tasks import PretrainingTask
+    from berts.config.schema import PretrainConfig, load_config
+    from berts.tasks.pretraining import PretrainingTask
     from berts.train.trainer import Trainer
 
     cfg = load_config(PretrainConfig, None, TINY + [f"log.out={out}", *extra])

@@ -18,7 +18,7 @@ from berts.data.pipeline import _pools
 from berts.data.segment import UNIT_START, WORD_START
 from berts.data.shards import ShardReader
 from berts.errors import UserError
-from berts.tokenizer import Tokenizer
+from berts.tokenizer.wordpiece import Tokenizer
 
 CLS, SEP = 2, 3
 

@@ -10,7 +10,7 @@ import pytest
 from berts.cli import main
 from berts.data.corpus import Corpus
 from berts.data.shards import ShardReader
-from berts.tokenizer import load_tokenizer
+from berts.tokenizer.wordpiece import load_tokenizer
 
 # Made-up words, each repeated enough to become a whole token; "decoy" words sit in a JSONL
 # field that is not the text field, so a reader that took the wrong field would learn them.

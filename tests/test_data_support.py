@@ -4,7 +4,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from berts.tokenizer import Tokenizer
+from berts.tokenizer.wordpiece import Tokenizer
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 PUNCT = [".", ",", "!", "?", ";", ":", "\"", "'", "(", ")", "-", "。", "，", "！", "？", "；", "：", "“", "”", "…"]

@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from berts.demo import Clock, DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
+from berts.demo.run import Clock, DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
 from berts.errors import UserError
 
 pytest.importorskip("sklearn")
@@ -42,9 +42,9 @@ def sentiment(path, rng, n, lang):
 
 def english_checkpoint(path):
     """A small pretrained-looking BERT directory (random weights), MiniLM's kind: no heads."""
-    from berts.config import BertConfig
-    from berts.model import BertModel
-    from berts.tokenizer import Tokenizer
+    from berts.model.config import BertConfig
+    from berts.model.encoder import BertModel
+    from berts.tokenizer.wordpiece import Tokenizer
 
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *EN_WORDS, *GOOD["en"], *BAD["en"]]
     tok = Tokenizer.from_vocab({t: i for i, t in enumerate(dict.fromkeys(tokens))})

@@ -16,8 +16,8 @@ from train_utils import SLOW_STEPS, cli, kill_after_first_checkpoint, shards, sp
 from berts.compress import losses as L
 from berts.compress.distil import DistilBertTask, load_teacher, student_from_teacher
 from berts.compress.tinybert import TinyBertTask
-from berts.heads import BertForMaskedLM, BertForSequenceClassification
-from berts.model import BertModel
+from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
+from berts.model.encoder import BertModel
 from berts.train import checkpoint
 
 WORDS = "the dog bird sat ran flew over under near a big small red blue green house tree river hill".split()
@@ -30,7 +30,7 @@ def sets(*items):
 
 
 def tiny_config(vocab, layers=4, hidden=32, heads=2, **kw):
-    from berts.config import BertConfig
+    from berts.model.config import BertConfig
 
     return BertConfig(vocab_size=vocab, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
                       intermediate_size=2 * hidden, max_position_embeddings=64, **kw)
@@ -40,7 +40,7 @@ def tiny_config(vocab, layers=4, hidden=32, heads=2, **kw):
 def data(tmp_path_factory):
     """A tokenizer, a labelled task (does the sentence hold "cat"?) and three teachers: a
     classifier, a bare encoder (MiniLM's kind: no MLM head, no task head)."""
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     root = tmp_path_factory.mktemp("distill")
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "cat", *string.ascii_lowercase]
@@ -66,7 +66,7 @@ def data(tmp_path_factory):
 @pytest.fixture(scope="module")
 def mlm_teacher(shards, tmp_path_factory):  # noqa: F811
     """A BertForMaskedLM teacher on the shards' vocabulary (general distillation)."""
-    from berts.tokenizer import load_tokenizer
+    from berts.tokenizer.wordpiece import load_tokenizer
 
     meta = json.loads((shards / "meta.json").read_text())
     tok = load_tokenizer(shards.parent / "tok")
@@ -121,9 +121,9 @@ def test_student_gets_exactly_the_listed_teacher_layers(data, tmp_path):
 
 
 def _trainer(data, out, *items):
-    from berts.train.config import DistillConfig, load_config
+    from berts.config.schema import DistillConfig, load_config
     from berts.train.distributed import Dist
-    from berts.train.recipes import distillation_run
+    from berts.runs.distill import distillation_run
 
     cfg = load_config(DistillConfig, None, [*QUIET, f"log.out={out}", f"distill.teacher={data.classifier}",
                                             f"data.train={data.train}", f"data.dev={data.dev}",

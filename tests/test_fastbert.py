@@ -163,8 +163,8 @@ def test_saved_directory_is_a_hugging_face_directory(tmp_path):
 
 
 def test_classifier_api_reports_the_exit_layer(tmp_path):
-    from berts.inference import Classifier
-    from berts.train.recipes import SETTINGS_KEY
+    from berts.serve.predict import Classifier
+    from berts.data.tables import SETTINGS_KEY
 
     model, tok = exit_model(labels=2)
     model.config.extra[SETTINGS_KEY] = {"task": "classification", "text_column": "sentence", "label_column": "label",
@@ -191,7 +191,7 @@ def test_classifier_api_reports_the_exit_layer(tmp_path):
 def make_teacher(tmp_path):
     """A fine-tuned classifier directory (4 layers, 2 labels) and a training file of text only."""
     from berts import BertForSequenceClassification
-    from berts.train.recipes import SETTINGS_KEY
+    from berts.data.tables import SETTINGS_KEY
 
     model, tok = exit_model(labels=2, scale=0.3)
     base = model.config.replace(extra={SETTINGS_KEY: {"task": "classification", "text_column": "sentence",
@@ -240,7 +240,7 @@ def test_finetune_early_exit_on_unlabelled_text(tmp_path, capsys):
     # predict: each row carries its exit layer, the API's
     assert main(["predict", str(out / "final"), str(labelled), "--speed", "0.5"]) == 0
     rows = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     clf = Classifier.from_pretrained(out / "final").early_exit("entropy", speed=0.5)
     api = clf.predict([r["text"] for r in rows])

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
-from berts.model import BertAttention, compile_model, fast_dropout
+from berts.model.encoder import BertAttention, compile_model, fast_dropout
 from conftest import padded_batch, randomize
 
 ATOL = 1e-5
@@ -84,7 +84,7 @@ def test_fast_paths_equal_plain(cls, arch, train, fast):
 
 
 def test_packing_puts_several_sequences_in_a_row():
-    from berts.padding import unpad_index
+    from berts.model.padding import unpad_index
 
     mask = torch.zeros(4, 16, dtype=torch.long)
     for row, n in enumerate((10, 5, 16, 6)):
@@ -212,8 +212,8 @@ def test_compile_for_real_gives_the_same_numbers():
 
 def test_packing_a_full_mask_keeps_each_sequence_own_mask():
     """A causal [B, S, S] mask packed: in slot coordinates, each sequence's causal mask, apart."""
-    from berts.attention import causal_mask
-    from berts.padding import unpad_index
+    from berts.model.attention import causal_mask
+    from berts.model.padding import unpad_index
 
     lengths = (10, 5, 16, 6)
     pad = torch.zeros(4, 16, dtype=torch.bool)

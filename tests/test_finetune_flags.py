@@ -11,7 +11,7 @@ import pytest
 import torch
 from train_utils import cli
 
-from berts.train.config import FinetuneConfig, PretrainConfig, load_config
+from berts.config.schema import FinetuneConfig, PretrainConfig, load_config
 
 WORDS = "the dog bird sat ran flew over under near a big small red blue green house tree river hill".split()
 COMMON = ["--set", "impl.threads=1", "--set", "impl.device=cpu", "--set", "log.progress=none",
@@ -23,7 +23,7 @@ def base(tmp_path_factory):
     """A tiny transformers BertModel directory (no classification head) with its tokenizer."""
     import transformers
 
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     root = tmp_path_factory.mktemp("flags")
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS) | {"cat"}), *string.ascii_lowercase]
@@ -137,7 +137,7 @@ def test_flag_errors_are_one_line(capsys):
 def test_show_config_lists_every_key(command, cls, capsys):
     import dataclasses
 
-    from berts.config import BertConfig
+    from berts.model.config import BertConfig
 
     assert cli([command, "--show-config"]) == 0
     out = capsys.readouterr().out
@@ -206,7 +206,7 @@ def test_start_line_prints_the_resolved_values_and_no_resume_checkpoint(base, tm
 @torch.no_grad()
 def test_label_smoothing_and_class_weights_change_the_loss_by_hand():
     from berts import BertConfig
-    from berts.heads import BertForSequenceClassification
+    from berts.model.heads import BertForSequenceClassification
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
@@ -238,7 +238,7 @@ def test_the_run_passes_its_loss_options_to_the_classifier(base, tmp_path):
     """balanced: n / (labels x n_class) from the training table; the training loss is the weighted,
     smoothed one (by hand on one batch)."""
     from berts.train.distributed import Dist
-    from berts.train.recipes import finetuning_run
+    from berts.runs.finetune import finetuning_run
 
     train = table(tmp_path / "train.tsv", 40, 2)
     labels = [line.split("\t")[1] for line in train.read_text().splitlines()[1:]]
@@ -277,8 +277,8 @@ def test_positive_label_changes_f1_by_hand(base, tmp_path):
     from berts.data.labels import LabelMap
     from berts.data.tables import read_examples
     from berts.hf import load
-    from berts.tokenizer import load_tokenizer
-    from berts.train.tasks import predict_logits
+    from berts.tokenizer.wordpiece import load_tokenizer
+    from berts.tasks.base import predict_logits
 
     train, dev = table(tmp_path / "train.tsv", 64, 3), table(tmp_path / "dev.tsv", 24, 4)
     out = tmp_path / "run"

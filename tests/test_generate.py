@@ -1,4 +1,4 @@
-"""berts.generate: the cache gives the same ids as no cache (greedy, beams, sampling, both
+"""berts.serve.generate: the cache gives the same ids as no cache (greedy, beams, sampling, both
 readouts), top-k / top-p by hand, seeded sampling, stop at [SEP], and a tiny model overfit on a
 few sentences generates them back exactly (Python API and `berts generate`)."""
 import json
@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from berts import BertConfig
-from berts.generate import GenerationConfig, TextGenerator, filter_logits, generate_ids
-from berts.heads import BertForUnifiedLM
+from berts.serve.generate import GenerationConfig, TextGenerator, filter_logits, generate_ids
+from berts.model.heads import BertForUnifiedLM
 from berts.objectives.lm import next_token_targets
-from berts.tokenizer import Tokenizer
+from berts.tokenizer.wordpiece import Tokenizer
 from conftest import randomize
 from train_utils import cli
 

@@ -5,12 +5,12 @@ import math
 
 import pytest
 
-from berts.attention import MODES
+from berts.model.attention import MODES
 from berts.data.seq2seq import Seq2SeqDataset
 from berts.data.tables import Example
 from berts.metrics import corpus_bleu, lcs_length, rouge_l
 from berts.objectives.lm import next_token_targets
-from berts.tokenizer import Tokenizer
+from berts.tokenizer.wordpiece import Tokenizer
 from train_utils import cli
 
 REF = "the cat sat on the mat".split()

@@ -1,4 +1,4 @@
-"""The Python inference API (berts.inference.Classifier): order restored after the length sort,
+"""The Python inference API (berts.serve.predict.Classifier): order restored after the length sort,
 the same numbers as the model's own forward, int8 against fp32, one-line errors."""
 import json
 import random
@@ -14,7 +14,7 @@ WORDS = "the dog bird sat ran flew over under near a big small red blue green ho
 
 
 def tokenizer():
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS)), *string.ascii_lowercase,
               *(f"##{ch}" for ch in string.ascii_lowercase), *string.punctuation]
@@ -27,7 +27,7 @@ def make_classifier(path, *, albert=False, head=True, labels=("neg", "pos"), reg
     `berts finetune` leaves it. ``head=False``: the bare encoder (BertModel)."""
     from berts import BertConfig, BertForSequenceClassification, BertModel
     from berts.data.labels import LabelMap
-    from berts.train.recipes import SETTINGS_KEY
+    from berts.data.tables import SETTINGS_KEY
 
     tok = tokenizer()
     kw = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -68,7 +68,7 @@ def clf_dir(tmp_path_factory):
 
 
 def test_predict_restores_the_input_order_and_matches_the_model(clf_dir):
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     clf = Classifier.from_pretrained(clf_dir)
     texts = sentences(37, seed=1)  # lengths 2..30 words, in no order: sorted inside
@@ -93,7 +93,7 @@ def test_predict_restores_the_input_order_and_matches_the_model(clf_dir):
 
 
 def test_pairs_and_regression(tmp_path):
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     clf = Classifier.from_pretrained(make_classifier(tmp_path / "pair", pair=True))
     a, b = sentences(6, seed=3), sentences(6, seed=4)
@@ -113,7 +113,7 @@ def test_int8_agrees_with_fp32_on_most_examples(clf_dir):
     every one whose fp32 probability is more than 0.1 from 0.5, and
     no probability moves by more than 0.1 (a random-weight model, its head centred so that the
     labels split about evenly: many examples sit near the boundary, more than a trained model's)."""
-    from berts.inference import Classifier, agreement
+    from berts.serve.predict import Classifier, agreement
 
     texts = sentences(300, seed=5)
     fp32, int8 = Classifier.from_pretrained(clf_dir), Classifier.from_pretrained(clf_dir, int8=True)
@@ -133,7 +133,7 @@ def test_int8_agrees_with_fp32_on_most_examples(clf_dir):
 
 
 def test_bad_inputs_are_one_line_errors(clf_dir, tmp_path):
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     clf = Classifier.from_pretrained(clf_dir)
     for texts, pairs, match in ((["a dog", "  "], None, "text 1 is empty"), ("a dog", None, "not one string"),

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 
 import berts
 from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
-from berts.attention import causal_mask
+from berts.model.attention import causal_mask
 from berts.errors import UserError
 from conftest import padded_batch, randomize
 from train_utils import cli, pretrain_args, shards  # noqa: F401 (fixture)
@@ -119,7 +119,7 @@ def test_bad_values_are_one_line_errors(field, value, message):
 
 
 def test_switches_reach_the_yaml_and_set_keys(tmp_path):
-    from berts.train.config import PretrainConfig, load_config
+    from berts.config.schema import PretrainConfig, load_config
 
     p = tmp_path / "c.yaml"
     p.write_text("model:\n  preset: tiny\n  norm_position: pre\n  ffn: glu\n")

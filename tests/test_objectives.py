@@ -10,7 +10,7 @@ from torch import nn
 
 import berts
 from berts import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
-from berts.heads import BertTaskModel, register_task_model
+from berts.model.heads import BertTaskModel, register_task_model
 from berts.objectives import OBJECTIVES, MaskedLM, Objective, Result, register
 from berts.objectives.base import accuracy
 from conftest import padded_batch, randomize

@@ -1,4 +1,4 @@
-"""One padding rule (berts.padding.pad_width) in every batch maker, capped at the model's positions.
+"""One padding rule (berts.model.padding.pad_width) in every batch maker, capped at the model's positions.
 
 The bug it fixes: with `prepare --max-seq-length 130` (a model of 130 positions), pretraining
 batches came out 136 wide (the longest rounded up to 8, uncapped); training hid it (unpad only
@@ -16,8 +16,8 @@ import berts
 from berts.data import PretrainingCollator, PretrainingDataset, ResumableBatchSampler, prepare
 from berts.data.classification import ClassificationDataset
 from berts.data.tables import Example
-from berts.padding import pad_width
-from berts.tokenizer import load_tokenizer
+from berts.model.padding import pad_width
+from berts.tokenizer.wordpiece import load_tokenizer
 
 SEQ = 30  # not a multiple of 8
 MODEL_KEYS = ("input_ids", "attention_mask", "token_type_ids", "mlm_positions", "mlm_labels", "next_sentence_label")

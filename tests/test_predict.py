@@ -65,7 +65,7 @@ def test_file_and_stdin_give_the_same_output(model, table, tmp_path, capsys):
     assert rc == rc2 == 0 and a == b
     assert [(r["line"], r["text"]) for r in map(json.loads, a.splitlines())] == [(1, "the cat sat"), (3, "a big red dog ran")]
     # the labels are the API's
-    from berts.inference import Classifier
+    from berts.serve.predict import Classifier
 
     preds = Classifier.from_pretrained(model).predict([r["text"] for r in rows])
     assert [r["label"] for r in rows] == [p.label for p in preds]

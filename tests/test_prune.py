@@ -11,8 +11,8 @@ from test_distill import batch_of, data, mlm_teacher, sets  # noqa: F401 (fixtur
 from train_utils import cli, shards  # noqa: F401 (fixture)
 
 from berts.compress.prune import _top, measure_importance, prune_model
-from berts.config import BertConfig
-from berts.heads import BertForSequenceClassification
+from berts.model.config import BertConfig
+from berts.model.heads import BertForSequenceClassification
 
 TEXTS = ["the cat sat on a big red house", "a small blue tree near the river", "dog ran over the hill and the cat"]
 

@@ -1,8 +1,8 @@
-"""berts.report: one block list written as markdown and as a self-contained HTML page."""
+"""berts.util.report: one block list written as markdown and as a self-contained HTML page."""
 import base64
 import re
 
-from berts.report import Report
+from berts.util.report import Report
 
 PNG = base64.b64decode(  # a 1x1 white PNG
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4//8/AAX+Av4N70a4AAAAAElFTkSuQmCC")

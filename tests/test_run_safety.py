@@ -21,7 +21,7 @@ COMMON = ["--set", "impl.threads=1", "--set", "impl.device=cpu", "--set", "log.p
 def base(tmp_path_factory):
     """A tiny berts BertForPreTraining directory with its tokenizer."""
     from berts import BertConfig, BertForPreTraining
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     root = tmp_path_factory.mktemp("safety")
     tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *sorted(set(WORDS) | {"cat"}), *string.ascii_lowercase]

@@ -8,7 +8,7 @@ import os
 import pytest
 
 from berts.errors import UserError
-from berts.fileio import MARKER, claim_output_dir, read_marker
+from berts.util.fileio import MARKER, claim_output_dir, read_marker
 
 
 def _earlier_run(out, kind="pretrain"):

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from berts import BertModel, preset
-from berts import fileio
+from berts.util import fileio
 from berts.errors import UserError
-from berts.fileio import atomic_write_dir, recover_dir
+from berts.util.fileio import atomic_write_dir, recover_dir
 from berts.train import checkpoint
 
 

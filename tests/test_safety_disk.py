@@ -17,8 +17,8 @@ from berts.cli import main
 from berts.data import prepare
 from berts.data.shards import ShardReader
 from berts.errors import UserError
-from berts.fileio import atomic_write_file
-from berts.tokenizer import Tokenizer, load_tokenizer
+from berts.util.fileio import atomic_write_file
+from berts.tokenizer.wordpiece import Tokenizer, load_tokenizer
 from berts.train import checkpoint
 
 NO_SPACE = "cannot write (no space left on the device)"

@@ -19,7 +19,7 @@ from train_utils import cli, make_shards, pretrain_args, weights, write_corpus
 from berts.data.collate import PretrainingCollator, TrigramShuffle
 from berts.data.instances import REORDER_PERMUTATIONS, create_instances
 from berts.data.masking import TRIGRAM_SHUFFLES, shuffle_trigrams
-from berts.heads import BertForMaskedLM, BertForPreTraining
+from berts.model.heads import BertForMaskedLM, BertForPreTraining
 from conftest import padded_batch, randomize
 
 CLS, SEP = 2, 3
@@ -337,7 +337,7 @@ def fixed_tokenizer(corpus, directory):
     reorder accuracy moved between 0.65 and 0.74 from run to run."""
     import re
 
-    from berts.tokenizer import SPECIAL_TOKENS, Tokenizer
+    from berts.tokenizer.wordpiece import SPECIAL_TOKENS, Tokenizer
 
     words = sorted(set(re.findall(r"\w+|[^\w\s]", corpus.read_text(encoding="utf-8").lower())))
     chars = sorted(set("".join(words)))
@@ -407,7 +407,7 @@ def test_wso_resume_is_exact(data, tmp_path):
 
 def test_prepare_command_reorder_is_deterministic_across_workers(tmp_path, capsys):
     path = structured_corpus(tmp_path / "c.txt", docs=200)
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     Tokenizer.train([path], 120, show_progress=False).save_pretrained(tmp_path / "tok")
     outs = []
@@ -432,7 +432,7 @@ def test_held_out_mlm_is_measured_on_clean_text_and_wso_on_shuffled(data, tmp_pa
     from types import SimpleNamespace
 
     from berts.data.dataset import PretrainingDataset
-    from berts.train.tasks import PretrainingTask
+    from berts.tasks.pretraining import PretrainingTask
 
     out = tmp_path / "run"
     eval_shards = data["distance-eval"]

@@ -15,7 +15,7 @@ from berts.data.tables import Example, read_examples
 from berts.errors import UserError
 from berts.metrics import (accuracy, better, compute_metrics, f1_binary, f1_macro, higher_is_better,
                            matthews_corrcoef, mse, pearson, rankdata, spearman)
-from berts.tokenizer import Tokenizer
+from berts.tokenizer.wordpiece import Tokenizer
 
 WORDS = ("the a cat dog sat on mat it is charming journey he said wow good bad movie film not very "
          "and of to was fun , . ' \" ! ? 0 1 2 3 4 5").split()

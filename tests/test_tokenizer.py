@@ -13,7 +13,7 @@ import torch
 from berts.cli import main
 from berts.errors import UserError
 from berts.data.corpus import Corpus
-from berts.tokenizer import SPECIAL_TOKENS, Tokenizer, load_tokenizer
+from berts.tokenizer.wordpiece import SPECIAL_TOKENS, Tokenizer, load_tokenizer
 
 transformers = pytest.importorskip("transformers")
 AutoTokenizer = transformers.AutoTokenizer

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from berts.errors import UserError
-from berts.train.config import (
+from berts.config.schema import (
     FinetuneConfig,
     PretrainConfig,
     config_from_dict,

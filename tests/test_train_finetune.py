@@ -16,7 +16,7 @@ COMMON = ["--set", "impl.threads=1", "--set", "impl.device=cpu", "--set", "log.p
 
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory):
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     # a fixed vocabulary: a trained one numbers tied tokens in hash order, and the pair test's
     # tiny model is sensitive to which ids (and so which initial embeddings) its words get
@@ -35,7 +35,7 @@ def hf_base(tokenizer_dir, tmp_path_factory):
     """A transformers BertModel directory: no pooler-to-classifier head, transformers' names."""
     import transformers
 
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     out = tmp_path_factory.mktemp("hf") / "bert"
     torch.manual_seed(0)
@@ -105,9 +105,9 @@ def test_separable_task_from_a_hugging_face_directory(hf_base, tmp_path, capsys)
 def test_pair_task_uses_token_types(tokenizer_dir, tmp_path):
     """MRPC-like TSV (columns named by header, '#1 String'...): which of the two sentences has 'cat'."""
     from berts import BertConfig, BertForPreTraining
-    from berts.train.recipes import finetuning_run
-    from berts.tokenizer import Tokenizer
-    from berts.train.config import FinetuneConfig, load_config
+    from berts.runs.finetune import finetuning_run
+    from berts.tokenizer.wordpiece import Tokenizer
+    from berts.config.schema import FinetuneConfig, load_config
     from berts.train.distributed import Dist
 
     tok = Tokenizer.from_pretrained(tokenizer_dir)

@@ -18,9 +18,9 @@ def records(out: Path, kind: str = "train") -> list[dict]:
 
 
 def make_trainer(shards: Path, out: Path, *extra: str):  # noqa: F811
-    from berts.train.config import PretrainConfig, load_config
+    from berts.config.schema import PretrainConfig, load_config
     from berts.train.distributed import Dist
-    from berts.train.recipes import pretraining_run
+    from berts.runs.pretrain import pretraining_run
 
     cfg = load_config(PretrainConfig, None, TINY + [f"data.shards={shards}", f"log.out={out}", *extra])
     return pretraining_run(cfg, None, Dist())
@@ -249,9 +249,9 @@ def test_model_config_from_a_file(shards, tmp_path):  # noqa: F811
                                           intermediate_size=40, max_position_embeddings=64).to_dict()))
     sets = [s for s in TINY if not s.startswith(("model.hidden_size", "model.num_hidden_layers",
                                                    "model.num_attention_heads", "model.intermediate_size"))]
-    from berts.train.config import PretrainConfig, load_config
+    from berts.config.schema import PretrainConfig, load_config
     from berts.train.distributed import Dist
-    from berts.train.recipes import pretraining_run
+    from berts.runs.pretrain import pretraining_run
 
     cfg = load_config(PretrainConfig, None, sets + [f"data.shards={shards}", f"log.out={tmp_path / 'run'}",
                                                     f"model.config={path}", "train.max_steps=1"])

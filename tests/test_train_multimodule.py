@@ -20,7 +20,7 @@ RUN = ["train.max_steps=16", "train.save_every=4", "train.keep_last=2", "train.g
 def build(shards, out, *extra):  # noqa: F811
     from multimodule_task import build as build_task
 
-    from berts.train.config import PretrainConfig, load_config
+    from berts.config.schema import PretrainConfig, load_config
     from berts.train.distributed import Dist
 
     cfg = load_config(PretrainConfig, None, TINY + [f"log.out={out}", *extra])

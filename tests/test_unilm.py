@@ -8,8 +8,8 @@ import transformers
 
 import berts
 from berts import BertConfig, BertForSequenceClassification
-from berts.attention import MODES, UNILM_MIX, mode_mask, right_to_left_mask
-from berts.heads import BertForUnifiedLM
+from berts.model.attention import MODES, UNILM_MIX, mode_mask, right_to_left_mask
+from berts.model.heads import BertForUnifiedLM
 from berts.objectives.lm import next_token_targets
 from conftest import padded_batch, randomize
 

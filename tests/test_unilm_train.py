@@ -8,11 +8,11 @@ import pytest
 import torch
 
 import berts
-from berts.attention import MODES, UNILM_MIX
+from berts.model.attention import MODES, UNILM_MIX
 from berts.data.collate import PretrainingCollator
 from berts.data.dataset import PretrainingDataset
 from berts.data.masking import draw_mode
-from berts.heads import BertForUnifiedLM
+from berts.model.heads import BertForUnifiedLM
 from berts.objectives.lm import next_token_targets
 from train_utils import cli, make_shards, pretrain_args, write_corpus
 

@@ -40,7 +40,7 @@ def write_corpus(path: Path, docs: int = 40, seed: int = 0, words=WORDS) -> Path
 def make_shards(root: Path, corpus: Path, *, objective: str = "nsp", max_seq_length: int = 32,
                 vocab_size: int = 60) -> Path:
     from berts.data import prepare
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     tok_dir = root / "tok"
     if not tok_dir.exists():

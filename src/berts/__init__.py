@@ -6,15 +6,15 @@ head, loss, counts, metrics) -> heads.py (task models: encoder + objectives) -> 
 -> hf.py (the Hugging Face mapping). Module-level imports run one way: config <- model <-
 objectives <- heads <- hf (tests/test_layering.py).
 """
-from berts.config import BertConfig, preset, preset_names
+from berts.model.config import BertConfig, preset, preset_names
 from berts.errors import UserError
-from berts.heads import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForUnifiedLM,
+from berts.model.heads import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForUnifiedLM,
                          ModelOutput)
-from berts.electra import ElectraForMaskedLM, ElectraForPreTraining  # registers ELECTRA's task models
-from berts.generate import TextGenerator
+from berts.model.electra import ElectraForMaskedLM, ElectraForPreTraining  # registers ELECTRA's task models
+from berts.serve.generate import TextGenerator
 from berts.hf import load, load_config
-from berts.inference import Classifier
-from berts.model import BertModel
+from berts.serve.predict import Classifier
+from berts.model.encoder import BertModel
 from berts.version import __version__
 
 __all__ = [

@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         if isinstance(exc, BrokenPipeError):  # e.g. `berts predict ... | head`: the reader has enough
             return 0
-        from berts.fileio import storage_error
+        from berts.util.fileio import storage_error
 
         print(f"berts: error: {storage_error('<stdout>', exc)}", file=sys.stderr)
         return 2
@@ -101,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         _silence_stdout()
         return 0
     except OSError as exc:
-        from berts.fileio import is_storage_error, storage_error
+        from berts.util.fileio import is_storage_error, storage_error
 
         if not is_storage_error(exc):
             raise

@@ -33,7 +33,7 @@ def register(subparsers) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from berts.augment import augment_file
+    from berts.tools.augment import augment_file
     from berts.errors import UserError
 
     if args.n < 1 or not 0.0 <= args.p <= 1.0 or args.top_k < 1:

@@ -26,7 +26,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from berts.baselines import tfidf_baseline
+    from berts.tools.baselines import tfidf_baseline
     from berts.errors import UserError
 
     try:

@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 
 
 def _fast_paths(text: str) -> dict:
-    from berts.model import FAST_PATHS
+    from berts.model.encoder import FAST_PATHS
 
     names = {x.strip() for x in text.split(",") if x.strip()} - {"none"}
     unknown = names - set(FAST_PATHS)
@@ -60,7 +60,7 @@ def _fast_paths(text: str) -> dict:
 
 
 def run(args) -> int:
-    from berts.bench import BenchOptions, format_table, run_bench
+    from berts.tools.bench import BenchOptions, format_table, run_bench
 
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")
@@ -74,7 +74,7 @@ def run(args) -> int:
         compile=args.compile, transformers=not args.no_transformers, seed=args.seed,
         fast_path=_fast_paths(args.fast_paths))
     if args.engines is not None:
-        from berts.bench.engines import format_engines, parse_engines, run_engines
+        from berts.tools.bench.engines import format_engines, parse_engines, run_engines
 
         if opts.only != ("infer",):
             raise UserError("--engines compares inference engines: use it with --only infer")

@@ -1,5 +1,5 @@
 """What the training and serving commands share: their flags and how flags become config values.
-(Commands do not import each other; the runs themselves are library code in berts.train.recipes.)"""
+(Commands do not import each other; the runs themselves are library code in berts.runs.recipes.)"""
 from __future__ import annotations
 
 from berts.errors import UserError
@@ -101,10 +101,10 @@ def run_overrides(args) -> dict:
 def show_config_or_load(cls, args, overrides: dict):
     """The run's config (defaults, --config, flags, --set); with --show-config, print every key
     of it and return None (the command exits 0 without running)."""
-    from berts.train.config import load_config, show_config
+    from berts.config.schema import load_config, show_config
 
     if args.show_config:
-        from berts.train.config import apply_dict, parse_set, read_yaml, _set_value
+        from berts.config.schema import apply_dict, parse_set, read_yaml, _set_value
 
         cfg = cls()
         if args.config:
@@ -196,7 +196,7 @@ def data_overrides(args) -> list[tuple[str, object]]:
 
 def data_settings(args, settings: dict, *, labels: bool):
     """A FinetuneData section from the data flags, falling back on a model's fine-tuning settings."""
-    from berts.train.config import FinetuneData, set_key
+    from berts.config.schema import FinetuneData, set_key
 
     values = {k: settings[k] for k in ("text_column", "pair_column", "label_column", "format", "header",
                                        "max_length", "task") if settings.get(k) is not None}

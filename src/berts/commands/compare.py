@@ -1,7 +1,7 @@
 """`berts compare DIR... --eval-file F [--speed S,S] [--int8] [--out DIR]`: models side by side on
 one labelled file (parameters, size, FLOPs per token, CPU latency at batch 1 and 32, the metric,
 ratios to the first; early-exit speeds and int8 as rows of their own).
-The work is ``berts.compare``'s; this file is flags -> compare() -> reports."""
+The work is ``berts.tools.compare``'s; this file is flags -> compare() -> reports."""
 from __future__ import annotations
 
 from berts.commands.common import add_data_arguments
@@ -35,7 +35,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from berts.compare import check_speeds, compare, markdown, write_reports
+    from berts.tools.compare import check_speeds, compare, markdown, write_reports
     from berts.errors import UserError
 
     if args.latency_examples < 1 or args.repeats < 1:

@@ -5,7 +5,7 @@ from pathlib import Path
 
 
 def register(subparsers) -> None:
-    from berts.demo import LANGS, DemoSettings
+    from berts.demo.run import LANGS, DemoSettings
 
     d = DemoSettings()
     p = subparsers.add_parser(
@@ -34,7 +34,7 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from berts.demo import DemoSettings, parse_budget, quick_settings, run_demo
+    from berts.demo.run import DemoSettings, parse_budget, quick_settings, run_demo
     from berts.errors import UserError
 
     s = DemoSettings(lang=args.lang, preset=args.preset, masking=args.masking, vocab_size=args.vocab_size,

@@ -1,6 +1,6 @@
 """`berts distill`: DistilBERT or TinyBERT, general (pretraining shards) or task-specific (a
 labelled file, from a fine-tuned teacher). Flags -> config (DistillConfig) ->
-``berts.train.recipes.distillation_run`` -> fit."""
+``berts.runs.distill.distillation_run`` -> fit."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -80,8 +80,8 @@ def _overrides(args) -> dict:
 
 def run(args) -> int:
     from berts.compress.distil import check_distill_config
-    from berts.train.config import DistillConfig
-    from berts.train.recipes import distillation_run
+    from berts.config.schema import DistillConfig
+    from berts.runs.distill import distillation_run
 
     cfg = show_config_or_load(DistillConfig, args, _overrides(args))
     if cfg is None:

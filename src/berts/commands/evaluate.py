@@ -52,9 +52,10 @@ def _sweep(args, clf, ds) -> int:
 
 
 def run(args) -> int:
-    from berts.inference import Classifier, agreement, check_batch_size
+    from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
-    from berts.train.recipes import check_max_length, drop_unknown_labels, read_table
+    from berts.data.tables import check_max_length, read_table
+    from berts.data.labels import drop_unknown_labels
 
     check_batch_size(args.batch_size)
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
@@ -95,7 +96,7 @@ def run(args) -> int:
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
-        from berts.inference import quantize_int8
+        from berts.serve.predict import quantize_int8
 
         quantize_int8(clf.model)
         int8_logits = clf.logits(ds, args.batch_size)

@@ -36,7 +36,7 @@ def _texts(args):
     if not args.eval_file:
         return None, None, None
     from berts.hf import read_config
-    from berts.train.recipes import SETTINGS_KEY, read_table
+    from berts.data.tables import SETTINGS_KEY, read_table
 
     config = read_config(args.model)
     settings = dict(config.extra.get(SETTINGS_KEY) or {})
@@ -50,7 +50,7 @@ def _texts(args):
 
 
 def run(args) -> int:
-    from berts.export import export_onnx
+    from berts.serve.export import export_onnx
 
     if args.threads is not None and args.threads < 1:
         raise UserError(f"--threads must be >= 1, got {args.threads}")

@@ -1,6 +1,6 @@
 """`berts finetune`: sentence / sentence-pair classification or regression from any berts or
 Hugging Face BERT directory (evaluation, best checkpoint, early stopping). Flags -> config ->
-``berts.train.recipes.finetuning_run`` -> fit."""
+``berts.runs.finetune.finetuning_run`` -> fit."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -77,8 +77,8 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.train.config import FinetuneConfig
-    from berts.train.recipes import check_finetune_config, finetuning_run
+    from berts.config.schema import FinetuneConfig
+    from berts.runs.finetune import check_finetune_config, finetuning_run
 
     cfg = show_config_or_load(FinetuneConfig, args, _overrides(args))
     if cfg is None:

@@ -2,7 +2,7 @@
 (pretrain --objective clm / seq2seq / unilm, finetune --task seq2seq). One prompt (or seq2seq
 source) a line from FILE or stdin, or --prompt; one generated text a line on stdout (--jsonl:
 {"prompt", "text"} objects). Greedy by default; --sample (with --temperature, --top-k,
---top-p, --seed), or --num-beams with --length-penalty. The work is berts.generate's."""
+--top-p, --seed), or --num-beams with --length-penalty. The work is berts.serve.generate's."""
 from __future__ import annotations
 
 import json
@@ -50,7 +50,7 @@ def _prompts(args) -> list[str]:
         if sys.stdin.isatty() and args.file is None:
             raise UserError("no prompt: give --prompt TEXT, a FILE, or - with prompts on stdin")
         return [line.rstrip("\r\n") for line in sys.stdin]
-    from berts.fileio import read_text
+    from berts.util.fileio import read_text
 
     return read_text(args.file).splitlines()
 
@@ -58,7 +58,7 @@ def _prompts(args) -> list[str]:
 def run(args) -> int:
     from dataclasses import replace
 
-    from berts.generate import GenerationConfig, TextGenerator
+    from berts.serve.generate import GenerationConfig, TextGenerator
 
     cfg = GenerationConfig(max_new_tokens=args.max_new_tokens, do_sample=args.sample, temperature=args.temperature,
                            top_k=args.top_k, top_p=args.top_p, num_beams=args.num_beams,

@@ -16,7 +16,7 @@ def register(sub):
 
 def summary(path: str) -> dict:
     import berts
-    from berts.heads import TASK_MODELS
+    from berts.model.heads import TASK_MODELS
     from berts.hf import ARCHITECTURES, BERTS_WEIGHTS_NAME, WEIGHTS_NAME, check_weights, read_config
 
     if Path(path).is_dir():

@@ -58,7 +58,7 @@ def _stdin_to_file(fmt: str) -> Path:
 
 
 def _first_row(path: Path) -> list[str] | None:
-    from berts.fileio import open_binary
+    from berts.util.fileio import open_binary
 
     try:
         with open_binary(path) as f:
@@ -97,8 +97,8 @@ def _format(args, settings: dict, path: Path | None) -> str:
 
 
 def run(args) -> int:
-    from berts.inference import Classifier, agreement, check_batch_size, quantize_int8
-    from berts.train.recipes import check_max_length, read_table
+    from berts.serve.predict import Classifier, agreement, check_batch_size, quantize_int8
+    from berts.data.tables import check_max_length, read_table
 
     check_batch_size(args.batch_size)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`

@@ -1,6 +1,6 @@
 """`berts pretrain --config FILE [--set k=v ...] [--budget 15m] [--resume DIR|auto] [--init-from DIR]`:
 MLM (+ NSP/SOP) (+ SBO) pretraining on shards from `berts prepare`. Flags -> config ->
-``berts.train.recipes.pretraining_run`` -> fit."""
+``berts.runs.pretrain.pretraining_run`` -> fit."""
 from __future__ import annotations
 
 from berts.commands.common import (add_run_arguments, launch, put, run_overrides,
@@ -40,8 +40,8 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.train.config import PretrainConfig
-    from berts.train.recipes import check_pretrain_config, pretraining_run
+    from berts.config.schema import PretrainConfig
+    from berts.runs.pretrain import check_pretrain_config, pretraining_run
 
     cfg = show_config_or_load(PretrainConfig, args, _overrides(args))
     if cfg is None:

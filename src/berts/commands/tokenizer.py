@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from berts.errors import UserError
-from berts.fileio import TOKENIZER_NAMES, claim_output_dir, release_output_dir
+from berts.util.fileio import TOKENIZER_NAMES, claim_output_dir, release_output_dir
 
 
 def register(subparsers) -> None:
@@ -67,7 +67,7 @@ def _case(lowercase: bool) -> str:
 
 
 def _train(args) -> int:
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     # refused before the (long) training, not after: a new, empty or (--overwrite) earlier tokenizer's directory
     out = claim_output_dir(args.out, "tokenizer", overwrite=args.overwrite, protect=_inputs(args.corpus))
@@ -97,7 +97,7 @@ def _inputs(patterns) -> list[Path]:
 
 
 def _encode(args) -> int:
-    from berts.tokenizer import load_tokenizer
+    from berts.tokenizer.wordpiece import load_tokenizer
 
     if args.max_length is not None and args.max_length < 1:
         raise UserError(f"--max-length must be at least 1, got {args.max_length}")
@@ -111,7 +111,7 @@ def _encode(args) -> int:
 
 
 def _import(args) -> int:
-    from berts.tokenizer import Tokenizer
+    from berts.tokenizer.wordpiece import Tokenizer
 
     path = Path(args.vocab)
     if path.is_dir():

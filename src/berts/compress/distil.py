@@ -28,7 +28,7 @@ from torch import nn
 
 from berts.compress import losses as L
 from berts.errors import UserError
-from berts.train.tasks import Task, model_inputs
+from berts.tasks.base import Task, model_inputs
 
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -38,7 +38,7 @@ def load_teacher(directory, *, need: str):
     """The teacher of ``directory``, frozen-ready, fast paths on. ``need``: ``mlm`` (an MLM head),
     ``classifier`` (a fine-tuned classification head) or ``encoder`` (anything). A teacher of the
     wrong kind is one line saying what it is and what to do."""
-    from berts.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification
+    from berts.model.heads import BertForMaskedLM, BertForPreTraining, BertForSequenceClassification
     from berts.hf import load
 
     path = Path(directory)
@@ -74,7 +74,7 @@ def encoder_of(model) -> nn.Module:
 def _plain_key(model, key: str) -> str:
     """A state-dict key as "embeddings..." / "encoder.layers.N..." / "pooler..." for the encoder's
     weights, "head:NAME" for a task model's heads: comparable between a BertModel and task models."""
-    from berts.model import BertModel
+    from berts.model.encoder import BertModel
 
     if isinstance(model, BertModel):
         return key
@@ -95,7 +95,7 @@ def student_from_teacher(teacher, layers, cls=None, **overrides):
     if len(set(layers)) != len(layers):
         raise UserError(f"student layers {','.join(map(str, layers))}: a layer is listed twice")
     config = teacher.config.replace(num_hidden_layers=len(layers), **overrides)
-    from berts.model import BertModel
+    from berts.model.encoder import BertModel
 
     if cls is BertModel:  # a bare encoder has a pooler where the teacher's has one (an MLM model's has none)
         student = BertModel(config, add_pooling_layer=getattr(teacher, "pooler", None) is not None)
@@ -204,12 +204,12 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     a student directory, e.g. a general-distilled one; ``model.preset`` / ``model.config``: new
     random weights), general distillation on ``data.shards`` or task distillation on
     ``data.train`` (+ ``data.dev``: evaluation, best/), with ``distill.method``."""
-    from berts.heads import BertForMaskedLM, BertForSequenceClassification
-    from berts.model import BertModel
-    from berts.tokenizer import load_tokenizer
+    from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
+    from berts.model.encoder import BertModel
+    from berts.tokenizer.wordpiece import load_tokenizer
     from berts.train import distributed
     from berts.train.checkpoint import seed_all
-    from berts.train.recipes import claim_output
+    from berts.runs.common import claim_output
     from berts.train.trainer import Trainer
 
     k, d, m = cfg.distill, cfg.data, cfg.model
@@ -250,7 +250,7 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     if evaluator is not None:
         evaluator.model = student
     if not general:  # how `berts evaluate` / `berts predict` read a table for the student
-        from berts.train.recipes import SETTINGS_KEY
+        from berts.data.tables import SETTINGS_KEY
 
         student.config.extra[SETTINGS_KEY] = {
             "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
@@ -293,7 +293,7 @@ def check_distill_config(cfg) -> None:
         raise UserError("distillation here is for classification teachers (data.task classification)")
     if cfg.train.patience and not d.dev:
         raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
-    from berts.train.recipes import check_metric
+    from berts.runs.finetune import check_metric
 
     check_metric(cfg.train.metric, "classification")
     starts = [s for s in ("student_layers", "init_from", "preset", "config")
@@ -320,9 +320,9 @@ PRUNE_BATCH = 64
 def build_student(cfg, teacher, cls, general: bool, data=None):
     """(student, what it is) from the config's one student source; ``data`` (the training dataset)
     gives --student-init prune its batches."""
-    from berts.config import preset
+    from berts.model.config import preset
     from berts.hf import load_config
-    from berts.train.recipes import load_for_finetuning
+    from berts.runs.finetune import load_for_finetuning
 
     k, m = cfg.distill, cfg.model
     labels = {} if general else {key: getattr(teacher.config, key) for key in ("num_labels", "id2label", "label2id")}
@@ -369,8 +369,9 @@ def classification_data(cfg, teacher, tokenizer):
     finetune` reads them, labelled with the teacher's labels (a label it does not know is an error)."""
     from berts.data.classification import ClassificationDataset
     from berts.data.labels import LabelMap
-    from berts.train.recipes import check_max_length, drop_unknown_labels, read_table
-    from berts.train.tasks import ClassificationTask
+    from berts.data.tables import check_max_length, read_table
+    from berts.data.labels import drop_unknown_labels
+    from berts.tasks.classification import ClassificationTask
 
     d = cfg.data
     label_map = LabelMap.from_config(teacher.config)

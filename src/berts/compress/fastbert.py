@@ -38,12 +38,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.config import BertConfig
+from berts.model.config import BertConfig
 from berts.errors import UserError
-from berts.heads import BertForSequenceClassification, register_task_model
-from berts.model import Dropout, EncoderState, _init_module
+from berts.model.heads import BertForSequenceClassification, register_task_model
+from berts.model.encoder import Dropout, EncoderState, _init_module
 from berts.objectives.base import Objective, Result, register
-from berts.train.tasks import Task
+from berts.tasks.base import Task
 
 EXIT_KEY = "berts_early_exit"  # config.json: {"width": w, "heads": h}
 WIDTH, HEADS = 128, 2  # FastBERT's cla_hidden_size, cla_heads_num
@@ -374,9 +374,9 @@ def exit_summary(layers: np.ndarray, num_layers: int) -> dict:
 
 
 def exit_flops(config, lengths: np.ndarray, layers: np.ndarray, rule: str, speed: float) -> float:
-    """FLOPs per example of early exit (berts.compare's counts): the layers each example ran on its
+    """FLOPs per example of early exit (berts.tools.compare's counts): the layers each example ran on its
     real tokens, the students it was tested at, and the final pooler + classifier if it got there."""
-    from berts.compare import encoder_flops, student_flops
+    from berts.tools.compare import encoder_flops, student_flops
 
     spec = config.extra.get(EXIT_KEY) or {}
     width = int(spec.get("width", WIDTH))
@@ -475,8 +475,8 @@ def model_columns(d, config):
     format, max length), as `berts evaluate` does: the exits learn on the text the model was tuned on."""
     import dataclasses
 
-    from berts.train.config import FinetuneData
-    from berts.train.recipes import SETTINGS_KEY
+    from berts.config.schema import FinetuneData
+    from berts.data.tables import SETTINGS_KEY
 
     settings = config.extra.get(SETTINGS_KEY) or {}
     default = FinetuneData()
@@ -494,12 +494,13 @@ def early_exit_run(cfg, resume=None, dist=None, *, resume_requested=None, overwr
     import warnings
 
     from berts.data.classification import ClassificationDataset
-    from berts.heads import BertForSequenceClassification
+    from berts.model.heads import BertForSequenceClassification
     from berts.hf import load
-    from berts.tokenizer import load_tokenizer
+    from berts.tokenizer.wordpiece import load_tokenizer
     from berts.train import distributed
     from berts.train.checkpoint import seed_all
-    from berts.train.recipes import check_max_length, claim_output, read_table
+    from berts.data.tables import check_max_length, read_table
+    from berts.runs.common import claim_output
     from berts.train.trainer import Trainer
 
     d, m = cfg.data, cfg.model

@@ -17,7 +17,7 @@ labels.py          ``LabelMap``: label names <-> class ids
 classification.py  ``ClassificationDataset``: tokenized once, collated per batch
 =================  ===========================================================
 
-Every batch maker pads to ``berts.padding.pad_width`` (one rule, capped at the model's positions).
+Every batch maker pads to ``berts.model.padding.pad_width`` (one rule, capped at the model's positions).
 
 The torch-side names (``PretrainingDataset``, ``PretrainingCollator``,
 ``make_pretraining_loader``) are imported on first use, so ``prepare`` does not load torch.

@@ -3,7 +3,7 @@
 :class:`ClassificationDataset` collates from the ``(epoch, step, indices)`` items of
 ``ResumableBatchSampler`` (``DataLoader(ds, batch_size=None, sampler=sampler)``). Rows come from
 berts.data.tables (``read_examples``), label ids from berts.data.labels (``LabelMap``); the batch
-width is berts.padding's one rule (``pad_width``), capped at ``max_length``.
+width is berts.model.padding's one rule (``pad_width``), capped at ``max_length``.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ import torch
 from berts.data.labels import LabelMap
 from berts.data.tables import Example
 from berts.errors import UserError, where
-from berts.padding import pad_width
+from berts.model.padding import pad_width
 
 
 class ClassificationDataset:

@@ -1,6 +1,6 @@
 """Batches for pretraining: pad, mask, and hand the model sparse MLM targets.
 
-A batch is a dict of torch long tensors (S = ``berts.padding.pad_width``: the longest sequence
+A batch is a dict of torch long tensors (S = ``berts.model.padding.pad_width``: the longest sequence
 rounded up to a multiple of ``pad_to_multiple_of``, never past ``max_seq_length``, the model's
 positions)::
 
@@ -11,7 +11,7 @@ positions)::
     sbo_left [N], sbo_right [N], sbo_rel [N]   (with sbo: flat positions of the tokens just
                        before and after each masked token's span, and its place in the span, 0..9)
     lm_mode []         (``lm_objective``: the batch's attention mode, an index into
-                       berts.attention.MODES; see masking.draw_mode)
+                       berts.model.attention.MODES; see masking.draw_mode)
     lm_positions [N], lm_labels [N]   (``lm_objective`` clm / seq2seq, instead of the MLM
                        targets: flat positions whose next token is predicted, and those next ids;
                        clm: every real token but the first; seq2seq: segment B's tokens)
@@ -42,7 +42,7 @@ import torch
 
 from berts.data.masking import LM_OBJECTIVES, MASKINGS, draw_mode, mask_batch, next_token_positions, shuffle_trigrams
 from berts.data.segment import UNIT_START, WORD_START
-from berts.padding import pad_width
+from berts.model.padding import pad_width
 
 
 @dataclass

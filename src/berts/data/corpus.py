@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from berts.errors import UserError, where
-from berts.fileio import open_binary
+from berts.util.fileio import open_binary
 
 FORMATS = ("auto", "bert", "plain", "jsonl")
 JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")

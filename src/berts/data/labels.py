@@ -96,3 +96,61 @@ class LabelMap:
         if isinstance(ids, (int, np.integer)):
             return self.names[int(ids)]
         return [self.names[int(i)] for i in ids]
+
+
+
+def check_labels(label_map, path, what: str) -> None:
+    """A classifier learns nothing from one label, and a dev set of one label picks "best" at accuracy 1."""
+    if len(label_map) < 2:
+        raise UserError(f"{path}: every {what} example has the label '{label_map.names[0]}': classification "
+                        "needs at least 2 labels (regression: --task regression)")
+
+
+def resolve_class_weights(value, label_map, labels) -> list[float] | None:
+    """train.class_weights -> [num_labels] weights in label-id order. ``balanced``: n / (k x n_c) over the
+    training labels (scikit-learn's); a mapping: the labels named (others weigh 1)."""
+    import numpy as np
+
+    from berts.config.schema import parse_class_weights
+
+    if value is None:
+        return None
+    parsed = parse_class_weights(value)
+    if parsed == "balanced":
+        counts = np.bincount(np.asarray(labels, dtype=np.int64), minlength=len(label_map))
+        return [float(len(labels) / (len(label_map) * c)) if c else 1.0 for c in counts]
+    unknown = [name for name in parsed if name not in label_map]
+    if unknown:
+        raise UserError(f"train.class_weights: label {unknown[0]!r} is not in the training data "
+                        f"(labels: {', '.join(label_map.names[:10])})")
+    return [parsed.get(name, 1.0) for name in label_map.names]
+
+
+def resolve_positive(name, label_map) -> int:
+    """train.positive_label -> its label id (default: id 1, the second label in sorted order)."""
+    if name is None:
+        return 1
+    if str(name) not in label_map:
+        raise UserError(f"train.positive_label {name!r} is not a label of the training data "
+                        f"(labels: {', '.join(label_map.names[:10])})")
+    if len(label_map) != 2:
+        raise UserError(f"train.positive_label is for 2 labels (binary F1); with {len(label_map)} labels f1 is "
+                        "the macro F1")
+    return label_map.label2id[str(name)]
+
+
+def drop_unknown_labels(examples, label_map, report, skip: bool):
+    """Rows whose label the model does not know: left in (the dataset then stops at the first,
+    naming file and line) or, with skip_bad_rows, dropped and counted in the report."""
+    if label_map is None or not skip:
+        return examples
+    kept = [e for e in examples if e.label is None or str(e.label) in label_map]
+    dropped = len(examples) - len(kept)
+    if dropped:
+        report.skipped["unknown label"] = report.skipped.get("unknown label", 0) + dropped
+        first = next(e for e in examples if e.label is not None and str(e.label) not in label_map)
+        report.first_skipped.append(f"{first.path}:{first.line}: unknown label '{first.label}'")
+        report.rows = len(kept)
+    if not kept:
+        raise UserError(f"{report.path}: no examples with a label the model knows ({report.summary()})")
+    return kept

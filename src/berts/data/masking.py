@@ -356,7 +356,7 @@ MODE_STREAM = 0x4D4F4445  # "MODE": keeps the mode's generator apart from the ex
 
 
 def draw_mode(objective: str, seed: int, epoch: int, step: int) -> int:
-    """The attention mode (an index into berts.attention.MODES) of batch ``step`` of ``epoch``.
+    """The attention mode (an index into berts.model.attention.MODES) of batch ``step`` of ``epoch``.
 
     ``unilm`` draws it with UniLM's mix (UNILM_MIX: 1/3 bidirectional, 1/6 left-to-right, 1/6
     right-to-left, 1/3 seq2seq) from a generator seeded with (seed, epoch, step), as the masks
@@ -364,7 +364,7 @@ def draw_mode(objective: str, seed: int, epoch: int, step: int) -> int:
     parts of one global batch share its step) draw the same mode. ``clm`` is always
     left-to-right, ``seq2seq`` always seq2seq.
     """
-    from berts.attention import MODES, UNILM_MIX
+    from berts.model.attention import MODES, UNILM_MIX
 
     if objective == "clm":
         return MODES.index("left-to-right")

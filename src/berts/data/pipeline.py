@@ -29,8 +29,8 @@ from berts.data.instances import NUM_LABELS, OBJECTIVES, create_instances, num_s
 from berts.data.segment import EntityMatcher, Segmenter, jieba_available, read_lexicon, token_bits
 from berts.data.shards import CONTINUATION_FILE, FORMAT, META_FILE, VERSION, ShardWriter, token_dtype
 from berts.errors import UserError, where
-from berts.fileio import atomic_write_file, fsync_path, is_storage_error, storage_error
-from berts.tokenizer import load_tokenizer
+from berts.util.fileio import atomic_write_file, fsync_path, is_storage_error, storage_error
+from berts.tokenizer.wordpiece import load_tokenizer
 
 SEGMENTER_CHOICES = (None, "auto", "jieba", "gold", "lexicon")
 POOL_BYTES = 1 << 20

@@ -25,7 +25,7 @@ import numpy as np
 
 from berts.data.corpus import CJK
 from berts.errors import UserError
-from berts.fileio import read_text
+from berts.util.fileio import read_text
 
 SEGMENTERS = ("jieba", "gold", "lexicon")
 WORD_START = 1  # the token starts a word (whole-word, n-gram and span masking)

@@ -4,11 +4,11 @@ Rows come from berts.data.tables (the one reader: TSV, CSV, JSONL, with ``--sour
 ``--target-column``); each becomes ``[CLS] source [SEP] target [SEP]``, the source as segment A
 (token type 0), the target with its closing [SEP] as segment B (type 1), trained under UniLM's
 seq2seq mask (A sees A; B sees A and B up to itself) with next-token targets on B
-(objectives/lm.py): exactly the layout berts.generate decodes in its seq2seq mode.
+(objectives/lm.py): exactly the layout berts.serve.generate decodes in its seq2seq mode.
 
 Too long a pair is cut: the target keeps up to ``max_target_length`` tokens (default: half of
 ``max_length``), the source the rest. ``ds[(epoch, step, indices)]`` is a padded batch (the
-padding rule of berts.padding):
+padding rule of berts.model.padding):
 
     input_ids [B, S]  attention_mask [B, S]  token_type_ids [B, S]  lm_mode []  (seq2seq)
     lm_positions [N]  lm_labels [N]   (flat positions into [B*S] that predict B's tokens)
@@ -21,11 +21,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from berts.attention import MODES
+from berts.model.attention import MODES
 from berts.data.masking import next_token_positions
 from berts.data.tables import Example
 from berts.errors import UserError
-from berts.padding import pad_width
+from berts.model.padding import pad_width
 
 
 class Seq2SeqDataset:

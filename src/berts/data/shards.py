@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from berts.errors import UserError
-from berts.fileio import fsync_path
+from berts.util.fileio import fsync_path
 
 META_FILE = "meta.json"
 CONTINUATION_FILE = "continuation.npy"

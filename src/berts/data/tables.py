@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from berts.errors import UserError, where
-from berts.fileio import check_readable, open_binary
+from berts.util.fileio import check_readable, open_binary
 
 FORMATS = ("tsv", "csv", "jsonl")
 TASKS = ("classification", "regression")
@@ -363,3 +363,25 @@ def _read_jsonl(path: Path, text_column: Column, text_pair_column: Column | None
             continue
         examples.append(Example(text, pair, label, lineno, spath))
     return examples
+
+SETTINGS_KEY = "berts_finetune"  # config.json: how the data was read, for evaluate/predict
+
+
+def check_max_length(max_length: int | None, max_positions: int) -> int:
+    """data.max_length, or its default: 128, or the model's positions if fewer."""
+    if max_length is None:
+        return min(128, max_positions)
+    if max_length > max_positions:
+        raise UserError(f"data.max_length {max_length} is more than the model's max_position_embeddings "
+                        f"{max_positions}")
+    return max_length
+
+
+def read_table(path, d, *, labels: bool = True, task: str | None = None):
+    """read_examples with a FinetuneData section's column settings: (examples, report)."""
+    from berts.data.tables import read_examples
+
+    return read_examples(
+        path, text_column=d.text_column, text_pair_column=d.pair_column,
+        label_column=d.label_column if labels else None, format=d.format, header=d.header,
+        skip_bad_rows=d.skip_bad_rows, task=task or d.task)

@@ -16,8 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.config import BertConfig
-from berts.model import Dropout
+from berts.model.config import BertConfig
+from berts.model.encoder import Dropout
 from berts.objectives.base import Objective, Result, accuracy, register
 
 

@@ -11,7 +11,7 @@ its future:
   and B's prefix.
 
 Why next-token and not UniLM's masked-token form for seq2seq: it trains the same mask and lets
-generation read the next token off the last position with a key/value cache (berts.generate),
+generation read the next token off the last position with a key/value cache (berts.serve.generate),
 one position per step; the masked form needs a [MASK] slot re-run each step. UniLM's masked
 side (unified MLM under a mode) is the MLM objective with the batch's ``lm_mode``.
 

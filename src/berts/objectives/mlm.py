@@ -13,8 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.config import BertConfig
-from berts.model import activation
+from berts.model.config import BertConfig
+from berts.model.encoder import activation
 from berts.objectives.base import Objective, Result, accuracy, register
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.config import BertConfig
+from berts.model.config import BertConfig
 from berts.objectives.base import Objective, Result, accuracy, register
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import nn
 
-from berts.config import BertConfig
+from berts.model.config import BertConfig
 from berts.objectives.base import Objective, Result, accuracy, register
 from berts.objectives.lm import OnMLMHead
 

@@ -16,11 +16,14 @@ distributed.py torchrun process group (gloo / nccl) and the few collectives used
 monitor.py     the log window, progress bar, metrics.jsonl, TensorBoard, plots, summary
 =============  ===============================================================
 """
-from berts.train.config import FinetuneConfig, PretrainConfig, load_config, save_config
+from berts.config.schema import FinetuneConfig, PretrainConfig, load_config, save_config
 from berts.train.engine import Engine
 from berts.train.plan import RunPlan
-from berts.train.recipes import finetuning_run, pretraining_run
-from berts.train.tasks import ClassificationTask, ModelTask, PretrainingTask, Task
+from berts.runs.finetune import finetuning_run
+from berts.runs.pretrain import pretraining_run
+from berts.tasks.classification import ClassificationTask
+from berts.tasks.base import ModelTask, Task
+from berts.tasks.pretraining import PretrainingTask
 from berts.train.trainer import Trainer, TrainingDiverged
 
 __all__ = ["Trainer", "TrainingDiverged", "Engine", "RunPlan", "Task", "ModelTask", "PretrainingTask",

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 
 from berts.errors import UserError
-from berts.fileio import atomic_write_dir, recover_dir
+from berts.util.fileio import atomic_write_dir, recover_dir
 from berts.hf import weights_file, write_model_files
 
 STATE_NAME = "trainer_state.pt"

@@ -126,7 +126,7 @@ class Engine:
         self.modules = TaskModules(trainable).to(self.device)
         self.modules.train()
         if impl.compile:
-            from berts.model import compile_model
+            from berts.model.encoder import compile_model
 
             for module in [*self.modules.values(), *self.frozen.values()]:
                 compile_model(module)  # in place: checkpoints keep the plain modules' names

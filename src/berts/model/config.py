@@ -1,0 +1,156 @@
+"""Model configuration: one dataclass whose field names are Hugging Face's BertConfig
+names, plus ALBERT's factorized embedding and cross-layer sharing switches, cramming's model
+switches (``norm_position``, ``ffn``, ``bias``), and the presets.
+
+Reading a config.json (ours or transformers', BERT or ALBERT) is hf.py's job:
+``berts.hf.load_config(path)`` (a file, a model directory or a preset name)."""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from berts.errors import UserError
+
+SHARE_CHOICES = ("none", "all", "attention", "ffn")
+NORM_POSITIONS = ("post", "pre")
+FFN_CHOICES = ("standard", "glu")
+ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
+
+
+@dataclass
+class BertConfig:
+    vocab_size: int = 30522
+    hidden_size: int = 768
+    num_hidden_layers: int = 12
+    num_attention_heads: int = 12
+    intermediate_size: int = 3072
+    hidden_act: str = "gelu"
+    hidden_dropout_prob: float = 0.1
+    attention_probs_dropout_prob: float = 0.1
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    initializer_range: float = 0.02
+    layer_norm_eps: float = 1e-12
+    pad_token_id: int = 0
+    classifier_dropout: float | None = None
+    # ALBERT: factorized embedding (V x E, then E -> H). None means E = H (plain BERT).
+    embedding_size: int | None = None
+    # ALBERT: cross-layer parameter sharing.
+    share_layers: str = "none"
+    # cramming's model switches (model.py says what each computes):
+    # "post": BERT's x = LN(x + sublayer(x)); "pre": x = x + sublayer(LN(x)), and one final LayerNorm
+    # after the last layer (RoBERTa-PreLayerNorm, GPT-2).
+    norm_position: str = "post"
+    # "standard": H -> I, act, I -> H; "glu": GEGLU with hidden_act as the gate (H -> 2I, act(gate) * a,
+    # I -> H). intermediate_size stays I, the width after the gating: the up matrix doubles (cramming).
+    ffn: str = "standard"
+    # false: no bias in the encoder's Linear layers (qkv, out, up, down, ALBERT's projection) nor in
+    # its LayerNorms. The pooler and the objectives' heads keep theirs.
+    bias: bool = True
+    # SpanBERT's span boundary objective head in BertForPreTraining.
+    span_boundary_objective: bool = False
+    sbo_max_span: int = 10
+    # Fine-tuning heads.
+    num_labels: int = 2
+    problem_type: str | None = None  # "single_label_classification" | "regression"
+    id2label: dict[int, str] | None = None
+    label2id: dict[str, int] | None = None
+    # Unknown ``berts_*`` fields of a config.json, kept and written back.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.validate()
+
+    # ------------------------------------------------------------------ checks
+    def validate(self) -> None:
+        def bad(msg):
+            raise UserError(f"invalid model config: {msg}")
+
+        for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                bad(f"{name} must be a positive integer, got {value!r}")
+        if self.hidden_size % self.num_attention_heads:
+            bad(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
+        if self.share_layers not in SHARE_CHOICES:
+            bad(f"share_layers must be one of {', '.join(SHARE_CHOICES)}, got {self.share_layers!r}")
+        if self.norm_position not in NORM_POSITIONS:
+            bad(f"norm_position must be one of {', '.join(NORM_POSITIONS)}, got {self.norm_position!r}")
+        if self.ffn not in FFN_CHOICES:
+            bad(f"ffn must be one of {', '.join(FFN_CHOICES)}, got {self.ffn!r}")
+        if not isinstance(self.bias, bool):
+            bad(f"bias must be true or false, got {self.bias!r}")
+        if self.hidden_act not in ACTIVATIONS:
+            bad(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
+        if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
+            bad(f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
+        def number(value) -> bool:
+            return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+        for name in ("hidden_dropout_prob", "attention_probs_dropout_prob"):
+            if not number(getattr(self, name)) or not 0.0 <= getattr(self, name) < 1.0:
+                bad(f"{name} must be in [0, 1), got {getattr(self, name)!r}")
+        if self.classifier_dropout is not None and (
+                not number(self.classifier_dropout) or not 0.0 <= self.classifier_dropout < 1.0):
+            bad(f"classifier_dropout must be in [0, 1) or null, got {self.classifier_dropout!r}")
+        for name in ("initializer_range", "layer_norm_eps"):
+            if not number(getattr(self, name)) or not getattr(self, name) > 0:
+                bad(f"{name} must be a positive number, got {getattr(self, name)!r}")
+        if not isinstance(self.num_labels, int) or isinstance(self.num_labels, bool) or self.num_labels < 1:
+            bad(f"num_labels must be a positive integer, got {self.num_labels!r}")
+        if self.id2label is not None and not isinstance(self.id2label, dict):
+            bad(f"id2label must be an object {{id: label}}, got {self.id2label!r}")
+        if self.id2label is not None:
+            self.id2label = {int(k): str(v) for k, v in self.id2label.items()}
+            self.num_labels = len(self.id2label)
+            if self.label2id is None:
+                self.label2id = {v: k for k, v in self.id2label.items()}
+
+    # ---------------------------------------------------------------- derived
+    @property
+    def emb_size(self) -> int:
+        """Width of the embedding tables (E); equals hidden_size unless factorized."""
+        return self.embedding_size or self.hidden_size
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden_size // self.num_attention_heads
+
+    # ----------------------------------------------------------- (de)serialize
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        extra = d.pop("extra")
+        d.update(extra)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "BertConfig":
+        names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        known = {k: v for k, v in d.items() if k in names}
+        extra = {k: v for k, v in d.items() if k not in names and k.startswith("berts_")}
+        return cls(**known, extra=extra)
+
+    def replace(self, **changes) -> "BertConfig":
+        return dataclasses.replace(self, **changes)
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+def preset_names() -> list[str]:
+    return sorted(p.name[:-5] for p in resources.files("berts.model.presets").iterdir() if p.name.endswith(".json"))
+
+
+def preset(name: str, **overrides) -> BertConfig:
+    """A named size preset: tiny, mini, small, medium, base, large, albert-base."""
+    path = resources.files("berts.model.presets") / f"{name}.json"
+    if not path.is_file():
+        raise UserError(f"unknown model preset {name!r} (choose from {', '.join(preset_names())})")
+    d = json.loads(path.read_text())
+    d.update(overrides)
+    return BertConfig.from_dict(d)

@@ -1,0 +1,266 @@
+"""ONNX export: a berts (or Hugging Face) directory as an ONNX graph, checked in onnxruntime.
+
+    report = export_onnx("runs/sst2/best", "model.onnx", optimize=True, int8=True)
+
+* What is exported is the plain path (fast paths off: unpad, pack and sparse output are
+  data-dependent gathers an exported graph should not carry), run layer by layer
+  (``bert.embed`` / ``bert.run_layer`` / ``bert.pool``) with the attention mask built here as a
+  tensor op. ``BertModel.forward`` skips the mask when nothing is padded (a Python branch on a
+  tensor's value, which ``torch.export`` cannot trace); the layer-by-layer pieces take the mask
+  as given, so one graph serves every batch.
+* Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64 [batch, sequence], both axes
+  dynamic); output ``logits`` [batch, labels] for a classifier, else the encoder's
+  ``last_hidden_state`` [batch, sequence, hidden] (and ``pooler_output`` when it has a pooler).
+* After export the graph runs in onnxruntime on real text (``texts``, or paragraphs of the
+  Python reference manual that ship with CPython), padded per batch, and its outputs are compared
+  with berts' own forward in fp32: more than ``tolerance`` (1e-4) apart is an error.
+* ``optimize``: onnxruntime's transformer optimizer (attention, LayerNorm, GELU fusions) on the
+  graph, checked the same way. ``int8``: a dynamically quantized copy (``OUT.int8.onnx``,
+  onnxruntime's ``quantize_dynamic``, int8 weights), reported against the fp32 graph (label
+  agreement, and accuracy on ``labels`` when given), never silently.
+
+onnxruntime, onnx and onnxscript (torch's exporter) are the ``onnx`` extra: ``pip install 'berts[onnx]'``.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+from berts.errors import UserError
+
+INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+TOLERANCE = 1e-4
+
+
+def require_onnx():
+    """(onnx, onnxruntime), or a one-line error saying how to install them."""
+    try:
+        import onnx
+        import onnxruntime
+        import onnxscript  # noqa: F401  torch.onnx.export(dynamo=True) needs it
+    except ImportError as exc:
+        raise UserError(f"ONNX export needs the onnx extra ({exc.name} is not installed): "
+                        "pip install 'berts[onnx]'") from None
+    return onnx, onnxruntime
+
+
+class Exportable(nn.Module):
+    """A task model's plain path as a graph: ids, mask, types -> logits (classifier) or hidden states."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.bert = getattr(model, "bert", model)
+        self.head = getattr(model, "classifier", None)
+        self.output_names = (["logits"] if self.head is not None else
+                             ["last_hidden_state"] + (["pooler_output"] if self.bert.pooler is not None else []))
+
+    def forward(self, input_ids, attention_mask, token_type_ids):
+        bert = self.bert
+        state = bert.embed(input_ids, None, token_type_ids)  # no mask given: the plain path
+        state = replace(state, mask=attention_mask.bool()[:, None, None, :], attention_mask=attention_mask)
+        for i in range(len(bert.encoder.layers)):
+            state = bert.run_layer(i, state)
+        if self.head is not None:
+            return self.head(SimpleNamespace(pooler_output=bert.pool(state)), {}, None).fields["logits"]
+        if bert.pooler is None:
+            return state.x
+        return state.x, bert.pool(state)
+
+
+def reference_outputs(model, batch: dict) -> list[np.ndarray]:
+    """berts' own forward (eval, fp32) on a batch: what the graph must reproduce."""
+    with torch.inference_mode():
+        out = model(**{k: batch[k] for k in INPUTS})
+    if getattr(model, "classifier", None) is not None:
+        return [out.logits.float().numpy()]
+    fields = [out.last_hidden_state] + ([out.pooler_output] if out.pooler_output is not None else [])
+    return [f.float().numpy() for f in fields]
+
+
+def real_texts(n: int = 96) -> list[str]:
+    """Paragraphs of real text with real lengths (CPython's reference manual topics)."""
+    import tempfile
+
+    from berts.tools.bench.batches import corpus_documents, default_corpus
+
+    with tempfile.TemporaryDirectory(prefix="berts-export-") as tmp:
+        docs = corpus_documents(default_corpus(Path(tmp) / "corpus.txt"))
+    paras = [p for d in docs for p in d]
+    step = max(1, len(paras) // n)
+    return paras[::step][:n]
+
+
+def text_batches(tokenizer, texts: list[str], pairs=None, max_length: int = 128, batch_size: int = 16):
+    """Padded batches (numpy int64) of the texts, in order, by the dataset code training uses."""
+    from berts.data.classification import ClassificationDataset
+    from berts.data.tables import Example
+
+    examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<text>") for i, t in enumerate(texts)]
+    ds = ClassificationDataset(examples, tokenizer, max_length=max_length)
+    for lo in range(0, len(ds), batch_size):
+        b = ds.collate(np.arange(lo, min(lo + batch_size, len(ds))))
+        yield {k: b[k] for k in INPUTS}
+
+
+def session(path, threads: int | None = None):
+    _, ort = require_onnx()
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # no busy-waiting between runs: onnxruntime's threads otherwise spin on the cores after each
+    # call, and whatever runs next (the other engines of a benchmark, the rest of a server) waits
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def run_session(sess, batch: dict) -> list[np.ndarray]:
+    names = {i.name for i in sess.get_inputs()}
+    return sess.run(None, {k: batch[k].numpy() if isinstance(batch[k], torch.Tensor) else batch[k]
+                           for k in INPUTS if k in names})
+
+
+def export_model(model, out: Path, example: dict) -> list[str]:
+    """torch.onnx.export (the dynamo exporter) of ``Exportable(model)``, dynamic batch and sequence."""
+    require_onnx()
+    model.eval()
+    model.set_fast_path(unpad=False, pack=False, sparse_output=False, fast_dropout=False)
+    wrapper = Exportable(model).eval()
+    batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    shapes = {k: {0: batch, 1: seq} for k in INPUTS}
+    args = tuple(example[k] for k in INPUTS)
+    import contextlib
+    import io
+    import logging
+
+    quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed. Skipping ..." and the like
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        try:
+            program = torch.onnx.export(wrapper, args, dynamo=True, dynamic_shapes=shapes,
+                                        input_names=list(INPUTS), output_names=wrapper.output_names)
+        finally:
+            quiet.setLevel(level)
+    try:
+        program.save(str(out))
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the ONNX file ({exc.strerror or exc})") from None
+    return wrapper.output_names
+
+
+def check_parity(model, path: Path, batches: list[dict], threads: int | None = None) -> float:
+    """Largest |onnxruntime - berts| over the batches' outputs (padding positions included)."""
+    sess = session(path, threads)
+    worst = 0.0
+    for b in batches:
+        for ours, theirs in zip(reference_outputs(model, b), run_session(sess, b)):
+            worst = max(worst, float(np.abs(ours - theirs).max()))
+    return worst
+
+
+def optimize_graph(src: Path, dst: Path, config) -> None:
+    """onnxruntime's transformer optimizer (fused attention, LayerNorm, GELU, ...)."""
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        opt = optimize_model(str(src), model_type="bert", num_heads=config.num_attention_heads,
+                             hidden_size=config.hidden_size)
+    opt.save_model_to_file(str(dst))
+
+
+def quantize_graph(src: Path, dst: Path) -> None:
+    """onnxruntime's dynamic int8 quantization (int8 weights, activations quantized per batch)."""
+    import logging
+
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    root = logging.getLogger()  # its "consider pre-processing" warning goes to the root logger
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+    finally:
+        root.setLevel(level)
+
+
+def int8_path(out: Path) -> Path:
+    return out.with_name(out.name[:-5] + ".int8.onnx" if out.name.endswith(".onnx") else out.name + ".int8.onnx")
+
+
+def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, texts: list[str] | None = None,
+                pairs: list[str] | None = None, labels: list[str] | None = None, tolerance: float = TOLERANCE,
+                threads: int | None = None) -> dict:
+    """Export ``directory`` to ``out`` (see the module docstring); returns what was written and
+    checked. ``labels``: the texts' gold labels (a classifier's names), for int8's accuracy."""
+    from berts.hf import load
+    from berts.tokenizer.wordpiece import load_tokenizer
+
+    require_onnx()
+    directory, out = Path(directory), Path(out)
+    if out.is_dir():
+        raise UserError(f"{out}: is a directory; name the .onnx file to write")
+    if not out.parent.is_dir():
+        raise UserError(f"{out.parent}: no such directory for the ONNX file")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = load(directory).eval()
+    missing = sorted(set(getattr(model, "loading_info", {}).get("missing_keys") or []))
+    if missing:
+        raise UserError(f"{directory}: {len(missing)} weights are not in the checkpoint ({', '.join(missing[:6])}); "
+                        "the graph would hold random weights")
+    model.set_fast_path(unpad=False, pack=False, sparse_output=False, fast_dropout=False)
+    tokenizer = load_tokenizer(directory)
+    max_length = min(128, model.config.max_position_embeddings)
+    texts = texts or real_texts()
+    batches = list(text_batches(tokenizer, texts, pairs, max_length))
+    report = {"model": str(directory), "architecture": type(model).__name__, "texts": len(texts),
+              "tolerance": tolerance, "files": {}}
+    t = time.perf_counter()
+    report["outputs"] = export_model(model, out, batches[0])
+    report["export_s"] = time.perf_counter() - t
+    report["max_abs_diff"] = check_parity(model, out, batches, threads)
+    report["files"]["fp32"] = str(out)
+    if optimize:
+        optimize_graph(out, out, model.config)
+        report["optimized_max_abs_diff"] = check_parity(model, out, batches, threads)
+    worst = max(report["max_abs_diff"], report.get("optimized_max_abs_diff", 0.0))
+    if not worst <= tolerance:
+        raise UserError(f"{out}: onnxruntime's outputs differ from berts' by {worst:.2e} on {len(texts)} texts "
+                        f"(more than {tolerance:g}); the file is written but do not trust it")
+    if int8:
+        q = int8_path(out)
+        quantize_graph(out, q)
+        report["files"]["int8"] = str(q)
+        report["int8"] = compare_int8(model, out, q, batches, labels, threads)
+    return report
+
+
+def compare_int8(model, fp32_path: Path, int8_path_: Path, batches: list[dict], labels=None,
+                 threads: int | None = None) -> dict:
+    """The int8 graph against the fp32 one on the same batches (and against gold labels)."""
+    from berts.serve.predict import agreement
+
+    a, b = session(fp32_path, threads), session(int8_path_, threads)
+    fa = np.concatenate([run_session(a, x)[0] for x in batches])
+    fb = np.concatenate([run_session(b, x)[0] for x in batches])
+    if getattr(model, "classifier", None) is None:  # hidden states
+        return {"max_abs_diff": float(np.abs(fa - fb).max())}
+    result = agreement(fa, fb, model.is_regression)
+    if labels is not None and not model.is_regression:
+        names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
+        gold = np.array([names.index(str(y)) if str(y) in names else -1 for y in labels])
+        result["fp32_accuracy"] = float((fa.argmax(-1) == gold).mean())
+        result["int8_accuracy"] = float((fb.argmax(-1) == gold).mean())
+    return result

@@ -1,0 +1,26 @@
+"""Loading a fine-tuned directory for serving: the model, its tokenizer and the settings it was trained with."""
+from __future__ import annotations
+
+from berts.data.tables import SETTINGS_KEY
+from berts.errors import UserError
+
+
+def load_classifier(directory, device: str = "auto"):
+    """(model, tokenizer, label_map or None, settings) of a fine-tuned directory, ready to serve."""
+    from berts.data.labels import LabelMap
+    from berts.hf import load
+    from berts.model.heads import BertForSequenceClassification
+    from berts.tokenizer.wordpiece import load_tokenizer
+    from berts.train.distributed import resolve_device
+
+    model = load(directory)
+    if not isinstance(model, BertForSequenceClassification):
+        raise UserError(f"{directory}: a {type(model).__name__}, not a fine-tuned classification model "
+                        "(fine-tune it first with `berts finetune`)")
+    tokenizer = load_tokenizer(directory)
+    label_map = None if model.is_regression else LabelMap.from_config(model.config)
+    settings = dict(model.config.extra.get(SETTINGS_KEY) or {})
+    model.to(resolve_device(device)).eval()
+    # serving: linear layers on real tokens only, packed attention rows, last layer on [CLS] only
+    model.set_fast_path(unpad=True, pack=True, sparse_output=True)
+    return model, tokenizer, label_map, settings

@@ -1,0 +1,213 @@
+"""Inference: a fine-tuned classifier as a Python object, the one path `berts predict`,
+`berts evaluate`, `berts export` and `berts bench --engines` serve through::
+
+    clf = berts.Classifier.from_pretrained("runs/sst2/best")            # int8=True: dynamic int8
+    preds = clf.predict(["a delightful film", "a dull one"])           # sorted by length inside
+    preds[0].label, preds[0].probabilities                             # {"neg": 0.02, "pos": 0.98}
+    clf.predict(["A man sleeps."], pairs=["Someone rests."])           # a sentence-pair model
+    # regression: preds[0].value
+
+Batches are made by the dataset code training uses (``ClassificationDataset``: its tokenizer
+call, its truncation, ``pad_width``), in order of decreasing length (less padding per batch),
+and the results come back in the input order. The fast paths are on (unpad, pack, the last
+layer on [CLS] only), with or without int8.
+
+int8 is ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` of the encoder and
+pooler (weights int8 per tensor, activations quantized per batch); the classifier stays fp32
+(it is an objective, not a plain nn.Linear, and it is tiny). The activations' scale is taken
+per call over the batch's real tokens, so an int8 result depends (a little) on which examples
+share its batch: the batch size is part of an int8 result. int8 changes the numbers: callers
+that report an int8 result also report it against fp32 (``agreement`` below, and evaluate).
+"""
+from __future__ import annotations
+
+import warnings
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from berts.errors import UserError
+
+
+@dataclass
+class Prediction:
+    """One example's result: ``label`` and ``probabilities`` (classification) or ``value`` (regression)."""
+    label: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    value: float | None = None
+    exit_layer: int | None = None  # early exit (Classifier.early_exit): the layer the example left at
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of the model's nn.Linear layers (in place; returns the model).
+
+    The fast paths keep working: a quantized Linear takes the unpadded [T, H] rows as well."""
+    from torch.ao.quantization import quantize_dynamic
+
+    with warnings.catch_warnings():  # torch.ao's deprecation notice (torchao is its successor)
+        warnings.simplefilter("ignore")
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
+
+
+def check_batch_size(batch_size) -> int:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise UserError(f"batch size must be a whole number >= 1, got {batch_size!r}")
+    return batch_size
+
+
+class Classifier:
+    """A fine-tuned sequence classifier (or regressor), ready to serve."""
+
+    def __init__(self, model, tokenizer, label_map, settings: dict, directory: str | None = None,
+                 int8: bool = False):
+        self.model, self.tokenizer, self.label_map = model, tokenizer, label_map
+        self.settings = settings  # how the training data were read (columns, format, max_length)
+        self.directory, self.int8 = directory, int8
+        self.exit: dict | None = None  # early exit: {"rule", "speed", "patience"} (see early_exit)
+        self.exit_layers: np.ndarray | None = None  # [N] of the last logits() call, with early exit
+
+    @classmethod
+    def from_pretrained(cls, directory, int8: bool = False, device: str = "auto") -> "Classifier":
+        """Load a fine-tuned directory (berts' or transformers'). A directory that is not a
+        classifier, or one whose classifier weights are missing (a head would be random), is a
+        one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels)."""
+        from berts.serve.load import load_classifier
+
+        with warnings.catch_warnings(record=True) as caught:  # missing weights are an error below
+            warnings.simplefilter("always")
+            model, tokenizer, label_map, settings = load_classifier(directory, device)
+        missing = sorted(set(getattr(model, "loading_info", {}).get("missing_keys") or []))
+        if missing:
+            shown = ", ".join(missing[:6]) + (", ..." if len(missing) > 6 else "")
+            raise UserError(f"{directory}: not a fine-tuned classifier: {len(missing)} weights are not in the "
+                            f"checkpoint ({shown}); its predictions would come from random weights "
+                            "(fine-tune it with `berts finetune --model DIR`)")
+        for w in caught:  # anything else (unused checkpoint weights) is still said
+            warnings.warn(w.message, w.category, stacklevel=2)
+        if int8:
+            if model.device.type != "cpu":
+                raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
+            model = quantize_int8(model)
+        return cls(model, tokenizer, label_map, settings, str(directory), int8)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def regression(self) -> bool:
+        return self.label_map is None
+
+    @property
+    def labels(self) -> list[str] | None:
+        return None if self.label_map is None else list(self.label_map.names)
+
+    @property
+    def max_length(self) -> int:
+        from berts.data.tables import check_max_length
+
+        return check_max_length(self.settings.get("max_length"), self.model.config.max_position_embeddings)
+
+    # ------------------------------------------------------------------ running
+    def dataset(self, examples, max_length: int | None = None):
+        """A ClassificationDataset of ``berts.data.tables.Example`` rows (labels kept when they have them)."""
+        from berts.data.classification import ClassificationDataset
+
+        return ClassificationDataset(examples, self.tokenizer, label_map=self.label_map,
+                                     max_length=max_length or self.max_length, regression=self.regression)
+
+    def early_exit(self, rule: str = "entropy", speed: float = 0.0, patience: int = 1) -> "Classifier":
+        """Serve with early exit (a directory from `berts finetune --early-exit`): ``rule``
+        "entropy" (leave when normalised entropy < ``speed``) or "patience" (PABEE: after
+        ``patience`` agreeing layers in a row); see berts.compress.fastbert. Each Prediction then
+        carries ``exit_layer``, and ``exit_layers`` the last ``logits`` call's. ``rule=None``: off."""
+        if rule is None:
+            self.exit = None
+            return self
+        from berts.compress.fastbert import BertForSequenceClassificationWithExits, check_rule
+
+        if not isinstance(self.model, BertForSequenceClassificationWithExits):
+            raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
+                            "`berts finetune --early-exit --model DIR`)")
+        check_rule(rule, speed, patience)
+        self.exit = {"rule": rule, "speed": float(speed), "patience": int(patience)}
+        return self
+
+    def forward_batch(self, batch: dict) -> torch.Tensor:
+        """Logits [B, C] of one padded batch. With early exit, the model runs ``bert.embed`` /
+        ``bert.run_layer`` / ``state.select`` and returns each row's logits at the layer it
+        leaves at (kept in ``_batch_layers``)."""
+        inputs = {k: batch[k].to(self.model.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
+        if self.exit is not None:
+            logits, self._batch_layers = self.model.early_exit(**inputs, **self.exit)
+            return logits
+        return self.model(**inputs).logits
+
+    def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
+        """Logits [N, C] (regression [N, 1]) of every example of ``dataset``, in its order.
+        Batches are taken longest first (less padding in each); the order is restored after."""
+        check_batch_size(batch_size)
+        n = len(dataset)
+        order = np.argsort(-dataset.lengths, kind="stable")  # longest first; ties keep input order
+        out = None
+        layers = np.zeros(n, dtype=np.int64) if self.exit is not None else None
+        self.model.eval()
+        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.model.device.type == "cuda"
+                    else nullcontext())
+        with torch.inference_mode(), autocast:
+            for lo in range(0, n, batch_size):
+                idx = order[lo:lo + batch_size]
+                logits = self.forward_batch(dataset.collate(idx)).float().cpu().numpy()
+                if out is None:
+                    out = np.empty((n, logits.shape[1]), dtype=np.float32)
+                out[idx] = logits  # back to the input order
+                if layers is not None:
+                    layers[idx] = self._batch_layers.cpu().numpy()
+        self.exit_layers = layers
+        return out
+
+    def predict(self, texts, pairs=None, batch_size: int = 64, max_length: int | None = None) -> list[Prediction]:
+        """Predictions for ``texts`` (a list of strings; ``pairs``: the second sentences of a
+        pair model), in the order given."""
+        from berts.data.tables import Example
+
+        if isinstance(texts, str):
+            raise UserError("predict takes a list of texts, not one string (wrap it: [text])")
+        texts = list(texts)
+        pairs = None if pairs is None else list(pairs)
+        if pairs is not None and len(pairs) != len(texts):
+            raise UserError(f"{len(texts)} texts but {len(pairs)} pairs")
+        if not texts:
+            return []
+        for i, t in enumerate(texts if pairs is None else texts + pairs):
+            if not isinstance(t, str) or not t.strip():
+                which = "text" if i < len(texts) else "pair"
+                raise UserError(f"{which} {i % len(texts)} is empty or not a string: {t!r}")
+        examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<input>")
+                    for i, t in enumerate(texts)]
+        logits = self.logits(self.dataset(examples, max_length), batch_size)
+        return self.decode(logits, self.exit_layers if self.exit is not None else None)
+
+    def decode(self, logits: np.ndarray, exit_layers: np.ndarray | None = None) -> list[Prediction]:
+        if self.regression:
+            return [Prediction(value=float(v)) for v in logits[:, 0]]
+        probs = torch.from_numpy(logits).softmax(-1).numpy()
+        names = self.label_map.names
+        layers = [None] * len(probs) if exit_layers is None else [int(x) for x in exit_layers]
+        return [Prediction(label=names[int(k)], probabilities={n: float(x) for n, x in zip(names, p)}, exit_layer=e)
+                for p, k, e in zip(probs, probs.argmax(-1), layers)]
+
+
+def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
+    """How far b's logits are from a's: classification: the share of equal argmax labels and the
+    largest probability difference; regression: the largest absolute difference."""
+    if regression:
+        return {"max_abs_diff": float(np.abs(a[:, 0] - b[:, 0]).max())}
+    pa, pb = (torch.from_numpy(x).softmax(-1).numpy() for x in (a, b))
+    return {"label_agreement": float((pa.argmax(-1) == pb.argmax(-1)).mean()),
+            "max_prob_diff": float(np.abs(pa - pb).max())}
+
+
+# The early-exit task model (FastBERT), registered for berts.load / Classifier.from_pretrained
+# whenever berts is imported; last, as it builds on the pieces above.
+import berts.compress.fastbert  # noqa: E402,F401

@@ -1,0 +1,322 @@
+"""`berts compare`: several fine-tuned classifiers on one labelled file, side by side.
+
+For each model directory: parameters (shared ones once: ALBERT's sharing shows here), FLOPs per
+token (counted from the config on the file's real lengths: sharing does not change them), CPU
+latency at batch 1 and batch 32 (every model on the same examples, same threads, the models
+alternated round by round, medians), accuracy (or the regression metric), and each as a ratio to
+the first model (the teacher). Writes a markdown table, a JSON file and a PNG plot of accuracy
+against batch-32 latency::
+
+    rows = compare(["runs/teacher/best", "runs/distil/best", "runs/albert/best"], "test.tsv")
+    print(markdown(rows))
+    rows = compare(["runs/teacher/best", "runs/exits/final"], "test.tsv", speeds=[0.3, 0.5], int8=True)
+
+More rows per directory: an early-exit directory (berts finetune --early-exit) with ``speeds``
+gives one row per speed (its accuracy, average layers, FLOPs of the layers and students each
+example ran, latency); ``int8`` adds, after each fp32 row, the same directory in dynamic int8
+(same parameter count and FLOPs, ``precision`` "int8", ``agreement`` with fp32's argmax). Every
+row's ``size_mb`` is its weights as torch.save writes them (int8: the packed int8 weights), so
+the saving is measured, not assumed.
+
+FLOP counts (multiply-adds x 2; embeddings lookups, LayerNorm, softmax and GELU not counted), a
+sequence of n real tokens, hidden H, intermediate I, E the factorized embedding size:
+
+* a layer: 2n(4H^2 + 2HI) for the projections + 4n^2 H for q.k and probabilities x values;
+* ALBERT's embedding projection: 2nEH; the pooler and classifier: 2H^2 + 2HC, once per sequence;
+* a FastBERT student of width w: 2nHw + 4nw^2 (keys, values) + 4nw ([CLS] query) + 6w^2 + 2wC.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from berts.errors import UserError
+
+
+# ----------------------------------------------------------------------------- counts
+def layer_flops(config, n: int) -> float:
+    h, i = config.hidden_size, config.intermediate_size
+    return 2.0 * n * (4 * h * h + 2 * h * i) + 4.0 * n * n * h
+
+
+def encoder_flops(config, n: int, layers: int | None = None, head: bool = True) -> float:
+    """FLOPs of one sequence of ``n`` real tokens through the embedding projection (ALBERT),
+    ``layers`` layers (default all) and, with ``head``, the pooler and classifier."""
+    layers = config.num_hidden_layers if layers is None else layers
+    total = layers * layer_flops(config, n)
+    if config.embedding_size is not None:
+        total += 2.0 * n * config.embedding_size * config.hidden_size
+    if head:
+        total += 2.0 * config.hidden_size * config.hidden_size + 2.0 * config.hidden_size * config.num_labels
+    return total
+
+
+def student_flops(config, width: int, n: int) -> float:
+    """One FastBERT student (berts.compress.fastbert.ExitClassifier) on a sequence of n tokens."""
+    h, c = config.hidden_size, config.num_labels
+    return 2.0 * n * h * width + 4.0 * n * width * width + 4.0 * n * width + 6.0 * width * width + 2.0 * width * c
+
+
+def flops_per_token(config, lengths) -> float:
+    """Sum of encoder_flops over the sequences / their real tokens."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    return float(sum(encoder_flops(config, int(n)) for n in lengths) / max(int(lengths.sum()), 1))
+
+
+# ----------------------------------------------------------------------------- measuring
+def _timed(clf, ds, batch_size: int) -> float:
+    t0 = time.perf_counter()
+    clf.logits(ds, batch_size)
+    return time.perf_counter() - t0
+
+
+def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int = 5, threads: int | None = None,
+            speed=None, speeds=None, int8: bool = False, device: str = "cpu", data_args=None) -> list[dict]:
+    """Rows of the comparison (see the module docstring), in the order of ``model_dirs``:
+
+    * a directory without students: one row (fp32), then, with ``int8``, a row of the same
+      directory in dynamic int8 (``Classifier.from_pretrained(dir, int8=True)``);
+    * an early-exit directory (berts finetune --early-exit) with ``speed`` (a float or a list) or
+      ``speeds`` (a list): one row per speed, entropy rule (no int8 row: quantized exits are not
+      what is being compared); without a speed it is run to the end, as a directory without
+      students (and gets its int8 row).
+
+    Each row carries ``precision`` ("fp32" / "int8") and ``size_mb``; an int8 row carries
+    ``agreement`` with its fp32 row (share of equal argmax; regression: ``max_abs_diff``)."""
+    import torch
+
+    if not model_dirs:
+        raise UserError("compare needs at least one model directory")
+    speeds = check_speeds(speed, speeds)
+    if int8 and str(device) != "cpu":
+        raise UserError(f"--int8 runs on the CPU (torch's dynamic int8 kernels); got --device {device}")
+    before = torch.get_num_threads()
+    if threads:
+        torch.set_num_threads(threads)
+    try:
+        return _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args)
+    finally:
+        torch.set_num_threads(before)
+
+
+def check_speeds(speed=None, speeds=None) -> list[float] | None:
+    """``speed`` (a float, a list, or the flag's text "0.3,0.5") and/or ``speeds`` -> one list of
+    floats in [0, 1] (None: no early exit). Anything else is a one-line UserError naming --speed."""
+    values = []
+    for given in (speed, speeds):
+        if given is None:
+            continue
+        if isinstance(given, str):
+            given = [x.strip() for x in given.split(",")]
+        elif not isinstance(given, (list, tuple)):
+            given = [given]
+        for x in given:
+            try:
+                if isinstance(x, bool):
+                    raise ValueError
+                v = float(x)
+            except (TypeError, ValueError):
+                raise UserError(f"--speed takes numbers between 0 and 1, comma-separated (0.3,0.5,0.7); "
+                                f"got {x!r}") from None
+            if not 0.0 <= v <= 1.0:  # (NaN fails this too)
+                raise UserError(f"--speed values must be between 0 and 1 (normalised entropy); got {x!r}")
+            values.append(v)
+    if (speed is not None or speeds is not None) and not values:
+        raise UserError("--speed needs at least one value between 0 and 1 (e.g. 0.3,0.5,0.7)")
+    return values or None
+
+
+def state_size_mb(model) -> float:
+    """The model's weights as they are in memory, in MB (10^6 bytes): its state_dict serialized by
+    torch.save. For a dynamic-int8 model that is the packed int8 weights (+ their scales) and the
+    fp32 rest; shared tensors (ALBERT) are stored once, as torch.save stores a storage once."""
+    import io
+
+    import torch
+
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getbuffer().nbytes / 1e6
+
+
+def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args) -> list[dict]:
+    from berts.compress.fastbert import BertForSequenceClassificationWithExits, exit_flops
+    from berts.serve.predict import Classifier, agreement
+    from berts.metrics import compute_metrics
+    from berts.data.tables import check_max_length, read_table
+    from berts.data.labels import drop_unknown_labels
+
+    # entries: one per row: (directory, clf, ds, task, exit speed or None, precision); the rows of
+    # one directory share its eval dataset (and, for the speeds, its Classifier)
+    entries = []
+    for directory in model_dirs:
+        clf = Classifier.from_pretrained(directory, device=device)
+        exits = isinstance(clf.model, BertForSequenceClassificationWithExits) and speeds is not None
+        d = _data_settings(clf.settings, data_args)
+        d.max_length = check_max_length(d.max_length, clf.model.config.max_position_embeddings)
+        task = "regression" if clf.regression else "classification"
+        examples, report = read_table(eval_file, d, task=task)
+        examples = drop_unknown_labels(examples, clf.label_map, report, d.skip_bad_rows)
+        ds = clf.dataset(examples, d.max_length)
+        if exits:
+            entries += [(directory, clf, ds, task, s, "fp32") for s in speeds]
+        else:
+            entries.append((directory, clf, ds, task, None, "fp32"))
+            if int8:
+                q = Classifier.from_pretrained(directory, int8=True, device=device)
+                entries.append((directory, q, ds, task, None, "int8"))
+    rows = []
+    reference = {}  # directory -> (its fp32 row, its fp32 logits): what its int8 row is measured against
+    for directory, clf, ds, task, s, precision in entries:
+        _use(clf, s)
+        logits = clf.logits(ds, 64)
+        num_labels = 1 if clf.regression else len(clf.label_map)
+        metrics = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
+        config = clf.model.config
+        row = {"model": str(directory), "format": "albert" if config.embedding_size is not None else "bert",
+               "layers": config.num_hidden_layers, "hidden": config.hidden_size,
+               "share_layers": config.share_layers, "params": int(clf.model.num_parameters()),
+               "flops_per_token": flops_per_token(config, ds.lengths),
+               "metric": "pearson" if clf.regression else "accuracy", "precision": precision,
+               "size_mb": state_size_mb(clf.model)}
+        row["score"] = float(metrics[row["metric"]])
+        if s is not None:
+            tokens = max(int(ds.lengths.sum()), 1)
+            row["flops_per_token"] = exit_flops(config, ds.lengths, clf.exit_layers, "entropy", s) * len(ds) / tokens
+            row["speed"] = s
+            row["avg_layers"] = float(np.mean(clf.exit_layers))
+        if precision == "int8":
+            # int8 Linears are not nn.Parameters any more: the count (and the FLOPs) are fp32's
+            fp32_row, fp32_logits = reference[str(directory)]
+            row["params"] = fp32_row["params"]
+            a = agreement(fp32_logits, logits, clf.regression)
+            if clf.regression:
+                row["max_abs_diff"] = a["max_abs_diff"]
+            else:
+                row["agreement"], row["max_prob_diff"] = a["label_agreement"], a["max_prob_diff"]
+        elif s is None:
+            reference[str(directory)] = (row, logits)
+        rows.append(row)
+    # latency: the same first examples for every row; rounds alternate the rows; medians
+    from berts.compress.fastbert import _Subset
+
+    times = [{1: [], 32: []} for _ in entries]
+    # one untimed round first: the first call at a new batch shape pays for allocation and
+    # kernel selection, which would otherwise land on whichever model is timed first
+    for r in range(repeats + 1):
+        for j, (_, clf, ds, _, s, _) in enumerate(entries):
+            _use(clf, s)
+            sub = _Subset(ds, np.arange(min(latency_examples, len(ds))))
+            for bs in (1, 32):
+                seconds = _timed(clf, sub if r else _Subset(ds, np.arange(min(8, len(ds)))), bs)
+                if r:
+                    times[j][bs].append(seconds)
+    for _, clf, _, _, _, _ in entries:
+        _use(clf, None)
+    for j, row in enumerate(rows):
+        n = min(latency_examples, len(entries[j][2]))
+        row["examples_timed"] = n
+        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
+        row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
+        row["throughput_b32"] = n / float(np.median(times[j][32]))  # examples / s
+    first = rows[0]
+    for row in rows:
+        row["ratios"] = {
+            "params": row["params"] / first["params"],
+            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
+            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
+            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
+            "score": row["score"] / first["score"] if first["score"] else float("nan"),
+        }
+    return rows
+
+
+def _use(clf, speed) -> None:
+    """Early exit at ``speed`` (entropy rule) for this row, or off (None)."""
+    if speed is None:
+        if clf.exit is not None:
+            clf.early_exit(None)
+    else:
+        clf.early_exit("entropy", speed=speed)
+
+
+def _data_settings(settings: dict, data_args):
+    from types import SimpleNamespace
+
+    from berts.commands.common import data_settings
+
+    args = data_args or SimpleNamespace(text_column=None, pair_column=None, label_column=None, format=None,
+                                        header=None, skip_bad_rows=None, max_length=None)
+    return data_settings(args, settings, labels=True)
+
+
+# ----------------------------------------------------------------------------- reports
+def row_name(r: dict) -> str:
+    """The row's name in the table: the directory, + " (speed S, L.LL layers)" or " (int8)"."""
+    if "speed" in r:
+        return f"{r['model']} (speed {r['speed']:g}, {r['avg_layers']:.2f} layers)"
+    return r["model"] + (" (int8)" if r.get("precision") == "int8" else "")
+
+
+def short_name(r: dict) -> str:
+    """The plot's label: the directory's last meaningful part (runs/distil/best -> distil/best),
+    + " int8" or " S=0.5"."""
+    p = Path(r["model"])
+    name = p.name if p.name not in ("best", "final") else "/".join(p.parts[-2:])
+    if "speed" in r:
+        return f"{name} S={r['speed']:g}"
+    return name + (" int8" if r.get("precision") == "int8" else "")
+
+
+def markdown(rows: list[dict]) -> str:
+    """The comparison as a markdown table (ratios to the first row in brackets)."""
+    metric = rows[0]["metric"]
+    out = [f"| model | params | MB | GFLOPs / token | batch 1 ms | batch 32 examples/s | {metric} |",
+           "|---|---|---|---|---|---|---|"]
+    first = rows[0]
+    for r in rows:
+        q = r["ratios"]
+        size = r.get("size_mb")
+        mb = "-" if size is None else (f"{size:.2f} ({size / first['size_mb']:.2f}x)" if first.get("size_mb")
+                                       else f"{size:.2f}")
+        out.append(f"| {row_name(r)} | {r['params']:,} ({q['params']:.2f}x) | {mb} | {r['flops_per_token'] / 1e9:.4f} "
+                   f"({q['flops_per_token']:.2f}x) | {r['latency_b1_ms']:.2f} ({q['speedup_b1']:.2f}x) | "
+                   f"{r['throughput_b32']:.1f} ({q['speedup_b32']:.2f}x) | {r['score']:.4f} ({q['score']:.3f}) |")
+    return "\n".join(out)
+
+
+def plot(rows: list[dict], path) -> None:
+    """PNG: the metric against batch-32 latency per example, one labelled point per row
+    (``short_name``: an int8 row and each speed of an early-exit directory are points of their own)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for r in rows:
+        x = 1000.0 / r["throughput_b32"]
+        ax.scatter([x], [r["score"]])
+        ax.annotate(short_name(r), (x, r["score"]), fontsize=8, textcoords="offset points", xytext=(4, 4))
+    ax.set_xlabel("CPU latency, batch 32 (ms per example)")
+    ax.set_ylabel(rows[0]["metric"])
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def write_reports(rows: list[dict], out_dir) -> dict[str, Path]:
+    """compare.md, compare.json and compare.png into ``out_dir`` (created)."""
+    from berts.util.fileio import atomic_write_file
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"md": out / "compare.md", "json": out / "compare.json", "png": out / "compare.png"}
+    atomic_write_file(paths["md"], markdown(rows) + "\n")
+    atomic_write_file(paths["json"], json.dumps(rows, indent=2) + "\n")
+    plot(rows, paths["png"])
+    return paths
