@@ -1,5 +1,5 @@
 """What the training and serving commands share: their flags and how flags become config values.
-(Commands do not import each other; the runs themselves are library code in berts.runs.recipes.)"""
+(Commands do not import each other; the runs themselves are library code in berts.runs: one module per run.)"""
 from __future__ import annotations
 
 from berts.errors import UserError

@@ -13,7 +13,7 @@ The ELECTRA format is the BERT encoder with two differences of names (hf.py): th
 ``electra.``, and E != H is ``electra.embeddings_project`` (our ``embeddings.projection``), not
 ALBERT's layer groups. So a discriminator with E != H is still an ELECTRA directory.
 
-Pretraining (``data.objective: electra``; train/tasks.ElectraPretrainingTask, the one engine):
+Pretraining (``data.objective: electra``; berts.tasks.electra.ElectraPretrainingTask, the one engine):
 the batch is the MLM collator's (masked ``input_ids``, ``mlm_positions``/``mlm_labels``). Per
 step (``replaced_token_step``, as the reference's ``_get_masked_lm_output`` /
 ``_get_fake_data`` / ``_get_discriminator_output``):
