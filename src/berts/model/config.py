@@ -2,7 +2,7 @@
 names, plus ALBERT's factorized embedding and cross-layer sharing switches, cramming's model
 switches (``norm_position``, ``ffn``, ``bias``), and the presets.
 
-Reading a config.json (ours or transformers', BERT or ALBERT) is hf.py's job:
+Reading a config.json (ours or transformers', BERT or ALBERT) is berts.hf's job:
 ``berts.hf.load_config(path)`` (a file, a model directory or a preset name)."""
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ config.json and outputs; tested both ways in tests/test_electra.py):
 * ``ElectraForMaskedLM``, the generator: a smaller encoder + the MLM head (dense H_g -> E, gelu,
   LayerNorm E, the decoder tied to the word embeddings), sparse like BertForMaskedLM.
 
-The ELECTRA format is the BERT encoder with two differences of names (hf.py): the prefix
+The ELECTRA format is the BERT encoder with two differences of names (berts.hf): the prefix
 ``electra.``, and E != H is ``electra.embeddings_project`` (our ``embeddings.projection``), not
 ALBERT's layer groups. So a discriminator with E != H is still an ELECTRA directory.
 

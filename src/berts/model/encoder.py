@@ -10,8 +10,8 @@ on the last layer's output, RoBERTa-PreLayerNorm / GPT-2), ``ffn`` ("glu": GEGLU
 * attention.py: the one attention function and the mask builders (padding, causal, prefix);
 * padding.py: the padding rule and the unpad/pack machinery (``Unpadded``);
 * objectives/: one module per objective (head + loss + counts + metrics);
-* heads.py: the task models, each an encoder + objectives;
-* hf.py: the mapping to and from transformers (this file's parameter names are ours).
+* heads.py (this folder): the task models, each an encoder + objectives;
+* berts.hf: the mapping to and from transformers (this file's parameter names are ours).
 
 Running the encoder layer by layer (early exit drops rows between layers; the fast paths stay
 on)::
@@ -400,7 +400,7 @@ def _init_module(module: nn.Module, std: float) -> None:
 
 
 class BertPreTrainedModel(nn.Module):
-    """Shared plumbing: init, parameter counting, Hugging Face save/load (see hf.py)."""
+    """Shared plumbing: init, parameter counting, Hugging Face save/load (see berts.hf)."""
 
     base_model_prefix = "bert"
     # The Hugging Face architecture names this class is saved as (config.json "architectures").
@@ -425,7 +425,7 @@ class BertPreTrainedModel(nn.Module):
                     params.pop(id(m.weight), None)
         return sum(p.numel() for p in params.values())
 
-    # hf.py depends on this file, not the other way: the two conveniences import it when called.
+    # berts.hf depends on this file, not the other way: the two conveniences import it when called.
     def save_pretrained(self, directory, tokenizer=None):
         from berts.hf import save_pretrained
 

@@ -57,7 +57,7 @@ TASK_MODELS: dict[str, type] = {}
 
 
 def register_task_model(cls):
-    """Class decorator: ``berts.load`` and hf.py find the class by its name and its
+    """Class decorator: ``berts.load`` and berts.hf find the class by its name and its
     ``hf_architectures``."""
     TASK_MODELS[cls.__name__] = cls
     return cls

@@ -1,6 +1,6 @@
 """Training objectives, one module each: its head (parameters), its loss part(s), the counts they
 average over, its metrics, the batch keys it reads, the rows it needs from the encoder, and its
-Hugging Face parameter names. A task model (heads.py) is an encoder + objectives.
+Hugging Face parameter names. A task model (model/heads.py) is an encoder + objectives.
 
 * base.py: the Objective protocol, ``Result``, the registry (``OBJECTIVES``, ``register``);
 * mlm.py: masked language modelling (sparse: logits at the masked positions only);

@@ -15,7 +15,7 @@ for each of its objectives, in this order:
 same keys as the losses it produces for that batch. Class attributes declare the rest: ``parts``
 (every loss part it can produce), ``metric_parts`` ({metric: part it averages like}),
 ``batch_keys`` (the targets it reads) and ``hf_names`` ({our name prefix within the objective:
-{"bert": HF name prefix, "albert": HF name prefix}}), which hf.py reads to save and load it.
+{"bert": HF name prefix, "albert": HF name prefix}}), which berts.hf reads to save and load it.
 """
 from __future__ import annotations
 

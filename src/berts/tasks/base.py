@@ -26,7 +26,7 @@ A task declares
   checkpoint.
 
 The BERT tasks below take all of it from the model (``out.losses``, ``out.metrics``,
-``model.loss_counts``, ``model.loss_parts``, ``model.metric_parts``: see heads.py). A
+``model.loss_counts``, ``model.loss_parts``, ``model.metric_parts``: see model/heads.py). A
 distillation task would be a task with a frozen teacher in ``frozen_modules()`` and its own
 ``loss``; tests/multimodule_task.py is a small made-up one.
 """
