@@ -399,6 +399,10 @@ def _init_module(module: nn.Module, std: float) -> None:
             nn.init.zeros_(module.bias)
 
 
+# {"save": berts.hf.save_pretrained, "load": berts.hf.from_pretrained}, filled in by berts.hf.
+HF_IO: dict = {}
+
+
 class BertPreTrainedModel(nn.Module):
     """Shared plumbing: init, parameter counting, Hugging Face save/load (see hf.py)."""
 
@@ -425,17 +429,14 @@ class BertPreTrainedModel(nn.Module):
                     params.pop(id(m.weight), None)
         return sum(p.numel() for p in params.values())
 
-    # hf.py depends on this file, not the other way: the two conveniences import it when called.
+    # berts.hf depends on this file, not the other way: it plugs its writer and reader into HF_IO
+    # when imported (``import berts`` imports it), so these two conveniences never import hf.
     def save_pretrained(self, directory, tokenizer=None):
-        from berts.hf import save_pretrained
-
-        save_pretrained(self, directory, tokenizer=tokenizer)
+        HF_IO["save"](self, directory, tokenizer=tokenizer)
 
     @classmethod
     def from_pretrained(cls, directory, **config_overrides):
-        from berts.hf import from_pretrained
-
-        return from_pretrained(cls, directory, **config_overrides)
+        return HF_IO["load"](cls, directory, **config_overrides)
 
     def set_fast_path(self, **switches):
         """Switch fast paths on (True), off (False) or back to their default (None), e.g.
