@@ -101,7 +101,7 @@ RULES = {  # module (or package) -> what it must not import at module level
     "berts.hf": ["berts.train", "berts.commands", "berts.runs"],
     "berts.tasks": ["berts.runs", "berts.commands"],
     "berts.compress": ["berts.runs", "berts.commands", "berts.tools"],
-    "berts.serve": ["berts.train", "berts.runs", "berts.commands"],
+    "berts.serve": ["berts.train", "berts.runs", "berts.commands"],  # device names: berts.util.device
     "berts.demo.report": ["berts.demo.run"],
     "berts.version": ["berts"],
 }
@@ -133,6 +133,13 @@ def test_no_circles_counting_function_local_imports():
     assert "berts.model.encoder" in graph["berts.model.heads"]  # the graph is real
     assert "berts.compress.fastbert" in graph["berts.serve.predict"]
     assert circles(graph) == []
+
+
+def test_serving_never_imports_training():
+    """serve/ loads and runs a saved directory: not even a function-local import of train/ or runs/."""
+    bad = {f"{m} imports {i}" for m, imported in full_graph().items() if m.startswith("berts.serve")
+           for i in touches(imported, ["berts.train", "berts.runs"])}
+    assert not bad, sorted(bad)
 
 
 def test_the_circle_check_catches_a_lazy_circle(tmp_path):
