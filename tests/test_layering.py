@@ -1,4 +1,6 @@
-"""Dependencies run one way: config <- model <- objectives <- heads <- hf (module-level imports)."""
+"""Dependencies run one way: config <- model <- objectives <- heads <- hf (module-level imports),
+runs/ above train/ and compress/, serve/ below both; and no circles at all, counting the imports
+inside functions too (a lazy import hides a circle from Python, not from the reader)."""
 import ast
 from pathlib import Path
 
@@ -21,12 +23,67 @@ def module_imports(path: Path) -> set[str]:
     return found
 
 
+def all_imports(path: Path) -> set[str]:
+    """The berts names a file imports anywhere: module level, functions, classes."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names}
+    return {n for n in found if n.startswith("berts")}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(SRC).with_suffix("").parts
+    return ".".join(("berts",) + (parts[:-1] if parts[-1] == "__init__" else parts))
+
+
 def imports_of():
-    out = {}
-    for path in SRC.rglob("*.py"):
-        parts = path.relative_to(SRC).with_suffix("").parts
-        name = ".".join(("berts",) + (parts[:-1] if parts[-1] == "__init__" else parts))
-        out[name] = module_imports(path)
+    return {module_name(path): module_imports(path) for path in SRC.rglob("*.py")}
+
+
+def full_graph() -> dict[str, set[str]]:
+    """module -> the berts modules it imports anywhere ("berts.a.b.name" -> the module "berts.a.b")."""
+    raw = {module_name(path): all_imports(path) for path in SRC.rglob("*.py")}
+
+    def resolve(name: str) -> str:
+        while name not in raw and "." in name:
+            name = name.rsplit(".", 1)[0]
+        return name
+
+    return {m: {resolve(n) for n in names} - {m} for m, names in raw.items()}
+
+
+def circles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components with more than one module (Tarjan, iterative)."""
+    index, low, stack, on, out, counter = {}, {}, [], set(), [], [0]
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph.get(root, ()))))]
+        index[root] = low[root] = counter[0]; counter[0] += 1; stack.append(root); on.add(root)
+        while work:
+            v, it = work[-1]
+            w = next(it, None)
+            if w is not None:
+                if w not in index:
+                    index[w] = low[w] = counter[0]; counter[0] += 1; stack.append(w); on.add(w)
+                    work.append((w, iter(sorted(graph.get(w, ())))))
+                elif w in on:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop(); on.discard(w); comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1:
+                    out.append(sorted(comp))
     return out
 
 
@@ -41,7 +98,11 @@ RULES = {  # module (or package) -> what it must not import at module level
     "berts.model.encoder": ["berts.model.heads", "berts.hf", "berts.objectives"],
     "berts.objectives": ["berts.model.heads", "berts.hf"],
     "berts.model.heads": ["berts.hf"],
-    "berts.hf": ["berts.train", "berts.commands"],
+    "berts.hf": ["berts.train", "berts.commands", "berts.runs"],
+    "berts.tasks": ["berts.runs", "berts.commands"],
+    "berts.compress": ["berts.runs", "berts.commands", "berts.tools"],
+    "berts.serve": ["berts.train", "berts.runs", "berts.commands"],  # device names: berts.util.device
+    "berts.demo.report": ["berts.demo.run"],
     "berts.version": ["berts"],
 }
 
@@ -65,3 +126,28 @@ def test_the_rule_catches_a_cycle(tmp_path):
     fake.write_text("import json\nfrom berts.hf import load_config\n\ndef f():\n    from berts.model.encoder import BertModel\n")
     assert module_imports(fake) == {"berts.hf", "berts.hf.load_config"}
     assert touches(module_imports(fake), RULES["berts.model.config"]) == {"berts.hf", "berts.hf.load_config"}
+
+
+def test_no_circles_counting_function_local_imports():
+    graph = full_graph()
+    assert "berts.model.encoder" in graph["berts.model.heads"]  # the graph is real
+    assert "berts.compress.fastbert" in graph["berts.serve.predict"]
+    assert circles(graph) == []
+
+
+def test_serving_never_imports_training():
+    """serve/ loads and runs a saved directory: not even a function-local import of train/ or runs/."""
+    bad = {f"{m} imports {i}" for m, imported in full_graph().items() if m.startswith("berts.serve")
+           for i in touches(imported, ["berts.train", "berts.runs"])}
+    assert not bad, sorted(bad)
+
+
+def test_the_circle_check_catches_a_lazy_circle(tmp_path):
+    """The SCC check itself: a circle closed by an import inside a function is found."""
+    fake = tmp_path / "m.py"
+    fake.write_text("import json\n\ndef f():\n    from berts.hf import load\n")
+    assert all_imports(fake) == {"berts.hf.load"}
+    assert module_imports(fake) == set()
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
+    assert circles(graph) == [["a", "b", "c"]]
+    assert circles({"a": {"b"}, "b": set()}) == []

@@ -27,10 +27,9 @@ import torch
 from torch import nn
 
 from berts.compress import losses as L
+from berts.compress.tinybert import TinyBertTask
 from berts.errors import UserError
-from berts.tasks.base import Task, model_inputs
-
-ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
+from berts.tasks.base import ENCODER_INPUTS, Task, model_inputs
 
 
 # ----------------------------------------------------------------------------- teacher and student
@@ -261,8 +260,6 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
                               alpha_mlm=k.alpha_mlm, alpha_cos=k.alpha_cos, evaluator=evaluator,
                               metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
     else:
-        from berts.compress.tinybert import TinyBertTask
-
         stage = k.stage if k.stage != "auto" else ("intermediate" if general else "all")
         task = TinyBertTask(student, teacher, train, dev, mode="general" if general else "task", stage=stage,
                             temperature=1.0 if k.temperature is None else k.temperature,

@@ -42,6 +42,7 @@ from berts.model.config import BertConfig
 from berts.errors import UserError
 from berts.model.heads import BertForSequenceClassification, register_task_model
 from berts.model.encoder import Dropout, EncoderState, _init_module
+from berts.model.flops import encoder_flops, student_flops
 from berts.objectives.base import Objective, Result, register
 from berts.tasks.base import Task
 
@@ -374,10 +375,8 @@ def exit_summary(layers: np.ndarray, num_layers: int) -> dict:
 
 
 def exit_flops(config, lengths: np.ndarray, layers: np.ndarray, rule: str, speed: float) -> float:
-    """FLOPs per example of early exit (berts.tools.compare's counts): the layers each example ran on its
+    """FLOPs per example of early exit (berts.model.flops): the layers each example ran on its
     real tokens, the students it was tested at, and the final pooler + classifier if it got there."""
-    from berts.tools.compare import encoder_flops, student_flops
-
     spec = config.extra.get(EXIT_KEY) or {}
     width = int(spec.get("width", WIDTH))
     L = config.num_hidden_layers

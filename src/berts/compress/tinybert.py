@@ -26,9 +26,8 @@ import torch
 from torch import nn
 
 from berts.compress import losses as L
-from berts.compress.distil import ENCODER_INPUTS
 from berts.errors import UserError
-from berts.tasks.base import Task, model_inputs
+from berts.tasks.base import ENCODER_INPUTS, Task, model_inputs
 
 STAGES = {"intermediate": ("emb", "hidden", "att"), "prediction": ("pred",), "all": ("emb", "hidden", "att", "pred")}
 

@@ -3,13 +3,44 @@ measured, with its plots (PNG, under OUT/plots, embedded in the HTML). Every fig
 the run's own files; each goal of the demo gets a sentence that says met or not met."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 from pathlib import Path
 
-from berts.demo.run import best_eval, records
 from berts.util.report import Report
+
+
+# ----------------------------------------------------------------------------- metrics files
+# The run (berts.demo.run) writes these files and reads them back through here, so the report
+# never imports the run.
+def records(path: Path) -> list[dict]:
+    if not Path(path).is_file():
+        return []
+    out = []
+    for line in Path(path).read_text().splitlines():
+        with contextlib.suppress(json.JSONDecodeError):
+            out.append(json.loads(line))
+    return out
+
+
+def run_summary(run_dir: Path) -> dict:
+    """Steps, tokens/s, seconds, first/last train loss, the evaluations of a run directory."""
+    rows = records(Path(run_dir) / "metrics.jsonl")
+    train = [r for r in rows if r.get("kind", "train") == "train"]
+    evals = [r for r in rows if r.get("kind") == "eval"]
+    times = [r["time"] for r in rows if "time" in r]
+    tps = [r["tokens_per_s"] for r in train[1:] if "tokens_per_s" in r] or \
+        [r["tokens_per_s"] for r in train if "tokens_per_s" in r]
+    return {"steps": train[-1]["step"] if train else 0, "epochs": train[-1].get("epoch") if train else None,
+            "first": train[0] if train else {}, "last": train[-1] if train else {}, "evals": evals,
+            "tokens_per_s": round(sum(tps) / len(tps)) if tps else None,
+            "seconds": round(times[-1] - times[0], 1) if len(times) > 1 else None}
+
+
+def best_eval(summary: dict, metric: str = "accuracy") -> dict:
+    return max(summary["evals"], key=lambda r: r.get(metric, float("-inf")), default={})
 
 
 def _pct(x) -> str:

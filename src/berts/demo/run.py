@@ -27,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from berts.demo.report import best_eval, records, run_summary, write_report  # noqa: F401
 from berts.errors import UserError
 
 LANGS = ("zh", "en", "both")
@@ -307,35 +308,6 @@ def transformers_check(model_dir: Path, test: Path, n: int = 64) -> dict:
             "transformers_version": transformers.__version__}
 
 
-# ----------------------------------------------------------------------------- metrics files
-def records(path: Path) -> list[dict]:
-    if not Path(path).is_file():
-        return []
-    out = []
-    for line in Path(path).read_text().splitlines():
-        with contextlib.suppress(json.JSONDecodeError):
-            out.append(json.loads(line))
-    return out
-
-
-def run_summary(run_dir: Path) -> dict:
-    """Steps, tokens/s, seconds, first/last train loss, the evaluations of a run directory."""
-    rows = records(Path(run_dir) / "metrics.jsonl")
-    train = [r for r in rows if r.get("kind", "train") == "train"]
-    evals = [r for r in rows if r.get("kind") == "eval"]
-    times = [r["time"] for r in rows if "time" in r]
-    tps = [r["tokens_per_s"] for r in train[1:] if "tokens_per_s" in r] or \
-        [r["tokens_per_s"] for r in train if "tokens_per_s" in r]
-    return {"steps": train[-1]["step"] if train else 0, "epochs": train[-1].get("epoch") if train else None,
-            "first": train[0] if train else {}, "last": train[-1] if train else {}, "evals": evals,
-            "tokens_per_s": round(sum(tps) / len(tps)) if tps else None,
-            "seconds": round(times[-1] - times[0], 1) if len(times) > 1 else None}
-
-
-def best_eval(summary: dict, metric: str = "accuracy") -> dict:
-    return max(summary["evals"], key=lambda r: r.get(metric, float("-inf")), default={})
-
-
 # ----------------------------------------------------------------------------- the two halves
 def _cap(s: DemoSettings, stage: str) -> list:
     return ["--max-steps", s.steps[stage]] if stage in s.steps else []
@@ -573,8 +545,6 @@ def run_demo(out: Path, s: DemoSettings, zh: ZhInputs | None = None, en: EnInput
         report["en"] = run_en(out, en, s, steps, clock)
     report["steps"] = steps.log
     report["seconds"] = round(clock.elapsed(), 1)
-    from berts.demo.report import write_report
-
     paths = write_report(report, out)
     report["seconds"] = round(clock.elapsed(), 1)
     print(f"\nreport: {paths['html']} and {paths['md']} ({report['seconds']:.0f}s in all, budget {total:.0f}s)")

@@ -27,6 +27,7 @@ import torch
 from berts.model.config import BertConfig, preset, preset_names
 from berts.errors import UserError
 from berts.util.fileio import TOKENIZER_NAMES, atomic_write_dir, carry_over, recover_dir
+from berts.model.encoder import HF_IO
 from berts.model.heads import architectures
 from berts.objectives import Objective
 from berts.version import __version__
@@ -626,6 +627,10 @@ def from_pretrained(cls, directory, ignore_mismatched_sizes: bool = False, **con
                       f"{', '.join(sorted(unexpected))}", stacklevel=3)
     model.loading_info = {"missing_keys": missing, "unexpected_keys": unexpected}
     return model
+
+
+# model.save_pretrained / Model.from_pretrained call these; the model package never imports hf.
+HF_IO.update(save=save_pretrained, load=from_pretrained)
 
 
 def load(directory, **config_overrides):

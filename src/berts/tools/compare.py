@@ -18,12 +18,7 @@ example ran, latency); ``int8`` adds, after each fp32 row, the same directory in
 row's ``size_mb`` is its weights as torch.save writes them (int8: the packed int8 weights), so
 the saving is measured, not assumed.
 
-FLOP counts (multiply-adds x 2; embeddings lookups, LayerNorm, softmax and GELU not counted), a
-sequence of n real tokens, hidden H, intermediate I, E the factorized embedding size:
-
-* a layer: 2n(4H^2 + 2HI) for the projections + 4n^2 H for q.k and probabilities x values;
-* ALBERT's embedding projection: 2nEH; the pooler and classifier: 2H^2 + 2HC, once per sequence;
-* a FastBERT student of width w: 2nHw + 4nw^2 (keys, values) + 4nw ([CLS] query) + 6w^2 + 2wC.
+FLOP counts: berts.model.flops (shared with the compression methods).
 """
 from __future__ import annotations
 
@@ -34,39 +29,9 @@ from pathlib import Path
 import numpy as np
 
 from berts.errors import UserError
+from berts.model.flops import encoder_flops, flops_per_token, layer_flops, student_flops  # noqa: F401
 
 
-# ----------------------------------------------------------------------------- counts
-def layer_flops(config, n: int) -> float:
-    h, i = config.hidden_size, config.intermediate_size
-    return 2.0 * n * (4 * h * h + 2 * h * i) + 4.0 * n * n * h
-
-
-def encoder_flops(config, n: int, layers: int | None = None, head: bool = True) -> float:
-    """FLOPs of one sequence of ``n`` real tokens through the embedding projection (ALBERT),
-    ``layers`` layers (default all) and, with ``head``, the pooler and classifier."""
-    layers = config.num_hidden_layers if layers is None else layers
-    total = layers * layer_flops(config, n)
-    if config.embedding_size is not None:
-        total += 2.0 * n * config.embedding_size * config.hidden_size
-    if head:
-        total += 2.0 * config.hidden_size * config.hidden_size + 2.0 * config.hidden_size * config.num_labels
-    return total
-
-
-def student_flops(config, width: int, n: int) -> float:
-    """One FastBERT student (berts.compress.fastbert.ExitClassifier) on a sequence of n tokens."""
-    h, c = config.hidden_size, config.num_labels
-    return 2.0 * n * h * width + 4.0 * n * width * width + 4.0 * n * width + 6.0 * width * width + 2.0 * width * c
-
-
-def flops_per_token(config, lengths) -> float:
-    """Sum of encoder_flops over the sequences / their real tokens."""
-    lengths = np.asarray(lengths, dtype=np.int64)
-    return float(sum(encoder_flops(config, int(n)) for n in lengths) / max(int(lengths.sum()), 1))
-
-
-# ----------------------------------------------------------------------------- measuring
 def _timed(clf, ds, batch_size: int) -> float:
     t0 = time.perf_counter()
     clf.logits(ds, batch_size)

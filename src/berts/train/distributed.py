@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from berts.errors import UserError
+from berts.util.device import resolve_device  # here before; still importable from here
 
 
 @dataclass
@@ -56,20 +56,6 @@ class Dist:
     def collective_device(self) -> torch.device:
         """Where tensors for collectives live: the GPU for NCCL, the CPU for gloo."""
         return self.device if self.enabled and dist.get_backend() == "nccl" else torch.device("cpu")
-
-
-def resolve_device(name: str, local_rank: int = 0) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank)
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise UserError(f"impl.device is {name} but CUDA is not available")
-        if device.index is None:
-            device = torch.device("cuda", local_rank)
-    return device
 
 
 def setup(device_name: str = "auto") -> Dist:
