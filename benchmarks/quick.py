@@ -62,8 +62,9 @@ def _paragraphs(path: Path, zh: bool, docs: int = 60, seed: int = 0) -> Path:
 
 
 def _tiny_bert(root: Path, corpus: Path) -> Path:
-    """A randomly initialised 2-layer BERT (H=32) with a WordPiece vocabulary trained on ``corpus``:
-    the stand-in for MiniLM, saved as a Hugging Face directory the way en_minilm() gives it."""
+    """A randomly initialised 6-layer BERT (H=48, 12 heads: MiniLM-L6's depth and heads, which the
+    students need: layers 0,2,4, heads compared one to one) with a WordPiece vocabulary trained on
+    ``corpus``: the stand-in for MiniLM, saved as a Hugging Face directory as en_minilm() gives it."""
     from berts import BertConfig
     from berts.model.heads import BertForMaskedLM
     from berts.tokenizer.wordpiece import Tokenizer
@@ -72,7 +73,7 @@ def _tiny_bert(root: Path, corpus: Path) -> Path:
     if (out / "config.json").is_file():
         return out
     tok = Tokenizer.train([corpus], vocab_size=120, min_frequency=1, show_progress=False)
-    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+    config = BertConfig(vocab_size=tok.vocab_size, hidden_size=48, num_hidden_layers=6, num_attention_heads=12,
                         intermediate_size=64, max_position_embeddings=128)
     BertForMaskedLM(config).save_pretrained(out, tokenizer=tok)
     return out
