@@ -41,14 +41,32 @@ def albert_like(teacher: Path, out: Path, budget: str, threads: int) -> Path:
 
 def run(argv=None) -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--teacher", required=True)
+    p.add_argument("--teacher", help="a fine-tuned classifier directory (required unless --quick)")
     p.add_argument("--exits", help="the teacher's early-exit directory (berts finetune --early-exit)")
     p.add_argument("--speed", type=float, default=0.3)
     p.add_argument("--students", nargs="*", default=[])
     p.add_argument("--albert-budget", default="2m")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="required unless --quick (then a temporary directory)")
+    p.add_argument("--quick", action="store_true", help="seconds, no download: a tiny BERT fine-tuned for 5 steps "
+                   "on tiny made-up reviews is the teacher (benchmarks/quick.py); the numbers mean nothing")
     args = p.parse_args(argv)
+    if args.quick:
+        import tempfile
+
+        import quick
+
+        args.out = args.out or tempfile.mkdtemp(prefix="compare-quick-")
+        args.albert_budget, args.threads = "2s", 1
+        quick.use_tiny_corpora(args.out)
+        if not args.teacher:
+            data, teacher = corpora.en_rotten_tomatoes(seed=0), Path(args.out) / "teacher"
+            assert main([str(a) for a in ["finetune", "--model", corpora.en_minilm(), "--train", data["train"],
+                                          "--out", teacher, "--max-steps", 5, "--batch-size", 8, "--keep-last", 0,
+                                          "--max-length", 32, "--set", "impl.threads=1", *QUIET]]) == 0
+            args.teacher = str(teacher / "final")
+    if not (args.out and args.teacher):
+        p.error("--teacher and --out are required (or --quick)")
     out = Path(args.out)
     models = [args.teacher, *args.students]
     if args.exits:

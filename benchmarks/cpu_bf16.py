@@ -41,7 +41,21 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--shards", default="bench_out/recipes14/shards-none-train-s128-r4")
+    ap.add_argument("--quick", action="store_true", help="seconds, no download: a tiny 6-layer BERT on tiny "
+                    "made-up reviews (benchmarks/quick.py), 20 steps, one round, no pretraining row unless --shards "
+                    "is given (the numbers mean nothing)")
     args = ap.parse_args()
+    if args.quick:
+        import tempfile
+
+        import quick
+
+        if args.out == ap.get_default("out"):
+            args.out = tempfile.mkdtemp(prefix="cpu-bf16-quick-")
+        if args.shards == ap.get_default("shards"):
+            args.shards = ""
+        args.threads, args.steps, args.rounds = 1, 20, 1
+        quick.use_tiny_corpora(args.out)
 
     from berts.data import corpora
     from berts.train.engine import cpu_has_amx

@@ -87,10 +87,19 @@ def main() -> int:
     p.add_argument("--aug-steps", type=int, default=0,
                    help="distilbert3a: DistilBERT (layers 0,2,4) on the augmented file, soft targets and cosine only "
                         "(--alpha-mlm 0: the variants' copied labels are never read); 0: skip")
+    p.add_argument("--quick", action="store_true", help="seconds, no download: a tiny 6-layer BERT on tiny made-up "
+                   "reviews (benchmarks/quick.py); the teacher, distilbert3 and tinybert4, 5 steps each")
     args = p.parse_args()
 
     from berts.data import corpora
 
+    if args.quick:
+        import quick
+
+        args.teacher_steps = args.steps = 5
+        args.batch_size, args.max_length, args.threads = 8, 32, 1
+        args.only = args.only or "teacher,distilbert3,tinybert4"
+        quick.use_tiny_corpora(args.out)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     rt = corpora.en_rotten_tomatoes(args.seed)

@@ -35,7 +35,7 @@ def berts(*args) -> str:
 
 def run(argv=None) -> dict:
     p = argparse.ArgumentParser()
-    p.add_argument("--out", required=True)
+    p.add_argument("--out", help="required unless --quick (then a temporary directory)")
     p.add_argument("--teacher", help="a fine-tuned classifier directory (default: fine-tune MiniLM here)")
     p.add_argument("--teacher-budget", default="6m")
     p.add_argument("--exit-budget", default="4m")
@@ -46,7 +46,20 @@ def run(argv=None) -> dict:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--speeds", default="0,0.05,0.1,0.2,0.3,0.4,0.5,0.7")
     p.add_argument("--patiences", default="1,2,3")
+    p.add_argument("--quick", action="store_true", help="seconds, no download: a tiny BERT on tiny made-up "
+                   "reviews (benchmarks/quick.py), 3 s of teacher, 5 exit steps (the numbers mean nothing)")
     args = p.parse_args(argv)
+    if args.quick:
+        import tempfile
+
+        import quick
+
+        args.out = args.out or tempfile.mkdtemp(prefix="fastbert-quick-")
+        args.teacher_budget, args.exit_steps, args.max_length, args.threads = "3s", 5, 32, 1
+        args.speeds, args.patiences = "0,0.5", "1"
+        quick.use_tiny_corpora(args.out)
+    if not args.out:
+        p.error("--out is required (or --quick)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     data = corpora.en_rotten_tomatoes(seed=0)

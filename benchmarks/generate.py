@@ -117,7 +117,20 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--out", default=None, help="write the table as JSON here")
+    ap.add_argument("--quick", action="store_true",
+                    help="toy sizes, seconds, no download: tiny preset, lengths 8,16; with --pretrain, tiny made-up "
+                         "text, 2 s per objective (the numbers mean nothing)")
     args = ap.parse_args()
+    if args.quick:
+        args.preset, args.lengths, args.repeats, args.threads = "tiny", "8,16", 1, 1
+        args.budget, args.vocab, args.seq, args.samples = "2s", 120, 32, 1
+        if args.pretrain:
+            import tempfile
+
+            import quick
+
+            args.out = args.out or tempfile.mkdtemp(prefix="generate-quick-")
+            quick.use_tiny_corpora(args.out)
     if args.pretrain:
         return pretrain(args)
     torch.set_num_threads(args.threads)

@@ -42,7 +42,20 @@ def main() -> int:
     ap.add_argument("--steps", type=int, default=30, help="timed rounds per batch size (default 30)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--engines", default=ENGINES)
+    ap.add_argument("--quick", action="store_true", help="seconds, no download: tiny made-up reviews "
+                    "(benchmarks/quick.py), the tiny preset fine-tuned for 3 s, engines berts, berts-int8, "
+                    "transformers, 2 timed rounds (the numbers mean nothing)")
     args = ap.parse_args()
+    if args.quick:
+        import tempfile
+
+        import quick
+
+        if args.out == ap.get_default("out"):
+            args.out = tempfile.mkdtemp(prefix="inference-quick-")
+        args.preset, args.budget, args.threads, args.steps, args.warmup = "tiny", "3s", 1, 2, 1
+        args.engines = "berts,berts-int8,transformers"
+        quick.use_tiny_corpora(args.out)
 
     import torch
 

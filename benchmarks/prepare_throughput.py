@@ -41,7 +41,15 @@ def main(argv=None) -> int:
     p.add_argument("--objective", default="nsp", choices=("nsp", "sop", "none"))
     p.add_argument("--max-seq-length", type=int, default=128)
     p.add_argument("--keep", help="keep the shards of the last run in this directory")
+    p.add_argument("--quick", action="store_true", help="seconds, no download: tiny made-up text, a 120-piece "
+                   "vocabulary, one worker (the figure means nothing)")
     args = p.parse_args(argv)
+    if args.quick:
+        import quick
+
+        args.vocab_size, args.workers, args.repeat = 120, [1], 1
+        if not args.corpus:
+            args.corpus = [quick.use_tiny_corpora(tempfile.mkdtemp(prefix="prepare-quick-")) / "en.txt"]
 
     from berts.data import format_summary, prepare
     from berts.tokenizer.wordpiece import Tokenizer

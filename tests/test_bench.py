@@ -12,6 +12,7 @@ from berts.model.config import preset
 from berts.errors import UserError
 
 
+@pytest.mark.slow
 def test_bench_cli_writes_table_and_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
     rc = main(["bench", "--preset", "tiny", "--seq", "32", "--batch", "4", "--steps", "1", "--warmup", "1",
@@ -39,6 +40,7 @@ def test_bench_cli_writes_table_and_json(tmp_path, capsys):
     assert format_table(result).splitlines()[0] == table.splitlines()[0]
 
 
+@pytest.mark.slow
 def test_bench_berts_alone_on_a_given_corpus(tmp_path):
     corpus = tmp_path / "c.txt"
     corpus.write_text("one short line here\nand a second, longer line of text to tokenize\n\n"
@@ -132,6 +134,7 @@ def test_bench_options_reject_unknown_parts_directly():
 
 
 # ------------------------------------------------------------------------- --engines
+@pytest.mark.onnx
 def test_engines_side_by_side_with_accuracy(tmp_path, capsys):
     """Every engine on the same batches: the rows, the ratio to berts fp32, and on a labelled file
     each engine's accuracy, berts' equal to what the inference API gives."""

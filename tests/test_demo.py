@@ -62,6 +62,7 @@ def test_clock_shares_what_is_left_after_the_fixed_steps():
     assert abs(clock.budget("b") - 90) < 0.5
 
 
+@pytest.mark.slow
 def test_demo_quick_end_to_end(tmp_path):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression

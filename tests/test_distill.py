@@ -265,6 +265,7 @@ def _tiny_student(shards, out, *extra):  # noqa: F811
             *extra]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_of_a_distillation_run_is_bit_identical(shards, mlm_teacher, tmp_path):  # noqa: F811
     from safetensors.torch import load_file
 

@@ -302,6 +302,7 @@ def test_pretrain_electra_end_to_end(electra_run):
     assert gen.config.hidden_size == disc.config.hidden_size // 4
 
 
+@pytest.mark.slow
 def test_electra_resume_after_sigkill_is_bit_identical(shards, tmp_path):  # noqa: F811
     ref, out = tmp_path / "ref", tmp_path / "run"
     args = (*ELECTRA, *RUN, "model.hidden_dropout_prob=0.1")
@@ -352,6 +353,7 @@ def test_finetune_from_an_electra_directory(electra_run, tmp_path, capsys):
                                               token_type_ids=types).logits).abs().max() < 1e-5
 
 
+@pytest.mark.ddp
 def test_electra_two_processes_match_one(shards, tmp_path):  # noqa: F811
     """The samples are drawn from each example's own uniforms (SamplingNoise), not from a rank's
     RNG: 2 DDP processes x 2 micro-batches give the one-process weights (dropout off)."""

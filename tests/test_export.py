@@ -11,6 +11,8 @@ from test_inference import make_classifier, sentences
 from berts.cli import main
 from berts.errors import UserError
 
+pytestmark = pytest.mark.onnx  # onnxruntime sessions: `make test-fast` leaves them out
+
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install 'berts[onnx]'; "
                                                  "the test extra installs it)")
 pytest.importorskip("onnxscript", reason="onnxscript (torch's ONNX exporter) is not installed: pip install 'berts[onnx]'")

@@ -288,6 +288,7 @@ def test_one_line_errors(tmp_path, capsys):
         assert err.count("\n") == 1 and message in err, err
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(tmp_path):
     """The self-distillation run is the engine's: killed between checkpoints (dropout on in the
     students, accumulation 2) and resumed, it ends with the uninterrupted run's weights, bit for bit."""

@@ -195,6 +195,7 @@ def test_compile_falls_back_with_a_warning(monkeypatch):
         assert same(**batch).logits.shape == (3, 3)
 
 
+@pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torch's own, on importing dynamo
 def test_compile_for_real_gives_the_same_numbers():
     """torch.compile on CPU (inference, fixed shapes): compiled, or a clean fallback; same outputs."""

@@ -150,6 +150,7 @@ def reference(shards, tmp_path_factory):  # noqa: F811
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_writes_a_checkpoint_and_resume_is_bit_identical(shards, reference, tmp_path, sig, status):  # noqa: F811
     out = tmp_path / "run"
@@ -259,6 +260,7 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+@pytest.mark.ddp
 def test_under_ddp_every_rank_agrees_on_the_signal_and_rank_0_writes(shards, tmp_path):  # noqa: F811
     """SIGTERM to rank 1 alone: rank 0 stops at the same step (the flag is all-reduced), the
     checkpoint holds both ranks' random states, and both exit 143 without waiting on each other."""

@@ -370,6 +370,7 @@ SMALL = ["model.hidden_size=64", "model.intermediate_size=128", "model.hidden_dr
 CHANCE = {"reorder": 5 / 9, "distance": 1 / 3}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("objective,extra", [("reorder", ()), ("distance", ()), ("distance", ("data.wso=true",))])
 def test_short_pretraining_runs_learn_each_task(data, tmp_path, objective, extra):
     out = tmp_path / "run"

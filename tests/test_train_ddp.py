@@ -5,6 +5,8 @@ import subprocess
 import pytest
 from train_utils import PYTHON, ROOT, cli, env, pretrain_args, shards, weights  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.ddp  # torchrun, two processes: `make test-fast` leaves them out
+
 # Every example's mask is its own (seeded by seed, epoch and its index, not by its batch, width or
 # rank), so a rank's micro-batches hold exactly the examples and masks they hold in the
 # single-process batch, with the default dynamic masking and padding to a multiple of 8; no dropout.

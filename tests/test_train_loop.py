@@ -49,6 +49,7 @@ def test_loss_goes_down_and_outputs(shards, tmp_path, precision):  # noqa: F811
         assert any((out / "tb").iterdir())
 
 
+@pytest.mark.slow
 def test_tiny_model_overfits_tiny_corpus(tmp_path):
     """Like Google's sample_text check: MLM accuracy above 0.9 on a memorisable corpus."""
     sentences = ["The quick brown fox jumps over the lazy dog.", "A small red bird sang in the old tree.",

@@ -110,6 +110,7 @@ def test_loss_parts_are_weighted_by_counts(shards, tmp_path):  # noqa: F811
     assert torch.allclose(a.task.proj.weight, b.task.proj.weight, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_bit_identical(shards, tmp_path):  # noqa: F811
     ref, out = tmp_path / "ref", tmp_path / "run"
     run_script(shards, ref, *RUN)
@@ -127,6 +128,7 @@ def test_sigkill_then_resume_is_bit_identical(shards, tmp_path):  # noqa: F811
            [(r["step"], r["loss"], r["hidden"]) for r in records(ref)]
 
 
+@pytest.mark.ddp
 def test_two_processes_match_one(shards, tmp_path):  # noqa: F811
     same = ["train.max_steps=4", "model.hidden_dropout_prob=0", "log.every=1", "train.save_every=4"]
     one, two = tmp_path / "one", tmp_path / "two"

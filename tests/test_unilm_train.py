@@ -99,6 +99,7 @@ def test_unilm_resume_is_bit_identical(lm_shards, tmp_path, capsys):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+@pytest.mark.ddp
 def test_unilm_two_processes_match_one(lm_shards, tmp_path):
     """The mode of a global micro-batch is drawn from (seed, epoch, step), which every rank shares:
     2 DDP processes equal 1 process with the same global micro-batch (4: 1 process x 4, or 2

@@ -56,7 +56,7 @@ class DemoSettings:
     lang: str = "both"
     budget: str = "20m"  # the whole run, both languages
     quick: bool = False  # the same steps on toy sizes (a few minutes)
-    # Chinese pretraining: the recipe benchmarks/recipes.md measured best (dev accuracy) in the
+    # Chinese pretraining: the recipe that did best on dev accuracy (docs/results.md) in the
     # budget: pre-LN, lr 1e-3, dropout off, whole-word MLM 15%, the training reviews' text 4 times
     # (ELECTRA, SOP and mask 30% did not help at this budget; fine-tuning lr 1e-4 lost to 3e-4, 1e-3)
     preset: str = "tiny"
@@ -106,8 +106,8 @@ WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.ex
 # dev accuracy peaked at step 500 in the last two full runs (of 606 and 744, the second in bf16), so
 # it gets about 540 steps' time and DistilBERT, at 0.6 epochs there, twice its former share: about
 # 1.2 epochs)
-# what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter), measured
-# (the first full run: zh 30 s of fixed steps + 8 s of start-up beyond the budgets, en 31 s + 20 s)
+# what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter): the
+# budgets are what is left, so an estimate short of the real time makes the whole run overrun its budget
 FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.compare": 15,
          "zh.overhead": 20, "en.baseline": 8, "en.evaluate": 6, "en.compare": 40, "en.overhead": 35,
          "report": 8}
@@ -473,7 +473,7 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Cl
     # TinyBERT's task distillation in its paper's two steps: the intermediate layers (embeddings,
     # attention scores, hidden states) first, then the prediction layer. Both at once ("all") in
     # this budget left the classifier at the majority class: the attention MSE, 40x the soft
-    # cross-entropy, takes every step (measured in the demo's first full run). The student starts
+    # cross-entropy, takes every step. The student starts
     # cut out of the teacher (--student-init prune, Minitron's pruning): there is no time here for
     # TinyBERT's general distillation, and from random weights it reached 89% of the teacher
     layers_dir = en / "tinybert-layers"

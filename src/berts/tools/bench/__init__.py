@@ -79,9 +79,9 @@ def run_bench(opts: BenchOptions) -> dict:
         tasks = [t for t in TASKS if t in opts.only]
         need_text = (set(opts.regimes) & {"real", "prepared"} and tasks) or "tokenizer" in opts.only \
             or "prepare" in opts.only
-        paragraphs = None
+        paragraphs = tokenizer = None
         if need_text:
-            _, paragraphs, tok_stats = tokenize_corpus(corpus, workdir, min(8000, config.vocab_size))
+            tokenizer, paragraphs, tok_stats = tokenize_corpus(corpus, workdir, min(8000, config.vocab_size))
             if "tokenizer" in opts.only:
                 result["tokenizer"] = tok_stats
         if "prepare" in opts.only:
@@ -101,7 +101,7 @@ def run_bench(opts: BenchOptions) -> dict:
                                                  seed=opts.seed)
         if tasks:
             ceilings = [matmul_ceiling(device)]
-            maker = BatchMaker(opts, config, paragraphs, dataset)
+            maker = BatchMaker(opts, config, paragraphs, dataset, tokenizer)  # its special ids
             for task in tasks:
                 for regime in opts.regimes:
                     if regime == "prepared" and (task != "pretrain" or dataset is None):

@@ -19,6 +19,7 @@ import math
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +31,40 @@ from berts.data.collate import PretrainingCollator
 from berts.data.instances import truncate_pair
 from berts.errors import UserError
 from berts.model.padding import pad_width
+from berts.tokenizer.wordpiece import CLS as CLS_TOKEN
+from berts.tokenizer.wordpiece import MASK as MASK_TOKEN
+from berts.tokenizer.wordpiece import PAD as PAD_TOKEN
+from berts.tokenizer.wordpiece import SEP as SEP_TOKEN
+from berts.tokenizer.wordpiece import SPECIAL_TOKENS
 
-PAD, CLS, SEP, MASK, FIRST_ID = 0, 2, 3, 4, 5  # berts' tokenizer: [PAD] [UNK] [CLS] [SEP] [MASK]
-SPECIAL_IDS = (0, 1, 2, 3, 4)
+@dataclass(frozen=True)
+class Specials:
+    """The special-token ids the batches use, read from a tokenizer: never literals, so that a
+    vocabulary laid out otherwise gets batches in its own ids. ``first``: the first ordinary id
+    (the random ids of the fixed regime are drawn from there up)."""
+
+    pad: int
+    cls: int
+    sep: int
+    mask: int
+    ids: tuple[int, ...]
+    first: int
+
+    @classmethod
+    def of(cls, tokenizer=None) -> "Specials":
+        """``tokenizer``: a berts Tokenizer; None: the layout Tokenizer.train gives every vocabulary
+        the bench trains (SPECIAL_TOKENS first, in order)."""
+        if tokenizer is None:
+            ids = {name: i for i, name in enumerate(SPECIAL_TOKENS)}
+            pad, cls_, sep, mask = (ids[n] for n in (PAD_TOKEN, CLS_TOKEN, SEP_TOKEN, MASK_TOKEN))
+        else:
+            pad, cls_, sep, mask = tokenizer.pad_id, tokenizer.cls_id, tokenizer.sep_id, tokenizer.mask_id
+            ids = {"unk": tokenizer.unk_id}
+        special = tuple(sorted(set(ids.values()) | {pad, cls_, sep, mask}))
+        return cls(pad=pad, cls=cls_, sep=sep, mask=mask, ids=special, first=max(special) + 1)
+
+
+DEFAULT_SPECIALS = Specials.of()
 
 
 # ------------------------------------------------------------------------- corpus
@@ -51,12 +83,15 @@ def default_corpus(path: Path) -> Path:
 
 
 def corpus_documents(path: Path) -> list[list[str]]:
-    """Documents (blank-line separated) of paragraphs (one a line)."""
+    """Documents (blank-line separated) of paragraphs (one a line), read by the one corpus reader
+    (berts.data.corpus, the `bert` format: what `berts prepare` and `tokenizer train` read)."""
+    from berts.data.corpus import Corpus, document_lines
+
+    corpus = Corpus([path], input_format="bert")
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        docs = [[line.strip() for line in document_lines(doc)[0] if line.strip()] for doc in corpus.documents()]
     except OSError as exc:
         raise UserError(f"{path}: cannot read the corpus ({exc.strerror})") from None
-    docs = [[line.strip() for line in block.splitlines() if line.strip()] for block in re.split(r"\n\s*\n", text)]
     docs = [d for d in docs if d]
     if sum(len(d) for d in docs) < 2:
         raise UserError(f"{path}: the corpus needs at least two non-empty lines")
@@ -64,10 +99,11 @@ def corpus_documents(path: Path) -> list[list[str]]:
 
 
 # ------------------------------------------------------------------------- batches
-def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]], seq: int) -> dict[str, np.ndarray]:
+def pad_rows(rows: list[tuple[np.ndarray, np.ndarray]], seq: int, pad_id: int = DEFAULT_SPECIALS.pad
+             ) -> dict[str, np.ndarray]:
     """Right-pad rows of (ids, type ids) to ``pad_width`` (the longest rounded up to 8, <= seq)."""
     width = pad_width(max(len(r[0]) for r in rows), 8, cap=seq)
-    ids = np.full((len(rows), width), PAD, dtype=np.int64)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
     types = np.zeros_like(ids)
     mask = np.zeros_like(ids)
     for i, (r_ids, r_types) in enumerate(rows):
@@ -95,15 +131,17 @@ class BatchMaker:
     """The same batches for both implementations: ``make(task, regime)`` -> each one's keyword arguments."""
 
     def __init__(self, opts: BenchOptions, config: BertConfig, paragraphs: list[list[np.ndarray]] | None,
-                 dataset=None):
+                 dataset=None, tokenizer=None):
         self.opts, self.config = opts, config
+        self.special = Specials.of(tokenizer)  # the ids of the tokenizer that encoded ``paragraphs``
         self.docs = paragraphs
         self.dataset = dataset  # PretrainingDataset over `berts prepare` shards: the "prepared" regime
         self.rng = np.random.default_rng(opts.seed)
         self.truncation_rng = random.Random(opts.seed)  # truncate_pair's front/back draws
         # the trainer's collator; the per-row cap as PretrainingDataset's automatic one (20 for 128)
         self.collator = PretrainingCollator(
-            vocab_size=config.vocab_size, pad_id=PAD, mask_id=MASK, special_ids=SPECIAL_IDS, masking="token",
+            vocab_size=config.vocab_size, pad_id=self.special.pad, mask_id=self.special.mask,
+            special_ids=self.special.ids, masking="token",
             mask_prob=opts.mask_prob, max_predictions_per_seq=math.ceil(opts.mask_prob * opts.seq),
             max_seq_length=opts.seq)
         self.collate_s: list[float] = []
@@ -119,14 +157,14 @@ class BatchMaker:
 
     def _fixed_rows(self, pair: bool):
         """Rows of exactly ``seq`` random ids: [CLS] ... [SEP] (a pair: its [SEP] in the middle)."""
-        s, v = self.opts.seq, self.config.vocab_size
+        s, v, sp = self.opts.seq, self.config.vocab_size, self.special
         rows = []
         for _ in range(self.opts.batch):
-            ids = self.rng.integers(FIRST_ID, v, s)
-            ids[0] = CLS
-            ids[-1] = SEP
+            ids = self.rng.integers(sp.first, v, s)
+            ids[0] = sp.cls
+            ids[-1] = sp.sep
             if pair:
-                ids[s // 2 - 1] = SEP
+                ids[s // 2 - 1] = sp.sep
             rows.append((ids, s // 2 if pair else s))
         return rows, self.rng.integers(0, 2, self.opts.batch)
 
@@ -134,13 +172,14 @@ class BatchMaker:
         """Paragraphs of the corpus: one (truncated to seq) or, for pretraining, A + B where B is
         the next paragraph half of the time (label 0) and a random one otherwise (label 1)."""
         s, rows, labels = self.opts.seq, [], []
+        cls, sep = [self.special.cls], [self.special.sep]
         for _ in range(self.opts.batch):
             d = self.docs[self.rng.integers(len(self.docs))]
             i = int(self.rng.integers(len(d)))
             a = d[i]
             if not pair:
                 a = a[:s - 2]
-                rows.append((np.concatenate([[CLS], a, [SEP]]), len(a) + 2))
+                rows.append((np.concatenate([cls, a, sep]), len(a) + 2))
                 labels.append(int(self.rng.integers(2)))
                 continue
             is_next = i + 1 < len(d) and self.rng.random() < 0.5
@@ -150,7 +189,7 @@ class BatchMaker:
                 other = self.docs[self.rng.integers(len(self.docs))]
                 b = other[int(self.rng.integers(len(other)))]
             a, b, _, _ = truncate_pair(a, b, None, None, s - 3, self.truncation_rng)
-            rows.append((np.concatenate([[CLS], a, [SEP], b, [SEP]]), len(a) + 2))
+            rows.append((np.concatenate([cls, a, sep, b, sep]), len(a) + 2))
             labels.append(0 if is_next else 1)  # the collator's and transformers' convention: 0 = B follows A
         return rows, np.array(labels)
 
@@ -163,7 +202,8 @@ class BatchMaker:
             examples = [{"input_ids": ids, "b_start": b_start, "label": int(y)}
                         for (ids, b_start), y in zip(rows, labels)]
             return _pretraining_pair(self.collator(examples, self.rng))
-        arrays = pad_rows([(ids, np.zeros(len(ids), dtype=np.int64)) for ids, _ in rows], self.opts.seq)
+        arrays = pad_rows([(ids, np.zeros(len(ids), dtype=np.int64)) for ids, _ in rows], self.opts.seq,
+                          self.special.pad)
         b = {k: torch.from_numpy(v) for k, v in arrays.items()}
         lengths = arrays["attention_mask"].sum(1)
         meta = {"tokens": int(lengths.sum()), "lengths": lengths.tolist(), "masked": 0}

@@ -1,6 +1,6 @@
 """Frozen features + logistic regression: what a pretrained encoder knows before fine-tuning (issue 14).
 
-    .venv/bin/python benchmarks/probe.py --data ~/.cache/berts/corpora/zh-sentiment \
+    .venv/bin/python experiments/2026-12-01-pretraining-recipes/probe.py --data ~/.cache/berts/corpora/zh-sentiment \
         bench_out/recipes14/runs/s-rev4-x4/pretrain/final:random bench_out/recipes14/runs/s-rev4-x4/pretrain/final
 
 The BERT paper's feature-based use (its Table 7): the encoder is frozen; each review is the mean over

@@ -1,7 +1,7 @@
 """What each speed lever gives: berts with the lever off and on (every other lever on), in one
 process, on the same batches, alternating; medians. Companion of `berts bench` (benchmarks/bench.py).
 
-    python benchmarks/levers.py --preset mini --batch 32 --seq 128 --rounds 8 [--only a,b] [--json FILE]
+    python experiments/2026-11-24-speed-levers/levers.py --preset mini --batch 32 --seq 128 --rounds 8 [--only a,b] [--json FILE]
 
 Levers (task, lengths): sparse_mlm (pretrain fixed: dense [B,S,V] logits vs the masked rows only),
 sparse_output (pretrain, finetune fixed: last layer's projection + FFN on the rows the heads need),

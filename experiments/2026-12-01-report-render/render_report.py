@@ -1,7 +1,7 @@
 """Render a demo report.html in headless Chromium (Debian's `chromium` package): a full-page
 screenshot to look at, and a check that the page is what it should be offline.
 
-    python benchmarks/render_report.py demo_out/report.html [--screenshot demo_out/report.png]
+    python experiments/2026-12-01-report-render/render_report.py demo_out/report.html [--screenshot demo_out/report.png]
 
 Checks: Chromium exits 0; the DOM it builds holds the title, every table and every image the
 file has (so nothing was dropped by the parser); every image is a data: URI (no network);

@@ -1,9 +1,9 @@
 """The structure objectives and ELECTRA on real text (issue 11): does each task's accuracy rise
 well above chance in a short run?
 
-    .venv/bin/python benchmarks/structure.py --recipes bench_out/recipes --budget 3m
+    .venv/bin/python experiments/2026-12-01-structure-objectives/structure.py --recipes bench_out/recipes --budget 3m
 
-Text: People's Daily (gold word segmentation), the articles of benchmarks/recipes.py's split
+Text: People's Daily (gold word segmentation), the articles of experiments/2026-12-01-pretraining-recipes/recipes.py's split
 (every 20th article held out), its tokenizer. Per task, `berts prepare` with that objective on
 the training articles and the held-out ones, then `berts pretrain` (tiny preset, --budget, batch
 32) with the held-out shards evaluated at the end. Chance levels:
@@ -31,7 +31,7 @@ def cli(*args, log=None) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--recipes", default="bench_out/recipes", help="benchmarks/recipes.py's output (corpus, tokenizer)")
+    ap.add_argument("--recipes", default="bench_out/recipes", help="experiments/2026-12-01-pretraining-recipes/recipes.py's output (corpus, tokenizer)")
     ap.add_argument("--out", default=None, help="default: RECIPES/structure")
     ap.add_argument("--budget", default="3m")
     ap.add_argument("--tasks", default="reorder,distance,wso,electra")

@@ -1,6 +1,6 @@
 """What bigram counts know, against what a short pretraining run learned (issues 11 and 14).
 
-    .venv/bin/python benchmarks/counts.py --train bench_out/recipes14/corpus/news.train.txt \
+    .venv/bin/python experiments/2026-12-01-pretraining-recipes/counts.py --train bench_out/recipes14/corpus/news.train.txt \
         --heldout bench_out/recipes14/corpus/news.heldout.txt \
         --mlm bench_out/recipes14/runs/s-rev4-x4/pretrain/final --electra bench_out/structure20/electra/final
 

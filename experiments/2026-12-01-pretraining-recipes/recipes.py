@@ -1,7 +1,7 @@
 """Pretraining recipes, measured (issue 11): the same model size, the same wall clock per run,
 then the same fine-tuning on the Chinese review-sentiment task; dev accuracy decides.
 
-    .venv/bin/python benchmarks/recipes.py --out bench_out/recipes --budget 2m30s --ft-budget 90s
+    .venv/bin/python experiments/2026-12-01-pretraining-recipes/recipes.py --out bench_out/recipes --budget 2m30s --ft-budget 90s
 
 Pretraining text: People's Daily (gold word segmentation; every 20th article held out for the
 MLM evaluation) plus the unlabelled text of the *training* reviews (task-adaptive pretraining;
@@ -23,7 +23,7 @@ accuracy where there is one, tokens/s of pretraining, steps, and the fine-tuned 
 
 Issue 14 (what pays off in the demo's budget), step-based:
 
-    .venv/bin/python benchmarks/recipes.py --out bench_out/recipes14 --steps 1500 --threads 1
+    .venv/bin/python experiments/2026-12-01-pretraining-recipes/recipes.py --out bench_out/recipes14 --steps 1500 --threads 1
 
 ``--steps N`` runs the ISSUE14 set instead: pretraining by optimizer steps (N times each run's ``x``),
 not by the clock, so other processes on the machine slow a run without changing its result; the
@@ -241,7 +241,7 @@ def issue14_run(out: Path, data: dict, name: str, spec: dict, args, done: dict, 
             + (f"-fs{ft['seed']}" if ft.get("seed") else ""))
     init = out / "runs" / (source or name) / "init" if base.get("init") else None
     # the sinusoidal runs' twin starts from their init (random weights but the sinusoids); a PPMI run's twin
-    # is plain random weights: its init is the first pretraining stage (fine-tuned alone: benchmarks/recipes.md)
+    # is plain random weights: its init is the first pretraining stage (fine-tuned alone: experiments/2026-12-01-pretraining-recipes/recipes.md)
     twin_init = init if base.get("init") == "sinusoidal" else None
     if name not in done:
         if source:  # fine-tuning only: the source's pretraining row, this run's fine-tuning

@@ -1,0 +1,31 @@
+"""Every script under benchmarks/ runs its --quick mode (toy sizes, tiny made-up data, no download)
+to the end: a benchmark that no longer runs against the current code is found here, not by the
+next person who needs its numbers. The numbers themselves mean nothing at this size."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if p.name != "quick.py")
+# what each prints at the end when it ran through (its table or JSON), beyond the exit status
+LAST_WORDS = {"bench.py": "tokens/s", "cpu_bf16.py": "bf16 speed-up", "inference.py": "int8 accuracy", "distill.py": "| tinybert4 |", "compare.py": "compare.md", "fastbert.py": "chosen on dev", "generate.py": "same ids", "prepare_throughput.py": '"benchmark": "prepare_throughput"'}
+
+
+def test_every_script_is_covered():
+    assert set(LAST_WORDS) == set(SCRIPTS), "a benchmark without a --quick check: add it to LAST_WORDS"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("script", SCRIPTS)
+def test_quick_mode_runs(script, tmp_path):
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]),
+               BERTS_CACHE=str(tmp_path / "cache"), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false")
+    proc = subprocess.run([sys.executable, str(BENCH / script), "--quick"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
+    assert LAST_WORDS[script] in proc.stdout, proc.stdout[-2000:]
