@@ -370,7 +370,7 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
               f"{s['masking']} masking (15%), lr {s['pretrain_lr']:g}, batch {s['pretrain_batch']}, sequences of "
               f"{s['max_seq_length']}, the training reviews' text x{s['review_repeats']}; fine-tuning lr "
               f"{s['finetune_lr']:g}, {s['finetune_epochs']:g} epochs: the best of the measured recipes by dev accuracy "
-              "(benchmarks/recipes.md: pre-LN and dropout off beat post-LN and dropout 0.1 in the same wall clock; "
+              "(experiments/2026-12-01-pretraining-recipes/recipes.md: pre-LN and dropout off beat post-LN and dropout 0.1 in the same wall clock; "
               "SOP, ELECTRA and a 30% mask rate did not help at this budget; the reviews x4 and more steps helped "
               "most).")
         zh_section(doc, zh, out, plots, report["steps"])
