@@ -81,7 +81,8 @@ def test_python_dash_m_berts_help():
 def test_public_names_still_import():
     env = dict(os.environ, PYTHONPATH=SRC)
     code = ("import berts; from berts import BertConfig, BertForMaskedLM, ElectraForMaskedLM, load, Classifier; "
-            "assert all(hasattr(berts, n) for n in berts.__all__); "
+            "assert all(hasattr(berts, n) for n in berts.__all__); assert callable(berts.hf.read_config); "
+            "assert not hasattr(berts, 'no_such_name'); "
             "from berts.hf import ARCHITECTURES; print(sorted(set(ARCHITECTURES) & {'ElectraForPreTraining', "
             "'BertForSequenceClassificationWithExits'}))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)

@@ -40,6 +40,13 @@ __all__ = [
 def __getattr__(name: str):
     module = _LAZY.get(name)
     if module is None:
+        # a sub-package (`import berts; berts.hf.read_config(...)`): the eager __init__ had imported
+        # berts.hf, berts.model, berts.serve, ..., so their attributes worked without importing them
+        try:
+            return import_module(f"berts.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"berts.{name}":
+                raise
         raise AttributeError(f"module 'berts' has no attribute {name!r}")
     value = getattr(import_module(module), name)
     globals()[name] = value  # once read, a plain attribute: __getattr__ runs once per name
