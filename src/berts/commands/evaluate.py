@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    from berts.compress.fastbert import add_exit_arguments
+    from berts.compress.exit_flags import add_exit_arguments
 
     add_exit_arguments(p)
     p.add_argument("--sweep", action="store_true",

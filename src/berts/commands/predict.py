@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
                         f"the first {INT8_CHECK} examples")
-    from berts.compress.fastbert import add_exit_arguments
+    from berts.compress.exit_flags import add_exit_arguments
 
     add_exit_arguments(p)  # --speed, --exit, --patience: each row then has "exit_layer"
     p.set_defaults(func=run)

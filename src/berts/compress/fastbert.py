@@ -41,6 +41,7 @@ from torch import nn
 from berts.model.config import BertConfig
 from berts.errors import UserError
 from berts.model.heads import BertForSequenceClassification, register_task_model
+from berts.compress.exit_flags import RULES, add_exit_arguments  # noqa: F401 (torch-free, for the parsers)
 from berts.model.encoder import Dropout, EncoderState, _init_module
 from berts.model.flops import encoder_flops, student_flops
 from berts.objectives.base import Objective, Result, register
@@ -48,7 +49,6 @@ from berts.tasks.base import Task
 
 EXIT_KEY = "berts_early_exit"  # config.json: {"width": w, "heads": h}
 WIDTH, HEADS = 128, 2  # FastBERT's cla_hidden_size, cla_heads_num
-RULES = ("entropy", "patience")
 
 
 class ExitClassifier(nn.Module):
@@ -338,18 +338,6 @@ class SelfDistillationTask(Task):
 
 
 # ------------------------------------------------------------------ commands and sweep
-def add_exit_arguments(p) -> None:
-    """--speed, --exit, --patience (berts predict / evaluate / compare)."""
-    p.add_argument("--speed", type=float, metavar="S",
-                   help="early exit (a `berts finetune --early-exit` directory): leave at the first layer whose "
-                        "normalised entropy is below S (0: the final classifier; 1: every example at layer 1)")
-    p.add_argument("--exit", choices=RULES, default=None,
-                   help="early-exit rule: entropy (FastBERT, with --speed; the default) or patience (PABEE, "
-                        "with --patience)")
-    p.add_argument("--patience", type=int, metavar="K",
-                   help="--exit patience: leave once the prediction has stayed the same for K layers in a row")
-
-
 def apply_exit_arguments(clf, args) -> bool:
     """Switch early exit on for ``clf`` from the flags; False when none was given."""
     rule = args.exit or ("patience" if args.patience is not None else "entropy" if args.speed is not None else None)

@@ -63,8 +63,18 @@ def register_task_model(cls):
     return cls
 
 
+# task models defined outside this file, which register themselves when imported: loaded before the
+# registry is read, so that `from berts.hf import load` finds them without `import berts` having run
+# first (berts/__init__.py is lazy, for the command line's speed)
+BUILTIN_TASK_MODULES = ("berts.model.electra", "berts.compress.fastbert")
+
+
 def architectures() -> dict[str, type]:
     """{Hugging Face architecture name: our class}, from every registered class's declaration."""
+    import importlib
+
+    for module in BUILTIN_TASK_MODULES:
+        importlib.import_module(module)
     return {arch: cls for cls in TASK_MODELS.values() for arch in cls.hf_architectures.values()}
 
 
