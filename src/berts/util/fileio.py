@@ -273,7 +273,7 @@ def atomic_write_file(path: str | os.PathLike, data: bytes | str) -> None:
 MARKER = ".berts-run.json"
 # What a training run writes at the top of its --out (everything else there is someone else's).
 RUN_NAMES = ("config.yaml", "metrics.jsonl", "checkpoints", "final", "best", "tb", "plots")
-# What `berts tokenizer train|import` writes (berts.tokenizer.wordpiece.save_pretrained).
+# What `berts tokenizer train|import` writes (berts.tokenizer.files.TOKENIZER_FILES).
 TOKENIZER_NAMES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 RESUMABLE = ("pretrain", "finetune", "distill")  # kinds with a --resume flag
 
