@@ -10,7 +10,7 @@ import torch
 import berts
 from berts import BertConfig, BertForMaskedLM, BertForSequenceClassification, BertModel
 from berts.errors import UserError
-from berts.hf import FORMATS, ARCHITECTURES, check_weights, read_config
+from berts.hf import ARCHITECTURES, FORMATS, check_weights, read_config
 from conftest import padded_batch, randomize
 
 ATOL = 1e-5
@@ -102,7 +102,7 @@ def test_a_model_roberta_cannot_say_is_refused_in_one_line(tmp_path):
 def test_the_worked_example_is_the_module():
     """docs/extending/hf-format.md shows berts/hf/roberta.py whole: the page cannot drift from what runs."""
     page = (ROOT / "docs/extending/hf-format.md").read_text(encoding="utf-8")
-    blocks = re.findall(r"```python\n(.*?)```", page, re.S)
+    blocks = re.findall(r"```python\n(.*?)```", page, re.DOTALL)
     module = (ROOT / "src/berts/hf/roberta.py").read_text(encoding="utf-8")
     assert module in blocks
     assert "roberta" in FORMATS and "from berts.hf import" in (ROOT / "src/berts/hf/__init__.py").read_text()

@@ -21,10 +21,10 @@ from berts.hf import bert, albert, electra, roberta_preln, berts_format, roberta
 from berts.hf.berts_format import BERTS_WEIGHTS_NAME
 from berts.hf.formats import (FALLBACK as BERTS_MODEL_TYPE, FORMATS, WEIGHTS_NAME, Format, get_format,
                               hf_format, model_format, register_format, save_format, source_format)
-from berts.hf.io import (ARCHITECTURES, _Architectures, _read_config_json, _saved_config, check_weights,
+from berts.hf.io import (ARCHITECTURES, _Architectures, _read_config_json, _saved_config, check_weights,  # noqa: F401
                          check_weights_file, from_pretrained, load, load_config, read_config, read_state_dict,
                          save_pretrained, weight_shapes, weights_file, write_model_files)
-from berts.hf.mapping import (_base_name, _normalise_keys, config_from_hf_dict, config_to_hf_dict, head_names,
+from berts.hf.mapping import (_base_name, _normalise_keys, config_from_hf_dict, config_to_hf_dict, head_names,  # noqa: F401
                               hf_state_dict, load_hf_state_dict, name_pairs)
 from berts.hf.roberta_preln import ARCHS as ROBERTA_PRELN_ARCHS, NAME as ROBERTA_PRELN
 from berts.hf.roberta_preln import from_roberta as from_roberta_preln, to_roberta as to_roberta_preln

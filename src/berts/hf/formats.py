@@ -16,8 +16,8 @@ imported by berts/hf/__init__.py (docs/extending/hf-format.md).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from berts.errors import UserError
 from berts.model.config import BertConfig
@@ -104,8 +104,8 @@ def own_layout(config: BertConfig, model) -> str:
 
 
 def model_format(model) -> str:
-    """The directory layout of ``model`` (a model or its class): its ``hf_model_type``, else by the config."""
-    return getattr(model, "hf_model_type", None) or hf_format(model.config)
+    """The directory layout of a model: its ``hf_model_type``, else by its config."""
+    return own_layout(model.config, model)
 
 
 def source_format(sd, model) -> str:

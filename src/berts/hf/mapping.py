@@ -13,7 +13,7 @@ import re
 import torch
 
 from berts.errors import UserError
-from berts.hf.formats import FORMATS, get_format, model_format, own_layout, save_format, source_format, supported
+from berts.hf.formats import FORMATS, get_format, hf_format, model_format, own_layout, save_format, source_format, supported
 from berts.model.config import BertConfig
 from berts.objectives import Objective
 from berts.version import __version__
@@ -68,7 +68,7 @@ def config_from_hf_dict(d: dict) -> BertConfig:
 def _base_name(name: str, config: BertConfig, fmt: str | None = None) -> list[tuple[str, int | None]]:
     """Our BertModel-relative parameter name -> [(HF base-relative name, qkv chunk or None)]
     (none: a shared layer written once)."""
-    layout = get_format(fmt or own_layout(config, None))
+    layout = get_format(fmt or hf_format(config))
     m = re.match(r"encoder\.layers\.(\d+)\.(.*)$", name)
     if not m:
         for ours, theirs in layout.names:
