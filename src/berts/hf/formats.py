@@ -36,6 +36,8 @@ def _always(config, model):
 
 @dataclass(frozen=True)
 class Format:
+    """One directory format: a layout's name tables, or a renaming's steps (the fields say which)."""
+
     name: str  # config.json's model_type
     # a renaming's base: the layout whose names it maps ("bert", or "any" for the berts format);
     # None: this format is a layout
