@@ -442,8 +442,10 @@ class BertPreTrainedModel(nn.Module):
 
     # berts.hf depends on this file, not the other way: it plugs its writer and reader into HF_IO
     # when imported (``import berts`` imports it), so these two conveniences never import hf.
-    def save_pretrained(self, directory, tokenizer=None):
-        _hf_io("save")(self, directory, tokenizer=tokenizer)
+    def save_pretrained(self, directory, tokenizer=None, format=None):
+        """``format``: a registered Hugging Face format to write (e.g. "roberta"); default: the
+        model's own (berts.hf.formats.save_format)."""
+        _hf_io("save")(self, directory, tokenizer=tokenizer, format=format)
 
     @classmethod
     def from_pretrained(cls, directory, **config_overrides):
