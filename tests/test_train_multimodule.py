@@ -56,9 +56,9 @@ def test_frozen_module_is_not_trained_and_what_is_saved_where(shards, tmp_path):
     # frozen: no gradients, no optimizer state, unchanged, eval mode (also after engine.train())
     teacher_params = list(task.teacher.parameters())
     assert all(not p.requires_grad and p.grad is None for p in teacher_params)
-    in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    in_optimizer = {id(p) for g in trainer.engine.optimizer.param_groups for p in g["params"]}
     assert not in_optimizer & {id(p) for p in teacher_params}
-    assert not set(trainer.optimizer.state) & set(teacher_params)
+    assert not set(trainer.engine.optimizer.state) & set(teacher_params)
     assert all(torch.equal(v, task.teacher.state_dict()[k]) for k, v in teacher_before.items())
     assert not any(m is task.teacher for m in trainer.engine.modules.modules())  # outside what DDP wraps
     trainer.engine.train()

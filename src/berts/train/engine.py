@@ -150,7 +150,11 @@ class Engine:
         self.modules.train(mode)
         self.frozen.eval()
 
-    # ------------------------------------------------------------------ helpers for tasks
+    # ------------------------------------------------------------------ what a task's evaluate() gets
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
     def autocast(self):
         if self._amp_dtype is None:
             return nullcontext()
