@@ -33,7 +33,8 @@ def register(subparsers) -> None:
 
     p.add_argument("--task", choices=registry.names(),
                    help="data.task (default classification): " + "; ".join(
-                       f"{s.name}: {s.help}" for s in registry.TASKS.values()))
+                       f"{s.name}: {s.help}" + (f", then `{s.then}`" if s.serve is None else "")
+                       for s in registry.TASKS.values()))
     p.add_argument("--source-column", metavar="COL", help="seq2seq: the input column (data.source_column)")
     p.add_argument("--target-column", metavar="COL", help="seq2seq: the column to generate (data.target_column)")
     add_data_arguments(p)
