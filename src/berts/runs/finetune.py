@@ -17,7 +17,6 @@ from berts.data.labels import (
 from berts.data.tables import SETTINGS_KEY, check_max_length, read_table
 from berts.errors import UserError
 from berts.runs.common import base_config, claim_output
-
 from berts.tasks import registry
 
 # train.metric's choices per task: the registry's (kept under these names for callers)
