@@ -143,8 +143,8 @@ def test_teacher_gets_no_gradient_and_no_optimizer_state(data, tmp_path, method)
     trainer.fit()
     params = list(task.teacher.parameters())
     assert all(not p.requires_grad and p.grad is None for p in params)
-    in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
-    assert not in_optimizer & {id(p) for p in params} and not set(trainer.optimizer.state) & set(params)
+    in_optimizer = {id(p) for g in trainer.engine.optimizer.param_groups for p in g["params"]}
+    assert not in_optimizer & {id(p) for p in params} and not set(trainer.engine.optimizer.state) & set(params)
     assert all(torch.equal(v, task.teacher.state_dict()[k]) for k, v in before.items())
     assert not task.teacher.training
     trainable = [*task.student.parameters(), *(task.proj.parameters() if getattr(task, "proj", None) else [])]

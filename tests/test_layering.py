@@ -104,6 +104,9 @@ RULES = {  # module (or package) -> what it must not import at module level
     "berts.compress": ["berts.runs", "berts.commands", "berts.tools"],
     "berts.serve": ["berts.train", "berts.runs", "berts.commands"],  # device names: berts.util.device
     "berts.demo.report": ["berts.demo.run"],
+    # the one evaluation/prediction loop sits below both of its users
+    "berts.model.runner": ["berts.train", "berts.serve", "berts.tasks", "berts.runs", "berts.compress",
+                           "berts.commands", "berts.data", "berts.hf", "berts.tools"],
     "berts.version": ["berts"],
 }
 
@@ -134,6 +137,16 @@ def test_no_circles_counting_function_local_imports():
     assert "berts.model.encoder" in graph["berts.model.heads"]  # the graph is real
     assert "berts.compress.fastbert" in graph["berts.serve.predict"]
     assert circles(graph) == []
+
+
+def test_the_runner_is_below_training_and_serving():
+    """berts.model.runner imports nothing above model/, not even inside a function; serving and
+    evaluation both use it."""
+    graph = full_graph()
+    above = ["berts.train", "berts.serve", "berts.tasks", "berts.runs", "berts.compress", "berts.commands",
+             "berts.data", "berts.hf", "berts.tools"]
+    assert not touches(graph["berts.model.runner"], above)
+    assert "berts.model.runner" in graph["berts.serve.predict"] and "berts.model.runner" in graph["berts.tasks.base"]
 
 
 def test_serving_never_imports_training():

@@ -442,12 +442,12 @@ def test_held_out_mlm_is_measured_on_clean_text_and_wso_on_shuffled(data, tmp_pa
     held = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
             if json.loads(line).get("kind") == "eval"][-1]
     model = BertForPreTraining.from_pretrained(out / "final").eval()
-    trainer = SimpleNamespace(to_device=lambda b: b, autocast=contextlib.nullcontext)
+    engine = SimpleNamespace(device=torch.device("cpu"), autocast=contextlib.nullcontext)
     clean = PretrainingDataset(eval_shards, seed=0)  # the run's masking: the defaults
     shuffled = PretrainingDataset(eval_shards, seed=0, transforms=[TrigramShuffle(0.05)])
 
     def task(ds):
-        return PretrainingTask(model, ds, ds, objective="distance", eval_batches=20).evaluate(trainer)
+        return PretrainingTask(model, ds, ds, objective="distance", eval_batches=20).evaluate(engine)
 
     on_clean, on_shuffled = task(clean), task(shuffled)
     for key in ("mlm_loss", "mlm_acc", "distance_acc"):

@@ -104,7 +104,7 @@ def _snapshot(model):
 
 def test_fp16_scaler_skips_an_overflow_step(shards, tmp_path):  # noqa: F811
     trainer = make_trainer(shards, tmp_path / "run", "impl.precision=fp16", "train.max_steps=8", "log.every=1")
-    assert trainer.precision == "fp16" and trainer.scaler is not None
+    assert trainer.engine.precision == "fp16" and trainer.engine.scaler is not None
     param = trainer.model.bert.encoder.layers[0].ffn.up.weight
     seen = {}
 
@@ -128,7 +128,7 @@ def test_fp16_scaler_skips_an_overflow_step(shards, tmp_path):  # noqa: F811
     assert [r["skipped_steps"] for r in train] == [0, 0, 0, 0, 1, 1, 1, 1]
     assert train[3]["loss_scale"] == 65536.0 and train[4]["loss_scale"] == 32768.0  # backed off once
     assert all(r["loss"] == r["loss"] for r in train)  # the loss itself stayed finite
-    assert int(trainer.optimizer.state[param]["step"]) == 7  # the optimizer saw 7 of 8 steps
+    assert int(trainer.engine.optimizer.state[param]["step"]) == 7  # the optimizer saw 7 of 8 steps
 
 
 @pytest.mark.parametrize("log_every", [5, 50])

@@ -56,9 +56,9 @@ def test_frozen_module_is_not_trained_and_what_is_saved_where(shards, tmp_path):
     # frozen: no gradients, no optimizer state, unchanged, eval mode (also after engine.train())
     teacher_params = list(task.teacher.parameters())
     assert all(not p.requires_grad and p.grad is None for p in teacher_params)
-    in_optimizer = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    in_optimizer = {id(p) for g in trainer.engine.optimizer.param_groups for p in g["params"]}
     assert not in_optimizer & {id(p) for p in teacher_params}
-    assert not set(trainer.optimizer.state) & set(teacher_params)
+    assert not set(trainer.engine.optimizer.state) & set(teacher_params)
     assert all(torch.equal(v, task.teacher.state_dict()[k]) for k, v in teacher_before.items())
     assert not any(m is task.teacher for m in trainer.engine.modules.modules())  # outside what DDP wraps
     trainer.engine.train()
@@ -164,3 +164,20 @@ def test_a_version_1_checkpoint_fails_resume_but_its_weights_load(shards, tmp_pa
     assert err.count("\n") == 1 and "trainer state version 1" in err and f"--init-from {old}" in err
     assert cli(pretrain_args(shards, tmp_path / "new", "train.max_steps=2") + ["--init-from", str(old)]) == 0
     assert "initialised from" in capsys.readouterr().err
+
+
+def test_evaluate_receives_the_engine_not_the_trainer(shards, tmp_path):  # noqa: F811
+    """A task's evaluate(engine): the engine (device, autocast, to_device, is_main); the Trainer keeps
+    no pass-throughs for tasks."""
+    from berts.train.engine import Engine
+    from berts.train.trainer import Trainer
+
+    out = tmp_path / "run"
+    trainer = build(shards, out, "train.max_steps=2", "log.every=1", "train.keep_last=0")
+    seen = []
+    trainer.task.evaluate = lambda engine: seen.append(engine) or {"probe": 0.5}
+    trainer.fit()
+    assert len(seen) == 1 and seen[0] is trainer.engine and isinstance(seen[0], Engine)
+    assert seen[0].is_main and seen[0].device == torch.device("cpu") and callable(seen[0].autocast)
+    assert [r["probe"] for r in records(out, "eval")] == [0.5]
+    assert not any(hasattr(Trainer, name) for name in ("autocast", "to_device", "precision", "scaler", "optimizer"))

@@ -29,14 +29,17 @@ def register(subparsers) -> None:
     p.add_argument("--tokenizer", metavar="DIR", help="tokenizer directory (default: the model's)")
     p.add_argument("--train", metavar="FILE", help="training file (data.train)")
     p.add_argument("--dev", metavar="FILE", help="evaluation file (data.dev)")
-    p.add_argument("--task", choices=("classification", "regression", "seq2seq"),
-                   help="data.task; seq2seq: generate --target-column from --source-column (UniLM's seq2seq "
-                        "mask; evaluation: loss, token_acc, bleu, rouge_l; then `berts generate OUT/best`)")
+    from berts.tasks import registry  # torch-free: the task names and their one-line help
+
+    p.add_argument("--task", choices=registry.names(),
+                   help="data.task (default classification): " + "; ".join(
+                       f"{s.name}: {s.help}" + (f", then `{s.then}`" if s.serve is None else "")
+                       for s in registry.TASKS.values()))
     p.add_argument("--source-column", metavar="COL", help="seq2seq: the input column (data.source_column)")
     p.add_argument("--target-column", metavar="COL", help="seq2seq: the column to generate (data.target_column)")
     add_data_arguments(p)
-    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint: accuracy, f1, "
-                                                   "f1_macro, mcc, loss; pearson, spearman, mse (train.metric)")
+    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric): " + "; ".join(
+        f"{s.name}: {', '.join(s.metrics)}" for s in registry.TASKS.values()))
     p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=float, metavar="N",
                    help="train.epochs (--max-steps, if given too, ends the run instead)")
     p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=int, metavar="STEPS",

@@ -187,8 +187,8 @@ class DistilBertTask(Task):
             losses["cos"] = self.alpha_cos * L.cosine(s.last_hidden_state[real], t.last_hidden_state[real])
         return losses, dict(s.metrics or {})
 
-    def evaluate(self, trainer):
-        return self.evaluator.evaluate(trainer) if self.evaluator is not None else None
+    def evaluate(self, engine):
+        return self.evaluator.evaluate(engine) if self.evaluator is not None else None
 
     def describe(self) -> str:
         own = "MLM" if self.mode == "general" else "hard labels"

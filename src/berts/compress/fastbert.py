@@ -45,7 +45,7 @@ from berts.compress.exit_flags import RULES, add_exit_arguments  # noqa: F401 (t
 from berts.model.encoder import Dropout, EncoderState, _init_module
 from berts.model.flops import encoder_flops, student_flops
 from berts.objectives.base import Objective, Result, register
-from berts.tasks.base import Task
+from berts.tasks.base import ENCODER_INPUTS, Task
 
 EXIT_KEY = "berts_early_exit"  # config.json: {"width": w, "heads": h}
 WIDTH, HEADS = 128, 2  # FastBERT's cla_hidden_size, cla_heads_num
@@ -301,29 +301,29 @@ class SelfDistillationTask(Task):
         return {"distill": loss}, metrics
 
     @torch.no_grad()
-    def evaluate(self, trainer):
+    def evaluate(self, engine):
         if self.dev_dataset is None:
             return None
+        from berts.model.runner import run
+
         model, ds = self.model, self.dev_dataset
-        was = model.training
-        model.eval()
+
+        def forward(batch):  # the students' loss, every layer's logits, and (with labels) an exit at speed 0.5
+            x = {k: batch[k] for k in ENCODER_INPUTS if batch.get(k) is not None}
+            loss, _ = self_distillation(model, **x)
+            exited = model.early_exit(**x, speed=0.5)[0] if ds.labels is not None else None
+            return loss, model.layer_logits(**x), exited  # layer_logits: [L] x [k, C]
+
         agree, loss_sum, correct, n = 0.0, 0.0, 0.0, 0
-        try:
-            for lo in range(0, len(ds), self.eval_batch_size):
-                batch = trainer.to_device(ds.collate(np.arange(lo, min(lo + self.eval_batch_size, len(ds)))))
-                x = {k: batch[k] for k in ("input_ids", "attention_mask", "token_type_ids") if batch.get(k) is not None}
-                k = int(x["input_ids"].shape[0])
-                loss, _ = self_distillation(model, **x)
-                per = model.layer_logits(**x)  # [L] x [k, C]
-                final = per[-1].argmax(-1)
-                agree = agree + torch.stack([(z.argmax(-1) == final).float().sum() for z in per[:-1]])
-                loss_sum += float(loss) * k
-                n += k
-                if ds.labels is not None:
-                    z, _ = model.early_exit(**x, speed=0.5)
-                    correct += float((z.argmax(-1) == batch["labels"].reshape(-1)).sum())
-        finally:
-            model.train(was)
+        for batch, (loss, per, z) in run(model, ds, forward=forward, batch_size=self.eval_batch_size,
+                                         device=engine.device, autocast=engine.autocast):
+            k = int(batch["input_ids"].shape[0])
+            final = per[-1].argmax(-1)
+            agree = agree + torch.stack([(z_l.argmax(-1) == final).float().sum() for z_l in per[:-1]])
+            loss_sum += float(loss) * k
+            n += k
+            if z is not None:
+                correct += float((z.argmax(-1) == batch["labels"].reshape(-1)).sum())
         per_layer = (agree / n).tolist()
         out = {"agreement": float(np.mean(per_layer)), "loss": loss_sum / n}
         out.update({f"agreement_l{i + 1}": v for i, v in enumerate(per_layer)})

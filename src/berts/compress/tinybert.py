@@ -119,8 +119,8 @@ class TinyBertTask(Task):
             metrics["agree"] = (s.logits.detach().argmax(-1) == t.logits.argmax(-1)).float().mean()
         return losses, metrics
 
-    def evaluate(self, trainer):
-        return self.evaluator.evaluate(trainer) if self.evaluator is not None else None
+    def evaluate(self, engine):
+        return self.evaluator.evaluate(engine) if self.evaluator is not None else None
 
     def describe(self) -> str:
         width = (f"projection {self.student.config.hidden_size} -> {self.teacher.config.hidden_size}"

@@ -64,7 +64,7 @@ class PretrainData:
 class FinetuneData:
     train: str | None = None
     dev: str | None = None
-    task: Literal["classification", "regression", "seq2seq"] = "classification"
+    task: str = "classification"  # a name in berts.tasks.registry (checked by validate)
     format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"
     header: bool | Literal["auto"] = "auto"
     text_column: str = "text"  # a header name or a 0-based index
@@ -560,6 +560,13 @@ def validate(cfg) -> None:
         bad("data.num_workers must not be negative")
     if getattr(cfg.data, "bucket_size", 0) < 0:
         bad(f"data.bucket_size must not be negative (0 = off), got {cfg.data.bucket_size}")
+    if isinstance(cfg.data, FinetuneData):
+        from berts.tasks.registry import get as task_named  # torch-free
+
+        try:
+            task_named(cfg.data.task)
+        except UserError as exc:
+            bad(str(exc))
     if isinstance(t, FinetuneTrain):
         if not 0 <= t.label_smoothing < 1:
             bad(f"train.label_smoothing must be in [0, 1), got {t.label_smoothing}")

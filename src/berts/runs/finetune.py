@@ -17,16 +17,31 @@ from berts.data.labels import (
 from berts.data.tables import SETTINGS_KEY, check_max_length, read_table
 from berts.errors import UserError
 from berts.runs.common import base_config, claim_output
+from berts.tasks import registry
 
-CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "mcc", "loss")
-REGRESSION_METRICS = ("pearson", "spearman", "mse", "loss")
-SEQ2SEQ_METRICS = ("rouge_l", "bleu", "token_acc", "loss")
+# train.metric's choices per task: the registry's (kept under these names for callers)
+CLASSIFICATION_METRICS = registry.TASKS["classification"].metrics
+REGRESSION_METRICS = registry.TASKS["regression"].metrics
+SEQ2SEQ_METRICS = registry.TASKS["seq2seq"].metrics
 
 
 # ----------------------------------------------------------------------------- fine-tuning
 def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
                    overwrite: bool = False):
-    """The Trainer of a fine-tuning run: the tables of ``cfg.data`` -> ClassificationDataset, the
+    """The Trainer of ``berts finetune``: the run of ``data.task``'s registry entry
+    (berts.tasks.registry), or FastBERT's with ``train.early_exit``."""
+    if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
+        from berts.compress.fastbert import early_exit_run
+
+        return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
+    check_finetune_config(cfg)
+    run = registry.load(registry.get(cfg.data.task).run)
+    return run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
+
+
+def classification_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
+                       overwrite: bool = False):
+    """``--task classification`` / ``regression``: the tables of ``cfg.data`` -> ClassificationDataset, the
     model of ``model.init_from`` with a (new or kept) classification head, or a new model from
     ``model.preset``/``model.config`` and ``model.tokenizer`` (from scratch, the usual baseline),
     evaluation on data.dev. ``log.out`` is claimed first, as in pretraining_run."""
@@ -39,18 +54,8 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     from berts.train.checkpoint import seed_all
     from berts.train.trainer import Trainer
 
-    if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
-        from berts.compress.fastbert import early_exit_run
-
-        return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     d, m, t = cfg.data, cfg.model, cfg.train
     check_finetune_config(cfg)
-    if d.task == "seq2seq":
-        from berts.runs.seq2seq import (
-            seq2seq_run,  # seq2seq imports base_config from here's sibling
-        )
-
-        return seq2seq_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     dist = dist or distributed.setup(cfg.impl.device)
     claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[m.init_from, m.config, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
@@ -116,6 +121,76 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     return trainer
 
 
+class RunContext:
+    """What a registered task's ``from_run(run)`` gets from the generic fine-tuning run: the
+    config (``cfg``), the tokenizer, the model config to start from (``base``: the directory's, or
+    the preset's with the tokenizer's vocabulary), the tables of data.train / data.dev read with
+    data's column settings, and ``model(cls, **changes)``: the model to fine-tune."""
+
+    def __init__(self, cfg, tokenizer, base):
+        self.cfg, self.tokenizer, self.base = cfg, tokenizer, base
+        self.reports: list = []  # the tables' read reports, printed at the start
+
+    @property
+    def max_length(self) -> int:
+        m = self.cfg.model
+        return check_max_length(self.cfg.data.max_length, m.overrides.get("max_position_embeddings")
+                                or self.base.max_position_embeddings)
+
+    def table(self, which: str = "train", *, labels: bool = True):
+        """The rows (berts.data.tables.Example) of data.train or data.dev (None without a dev file)."""
+        path = getattr(self.cfg.data, which)
+        if not path:
+            return None
+        examples, report = read_table(path, self.cfg.data, labels=labels, task="classification")
+        self.reports.append(report)
+        return examples
+
+    def model(self, cls, **changes):
+        """``cls`` from model.init_from (its weights, ``changes`` to its config; a head it lacks is
+        new) or, from scratch, a new ``cls`` of the base config with ``changes``."""
+        m = self.cfg.model
+        changes = {**m.overrides, **changes}
+        if m.init_from:
+            with warnings.catch_warnings(record=True):
+                warnings.simplefilter("always")
+                return cls.from_pretrained(m.init_from, ignore_mismatched_sizes=m.ignore_mismatched_sizes, **changes)
+        return cls(self.base.replace(**changes))
+
+
+def plugin_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
+               overwrite: bool = False):
+    """The run of a registered task without a run of its own: claim log.out, load the tokenizer,
+    then ``Task.from_run(RunContext)`` builds the task (its data, its model), and the Trainer
+    trains it. The trained directory keeps data's settings (SETTINGS_KEY) with the task's name."""
+    from berts.tokenizer.wordpiece import load_tokenizer
+    from berts.train import distributed
+    from berts.train.checkpoint import seed_all
+    from berts.train.trainer import Trainer
+
+    d, m = cfg.data, cfg.model
+    spec = registry.get(d.task)
+    dist = dist or distributed.setup(cfg.impl.device)
+    claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
+                 protect=[m.init_from, m.config, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
+    tokenizer = load_tokenizer(m.tokenizer or m.init_from)
+    run = RunContext(cfg, tokenizer, base_config(cfg, tokenizer))
+    seed_all(cfg.train.seed)
+    task = registry.load(spec.task).from_run(run)
+    task.metric = (cfg.train.metric or spec.metrics[0]) if d.dev else None  # picks best/, as for every task
+    main = next(iter(task.modules().values()))
+    if hasattr(main, "config") and hasattr(main.config, "extra"):
+        main.config.extra[SETTINGS_KEY] = {
+            "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column,
+            "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": run.max_length}
+    trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="finetune")
+    for report in run.reports:
+        trainer.print(report.summary())
+    if resume_requested == "auto" and resume is None:
+        trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
+    return trainer
+
+
 def check_finetune_config(cfg) -> None:
     d, m = cfg.data, cfg.model
     scratch = m.preset or m.config
@@ -172,10 +247,4 @@ def load_for_finetuning(directory, changes: dict, ignore_mismatched_sizes: bool)
     return model
 
 
-def check_metric(metric: str | None, task: str) -> None:
-    if metric is None:
-        return
-    choices = REGRESSION_METRICS if task == "regression" else SEQ2SEQ_METRICS if task == "seq2seq" \
-        else CLASSIFICATION_METRICS
-    if metric not in choices:
-        raise UserError(f"train.metric {metric!r} is not a {task} metric (choose from {', '.join(choices)})")
+check_metric = registry.check_metric  # the old name (berts.compress.distil uses it)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from berts.data.tables import SETTINGS_KEY
 from berts.errors import UserError
+from berts.tasks.registry import TASKS  # torch-free: what each fine-tuning task's directory is served by
 
 
 def load_classifier(directory, device: str = "auto"):
@@ -14,6 +15,10 @@ def load_classifier(directory, device: str = "auto"):
     from berts.util.device import resolve_device
 
     model = load(directory)
+    task = (model.config.extra.get(SETTINGS_KEY) or {}).get("task") if hasattr(model, "config") else None
+    spec = TASKS.get(task)
+    if spec is not None and spec.serve != "classifier":  # a fine-tuned task that Classifier does not read
+        raise UserError(f"{directory}: a {task} model (berts finetune --task {task}): use `{spec.then}`")
     if not isinstance(model, BertForSequenceClassification):
         raise UserError(f"{directory}: a {type(model).__name__}, not a fine-tuned classification model "
                         "(fine-tune it first with `berts finetune`)")

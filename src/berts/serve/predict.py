@@ -133,38 +133,33 @@ class Classifier:
         self.exit = {"rule": rule, "speed": float(speed), "patience": int(patience)}
         return self
 
-    def forward_batch(self, batch: dict) -> torch.Tensor:
-        """Logits [B, C] of one padded batch. With early exit, the model runs ``bert.embed`` /
-        ``bert.run_layer`` / ``state.select`` and returns each row's logits at the layer it
-        leaves at (kept in ``_batch_layers``)."""
+    def forward_batch(self, batch: dict):
+        """Logits [B, C] of one padded batch (on the model's device). With early exit, the model
+        runs ``bert.embed`` / ``bert.run_layer`` / ``state.select`` and returns each row's logits
+        at the layer it leaves at, and the layers [B]: ``(logits, layers)``."""
         inputs = {k: batch[k].to(self.model.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.exit is not None:
-            logits, self._batch_layers = self.model.early_exit(**inputs, **self.exit)
-            return logits
+            return self.model.early_exit(**inputs, **self.exit)
         return self.model(**inputs).logits
+
+    def autocast(self):
+        """Serving's precision: bf16 autocast on a GPU, fp32 on the CPU."""
+        if self.model.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return nullcontext()
 
     def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
         """Logits [N, C] (regression [N, 1]) of every example of ``dataset``, in its order.
-        Batches are taken longest first (less padding in each); the order is restored after."""
+        Batches are taken longest first (less padding in each); the order is restored after
+        (berts.model.runner's loop, the one evaluation during training uses too)."""
+        from berts.model.runner import rows
+
         check_batch_size(batch_size)
-        n = len(dataset)
         order = np.argsort(-dataset.lengths, kind="stable")  # longest first; ties keep input order
-        out = None
-        layers = np.zeros(n, dtype=np.int64) if self.exit is not None else None
-        self.model.eval()
-        autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if self.model.device.type == "cuda"
-                    else nullcontext())
-        with torch.inference_mode(), autocast:
-            for lo in range(0, n, batch_size):
-                idx = order[lo:lo + batch_size]
-                logits = self.forward_batch(dataset.collate(idx)).float().cpu().numpy()
-                if out is None:
-                    out = np.empty((n, logits.shape[1]), dtype=np.float32)
-                out[idx] = logits  # back to the input order
-                if layers is not None:
-                    layers[idx] = self._batch_layers.cpu().numpy()
-        self.exit_layers = layers
-        return out
+        out = rows(self.model, dataset, forward=self.forward_batch, batch_size=batch_size, order=order,
+                   device=self.model.device, autocast=self.autocast, inference=True)
+        logits, self.exit_layers = out if self.exit is not None else (out, None)
+        return logits
 
     def predict(self, texts, pairs=None, batch_size: int = 64, max_length: int | None = None) -> list[Prediction]:
         """Predictions for ``texts`` (a list of strings; ``pairs``: the second sentences of a

@@ -22,8 +22,10 @@ A task declares
   micro-batches hold different numbers of masked tokens;
 * ``loss_parts`` (every part name it can produce) and ``metric_parts`` (``{metric: part}``: a
   metric averaged like a part is weighted like it in the log), for the monitor;
-* ``evaluate(trainer) -> {metric: value}`` (optional) and ``metric``, the key that picks the best
-  checkpoint.
+* ``evaluate(engine) -> {metric: value}`` (optional) and ``metric``, the key that picks the best
+  checkpoint. ``engine`` (train/engine.py) gives what evaluation needs: ``device``, ``autocast()``
+  (the run's precision), ``to_device`` and ``is_main``; the loop itself is berts.model.runner's
+  (``run`` / ``rows``), the one that serving uses too.
 
 The BERT tasks below take all of it from the model (``out.losses``, ``out.metrics``,
 ``model.loss_counts``, ``model.loss_parts``, ``model.metric_parts``: see model/heads.py). A
@@ -32,7 +34,6 @@ distillation task would be a task with a frozen teacher in ``frozen_modules()`` 
 """
 from __future__ import annotations
 
-from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -79,7 +80,7 @@ class Task:
         mask = batch.get("attention_mask")
         return int(mask.sum()) if mask is not None else int(batch["input_ids"].numel())
 
-    def evaluate(self, trainer) -> dict[str, float] | None:
+    def evaluate(self, engine) -> dict[str, float] | None:
         return None
 
     def describe(self) -> str:
@@ -116,23 +117,10 @@ class ModelTask(Task):
 
 
 # ----------------------------------------------------------------------------- fine-tuning
-@torch.no_grad()
 def predict_logits(model, dataset, batch_size: int = 64, device=None, autocast=None) -> np.ndarray:
-    """Logits [N, C] (regression: [N, 1]) of every example of a ClassificationDataset, in order."""
-    from berts.data.sampler import ResumableBatchSampler
+    """Logits [N, C] (regression: [N, 1]) of every example of a ClassificationDataset, in order
+    (berts.model.runner's loop, as serving's Classifier.logits)."""
+    from berts.model.runner import rows
 
-    device = device or next(model.parameters()).device
-    sampler = ResumableBatchSampler(len(dataset), batch_size, shuffle=False, drop_last=False)
-    was_training = model.training
-    model.eval()
-    out = []
-    try:
-        for epoch, step, indices in sampler:
-            batch = dataset[(epoch, step, indices)]
-            inputs = {k: v.to(device) for k, v in model_inputs(batch).items() if k != "labels"}
-            with (autocast() if autocast else nullcontext()):
-                logits = model(**inputs).logits
-            out.append(logits.float().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(out).numpy()
+    return rows(model, dataset, batch_size=batch_size, device=device, autocast=autocast,
+                forward=lambda b: model(**{k: v for k, v in model_inputs(b).items() if k != "labels"}).logits)

@@ -33,12 +33,12 @@ class ClassificationTask(ModelTask):
         self.eval_batch_size = eval_batch_size
         self.name = "regression" if regression else "classification"
 
-    def evaluate(self, trainer):
+    def evaluate(self, engine):
         if self.dev_dataset is None:
             return None
         from berts.metrics import compute_metrics
 
-        logits = predict_logits(self.model, self.dev_dataset, self.eval_batch_size, trainer.device, trainer.autocast)
+        logits = predict_logits(self.model, self.dev_dataset, self.eval_batch_size, engine.device, engine.autocast)
         labels = self.dev_dataset.labels
         task = "regression" if self.regression else "classification"
         predictions = logits[:, 0] if self.regression else logits

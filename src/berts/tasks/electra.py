@@ -50,7 +50,7 @@ class ElectraPretrainingTask(Task):
         return losses, metrics
 
     @torch.no_grad()
-    def evaluate(self, trainer):
+    def evaluate(self, engine):
         """On eval_shards: the generator's ``mlm_loss`` / ``mlm_acc``; the discriminator's
         ``rtd_acc`` (over real tokens), ``rtd_replaced_acc`` / ``rtd_original_acc`` (recall of each
         class), ``rtd_precision`` (of "replaced"), ``rtd_auc`` (the ROC area of the logits: the
@@ -60,45 +60,34 @@ class ElectraPretrainingTask(Task):
         "original" everywhere, the baseline rtd_acc has to beat)."""
         if self.eval_dataset is None:
             return None
-        from berts.data.sampler import ResumableBatchSampler
         from berts.metrics import roc_auc
         from berts.model.electra import replaced_token_step
+        from berts.model.runner import run
 
-        sampler = ResumableBatchSampler(len(self.eval_dataset), self.eval_batch_size, seed=0, shuffle=False,
-                                        drop_last=False)
-        mods = {"model": self.model, "generator": self.generator}
-        was = {k: m.training for k, m in mods.items()}
-        for m in mods.values():
-            m.eval()
         s = dict.fromkeys(("mlm_loss", "mlm_acc", "n_mlm", "rtd_loss", "hit", "real", "rep", "rep_hit",
                            "orig_hit", "said_rep"), 0.0)
         zs, ys = [], []
-        try:
-            for i, (epoch, step, indices) in enumerate(sampler):
-                if i >= self.eval_batches:
-                    break
-                batch = model_inputs(trainer.to_device(self.eval_dataset[(epoch, step, indices)]))
-                with trainer.autocast():
-                    _, _, x = replaced_token_step(self.model, self.generator, batch, self.rtd_weight)
-                labels, logits = batch["mlm_labels"], x["generator"].prediction_logits.float()
-                s["mlm_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
-                s["mlm_acc"] += float((top1(logits) == labels).sum())
-                s["n_mlm"] += labels.numel()
-                real = batch["attention_mask"] == 1
-                z, y = x["discriminator"].logits.float()[real], x["labels"][real].float()
-                hit = ((z > 0).float() == y).float()
-                s["rtd_loss"] += float(F.binary_cross_entropy_with_logits(z, y, reduction="sum"))
-                s["hit"] += float(hit.sum())
-                s["real"] += y.numel()
-                s["rep"] += float(y.sum())
-                s["rep_hit"] += float((hit * y).sum())
-                s["orig_hit"] += float((hit * (1 - y)).sum())
-                s["said_rep"] += float((z > 0).sum())
-                zs.append(z.cpu())
-                ys.append(y.cpu())
-        finally:
-            for k, m in mods.items():
-                m.train(was[k])
+        for batch, (_, _, x) in run(self.modules(), self.eval_dataset, batch_size=self.eval_batch_size,
+                                    max_batches=self.eval_batches, prepare=model_inputs, device=engine.device,
+                                    autocast=engine.autocast,
+                                    forward=lambda b: replaced_token_step(self.model, self.generator, model_inputs(b),
+                                                                          self.rtd_weight)):
+            labels, logits = batch["mlm_labels"], x["generator"].prediction_logits.float()
+            s["mlm_loss"] += float(F.cross_entropy(logits, labels, reduction="sum"))
+            s["mlm_acc"] += float((top1(logits) == labels).sum())
+            s["n_mlm"] += labels.numel()
+            real = batch["attention_mask"] == 1
+            z, y = x["discriminator"].logits.float()[real], x["labels"][real].float()
+            hit = ((z > 0).float() == y).float()
+            s["rtd_loss"] += float(F.binary_cross_entropy_with_logits(z, y, reduction="sum"))
+            s["hit"] += float(hit.sum())
+            s["real"] += y.numel()
+            s["rep"] += float(y.sum())
+            s["rep_hit"] += float((hit * y).sum())
+            s["orig_hit"] += float((hit * (1 - y)).sum())
+            s["said_rep"] += float((z > 0).sum())
+            zs.append(z.cpu())
+            ys.append(y.cpu())
         n, real, rep = max(s["n_mlm"], 1), max(s["real"], 1), s["rep"]
         return {"mlm_loss": s["mlm_loss"] / n, "mlm_acc": s["mlm_acc"] / n, "rtd_loss": s["rtd_loss"] / real,
                 "rtd_acc": s["hit"] / real, "rtd_replaced_acc": s["rep_hit"] / max(rep, 1),

@@ -44,56 +44,45 @@ class PretrainingTask(ModelTask):
         return inputs
 
     @torch.no_grad()
-    def evaluate(self, trainer):
+    def evaluate(self, engine):
         if self.eval_dataset is None:
             return None
-        metrics = self._evaluate(trainer, self.eval_dataset)
+        metrics = self._evaluate(engine, self.eval_dataset)
         if self.eval_transformed is not None:  # the transforms' parts only (wso_*), on transformed text
-            metrics.update({k: v for k, v in self._evaluate(trainer, self.eval_transformed).items()
+            metrics.update({k: v for k, v in self._evaluate(engine, self.eval_transformed).items()
                             if k.startswith("wso_")})
         return metrics
 
-    def _evaluate(self, trainer, dataset) -> dict:
-        from berts.data.sampler import ResumableBatchSampler
+    def _evaluate(self, engine, dataset) -> dict:
+        from berts.model.runner import run
 
-        model = self.model
-        sampler = ResumableBatchSampler(len(dataset), self.eval_batch_size, seed=0, shuffle=False,
-                                        drop_last=False)
-        was_training = model.training
-        model.eval()
         pair = f"{self.objective}_acc"
         sums = {"mlm_loss": 0.0, "mlm_acc": 0.0, pair: 0.0}
         n_seq, counted = 0, {}
-        try:
-            for i, (epoch, step, indices) in enumerate(sampler):
-                if i >= self.eval_batches:
-                    break
-                inputs = self.inputs(trainer.to_device(dataset[(epoch, step, indices)]))
-                with trainer.autocast():
-                    out = model(**inputs)
-                for key, field in (("mlm_labels", "prediction_logits"), ("lm_labels", "lm_logits")):
-                    if key not in inputs:  # UniLM's clm / seq2seq batches: next-token targets (lm)
-                        continue
-                    part = key[:-7]
-                    labels, logits = inputs[key], getattr(out, field).float()
-                    sums[f"{part}_loss"] = sums.get(f"{part}_loss", 0.0) + float(
-                        F.cross_entropy(logits, labels, reduction="sum"))
-                    sums[f"{part}_acc"] = sums.get(f"{part}_acc", 0.0) + float((top1(logits) == labels).sum())
-                    counted[part] = counted.get(part, 0) + labels.numel()
-                y = inputs.get(SENTENCE_LABELS.get(self.objective, ""))
-                if y is not None:
-                    y = y.reshape(-1)
-                    logits = out.structure_logits if self.objective in ("reorder", "distance") \
-                        else out.seq_relationship_logits
-                    sums[pair] += float((logits.argmax(-1) == y).sum())
-                    n_seq += y.numel()
-                n_wso = inputs["wso_labels"].numel() if inputs.get("wso_labels") is not None else 0
-                if n_wso and out.losses and "wso" in out.losses:  # StructBERT's shuffled trigrams
-                    for k, v in (("loss", out.losses["wso"]), ("acc", out.metrics["wso_acc"])):
-                        sums[f"wso_{k}"] = sums.get(f"wso_{k}", 0.0) + float(v) * n_wso
-                    counted["wso"] = counted.get("wso", 0) + n_wso
-        finally:
-            model.train(was_training)
+        # the first eval_batches batches of the shards in order, masked as epoch 0, step i
+        for inputs, out in run(self.model, dataset, batch_size=self.eval_batch_size, max_batches=self.eval_batches,
+                               prepare=self.inputs, device=engine.device, autocast=engine.autocast):
+            for key, field in (("mlm_labels", "prediction_logits"), ("lm_labels", "lm_logits")):
+                if key not in inputs:  # UniLM's clm / seq2seq batches: next-token targets (lm)
+                    continue
+                part = key[:-7]
+                labels, logits = inputs[key], getattr(out, field).float()
+                sums[f"{part}_loss"] = sums.get(f"{part}_loss", 0.0) + float(
+                    F.cross_entropy(logits, labels, reduction="sum"))
+                sums[f"{part}_acc"] = sums.get(f"{part}_acc", 0.0) + float((top1(logits) == labels).sum())
+                counted[part] = counted.get(part, 0) + labels.numel()
+            y = inputs.get(SENTENCE_LABELS.get(self.objective, ""))
+            if y is not None:
+                y = y.reshape(-1)
+                logits = out.structure_logits if self.objective in ("reorder", "distance") \
+                    else out.seq_relationship_logits
+                sums[pair] += float((logits.argmax(-1) == y).sum())
+                n_seq += y.numel()
+            n_wso = inputs["wso_labels"].numel() if inputs.get("wso_labels") is not None else 0
+            if n_wso and out.losses and "wso" in out.losses:  # StructBERT's shuffled trigrams
+                for k, v in (("loss", out.losses["wso"]), ("acc", out.metrics["wso_acc"])):
+                    sums[f"wso_{k}"] = sums.get(f"wso_{k}", 0.0) + float(v) * n_wso
+                counted["wso"] = counted.get("wso", 0) + n_wso
         metrics = {f"{p}_{k}": sums[f"{p}_{k}"] / max(n, 1) for p, n in (counted or {"mlm": 0}).items()
                    for k in ("loss", "acc")}
         if n_seq:

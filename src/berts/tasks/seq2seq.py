@@ -24,39 +24,31 @@ class Seq2SeqTask(ModelTask):
         self.eval_batch_size, self.eval_generate, self.tokenizer = eval_batch_size, eval_generate, tokenizer
 
     @torch.no_grad()
-    def evaluate(self, trainer):
+    def evaluate(self, engine):
         if self.dev_dataset is None:
             return None
-        from berts.data.sampler import ResumableBatchSampler
         from berts.metrics import corpus_bleu, rouge_l
+        from berts.model.runner import run
         from berts.serve.generate import generate_ids
 
         model, ds = self.model, self.dev_dataset
-        was_training = model.training
-        model.eval()
         loss = correct = n = 0.0
-        try:
-            sampler = ResumableBatchSampler(len(ds), self.eval_batch_size, shuffle=False, drop_last=False)
-            for epoch, step, indices in sampler:
-                inputs = self.inputs(trainer.to_device(ds[(epoch, step, indices)]))
-                with trainer.autocast():
-                    out = model(**inputs)
-                logits, labels = out.lm_logits.float(), inputs["lm_labels"]
-                loss += float(F.cross_entropy(logits, labels, reduction="sum"))
-                correct += float((logits.argmax(-1) == labels).sum())
-                n += labels.numel()
-            metrics = {"loss": loss / max(n, 1), "token_acc": correct / max(n, 1)}
-            if self.tokenizer is not None and self.eval_generate:
-                hyps, refs = [], []
-                for i in range(min(self.eval_generate, len(ds))):
-                    ids = generate_ids(model, ds.source_ids(i), mode="seq2seq", eos_token_id=self.tokenizer.sep_id,
-                                       max_new_tokens=ds.max_target_length)
-                    hyps.append(self.tokenizer.decode(ids).split())
-                    refs.append(self.tokenizer.decode(self.tokenizer.encode_ids_batch([ds.targets[i]])[0]).split())
-                metrics["bleu"] = corpus_bleu(hyps, refs)
-                metrics["rouge_l"] = rouge_l(hyps, refs)
-        finally:
-            model.train(was_training)
+        for inputs, out in run(model, ds, batch_size=self.eval_batch_size, prepare=self.inputs,
+                               device=engine.device, autocast=engine.autocast):
+            logits, labels = out.lm_logits.float(), inputs["lm_labels"]
+            loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+            correct += float((logits.argmax(-1) == labels).sum())
+            n += labels.numel()
+        metrics = {"loss": loss / max(n, 1), "token_acc": correct / max(n, 1)}
+        if self.tokenizer is not None and self.eval_generate:
+            hyps, refs = [], []
+            for i in range(min(self.eval_generate, len(ds))):  # generate_ids: eval mode of its own, put back after
+                ids = generate_ids(model, ds.source_ids(i), mode="seq2seq", eos_token_id=self.tokenizer.sep_id,
+                                   max_new_tokens=ds.max_target_length)
+                hyps.append(self.tokenizer.decode(ids).split())
+                refs.append(self.tokenizer.decode(self.tokenizer.encode_ids_batch([ds.targets[i]])[0]).split())
+            metrics["bleu"] = corpus_bleu(hyps, refs)
+            metrics["rouge_l"] = rouge_l(hyps, refs)
         return metrics
 
     def describe(self) -> str:

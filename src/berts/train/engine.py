@@ -7,6 +7,7 @@ backward, clipping, the optimizer step and the optimizer/scaler part of a checkp
     engine = Engine({"model": student, "proj": projection}, {"teacher": teacher}, cfg, dist)
     results = engine.step(micro_batches, task.loss, task.counts)   # one optimizer step
     engine.state_dict() / engine.load_state_dict(state)            # optimizer + scaler
+    task.evaluate(engine)   # evaluation gets the engine: device, autocast(), to_device, is_main
 
 Why one container: DDP then wraps *one* module whose forward runs the task's whole loss, so
 several trainable modules, a parameter they share (ELECTRA's embedding) and ``no_sync`` over
@@ -150,7 +151,11 @@ class Engine:
         self.modules.train(mode)
         self.frozen.eval()
 
-    # ------------------------------------------------------------------ helpers for tasks
+    # ------------------------------------------------------------------ what a task's evaluate() gets
+    @property
+    def is_main(self) -> bool:
+        return self.dist.is_main
+
     def autocast(self):
         if self._amp_dtype is None:
             return nullcontext()

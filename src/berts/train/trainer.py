@@ -123,25 +123,7 @@ class Trainer:
         if resume is not None:
             self._load(Path(resume))
 
-    # ------------------------------------------------------------------ for tasks and callers
-    @property
-    def precision(self) -> str:
-        return self.engine.precision
-
-    @property
-    def scaler(self):
-        return self.engine.scaler
-
-    @property
-    def optimizer(self):
-        return self.engine.optimizer
-
-    def autocast(self):
-        return self.engine.autocast()
-
-    def to_device(self, batch: dict) -> dict:
-        return self.engine.to_device(batch)
-
+    # ------------------------------------------------------------------ for callers
     @property
     def is_main(self) -> bool:
         return self.dist.is_main
@@ -333,7 +315,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self) -> None:
-        metrics = self.task.evaluate(self) if self.is_main else None
+        metrics = self.task.evaluate(self.engine) if self.is_main else None
         self.engine.train()  # whatever evaluate() switched: trainable modules train, frozen stay eval
         metrics = self.dist.broadcast(metrics)
         if not metrics:

@@ -144,19 +144,18 @@ def time_engines(engines: list[Engine], batches: list[dict], warmup: int) -> dic
 
 
 def accuracy(engines: list[Engine], clf, examples, batch: int = 32) -> dict[str, dict]:
-    """Each engine's accuracy on the labelled examples, and how often it agrees with berts fp32."""
+    """Each engine's accuracy on the labelled examples, and how often it agrees with berts fp32.
+    Batches: berts.model.runner's, longest first, as Classifier.logits takes them (engines that are
+    not torch modules, onnxruntime's, run through the same loop with their own forward)."""
+    from berts.model.runner import rows
+
     ds = clf.dataset(examples)
     order = np.argsort(-ds.lengths, kind="stable")
     gold = ds.labels
-    preds = {}
-    with torch.inference_mode():
-        for e in engines:
-            out = np.empty(len(ds), dtype=np.int64)
-            for lo in range(0, len(ds), batch):
-                idx = order[lo:lo + batch]
-                b = ds.collate(idx)
-                out[idx] = e.run({k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}).argmax(-1)
-            preds[e.name] = out
+    keys = ("input_ids", "attention_mask", "token_type_ids")
+    preds = {e.name: rows(None, ds, batch_size=batch, order=order, inference=True,
+                          forward=lambda b, e=e: torch.as_tensor(np.asarray(e.run({k: b[k] for k in keys})).argmax(-1)))
+             for e in engines}
     ref = preds[engines[0].name]
     return {name: {"accuracy": float((p == gold).mean()), "agreement": float((p == ref).mean()),
                    "examples": len(ds)} for name, p in preds.items()}
