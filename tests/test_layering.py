@@ -143,6 +143,14 @@ def test_serving_never_imports_training():
     assert not bad, sorted(bad)
 
 
+def test_compression_methods_never_import_runs():
+    """compress/ holds the methods (tasks, losses, models, transforms); the runs that use them live
+    in runs/: not even a function-local import of runs/, tools/ or commands/ from compress/."""
+    bad = {f"{m} imports {i}" for m, imported in full_graph().items() if m.startswith("berts.compress")
+           for i in touches(imported, ["berts.runs", "berts.tools", "berts.commands"])}
+    assert not bad, sorted(bad)
+
+
 def test_the_circle_check_catches_a_lazy_circle(tmp_path):
     """The SCC check itself: a circle closed by an import inside a function is found."""
     fake = tmp_path / "m.py"

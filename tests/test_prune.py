@@ -93,7 +93,7 @@ def test_distill_student_init_prune(data, tmp_path, capsys):  # noqa: F811
     import transformers
 
     import berts
-    from berts.compress.distil import PRUNE_EXAMPLES
+    from berts.runs.distill import PRUNE_EXAMPLES
 
     shape = ["--student-preset", "tiny", "--set", "model.num_hidden_layers=2", "--set", "model.hidden_size=16",
              "--set", "model.num_attention_heads=2", "--set", "model.intermediate_size=32"]

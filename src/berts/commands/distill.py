@@ -79,7 +79,7 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.compress.distil import check_distill_config
+    from berts.runs.distill import check_distill_config
     from berts.config.schema import DistillConfig
     from berts.runs.distill import distillation_run
 

@@ -40,7 +40,7 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     from berts.train.trainer import Trainer
 
     if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
-        from berts.compress.fastbert import early_exit_run
+        from berts.runs.early_exit import early_exit_run
 
         return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     d, m, t = cfg.data, cfg.model, cfg.train
