@@ -1,5 +1,5 @@
-"""The distillation run (``berts distill``): the teacher, the student, the data and the method's
-Task (berts.compress), handed to the Trainer.
+"""The distillation run (``berts distill``): the teacher, the student, the data and the Task of the
+method named by ``distill.method`` (berts.compress.registry), handed to the Trainer.
 
     cfg = load_config(DistillConfig, None, ["distill.teacher=runs/sst2/best", "data.train=train.tsv",
                                             "distill.student_layers=[0,2,4]"])
@@ -7,17 +7,17 @@ Task (berts.compress), handed to the Trainer.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
-from berts.compress.distil import (
-    DistilBertTask,
+from berts.compress import registry
+from berts.compress.students import (
     encoder_of,
     load_teacher,
     parse_layers,
     student_from_teacher,
 )
-from berts.compress.tinybert import TinyBertTask
 from berts.errors import UserError
 
 
@@ -38,12 +38,12 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
 
     k, d, m = cfg.distill, cfg.data, cfg.model
     check_distill_config(cfg)
-    method, general = k.method, bool(d.shards)
+    method, general = registry.get(k.method), bool(d.shards)
     dist = dist or distributed.setup(cfg.impl.device)
     claim_output(cfg, "distill", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[k.teacher, m.init_from, m.config, d.shards, d.train, d.dev], dist=dist,
                  no_checkpoint=resume is None)
-    need = ("mlm" if method == "distilbert" else "encoder") if general else "classifier"
+    need = method.general if general else "classifier"
     teacher = load_teacher(k.teacher, need=need)
     tokenizer = load_tokenizer(m.tokenizer or k.teacher)
     if tokenizer.vocab_size != teacher.config.vocab_size:
@@ -62,8 +62,8 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         if int(train.meta["vocab_size"]) != teacher.config.vocab_size:
             raise UserError(f"{d.shards}: prepared with a vocabulary of {train.meta['vocab_size']} tokens, the "
                             f"teacher's has {teacher.config.vocab_size} (prepare with the teacher's tokenizer)")
-        cls = BertForMaskedLM if method == "distilbert" else BertModel
-        if method == "tinybert":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
+        cls = BertForMaskedLM if method.general == "mlm" else BertModel
+        if method.general == "encoder":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
             teacher = encoder_of(teacher)
     else:
         train, dev, evaluator, label_names = classification_data(cfg, teacher, tokenizer)
@@ -79,18 +79,11 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         student.config.extra[SETTINGS_KEY] = {
             "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
             "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": train.max_length}
-    if method == "distilbert":
-        task = DistilBertTask(student, teacher, train, dev, mode="general" if general else "task",
-                              temperature=2.0 if k.temperature is None else k.temperature, alpha_ce=k.alpha_ce,
-                              alpha_mlm=k.alpha_mlm, alpha_cos=k.alpha_cos, evaluator=evaluator,
-                              metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
-    else:
-        stage = k.stage if k.stage != "auto" else ("intermediate" if general else "all")
-        task = TinyBertTask(student, teacher, train, dev, mode="general" if general else "task", stage=stage,
-                            temperature=1.0 if k.temperature is None else k.temperature,
-                            alphas=dict(emb=k.alpha_emb, att=k.alpha_att, hidden=k.alpha_hidden, pred=k.alpha_pred),
-                            evaluator=evaluator,
-                            metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
+    # the distill keys the method left null take its defaults (temperature: 2 DistilBERT, 1 TinyBERT)
+    k = dataclasses.replace(k, **{key: value for key, value in method.defaults.items() if getattr(k, key) is None})
+    task = method.task_class().from_config(k, student, teacher, train, dev, mode="general" if general else "task",
+                                           evaluator=evaluator,
+                                           metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="distill")
     if resume is None:
         trainer.print(f"teacher {k.teacher} ({type(teacher).__name__}, {teacher.config.num_hidden_layers} layers, "
@@ -129,8 +122,19 @@ def check_distill_config(cfg) -> None:
                         "--student-preset/--student-config (and --set model.KEY=VALUE)")
     if k.temperature is not None and k.temperature <= 0:
         raise UserError(f"distill.temperature must be positive, got {k.temperature}")
-    if k.method == "distilbert" and k.stage != "auto":
-        raise UserError("distill.stage is TinyBERT's (intermediate, prediction, all)")
+    method = registry.get(k.method)
+    if (d.shards and "general" not in method.data) or (d.train and "task" not in method.data):
+        kind = "general distillation (--data SHARDS)" if d.shards else "task distillation (--train FILE)"
+        raise UserError(f"--method {method.name} does not do {kind}: it does "
+                        + " and ".join("general (--data SHARDS)" if x == "general" else "task (--train FILE)"
+                                       for x in method.data))
+    from berts.config.schema import DistillSection
+
+    default = DistillSection()
+    for other in registry.METHODS.values():  # a key another method reads, set for this one: refused
+        for key in set(other.keys) - set(method.keys):
+            if getattr(k, key) != getattr(default, key):
+                raise UserError(f"distill.{key} is read by --method {other.name}, not {method.name}")
     if d.shards and k.stage == "prediction":
         raise UserError("distill.stage prediction is task distillation's: give --train FILE")
 

@@ -1,8 +1,8 @@
 """The early-exit run (``berts finetune --early-exit``, ``train.early_exit: true``): the students
-of a fine-tuned classifier learn its final classifier by self-distillation (berts.compress.fastbert)."""
+of a fine-tuned classifier learn its final classifier by self-distillation (berts.compress.early_exit.exits)."""
 from __future__ import annotations
 
-from berts.compress.fastbert import (
+from berts.compress.early_exit.exits import (
     BertForSequenceClassificationWithExits,
     SelfDistillationTask,
 )

@@ -119,12 +119,12 @@ class Classifier:
     def early_exit(self, rule: str = "entropy", speed: float = 0.0, patience: int = 1) -> "Classifier":
         """Serve with early exit (a directory from `berts finetune --early-exit`): ``rule``
         "entropy" (leave when normalised entropy < ``speed``) or "patience" (PABEE: after
-        ``patience`` agreeing layers in a row); see berts.compress.fastbert. Each Prediction then
+        ``patience`` agreeing layers in a row); see berts.compress.early_exit.exits. Each Prediction then
         carries ``exit_layer``, and ``exit_layers`` the last ``logits`` call's. ``rule=None``: off."""
         if rule is None:
             self.exit = None
             return self
-        from berts.compress.fastbert import BertForSequenceClassificationWithExits, check_rule
+        from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, check_rule
 
         if not isinstance(self.model, BertForSequenceClassificationWithExits):
             raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
@@ -210,4 +210,4 @@ def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
 
 # The early-exit task model (FastBERT), registered for berts.load / Classifier.from_pretrained
 # whenever berts is imported; last, as it builds on the pieces above.
-import berts.compress.fastbert  # noqa: E402,F401
+import berts.compress.early_exit.exits  # noqa: E402,F401

@@ -41,7 +41,7 @@ from torch import nn
 from berts.model.config import BertConfig
 from berts.errors import UserError
 from berts.model.heads import BertForSequenceClassification, register_task_model
-from berts.compress.exit_flags import RULES, add_exit_arguments  # noqa: F401 (torch-free, for the parsers)
+from berts.compress.early_exit.flags import RULES, add_exit_arguments  # noqa: F401 (torch-free, for the parsers)
 from berts.model.encoder import Dropout, EncoderState, _init_module
 from berts.model.flops import encoder_flops, student_flops
 from berts.objectives.base import Objective, Result, register
