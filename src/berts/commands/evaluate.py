@@ -96,7 +96,7 @@ def run(args) -> int:
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
-        from berts.serve.predict import quantize_int8
+        from berts.compress.transforms import quantize_int8
 
         quantize_int8(clf.model)
         int8_logits = clf.logits(ds, args.batch_size)

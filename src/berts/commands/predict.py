@@ -97,8 +97,9 @@ def _format(args, settings: dict, path: Path | None) -> str:
 
 
 def run(args) -> int:
-    from berts.serve.predict import Classifier, agreement, check_batch_size, quantize_int8
+    from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
+    from berts.serve.predict import Classifier, agreement, check_batch_size
 
     check_batch_size(args.batch_size)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`

@@ -139,10 +139,6 @@ def check_distill_config(cfg) -> None:
         raise UserError("distill.stage prediction is task distillation's: give --train FILE")
 
 
-PRUNE_EXAMPLES = 1024  # --student-init prune measures activations on the first this many training examples
-PRUNE_BATCH = 64
-
-
 def build_student(cfg, teacher, cls, general: bool, data=None):
     """(student, what it is) from the config's one student source; ``data`` (the training dataset)
     gives --student-init prune its batches."""
@@ -173,18 +169,13 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
                           max_position_embeddings=teacher.config.max_position_embeddings,
                           type_vocab_size=teacher.config.type_vocab_size, **labels, **m.overrides)
     if k.student_init == "prune":
-        from berts.compress.losses import uniform_layer_map
-        from berts.compress.prune import check_prunable, measure_importance, prune_model
+        from berts.compress.transforms import prune
 
         if cls.__name__ not in ("BertModel", "BertForSequenceClassification"):
             raise UserError("--student-init prune is for TinyBERT's general distillation or task distillation "
                             "(a classifier teacher); DistilBERT students start from --student-layers")
         source = encoder_of(teacher) if cls.__name__ == "BertModel" else teacher
-        check_prunable(source.config, config)
-        n = min(len(data), PRUNE_EXAMPLES)
-        batches = (data[(0, 0, list(range(i, min(n, i + PRUNE_BATCH))))] for i in range(0, n, PRUNE_BATCH))
-        layers = [j - 1 for j in uniform_layer_map(config.num_hidden_layers, source.config.num_hidden_layers)[1:]]
-        student = prune_model(source, config, measure_importance(source, batches), layers)
+        student, layers, n = prune(source, config, data)
         return student, (f"pruned from the teacher (layers {','.join(map(str, layers))}, activations of the first "
                          f"{n} training examples)")
     return cls(config), f"random ({m.config or 'preset ' + m.preset}, seed {cfg.train.seed})"

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from berts.compress.transforms import quantize_int8  # int8's one place (the name stays importable here)
 from berts.errors import UserError
 
 
@@ -39,17 +40,6 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
     value: float | None = None
     exit_layer: int | None = None  # early exit (Classifier.early_exit): the layer the example left at
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of the model's nn.Linear layers (in place; returns the model).
-
-    The fast paths keep working: a quantized Linear takes the unpadded [T, H] rows as well."""
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # torch.ao's deprecation notice (torchao is its successor)
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def check_batch_size(batch_size) -> int:
