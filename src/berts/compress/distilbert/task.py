@@ -57,7 +57,8 @@ class DistilBertTask(Task):
         """The task of `berts distill --method distilbert` (``k``: the config's distill section,
         berts.compress.registry)."""
         return cls(student, teacher, train_dataset, dev_dataset, mode=mode, temperature=k.temperature,
-                   alpha_ce=k.alpha_ce, alpha_mlm=k.alpha_mlm, alpha_cos=k.alpha_cos, evaluator=evaluator, metric=metric)
+                   alpha_ce=k.alpha_ce, alpha_mlm=k.alpha_mlm, alpha_cos=k.alpha_cos, evaluator=evaluator,
+                   metric=metric)
 
     def modules(self):
         return {"model": self.student}
