@@ -11,7 +11,6 @@ here (docs/extending/compression.md walks through one).
 """
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from importlib import import_module
 
@@ -52,6 +51,8 @@ def get(name: str) -> Method:
     """The method called ``name``; a one-line error naming the known ones (and the nearest) otherwise."""
     if name in METHODS:
         return METHODS[name]
+    import difflib
+
     near = difflib.get_close_matches(str(name), list(METHODS), n=1)
     raise UserError(f"distill.method {name!r} is not a distillation method (one of {', '.join(METHODS)})"
                     + (f"; did you mean {near[0]!r}?" if near else ""))
