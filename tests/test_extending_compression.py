@@ -46,6 +46,11 @@ def test_the_registry_is_what_the_command_and_the_config_offer(capsys):
     assert load_config(DistillConfig, None, ["distill.method=logit-mse"]).distill.method == "logit-mse"
     with pytest.raises(berts.UserError, match="distill.method must be one of distilbert, tinybert, logit-mse"):
         load_config(DistillConfig, None, ["distill.method=patient"])
+    # a key of another method's (Method.keys) is refused in one line, before anything is read
+    capsys.readouterr()
+    assert cli(["distill", "--method", "distilbert", "--stage", "all", "--teacher", "t", "--train", "x.tsv",
+                "--student-layers", "0", "--out", "o"]) == 2
+    assert capsys.readouterr().err.strip() == "berts: error: distill.stage is read by --method tinybert, not distilbert"
 
 
 def half_squared_error(student, teacher, batch) -> float:
