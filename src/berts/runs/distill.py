@@ -7,7 +7,7 @@ method named by ``distill.method`` (berts.compress.registry), handed to the Trai
 """
 from __future__ import annotations
 
-import dataclasses
+import copy
 import warnings
 from pathlib import Path
 
@@ -80,7 +80,10 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
             "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
             "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": train.max_length}
     # the distill keys the method left null take its defaults (temperature: 2 DistilBERT, 1 TinyBERT)
-    k = dataclasses.replace(k, **{key: value for key, value in method.defaults.items() if getattr(k, key) is None})
+    k = copy.copy(k)  # the config itself keeps its nulls (config.yaml says what was asked)
+    for key, value in method.defaults.items():
+        if getattr(k, key) is None:
+            setattr(k, key, value)
     task = method.task_class().from_config(k, student, teacher, train, dev, mode="general" if general else "task",
                                            evaluator=evaluator,
                                            metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
