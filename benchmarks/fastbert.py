@@ -82,7 +82,7 @@ def run(argv=None) -> dict:
     sweep = ["--json", "--sweep", "--speeds", args.speeds, "--patiences", args.patiences]
     dev_rows = json.loads(berts("evaluate", exits / "final", data["dev"], *sweep))
     rows = json.loads(berts("evaluate", exits / "final", data["test"], *sweep))
-    from berts.compress.fastbert import sweep_table
+    from berts.compress.early_exit.exits import sweep_table
 
     full = next(r for r in rows if r["rule"] == "full")
     goal = [r for r in rows if r["rule"] != "full" and r["avg_layers"] <= full["avg_layers"] / 2

@@ -47,7 +47,7 @@ def test_build_parser_imports_no_heavy_module():
 @pytest.mark.parametrize("argv, rc, says", [
     (["--help"], 0, "finetune"),
     (["finetune", "--help"], 0, "--lr"),
-    (["predict", "--help"], 0, "--patience"),  # early exit's flags (compress/exit_flags.py)
+    (["predict", "--help"], 0, "--patience"),  # early exit's flags (compress/early_exit/flags.py)
     (["pretrain", "--nope"], 2, "unrecognized arguments: --nope"),
     (["predict", "m", "f", "--exit", "sideways"], 2, "invalid choice: 'sideways'"),
     (["evaluate"], 2, "the following arguments are required: MODEL_DIR, FILE"),

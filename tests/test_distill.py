@@ -14,8 +14,9 @@ import torch
 from train_utils import SLOW_STEPS, cli, kill_after_first_checkpoint, shards, spawn, weights  # noqa: F401 (fixture)
 
 from berts.compress import losses as L
-from berts.compress.distil import DistilBertTask, load_teacher, student_from_teacher
-from berts.compress.tinybert import TinyBertTask
+from berts.compress.distilbert.task import DistilBertTask
+from berts.compress.students import load_teacher, student_from_teacher
+from berts.compress.tinybert.task import TinyBertTask
 from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
 from berts.model.encoder import BertModel
 from berts.train import checkpoint

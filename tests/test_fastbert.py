@@ -1,4 +1,4 @@
-"""FastBERT early exit (berts.compress.fastbert): speed 0 is the final classifier exactly and speed
+"""FastBERT early exit (berts.compress.early_exit.exits): speed 0 is the final classifier exactly and speed
 1 leaves at layer 1; batched exit gives the predictions and exit layers of one sample at a time
 (both rules, fast paths on and off); the self-distillation loss equals a hand computation;
 transformers loads a saved early-exit directory with berts' speed-0 logits; `berts finetune
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from test_inference import make_classifier, sentences, tokenizer
 
 from berts.cli import main
-from berts.compress.fastbert import BertForSequenceClassificationWithExits, self_distillation
+from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, self_distillation
 from berts.errors import UserError
 
 COMMON = ["--set", "impl.threads=1", "--set", "impl.device=cpu", "--set", "log.progress=none",

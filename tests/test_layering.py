@@ -135,7 +135,7 @@ def test_the_rule_catches_a_cycle(tmp_path):
 def test_no_circles_counting_function_local_imports():
     graph = full_graph()
     assert "berts.model.encoder" in graph["berts.model.heads"]  # the graph is real
-    assert "berts.compress.fastbert" in graph["berts.serve.predict"]
+    assert "berts.compress.early_exit.exits" in graph["berts.serve.predict"]
     assert circles(graph) == []
 
 
@@ -153,6 +153,14 @@ def test_serving_never_imports_training():
     """serve/ loads and runs a saved directory: not even a function-local import of train/ or runs/."""
     bad = {f"{m} imports {i}" for m, imported in full_graph().items() if m.startswith("berts.serve")
            for i in touches(imported, ["berts.train", "berts.runs"])}
+    assert not bad, sorted(bad)
+
+
+def test_compression_methods_never_import_runs():
+    """compress/ holds the methods (tasks, losses, models, transforms); the runs that use them live
+    in runs/: not even a function-local import of runs/, tools/ or commands/ from compress/."""
+    bad = {f"{m} imports {i}" for m, imported in full_graph().items() if m.startswith("berts.compress")
+           for i in touches(imported, ["berts.runs", "berts.tools", "berts.commands"])}
     assert not bad, sorted(bad)
 
 

@@ -93,7 +93,7 @@ def test_distill_student_init_prune(data, tmp_path, capsys):  # noqa: F811
     import transformers
 
     import berts
-    from berts.compress.distil import PRUNE_EXAMPLES
+    from berts.compress.transforms import PRUNE_EXAMPLES
 
     shape = ["--student-preset", "tiny", "--set", "model.num_hidden_layers=2", "--set", "model.hidden_size=16",
              "--set", "model.num_attention_heads=2", "--set", "model.intermediate_size=32"]
@@ -148,3 +148,32 @@ def test_general_tinybert_from_a_pruned_encoder(shards, mlm_teacher, tmp_path): 
     s = student.bert.embeddings.word_embeddings.weight if hasattr(student, "bert") else student.embeddings.word_embeddings.weight
     cols = [int(((t - s[:, [j]]).abs().max(0).values < 1e-6).nonzero()[0]) for j in range(16)]
     assert len(set(cols)) == 16 and cols == sorted(cols)
+
+
+def test_prune_directory_writes_the_cut_model(data, tmp_path):  # noqa: F811
+    """compress.transforms.prune_directory: a saved classifier -> a saved smaller one, equal to the
+    in-memory cut on the same texts (max_length 128, the texts' activations); cutting nothing (the
+    same shape, every layer) gives the source's logits exactly."""
+    import berts
+    from berts.compress.transforms import prune_directory
+
+    src = tmp_path / "src"
+    teacher_of(data.tok.vocab_size).save_pretrained(src, data.tok)
+    same = prune_directory(src, tmp_path / "same", TEXTS)
+    assert same["layers"] == [0, 1] and same["parameters"] == same["source_parameters"] and same["examples"] == 3
+    b = batch_of(data.tok, TEXTS)
+    source = berts.load(src).eval()
+    with torch.no_grad():
+        assert torch.equal(berts.load(tmp_path / "same").eval()(**inputs(b)).logits, source(**inputs(b)).logits)
+
+    small = prune_directory(src, tmp_path / "small", TEXTS, num_hidden_layers=1, hidden_size=16,
+                            num_attention_heads=2, intermediate_size=24)
+    assert small["layers"] == [1]  # TinyBERT's map: student layer 1 <- teacher layer 2 (0-based 1)
+    imp = measure_importance(source, [batch_of(data.tok, TEXTS)])
+    config = source.config.replace(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, intermediate_size=24)
+    ours = prune_model(source, config, imp, [1]).eval()
+    saved = berts.load(tmp_path / "small").eval()
+    assert saved.config.num_hidden_layers == 1 and saved.config.id2label == source.config.id2label
+    assert small["parameters"] == ours.num_parameters()
+    with torch.no_grad():
+        assert torch.allclose(saved(**inputs(b)).logits, ours(**inputs(b)).logits, atol=1e-6)

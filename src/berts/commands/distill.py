@@ -1,12 +1,20 @@
-"""`berts distill`: DistilBERT or TinyBERT, general (pretraining shards) or task-specific (a
+"""`berts distill`: a method of berts.compress.registry (DistilBERT, TinyBERT, ...), general (pretraining shards) or task-specific (a
 labelled file, from a fine-tuned teacher). Flags -> config (DistillConfig) ->
 ``berts.runs.distill.distillation_run`` -> fit."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import (add_data_arguments, add_run_arguments, data_overrides, launch, put, run_overrides,
-                                   show_config_or_load)
+from berts.commands.common import (
+    add_data_arguments,
+    add_run_arguments,
+    data_overrides,
+    launch,
+    put,
+    run_overrides,
+    show_config_or_load,
+)
+from berts.compress import registry  # torch-free: the --method choices
 
 
 def register(subparsers) -> None:
@@ -22,7 +30,9 @@ def register(subparsers) -> None:
                     "finetune`). The student directory (OUT/final, OUT/best) is a plain Hugging Face BERT "
                     "directory; every other key is a --set SECTION.KEY=VALUE (--show-config).")
     add_run_arguments(p)
-    p.add_argument("--method", choices=("distilbert", "tinybert"), help="distill.method (default distilbert)")
+    p.add_argument("--method", choices=tuple(registry.METHODS),
+                   help="distill.method (default distilbert): "
+                        + "; ".join(f"{m.name}: {m.help}" for m in registry.METHODS.values()))
     p.add_argument("--teacher", metavar="DIR", help="the teacher's directory (distill.teacher)")
     start = p.add_mutually_exclusive_group()
     start.add_argument("--student-layers", metavar="0,2,4",
@@ -59,7 +69,7 @@ def register(subparsers) -> None:
 
 
 def _overrides(args) -> dict:
-    from berts.compress.distil import parse_layers
+    from berts.compress.students import parse_layers
 
     o = run_overrides(args)
     if args.epochs is not None and args.max_steps is None:
@@ -79,9 +89,8 @@ def _overrides(args) -> dict:
 
 
 def run(args) -> int:
-    from berts.compress.distil import check_distill_config
     from berts.config.schema import DistillConfig
-    from berts.runs.distill import distillation_run
+    from berts.runs.distill import check_distill_config, distillation_run
 
     cfg = show_config_or_load(DistillConfig, args, _overrides(args))
     if cfg is None:

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
-    from berts.compress.exit_flags import add_exit_arguments
+    from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)
     p.add_argument("--sweep", action="store_true",
@@ -37,7 +37,7 @@ def _line(name: str, metrics: dict) -> str:
 
 
 def _sweep(args, clf, ds) -> int:
-    from berts.compress.fastbert import sweep, sweep_table
+    from berts.compress.early_exit.exits import sweep, sweep_table
     from berts.errors import UserError
 
     try:
@@ -74,7 +74,7 @@ def run(args) -> int:
         m["examples"] = len(ds)
         return m
 
-    from berts.compress.fastbert import apply_exit_arguments
+    from berts.compress.early_exit.exits import apply_exit_arguments
 
     if args.sweep:
         return _sweep(args, clf, ds)
@@ -86,7 +86,7 @@ def run(args) -> int:
     fp32_logits = clf.logits(ds, args.batch_size)
     metrics = score(fp32_logits)
     if exits:  # the layer each example left at (file order) and their summary
-        from berts.compress.fastbert import exit_summary
+        from berts.compress.early_exit.exits import exit_summary
 
         metrics.update(exit_summary(clf.exit_layers, clf.model.config.num_hidden_layers))
         if args.json:
@@ -96,7 +96,7 @@ def run(args) -> int:
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
-        from berts.serve.predict import quantize_int8
+        from berts.compress.transforms import quantize_int8
 
         quantize_int8(clf.model)
         int8_logits = clf.logits(ds, args.batch_size)

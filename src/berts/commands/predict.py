@@ -43,7 +43,7 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
                         f"the first {INT8_CHECK} examples")
-    from berts.compress.exit_flags import add_exit_arguments
+    from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)  # --speed, --exit, --patience: each row then has "exit_layer"
     p.set_defaults(func=run)
@@ -97,8 +97,9 @@ def _format(args, settings: dict, path: Path | None) -> str:
 
 
 def run(args) -> int:
-    from berts.serve.predict import Classifier, agreement, check_batch_size, quantize_int8
+    from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
+    from berts.serve.predict import Classifier, agreement, check_batch_size
 
     check_batch_size(args.batch_size)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
@@ -138,7 +139,7 @@ def run(args) -> int:
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items())
               + " (`berts evaluate --int8` measures accuracy on a labelled file)", file=sys.stderr)
-    from berts.compress.fastbert import apply_exit_arguments
+    from berts.compress.early_exit.exits import apply_exit_arguments
 
     apply_exit_arguments(clf, args)
     logits = clf.logits(ds, args.batch_size)

@@ -118,7 +118,7 @@ class FinetuneTrain(TrainSection):
     label_smoothing: float = 0.0  # cross-entropy against (1 - e) one-hot + e / num_labels (as torch / transformers)
     class_weights: dict[str, float] | str | None = None  # balanced, {label: w} or "label=w,...": loss x weight
     positive_label: str | None = None  # the label F1 is of (2 labels); null: the second label in sorted order
-    early_exit: bool = False  # --early-exit: train FastBERT exits on a fine-tuned classifier (compress/fastbert.py)
+    early_exit: bool = False  # --early-exit: train FastBERT exits on a fine-tuned classifier (compress/early_exit/exits.py)
 
 
 @dataclass
@@ -175,7 +175,7 @@ class FinetuneConfig:
 # ----------------------------------------------------------------------------- distillation
 @dataclass
 class DistillSection:
-    method: Literal["distilbert", "tinybert"] = "distilbert"
+    method: str = "distilbert"  # a name in berts.compress.registry (distilbert, tinybert, logit-mse, ...)
     teacher: str | None = None  # the teacher's directory (frozen); task distillation: a fine-tuned classifier
     student_layers: list[int] | None = None  # the student = the teacher's embeddings + these layers (0-based)
     # a new student of model.preset / model.config's shape: random weights, or cut out of the teacher by
@@ -558,6 +558,11 @@ def validate(cfg) -> None:
         bad(f"impl.device must be auto, cpu, cuda or cuda:N, got {cfg.impl.device!r}")
     if cfg.data.num_workers < 0:
         bad("data.num_workers must not be negative")
+    if hasattr(cfg, "distill"):  # the methods are a registry (torch-free), not a Literal here
+        from berts.compress.registry import METHODS
+
+        if cfg.distill.method not in METHODS:
+            bad(f"distill.method must be one of {', '.join(METHODS)}, got {cfg.distill.method!r}")
     if getattr(cfg.data, "bucket_size", 0) < 0:
         bad(f"data.bucket_size must not be negative (0 = off), got {cfg.data.bucket_size}")
     if isinstance(cfg.data, FinetuneData):

@@ -31,7 +31,7 @@ def encoder_flops(config, n: int, layers: int | None = None, head: bool = True) 
 
 
 def student_flops(config, width: int, n: int) -> float:
-    """One FastBERT student (berts.compress.fastbert.ExitClassifier) on a sequence of n tokens."""
+    """One FastBERT student (berts.compress.early_exit.exits.ExitClassifier) on a sequence of n tokens."""
     h, c = config.hidden_size, config.num_labels
     return 2.0 * n * h * width + 4.0 * n * width * width + 4.0 * n * width + 6.0 * width * width + 2.0 * width * c
 

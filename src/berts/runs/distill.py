@@ -1,14 +1,212 @@
-"""The distillation run (``berts distill``): the method chosen in the config, from berts.compress."""
+"""The distillation run (``berts distill``): the teacher, the student, the data and the Task of the
+method named by ``distill.method`` (berts.compress.registry), handed to the Trainer.
+
+    cfg = load_config(DistillConfig, None, ["distill.teacher=runs/sst2/best", "data.train=train.tsv",
+                                            "distill.student_layers=[0,2,4]"])
+    distillation_run(cfg).fit()
+"""
 from __future__ import annotations
 
+import copy
+import warnings
 from pathlib import Path
 
+from berts.compress import registry
+from berts.compress.students import (
+    encoder_of,
+    load_teacher,
+    parse_layers,
+    student_from_teacher,
+)
+from berts.errors import UserError
 
-# ----------------------------------------------------------------------------- distillation
-def distillation_run(cfg, resume: str | Path | None = None, dist=None, *, resume_requested: str | None = None,
-                     overwrite: bool = False):
-    """The Trainer of a distillation run (``berts distill``, a DistillConfig): DistilBERT or
-    TinyBERT, general (data.shards) or task-specific (data.train); see berts.compress.distil."""
-    from berts.compress.distil import distillation_run as run
 
-    return run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
+# ----------------------------------------------------------------------------- the run
+def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, overwrite: bool = False):
+    """The Trainer of a distillation run (``berts distill``): the teacher of ``distill.teacher``
+    (frozen), the student (``distill.student_layers``: the teacher's layers; ``model.init_from``:
+    a student directory, e.g. a general-distilled one; ``model.preset`` / ``model.config``: new
+    random weights), general distillation on ``data.shards`` or task distillation on
+    ``data.train`` (+ ``data.dev``: evaluation, best/), with ``distill.method``."""
+    from berts.model.encoder import BertModel
+    from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
+    from berts.runs.common import claim_output
+    from berts.tokenizer.wordpiece import load_tokenizer
+    from berts.train import distributed
+    from berts.train.checkpoint import seed_all
+    from berts.train.trainer import Trainer
+
+    k, d, m = cfg.distill, cfg.data, cfg.model
+    check_distill_config(cfg)
+    method, general = registry.get(k.method), bool(d.shards)
+    dist = dist or distributed.setup(cfg.impl.device)
+    claim_output(cfg, "distill", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
+                 protect=[k.teacher, m.init_from, m.config, d.shards, d.train, d.dev], dist=dist,
+                 no_checkpoint=resume is None)
+    need = method.general if general else "classifier"
+    teacher = load_teacher(k.teacher, need=need)
+    tokenizer = load_tokenizer(m.tokenizer or k.teacher)
+    if tokenizer.vocab_size != teacher.config.vocab_size:
+        raise UserError(f"{m.tokenizer or k.teacher}: tokenizer of {tokenizer.vocab_size} tokens, the teacher's "
+                        f"vocabulary has {teacher.config.vocab_size}")
+
+    evaluator, dev, label_names = None, None, None
+    if general:
+        from berts.data.dataset import PretrainingDataset
+
+        if not Path(d.shards).is_dir():
+            raise UserError(f"{d.shards}: no such shards directory (make one with `berts prepare`)")
+        train = PretrainingDataset(d.shards, masking=d.masking, mask_prob=d.mask_prob,
+                                   max_predictions_per_seq=d.max_predictions_per_seq, seed=cfg.train.seed,
+                                   pad_to_multiple_of=d.pad_to_multiple_of)
+        if int(train.meta["vocab_size"]) != teacher.config.vocab_size:
+            raise UserError(f"{d.shards}: prepared with a vocabulary of {train.meta['vocab_size']} tokens, the "
+                            f"teacher's has {teacher.config.vocab_size} (prepare with the teacher's tokenizer)")
+        cls = BertForMaskedLM if method.general == "mlm" else BertModel
+        if method.general == "encoder":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
+            teacher = encoder_of(teacher)
+    else:
+        train, dev, evaluator, label_names = classification_data(cfg, teacher, tokenizer)
+        cls = BertForSequenceClassification
+
+    seed_all(cfg.train.seed)  # the same student (and projection) on every rank and every run
+    student, note = build_student(cfg, teacher, cls, general, data=train)
+    if evaluator is not None:
+        evaluator.model = student
+    if not general:  # how `berts evaluate` / `berts predict` read a table for the student
+        from berts.data.tables import SETTINGS_KEY
+
+        student.config.extra[SETTINGS_KEY] = {
+            "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
+            "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": train.max_length}
+    # the distill keys the method left null take its defaults (temperature: 2 DistilBERT, 1 TinyBERT)
+    k = copy.copy(k)  # the config itself keeps its nulls (config.yaml says what was asked)
+    for key, value in method.defaults.items():
+        if getattr(k, key) is None:
+            setattr(k, key, value)
+    task = method.task_class().from_config(k, student, teacher, train, dev, mode="general" if general else "task",
+                                           evaluator=evaluator,
+                                           metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
+    trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="distill")
+    if resume is None:
+        trainer.print(f"teacher {k.teacher} ({type(teacher).__name__}, {teacher.config.num_hidden_layers} layers, "
+                      f"hidden {teacher.config.hidden_size}, frozen); student {note} "
+                      f"({student.config.num_hidden_layers} layers, hidden {student.config.hidden_size}, "
+                      f"{student.num_parameters():,} parameters)")
+    if resume_requested == "auto" and resume is None:
+        trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
+    return trainer
+
+
+def check_distill_config(cfg) -> None:
+    k, d, m = cfg.distill, cfg.data, cfg.model
+    if not k.teacher:
+        raise UserError("no teacher: give --teacher DIR (distill.teacher), a berts or Hugging Face BERT directory")
+    if bool(d.shards) == bool(d.train):
+        raise UserError("give one kind of data: --data SHARDS (general distillation) or --train FILE "
+                        "(task distillation from a fine-tuned teacher)")
+    if d.dev and not d.train:
+        raise UserError("--dev evaluates task distillation: give --train FILE too")
+    if d.task != "classification":
+        raise UserError("distillation here is for classification teachers (data.task classification)")
+    if cfg.train.patience and not d.dev:
+        raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
+    from berts.runs.finetune import check_metric
+
+    check_metric(cfg.train.metric, "classification")
+    starts = [s for s in ("student_layers", "init_from", "preset", "config")
+              if (k.student_layers if s == "student_layers" else getattr(m, s))]
+    if len(starts) != 1:
+        raise UserError("give one student: --student-layers 0,2,4 (the teacher's layers), --student DIR (a "
+                        "student directory), or --student-preset/--student-config (random weights)"
+                        + (f"; got {', '.join(starts)}" if starts else ""))
+    if k.student_init == "prune" and not (m.preset or m.config):
+        raise UserError("--student-init prune cuts a new student out of the teacher: give its shape with "
+                        "--student-preset/--student-config (and --set model.KEY=VALUE)")
+    if k.temperature is not None and k.temperature <= 0:
+        raise UserError(f"distill.temperature must be positive, got {k.temperature}")
+    method = registry.get(k.method)
+    if (d.shards and "general" not in method.data) or (d.train and "task" not in method.data):
+        kind = "general distillation (--data SHARDS)" if d.shards else "task distillation (--train FILE)"
+        raise UserError(f"--method {method.name} does not do {kind}: it does "
+                        + " and ".join("general (--data SHARDS)" if x == "general" else "task (--train FILE)"
+                                       for x in method.data))
+    from berts.config.schema import DistillSection
+
+    default = DistillSection()
+    for other in registry.METHODS.values():  # a key another method reads, set for this one: refused
+        for key in set(other.keys) - set(method.keys):
+            if getattr(k, key) != getattr(default, key):
+                raise UserError(f"distill.{key} is read by --method {other.name}, not {method.name}")
+    if d.shards and k.stage == "prediction":
+        raise UserError("distill.stage prediction is task distillation's: give --train FILE")
+
+
+def build_student(cfg, teacher, cls, general: bool, data=None):
+    """(student, what it is) from the config's one student source; ``data`` (the training dataset)
+    gives --student-init prune its batches."""
+    from berts.hf import load_config
+    from berts.model.config import preset
+    from berts.runs.finetune import load_for_finetuning
+
+    k, m = cfg.distill, cfg.model
+    labels = {} if general else {key: getattr(teacher.config, key) for key in ("num_labels", "id2label", "label2id")}
+    if k.student_layers:
+        layers = parse_layers(k.student_layers)
+        student = student_from_teacher(encoder_of(teacher) if cls.__name__ == "BertModel" else teacher, layers, cls,
+                                       **m.overrides)
+        return student, f"from the teacher's embeddings and layers {','.join(map(str, layers))}"
+    if m.init_from:
+        if cls.__name__ == "BertForSequenceClassification":
+            student = load_for_finetuning(m.init_from, {**labels, **m.overrides}, m.ignore_mismatched_sizes)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                student = cls.from_pretrained(m.init_from, **m.overrides)
+        if student.config.vocab_size != teacher.config.vocab_size:
+            raise UserError(f"{m.init_from}: a vocabulary of {student.config.vocab_size} tokens, the teacher's "
+                            f"has {teacher.config.vocab_size}")
+        return student, f"from {m.init_from}"
+    base = load_config(m.config) if m.config else preset(m.preset)
+    config = base.replace(vocab_size=teacher.config.vocab_size,
+                          max_position_embeddings=teacher.config.max_position_embeddings,
+                          type_vocab_size=teacher.config.type_vocab_size, **labels, **m.overrides)
+    if k.student_init == "prune":
+        from berts.compress.transforms import prune
+
+        if cls.__name__ not in ("BertModel", "BertForSequenceClassification"):
+            raise UserError("--student-init prune is for TinyBERT's general distillation or task distillation "
+                            "(a classifier teacher); DistilBERT students start from --student-layers")
+        source = encoder_of(teacher) if cls.__name__ == "BertModel" else teacher
+        student, layers, n = prune(source, config, data)
+        return student, (f"pruned from the teacher (layers {','.join(map(str, layers))}, activations of the first "
+                         f"{n} training examples)")
+    return cls(config), f"random ({m.config or 'preset ' + m.preset}, seed {cfg.train.seed})"
+
+
+def classification_data(cfg, teacher, tokenizer):
+    """(train, dev, evaluator, label names) of task distillation: the tables read as `berts
+    finetune` reads them, labelled with the teacher's labels (a label it does not know is an error)."""
+    from berts.data.classification import ClassificationDataset
+    from berts.data.labels import LabelMap, drop_unknown_labels
+    from berts.data.tables import check_max_length, read_table
+    from berts.tasks.classification import ClassificationTask
+
+    d = cfg.data
+    label_map = LabelMap.from_config(teacher.config)
+    max_length = check_max_length(d.max_length, teacher.config.max_position_embeddings)
+    examples, _ = read_table(d.train, d)
+    unknown = sorted({str(e.label) for e in examples if str(e.label) not in label_map})
+    if unknown:
+        raise UserError(f"{d.train}: label {unknown[0]!r} is not one of the teacher's "
+                        f"({', '.join(label_map.names[:10])})")
+    train = ClassificationDataset(examples, tokenizer, label_map=label_map, max_length=max_length)
+    dev = evaluator = None
+    if d.dev:
+        dev_examples, report = read_table(d.dev, d)
+        dev_examples = drop_unknown_labels(dev_examples, label_map, report, d.skip_bad_rows)
+        dev = ClassificationDataset(dev_examples, tokenizer, label_map=label_map, max_length=max_length)
+        evaluator = ClassificationTask(teacher, None, dev, num_labels=len(label_map),
+                                       eval_batch_size=cfg.train.eval_batch_size, metric=cfg.train.metric,
+                                       label_names=label_map.names)
+    return train, dev, evaluator, label_map.names

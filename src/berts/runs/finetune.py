@@ -31,7 +31,7 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     """The Trainer of ``berts finetune``: the run of ``data.task``'s registry entry
     (berts.tasks.registry), or FastBERT's with ``train.early_exit``."""
     if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
-        from berts.compress.fastbert import early_exit_run
+        from berts.runs.early_exit import early_exit_run
 
         return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     check_finetune_config(cfg)

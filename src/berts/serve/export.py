@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from berts.compress.transforms import quantize_onnx_int8
 from berts.errors import UserError
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
@@ -180,21 +181,6 @@ def optimize_graph(src: Path, dst: Path, config) -> None:
     opt.save_model_to_file(str(dst))
 
 
-def quantize_graph(src: Path, dst: Path) -> None:
-    """onnxruntime's dynamic int8 quantization (int8 weights, activations quantized per batch)."""
-    import logging
-
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    root = logging.getLogger()  # its "consider pre-processing" warning goes to the root logger
-    level = root.level
-    root.setLevel(logging.ERROR)
-    try:
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
-    finally:
-        root.setLevel(level)
-
-
 def int8_path(out: Path) -> Path:
     return out.with_name(out.name[:-5] + ".int8.onnx" if out.name.endswith(".onnx") else out.name + ".int8.onnx")
 
@@ -241,7 +227,7 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
                         f"(more than {tolerance:g}); the file is written but do not trust it")
     if int8:
         q = int8_path(out)
-        quantize_graph(out, q)
+        quantize_onnx_int8(out, q)  # int8's one place: berts.compress.transforms
         report["files"]["int8"] = str(q)
         report["int8"] = compare_int8(model, out, q, batches, labels, threads)
     return report

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from berts.compress.transforms import quantize_int8  # int8's one place (the name stays importable here)
 from berts.errors import UserError
 
 
@@ -39,17 +40,6 @@ class Prediction:
     probabilities: dict[str, float] = field(default_factory=dict)
     value: float | None = None
     exit_layer: int | None = None  # early exit (Classifier.early_exit): the layer the example left at
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of the model's nn.Linear layers (in place; returns the model).
-
-    The fast paths keep working: a quantized Linear takes the unpadded [T, H] rows as well."""
-    from torch.ao.quantization import quantize_dynamic
-
-    with warnings.catch_warnings():  # torch.ao's deprecation notice (torchao is its successor)
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8, inplace=True)
 
 
 def check_batch_size(batch_size) -> int:
@@ -119,12 +109,12 @@ class Classifier:
     def early_exit(self, rule: str = "entropy", speed: float = 0.0, patience: int = 1) -> "Classifier":
         """Serve with early exit (a directory from `berts finetune --early-exit`): ``rule``
         "entropy" (leave when normalised entropy < ``speed``) or "patience" (PABEE: after
-        ``patience`` agreeing layers in a row); see berts.compress.fastbert. Each Prediction then
+        ``patience`` agreeing layers in a row); see berts.compress.early_exit.exits. Each Prediction then
         carries ``exit_layer``, and ``exit_layers`` the last ``logits`` call's. ``rule=None``: off."""
         if rule is None:
             self.exit = None
             return self
-        from berts.compress.fastbert import BertForSequenceClassificationWithExits, check_rule
+        from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, check_rule
 
         if not isinstance(self.model, BertForSequenceClassificationWithExits):
             raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
@@ -205,4 +195,4 @@ def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
 
 # The early-exit task model (FastBERT), registered for berts.load / Classifier.from_pretrained
 # whenever berts is imported; last, as it builds on the pieces above.
-import berts.compress.fastbert  # noqa: E402,F401
+import berts.compress.early_exit.exits  # noqa: E402,F401

@@ -108,7 +108,7 @@ def state_size_mb(model) -> float:
 
 
 def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args) -> list[dict]:
-    from berts.compress.fastbert import BertForSequenceClassificationWithExits, exit_flops
+    from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, exit_flops
     from berts.serve.predict import Classifier, agreement
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table
@@ -166,7 +166,7 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
             reference[str(directory)] = (row, logits)
         rows.append(row)
     # latency: the same first examples for every row; rounds alternate the rows; medians
-    from berts.compress.fastbert import _Subset
+    from berts.compress.early_exit.exits import _Subset
 
     times = [{1: [], 32: []} for _ in entries]
     # one untimed round first: the first call at a new batch shape pays for allocation and

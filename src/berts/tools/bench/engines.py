@@ -78,7 +78,8 @@ def _transformers_model(directory: Path):
 
 def build_engines(names: list[str], directory: Path, workdir: Path, texts: list[str], threads: int) -> tuple[list, dict]:
     """The engines asked for that can run here, and {name: why not} for the others."""
-    from berts.serve.predict import Classifier, quantize_int8
+    from berts.compress.transforms import quantize_int8
+    from berts.serve.predict import Classifier
 
     engines, skipped = [], {}
     for name in names:

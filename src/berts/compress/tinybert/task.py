@@ -70,6 +70,16 @@ class TinyBertTask(Task):
         self.proj = proj
         self.heads = tc.num_attention_heads
 
+    @classmethod
+    def from_config(cls, k, student, teacher, train_dataset, dev_dataset=None, *, mode: str, evaluator=None,
+                    metric=None):
+        """The task of `berts distill --method tinybert` (``k``: the config's distill section,
+        berts.compress.registry); stage auto: intermediate for general distillation, all for task."""
+        stage = k.stage if k.stage != "auto" else ("intermediate" if mode == "general" else "all")
+        return cls(student, teacher, train_dataset, dev_dataset, mode=mode, stage=stage, temperature=k.temperature,
+                   alphas=dict(emb=k.alpha_emb, att=k.alpha_att, hidden=k.alpha_hidden, pred=k.alpha_pred),
+                   evaluator=evaluator, metric=metric)
+
     def modules(self):
         return {"model": self.student, **({"proj": self.proj} if self.proj is not None else {})}
 

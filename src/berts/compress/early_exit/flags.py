@@ -1,9 +1,9 @@
-"""Early exit's command-line flags (berts predict / evaluate), apart from fastbert.py so that the
+"""Early exit's command-line flags (berts predict / evaluate), apart from exits.py so that the
 parsers are built without torch: `berts --help` and an argument error stay fast (tests/test_cli_fast.py).
 Applying the flags to a model is fastbert.apply_exit_arguments."""
 from __future__ import annotations
 
-# FastBERT's entropy rule and PABEE's patience rule (fastbert.py re-exports this)
+# FastBERT's entropy rule and PABEE's patience rule (exits.py re-exports this)
 RULES = ("entropy", "patience")
 
 
