@@ -28,6 +28,7 @@ from torch import nn
 
 from berts.compress import losses as L
 from berts.compress.tinybert import TinyBertTask
+from berts.config.validate import check_distill_config
 from berts.errors import UserError
 from berts.tasks.base import ENCODER_INPUTS, Task, model_inputs
 
@@ -275,39 +276,6 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     if resume_requested == "auto" and resume is None:
         trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
     return trainer
-
-
-def check_distill_config(cfg) -> None:
-    k, d, m = cfg.distill, cfg.data, cfg.model
-    if not k.teacher:
-        raise UserError("no teacher: give --teacher DIR (distill.teacher), a berts or Hugging Face BERT directory")
-    if bool(d.shards) == bool(d.train):
-        raise UserError("give one kind of data: --data SHARDS (general distillation) or --train FILE "
-                        "(task distillation from a fine-tuned teacher)")
-    if d.dev and not d.train:
-        raise UserError("--dev evaluates task distillation: give --train FILE too")
-    if d.task != "classification":
-        raise UserError("distillation here is for classification teachers (data.task classification)")
-    if cfg.train.patience and not d.dev:
-        raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
-    from berts.runs.finetune import check_metric
-
-    check_metric(cfg.train.metric, "classification")
-    starts = [s for s in ("student_layers", "init_from", "preset", "config")
-              if (k.student_layers if s == "student_layers" else getattr(m, s))]
-    if len(starts) != 1:
-        raise UserError("give one student: --student-layers 0,2,4 (the teacher's layers), --student DIR (a "
-                        "student directory), or --student-preset/--student-config (random weights)"
-                        + (f"; got {', '.join(starts)}" if starts else ""))
-    if k.student_init == "prune" and not (m.preset or m.config):
-        raise UserError("--student-init prune cuts a new student out of the teacher: give its shape with "
-                        "--student-preset/--student-config (and --set model.KEY=VALUE)")
-    if k.temperature is not None and k.temperature <= 0:
-        raise UserError(f"distill.temperature must be positive, got {k.temperature}")
-    if k.method == "distilbert" and k.stage != "auto":
-        raise UserError("distill.stage is TinyBERT's (intermediate, prediction, all)")
-    if d.shards and k.stage == "prediction":
-        raise UserError("distill.stage prediction is task distillation's: give --train FILE")
 
 
 PRUNE_EXAMPLES = 1024  # --student-init prune measures activations on the first this many training examples

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from berts.config.validate import check_finetune_config
 from berts.data.labels import (
     check_labels,
     drop_unknown_labels,
@@ -17,10 +18,6 @@ from berts.data.labels import (
 from berts.data.tables import SETTINGS_KEY, check_max_length, read_table
 from berts.errors import UserError
 from berts.runs.common import base_config, claim_output
-
-CLASSIFICATION_METRICS = ("accuracy", "f1", "f1_macro", "mcc", "loss")
-REGRESSION_METRICS = ("pearson", "spearman", "mse", "loss")
-SEQ2SEQ_METRICS = ("rouge_l", "bleu", "token_acc", "loss")
 
 
 # ----------------------------------------------------------------------------- fine-tuning
@@ -116,30 +113,6 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     return trainer
 
 
-def check_finetune_config(cfg) -> None:
-    d, m = cfg.data, cfg.model
-    scratch = m.preset or m.config
-    if m.init_from and scratch:
-        raise UserError(f"model.init_from ({m.init_from}) starts from trained weights and model."
-                        f"{'preset' if m.preset else 'config'} ({scratch}) from random ones (--from-scratch): "
-                        "give one of them")
-    if not m.init_from and not scratch:
-        raise UserError("no model to fine-tune: give --model DIR (model.init_from), a berts or Hugging Face "
-                        "BERT directory, or --from-scratch PRESET|CONFIG with --tokenizer DIR (random weights)")
-    if m.init_from:
-        path = Path(m.init_from)
-        if not path.exists():
-            raise UserError(f"{m.init_from}: no such model directory")
-        if not path.is_dir():
-            raise UserError(f"{m.init_from}: not a model directory (a file; --model takes a directory)")
-    elif not m.tokenizer:
-        raise UserError(f"--from-scratch {scratch}: give the tokenizer too (--tokenizer DIR, model.tokenizer): "
-                        "the vocabulary sets the model's embedding size")
-    if not d.train:
-        raise UserError("no training data: give --train FILE (data.train)")
-    check_metric(cfg.train.metric, d.task)
-    if cfg.train.patience and not d.dev:
-        raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
 
 
 
@@ -170,12 +143,3 @@ def load_for_finetuning(directory, changes: dict, ignore_mismatched_sizes: bool)
                 f"{tuple(saved[first].shape)}{note}: check config.json, or pass --ignore-mismatched-sizes "
                 f"(model.ignore_mismatched_sizes) to re-initialise them (e.g. a head with another number of labels)")
     return model
-
-
-def check_metric(metric: str | None, task: str) -> None:
-    if metric is None:
-        return
-    choices = REGRESSION_METRICS if task == "regression" else SEQ2SEQ_METRICS if task == "seq2seq" \
-        else CLASSIFICATION_METRICS
-    if metric not in choices:
-        raise UserError(f"train.metric {metric!r} is not a {task} metric (choose from {', '.join(choices)})")

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass
 
 from berts.errors import UserError
-from berts.config.schema import parse_duration
+from berts.config.validate import parse_duration
 
 
 @dataclass(frozen=True)
