@@ -103,3 +103,47 @@ def test_groups_compose_into_a_runnable_pretraining_config():
                                       ROOT / "configs/budget/smoke.yaml"])
     assert (ft.data.task, ft.train.metric, ft.train.max_steps, ft.model.overrides) == \
         ("regression", "pearson", 20, {"classifier_dropout": 0.1})
+
+
+# ----------------------------------------------------------------------------- demo and bench settings
+def parse(argv):
+    from berts.cli import build_parser
+
+    return build_parser().parse_args(argv)
+
+
+def test_demo_settings_through_the_loader(tmp_path):
+    from berts.commands.demo import settings
+
+    f = write(tmp_path, "demo.yaml", "finetune_lr: 3e-4\nsteps:\n  zh.pretrain: 15\nbudget: 30m\n")
+    s = settings(parse(["demo", "--settings", str(f), "--preset", "mini", "--set", "en_lr=2e-4", "--set", "workers=1"]))
+    assert (s.finetune_lr, s.steps, s.budget, s.preset, s.en_lr, s.workers) == (3e-4, {"zh.pretrain": 15}, "30m",
+                                                                                "mini", 2e-4, 1)
+    q = settings(parse(["demo", "--quick", "--vocab-size", "500"]))
+    assert (q.quick, q.budget, q.vocab_size, q.max_seq_length) == (True, "3m", 500, 64)  # --quick, then the flag
+    assert settings(parse(["demo", "--quick", "--vocab-size", "20000"])).vocab_size == 8000  # never above --quick's
+    bad = write(tmp_path, "bad.yaml", "lang: zh\nbudgett: 5m\n")
+    with pytest.raises(UserError, match=r"bad\.yaml:2: unknown key budgett \(did you mean budget\?\)"):
+        settings(parse(["demo", "--settings", str(bad)]))
+    with pytest.raises(UserError, match=r"--set en_precision=fp8: en_precision must be auto \| fp32 \| bf16"):
+        settings(parse(["demo", "--set", "en_precision=fp8"]))
+    with pytest.raises(UserError, match=r"--set workers=two: workers must be an integer, got 'two'"):
+        settings(parse(["demo", "--set", "workers=two"]))
+
+
+def test_bench_options_through_the_loader(tmp_path, capsys):
+    from berts.cli import main
+    from berts.commands.bench import options
+
+    f = write(tmp_path, "bench.yaml", "seq: 64\nbatch: 4\nonly: [infer]\nmask_prob: 0.3\n")
+    o = options(parse(["bench", "--options", str(f), "--batch", "8", "--set", "steps=1"]))
+    assert (o.seq, o.batch, o.steps, o.only, o.mask_prob, o.preset) == (64, 8, 1, ("infer",), 0.3, "mini")
+    assert options(parse(["bench", "--only", "pretrain,infer", "--no-transformers"])).only == ("pretrain", "infer")
+    assert options(parse(["bench", "--no-transformers"])).transformers is False
+    bad = write(tmp_path, "b2.yaml", "seq: 64\n\nseq_len: 32\n")
+    with pytest.raises(UserError, match=r"b2\.yaml:3: unknown key seq_len \(did you mean seq\?\)"):
+        options(parse(["bench", "--options", str(f), str(bad)]))
+    assert main(["bench", "--options", str(f), "--set", "seq=long"]) == 2
+    assert "--set seq=long: seq must be an integer, got 'long'" in capsys.readouterr().err
+    assert main(["bench", "--options", str(f), "--show-options"]) == 0
+    assert "only          [infer]" in capsys.readouterr().out

@@ -26,6 +26,7 @@ import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Literal
 
 from berts.demo.report import best_eval, records, run_summary, write_report  # noqa: F401
 from berts.errors import UserError
@@ -53,7 +54,9 @@ class EnInputs:
 
 @dataclass
 class DemoSettings:
-    lang: str = "both"
+    """Every knob of the demo; `berts demo --settings FILE --set KEY=VALUE` sets any of them
+    (berts.config.loader.load_settings: typed, file:line, the nearest key), the flags a few."""
+    lang: Literal["zh", "en", "both"] = "both"
     budget: str = "20m"  # the whole run, both languages
     quick: bool = False  # the same steps on toy sizes (a few minutes)
     # Chinese pretraining: the recipe that did best on dev accuracy (docs/results.md) in the
@@ -81,7 +84,7 @@ class DemoSettings:
     # MiniLM fine-tuning step there on 2 threads, 1.41x DistilBERT's, the same losses to 3 digits),
     # else fp32; the Chinese tiny stays fp32 (bf16 ran it at 0.58x: berts.train.engine.cpu_has_amx).
     # Comparisons always run fp32 and int8.
-    en_precision: str = "auto"
+    en_precision: Literal["auto", "fp32", "bf16"] = "auto"
     student_lr: float = 1e-4
     tinybert_lr: float = 5e-4
     exit_lr: float = 5e-4
