@@ -61,14 +61,15 @@ def settings(args):
 
 def run(args) -> int:
     from berts.config.loader import show_config
-    from berts.demo.run import parse_budget, run_demo
+    from berts.config.validate import parse_duration
+    from berts.demo.run import run_demo
     from berts.errors import UserError
 
     s = settings(args)
     if args.show_settings:
         print(show_config(s))
         return 0
-    if parse_budget(s.budget) < 60:
+    if parse_duration(s.budget) < 60:
         raise UserError(f"--budget {s.budget}: at least 1m")
     run_demo(Path(args.out), s)
     return 0
