@@ -135,8 +135,16 @@ def check_pretrain_config(cfg) -> None:
 
 
 def check_finetune_config(cfg) -> None:
-    d, m = cfg.data, cfg.model
+    d, m, t = cfg.data, cfg.model, cfg.train
     scratch = m.preset or m.config
+    if t.early_exit:  # FastBERT's exits (compress/fastbert.py): on a fine-tuned classifier, from unlabelled text
+        if not m.init_from:
+            raise UserError("--early-exit trains the exits of a fine-tuned classifier: give --model DIR "
+                            "(model.init_from)")
+        if scratch:
+            raise UserError("--early-exit starts from a fine-tuned classifier (--model DIR), not --from-scratch")
+        if not d.train:
+            raise UserError("no training data: give --train FILE (text; labels are not needed)")
     if m.init_from and scratch:
         raise UserError(f"model.init_from ({m.init_from}) starts from trained weights and model."
                         f"{'preset' if m.preset else 'config'} ({scratch}) from random ones (--from-scratch): "
@@ -156,6 +164,9 @@ def check_finetune_config(cfg) -> None:
     if not d.train:
         raise UserError("no training data: give --train FILE (data.train)")
     check_metric(cfg.train.metric, d.task)
+    if d.task == "regression" and (t.label_smoothing or t.class_weights is not None or t.positive_label is not None):
+        raise UserError("train.label_smoothing, train.class_weights and train.positive_label are for "
+                        "classification, not regression")
     if cfg.train.patience and not d.dev:
         raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
 

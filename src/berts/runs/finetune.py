@@ -36,12 +36,12 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     from berts.train.checkpoint import seed_all
     from berts.train.trainer import Trainer
 
+    check_finetune_config(cfg)
     if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
         from berts.compress.fastbert import early_exit_run
 
         return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     d, m, t = cfg.data, cfg.model, cfg.train
-    check_finetune_config(cfg)
     if d.task == "seq2seq":
         from berts.runs.seq2seq import (
             seq2seq_run,  # seq2seq imports base_config from here's sibling
@@ -75,9 +75,6 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
         changes.update(num_labels=1, problem_type="regression", id2label=None, label2id=None)
     else:
         changes.update(label_map.to_config())
-    if regression and (t.label_smoothing or t.class_weights is not None or t.positive_label is not None):
-        raise UserError("train.label_smoothing, train.class_weights and train.positive_label are for "
-                        "classification, not regression")
     class_weights = None if regression else resolve_class_weights(t.class_weights, label_map, train.labels)
     positive = 1 if regression else resolve_positive(t.positive_label, label_map)
     seed_all(cfg.train.seed)
