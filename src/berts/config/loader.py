@@ -149,6 +149,8 @@ def coerce(value: Any, tp) -> Any:
         for leaf in leaves:
             if typing.get_origin(leaf) is Literal and low in typing.get_args(leaf):
                 return low
+    if type(value) in leaves and type(value) in (int, float, str, bool, type(None)):
+        return value  # already the field's type, as most YAML values are: no adapter to build
     if isinstance(value, bool) and not any(leaf in (bool, Any) or typing.get_origin(leaf) is Literal
                                            for leaf in leaves):
         raise _Mismatch
