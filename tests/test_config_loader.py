@@ -65,6 +65,10 @@ def test_show_config_of_merged_files(tmp_path, capsys):
     assert rows["model.preset"] == "mini" and rows["train.max_steps"] == "7" and rows["optim.lr"] == "0.5"
     assert "model.hidden_size" in rows  # BertConfig's keys, through the model section's extra_keys
     assert show_config(build_config(PretrainConfig)).count("\n") == out.strip().count("\n")
+    bad = write(tmp_path, "bad.yaml", "# a comment\noptim:\n  lr: 1e-3\n  betass: [0.9, 0.98]\n")
+    assert main(["pretrain", "--config", str(a), str(bad), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"berts: error: {bad}:4: unknown key optim.betass (did you mean optim.betas?)\n"
 
 
 # ----------------------------------------------------------------------------- the shipped configs

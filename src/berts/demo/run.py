@@ -531,6 +531,7 @@ def run_demo(out: Path, s: DemoSettings, zh: ZhInputs | None = None, en: EnInput
     if "en" in langs:
         report["en"] = run_en(out, en, s, steps, plan)
     report["steps"] = steps.log
+    report["deadlines_s"] = {k: round(v, 1) for k, v in plan.deadlines.items()}  # when each stage was due to end
     report["seconds"] = round(steps.elapsed(), 1)
     paths = write_report(report, out)
     report["seconds"] = round(steps.elapsed(), 1)
