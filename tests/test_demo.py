@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from berts.demo.run import Clock, DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
+from berts.demo.run import DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
 from berts.errors import UserError
 
 pytest.importorskip("sklearn")
@@ -52,14 +52,6 @@ def english_checkpoint(path):
     config = BertConfig(vocab_size=tok.vocab_size, hidden_size=48, num_hidden_layers=6, num_attention_heads=4,
                         intermediate_size=96, max_position_embeddings=64)
     BertModel(config).save_pretrained(path, tok)
-
-
-def test_clock_shares_what_is_left_after_the_fixed_steps():
-    clock = Clock(100.0, {"a": 1.0, "b": 3.0}, {"x": 20.0})
-    clock.start -= 10  # 10 s gone: 100 - 10 - 20 = 70 left to share
-    assert abs(clock.budget("a") - 70 * 0.25) < 0.5
-    clock.done("x")  # the fixed step is over: b gets everything that is left
-    assert abs(clock.budget("b") - 90) < 0.5
 
 
 @pytest.mark.slow

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from berts.errors import UserError
+from berts.train.plan import BudgetPlan
 from berts.config.schema import (
     FinetuneConfig,
     PretrainConfig,
@@ -160,3 +161,36 @@ def test_run_plan_by_hand():
     with pytest.raises(UserError, match="not less than the 4 steps"):
         RunPlan.from_config(load_config(PretrainConfig, None, ["train.max_steps=4", "schedule.warmup=4"]).train,
                             load_config(PretrainConfig, None, ["schedule.warmup=4"]).schedule, steps_per_epoch=1)
+
+
+def test_budget_plan_shares_what_is_left_after_the_fixed_steps():
+    # the demo's budget (was demo.Clock, now berts.train.plan.BudgetPlan): 100 s, stages a and b
+    # weighted 1:3, a fixed step x expected to take 20 s
+    plan = BudgetPlan(100.0, {"a": 1.0, "b": 3.0}, {"x": 20.0})
+    assert plan.left(10.0) == 70.0  # 10 s gone: 100 - 10 - 20 = 70 left to share
+    assert plan.start("a", 10.0) == 70 * 0.25 and plan.deadlines["a"] == 10 + 17.5
+    plan.done("x")  # the fixed step is over: b gets everything that is left
+    assert plan.start("b", 30.0) == 70.0 and plan.deadlines["b"] == 100.0
+    with pytest.raises(KeyError, match="a: not a budgeted stage, or started already"):
+        plan.start("a", 40.0)
+    late = BudgetPlan(100.0, {"c": 1.0}, {})
+    assert late.start("c", 97.0) == 8.0  # never below the floor, even past the budget
+
+
+def test_demo_budget_ends_on_time_when_the_estimates_hold():
+    """The demo's shares and fixed-step estimates: if every stage takes its budget and every fixed
+    step its estimate, the job ends exactly at its budget, and each stage gets its weight's share."""
+    from berts.demo.run import FIXED, WEIGHTS
+
+    total = 1200.0
+    plan = BudgetPlan(total, WEIGHTS, FIXED, floor=0.0)
+    fixed_total, elapsed, got = sum(FIXED.values()), 0.0, {}
+    for stage in WEIGHTS:
+        got[stage] = plan.start(stage, elapsed)
+        elapsed += got[stage]
+        assert plan.deadlines[stage] == pytest.approx(elapsed)
+    for step in FIXED:
+        plan.done(step)
+    assert elapsed + fixed_total == pytest.approx(total)
+    share = (total - fixed_total) / sum(WEIGHTS.values())
+    assert got == pytest.approx({k: w * share for k, w in WEIGHTS.items()})

@@ -9,7 +9,9 @@ def add_run_arguments(p) -> None:
     """The flags every training command shares. Where users know a flag from transformers'
     run_glue.py / TrainingArguments (``--learning_rate``, ``--warmup_ratio``, ...) or UER, its
     spelling is an alias of ours."""
-    p.add_argument("--config", metavar="FILE", help="YAML config (see configs/); flags and --set override it")
+    p.add_argument("--config", nargs="+", action="extend", metavar="FILE",
+                   help="YAML config files (see configs/ and docs/config.md), merged left to right: a later "
+                        "file's keys win; flags and --set override them")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                    help="override one config value, e.g. --set optim.lr=5e-4 (repeatable); --show-config "
                         "lists every key with its default and type")
@@ -101,20 +103,10 @@ def run_overrides(args) -> dict:
 def show_config_or_load(cls, args, overrides: dict):
     """The run's config (defaults, --config, flags, --set); with --show-config, print every key
     of it and return None (the command exits 0 without running)."""
-    from berts.config.schema import load_config, show_config
+    from berts.config.loader import build_config, load_config, show_config
 
-    if args.show_config:
-        from berts.config.schema import apply_dict, parse_set, read_yaml, _set_value
-
-        cfg = cls()
-        if args.config:
-            data, lines = read_yaml(args.config)
-            apply_dict(cfg, data, str(args.config), lines)
-        apply_dict(cfg, overrides, "command line")
-        for item in args.set:
-            key, value = parse_set(item)
-            _set_value(cfg, key, value, f"--set {item}")
-        print(show_config(cfg))
+    if args.show_config:  # as it is, before the checks across keys (a half-written config is shown too)
+        print(show_config(build_config(cls, args.config, args.set, overrides)))
         return None
     return load_config(cls, args.config, args.set, overrides)
 
@@ -196,7 +188,8 @@ def data_overrides(args) -> list[tuple[str, object]]:
 
 def data_settings(args, settings: dict, *, labels: bool):
     """A FinetuneData section from the data flags, falling back on a model's fine-tuning settings."""
-    from berts.config.schema import FinetuneData, set_key
+    from berts.config.loader import set_key
+    from berts.config.schema import FinetuneData
 
     values = {k: settings[k] for k in ("text_column", "pair_column", "label_column", "format", "header",
                                        "max_length", "task") if settings.get(k) is not None}

@@ -1,4 +1,4 @@
-"""`berts demo`: the main job, both languages, on one wall clock (see berts/demo.py)."""
+"""`berts demo`: the main job, both languages, on one wall clock (see berts/demo/run.py)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -19,31 +19,57 @@ def register(subparsers) -> None:
                     "self-contained page), OUT/report.md and OUT/report.json; every step is a berts command, listed "
                     "in the report with its time.")
     p.add_argument("--out", default="demo_out", metavar="DIR", help="output directory (default demo_out)")
-    p.add_argument("--lang", default=d.lang, choices=LANGS, help=f"which half to run (default {d.lang})")
-    p.add_argument("--budget", default=None, metavar="TIME",
+    p.add_argument("--lang", choices=LANGS, help=f"which half to run (default {d.lang})")
+    p.add_argument("--budget", metavar="TIME",
                    help=f"wall clock of the whole run, downloads excluded (default {d.budget}; --quick: 3m)")
     p.add_argument("--quick", action="store_true", help="the same steps at toy size (about 3 minutes)")
-    p.add_argument("--preset", default=d.preset, help=f"Chinese model size preset (default {d.preset})")
-    p.add_argument("--masking", default=d.masking, help=f"Chinese pretraining masking (default {d.masking})")
-    p.add_argument("--vocab-size", type=int, default=d.vocab_size,
-                   help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
-    p.add_argument("--en-precision", default=d.en_precision, choices=("auto", "fp32", "bf16"),
+    p.add_argument("--preset", help=f"Chinese model size preset (default {d.preset})")
+    p.add_argument("--masking", help=f"Chinese pretraining masking (default {d.masking})")
+    p.add_argument("--vocab-size", type=int, help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
+    p.add_argument("--en-precision", choices=("auto", "fp32", "bf16"),
                    help="the English stages' training precision (default auto: bf16 autocast where the CPU "
                         "has AMX, else fp32)")
+    p.add_argument("--settings", nargs="+", action="extend", metavar="FILE",
+                   help="YAML files of demo settings (KEY: VALUE, any field of berts.demo.run.DemoSettings), "
+                        "merged left to right; the flags above and --set override them")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="one demo setting, e.g. --set finetune_lr=3e-4 (repeatable; --show-settings lists them)")
+    p.add_argument("--show-settings", action="store_true",
+                   help="print every setting with its value and type (after --quick, --settings, flags, --set), "
+                        "and exit")
     p.set_defaults(func=run)
 
 
+def settings(args):
+    """DemoSettings from the defaults, --quick, --settings files, the flags, then --set."""
+    from berts.config.loader import load_settings, set_key
+    from berts.demo.run import DemoSettings, quick_settings
+
+    s = quick_settings(DemoSettings()) if args.quick else DemoSettings()
+    if args.quick:
+        s.budget = "3m"
+    load_settings(s, args.settings)
+    flags = {"lang": args.lang, "budget": args.budget, "preset": args.preset, "masking": args.masking,
+             "en_precision": args.en_precision,
+             # --quick keeps its smaller vocabulary unless the flag asks for a smaller one still
+             "vocab_size": min(s.vocab_size, args.vocab_size) if args.quick and args.vocab_size else args.vocab_size}
+    for key, value in flags.items():
+        if value is not None:
+            set_key(s, "", key, value, f"--{key.replace('_', '-')}")
+    return load_settings(s, sets=args.set)
+
+
 def run(args) -> int:
-    from berts.demo.run import DemoSettings, parse_budget, quick_settings, run_demo
+    from berts.config.loader import show_config
+    from berts.config.validate import parse_duration
+    from berts.demo.run import run_demo
     from berts.errors import UserError
 
-    s = DemoSettings(lang=args.lang, preset=args.preset, masking=args.masking, vocab_size=args.vocab_size,
-                     en_precision=args.en_precision)
-    if args.quick:
-        s = quick_settings(s)
-        s.vocab_size = min(s.vocab_size, args.vocab_size)
-    s.budget = args.budget or ("3m" if args.quick else s.budget)
-    if parse_budget(s.budget) < 60:
+    s = settings(args)
+    if args.show_settings:
+        print(show_config(s))
+        return 0
+    if parse_duration(s.budget) < 60:
         raise UserError(f"--budget {s.budget}: at least 1m")
     run_demo(Path(args.out), s)
     return 0

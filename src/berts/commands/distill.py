@@ -90,12 +90,13 @@ def _overrides(args) -> dict:
 
 def run(args) -> int:
     from berts.config.schema import DistillConfig
-    from berts.runs.distill import check_distill_config, distillation_run
+    from berts.config.validate import check_run
+    from berts.runs.distill import distillation_run
 
     cfg = show_config_or_load(DistillConfig, args, _overrides(args))
     if cfg is None:
         return 0
-    check_distill_config(cfg)
+    check_run(cfg)
     status, result, main = launch(distillation_run, cfg, args)
     if status:
         return status

@@ -81,12 +81,13 @@ def _overrides(args) -> dict:
 
 def run(args) -> int:
     from berts.config.schema import FinetuneConfig
-    from berts.runs.finetune import check_finetune_config, finetuning_run
+    from berts.config.validate import check_run
+    from berts.runs.finetune import finetuning_run
 
     cfg = show_config_or_load(FinetuneConfig, args, _overrides(args))
     if cfg is None:
         return 0
-    check_finetune_config(cfg)
+    check_run(cfg)
     status, result, main = launch(finetuning_run, cfg, args)
     if status:
         return status

@@ -41,7 +41,8 @@ def _overrides(args) -> dict:
 
 def run(args) -> int:
     from berts.config.schema import PretrainConfig
-    from berts.runs.pretrain import check_pretrain_config, pretraining_run
+    from berts.config.validate import check_run
+    from berts.runs.pretrain import pretraining_run
 
     cfg = show_config_or_load(PretrainConfig, args, _overrides(args))
     if cfg is None:
@@ -49,5 +50,5 @@ def run(args) -> int:
     if args.resume and cfg.model.init_from:
         raise UserError("--resume continues a run (weights, optimizer, schedule, data position); --init-from "
                         "starts a new one from weights only: give one of them")
-    check_pretrain_config(cfg)
+    check_run(cfg)
     return launch(pretraining_run, cfg, args)[0]

@@ -111,7 +111,7 @@ def resolve_class_weights(value, label_map, labels) -> list[float] | None:
     training labels (scikit-learn's); a mapping: the labels named (others weigh 1)."""
     import numpy as np
 
-    from berts.config.schema import parse_class_weights
+    from berts.config.validate import parse_class_weights
 
     if value is None:
         return None

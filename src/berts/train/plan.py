@@ -1,5 +1,6 @@
 """The run plan: how long a run is (steps, epochs or a wall-clock budget), where its warm-up ends
-and when it evaluates. A value object: no device, no clock of its own; the loop asks it.
+and when it evaluates; and BudgetPlan, one budget shared out over the runs of a longer job (the
+demo's stages). Value objects: no device, no clock of its own; the loop asks them.
 
     plan = RunPlan.from_config(cfg.train, cfg.schedule, steps_per_epoch=len(sampler) / accum)
     plan.progress(step, elapsed)        # in [0, 1]: what the schedule follows
@@ -8,10 +9,10 @@ and when it evaluates. A value object: no device, no clock of its own; the loop 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from berts.config.validate import parse_duration
 from berts.errors import UserError
-from berts.config.schema import parse_duration
 
 
 @dataclass(frozen=True)
@@ -95,3 +96,43 @@ class RunPlan:
         if self.ignored:
             text += f" ({self.ignored} does not end it)"
         return text
+
+
+@dataclass
+class BudgetPlan:
+    """One wall-clock budget shared out over the stages of a job of several runs (`berts demo`):
+    each training stage gets its weight's share of what is left once the remaining fixed steps'
+    expected times are set aside, so a stage that runs long is paid for by the later ones and the
+    job ends near its budget. The seconds a stage gets become its run's ``train.budget`` (that
+    run's RunPlan.budget). Like RunPlan it has no clock: the caller says how long the job has run.
+
+        plan = BudgetPlan(1200, {"pretrain": 3, "finetune": 1}, {"prepare": 20})
+        plan.done("prepare")                     # a fixed step is over: its estimate is no longer set aside
+        seconds = plan.start("pretrain", elapsed)   # its share of what is left; plan.deadlines["pretrain"]
+    """
+    total: float  # seconds for the whole job
+    weights: dict[str, float]  # training stage -> its share (of what the fixed steps leave)
+    fixed: dict[str, float]  # fixed step -> the seconds it is expected to take
+    floor: float = 8.0  # no stage gets less (a run needs a few steps to write a checkpoint)
+    deadlines: dict[str, float] = field(default_factory=dict)  # stage -> when it should end (seconds of the job)
+
+    def __post_init__(self):
+        self.weights, self.fixed = dict(self.weights), dict(self.fixed)  # spent as the job goes: not the caller's
+
+    def left(self, elapsed: float) -> float:
+        """Seconds left for the training stages: the budget, less what is spent and the fixed steps to come."""
+        return self.total - elapsed - sum(self.fixed.values())
+
+    def start(self, stage: str, elapsed: float) -> float:
+        """The seconds ``stage`` gets now (at least ``floor``): weight / (its weight + the weights of
+        the stages still to come) of what is left. The stage is then spent; its deadline recorded."""
+        if stage not in self.weights:
+            raise KeyError(f"{stage}: not a budgeted stage, or started already (stages: {', '.join(self.weights)})")
+        w = self.weights.pop(stage)
+        seconds = max(self.floor, self.left(elapsed) * w / (w + sum(self.weights.values())))
+        self.deadlines[stage] = elapsed + seconds
+        return seconds
+
+    def done(self, step: str) -> None:
+        """A fixed step is over: what it takes is in ``elapsed`` from now on."""
+        self.fixed.pop(step, None)

@@ -35,7 +35,7 @@ from berts.data.sampler import ResumableBatchSampler, consumed_state
 from berts.errors import UserError
 from berts.train import checkpoint, distributed
 from berts.train.checkpoint import STATE_VERSION
-from berts.config.schema import config_to_dict, save_config
+from berts.config.loader import config_to_dict, save_config
 from berts.train.engine import Engine
 from berts.train.monitor import LogWindow, Monitor, disk_usage, plot, read_metrics, summary
 from berts.train.optim import Schedule
