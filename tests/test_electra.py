@@ -8,7 +8,6 @@ import random
 
 import pytest
 import torch
-import torch.nn.functional as F
 from train_utils import RUN, SLOW_STEPS, cli, kill_after_first_checkpoint, pretrain_args, shards, spawn, weights  # noqa: F401
 
 import berts

@@ -10,7 +10,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from test_inference import make_classifier, sentences, tokenizer
 
 from berts.cli import main

@@ -206,7 +206,6 @@ def check_distill_config(cfg) -> None:
     if k.temperature is not None and k.temperature <= 0:
         raise UserError(f"distill.temperature must be positive, got {k.temperature}")
     from berts.compress import registry  # torch-free
-    from berts.config.schema import DistillSection
 
     method = registry.get(k.method)
     if (d.shards and "general" not in method.data) or (d.train and "task" not in method.data):
@@ -214,7 +213,7 @@ def check_distill_config(cfg) -> None:
         raise UserError(f"--method {method.name} does not do {kind}: it does "
                         + " and ".join("general (--data SHARDS)" if x == "general" else "task (--train FILE)"
                                        for x in method.data))
-    default = DistillSection()
+    default = type(k)()  # DistillSection's defaults
     for other in registry.METHODS.values():  # a key another method reads, set for this one: refused
         for key in set(other.keys) - set(method.keys):
             if getattr(k, key) != getattr(default, key):

@@ -44,7 +44,7 @@ from berts.model.heads import BertForSequenceClassification, register_task_model
 from berts.compress.early_exit.flags import RULES, add_exit_arguments  # noqa: F401 (torch-free, for the parsers)
 from berts.model.encoder import Dropout, EncoderState, _init_module
 from berts.model.flops import encoder_flops, student_flops
-from berts.objectives.base import Objective, Result, register
+from berts.objectives.base import Objective, register
 from berts.tasks.base import ENCODER_INPUTS, Task
 
 EXIT_KEY = "berts_early_exit"  # config.json: {"width": w, "heads": h}
