@@ -1,0 +1,279 @@
+"""Token-tagging data (NER, POS, Chinese per-character tagging): tag schemes, readers, sub-token
+alignment and windows.
+
+Schemes. A tag is ``PREFIX-TYPE`` or ``O``:
+
+* ``IO``: ``I-PER I-PER O`` (adjacent same-type entities cannot be told apart); a bare ``PER`` counts as ``I-PER``;
+* ``BIO`` (IOB2): every entity starts with ``B-``; ``I-X`` only after ``B-X`` / ``I-X``;
+* ``IOB1`` (the original CoNLL-2003 files): ``I-`` everywhere, ``B-X`` only to split two adjacent X entities;
+* ``BIOES``: ``B I* E`` for long entities, ``S`` for one-token ones; ``BMES`` is the same with ``M``
+  for ``I`` (MSRA's Chinese files).
+
+:func:`detect_scheme` names the scheme of a set of sequences, :func:`to_bio` converts any of them to
+BIO, :func:`invalid_transitions` lists the moves a scheme forbids (``O -> I-PER`` in BIO, ``E``
+without ``B`` in BIOES), and :func:`allowed_transitions` gives a CRF's constraint matrices
+(berts.model.crf).
+
+Readers (:func:`read_conll`, :func:`read_jsonl`, :func:`read_tagged`) give :class:`TaggedSentence`
+rows with the file and line they came from; bad input is a one-line UserError naming ``file:line``.
+:func:`check_labels` refuses a dev/test tag that training never saw.
+
+Alignment (:func:`align_labels`) puts a word's label on its first sub-token and -100 (ignored by
+the loss, HF's convention) on the rest, or on all of them with ``label_all_subtokens``;
+:func:`word_windows` splits a long sentence into overlapping windows and :func:`merge_windows` maps
+window predictions back so that every word gets exactly one (from the window where it is most central).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from berts.errors import UserError
+
+OUTSIDE = "O"
+SCHEMES = ("IO", "BIO", "IOB1", "BIOES", "BMES")
+SCHEME_ALIASES = {"IOB2": "BIO", "IOBES": "BIOES", "BILOU": "BIOES"}
+PREFIXES = frozenset("BIEMSL")
+IGNORE_INDEX = -100  # the loss skips it (torch's cross_entropy default, HF's convention)
+
+
+# --------------------------------------------------------------------------------------------- schemes
+
+def split_tag(tag: str) -> tuple[str, str | None]:
+    """``"B-PER"`` -> ``("B", "PER")``; ``"O"`` -> ``("O", None)``; a bare ``"PER"`` -> ``("I", "PER")``.
+    ``L`` (BILOU's last) reads as ``E`` and ``U`` is not a prefix (BILOU is not supported beyond that)."""
+    if tag == OUTSIDE:
+        return OUTSIDE, None
+    if len(tag) > 2 and tag[0] in PREFIXES and tag[1] in "-_":
+        prefix = "E" if tag[0] == "L" else tag[0]
+        return prefix, tag[2:]
+    return "I", tag
+
+
+def scheme_name(name: str) -> str:
+    """A scheme's canonical name (IOB2 -> BIO, IOBES -> BIOES); UserError for an unknown one."""
+    key = name.upper()
+    key = SCHEME_ALIASES.get(key, key)
+    if key not in SCHEMES:
+        raise UserError(f"unknown tag scheme {name!r}; choose one of {', '.join(SCHEMES)} (or IOB2, IOBES)")
+    return key
+
+
+def detect_scheme(sequences: Iterable[Sequence[str]]) -> str:
+    """The scheme of some tag sequences: E/S prefixes -> BIOES (BMES when M is used too); no B ->
+    IO; B that only ever splits two same-type neighbours while I starts entities -> IOB1; else BIO."""
+    prefixes: set[str] = set()
+    b_after_other = i_starts = False
+    for seq in sequences:
+        prev = (OUTSIDE, None)
+        for tag in seq:
+            p, t = split_tag(tag)
+            prefixes.add(p)
+            if p == "B" and prev[1] != t:
+                b_after_other = True
+            if p == "I" and prev[1] != t:
+                i_starts = True
+            prev = (p, t)
+    if prefixes & {"E", "S"}:
+        return "BMES" if "M" in prefixes else "BIOES"
+    if "M" in prefixes:
+        return "BMES"
+    if "B" not in prefixes:
+        return "IO"
+    return "IOB1" if (i_starts and not b_after_other) else "BIO"
+
+
+def _allowed(prev: str | None, cur: str | None, scheme: str) -> bool:
+    """Whether ``prev`` may be followed by ``cur`` (None: the sentence start / end) in ``scheme``."""
+    pp, pt = split_tag(prev) if prev is not None else (OUTSIDE, None)
+    cp, ct = split_tag(cur) if cur is not None else (OUTSIDE, None)
+    if scheme == "IO":
+        return True
+    if scheme == "BIO":
+        return cp != "I" or (pp in ("B", "I") and pt == ct)
+    if scheme == "IOB1":
+        return cp != "B" or (pp in ("B", "I") and pt == ct)
+    inner = "M" if scheme == "BMES" else "I"
+    if pp in ("B", inner):  # inside an entity: it must go on (inner) or end (E) with the same type
+        return cp in (inner, "E") and ct == pt
+    return cp in ("O", "B", "S")  # outside: O, or a new entity
+
+
+def invalid_transitions(tags: Sequence[str], scheme: str) -> list[tuple[int, str, str]]:
+    """The moves of one sequence that ``scheme`` forbids: (position, previous tag, tag), with
+    ``"<s>"`` for the start and ``"</s>"`` for the end (position len(tags)): BIO ``O -> I-PER`` is
+    (i, "O", "I-PER"); BIOES ``B-PER`` as the last tag is (n, "B-PER", "</s>")."""
+    scheme = scheme_name(scheme)
+    bad = []
+    prev = None
+    for i, tag in enumerate(list(tags) + [None]):
+        if not _allowed(prev, tag, scheme):
+            bad.append((i, "<s>" if prev is None else prev, "</s>" if tag is None else tag))
+        prev = tag
+    return bad
+
+
+def count_invalid(sequences: Iterable[Sequence[str]], scheme: str) -> Counter:
+    """``Counter({"O -> I-PER": 3, ...})`` over many sequences: the report of invalid transitions."""
+    out: Counter = Counter()
+    for seq in sequences:
+        for _, a, b in invalid_transitions(seq, scheme):
+            out[f"{a} -> {b}"] += 1
+    return out
+
+
+def allowed_transitions(labels: Sequence[str], scheme: str):
+    """A CRF's constraints for ``labels`` (tag names in id order) under ``scheme``:
+    (start [T], transitions [T, T], end [T]) as nested lists of bools (berts.model.crf.CRF's ``allowed``)."""
+    scheme = scheme_name(scheme)
+    start = [_allowed(None, c, scheme) for c in labels]
+    trans = [[_allowed(p, c, scheme) for c in labels] for p in labels]
+    end = [_allowed(p, None, scheme) for p in labels]
+    return start, trans, end
+
+
+def to_bio(tags: Sequence[str], scheme: str | None = None) -> list[str]:
+    """One sequence in BIO (IOB2). ``scheme`` None: detected from this sequence alone. A tag that
+    cannot continue its neighbour (``O I-PER`` in BIO, ``E`` without ``B``) starts a new entity, as
+    conlleval and seqeval's default mode read it, so the result is always valid BIO."""
+    scheme = detect_scheme([tags]) if scheme is None else scheme_name(scheme)
+    out: list[str] = []
+    prev_p, prev_t = OUTSIDE, None
+    for tag in tags:
+        p, t = split_tag(tag)
+        if p == OUTSIDE:
+            out.append(OUTSIDE)
+        else:
+            # does this tag continue the entity before it?
+            cont = prev_t == t and prev_p != OUTSIDE
+            if scheme in ("BIOES", "BMES"):
+                cont = cont and p in ("I", "M", "E") and prev_p in ("B", "I", "M")
+            elif p == "B":
+                cont = False
+            out.append(("I-" if cont else "B-") + t)
+        prev_p, prev_t = p, t
+        if scheme in ("BIOES", "BMES") and p in ("E", "S"):
+            prev_p = "E"  # an entity closed here: the next tag cannot continue it
+    return out
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+@dataclass
+class TaggedSentence:
+    """One sentence: words and their tags (equal lengths), and where it was read (file, first line)."""
+    tokens: list[str]
+    tags: list[str]
+    source: str = ""
+    line: int = 0
+    columns: list[list[str]] = field(default_factory=list)  # the middle columns of a CoNLL row, if any
+
+
+def read_conll(path: str | os.PathLike, tag_column: int = -1, docstart: str = "-DOCSTART-") -> list[TaggedSentence]:
+    """A CoNLL-style column file: one token a line, the token first and the tag in ``tag_column``
+    (the last by default), whitespace-separated, any number of middle columns, a blank line between
+    sentences, ``-DOCSTART-`` lines skipped. Chinese per-character files (``郑 B-PER``) are the same
+    format. A line with one column, or without ``tag_column``, is a UserError naming file:line."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    out: list[TaggedSentence] = []
+    tokens: list[str] = []
+    tags: list[str] = []
+    middle: list[list[str]] = []
+    first = 0
+
+    def flush():
+        if tokens:
+            out.append(TaggedSentence(list(tokens), list(tags), str(path), first, [list(m) for m in middle]))
+        tokens.clear(); tags.clear(); middle.clear()
+
+    with open(path, encoding="utf-8-sig") as f:
+        for n, raw in enumerate(f, 1):
+            cols = raw.split()
+            if not cols:
+                flush()
+                continue
+            if cols[0] == docstart:
+                flush()
+                continue
+            if len(cols) < 2:
+                raise UserError(f"{path}:{n}: one column ({cols[0]!r}); a tagged line is 'TOKEN ... TAG'")
+            try:
+                tag = cols[tag_column]
+            except IndexError:
+                raise UserError(f"{path}:{n}: no column {tag_column} (the line has {len(cols)})") from None
+            if tag_column in (0, -len(cols)):
+                raise UserError(f"{path}:{n}: tag column {tag_column} is the token column")
+            if not tokens:
+                first = n
+            tokens.append(cols[0])
+            tags.append(tag)
+            middle.append(cols[1:-1])
+    flush()
+    return out
+
+
+def read_jsonl(path: str | os.PathLike, tokens_key: str = "tokens", tags_key: str = "tags") -> list[TaggedSentence]:
+    """JSONL, one sentence a line: ``{"tokens": [...], "tags": [...]}`` (equal lengths, strings;
+    tags may also be given under ``ner_tags``). UserError naming file:line otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    out = []
+    with open(path, encoding="utf-8-sig") as f:
+        for n, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                row = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise UserError(f"{path}:{n}: not valid JSON ({e.msg})") from None
+            if not isinstance(row, dict):
+                raise UserError(f"{path}:{n}: expected a JSON object with {tokens_key!r} and {tags_key!r}")
+            key = tags_key if tags_key in row or "ner_tags" not in row else "ner_tags"
+            toks, tags = row.get(tokens_key), row.get(key)
+            if not isinstance(toks, list) or not isinstance(tags, list):
+                raise UserError(f"{path}:{n}: {tokens_key!r} and {tags_key!r} must both be lists")
+            if len(toks) != len(tags):
+                raise UserError(f"{path}:{n}: {len(tags)} tags for {len(toks)} tokens")
+            if not all(isinstance(x, str) for x in toks) or not all(isinstance(x, str) for x in tags):
+                raise UserError(f"{path}:{n}: tokens and tags must be strings")
+            if toks:
+                out.append(TaggedSentence(toks, tags, str(path), n))
+    return out
+
+
+def read_tagged(path: str | os.PathLike, tag_column: int = -1) -> list[TaggedSentence]:
+    """By extension: ``.jsonl`` / ``.json`` -> :func:`read_jsonl`, anything else -> :func:`read_conll`."""
+    if Path(path).suffix.lower() in (".jsonl", ".json"):
+        return read_jsonl(path)
+    return read_conll(path, tag_column=tag_column)
+
+
+def label_list(sentences: Iterable[TaggedSentence]) -> list[str]:
+    """The tag set of some (training) sentences, sorted with ``O`` first, then by type and prefix
+    (B before I...), so that the ids are stable across runs."""
+    order = {p: i for i, p in enumerate("BIMESL")}
+    seen = {t for s in sentences for t in s.tags}
+
+    def key(tag):
+        p, t = split_tag(tag)
+        return (tag != OUTSIDE, t or "", order.get(p, 9), tag)
+
+    return sorted(seen, key=key)
+
+
+def check_labels(sentences: Iterable[TaggedSentence], labels: Iterable[str]) -> None:
+    """UserError at the first tag not in ``labels`` (the training set's), naming its file:line."""
+    known = set(labels)
+    for s in sentences:
+        for i, tag in enumerate(s.tags):
+            if tag not in known:
+                line = s.line + i if s.columns else s.line  # CoNLL: a token a line; JSONL: a sentence a line
+                raise UserError(f"{s.source}:{line}: tag {tag!r} is not in the training labels "
+                                f"({len(known)} tags: {', '.join(sorted(known)[:8])}{'...' if len(known) > 8 else ''})")
