@@ -277,3 +277,140 @@ def check_labels(sentences: Iterable[TaggedSentence], labels: Iterable[str]) -> 
                 line = s.line + i if s.columns else s.line  # CoNLL: a token a line; JSONL: a sentence a line
                 raise UserError(f"{s.source}:{line}: tag {tag!r} is not in the training labels "
                                 f"({len(known)} tags: {', '.join(sorted(known)[:8])}{'...' if len(known) > 8 else ''})")
+
+
+# --------------------------------------------------------------------------------------------- alignment
+
+def b_to_i_map(labels: Sequence[str]) -> list[int]:
+    """For ``label_all_subtokens``: label id -> the id its later sub-tokens get (``B-X`` -> ``I-X``
+    when the label set has it, as transformers' run_ner does; ``S-X`` -> ``I-X`` likewise; else itself)."""
+    index = {name: i for i, name in enumerate(labels)}
+    out = []
+    for i, name in enumerate(labels):
+        p, t = split_tag(name)
+        out.append(index.get(f"I-{t}", i) if p in ("B", "S") else i)
+    return out
+
+
+def align_labels(word_ids: Sequence[int | None], word_labels: Sequence[int], label_all_subtokens: bool = False,
+                 b_to_i: Sequence[int] | None = None) -> list[int]:
+    """Word labels -> one label per token: a word's label on its first sub-token, ``IGNORE_INDEX``
+    (-100) on its other sub-tokens and on special tokens (``word_ids`` None). With
+    ``label_all_subtokens`` the later sub-tokens get the label too (mapped through ``b_to_i`` when
+    given, so a ``B-PER`` word's continuation is ``I-PER``)."""
+    out = []
+    prev = None
+    for w in word_ids:
+        if w is None:
+            out.append(IGNORE_INDEX)
+        elif w != prev:
+            out.append(word_labels[w])
+        elif label_all_subtokens:
+            lab = word_labels[w]
+            out.append(b_to_i[lab] if b_to_i is not None and lab >= 0 else lab)
+        else:
+            out.append(IGNORE_INDEX)
+        prev = w
+    return out
+
+
+def word_pieces(tokenizer, words: Sequence[str]) -> list[list[int]]:
+    """Each word's sub-token ids with the tokenizer's own word boundaries (its backend's
+    ``encode(words, is_pretokenized=True).word_ids``, the same as transformers'
+    ``is_split_into_words``). A word that tokenizes to nothing (a control character) gets [UNK],
+    so that every word has a first sub-token to carry its label and its prediction."""
+    backend = getattr(tokenizer, "backend", tokenizer)
+    enc = backend.encode(list(words), is_pretokenized=True, add_special_tokens=False)
+    pieces: list[list[int]] = [[] for _ in words]
+    for tok, w in zip(enc.ids, enc.word_ids):
+        if w is not None:
+            pieces[w].append(tok)
+    unk = tokenizer.unk_id
+    return [p or [unk] for p in pieces]
+
+
+def word_windows(lengths: Sequence[int], max_tokens: int, stride: int) -> list[tuple[int, int]]:
+    """Split words with ``lengths`` sub-tokens each into windows [start, end) of whole words, each
+    at most ``max_tokens`` sub-tokens (a single longer word is a window alone, cut by the caller),
+    consecutive windows sharing up to ``stride`` sub-tokens of words. Every word is in a window;
+    a sentence that fits is one window."""
+    if max_tokens < 1:
+        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    n = len(lengths)
+    out: list[tuple[int, int]] = []
+    start = 0
+    while start < n:
+        end, used = start, 0
+        while end < n and used + lengths[end] <= max_tokens:
+            used += lengths[end]
+            end += 1
+        end = max(end, start + 1)
+        out.append((start, end))
+        if end >= n:
+            break
+        # step back over up to `stride` sub-tokens of words, leaving room for the next new word
+        # (so every window adds at least one word the previous one did not have)
+        nxt, overlap = end, 0
+        while (nxt - 1 > start and overlap + lengths[nxt - 1] <= stride
+               and overlap + lengths[nxt - 1] + lengths[end] <= max_tokens):
+            nxt -= 1
+            overlap += lengths[nxt]
+        start = nxt
+    return out
+
+
+def merge_windows(windows: Sequence[tuple[int, int]], predictions: Sequence[Sequence], n_words: int) -> list:
+    """Window predictions (one per word of each window) -> exactly one per word: from the window
+    where the word is most central (farthest from either edge; the earlier window on a tie), so a
+    word near a cut is predicted with context on both sides."""
+    best: list = [None] * n_words
+    depth = [-1] * n_words
+    for (start, end), preds in zip(windows, predictions, strict=True):
+        if len(preds) != end - start:
+            raise ValueError(f"window [{start}, {end}) has {end - start} words but {len(preds)} predictions")
+        for i in range(start, end):
+            d = min(i - start, end - 1 - i)
+            if d > depth[i]:
+                depth[i], best[i] = d, preds[i - start]
+    missing = [i for i, d in enumerate(depth) if d < 0]
+    if missing:
+        raise ValueError(f"words {missing[:5]} are in no window")
+    return best
+
+
+def tagging_features(tokenizer, words: Sequence[str], word_labels: Sequence[int] | None = None, *,
+                     max_length: int = 128, stride: int = 32, label_all_subtokens: bool = False,
+                     b_to_i: Sequence[int] | None = None) -> list[dict]:
+    """One sentence -> model inputs, one dict per window: ``input_ids`` ([CLS] pieces [SEP]),
+    ``token_type_ids``, ``attention_mask``, ``word_ids`` (the sentence's word index per token, None
+    for specials), ``labels`` (when ``word_labels`` is given, see :func:`align_labels`) and
+    ``window`` ((start, end) in words, for :func:`merge_windows`)."""
+    if max_length < 3:
+        raise UserError(f"max length must be at least 3 for a tagged window, got {max_length}")
+    pieces = word_pieces(tokenizer, words)
+    budget = max_length - 2  # [CLS] and [SEP]
+    out = []
+    for start, end in word_windows([len(p) for p in pieces], budget, stride):
+        ids, wids = [tokenizer.cls_id], [None]
+        for w in range(start, end):
+            piece = pieces[w][:budget]  # a single word longer than the window keeps its head
+            ids += piece
+            wids += [w] * len(piece)
+        ids.append(tokenizer.sep_id)
+        wids.append(None)
+        feat = {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
+                "word_ids": wids, "window": (start, end)}
+        if word_labels is not None:
+            feat["labels"] = align_labels(wids, word_labels, label_all_subtokens, b_to_i)
+        out.append(feat)
+    return out
+
+
+def first_token_predictions(word_ids: Sequence[int | None], token_predictions: Sequence, window: tuple[int, int]) -> list:
+    """A window's per-token predictions -> one per word of the window (its first sub-token's), the
+    input :func:`merge_windows` takes."""
+    out: list = [None] * (window[1] - window[0])
+    for w, pred in zip(word_ids, token_predictions):
+        if w is not None and out[w - window[0]] is None:
+            out[w - window[0]] = pred
+    return out
