@@ -152,3 +152,22 @@ def test_save_load_round_trip(tmp_path):
         load_crf(tmp_path / "nowhere")
     with pytest.raises(ValueError):
         save_crf(tmp_path, crf, ["O"])
+
+
+@pytest.mark.parametrize("scheme,labels", [("BIO", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
+                                           ("BIOES", ["O", "B-X", "I-X", "E-X", "S-X"])])
+def test_constrained_decoding_is_always_valid_and_equals_brute_force(scheme, labels):
+    from berts.data.tagging import invalid_transitions
+
+    allowed = allowed_transitions(labels, scheme)
+    crf = random_crf(len(labels), seed=5, allowed=allowed).double()
+    torch.manual_seed(9)
+    em = torch.randn(16, 9, len(labels), dtype=torch.float64) * 3
+    lengths = torch.randint(1, 10, (16,))
+    mask = torch.arange(9)[None, :] < lengths[:, None]
+    for path in crf.decode(em, mask):
+        assert invalid_transitions([labels[i] for i in path], scheme) == []
+    # brute force (with the penalties) agrees on short rows
+    small = em[:3, :3]
+    z, best, _ = brute(crf, small[0], torch.ones(3, dtype=torch.bool))
+    assert torch.allclose(crf.log_partition(small[:1])[0], z) and crf.decode(small[:1])[0] == best

@@ -4,9 +4,11 @@ import random
 
 import pytest
 
-from berts.data.tagging import (IGNORE_INDEX, align_labels, b_to_i_map, check_labels, count_invalid, detect_scheme,
-                                first_token_predictions, invalid_transitions, label_list, merge_windows, read_conll,
-                                read_jsonl, read_tagged, tagging_features, to_bio, word_pieces, word_windows)
+from berts.data.tagging import (IGNORE_INDEX, TaggedSentence, align_labels, b_to_i_map, bio_entities, check_labels,
+                                count_invalid, detect_scheme, entity_spans, first_token_predictions,
+                                invalid_transitions, label_list, merge_windows, read_conll, read_jsonl, read_tagged,
+                                split_words, tagging_features, tagging_features_batch, to_bio, word_pieces,
+                                word_windows, write_conll)
 from berts.errors import UserError
 
 CONLL = """-DOCSTART- -X- -X- O
@@ -184,3 +186,35 @@ def test_word_windows_by_hand():
     assert word_windows([3, 1, 5, 1, 1], 4, 2) == [(0, 2), (2, 3), (3, 5)]
     assert word_windows([2, 2], 4, 2) == [(0, 2)]
     assert word_windows([], 4, 2) == []
+
+
+def test_batch_features_equal_one_at_a_time(tokenizer_dir):
+    tok, _ = tokenizer_dir
+    labels = [list(range(len(w))) for w in WORDS]
+    batch = tagging_features_batch(tok, WORDS, labels, max_length=8, stride=2)
+    assert batch == [tagging_features(tok, w, y, max_length=8, stride=2) for w, y in zip(WORDS, labels)]
+
+
+def test_raw_text_entities_map_back_to_the_original_string(tokenizer_dir):
+    tok, _ = tokenizer_dir  # lowercases and strips accents: the offsets still point into the original
+    text = "Café Müller visited 北京 today!"
+    words, offsets = split_words(tok, text)
+    assert words == ["Café", "Müller", "visited", "北", "京", "today", "!"]
+    assert offsets[:2] == [(0, 4), (5, 11)] and offsets[3:5] == [(20, 21), (21, 22)]
+    tags = ["B-PER", "I-PER", "O", "B-LOC", "I-LOC", "O", "O"]
+    scores = [0.9, 0.7, 1.0, 0.6, 0.8, 1.0, 1.0]
+    # PER: words 0-1, chars 0..11, score (0.9 + 0.7) / 2; LOC: words 3-4, chars 20..22, (0.6 + 0.8) / 2
+    assert entity_spans(text, offsets, tags, scores) == [
+        {"type": "PER", "text": "Café Müller", "start": 0, "end": 11, "score": pytest.approx(0.8)},
+        {"type": "LOC", "text": "北京", "start": 20, "end": 22, "score": pytest.approx(0.7)}]
+    # lenient reading of invalid predictions: "O I-LOC" opens an entity, "B-PER I-LOC" is two
+    assert bio_entities(["O", "I-LOC", "B-PER", "I-LOC"], "BIO") == [("LOC", 1, 2), ("PER", 2, 3), ("LOC", 3, 4)]
+    assert bio_entities(["S-X", "B-Y", "E-Y"], "BIOES") == [("X", 0, 1), ("Y", 1, 3)]
+
+
+def test_write_conll(tmp_path):
+    s = [TaggedSentence(["EU", "rejects"], ["B-ORG", "O"]), TaggedSentence(["Hi"], [])]
+    out = write_conll(tmp_path / "pred.conll", s, [["B-ORG", "B-MISC"], ["O"]])
+    assert out.read_text() == "EU B-ORG B-ORG\nrejects O B-MISC\n\nHi O\n\n"
+    # and it reads back (the predicted column is the last)
+    assert [x.tags for x in read_conll(out)] == [["B-ORG", "B-MISC"], ["O"]]

@@ -319,14 +319,40 @@ def word_pieces(tokenizer, words: Sequence[str]) -> list[list[int]]:
     ``encode(words, is_pretokenized=True).word_ids``, the same as transformers'
     ``is_split_into_words``). A word that tokenizes to nothing (a control character) gets [UNK],
     so that every word has a first sub-token to carry its label and its prediction."""
+    return word_pieces_batch(tokenizer, [words])[0]
+
+
+def word_pieces_batch(tokenizer, sentences: Sequence[Sequence[str]]) -> list[list[list[int]]]:
+    """:func:`word_pieces` for many sentences in one call of the backend (its threads do the work)."""
     backend = getattr(tokenizer, "backend", tokenizer)
-    enc = backend.encode(list(words), is_pretokenized=True, add_special_tokens=False)
-    pieces: list[list[int]] = [[] for _ in words]
-    for tok, w in zip(enc.ids, enc.word_ids):
-        if w is not None:
-            pieces[w].append(tok)
+    encs = backend.encode_batch([list(w) for w in sentences], is_pretokenized=True, add_special_tokens=False)
     unk = tokenizer.unk_id
-    return [p or [unk] for p in pieces]
+    out = []
+    for words, enc in zip(sentences, encs):
+        pieces: list[list[int]] = [[] for _ in words]
+        for tok, w in zip(enc.ids, enc.word_ids):
+            if w is not None:
+                pieces[w].append(tok)
+        out.append([p or [unk] for p in pieces])
+    return out
+
+
+def split_words(tokenizer, text: str) -> tuple[list[str], list[tuple[int, int]]]:
+    """Raw text -> (words, their character spans in ``text``), the words being the tokenizer's own
+    (whitespace and punctuation splits, one word per Chinese character), so that a prediction made
+    per word maps back to the original string, accents and case included."""
+    backend = getattr(tokenizer, "backend", tokenizer)
+    enc = backend.encode(text, add_special_tokens=False)
+    spans: dict[int, list[int]] = {}
+    for w, (a, b) in zip(enc.word_ids, enc.offsets):
+        if w is None:
+            continue
+        if w in spans:
+            spans[w][1] = b
+        else:
+            spans[w] = [a, b]
+    offsets = [tuple(spans[w]) for w in sorted(spans)]
+    return [text[a:b] for a, b in offsets], offsets
 
 
 def word_windows(lengths: Sequence[int], max_tokens: int, stride: int) -> list[tuple[int, int]]:
@@ -387,7 +413,20 @@ def tagging_features(tokenizer, words: Sequence[str], word_labels: Sequence[int]
     ``window`` ((start, end) in words, for :func:`merge_windows`)."""
     if max_length < 3:
         raise UserError(f"max length must be at least 3 for a tagged window, got {max_length}")
-    pieces = word_pieces(tokenizer, words)
+    return _features(tokenizer, word_pieces(tokenizer, words), word_labels, max_length=max_length, stride=stride,
+                     label_all_subtokens=label_all_subtokens, b_to_i=b_to_i)
+
+
+def tagging_features_batch(tokenizer, sentences: Sequence[Sequence[str]],
+                           labels: Sequence[Sequence[int]] | None = None, **kw) -> list[list[dict]]:
+    """:func:`tagging_features` for many sentences (one backend call): a list of windows per sentence."""
+    pieces = word_pieces_batch(tokenizer, sentences)
+    if kw.get("max_length", 128) < 3:
+        raise UserError(f"max length must be at least 3 for a tagged window, got {kw['max_length']}")
+    return [_features(tokenizer, p, None if labels is None else labels[i], **kw) for i, p in enumerate(pieces)]
+
+
+def _features(tokenizer, pieces, word_labels, *, max_length=128, stride=32, label_all_subtokens=False, b_to_i=None):
     budget = max_length - 2  # [CLS] and [SEP]
     out = []
     for start, end in word_windows([len(p) for p in pieces], budget, stride):
@@ -414,3 +453,48 @@ def first_token_predictions(word_ids: Sequence[int | None], token_predictions: S
         if w is not None and out[w - window[0]] is None:
             out[w - window[0]] = pred
     return out
+
+
+# --------------------------------------------------------------------------------------------- output
+
+def bio_entities(tags: Sequence[str], scheme: str | None = None) -> list[tuple[str, int, int]]:
+    """The entities of predicted tags: [(type, start word, end word exclusive)], read leniently
+    (the tags are first made valid BIO by :func:`to_bio`, as seqeval's default mode reads them)."""
+    out = []
+    for i, tag in enumerate(to_bio(tags, scheme)):
+        if tag.startswith("B-"):
+            out.append([tag[2:], i, i + 1])
+        elif tag.startswith("I-"):
+            out[-1][2] = i + 1
+    return [tuple(e) for e in out]
+
+
+def entity_spans(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[str],
+                 scores: Sequence[float] | None = None, scheme: str | None = None) -> list[dict]:
+    """Word tags of a raw text (``offsets`` from :func:`split_words`) -> entities as predict
+    prints them: ``{"type", "text", "start", "end", "score"}`` with character offsets into
+    ``text`` (end exclusive) and the mean of the words' scores (transformers' "simple" aggregation)."""
+    out = []
+    for typ, a, b in bio_entities(tags, scheme):
+        start, end = offsets[a][0], offsets[b - 1][1]
+        ent = {"type": typ, "text": text[start:end], "start": start, "end": end}
+        if scores is not None:
+            ent["score"] = float(sum(scores[a:b]) / (b - a))
+        out.append(ent)
+    return out
+
+
+def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
+                predicted: Sequence[Sequence[str]]) -> Path:
+    """``TOKEN GOLD PREDICTED`` lines, a blank line between sentences (conlleval's input); a
+    sentence without gold tags (raw input) gets ``TOKEN PREDICTED``."""
+    path = Path(path)
+    lines = []
+    for s, pred in zip(sentences, predicted, strict=True):
+        if len(pred) != len(s.tokens):
+            raise ValueError(f"{len(pred)} predicted tags for {len(s.tokens)} tokens ({s.source}:{s.line})")
+        for i, (tok, p) in enumerate(zip(s.tokens, pred)):
+            lines.append(f"{tok} {s.tags[i]} {p}" if s.tags else f"{tok} {p}")
+        lines.append("")
+    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    return path
