@@ -159,3 +159,18 @@ def test_long_question_is_cut_and_bad_sizes_refused(tokenizer_dir):
         qa_features(tok, ex, max_length=64, doc_stride=60, max_question_tokens=3)
     with pytest.raises(UserError, match="leaves no room"):
         qa_features(tok, ex, max_length=6, doc_stride=1, max_question_tokens=3)
+
+
+def test_chinese_context_windows_equal_transformers(tokenizer_dir):
+    transformers = pytest.importorskip("transformers")
+    tok, path = tokenizer_dir
+    hf = transformers.BertTokenizerFast.from_pretrained(str(path))
+    ctx = "据记载，郑成功在台湾建立了政权，后来他的儿子继续统治台湾多年。"
+    ex = [QAExample("c1", "谁在台湾建立了政权？", ctx, [("郑成功", ctx.index("郑成功"))])]
+    feats = qa_features(tok, ex, max_length=24, doc_stride=4)
+    enc = hf(["谁在台湾建立了政权？"], [ctx], truncation="only_second", max_length=24, stride=4,
+             return_overflowing_tokens=True, return_offsets_mapping=True)
+    assert [f["input_ids"] for f in feats] == enc["input_ids"] and len(feats) > 1
+    f = feats[0]  # a token per character: [CLS] 0, question 1..10, [SEP] 11, 据记载， 12..15, 郑成功 16..18
+    assert (f["start_positions"], f["end_positions"]) == (16, 18)
+    assert ctx[f["offsets"][16][0]:f["offsets"][18][1]] == "郑成功"

@@ -142,24 +142,26 @@ def qa_features(tokenizer, examples: Sequence[QAExample], *, max_length: int = 3
     indices; 0 = [CLS] when the window misses the answer). A question longer than
     ``max_question_tokens`` is cut to that many tokens. Unpadded: the collator pads."""
     backend = getattr(tokenizer, "backend", tokenizer)
-    out = []
-    for k, ex in enumerate(examples):
-        question = ex.question.lstrip()  # run_qa.py: leading spaces would waste window room
-        q = backend.encode(question, add_special_tokens=False)
+    # run_qa.py strips leading spaces (they would waste window room); a long question is cut
+    questions = [ex.question.lstrip() for ex in examples]
+    for k, q in enumerate(backend.encode_batch(questions, add_special_tokens=False)):
         if len(q.ids) > max_question_tokens:
-            question = question[:q.offsets[max_question_tokens - 1][1]]
-            q = backend.encode(question, add_special_tokens=False)
-        room = max_length - len(q.ids) - 3  # [CLS] q [SEP] context [SEP]
-        if room < 1:
-            raise UserError(f"max length {max_length} leaves no room for the context after a question of "
-                            f"{len(q.ids)} tokens (lower max_question_tokens or raise max_length)")
-        if doc_stride >= room:
-            raise UserError(f"doc stride {doc_stride} must be below the context room of a window ({room} tokens)")
-        backend.enable_truncation(max_length, stride=doc_stride, strategy="only_second", direction="right")
-        try:
-            first = backend.encode(question, ex.context)
-        finally:
-            backend.no_truncation()
+            questions[k] = questions[k][:q.offsets[max_question_tokens - 1][1]]
+    longest = max((len(q.ids) for q in backend.encode_batch(questions, add_special_tokens=False)), default=0)
+    room = max_length - longest - 3  # [CLS] question [SEP] context [SEP]
+    if room < 1:
+        raise UserError(f"max length {max_length} leaves no room for the context after a question of "
+                        f"{longest} tokens (lower max_question_tokens or raise max_length)")
+    if doc_stride >= room:
+        raise UserError(f"doc stride {doc_stride} must be below the context room of a window ({room} tokens)")
+    # the backend's own windowing: "only_second" cuts the context, each overflow overlapping by doc_stride
+    backend.enable_truncation(max_length, stride=doc_stride, strategy="only_second", direction="right")
+    try:
+        encodings = backend.encode_batch([(q, ex.context) for q, ex in zip(questions, examples)])
+    finally:
+        backend.no_truncation()
+    out = []
+    for k, (ex, first) in enumerate(zip(examples, encodings)):
         for enc in [first] + list(first.overflowing):
             seq = enc.sequence_ids
             offsets = [tuple(o) if s == 1 else None for o, s in zip(enc.offsets, seq)]
