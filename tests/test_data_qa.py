@@ -152,7 +152,7 @@ def test_postprocess_over_windows_takes_the_best(tokenizer_dir):
 def test_long_question_is_cut_and_bad_sizes_refused(tokenizer_dir):
     tok, _ = tokenizer_dir
     ex = [QAExample("q", "Who led the Norse raiders from Denmark?", CONTEXT, [])]
-    (f, *rest) = qa_features(tok, ex, max_length=64, doc_stride=8, max_question_tokens=3)
+    f = qa_features(tok, ex, max_length=64, doc_stride=8, max_question_tokens=3)[0]
     assert f["token_type_ids"].index(1) == 1 + 3 + 1  # [CLS] 3 question tokens [SEP], then the context
     assert (f["start_positions"], f["end_positions"]) == (0, 0)  # no answer: [CLS]
     with pytest.raises(UserError, match="doc stride 60 must be below"):

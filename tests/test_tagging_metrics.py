@@ -8,8 +8,8 @@ from berts.metrics.tagging import entities, entity_scores, tagging_report, token
 
 seqeval = pytest.importorskip("seqeval")
 pytestmark = pytest.mark.filterwarnings("ignore:.*seems not to be NE tag")
-from seqeval import metrics as sm  # noqa: E402
-from seqeval.scheme import IOB1, IOB2, IOBES  # noqa: E402
+from seqeval import metrics as sm
+from seqeval.scheme import IOB1, IOB2, IOBES
 
 
 def random_sequences(rng, prefixes, types=("PER", "LOC", "ORG"), n=60):

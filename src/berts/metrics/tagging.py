@@ -19,7 +19,7 @@ entities; per type; macro (unweighted mean over types) and weighted (by support)
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from berts.data.tagging import count_invalid, scheme_name
 
@@ -164,9 +164,9 @@ def entity_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str
         pred |= {(k,) + e for e in entities(p, mode, scheme)}
     tp_set = gold & pred
     per_type = {}
-    for typ in sorted({e[1] for e in gold | pred}):
-        n = lambda s: sum(1 for e in s if e[1] == typ)  # noqa: E731
-        per_type[typ] = _prf(n(tp_set), n(pred), n(gold))
+    count = Counter(e[1] for e in gold), Counter(e[1] for e in pred), Counter(e[1] for e in tp_set)
+    for typ in sorted(set(count[0]) | set(count[1])):
+        per_type[typ] = _prf(count[2][typ], count[1][typ], count[0][typ])
     out = _prf(len(tp_set), len(pred), len(gold))
     out.update(tp=len(tp_set), predicted=len(pred), true=len(gold), per_type=per_type)
     keys = ("precision", "recall", "f1")

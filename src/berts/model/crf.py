@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import torch
 from torch import nn
@@ -92,7 +92,7 @@ class CRF(nn.Module):
     def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         """The unnormalised log score of ``tags`` [B, S] (values at masked positions ignored) -> [B]."""
         mask = self._check(emissions, mask)
-        B, S, T = emissions.shape
+        B, S, _ = emissions.shape
         tags = tags.masked_fill(~mask, 0).long()
         start, trans, end = self._start(), self._trans(), self._end()
         emit = emissions.gather(2, tags.unsqueeze(-1)).squeeze(-1)  # [B, S] the gold tag's emission
