@@ -145,6 +145,9 @@ def test_save_load_round_trip(tmp_path):
         assert torch.equal(back.state_dict()[k], v)
     em = torch.randn(2, 5, 3)
     assert back.decode(em) == crf.decode(em)
+    assert load_crf(tmp_path, labels)[1] == labels
+    with pytest.raises(UserError, match="crf.json: the CRF's labels .* are not the model's"):
+        load_crf(tmp_path, ["O", "I-PER", "B-PER"])
     (tmp_path / "crf.json").write_text('{"format": "other"}')
     with pytest.raises(UserError, match="crf.json: not a berts CRF"):
         load_crf(tmp_path)

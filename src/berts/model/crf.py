@@ -190,8 +190,9 @@ def save_crf(directory: str | os.PathLike, crf: CRF, labels: Sequence[str], sche
     return d
 
 
-def load_crf(directory: str | os.PathLike) -> tuple[CRF, list[str]]:
-    """Read what :func:`save_crf` wrote -> (the CRF, its labels). One-line UserError when missing or broken."""
+def load_crf(directory: str | os.PathLike, labels: Sequence[str] | None = None) -> tuple[CRF, list[str]]:
+    """Read what :func:`save_crf` wrote -> (the CRF, its labels). One-line UserError when missing or
+    broken, or when ``labels`` (the emission model's id2label, in id order) differ from the CRF's."""
     from safetensors.torch import load_file
 
     d = Path(directory)
@@ -206,13 +207,15 @@ def load_crf(directory: str | os.PathLike) -> tuple[CRF, list[str]]:
     if meta.get("format") != "berts-crf" or meta.get("version") != 1:
         raise UserError(f"{cfg}: not a berts CRF file of version 1 (format {meta.get('format')!r}, "
                         f"version {meta.get('version')!r})")
-    labels = list(meta["labels"])
+    names = list(meta["labels"])
     crf = CRF(int(meta["num_tags"]))
     state = load_file(str(weights))
-    if len(labels) != crf.num_tags or set(state) != set(crf.state_dict()):
+    if len(names) != crf.num_tags or set(state) != set(crf.state_dict()):
         raise UserError(f"{weights}: tensors {sorted(state)} do not make a CRF of {crf.num_tags} tags")
     try:
         crf.load_state_dict(state)
     except RuntimeError as e:
         raise UserError(f"{weights}: {str(e).splitlines()[-1].strip()}") from None
-    return crf, labels
+    if labels is not None and list(labels) != names:
+        raise UserError(f"{cfg}: the CRF's labels {names} are not the model's {list(labels)} (same names, same order)")
+    return crf, names
