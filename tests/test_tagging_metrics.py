@@ -66,10 +66,23 @@ def test_strict_mode_equals_seqeval(scheme, theirs, prefixes, seed):
     assert_same(ours, seqeval_report(y_true, y_pred, mode="strict", scheme=theirs))
 
 
+@pytest.mark.parametrize("scheme,prefixes", [("BIO", "BI"), ("IOB1", "BI"), ("BIOES", "BIES"), ("IO", "I"),
+                                             ("BMES", "BMES")])
+def test_to_bio_keeps_the_entities_default_mode_reads(scheme, prefixes):
+    """berts.data.tagging.to_bio and the lenient reader agree: converting never changes the entities."""
+    from berts.data.tagging import to_bio
+
+    rng = random.Random(7)
+    for seq in random_sequences(rng, prefixes, n=300):
+        assert entities(to_bio(seq, scheme)) == entities(seq, scheme=scheme), seq
+
+
 def test_bmes_strict_reads_m_as_i():
     tags = ["B-PER", "M-PER", "E-PER", "S-LOC", "B-ORG", "O"]
     assert entities(tags, "strict", "BMES") == [("PER", 0, 3), ("LOC", 3, 4)]  # B-ORG never closed
-    assert entities(tags) == [("PER", 0, 3), ("LOC", 3, 4), ("ORG", 4, 5)]  # lenient
+    assert entities(tags, scheme="BMES") == [("PER", 0, 3), ("LOC", 3, 4), ("ORG", 4, 5)]  # lenient
+    # seqeval's own default reader, given raw M tags, loses "B-PER M-PER" before a B-PER; we read M as I
+    assert entities(["B-PER", "M-PER", "B-PER"], scheme="BMES") == [("PER", 0, 2), ("PER", 2, 3)]
 
 
 def test_by_hand_and_invalid_transitions():

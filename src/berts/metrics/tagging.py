@@ -6,7 +6,8 @@ tests/test_tagging_metrics.py checks equality with seqeval on many random sequen
 
 * default mode (seqeval's ``get_entities``, conlleval's): lenient. A chunk ends/starts by the
   prefix pair and the type; ``O I-PER`` still opens a PER entity, ``B-PER I-LOC`` is two entities.
-  The scheme does not matter (any of IO, BIO, IOB1, BIOES).
+  The scheme does not matter (any of IO, BIO, IOB1, BIOES), except that BMES's M is read as I
+  (seqeval has no M: on raw ``B M B`` tags its default mode drops the first entity).
 * strict mode (seqeval's ``mode="strict"`` with a ``scheme``): an entity counts only when it is
   well formed in that scheme (BIO: ``O I-PER`` is no entity; BIOES: ``B-PER`` must end with
   ``E-PER``). Our scheme names map to seqeval's: BIO -> IOB2, BIOES -> IOBES, IOB1 -> IOB1,
@@ -128,17 +129,17 @@ def _entities_strict(tags: Sequence[str], scheme: str) -> list[tuple[str, int, i
 def entities(tags: Sequence[str], mode: str = "default", scheme: str | None = None) -> list[tuple[str, int, int]]:
     """The entities of one tag sequence: [(type, start, end exclusive)]. ``mode="strict"`` needs
     ``scheme`` (BIO, IOB1, BIOES or BMES; the aliases IOB2, IOBES too)."""
+    if mode not in ("default", "strict"):
+        raise ValueError(f"mode must be 'default' or 'strict', got {mode!r}")
+    name = None if scheme is None else scheme_name(scheme)
+    if name == "BMES":  # seqeval knows no M: BMES is read as BIOES in both modes
+        tags = ["I" + t[1:] if t.startswith("M") else t for t in tags]
     if mode == "default":
         return _entities_default(tags)
-    if mode != "strict":
-        raise ValueError(f"mode must be 'default' or 'strict', got {mode!r}")
-    if scheme is None:
+    if name is None:
         raise ValueError("strict mode needs a scheme (BIO, IOB1, BIOES or BMES)")
-    name = scheme_name(scheme)
     if name not in _SEQEVAL_NAME:
         raise ValueError(f"strict mode has no {name} scheme; use BIO, IOB1, BIOES or BMES")
-    if name == "BMES":
-        tags = ["I" + t[1:] if t.startswith("M") else t for t in tags]
     return _entities_strict(tags, _SEQEVAL_NAME[name])
 
 
