@@ -6,9 +6,9 @@ import pytest
 
 from berts.data.tagging import (IGNORE_INDEX, TaggedSentence, align_labels, b_to_i_map, bio_entities, check_labels,
                                 count_invalid, detect_scheme, entity_spans, first_token_predictions,
-                                invalid_transitions, label_list, merge_windows, read_conll, read_jsonl, read_tagged,
-                                split_words, tagging_features, tagging_features_batch, to_bio, word_pieces,
-                                word_windows, write_conll)
+                                invalid_transitions, label_list, merge_windows, pad_batch, read_conll, read_jsonl,
+                                read_tagged, split_words, tagging_features, tagging_features_batch, to_bio,
+                                word_pieces, word_windows, write_conll)
 from berts.errors import UserError
 
 CONLL = """-DOCSTART- -X- -X- O
@@ -218,3 +218,17 @@ def test_write_conll(tmp_path):
     assert out.read_text() == "EU B-ORG B-ORG\nrejects O B-MISC\n\nHi O\n\n"
     # and it reads back (the predicted column is the last)
     assert [x.tags for x in read_conll(out)] == [["B-ORG", "B-MISC"], ["O"]]
+
+
+def test_pad_batch_equals_transformers_collator(tokenizer_dir):
+    transformers = pytest.importorskip("transformers")
+    tok, path = tokenizer_dir
+    hf = transformers.BertTokenizerFast.from_pretrained(str(path))
+    feats = [f for w in WORDS[:3] for f in tagging_features(tok, w, [1] * len(w), max_length=10, stride=2)]
+    ours = pad_batch(feats, tok.pad_id, pad_to_multiple_of=8)
+    collator = transformers.DataCollatorForTokenClassification(hf, pad_to_multiple_of=8, return_tensors="pt")
+    theirs = collator([{k: f[k] for k in ("input_ids", "token_type_ids", "attention_mask", "labels")} for f in feats])
+    assert ours.keys() == {"input_ids", "token_type_ids", "attention_mask", "labels"}
+    for k in ours:
+        assert ours[k].tolist() == theirs[k].tolist(), k
+    assert ours["input_ids"].shape[1] % 8 == 0

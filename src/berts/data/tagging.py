@@ -445,6 +445,29 @@ def _features(tokenizer, pieces, word_labels, *, max_length=128, stride=32, labe
     return out
 
 
+MODEL_KEYS = ("input_ids", "token_type_ids", "attention_mask")
+
+
+def pad_batch(features: Sequence[dict], pad_id: int, pad_to_multiple_of: int | None = None,
+              keys: Sequence[str] = MODEL_KEYS + ("labels",)) -> dict:
+    """Windows -> a batch of [B, L] LongTensors, right-padded to the longest (rounded up to
+    ``pad_to_multiple_of``): ``input_ids`` with ``pad_id``, ``labels`` with -100 (ignored), the
+    rest with 0 -- transformers' DataCollatorForTokenClassification. Keys a feature lacks are left out."""
+    import torch  # here: reading and windowing data never needs torch
+
+    width = max(len(f["input_ids"]) for f in features)
+    if pad_to_multiple_of:
+        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    fill = {"input_ids": pad_id, "labels": IGNORE_INDEX}
+    out = {}
+    for key in keys:
+        if key not in features[0]:
+            continue
+        value = fill.get(key, 0)
+        out[key] = torch.tensor([list(f[key]) + [value] * (width - len(f[key])) for f in features], dtype=torch.long)
+    return out
+
+
 def first_token_predictions(word_ids: Sequence[int | None], token_predictions: Sequence, window: tuple[int, int]) -> list:
     """A window's per-token predictions -> one per word of the window (its first sub-token's), the
     input :func:`merge_windows` takes."""
