@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from berts.data.qa import QAExample, postprocess, qa_features, read_qa, read_qa_jsonl, read_squad
+from berts.data.qa import QAExample, postprocess, qa_batch, qa_features, read_qa, read_qa_jsonl, read_squad
 from berts.errors import UserError
 
 CONTEXT = ("The Normans were the people who in the 10th and 11th centuries gave their name to Normandy, "
@@ -174,3 +174,17 @@ def test_chinese_context_windows_equal_transformers(tokenizer_dir):
     f = feats[0]  # a token per character: [CLS] 0, question 1..10, [SEP] 11, 据记载， 12..15, 郑成功 16..18
     assert (f["start_positions"], f["end_positions"]) == (16, 18)
     assert ctx[f["offsets"][16][0]:f["offsets"][18][1]] == "郑成功"
+
+
+def test_qa_batch(tokenizer_dir):
+    tok, _ = tokenizer_dir
+    ex = [QAExample("q1", "Who led the Norse?", CONTEXT, [("Rollo", CONTEXT.index("Rollo"))]),
+          QAExample("q2", "Who?", "Ann met Bob.", [("Bob", 8)])]
+    feats = qa_features(tok, ex, max_length=40, doc_stride=8)
+    b = qa_batch(feats, tok.pad_id)
+    L = max(len(f["input_ids"]) for f in feats)
+    assert b["input_ids"].shape == (len(feats), L) and b["start_positions"].tolist() == [f["start_positions"] for f in feats]
+    short = feats[-1]  # "Ann met Bob.": padded after its [SEP]
+    n = len(short["input_ids"])
+    assert n < L and b["input_ids"][-1, n:].eq(tok.pad_id).all() and b["attention_mask"][-1].sum() == n
+    assert "labels" not in b and "offsets" not in b

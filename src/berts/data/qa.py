@@ -172,6 +172,20 @@ def qa_features(tokenizer, examples: Sequence[QAExample], *, max_length: int = 3
     return out
 
 
+def qa_batch(features: Sequence[dict], pad_id: int, pad_to_multiple_of: int | None = None) -> dict:
+    """Windows -> [B, L] LongTensors (right-padded: ``pad_id``, type id 0, attention 0) plus
+    ``start_positions`` / ``end_positions`` [B] -- the names transformers' QA models take."""
+    import torch
+
+    from berts.data.tagging import MODEL_KEYS, pad_batch
+
+    out = pad_batch(features, pad_id, pad_to_multiple_of, keys=MODEL_KEYS)
+    for key in ("start_positions", "end_positions"):
+        if key in features[0]:
+            out[key] = torch.tensor([f[key] for f in features], dtype=torch.long)
+    return out
+
+
 def _answer_tokens(offsets: list, ex: QAExample) -> tuple[int, int]:
     """The first answer's (start token, end token) in this window, or (0, 0)."""
     if not ex.answers:
