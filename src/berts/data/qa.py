@@ -11,7 +11,7 @@ of ``max_length`` tokens overlapping by ``doc_stride`` tokens (the backend's tru
 ``only_second`` with a stride: the same windows as transformers' ``return_overflowing_tokens``),
 each token's character offsets into the context (None for question and special tokens), and
 ``start_positions`` / ``end_positions``: the answer's first and last token, or 0 ([CLS]) when the
-window does not hold the whole answer or the question has none.
+window does not hold the whole answer or the question has none. :func:`qa_batch` pads them into tensors.
 
 Postprocessing (:func:`postprocess`) is run_qa.py's too: the ``n_best`` best starts and ends of
 every window, spans inside the context of at most ``max_answer_length`` tokens, scored by the

@@ -21,7 +21,12 @@ rows with the file and line they came from; bad input is a one-line UserError na
 Alignment (:func:`align_labels`) puts a word's label on its first sub-token and -100 (ignored by
 the loss, HF's convention) on the rest, or on all of them with ``label_all_subtokens``;
 :func:`word_windows` splits a long sentence into overlapping windows and :func:`merge_windows` maps
-window predictions back so that every word gets exactly one (from the window where it is most central).
+window predictions back so that every word gets exactly one (from the window where it is most central);
+:func:`pad_batch` pads windows into tensors (labels with -100, as DataCollatorForTokenClassification).
+
+Output: :func:`split_words` cuts raw text into the tokenizer's words with character offsets,
+:func:`entity_spans` turns word tags back into entities of the original string (type, text,
+offsets, mean score), :func:`write_conll` writes ``TOKEN GOLD PREDICTED`` lines.
 """
 from __future__ import annotations
 
