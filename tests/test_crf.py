@@ -1,0 +1,176 @@
+"""The linear-chain CRF (berts.model.crf): log Z and the best path against brute-force enumeration
+of every tag sequence, padded batches against one-at-a-time, constraints, save/load."""
+import itertools
+import json
+
+import pytest
+import torch
+
+from berts.data.tagging import allowed_transitions
+from berts.errors import UserError
+from berts.model.crf import CRF, load_crf, save_crf
+
+
+def random_crf(T, seed=0, allowed=None):
+    torch.manual_seed(seed)
+    crf = CRF(T, allowed=allowed)
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.copy_(torch.randn(p.shape))
+    return crf
+
+
+def brute(crf, em, mask):
+    """Every tag sequence over the unmasked positions of one row: (log Z, best path, best score)."""
+    pos = [i for i in range(em.shape[0]) if mask[i]]
+    T = crf.num_tags
+    start, trans, end = crf._start(), crf._trans(), crf._end()
+    scores, paths = [], []
+    for path in itertools.product(range(T), repeat=len(pos)):
+        s = start[path[0]] + end[path[-1]] + sum(em[i, t] for i, t in zip(pos, path))
+        s = s + sum(trans[a, b] for a, b in zip(path, path[1:]))
+        scores.append(s)
+        paths.append(list(path))
+    scores = torch.stack(scores)
+    return torch.logsumexp(scores, 0), paths[int(scores.argmax())], scores.max()
+
+
+@pytest.mark.parametrize("S", [1, 2, 3, 4])
+def test_partition_and_viterbi_equal_brute_force(S):
+    T = 3
+    crf = random_crf(T, seed=S)
+    torch.manual_seed(100 + S)
+    em = torch.randn(2, S, T, dtype=torch.float64)
+    crf = crf.double()
+    mask = torch.ones(2, S, dtype=torch.bool)
+    logz = crf.log_partition(em, mask)
+    tags, score = crf.viterbi(em, mask)
+    for b in range(2):
+        z, best, best_score = brute(crf, em[b], mask[b])
+        assert torch.allclose(logz[b], z, atol=1e-10)
+        assert tags[b].tolist() == best
+        assert torch.allclose(score[b], best_score, atol=1e-10)
+        # the score of the best path as computed by score() is the Viterbi score
+        assert torch.allclose(crf.score(em[b:b + 1], tags[b:b + 1], mask[b:b + 1])[0], best_score)
+
+
+def test_holes_in_the_mask_skip_positions():
+    """A mask with holes (sub-tokens after a word's first) equals the compacted sequence."""
+    crf = random_crf(3, seed=7).double()
+    torch.manual_seed(1)
+    em = torch.randn(1, 6, 3, dtype=torch.float64)
+    mask = torch.tensor([[0, 1, 0, 1, 1, 0]], dtype=torch.bool)
+    z, best, _ = brute(crf, em[0], mask[0])
+    assert torch.allclose(crf.log_partition(em, mask)[0], z)
+    assert crf.decode(em, mask) == [best]
+    compact = em[:, mask[0]]
+    assert torch.allclose(crf.log_partition(compact)[0], z)
+    tags = torch.tensor([[2, 0, 1, 1, 2, 0]])
+    assert torch.allclose(crf.score(em, tags, mask), crf.score(compact, tags[:, mask[0]]))
+
+
+def test_padded_batch_equals_one_at_a_time_and_grads_finite():
+    T, S = 4, 7
+    crf = random_crf(T, seed=3)
+    torch.manual_seed(2)
+    lengths = [7, 3, 1, 5]
+    em = torch.randn(len(lengths), S, T, requires_grad=True)
+    mask = torch.zeros(len(lengths), S, dtype=torch.bool)
+    for b, n in enumerate(lengths):
+        mask[b, :n] = True
+    tags = torch.randint(0, T, (len(lengths), S))
+    nll = crf(em, tags, mask, reduction="none")
+    paths = crf.decode(em, mask)
+    for b, n in enumerate(lengths):
+        one = crf(em[b:b + 1, :n], tags[b:b + 1, :n], reduction="none")
+        assert torch.allclose(nll[b], one[0], atol=1e-5)
+        assert paths[b] == crf.decode(em[b:b + 1, :n])[0]
+        assert len(paths[b]) == n
+    assert (nll > 0).all()  # -log p of one sequence among many
+    crf(em, tags, mask).backward()
+    for g in [em.grad] + [p.grad for p in crf.parameters()]:
+        assert g is not None and torch.isfinite(g).all()
+    # the gradient of log Z wrt emissions is the marginals: each unmasked position sums to 1
+    em2 = em.detach().clone().requires_grad_(True)
+    crf.log_partition(em2, mask).sum().backward()
+    sums = em2.grad.sum(-1)
+    assert torch.allclose(sums[mask], torch.ones(int(mask.sum())), atol=1e-5)
+    assert torch.all(sums[~mask] == 0)
+
+
+def test_empty_rows_and_mean_reduction():
+    crf = random_crf(3)
+    em = torch.randn(2, 4, 3)
+    mask = torch.tensor([[1, 1, 0, 0], [0, 0, 0, 0]], dtype=torch.bool)
+    tags = torch.zeros(2, 4, dtype=torch.long)
+    nll = crf(em, tags, mask, reduction="none")
+    assert nll[1] == 0 and crf.decode(em, mask)[1] == []
+    assert torch.allclose(crf(em, tags, mask), nll.mean())
+    assert torch.allclose(crf(em, tags, mask, reduction="sum"), nll.sum())
+
+
+def test_bio_constraints_forbid_o_to_i():
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    start, trans, end = allowed_transitions(labels, "BIO")
+    assert start == [True, True, False, True, False]
+    assert trans[0] == [True, True, False, True, False]  # O -> I-X forbidden
+    assert trans[1] == [True, True, True, True, False]  # B-PER -> I-PER yes, I-LOC no
+    crf = CRF(5, allowed=(start, trans, end))  # zero-ish scores: only the emissions decide
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.zero_()
+    # emissions that want "O I-PER I-LOC" unconstrained
+    em = torch.full((1, 3, 5), -5.0)
+    em[0, 0, 0] = 5; em[0, 1, 2] = 5; em[0, 2, 4] = 5
+    em[0, 1, 1] = 4; em[0, 2, 3] = 4
+    assert CRF(5).requires_grad_(False).decode(em * 100)[0] == [0, 2, 4]
+    path = crf.decode(em)[0]
+    assert [labels[i] for i in path] == ["O", "B-PER", "B-LOC"]
+    # BIOES: a B must be closed by an E
+    labels = ["O", "B-X", "I-X", "E-X", "S-X"]
+    start, trans, end = allowed_transitions(labels, "BIOES")
+    assert end == [True, False, False, True, True]
+    assert trans[1] == [False, False, True, True, False]
+
+
+def test_save_load_round_trip(tmp_path):
+    labels = ["O", "B-PER", "I-PER"]
+    crf = random_crf(3, allowed=allowed_transitions(labels, "BIO"))
+    save_crf(tmp_path, crf, labels, scheme="BIO")
+    meta = json.loads((tmp_path / "crf.json").read_text())
+    assert meta["labels"] == labels and meta["scheme"] == "BIO" and meta["num_tags"] == 3
+    back, names = load_crf(tmp_path)
+    assert names == labels
+    for k, v in crf.state_dict().items():
+        assert torch.equal(back.state_dict()[k], v)
+    em = torch.randn(2, 5, 3)
+    assert back.decode(em) == crf.decode(em)
+    assert load_crf(tmp_path, labels)[1] == labels
+    with pytest.raises(UserError, match="crf.json: the CRF's labels .* are not the model's"):
+        load_crf(tmp_path, ["O", "I-PER", "B-PER"])
+    (tmp_path / "crf.json").write_text('{"format": "other"}')
+    with pytest.raises(UserError, match="crf.json: not a berts CRF"):
+        load_crf(tmp_path)
+    with pytest.raises(UserError, match="no such file"):
+        load_crf(tmp_path / "nowhere")
+    with pytest.raises(ValueError):
+        save_crf(tmp_path, crf, ["O"])
+
+
+@pytest.mark.parametrize("scheme,labels", [("BIO", ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]),
+                                           ("BIOES", ["O", "B-X", "I-X", "E-X", "S-X"])])
+def test_constrained_decoding_is_always_valid_and_equals_brute_force(scheme, labels):
+    from berts.data.tagging import invalid_transitions
+
+    allowed = allowed_transitions(labels, scheme)
+    crf = random_crf(len(labels), seed=5, allowed=allowed).double()
+    torch.manual_seed(9)
+    em = torch.randn(16, 9, len(labels), dtype=torch.float64) * 3
+    lengths = torch.randint(1, 10, (16,))
+    mask = torch.arange(9)[None, :] < lengths[:, None]
+    for path in crf.decode(em, mask):
+        assert invalid_transitions([labels[i] for i in path], scheme) == []
+    # brute force (with the penalties) agrees on short rows
+    small = em[:3, :3]
+    z, best, _ = brute(crf, small[0], torch.ones(3, dtype=torch.bool))
+    assert torch.allclose(crf.log_partition(small[:1])[0], z) and crf.decode(small[:1])[0] == best
