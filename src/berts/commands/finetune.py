@@ -35,6 +35,13 @@ def register(subparsers) -> None:
                    help="data.task (default classification): " + "; ".join(
                        f"{s.name}: {s.help}" + (f", then `{s.then}`" if s.serve is None else "")
                        for s in registry.TASKS.values()))
+    for name, (opt, owners) in registry.all_options().items():  # each task's own switches (TaskSpec.options)
+        flag = "--" + name.replace("_", "-")
+        where = f"{', '.join(owners)}: {opt.help} (task.{name})"
+        if opt.type is bool:
+            p.add_argument(flag, dest=f"task_{name}", action="store_true", default=None, help=where)
+        else:
+            p.add_argument(flag, dest=f"task_{name}", metavar=name.split("_")[-1].upper(), help=where)
     p.add_argument("--source-column", metavar="COL", help="seq2seq: the input column (data.source_column)")
     p.add_argument("--target-column", metavar="COL", help="seq2seq: the column to generate (data.target_column)")
     add_data_arguments(p)
@@ -73,6 +80,10 @@ def _overrides(args) -> dict:
             ("train.positive_label", args.positive_label), ("train.early_exit", args.early_exit),
             ("data.source_column", args.source_column), ("data.target_column", args.target_column)):
         put(o, dotted, value)
+    from berts.tasks import registry
+
+    for name in registry.all_options():  # strings: the config loader types them (task.<name>)
+        put(o, f"task.{name}", getattr(args, f"task_{name}", None))
     if args.from_scratch is not None:  # an existing path is a config; anything else a preset name
         scratch = "model.config" if Path(args.from_scratch).exists() else "model.preset"
         put(o, scratch, args.from_scratch)

@@ -161,6 +161,20 @@ class PretrainConfig:
 
 
 @dataclass
+class TaskSection:
+    """The chosen fine-tuning task's own options (``task: {crf: true}``): their names, types and
+    defaults are declared by the tasks (berts.tasks.registry, ``TaskSpec.options``), kept in ``overrides``."""
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def extra_keys() -> type:
+        """Every registered task's options as one dataclass (the registry is torch-free)."""
+        from berts.tasks.registry import options_class
+
+        return options_class()
+
+
+@dataclass
 class FinetuneConfig:
     kind: ClassVar[str] = "finetune"  # which checks berts.config.validate.check_run makes
     model: ModelSection = field(default_factory=lambda: ModelSection(overrides={}))
@@ -170,6 +184,7 @@ class FinetuneConfig:
     train: FinetuneTrain = field(default_factory=lambda: FinetuneTrain(epochs=3, save_every=500, keep_last=1))
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/finetune", every=10))
+    task: TaskSection = field(default_factory=TaskSection)
 
 
 # ----------------------------------------------------------------------------- distillation

@@ -101,6 +101,10 @@ def validate(cfg) -> None:
 
         try:
             task_named(cfg.data.task)
+            if hasattr(cfg, "task"):
+                from berts.tasks.registry import check_options
+
+                check_options(cfg.data.task, cfg.task.overrides)
         except UserError as exc:
             bad(str(exc))
 

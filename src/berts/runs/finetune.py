@@ -123,11 +123,14 @@ class RunContext:
     """What a registered task's ``from_run(run)`` gets from the generic fine-tuning run: the
     config (``cfg``), the tokenizer, the model config to start from (``base``: the directory's, or
     the preset's with the tokenizer's vocabulary), the tables of data.train / data.dev read with
-    data's column settings, and ``model(cls, **changes)``: the model to fine-tune."""
+    data's column settings, the task's ``options`` ({name: value}), and ``model(cls, **changes)``:
+    the model to fine-tune."""
 
     def __init__(self, cfg, tokenizer, base):
         self.cfg, self.tokenizer, self.base = cfg, tokenizer, base
         self.reports: list = []  # the tables' read reports, printed at the start
+        # the task's own options (TaskSpec.options): their defaults, updated by the config's task: section
+        self.options = registry.options_of(cfg.data.task, cfg.task.overrides)
 
     @property
     def max_length(self) -> int:

@@ -5,7 +5,10 @@ Torch-free (strings only: the Task class and the run are found by dotted path wh
 so that ``berts finetune --help`` builds its choices from here without importing torch.
 
 A task is one file under tasks/ (its Task class) plus one entry below; docs/extending/task.md walks
-through one. An entry without its own ``run`` uses the generic fine-tuning run
+through one. A task's own switches (``--crf``, ``--doc-stride``, ...) are ``Option``s of its entry:
+each is a typed key of the finetune config's ``task:`` section and a ``berts finetune`` flag, so a
+new task adds its options here and nowhere else (the config loader, ``--show-config``, the flags and
+the check that an option belongs to the chosen task all read them). An entry without its own ``run`` uses the generic fine-tuning run
 (``berts.runs.finetune:plugin_run``): the Task class then builds itself from the run's context
 with a ``from_run(run)`` classmethod (the config, the tokenizer, the tables, the model to start from).
 """
@@ -13,11 +16,23 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, make_dataclass
+from typing import Any
 
 from berts.errors import UserError
 
 GENERIC_RUN = "berts.runs.finetune:plugin_run"
+
+
+@dataclass(frozen=True)
+class Option:
+    """One switch of a task: ``task.<name>`` in a finetune YAML, ``--<name with dashes>`` on the
+    command line. ``type`` is what the config loader coerces to (bool, int, float, str, a Literal,
+    ``X | None``); a bool is a flag without a value."""
+    name: str
+    type: Any
+    default: Any
+    help: str
 
 
 @dataclass(frozen=True)
@@ -29,13 +44,21 @@ class TaskSpec:
     run: str = GENERIC_RUN  # "module:function": (cfg, resume, dist, *, resume_requested, overwrite) -> Trainer
     serve: str | None = "classifier"  # how `berts predict` / `berts evaluate` read its directories (None: not them)
     then: str = "berts predict OUT/best FILE"  # what to do with a trained directory, for the docs and errors
+    options: tuple[Option, ...] = ()  # its own switches (the config's task: section, berts finetune's flags)
 
 
 TASKS: dict[str, TaskSpec] = {}
 
 
 def register(spec: TaskSpec) -> TaskSpec:
-    """Add (or replace) a task; a plug-in outside berts calls this before building the parser."""
+    """Add (or replace) a task; a plug-in outside berts calls this before building the parser. An
+    option another task already declares must keep its type (one ``task.<name>`` key, one flag)."""
+    for opt in spec.options:
+        for other in TASKS.values():
+            same = next((o for o in other.options if o.name == opt.name), None)
+            if same is not None and same.type != opt.type and other.name != spec.name:
+                raise ValueError(f"task option {opt.name}: {spec.name} declares it {opt.type}, "
+                                 f"{other.name} {same.type}")
     TASKS[spec.name] = spec
     return spec
 
@@ -81,3 +104,37 @@ def check_metric(metric: str | None, task: str) -> None:
     choices = get(task).metrics
     if metric not in choices:
         raise UserError(f"train.metric {metric!r} is not a {task} metric (choose from {', '.join(choices)})")
+
+
+# ----------------------------------------------------------------------------- task options
+def all_options() -> dict[str, tuple[Option, tuple[str, ...]]]:
+    """Every option name -> (its Option, as the first task declaring it has it; the tasks that have it)."""
+    out: dict[str, tuple[Option, tuple[str, ...]]] = {}
+    for spec in TASKS.values():
+        for opt in spec.options:
+            first, owners = out.get(opt.name, (opt, ()))
+            out[opt.name] = (first, owners + (spec.name,))
+    return out
+
+
+def options_class() -> type:
+    """A dataclass whose fields are every task's options (types and defaults): the keys the
+    finetune config's ``task:`` section may hold (berts.config.schema.TaskSection.extra_keys)."""
+    fields = [(name, opt.type, field(default=opt.default)) for name, (opt, _) in all_options().items()]
+    return make_dataclass("TaskOptions", fields)
+
+
+def check_options(task: str, given: dict) -> None:
+    """The ``task:`` keys set are options of ``task`` (one line naming whose option it is otherwise)."""
+    own = {o.name for o in get(task).options}
+    for key in given:
+        if key not in own:
+            owners = all_options().get(key, (None, ()))[1]
+            raise UserError(f"task.{key} is an option of {', '.join(owners) or 'no task'}, not of {task}"
+                            + (f" (its options: {', '.join(sorted(own))})" if own else " (it has none)"))
+
+
+def options_of(task: str, given: dict | None = None) -> dict[str, Any]:
+    """The options of ``task``: its defaults, updated by the config's ``task:`` section."""
+    given = given or {}
+    return {o.name: given.get(o.name, o.default) for o in get(task).options}
