@@ -29,7 +29,7 @@ def doc_blocks() -> list[str]:
 @pytest.fixture
 def sentence_length(tmp_path, monkeypatch):
     """The page's task, importable as sentence_length, registered as its entry says."""
-    module, entry = doc_blocks()
+    module, entry = doc_blocks()[:2]  # the worked example (the options section comes after it)
     (tmp_path / "sentence_length.py").write_text(module)
     monkeypatch.syspath_prepend(str(tmp_path))
     found = []
