@@ -11,6 +11,7 @@ from berts.model.attention import apply_rope, attention, band_mask, local_attent
 from berts.model.encoder import make_norm
 from conftest import padded_batch, randomize
 from test_fastpath import FAST, PLAIN, assert_same, labels_for, run
+from train_utils import shards  # noqa: F401  (the fixture)
 
 BASE = dict(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=24,
             max_position_embeddings=64, num_labels=3, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
@@ -205,6 +206,45 @@ def test_early_exit_select_keeps_rope_positions():
 
 def test_bad_modern_switches_are_one_line_errors():
     for bad in (dict(position_embedding_type="alibi"), dict(sliding_window=1), dict(norm_type="batchnorm"),
-                dict(classifier_pooling="max"), dict(global_attn_every_n_layers=0), dict(type_vocab_size=-1)):
+                dict(classifier_pooling="max"), dict(global_attn_every_n_layers=0), dict(type_vocab_size=-1),
+                dict(first_attn_norm=False), dict(pooler_act="softmax")):
         with pytest.raises(UserError, match="invalid model config"):
             BertConfig(**dict(BASE, **bad))
+
+
+def test_pretrain_with_the_tiny_modern_preset(shards, tmp_path):  # noqa: F811
+    """`berts pretrain --preset tiny-modern` builds the modern model and trains it: loss finite."""
+    import json
+
+    from berts.hf import load
+    from train_utils import cli
+
+    common = ["train.batch_size=8", "train.save_every=1000", "train.seed=0", "train.max_steps=3",
+              "optim.lr=1e-3", "data.num_workers=0", "impl.threads=1", "impl.device=cpu", "log.every=1",
+              "log.progress=none", "log.tensorboard=false", "log.plots=false", "model.sliding_window=8"]
+    sets = [a for s in common for a in ("--set", s)]
+    out = tmp_path / "run"
+    assert cli(["pretrain", "--data", str(shards), "--out", str(out), "--preset", "tiny-modern", *sets]) == 0
+    losses = [json.loads(line)["loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
+              if json.loads(line).get("kind") == "train"]
+    assert losses and all(math.isfinite(x) for x in losses)
+    model = load(out / "final")
+    c = model.config
+    assert (c.position_embedding_type, c.sliding_window, c.ffn, c.norm_position, c.type_vocab_size) == \
+        ("rope", 8, "glu", "pre", 0)
+    assert model.bert.embeddings.position_embeddings is None
+
+
+def test_incremental_decoding_with_rope_equals_a_causal_forward():
+    config = configs()["modern"].replace(sliding_window=None)
+    model = randomize(BertModel(config, add_pooling_layer=False)).eval()
+    ids = torch.randint(5, 99, (2, 7))
+    causal = torch.ones(7, 7, dtype=torch.bool).tril().expand(2, 7, 7)
+    with torch.no_grad():
+        want = model(ids, causal).last_hidden_state
+        cache = model.new_cache()
+        steps = [model.decode(ids[:, :3], cache, mask=causal[:, :3, :3])]
+        steps += [model.decode(ids[:, i:i + 1], cache) for i in range(3, 7)]
+    torch.testing.assert_close(torch.cat(steps, 1), want, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="sliding-window"):
+        randomize(BertModel(configs()["modern"])).decode(ids[:, :1], BertModel(configs()["modern"]).new_cache())

@@ -126,6 +126,8 @@ class BertConfig:
         for name in ("embedding_norm", "first_attn_norm", "pooler_norm"):
             if not isinstance(getattr(self, name), bool):
                 bad(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not self.first_attn_norm and (self.norm_position != "pre" or self.share_layers in ("all", "attention")):
+            bad("first_attn_norm false needs norm_position pre and layer 0's own attention (share_layers none or ffn)")
         if self.position_embedding_type == "rope" and self.head_dim % 2:
             bad(f"rope needs an even head size, got {self.head_dim}")
         if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
@@ -200,7 +202,8 @@ def preset_names() -> list[str]:
 
 
 def preset(name: str, **overrides) -> BertConfig:
-    """A named size preset: tiny, mini, small, medium, base, large, albert-base."""
+    """A named size preset: tiny, mini, small, medium, base, large, albert-base, and tiny-modern (the
+    modern switches: RoPE, a 64-token window on two layers of three, GeGLU, pre-LN, no bias)."""
     path = resources.files("berts.model.presets") / f"{name}.json"
     if not path.is_file():
         raise UserError(f"unknown model preset {name!r} (choose from {', '.join(preset_names())})")
