@@ -121,7 +121,7 @@ def test_config_maps_to_modernbert_and_back():
 
 
 @pytest.mark.parametrize("changes,why", [({"norm_type": "rmsnorm"}, "norm_type rmsnorm"),
-                                         ({"norm_position": "post"}, "norm_position post"),
+                                         ({"norm_position": "post", "first_attn_norm": True}, "norm_position post"),
                                          ({"type_vocab_size": 2}, "type_vocab_size 2"),
                                          ({"first_attn_norm": True}, "first_attn_norm"),
                                          ({"position_embedding_type": "absolute"}, "absolute positions")])

@@ -200,10 +200,14 @@ def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) 
     batched SDPA call over [rows, heads, S/h, h, 3h] scores: memory 3 h S per head, linear in S.
 
     q, k, v: [rows, heads, S, d]; mask: bool [rows|1, 1, 1, S] (keys) or [rows|1, 1, S, S] (full:
-    gathered into the blocks), or None. Returns the context [rows, heads, S, d].
+    gathered into the blocks), or None. Returns the context [rows, heads, S, d]. A sequence no
+    longer than h + 1 is in reach everywhere: plain SDPA on the mask.
     """
     r, nh, s, d = q.shape
     h = max(window // 2, 1)
+    if s <= h + 1:  # every key within reach: the band is all True, plain attention (S <= h + 1: small)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else band_mask(s, window, mask),
+                                              dropout_p=dropout_p)
     nb = -(-s // h)  # blocks
     extra = nb * h - s  # the last block's padding
     dev = q.device
