@@ -248,3 +248,13 @@ def test_incremental_decoding_with_rope_equals_a_causal_forward():
     torch.testing.assert_close(torch.cat(steps, 1), want, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="sliding-window"):
         randomize(BertModel(configs()["modern"])).decode(ids[:, :1], BertModel(configs()["modern"]).new_cache())
+
+
+def test_flops_count_glu_and_windows():
+    from berts.model.flops import encoder_flops, layer_flops
+
+    c = configs()["modern"]  # H 32, I 24, window 4 (5 keys) on layers 1 and 2, GLU
+    n = 13
+    assert layer_flops(c, n, 0) == 2.0 * n * (4 * 32 * 32 + 3 * 32 * 24) + 4.0 * n * n * 32
+    assert layer_flops(c, n, 1) == 2.0 * n * (4 * 32 * 32 + 3 * 32 * 24) + 4.0 * n * 5 * 32
+    assert encoder_flops(c, n, head=False) == layer_flops(c, n, 0) + 2 * layer_flops(c, n, 1)
