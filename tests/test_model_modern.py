@@ -258,3 +258,21 @@ def test_flops_count_glu_and_windows():
     assert layer_flops(c, n, 0) == 2.0 * n * (4 * 32 * 32 + 3 * 32 * 24) + 4.0 * n * n * 32
     assert layer_flops(c, n, 1) == 2.0 * n * (4 * 32 * 32 + 3 * 32 * 24) + 4.0 * n * 5 * 32
     assert encoder_flops(c, n, head=False) == layer_flops(c, n, 0) + 2 * layer_flops(c, n, 1)
+
+
+def test_full_masks_on_local_layers_pack_like_plain():
+    """A causal [B, S, S] mask (UniLM's left-to-right) through local layers: unpad and pack gather it
+    into the blocks as the plain path does."""
+    from berts.model.attention import mode_mask
+
+    model = randomize(BertModel(configs()["modern"], add_pooling_layer=False)).eval()
+    batch = padded_batch()
+    full = mode_mask("left-to-right", batch["attention_mask"])
+    real = batch["attention_mask"].bool()
+    with torch.no_grad():
+        model.set_fast_path(unpad=False, pack=False)
+        want = model(batch["input_ids"], full).last_hidden_state[real]
+        for pack in (False, True):
+            model.set_fast_path(unpad=True, pack=pack)
+            got = model(batch["input_ids"], full).last_hidden_state[real]
+            torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
