@@ -207,7 +207,8 @@ def test_early_exit_select_keeps_rope_positions():
 def test_bad_modern_switches_are_one_line_errors():
     for bad in (dict(position_embedding_type="alibi"), dict(sliding_window=1), dict(norm_type="batchnorm"),
                 dict(classifier_pooling="max"), dict(global_attn_every_n_layers=0), dict(type_vocab_size=-1),
-                dict(first_attn_norm=False), dict(pooler_act="softmax")):
+                dict(first_attn_norm=False), dict(pooler_act="softmax"), dict(rope_theta=0.5),
+                dict(local_rope_theta="big"), dict(norm_bias="no")):
         with pytest.raises(UserError, match="invalid model config"):
             BertConfig(**dict(BASE, **bad))
 

@@ -113,23 +113,7 @@ class BertConfig:
             bad(f"bias must be true or false, got {self.bias!r}")
         if self.hidden_act not in ACTIVATIONS:
             bad(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
-        for name, choices in (("position_embedding_type", POSITION_TYPES), ("norm_type", NORM_TYPES),
-                              ("classifier_pooling", POOLINGS), ("pooler_act", ACTIVATIONS)):
-            if getattr(self, name) not in choices:
-                bad(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
-        if self.sliding_window is not None and (not isinstance(self.sliding_window, int)
-                                                or isinstance(self.sliding_window, bool) or self.sliding_window < 2):
-            bad(f"sliding_window must be an integer >= 2 or null, got {self.sliding_window!r}")
-        for name in ("norm_bias",):
-            if getattr(self, name) is not None and not isinstance(getattr(self, name), bool):
-                bad(f"{name} must be true, false or null, got {getattr(self, name)!r}")
-        for name in ("embedding_norm", "first_attn_norm", "pooler_norm"):
-            if not isinstance(getattr(self, name), bool):
-                bad(f"{name} must be true or false, got {getattr(self, name)!r}")
-        if not self.first_attn_norm and (self.norm_position != "pre" or self.share_layers in ("all", "attention")):
-            bad("first_attn_norm false needs norm_position pre and layer 0's own attention (share_layers none or ffn)")
-        if self.position_embedding_type == "rope" and self.head_dim % 2:
-            bad(f"rope needs an even head size, got {self.head_dim}")
+        self._check_modern(bad)
         if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
             bad(f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
         def number(value) -> bool:
@@ -153,6 +137,30 @@ class BertConfig:
             self.num_labels = len(self.id2label)
             if self.label2id is None:
                 self.label2id = {v: k for k, v in self.id2label.items()}
+
+    def _check_modern(self, bad) -> None:
+        """The modern encoder's block of switches."""
+        for name, choices in (("position_embedding_type", POSITION_TYPES), ("norm_type", NORM_TYPES),
+                              ("classifier_pooling", POOLINGS), ("pooler_act", ACTIVATIONS)):
+            if getattr(self, name) not in choices:
+                bad(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        for name in ("rope_theta", "local_rope_theta"):
+            value = getattr(self, name)
+            if (value is not None or name == "rope_theta") and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 1):
+                bad(f"{name} must be a number above 1{' or null' if name != 'rope_theta' else ''}, got {value!r}")
+        if self.sliding_window is not None and (not isinstance(self.sliding_window, int)
+                                                or isinstance(self.sliding_window, bool) or self.sliding_window < 2):
+            bad(f"sliding_window must be an integer >= 2 or null, got {self.sliding_window!r}")
+        if self.norm_bias is not None and not isinstance(self.norm_bias, bool):
+            bad(f"norm_bias must be true, false or null, got {self.norm_bias!r}")
+        for name in ("embedding_norm", "first_attn_norm", "pooler_norm"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not self.first_attn_norm and (self.norm_position != "pre" or self.share_layers in ("all", "attention")):
+            bad("first_attn_norm false needs norm_position pre and layer 0's own attention (share_layers none or ffn)")
+        if self.position_embedding_type == "rope" and self.head_dim % 2:
+            bad(f"rope needs an even head size, got {self.head_dim}")
 
     # ---------------------------------------------------------------- derived
     @property
