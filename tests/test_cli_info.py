@@ -102,7 +102,7 @@ def test_a_model_config_error_names_the_file(tmp_path, capsys):
     for cfg, why in (({"hidden_size": 100, "num_attention_heads": 3},
                       "invalid model config: hidden_size 100 is not a multiple of num_attention_heads 3"),
                      ({"hidden_dropout_prob": "a lot"}, "invalid model config: hidden_dropout_prob must be in [0, 1), got 'a lot'"),
-                     ({"model_type": "gpt2"}, "model_type 'gpt2' is not supported (bert, albert, electra, roberta-prelayernorm, berts and roberta are)"),
+                     ({"model_type": "gpt2"}, "model_type 'gpt2' is not supported (bert, albert, electra, roberta-prelayernorm, berts, roberta and modernbert are)"),
                      ({"id2label": [1, 2]}, "invalid model config ('list' object has no attribute 'items')")):
         path.write_text(json.dumps(cfg))
         assert main(["info", str(tmp_path / "m")]) == 2

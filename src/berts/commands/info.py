@@ -17,7 +17,7 @@ def register(sub):
 def summary(path: str) -> dict:
     import berts
     from berts.model.heads import TASK_MODELS
-    from berts.hf import ARCHITECTURES, BERTS_WEIGHTS_NAME, WEIGHTS_NAME, check_weights, read_config
+    from berts.hf import ARCHITECTURES, BERTS_WEIGHTS_NAME, WEIGHTS_NAME, check_weights, read_config, save_format
 
     if Path(path).is_dir():
         config = read_config(path)
@@ -41,7 +41,7 @@ def summary(path: str) -> dict:
     return {
         "path": str(path),
         "architecture": arch,
-        "model_type": raw.get("model_type") or ("albert" if config.embedding_size is not None else "bert"),
+        "model_type": raw.get("model_type") or save_format(config, model),  # a preset: the format it saves as
         "parameters": model.num_parameters(),
         "encoder_parameters": encoder.num_parameters(),
         "embedding_parameters": encoder.num_parameters() - encoder.num_parameters(exclude_embeddings=True),

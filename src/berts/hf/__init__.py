@@ -7,7 +7,7 @@ transformers' parameter names. One module per format, each a table, found by nam
 * formats.py: the ``Format`` spec and the registry (which format saves a model, which reads a directory);
 * bert.py, albert.py, electra.py: the layouts (every encoder parameter's name);
 * roberta_preln.py (pre-LN models), berts_format.py (what transformers cannot compute), roberta.py
-  (post-LN RoBERTa, saved when asked for): renamings;
+  (post-LN RoBERTa, saved when asked for), modernbert.py (the modern switches): renamings;
 * mapping.py: config.json <-> BertConfig and the parameter names both ways, driven by the specs;
 * io.py: directories (save, load, read, check; safetensors, shards).
 
@@ -17,7 +17,7 @@ A new format is one module that calls ``register_format``, imported below
 from __future__ import annotations
 
 # the formats, registered in this order (the order "model_type ... is not supported" lists them)
-from berts.hf import bert, albert, electra, roberta_preln, berts_format, roberta  # noqa: F401  (registration)
+from berts.hf import bert, albert, electra, roberta_preln, berts_format, roberta, modernbert  # noqa: F401  (registration)
 from berts.hf.berts_format import BERTS_WEIGHTS_NAME
 from berts.hf.formats import (FALLBACK as BERTS_MODEL_TYPE, FORMATS, WEIGHTS_NAME, Format, get_format,
                               hf_format, model_format, register_format, save_format, source_format)

@@ -141,8 +141,26 @@ def architecture_classes() -> dict[str, str]:
     return {arch: ours for f in FORMATS.values() for ours, arch in f.architectures.items()}
 
 
+def modern_why_not(config: BertConfig) -> str | None:
+    """The first modern-encoder switch that is on (model/config.py's block), or None: none of the
+    2018 family's formats can say them (modernbert.py says most)."""
+    defaults = BertConfig(vocab_size=config.vocab_size)
+    for name in ("position_embedding_type", "sliding_window", "norm_type", "embedding_norm", "first_attn_norm",
+                 "classifier_pooling", "pooler_act", "pooler_norm"):
+        if getattr(config, name) != getattr(defaults, name):
+            return f"{name} {getattr(config, name)}"
+    if config.has_norm_bias != config.bias:
+        return f"norm_bias {config.norm_bias} with bias {config.bias}"
+    if config.type_vocab_size == 0:
+        return "type_vocab_size 0"
+    return None
+
+
 def standard_why_not(config: BertConfig, model) -> str | None:
     """What transformers' post-LN BERT family (and its layouts) cannot say, or None."""
+    modern = modern_why_not(config)
+    if modern:
+        return modern
     if config.ffn != "standard":
         return f"ffn {config.ffn}"
     if not config.bias:

@@ -14,7 +14,7 @@ import re
 import torch
 
 from berts.errors import UserError
-from berts.hf.formats import Format, class_name, register_format
+from berts.hf.formats import Format, class_name, modern_why_not, register_format
 
 NAME = "roberta-prelayernorm"
 # our task class -> transformers' architecture with the same function
@@ -93,6 +93,9 @@ def from_roberta(sd: dict, pad_token_id: int, table=PRE_LN_NAMES + ROBERTA_NAMES
 
 def roberta_why_not(config, model, archs=ARCHS) -> str | None:
     """What RoBERTa's classes cannot say besides the norm position, or None."""
+    modern = modern_why_not(config)
+    if modern:
+        return modern
     if config.ffn != "standard" or not config.bias:
         return "ffn glu or bias false"
     if config.embedding_size is not None:

@@ -18,6 +18,10 @@ Masks are bool, True = attend, broadcast against [rows, heads, S, S]:
 
 A float mask is an additive bias (added to the scores), as SDPA takes it. The block-diagonal mask
 of packed rows is built in padding.py from any of these.
+
+The modern encoder's two pieces live here too: rotary positions (``rope_angles``, ``apply_rope``:
+transformers' convention, the two halves of each head rotated together) and sliding-window
+attention (``local_attention``: chunked, memory linear in S; ``band_mask``: its dense reference).
 """
 from __future__ import annotations
 
@@ -152,3 +156,84 @@ def mode_mask(mode, attention_mask: torch.Tensor, token_type_ids: torch.Tensor |
             raise ValueError("the seq2seq mode needs token_type_ids (0 = source, 1 = target)")
         allowed = allowed & prefix_mask(token_type_ids)[:, 0]
     return allowed
+
+
+# ------------------------------------------------------------------ rotary positions
+def rope_angles(positions: torch.Tensor, dim: int, theta: float):
+    """positions [...] (any shape, integer) -> (cos, sin), each [..., dim]: the angle of pair
+    (i, i + dim/2) at position p is p / theta ** (2i / dim) (RoFormer; transformers' layout, where
+    the pairs are the two halves of the head, not neighbours)."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float32, device=positions.device) / dim))
+    freqs = positions[..., None].float() * inv_freq  # [..., dim/2]
+    emb = torch.cat((freqs, freqs), dim=-1)  # [..., dim]
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate x [..., d] by the angles (cos, sin broadcastable to x): x cos + rotate_half(x) sin,
+    rotate_half(x) = (-x2, x1) for the halves (x1, x2). Computed in float32 (as transformers)."""
+    xf = x.float()
+    x1, x2 = xf.chunk(2, dim=-1)
+    return (xf * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
+
+
+# ------------------------------------------------------------ sliding-window attention
+def band_mask(seq: int, window: int, mask=None, device=None) -> torch.Tensor:
+    """The dense reference of ``local_attention``'s keys: bool [.., S, S], query i sees key j when
+    |i - j| <= window // 2 and ``mask`` allows it (broadcast as attention's), or when j == i (a
+    query with no key in reach, padding far from the text, then sees itself: no NaN)."""
+    pos = torch.arange(seq, device=device)
+    dist = (pos[:, None] - pos[None, :]).abs()
+    band = dist <= window // 2  # [S, S]
+    if mask is None:
+        return band[None, None]
+    return band & (mask.bool() | (dist == 0))
+
+
+def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) -> torch.Tensor:
+    """Sliding-window attention without an [S, S] matrix: query i attends key j when
+    |i - j| <= h = window // 2 (ModernBERT's local layers) and ``mask`` allows it; the same numbers
+    as ``attention(q, k, v, band_mask(S, window, mask))``.
+
+    Chunked: the S positions are cut into blocks of h; block b's queries can only reach blocks
+    b - 1, b, b + 1, so each block attends a 3h-key window (the band applied within it) in one
+    batched SDPA call over [rows, heads, S/h, h, 3h] scores: memory 3 h S per head, linear in S.
+
+    q, k, v: [rows, heads, S, d]; mask: bool [rows|1, 1, 1, S] (keys) or [rows|1, 1, S, S] (full:
+    gathered into the blocks), or None. Returns the context [rows, heads, S, d]. A sequence no
+    longer than h + 1 is in reach everywhere: plain SDPA on the mask.
+    """
+    r, nh, s, d = q.shape
+    h = max(window // 2, 1)
+    if s <= h + 1:  # every key within reach: the band is all True, plain attention (S <= h + 1: small)
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else band_mask(s, window, mask),
+                                              dropout_p=dropout_p)
+    nb = -(-s // h)  # blocks
+    extra = nb * h - s  # the last block's padding
+    dev = q.device
+
+    def windows(x):  # [.., S, d] -> [.., nb, 3h, d]: block b's keys are positions (b - 1) h .. (b + 2) h - 1
+        x = F.pad(x, (0, 0, h, extra + h))  # [.., (nb + 2) h, d]
+        return x.unfold(-2, 3 * h, h).transpose(-1, -2)
+
+    qb = F.pad(q, (0, 0, 0, extra)).reshape(r, nh, nb, h, d)
+    kb, vb = windows(k), windows(v)  # [rows, heads, nb, 3h, d]
+    qpos = torch.arange(nb * h, device=dev).view(nb, h)  # [nb, h]
+    kpos = torch.arange(-h, (nb + 1) * h, device=dev).unfold(0, 3 * h, h)  # [nb, 3h]
+    same = qpos[:, :, None] == kpos[:, None, :]  # [nb, h, 3h]
+    key_ok = (kpos >= 0) & (kpos < s)
+    allowed = ((qpos[:, :, None] - kpos[:, None, :]).abs() <= h) & key_ok[:, None, :]  # [nb, h, 3h]
+    if mask is not None:
+        m = mask.bool()
+        if m.shape[-2] == 1:  # keys only: [R, 1, 1, S] -> [R, 1, nb, 1, 3h]
+            mk = F.pad(m[:, :, 0], (h, extra + h)).unfold(-1, 3 * h, h)[:, :, :, None, :]
+        else:  # full: entry (query, key) of each block's window
+            mp = F.pad(m, (h, extra + h, 0, extra))  # [R, 1, nb h, (nb + 2) h]
+            mk = mp[:, :, qpos[:, :, None], (kpos + h)[:, None, :]]  # [R, 1, nb, h, 3h]
+        allowed = allowed & (mk | same)  # as band_mask: a query out of reach of every key sees itself
+    allowed = allowed | (same & (qpos >= s)[:, :, None])  # the last block's padding queries: no NaN
+    # SDPA takes 4-d batches: the blocks join the rows, [rows nb, heads, h | 3h, d]
+    allowed = allowed.expand(r, 1, nb, h, 3 * h)
+    flat = lambda x: x.transpose(1, 2).reshape(r * nb, *x.shape[1:2], *x.shape[3:])  # noqa: E731
+    ctx = F.scaled_dot_product_attention(flat(qb), flat(kb), flat(vb), attn_mask=flat(allowed), dropout_p=dropout_p)
+    return ctx.view(r, nb, nh, h, d).transpose(1, 2).reshape(r, nh, nb * h, d)[:, :, :s]

@@ -19,6 +19,9 @@ SHARE_CHOICES = ("none", "all", "attention", "ffn")
 NORM_POSITIONS = ("post", "pre")
 FFN_CHOICES = ("standard", "glu")
 ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
+POSITION_TYPES = ("absolute", "rope")
+NORM_TYPES = ("layernorm", "rmsnorm")
+POOLINGS = ("cls", "mean")
 
 
 @dataclass
@@ -51,6 +54,27 @@ class BertConfig:
     # false: no bias in the encoder's Linear layers (qkv, out, up, down, ALBERT's projection) nor in
     # its LayerNorms. The pooler and the objectives' heads keep theirs.
     bias: bool = True
+    # ---- modern encoder switches (ModernBERT, NeoBERT; docs/model.md "Modern encoder"). Each off by
+    # default: a config without them is the 2018 model, its state dict unchanged.
+    # "absolute": BERT's learned position table; "rope": rotary positions on q and k, no table.
+    position_embedding_type: str = "absolute"
+    rope_theta: float = 10000.0  # RoPE base of the global layers
+    local_rope_theta: float | None = None  # RoPE base of the sliding-window layers (None: rope_theta)
+    # alternating attention: a local layer's query sees the keys within sliding_window // 2 positions
+    # on each side (ModernBERT's local_attention); layer i is global when i % global_attn_every_n_layers
+    # == 0. None: every layer global.
+    sliding_window: int | None = None
+    global_attn_every_n_layers: int = 1
+    norm_type: str = "layernorm"  # every norm of the encoder and heads: "layernorm" | "rmsnorm" (no bias)
+    norm_bias: bool | None = None  # the norms' bias apart from the linears' (None: follows ``bias``)
+    embedding_norm: bool = True  # false: no norm after the embeddings (NeoBERT)
+    # false (pre-LN): layer 0's attention reads the embedding norm's output as it is (ModernBERT)
+    first_attn_norm: bool = True
+    # the pooled vector the classifier reads: "cls" (position 0) or "mean" (over the real tokens),
+    # then dense -> pooler_act -> (a norm when pooler_norm: ModernBERT's head). BERT: cls, tanh, no norm.
+    classifier_pooling: str = "cls"
+    pooler_act: str = "tanh"
+    pooler_norm: bool = False
     # SpanBERT's span boundary objective head in BertForPreTraining.
     span_boundary_objective: bool = False
     sbo_max_span: int = 10
@@ -71,10 +95,12 @@ class BertConfig:
             raise UserError(f"invalid model config: {msg}")
 
         for name in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
-                     "intermediate_size", "max_position_embeddings", "type_vocab_size"):
+                     "intermediate_size", "max_position_embeddings", "type_vocab_size",
+                     "global_attn_every_n_layers"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-                bad(f"{name} must be a positive integer, got {value!r}")
+            low = 0 if name == "type_vocab_size" else 1  # 0 token types: no token-type table
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                bad(f"{name} must be a {'non-negative' if low == 0 else 'positive'} integer, got {value!r}")
         if self.hidden_size % self.num_attention_heads:
             bad(f"hidden_size {self.hidden_size} is not a multiple of num_attention_heads {self.num_attention_heads}")
         if self.share_layers not in SHARE_CHOICES:
@@ -87,6 +113,7 @@ class BertConfig:
             bad(f"bias must be true or false, got {self.bias!r}")
         if self.hidden_act not in ACTIVATIONS:
             bad(f"hidden_act must be one of {', '.join(ACTIVATIONS)}, got {self.hidden_act!r}")
+        self._check_modern(bad)
         if self.embedding_size is not None and (not isinstance(self.embedding_size, int) or self.embedding_size <= 0):
             bad(f"embedding_size must be a positive integer or null, got {self.embedding_size!r}")
         def number(value) -> bool:
@@ -111,7 +138,43 @@ class BertConfig:
             if self.label2id is None:
                 self.label2id = {v: k for k, v in self.id2label.items()}
 
+    def _check_modern(self, bad) -> None:
+        """The modern encoder's block of switches."""
+        for name, choices in (("position_embedding_type", POSITION_TYPES), ("norm_type", NORM_TYPES),
+                              ("classifier_pooling", POOLINGS), ("pooler_act", ACTIVATIONS)):
+            if getattr(self, name) not in choices:
+                bad(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
+        for name in ("rope_theta", "local_rope_theta"):
+            value = getattr(self, name)
+            if (value is not None or name == "rope_theta") and (
+                    not isinstance(value, (int, float)) or isinstance(value, bool) or not value > 1):
+                bad(f"{name} must be a number above 1{' or null' if name != 'rope_theta' else ''}, got {value!r}")
+        if self.sliding_window is not None and (not isinstance(self.sliding_window, int)
+                                                or isinstance(self.sliding_window, bool) or self.sliding_window < 2):
+            bad(f"sliding_window must be an integer >= 2 or null, got {self.sliding_window!r}")
+        if self.norm_bias is not None and not isinstance(self.norm_bias, bool):
+            bad(f"norm_bias must be true, false or null, got {self.norm_bias!r}")
+        for name in ("embedding_norm", "first_attn_norm", "pooler_norm"):
+            if not isinstance(getattr(self, name), bool):
+                bad(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if not self.first_attn_norm and (self.norm_position != "pre" or self.share_layers in ("all", "attention")):
+            bad("first_attn_norm false needs norm_position pre and layer 0's own attention (share_layers none or ffn)")
+        if self.position_embedding_type == "rope" and self.head_dim % 2:
+            bad(f"rope needs an even head size, got {self.head_dim}")
+
     # ---------------------------------------------------------------- derived
+    @property
+    def has_norm_bias(self) -> bool:
+        return self.bias if self.norm_bias is None else self.norm_bias
+
+    def is_local(self, layer: int) -> bool:
+        """Whether layer ``layer`` attends through the sliding window (ModernBERT: layers 1, 2, 4, 5, ...)."""
+        return self.sliding_window is not None and layer % self.global_attn_every_n_layers != 0
+
+    def layer_rope_theta(self, layer: int) -> float:
+        local = self.is_local(layer) and self.local_rope_theta is not None
+        return float(self.local_rope_theta if local else self.rope_theta)
+
     @property
     def emb_size(self) -> int:
         """Width of the embedding tables (E); equals hidden_size unless factorized."""
@@ -147,7 +210,8 @@ def preset_names() -> list[str]:
 
 
 def preset(name: str, **overrides) -> BertConfig:
-    """A named size preset: tiny, mini, small, medium, base, large, albert-base."""
+    """A named size preset: tiny, mini, small, medium, base, large, albert-base, and tiny-modern (the
+    modern switches: RoPE, a 64-token window on two layers of three, GeGLU, pre-LN, no bias)."""
     path = resources.files("berts.model.presets") / f"{name}.json"
     if not path.is_file():
         raise UserError(f"unknown model preset {name!r} (choose from {', '.join(preset_names())})")

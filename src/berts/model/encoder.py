@@ -24,6 +24,16 @@ on)::
 
 ``BertModel.forward`` is these same pieces in a loop.
 
+The modern switches (ModernBERT, NeoBERT; config.py's block, docs/model.md "Modern encoder"):
+``position_embedding_type: rope`` (no position table; q and k rotated by each token's position in
+its sequence, before the fast paths move tokens into attention's rows, so packing is exact),
+``sliding_window`` with ``global_attn_every_n_layers`` (local layers run attention.local_attention:
+chunked, memory linear in S, on the plain, unpadded and packed paths alike, since a sequence's
+tokens are contiguous in every layout), ``norm_type`` (``make_norm``), ``norm_bias``,
+``embedding_norm``, ``first_attn_norm``, token types off with ``type_vocab_size: 0``, and the
+pooler's ``classifier_pooling`` / ``pooler_act`` / ``pooler_norm``. GeGLU and SwiGLU are
+``ffn: glu`` with ``hidden_act`` gelu or silu.
+
 Fast paths, each a switch (``set_fast_path``) with the plain path beside it, tested equal within
 1e-5 (tests/test_fastpath.py): ``unpad``/``pack`` (see padding.Unpadded), ``sparse_output`` (the
 ``output_rows`` of BertModel.forward), ``fast_dropout``; ``compile_model`` wraps torch.compile
@@ -43,9 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.model.attention import attention, fast_dropout
+from berts.model.attention import apply_rope, attention, band_mask, fast_dropout, local_attention, rope_angles
 from berts.model.config import BertConfig
-from berts.model.padding import Unpadded, guard_empty_rows, unpad_index
+from berts.model.padding import Unpadded, guard_empty_rows, real_tokens, unpad_index
 
 __all__ = ["BertModel", "BertEncoder", "BertLayer", "BertAttention", "BertFeedForward", "BertEmbeddings",
            "BertPooler", "EncoderState", "EncoderOutput", "BertPreTrainedModel", "Dropout", "fast_dropout",
@@ -61,6 +71,14 @@ def activation(name: str):
         "silu": F.silu,
         "tanh": torch.tanh,
     }[name]
+
+
+def make_norm(config: BertConfig, width: int | None = None) -> nn.Module:
+    """The encoder's norm: LayerNorm (bias per ``norm_bias``, else ``bias``) or RMSNorm (no bias)."""
+    width = width or config.hidden_size
+    if config.norm_type == "rmsnorm":
+        return nn.RMSNorm(width, eps=config.layer_norm_eps)
+    return nn.LayerNorm(width, eps=config.layer_norm_eps, bias=config.has_norm_bias)
 
 
 class Dropout(nn.Dropout):
@@ -88,16 +106,19 @@ class EncoderOutput:
 
 
 class BertEmbeddings(nn.Module):
-    """token + segment + position embeddings, summed, LayerNorm, dropout; optional E -> H."""
+    """token + segment + position embeddings, summed, LayerNorm, dropout; optional E -> H.
+    RoPE: no position table; ``type_vocab_size: 0``: no segment table; ``embedding_norm: false``:
+    no norm (each of those attributes is then None)."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
         e = config.emb_size
         self.word_embeddings = nn.Embedding(config.vocab_size, e, padding_idx=config.pad_token_id)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, e)
-        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, e)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, e) \
+            if config.position_embedding_type == "absolute" else None
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, e) if config.type_vocab_size else None
         # pre-LN keeps this LayerNorm too (as RoBERTa-PreLayerNorm does)
-        self.LayerNorm = nn.LayerNorm(e, eps=config.layer_norm_eps, bias=config.bias)
+        self.LayerNorm = make_norm(config, e) if config.embedding_norm else None
         self.dropout = Dropout(config.hidden_dropout_prob)
         # ALBERT: E -> H (present whenever embedding_size is set, as transformers' ALBERT has it)
         self.projection = nn.Linear(e, config.hidden_size, bias=config.bias) \
@@ -107,12 +128,16 @@ class BertEmbeddings(nn.Module):
         """input_ids [B, S], or [T] (unpadded: then position_ids are given)."""
         if position_ids is None:
             position_ids = torch.arange(input_ids.shape[-1], device=input_ids.device).unsqueeze(0)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
-        if token_type_ids is None:
+        x = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            x = x + self.position_embeddings(position_ids)
+        if self.token_type_embeddings is None:
+            pass
+        elif token_type_ids is None:
             x = x + self.token_type_embeddings.weight[0]
         else:
             x = x + self.token_type_embeddings(token_type_ids)
-        x = self.dropout(self.LayerNorm(x))
+        x = self.dropout(self.LayerNorm(x) if self.LayerNorm is not None else x)
         if self.projection is not None:
             x = self.projection(x)
         return x
@@ -162,7 +187,7 @@ class BertAttention(nn.Module):
     """Multi-head self-attention (fused QKV projection) + output projection + residual, with the
     LayerNorm after the residual (post-LN) or on the input (pre-LN: x + out(attn(LN(x))))."""
 
-    def __init__(self, config: BertConfig):
+    def __init__(self, config: BertConfig, norm: bool = True):
         super().__init__()
         h = config.hidden_size
         self.num_heads = config.num_attention_heads
@@ -170,14 +195,20 @@ class BertAttention(nn.Module):
         self.pre_norm = config.norm_position == "pre"
         self.qkv = nn.Linear(h, 3 * h, bias=config.bias)  # rows: [query; key; value]
         self.out = nn.Linear(h, h, bias=config.bias)
-        self.norm = nn.LayerNorm(h, eps=config.layer_norm_eps, bias=config.bias)
+        # norm false (pre-LN layer 0 with first_attn_norm false): the input is read as it is
+        self.norm = make_norm(config) if norm else nn.Identity()
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.attn_dropout = config.attention_probs_dropout_prob
 
-    def forward(self, x, mask=None, want=None, unpadded: Unpadded | None = None, rows=None, kv=None):
+    def forward(self, x, mask=None, want=None, unpadded: Unpadded | None = None, rows=None, kv=None,
+                rope=None, window=None):
         """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] or [B, 1, S, S]
         (True = attend; unpadded.mask with ``unpadded``) or None. ``want``: see attention.attention;
         the maps come back in attention's rows ([rows, heads, S, S]).
+
+        ``rope``: (cos, sin) [B|1, S, d] (or [T, d]) of each token's position: q and k rotated.
+        ``window``: this layer is local (attention.local_attention; the dense band mask when maps
+        are wanted).
 
         ``rows``: flat indices of the tokens whose output is wanted; the output projection (and
         what follows) then runs on those rows only and the result is [N, H].
@@ -187,13 +218,25 @@ class BertAttention(nn.Module):
         """
         h = x.shape[-1]
         qkv = self.qkv(self.norm(x) if self.pre_norm else x)  # [B, S, 3H] (or [T, 3H])
+        if rope is not None:  # rotate q and k where each token is, before packing moves it
+            qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim))  # [.., 3, heads, d]
+            cos, sin = rope[0][..., None, :], rope[1][..., None, :]  # [.., 1, d]
+            qkv = torch.stack([apply_rope(qkv[..., 0, :, :], cos, sin), apply_rope(qkv[..., 1, :, :], cos, sin),
+                               qkv[..., 2, :, :]], dim=-3).flatten(-3)
         qkv = qkv if unpadded is None else unpadded.to_rows(qkv)
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         if kv is not None:  # incremental decoding: earlier positions' keys/values, then these
+            if window is not None:
+                raise ValueError("incremental decoding does not support sliding-window layers")
             k, v = kv.extend(k, v)
-        ctx, extra = attention(q, k, v, mask, dropout_p=self.attn_dropout if self.training else 0.0,
-                               fast_dropout=self.dropout.fast_dropout, want=want)
+        p = self.attn_dropout if self.training else 0.0
+        if window is not None and want is None:  # local layer, chunked: no [S, S] scores
+            ctx, extra = local_attention(q, k, v, mask, window=window, dropout_p=p), None
+        else:
+            if window is not None:  # maps wanted: the dense band (same numbers, [S, S] memory)
+                mask = band_mask(s, window, mask, device=q.device)
+            ctx, extra = attention(q, k, v, mask, dropout_p=p, fast_dropout=self.dropout.fast_dropout, want=want)
         ctx = ctx.transpose(1, 2).reshape(b, s, h)
         if unpadded is not None:
             ctx = unpadded.from_rows(ctx)
@@ -218,7 +261,7 @@ class BertFeedForward(nn.Module):
         i = config.intermediate_size
         self.up = nn.Linear(config.hidden_size, 2 * i if self.glu else i, bias=config.bias)
         self.down = nn.Linear(i, config.hidden_size, bias=config.bias)
-        self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.bias)
+        self.norm = make_norm(config)
         self.dropout = Dropout(config.hidden_dropout_prob)
         self.act = activation(config.hidden_act)
 
@@ -237,13 +280,13 @@ class BertFeedForward(nn.Module):
 
 class BertLayer(nn.Module):
     def __init__(self, config: BertConfig, attention: BertAttention | None = None,
-                 ffn: BertFeedForward | None = None):
+                 ffn: BertFeedForward | None = None, first: bool = False):
         super().__init__()
-        self.attention = attention or BertAttention(config)
+        self.attention = attention or BertAttention(config, norm=not first or config.first_attn_norm)
         self.ffn = ffn or BertFeedForward(config)
 
-    def forward(self, x, mask=None, want=None, unpadded=None, rows=None, kv=None):
-        x, extra = self.attention(x, mask, want, unpadded, rows, kv)
+    def forward(self, x, mask=None, want=None, unpadded=None, rows=None, kv=None, rope=None, window=None):
+        x, extra = self.attention(x, mask, want, unpadded, rows, kv, rope, window)
         return self.ffn(x), extra
 
 
@@ -266,6 +309,10 @@ class EncoderState:
     layer: int = 0
     rows: torch.Tensor | None = None  # set by a sparse run_layer: x holds these flat positions only
     attention_maps: object = None
+    # RoPE: each token's position, [B|1, S] plain or [T] unpadded (None without RoPE), and the
+    # (cos, sin) of each base, computed once per forward by the first layer that needs them
+    positions: torch.Tensor | None = None
+    rope: dict | None = None
 
     @property
     def batch(self) -> int:
@@ -286,15 +333,20 @@ class EncoderState:
             keep = keep.nonzero().squeeze(1)
         keep = keep.to(self.batch_rows.device)
         attention_mask = self.attention_mask[keep] if self.attention_mask is not None else None
+        positions = self.positions
         if self.unpadded is not None:
             unpadded, tokens = self.unpadded.select(keep)
+            positions = positions.index_select(0, tokens) if positions is not None else None
             return replace(self, x=self.x.index_select(0, tokens), mask=unpadded.mask, unpadded=unpadded,
-                           attention_mask=attention_mask, batch_rows=self.batch_rows[keep], attention_maps=None)
+                           attention_mask=attention_mask, batch_rows=self.batch_rows[keep], attention_maps=None,
+                           positions=positions, rope={})
         mask = self.mask
         if mask is not None and mask.shape[0] > 1:
             mask = mask[keep]
+        if positions is not None and positions.shape[0] > 1:
+            positions = positions[keep]
         return replace(self, x=self.x[keep], mask=mask, attention_mask=attention_mask,
-                       batch_rows=self.batch_rows[keep], attention_maps=None)
+                       batch_rows=self.batch_rows[keep], attention_maps=None, positions=positions, rope={})
 
 
 class BertEncoder(nn.Module):
@@ -303,7 +355,8 @@ class BertEncoder(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         share = config.share_layers
-        first = BertLayer(config)
+        self.config = config
+        first = BertLayer(config, first=True)
         layers = [first]
         for _ in range(config.num_hidden_layers - 1):
             if share == "all":
@@ -320,8 +373,7 @@ class BertEncoder(nn.Module):
         # state dicts are then unchanged). Every reader of the last layer's output (hidden(),
         # the pooler, the sparse rows, decode) sees the normalised states; states between layers
         # (early exit, output_hidden_states but the last) are the raw residual stream: ``readout``.
-        self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps, bias=config.bias) \
-            if config.norm_position == "pre" else None
+        self.final_norm = make_norm(config) if config.norm_position == "pre" else None
 
     def readout(self, x: torch.Tensor, layer: int) -> torch.Tensor:
         """The hidden states ``x`` after ``layer`` layers as a head should read them: normalised by
@@ -330,6 +382,19 @@ class BertEncoder(nn.Module):
             return x
         return self.final_norm(x)
 
+    def layer_extras(self, i: int, positions, cache: dict | None):
+        """Layer i's rope (cos, sin) of ``positions`` (None without RoPE; kept in ``cache`` per
+        base) and its window (None for a global layer)."""
+        c = self.config
+        window = c.sliding_window if c.is_local(i) else None
+        if c.position_embedding_type != "rope":
+            return None, window
+        theta = c.layer_rope_theta(i)
+        cache = {} if cache is None else cache
+        if theta not in cache:
+            cache[theta] = rope_angles(positions, c.head_dim, theta)
+        return cache[theta], window
+
     def run_layer(self, i: int, state: EncoderState, want=None, rows=None) -> EncoderState:
         """Layer i on ``state``. ``want``: attention maps to keep (attention.attention's ``want``),
         in batch coordinates in ``attention_maps``. ``rows``: flat indices into this state's B*S:
@@ -337,7 +402,10 @@ class BertEncoder(nn.Module):
         u = state.unpadded
         if rows is not None and u is not None:
             rows = u.positions(rows)
-        x, extra = self.layers[i](state.x, state.mask, want, u, rows)
+        if state.rope is None:
+            state = replace(state, rope={})
+        rope, window = self.layer_extras(i, state.positions, state.rope)
+        x, extra = self.layers[i](state.x, state.mask, want, u, rows, rope=rope, window=window)
         if self.final_norm is not None and i == len(self.layers) - 1:
             x = self.final_norm(x)  # [B, S, H], [T, H] or [N, H]: per position, so any layout
         if extra is not None and u is not None:  # slot coordinates -> the batch's [B, heads, S, S]
@@ -360,12 +428,25 @@ class BertEncoder(nn.Module):
 
 
 class BertPooler(nn.Module):
+    """[CLS] (or the mean of the real tokens: ``classifier_pooling: mean``) -> dense -> ``pooler_act``
+    (BERT: tanh) -> a norm when ``pooler_norm`` (ModernBERT's head: dense, gelu, norm)."""
+
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
+        self.act = activation(config.pooler_act)
+        self.mean = config.classifier_pooling == "mean"
+        self.norm = make_norm(config) if config.pooler_norm else None
 
-    def forward(self, x):
-        return torch.tanh(self.dense(x[:, 0]))
+    def forward(self, x, real=None):
+        """x [B, S, H] -> [B, H]; ``real`` bool [B, S] (the real tokens, for the mean; None: all)."""
+        if self.mean:
+            w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device) if real is None else real.to(x.dtype)
+            pooled = (x * w[..., None]).sum(1) / w.sum(1, keepdim=True)
+        else:
+            pooled = x[:, 0]
+        y = self.act(self.dense(pooled))
+        return self.norm(y) if self.norm is not None else y
 
 
 def attention_mask_4d(attention_mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -393,9 +474,9 @@ def _init_module(module: nn.Module, std: float) -> None:
         if module.padding_idx is not None:
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
-    elif isinstance(module, nn.LayerNorm):
+    elif isinstance(module, (nn.LayerNorm, nn.RMSNorm)):
         nn.init.ones_(module.weight)
-        if module.bias is not None:  # bias: false
+        if getattr(module, "bias", None) is not None:  # bias: false, RMSNorm
             nn.init.zeros_(module.bias)
 
 
@@ -513,16 +594,21 @@ class BertModel(BertPreTrainedModel):
         if attention_mask is not None and self.fast("unpad"):
             unpadded = unpad_index(attention_mask, pack=self.fast("pack"))
         rows = torch.arange(b, device=input_ids.device)
+        rope = self.config.position_embedding_type == "rope"
         if unpadded is None:
             x = self.embeddings(input_ids, token_type_ids, position_ids)
-            return EncoderState(x, attention_mask_4d(attention_mask), None, attention_mask, rows, s)
+            positions = None if not rope else position_ids if position_ids is not None else \
+                torch.arange(s, device=input_ids.device)[None]  # [B|1, S]
+            return EncoderState(x, attention_mask_4d(attention_mask), None, attention_mask, rows, s,
+                                positions=positions)
         if position_ids is None:
             position_ids = unpadded.index % unpadded.seq
         else:
             position_ids = unpadded.unpad(position_ids.expand(input_ids.shape))
         token_type_ids = unpadded.unpad(token_type_ids) if token_type_ids is not None else None
         x = self.embeddings(unpadded.unpad(input_ids), token_type_ids, position_ids)
-        return EncoderState(x, unpadded.mask, unpadded, attention_mask, rows, s)
+        return EncoderState(x, unpadded.mask, unpadded, attention_mask, rows, s,
+                            positions=position_ids if rope else None)  # [T]
 
     def run_layer(self, i: int, state: EncoderState, want=None) -> EncoderState:
         """Layer i on ``state`` (any subset of the batch's rows). ``want``: "scores" / "probs" /
@@ -530,7 +616,11 @@ class BertModel(BertPreTrainedModel):
         return self.encoder.run_layer(i, state, want)
 
     def pool(self, state: EncoderState) -> torch.Tensor:
-        """The pooler on each row's [CLS] (position 0): [B, H]."""
+        """The pooler on each row's [CLS] (position 0), or the mean of its real tokens: [B, H]."""
+        if self.pooler.mean:
+            real = state.unpadded.real if state.unpadded is not None else \
+                None if state.attention_mask is None else real_tokens(state.attention_mask)
+            return self.pooler(state.hidden(), real)
         if state.unpadded is None:
             return self.pooler(state.x)
         u = state.unpadded
@@ -555,8 +645,10 @@ class BertModel(BertPreTrainedModel):
         mask4 = None if mask is None else mask.bool()[:, None]
         if mask4 is not None and p == 0:
             mask4 = guard_empty_rows(mask4)  # padding queries of the prompt: their own key, no NaN
+        rope = {}
         for i, layer in enumerate(self.encoder.layers):
-            x, _ = layer(x, mask4, kv=cache.layers[i])
+            angles, window = self.encoder.layer_extras(i, positions, rope)
+            x, _ = layer(x, mask4, kv=cache.layers[i], rope=angles, window=window)
         return x if self.encoder.final_norm is None else self.encoder.final_norm(x)  # pre-LN
 
     # ------------------------------------------------------------------ forward
@@ -582,7 +674,8 @@ class BertModel(BertPreTrainedModel):
         want = ("scores", "probs") if output_attentions and output_attention_scores else \
             "probs" if output_attentions else "scores" if output_attention_scores else None
         rows = None
-        if output_rows is not None and not output_hidden_states and self.fast("sparse_output"):
+        mean = self.pooler is not None and self.pooler.mean  # the pooler reads every row
+        if output_rows is not None and not output_hidden_states and not mean and self.fast("sparse_output"):
             rows = output_rows
             if self.pooler is not None:  # the [CLS] rows first
                 rows = torch.cat([torch.arange(b, device=input_ids.device) * s, output_rows])
