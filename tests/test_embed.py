@@ -102,7 +102,7 @@ def _encoder(env, modes, normalize):
 
 @pytest.mark.parametrize("modes,normalize", [("mean", True), ("cls", False), ("max", False),
                                              ("mean_sqrt_len_tokens", True), ("weightedmean", False),
-                                             (["cls", "mean"], False)])
+                                             ("lasttoken", True), (["cls", "mean"], False)])
 def test_saved_directory_gives_sentence_transformers_the_same_embeddings(env, modes, normalize):
     from berts.embed.encoder import Encoder
 
