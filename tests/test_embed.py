@@ -75,8 +75,7 @@ def test_pooling_left_padding_counts_from_the_first_real_token():
 # ---------------------------------------------------------------------------------------- directories
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A tiny random berts encoder + tokenizer, and sentence-transformers (imported once: slow)."""
-    st = pytest.importorskip("sentence_transformers")
+    """A tiny random berts encoder + tokenizer."""
     from berts.tokenizer.wordpiece import Tokenizer
 
     root = tmp_path_factory.mktemp("embed")
@@ -91,7 +90,13 @@ def env(tmp_path_factory):
     with torch.no_grad():  # LayerNorms and biases random too: a wrong mapping cannot pass
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.1)
-    return {"st": st, "root": root, "tok": tok, "model": model}
+    return {"root": root, "tok": tok, "model": model}
+
+
+@pytest.fixture(scope="module")
+def st():
+    """sentence-transformers, the oracle (imported once: slow)."""
+    return pytest.importorskip("sentence_transformers")
 
 
 def _encoder(env, modes, normalize):
@@ -103,7 +108,7 @@ def _encoder(env, modes, normalize):
 @pytest.mark.parametrize("modes,normalize", [("mean", True), ("cls", False), ("max", False),
                                              ("mean_sqrt_len_tokens", True), ("weightedmean", False),
                                              ("lasttoken", True), (["cls", "mean"], False)])
-def test_saved_directory_gives_sentence_transformers_the_same_embeddings(env, modes, normalize):
+def test_saved_directory_gives_sentence_transformers_the_same_embeddings(env, st, modes, normalize):
     from berts.embed.encoder import Encoder
 
     enc = _encoder(env, modes, normalize)
@@ -113,7 +118,7 @@ def test_saved_directory_gives_sentence_transformers_the_same_embeddings(env, mo
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ours = enc.encode(TEXTS, batch_size=3)
-        theirs = env["st"].SentenceTransformer(str(d), device="cpu").encode(TEXTS, batch_size=3)
+        theirs = st.SentenceTransformer(str(d), device="cpu").encode(TEXTS, batch_size=3)
     assert ours.shape == theirs.shape == (len(TEXTS), enc.dim)
     np.testing.assert_allclose(ours, theirs, rtol=0, atol=1e-5)
     if normalize:
@@ -125,7 +130,7 @@ def test_saved_directory_gives_sentence_transformers_the_same_embeddings(env, mo
         np.testing.assert_allclose(again.encode(TEXTS), ours, rtol=0, atol=1e-5)
 
 
-def test_a_directory_made_by_sentence_transformers_loads_with_its_embeddings(env):
+def test_a_directory_made_by_sentence_transformers_loads_with_its_embeddings(env, st):
     """Built with sentence-transformers' own classes around a BertModel saved by transformers."""
     import transformers
     from sentence_transformers.sentence_transformer import modules as M
@@ -145,11 +150,11 @@ def test_a_directory_made_by_sentence_transformers_loads_with_its_embeddings(env
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tr = M.Transformer(str(hf), max_seq_length=12)
-        st = env["st"].SentenceTransformer(modules=[tr, M.Pooling(32, pooling_mode="max"), M.Normalize()],
-                                           device="cpu")
+        made = st.SentenceTransformer(modules=[tr, M.Pooling(32, pooling_mode="max"), M.Normalize()],
+                                      device="cpu")
         d = env["root"] / "st-made"
-        st.save(str(d))
-        theirs = st.encode(TEXTS, batch_size=4)
+        made.save(str(d))
+        theirs = made.encode(TEXTS, batch_size=4)
         enc = Encoder.from_pretrained(d)
         assert enc.pooling.modes == ("max",) and enc.pooling.normalize and enc.max_seq_length == 12
         ours = enc.encode(TEXTS, batch_size=4)
@@ -228,3 +233,28 @@ def test_bad_directories_fail_in_one_line(tmp_path, env):
     (tmp_path / "1_Pooling" / "config.json").write_text(
         '{"word_embedding_dimension": 4, "pooling_mode_cls_token": true, "pooling_mode_mean_tokens": true}')
     assert read_st_dir(tmp_path).modes == ("cls", "mean")  # ST's order, whatever the file's
+
+
+def test_training_forward_equals_eval_without_dropout_and_reaches_every_layer(env):
+    """Training calls Encoder.forward with the encoder's training fast paths (unpad and pack):
+    without dropout it gives encode's numbers, and a loss's gradient reaches every encoder weight."""
+    from berts.embed.encoder import Encoder
+    from berts.embed.losses import MultipleNegativesRankingLoss
+
+    model = BertModel(env["model"].config.replace(hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0),
+                      add_pooling_layer=False)
+    model.load_state_dict({k: v for k, v in env["model"].state_dict().items() if not k.startswith("pooler")})
+    enc = Encoder(model, env["tok"], Pooling(32, "mean"), max_seq_length=16)
+    texts = TEXTS[:6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = enc.encode(texts)
+        ids, mask = enc.batch(enc.tokenize(texts))
+    enc.train()
+    assert model.fast("unpad") and model.fast("pack")
+    got = enc(ids, mask)
+    np.testing.assert_allclose(got.detach().numpy(), want, rtol=0, atol=1e-5)
+    loss = MultipleNegativesRankingLoss()(got[:3], got[3:])
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for n, p in model.named_parameters()
+               if "token_type" not in n), [n for n, p in model.named_parameters() if p.grad is None]
