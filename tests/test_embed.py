@@ -14,7 +14,7 @@ from berts.errors import UserError
 from berts.model.config import BertConfig
 from berts.model.encoder import BertModel
 
-WORDS = "cat dog bird tree river hill house red blue green big small".split()
+WORDS = ["cat", "dog", "bird", "tree", "river", "hill", "house", "red", "blue", "green", "big", "small"]
 TEXTS = ["The cat is big.", "a dog runs by the river", "", "Red trees, blue hills and green houses.",
          "the small bird", "cat", "big big big big big big big big big big big big big big big big big big",
          "a house on a hill by a river, the dog is red and the cat is blue"]

@@ -6,8 +6,16 @@ import math
 import numpy as np
 import pytest
 
-from berts.embed.metrics import (evaluate_retrieval, pearson, read_beir, read_qrels, retrieval_scores, spearman,
-                                 sts_scores, top_k)
+from berts.embed.metrics import (
+    evaluate_retrieval,
+    pearson,
+    read_beir,
+    read_qrels,
+    retrieval_scores,
+    spearman,
+    sts_scores,
+    top_k,
+)
 from berts.errors import UserError
 
 
@@ -66,7 +74,7 @@ def test_retrieval_measures_equal_pytrec_eval_on_random_runs():
     ref = ev.evaluate(run)
     cut = {q: dict(sorted(r.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:10]) for q, r in run.items()}
     rr = pytrec_eval.RelevanceEvaluator(qrels, {"recip_rank"}).evaluate(cut)
-    mean = lambda name, res: float(np.mean([v[name] for v in res.values()]))  # noqa: E731
+    mean = lambda name, res: float(np.mean([v[name] for v in res.values()]))
     assert ours["recall@1"] == pytest.approx(mean("recall_1", ref), abs=1e-9)
     assert ours["recall@10"] == pytest.approx(mean("recall_10", ref), abs=1e-9)
     assert ours["recall@100"] == pytest.approx(mean("recall_100", ref), abs=1e-9)

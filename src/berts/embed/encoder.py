@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -81,7 +81,7 @@ class Encoder(nn.Module):
     # ------------------------------------------------------------------ loading, saving
     @classmethod
     def from_pretrained(cls, directory, normalize: bool | None = None, pooling=None,
-                        max_seq_length: int | None = None) -> "Encoder":
+                        max_seq_length: int | None = None) -> Encoder:
         """A sentence-transformers directory (its pooling, normalisation and window), or a plain
         BERT directory: mean pooling then, said once (a logging warning). ``pooling`` /
         ``normalize`` / ``max_seq_length`` override the directory's."""

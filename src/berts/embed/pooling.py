@@ -84,7 +84,7 @@ class Pooling(nn.Module):
 
     # --------------------------------------------------------------- [B, S, H] + mask
     def _padded(self, hidden, attention_mask) -> list[torch.Tensor]:
-        b, s, h = hidden.shape
+        b, s, _ = hidden.shape
         mask = attention_mask.to(hidden.dtype)[:, :, None]  # [B, S, 1]
         count = mask.sum(1).clamp(min=1e-9)  # [B, 1] real tokens (an all-padding row: no NaN)
         first = attention_mask.long().argmax(1)  # [B] the first real token (0 with right padding)
