@@ -25,6 +25,7 @@ from typing import Any, Literal
 import yaml
 
 from berts.errors import UserError
+from berts.objectives.registry import resolve_objectives
 
 
 # ----------------------------------------------------------------------------- sections
@@ -44,16 +45,20 @@ class PretrainData:
     shards: str | None = None  # directory written by `berts prepare`
     eval_shards: str | None = None  # held-out shards for evaluation (optional)
     eval_batches: int = 20  # batches of eval_shards per evaluation
-    # the sentence-level objective (auto: the shards'; reorder / distance: ERNIE 2.0's), or UniLM's:
-    # unilm / clm / seq2seq (BertForUnifiedLM)
-    objective: Literal["auto", "nsp", "sop", "none", "reorder", "distance", "unilm", "clm", "seq2seq",
-                       "electra"] = "auto"  # electra: replaced-token detection (berts.model.electra; electra: section)
+    # the pretraining objectives, names of berts.objectives.registry (mlm, nsp, sop, reorder, distance, sbo,
+    # wso, unilm, clm, seq2seq, electra, a plug-in), e.g. [mlm, sop, sbo]; auto in the list: the shards'
+    # sentence objective. null: the list the old keys below say (objective, sbo, wso)
+    objectives: list[str] | None = None
+    # the old spelling of the top-level ``objectives`` list (used when that is unset): the sentence-level
+    # objective (auto: the shards'; none: MLM only), or unilm / clm / seq2seq / electra alone; any name of
+    # berts.objectives.registry that is not token-level
+    objective: str = "auto"
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
-    sbo: bool = False  # SpanBERT's span boundary objective (with span masking)
-    wso: bool = False  # StructBERT's word structural objective (shuffled trigrams of unmasked tokens, MLM head)
-    wso_rate: float = 0.05  # the share of trigrams of unmasked tokens that wso shuffles (StructBERT: 5%)
+    sbo: bool = False  # old spelling: sbo in objectives (SpanBERT's span boundary objective, with span masking)
+    wso: bool = False  # old spelling: wso in objectives (StructBERT's word structural objective)
+    wso_rate: float = 0.05  # old spelling of wso.rate (used when it differs from 0.05)
     static_masking: bool = False  # each example keeps one mask (seeded by its index), as Google's BERT
     num_workers: int = 2
     pad_to_multiple_of: int = 8
@@ -143,8 +148,14 @@ class LogSection:
 
 
 @dataclass
+class WsoSection:
+    """StructBERT's word structural objective (objectives: [mlm, wso])."""
+    rate: float = 0.05  # the share of trigrams of unmasked tokens that wso shuffles (StructBERT: 5%)
+
+
+@dataclass
 class ElectraSection:
-    """ELECTRA (data.objective: electra): the generator's size and the discriminator loss' weight."""
+    """ELECTRA (objectives: [electra]): the generator's size and the discriminator loss' weight."""
     generator_size: float = 0.25  # the generator's hidden / heads / intermediate sizes, a fraction of the model's
     rtd_weight: float = 50.0  # lambda: loss = generator MLM + lambda x discriminator BCE
 
@@ -159,6 +170,7 @@ class PretrainConfig:
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/pretrain"))
     electra: ElectraSection = field(default_factory=ElectraSection)
+    wso: WsoSection = field(default_factory=WsoSection)
 
 
 @dataclass
@@ -569,6 +581,8 @@ def validate(cfg) -> None:
         p = cfg.model.overrides.get(key)
         if p is not None and not 0 <= p < 1:
             bad(f"model.{key} must be in [0, 1), got {p}")
+    if isinstance(cfg, PretrainConfig):  # the objectives' list and combination (the shards' part: at run time)
+        resolve_objectives(cfg)
 
 
 def parse_class_weights(value) -> dict[str, float] | str:

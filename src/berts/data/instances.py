@@ -48,11 +48,32 @@ from typing import NamedTuple
 
 import numpy as np
 
-OBJECTIVES = ("nsp", "sop", "none", "reorder", "distance")
+from berts.objectives.registry import get, sentence_names
+
 # reorder's classes: the order the pieces are shown in (shown[j] = piece perm[j]), k = 1, 2, 3
 REORDER_PERMUTATIONS: tuple[tuple[int, ...], ...] = tuple(
     p for k in (1, 2, 3) for p in itertools.permutations(range(k)))
-NUM_LABELS = {"nsp": 2, "sop": 2, "none": 0, "reorder": len(REORDER_PERMUTATIONS), "distance": 3}
+
+
+# The sentence-level objectives (their maker, labels and specials) are the registry's
+# (berts.objectives.registry, kind "sentence"); "none" is the one-segment layout, no objective.
+def objectives() -> tuple[str, ...]:
+    """What instances can be made for: the registry's sentence-level objectives and none."""
+    return sentence_names()
+
+
+def num_labels(objective: str) -> int:
+    return 0 if objective == "none" else get(objective).num_labels
+
+
+def num_special(objective: str) -> int:
+    """Specials of the longest layout: [CLS] [SEP] (none), 3 for a pair, 4 for three pieces (reorder)."""
+    return 2 if objective == "none" else get(objective).num_special
+
+
+def maker(objective: str):
+    """The function that makes ``objective``'s instances from one document (the spec's ``maker``)."""
+    return make_packed if objective == "none" else get(objective).load("maker")
 
 
 class Instance(NamedTuple):
@@ -60,11 +81,6 @@ class Instance(NamedTuple):
     bits: list[int] | None  # per-token unit bits (see segment.py), or None
     b_start: int  # index of B's first token; len(tokens) when there is no B
     label: int  # nsp/sop: 0 = in order / real next, 1 = swapped / random; none: -1; reorder 0..8; distance 0..2
-
-
-def num_special(objective: str) -> int:
-    """Specials of the longest layout: [CLS] [SEP] (none), 3 for a pair, 4 for three pieces."""
-    return {"none": 2, "reorder": 4}.get(objective, 3)
 
 
 def truncate_pair(a, b, abits, bbits, max_num_tokens: int, rng: random.Random):
@@ -112,16 +128,16 @@ def create_instances(documents: Sequence[Sequence[list[int]]], rng: random.Rando
     [CLS]/[SEP] are 3 (a one-token word and unit). ``continuation`` (bool per id) finds word
     starts for cutting a single sentence under ``sop``.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objective in ("nsp", "distance") and len(documents) < 2:
-        raise ValueError(f"{objective} needs at least two documents in a pool")
-    maker = {"none": _packed, "reorder": _reordered, "distance": _distance}.get(objective, _paired)
+    if objective not in objectives():
+        raise ValueError(f"objective must be one of {objectives()}, got {objective!r}")
+    if objective != "none" and len(documents) < get(objective).min_documents:
+        raise ValueError(f"{objective} needs at least {get(objective).min_documents} documents in a pool")
+    make = maker(objective)
     out: list[Instance] = []
     owed: dict[int, int] = {}  # distance: classes drawn but impossible, given to later chunks
     for _ in range(dupe_factor):
         for index in range(len(documents)):
-            maker(documents, bits, index, rng, out, objective=objective, max_seq_length=max_seq_length,
+            make(documents, bits, index, rng, out, objective=objective, max_seq_length=max_seq_length,
                   short_seq_prob=short_seq_prob, cls_id=cls_id, sep_id=sep_id, continuation=continuation, owed=owed)
     if shuffle:
         rng.shuffle(out)
@@ -134,7 +150,7 @@ def _target(rng: random.Random, max_num_tokens: int, short_seq_prob: float) -> i
     return max_num_tokens
 
 
-def _packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, **_):
+def make_packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, **_):
     """objective none: [CLS] whole sentences [SEP]."""
     max_num_tokens = max_seq_length - 2
     doc = documents[index]
@@ -162,7 +178,7 @@ def _packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob,
         emit(cur, cur_bits)
 
 
-def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, short_seq_prob, cls_id, sep_id,
+def make_paired(documents, bits, index, rng, out, *, objective, max_seq_length, short_seq_prob, cls_id, sep_id,
             continuation, **_):
     """objectives nsp and sop: [CLS] A [SEP] B [SEP]."""
     max_num_tokens = max_seq_length - 3
@@ -253,7 +269,7 @@ def _gather(doc, dbits, i, target):
     return i, tokens, tbits, bounds
 
 
-def _reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
+def make_reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
                **_):
     """objective reorder: [CLS] p_perm[0] [SEP] ... [SEP] (see the module docstring)."""
     doc = documents[index]
@@ -286,7 +302,7 @@ def _reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_pr
         out.append(Instance(ids, ibits if tbits is not None else None, len(ids), REORDER_PERMUTATIONS.index(perm)))
 
 
-def _distance(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
+def make_distance(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
               owed, **_):
     """objective distance: [CLS] A [SEP] B [SEP], label 0 adjacent / 1 same document / 2 other."""
     max_num_tokens = max_seq_length - 3
