@@ -114,6 +114,12 @@ class BertConfig:
                 bad(f"{name} must be a positive number, got {getattr(self, name)!r}")
         if not isinstance(self.num_labels, int) or isinstance(self.num_labels, bool) or self.num_labels < 1:
             bad(f"num_labels must be a positive integer, got {self.num_labels!r}")
+        if any(k in self.extra for k in OLD_SWITCHES):  # an old switch given in code: the typed fields
+            fields = upgrade_switches({**self.extra, "span_boundary_objective": self.span_boundary_objective})
+            self.extra = {k: v for k, v in self.extra.items() if k not in OLD_SWITCHES}
+            for key in ("objectives", "lm_mode", "lm_readout"):
+                if fields.get(key) is not None and getattr(self, key) is None:
+                    setattr(self, key, fields[key])
         if self.objectives is not None:
             if not isinstance(self.objectives, (list, tuple)) or not all(isinstance(o, str) for o in self.objectives):
                 bad(f"objectives must be a list of objective names or null, got {self.objectives!r}")

@@ -180,6 +180,9 @@ class ObjectiveHeads(BertTaskModel):
 
     def build_heads(self, config: BertConfig) -> None:
         self.specs = head_specs(config, self.head_kinds, self.default_sentence, self.legacy_sbo)
+        for spec in registry.registry().values():  # the heads this model could hold: None when off
+            if spec.attr and spec.kind in self.head_kinds:
+                setattr(self, spec.attr, None)
         names = []
         for spec in self.specs:
             if spec.attr not in names:  # nsp and sop: one head

@@ -51,8 +51,9 @@ class PretrainingTask(ModelTask):
     def evaluate(self, trainer):
         if self.eval_dataset is None:
             return None
-        metrics = self._evaluate(trainer, self.eval_dataset, [s for s in self.specs if not s.eval_transformed])
-        if self.eval_transformed is not None:  # the transforms' objectives (wso), on transformed text
+        apart = self.eval_transformed is not None  # else every objective on eval_dataset (as it is given)
+        metrics = self._evaluate(trainer, self.eval_dataset, [s for s in self.specs if not (apart and s.eval_transformed)])
+        if apart:  # the transforms' objectives (wso), on transformed text
             metrics.update(self._evaluate(trainer, self.eval_transformed,
                                           [s for s in self.specs if s.eval_transformed]))
         return metrics
