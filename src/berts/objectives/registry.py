@@ -176,8 +176,10 @@ def check_objectives(objectives: list[str], shards_objective: str | None = None)
     by_kind = {k: [s.name for s in specs if s.kind == k] for k in KINDS}
     for kind in ("lm", "pair"):
         if by_kind[kind] and len(out) > 1:
+            others = [n for n in out if n != by_kind[kind][0]]
+            old = "".join(f" (old keys: set data.{n}: false)" for n in others if n in ("sbo", "wso"))
             raise UserError(f"objectives: {by_kind[kind][0]} trains a model of its own and combines with no other "
-                            f"objective, got [{', '.join(out)}]")
+                            f"objective, got [{', '.join(out)}]: drop {', '.join(others)}{old}")
     if len(by_kind["sentence"]) > 1:
         raise UserError(f"objectives: at most one sentence-level objective, got {', '.join(by_kind['sentence'])}")
     if (by_kind["sentence"] or by_kind["token"]) and "mlm" not in out:
