@@ -41,7 +41,9 @@ class ModelOutput:
     logits: torch.Tensor | None = None
     prediction_logits: torch.Tensor | None = None
     seq_relationship_logits: torch.Tensor | None = None
-    structure_logits: torch.Tensor | None = None  # sentence reorder [B, 9] / distance [B, 3] (objectives/structure.py)
+    # a sentence-level head's other than NSP/SOP's: reorder [B, 9], distance [B, 3] (objectives/structure.py),
+    # a plug-in's (objectives/samedoc.py [B, 2])
+    structure_logits: torch.Tensor | None = None
     lm_logits: torch.Tensor | None = None  # next-token logits at lm_positions, [N, vocab]
     last_hidden_state: torch.Tensor | None = None
     pooler_output: torch.Tensor | None = None

@@ -93,6 +93,7 @@ class SentenceDistance(_SentenceClasses):
 
 
 SENTENCE_OBJECTIVES = {"reorder": SentenceReorder, "distance": SentenceDistance}
+SentenceClasses = _SentenceClasses  # the base of a new sentence-level head (objectives/samedoc.py)
 
 
 @register
