@@ -90,7 +90,7 @@ class ObjectiveSpec:
                 return {}
             return {f"{prefix}_loss": (float(out.losses[self.name]) * n, n),
                     f"{prefix}_acc": (float(out.metrics[f"{self.name}_acc"]) * n, n)}
-        logits = getattr(out, self.eval_logits).float()
+        logits = getattr(out, self.eval_logits).detach().float()
         sums = {f"{prefix}_acc": (float((top1(logits) == labels).sum()), n)}
         if self.eval_loss:
             sums = {f"{prefix}_loss": (float(F.cross_entropy(logits, labels, reduction="sum")), n), **sums}
