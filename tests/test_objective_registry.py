@@ -110,8 +110,10 @@ def test_the_model_builds_the_heads_its_config_names(tiny_config):
     plain = BertForPreTraining(tiny_config)  # None: transformers' class, MLM + NSP/SOP's head
     assert plain.objective_names == ("mlm", "seq_relationship") and plain.sbo is None and plain.structure is None
     assert BertForMaskedLM(tiny_config.replace(objectives=["mlm", "sop", "wso"])).objective_names == ("mlm", "wso")
-    with pytest.raises(TypeError, match="unexpected keyword argument 'sentence_reorder_label'"):
-        plain(**padded_batch(), sentence_reorder_label=torch.tensor([0, 1, 2]))  # a head it does not have
+    with pytest.raises(TypeError, match="unexpected keyword argument 'sentence_reordr_label'"):
+        plain(**padded_batch(), sentence_reordr_label=torch.tensor([0, 1, 2]))  # a typo, as transformers
+    out = plain(**padded_batch(), sentence_reorder_label=torch.tensor([0, 1, 2]))  # a head it lacks: ignored
+    assert out.structure_logits is None and out.losses is None
 
 
 OLD_SWITCHES = {"berts_structure_objective": "distance", "berts_wso": True}

@@ -173,8 +173,9 @@ def head_specs(config: BertConfig, kinds: tuple[str, ...], default_sentence: str
 class ObjectiveHeads(BertTaskModel):
     """A task model whose objectives are the registry's heads that ``config.objectives`` names
     (head_specs), each built by its class's ``build(model, config)`` and held under its spec's
-    ``attr``. ``forward`` takes the targets the built objectives declare (their specs'
-    ``batch_keys``); any other keyword is a TypeError, as transformers'."""
+    ``attr``. ``forward`` takes the targets the registry's objectives declare (their specs'
+    ``batch_keys``; those of a head it does not hold are ignored, as before the registry); any other
+    keyword is a TypeError, as transformers'."""
 
     head_kinds: tuple[str, ...] = ("token",)
     default_sentence: str | None = None
@@ -192,8 +193,9 @@ class ObjectiveHeads(BertTaskModel):
                 names.append(spec.attr)
         self.objective_names = tuple(names)
 
-    def target_keys(self) -> set[str]:
-        return {k for s in self.specs for k in s.batch_keys} | {"labels"}
+    @staticmethod
+    def target_keys() -> set[str]:
+        return {k for s in registry.registry().values() for k in s.batch_keys} | {"labels"}
 
     def check_targets(self, targets: dict) -> dict:
         unknown = sorted(k for k in targets if k not in self.target_keys())
