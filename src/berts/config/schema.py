@@ -46,13 +46,13 @@ class PretrainData:
     eval_shards: str | None = None  # held-out shards for evaluation (optional)
     eval_batches: int = 20  # batches of eval_shards per evaluation
     # the pretraining objectives, names of berts.objectives.registry (mlm, nsp, sop, reorder, distance, sbo,
-    # wso, unilm, clm, seq2seq, electra, a plug-in), e.g. [mlm, sop, sbo]; auto in the list: the shards'
-    # sentence objective. null: the list the old keys below say (objective, sbo, wso)
-    objectives: list[str] | None = None
-    # the old spelling of the top-level ``objectives`` list (used when that is unset): the sentence-level
-    # objective (auto: the shards'; none: MLM only), or unilm / clm / seq2seq / electra alone; any name of
-    # berts.objectives.registry that is not token-level
-    objective: str = "auto"
+    # wso, unilm, clm, seq2seq, electra, a plug-in); auto in the list: the shards' sentence objective.
+    # Under data, beside the old data.objective it replaces: the list decides what the data is made into
+    # (the shards' sentence labels, sbo's span targets, wso's transform) as well as the heads.
+    objectives: list[str] | None = None  # e.g. [mlm, sop, sbo] (berts pretrain --help lists them); null: the old keys'
+    # the old spelling of ``objectives`` (used when that is unset): the sentence-level objective with mlm
+    # (auto: the shards'; none: MLM only), or unilm / clm / seq2seq / electra alone
+    objective: str = "auto"  # old spelling: auto | none | nsp | sop | reorder | distance | unilm | clm | seq2seq | electra
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
@@ -402,7 +402,8 @@ def _model_keys() -> dict[str, Any]:
     from berts.model.config import BertConfig
 
     hints = _hints(BertConfig)
-    hints.pop("extra", None)
+    for key in ("extra", "objectives", "lm_mode", "lm_readout"):  # the run's objectives set these (data.objectives)
+        hints.pop(key, None)
     return hints
 
 
