@@ -25,10 +25,16 @@ from typing import Any, Literal
 import yaml
 
 from berts.errors import UserError
+from berts.objectives import registry
 from berts.objectives.registry import resolve_objectives
 
 
 # ----------------------------------------------------------------------------- sections
+# the objectives registry's names (a typo is an error naming file:line and the choices)
+ObjectiveName = Literal[registry.names() + ("auto",)]  # type: ignore[valid-type]
+OldObjectiveName = Literal[("auto", "none") + registry.names("sentence", "lm", "pair")]  # type: ignore[valid-type]
+
+
 @dataclass
 class ModelSection:
     """The network. Extra keys are BertConfig fields (``hidden_size: 64``) kept in ``overrides``."""
@@ -49,10 +55,10 @@ class PretrainData:
     # wso, unilm, clm, seq2seq, electra, a plug-in); auto in the list: the shards' sentence objective.
     # Under data, beside the old data.objective it replaces: the list decides what the data is made into
     # (the shards' sentence labels, sbo's span targets, wso's transform) as well as the heads.
-    objectives: list[str] | None = None  # e.g. [mlm, sop, sbo] (berts pretrain --help lists them); null: the old keys'
+    objectives: list[ObjectiveName] | None = None  # e.g. [mlm, sop, sbo] (berts pretrain --help lists them); null: the old keys'
     # the old spelling of ``objectives`` (used when that is unset): the sentence-level objective with mlm
     # (auto: the shards'; none: MLM only), or unilm / clm / seq2seq / electra alone
-    objective: str = "auto"  # old spelling: auto | none | nsp | sop | reorder | distance | unilm | clm | seq2seq | electra
+    objective: OldObjectiveName = "auto"  # old spelling of objectives: [mlm, X] (none: [mlm]); lm / pair kinds alone
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
