@@ -35,6 +35,11 @@ B there, which pushes the random-next rate well above 50% on short documents.
   pool has enough long documents; a corpus of short documents still skews them, and
   ``meta.json``'s ``labels`` counts every class (``prepare`` prints the shares).
 
+Each objective's maker is ``make_*(documents, bits, index, rng, out, **settings)``: it appends the
+instances of document ``index`` to ``out``; which one an objective uses, with its number of labels
+and specials, is its spec's (berts.objectives.registry). A new one (objectives/samedoc.py) uses
+``target_length``, ``gather_sentences`` and ``truncate_pair`` from here.
+
 Differences from Google's script: the target length is drawn again for every instance (Google
 draws it once per document), and the random document of ``nsp`` is drawn among the others
 directly (so it is never the same document). Everything random comes from the ``rng`` passed in.
@@ -144,7 +149,8 @@ def create_instances(documents: Sequence[Sequence[list[int]]], rng: random.Rando
     return out
 
 
-def _target(rng: random.Random, max_num_tokens: int, short_seq_prob: float) -> int:
+def target_length(rng: random.Random, max_num_tokens: int, short_seq_prob: float) -> int:
+    """A chunk's target length: ``max_num_tokens``, or with probability ``short_seq_prob`` a random one from 2."""
     if short_seq_prob > 0 and rng.random() < short_seq_prob:
         return rng.randint(2, max_num_tokens)
     return max_num_tokens
@@ -155,7 +161,7 @@ def make_packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_p
     max_num_tokens = max_seq_length - 2
     doc = documents[index]
     dbits = bits[index] if bits is not None else None
-    target = _target(rng, max_num_tokens, short_seq_prob)
+    target = target_length(rng, max_num_tokens, short_seq_prob)
     cur: list[int] = []
     cur_bits: list[int] = []
 
@@ -167,7 +173,7 @@ def make_packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_p
         if cur and len(cur) + len(sentence) > target:
             emit(cur, cur_bits)
             cur, cur_bits = [], []
-            target = _target(rng, max_num_tokens, short_seq_prob)
+            target = target_length(rng, max_num_tokens, short_seq_prob)
         cur.extend(sentence)
         if dbits is not None:
             cur_bits.extend(dbits[j])
@@ -184,7 +190,7 @@ def make_paired(documents, bits, index, rng, out, *, objective, max_seq_length, 
     max_num_tokens = max_seq_length - 3
     doc = documents[index]
     dbits = bits[index] if bits is not None else None
-    target = _target(rng, max_num_tokens, short_seq_prob)
+    target = target_length(rng, max_num_tokens, short_seq_prob)
     chunk: list[int] = []  # sentence indices
     length = 0
     i = 0
@@ -240,7 +246,7 @@ def make_paired(documents, bits, index, rng, out, *, objective, max_seq_length, 
             tbits = [3, *abits, 3, *bbits, 3] if dbits is not None else None
             out.append(Instance(tokens, tbits, len(a) + 2, label))
             chunk, length = [], 0
-            target = _target(rng, max_num_tokens, short_seq_prob)
+            target = target_length(rng, max_num_tokens, short_seq_prob)
         i += 1
 
 
@@ -253,7 +259,7 @@ def _word_starts(tokens, tbits, continuation) -> list[int]:
     return list(range(1, len(tokens)))
 
 
-def _gather(doc, dbits, i, target):
+def gather_sentences(doc, dbits, i, target):
     """Sentences from i on until ``target`` tokens are reached (at least one):
     (next index, tokens, bits or None, sentence boundaries inside the run)."""
     tokens: list[int] = []
@@ -278,7 +284,7 @@ def make_reordered(documents, bits, index, rng, out, *, max_seq_length, short_se
     while i < len(doc):
         k = rng.randint(1, 3)
         max_num_tokens = max_seq_length - 1 - k
-        i, tokens, tbits, bounds = _gather(doc, dbits, i, _target(rng, max_num_tokens, short_seq_prob))
+        i, tokens, tbits, bounds = gather_sentences(doc, dbits, i, target_length(rng, max_num_tokens, short_seq_prob))
         tokens = tokens[:max_num_tokens]  # a long last sentence loses its end
         tbits = tbits[:max_num_tokens] if tbits is not None else None
         bounds = [b for b in bounds if b < len(tokens)]
@@ -310,9 +316,9 @@ def make_distance(documents, bits, index, rng, out, *, max_seq_length, short_seq
     dbits = bits[index] if bits is not None else None
     i = 0
     while i < len(doc):
-        target = _target(rng, max_num_tokens, short_seq_prob)
+        target = target_length(rng, max_num_tokens, short_seq_prob)
         first = i
-        end, _, _, _ = _gather(doc, None, i, target)
+        end, _, _, _ = gather_sentences(doc, None, i, target)
         chunk = list(range(first, end))
         a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
         a_last = chunk[a_end - 1]

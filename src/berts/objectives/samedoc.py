@@ -16,7 +16,7 @@ the correct count over the held-out rows (``samedoc_loss``, ``samedoc_acc``).
 """
 from __future__ import annotations
 
-from berts.data.instances import Instance, _gather, _target, truncate_pair
+from berts.data.instances import Instance, gather_sentences, target_length, truncate_pair
 from berts.objectives.registry import ObjectiveSpec
 from berts.objectives.structure import SentenceClasses
 
@@ -44,8 +44,8 @@ def make_instances(documents, bits, index, rng, out, *, max_seq_length, short_se
     dbits = bits[index] if bits is not None else None
     i = 0
     while i < len(doc):
-        target = _target(rng, max_num_tokens, short_seq_prob)
-        end, a, abits, _ = _gather(doc, dbits, i, max(1, target // 2))  # A: sentences i .. end-1
+        target = target_length(rng, max_num_tokens, short_seq_prob)
+        end, a, abits, _ = gather_sentences(doc, dbits, i, max(1, target // 2))  # A: sentences i .. end-1
         apart = [s for s in range(len(doc)) if s >= end + 1 or s <= i - 2]  # a sentence between them and A
         if apart:
             label = rng.randrange(2)
@@ -57,7 +57,7 @@ def make_instances(documents, bits, index, rng, out, *, max_seq_length, short_se
                 other += other >= index  # never A's own
                 source, sbits = documents[other], bits[other] if bits is not None else None
                 start, stop = rng.randrange(len(source)), len(source)
-            _, b, bbits, _ = _gather(source[:stop], sbits[:stop] if sbits is not None else None, start,
+            _, b, bbits, _ = gather_sentences(source[:stop], sbits[:stop] if sbits is not None else None, start,
                                      max(1, target - len(a)))
             a2, b, abits2, bbits = truncate_pair(a, b, abits, bbits, max_num_tokens, rng)
             tokens = [cls_id, *a2, sep_id, *b, sep_id]
