@@ -193,12 +193,8 @@ class ObjectiveHeads(BertTaskModel):
                 names.append(spec.attr)
         self.objective_names = tuple(names)
 
-    @staticmethod
-    def target_keys() -> set[str]:
-        return {k for s in registry.registry().values() for k in s.batch_keys} | {"labels"}
-
     def check_targets(self, targets: dict) -> dict:
-        unknown = sorted(k for k in targets if k not in self.target_keys())
+        unknown = sorted(k for k in targets if k not in registry.batch_keys())
         if unknown:
             raise TypeError(f"{type(self).__name__}.forward() got an unexpected keyword argument {unknown[0]!r}")
         return targets

@@ -140,6 +140,12 @@ def registry() -> dict[str, ObjectiveSpec]:
     return specs
 
 
+@lru_cache(maxsize=None)
+def batch_keys() -> frozenset[str]:
+    """Every target keyword some objective reads (with transformers' ``labels``)."""
+    return frozenset(k for s in registry().values() for k in s.batch_keys) | {"labels"}
+
+
 def get(name: str) -> ObjectiveSpec:
     specs = registry()
     if name not in specs:
