@@ -408,9 +408,13 @@ def _model_keys() -> dict[str, Any]:
     from berts.model.config import BertConfig
 
     hints = _hints(BertConfig)
-    for key in ("extra", "objectives", "lm_mode", "lm_readout"):  # the run's objectives set these (data.objectives)
+    for key in ("extra", *OBJECTIVE_FIELDS):
         hints.pop(key, None)
     return hints
+
+
+# BertConfig fields that the run's objectives set (data.objectives), not model.* keys
+OBJECTIVE_FIELDS = ("objectives", "lm_mode", "lm_readout")
 
 
 def _unknown(kind: str, name: str, known: list[str]) -> str:
