@@ -40,6 +40,9 @@ class PretrainingTask(ModelTask):
         self.eval_batches = eval_batches
         self.eval_batch_size = eval_batch_size
 
+    def describe(self) -> str:
+        return "objectives: " + ", ".join(s.name for s in self.specs)
+
     def inputs(self, batch):
         inputs = model_inputs(batch)
         label = inputs.pop("next_sentence_label", None)  # the data's name for every sentence objective
