@@ -21,8 +21,11 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="DIR", help="prepared shards (data.shards)")
     p.add_argument("--preset", metavar="NAME", help="model size preset (model.preset)")
     p.add_argument("--objectives", nargs="+", metavar="NAME", choices=registry.names() + ("auto",),
-                   help="data.objectives: the objectives to train, e.g. mlm sop sbo (auto: the shards' sentence "
-                        "objective). " + "; ".join(f"{n}: {s.help}" for n, s in registry.registry().items()))
+                   help="data.objectives: the objectives to train, e.g. mlm sop sbo. Token level (with mlm): "
+                        + ", ".join(registry.names("token")) + "; at most one sentence-level, as the shards were "
+                        "prepared (auto: the shards'): " + ", ".join(registry.names("sentence")) + "; alone: "
+                        + ", ".join(registry.names("lm", "pair")) + ". "
+                        + "; ".join(f"{n}: {s.help}" for n, s in registry.registry().items()))
     p.add_argument("--objective", choices=("auto", "none") + registry.names("sentence", "lm", "pair"),
                    help="old spelling (data.objective): one sentence-level objective with mlm (auto: the shards'; "
                         "none: mlm only), or unilm / clm / seq2seq (a BertForUnifiedLM that `berts generate` "
