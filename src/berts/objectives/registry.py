@@ -47,13 +47,16 @@ class ObjectiveSpec:
     model: str | None = None  # lm / pair kinds: "module:Class" of the whole model the run trains
     model_fields: dict = field(default_factory=dict)  # BertConfig fields it sets (lm: lm_mode, lm_readout)
     # --- the data side
-    label_key: str | None = None  # sentence kind: the model keyword its label goes under (the shards: next_sentence_label)
+    label_key: str | None = None  # sentence kind: the model keyword of its label (the shards': next_sentence_label)
     batch_keys: tuple[str, ...] = ()  # the batch / model keyword names of its targets
     maker: str | None = None  # sentence kind: "module:function" making its instances (see data/instances.py)
     num_labels: int = 0  # sentence kind: classes of its label
     num_special: int = 3  # sentence kind: [CLS]/[SEP] tokens in its longest layout
     min_documents: int = 1  # sentence kind: documents a pool needs (a B from another document: 2)
     transform: str | None = None  # "module:Class" of a batch transform (berts.data.collate), built from its config
+    # PretrainingDataset keywords it sets: sbo's span-boundary targets from the masking, the lm kinds'
+    # attention mode drawn per batch (data.masking.draw_mode) and next-token targets
+    dataset_options: dict = field(default_factory=dict)
     # --- its typed settings: the run config's section of that name (a dataclass in config/schema.py)
     config: str | None = None
     # --- evaluation: what it accumulates (see eval_sums): the labels it is scored on, the output

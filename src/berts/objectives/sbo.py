@@ -19,7 +19,8 @@ from berts.objectives.registry import ObjectiveSpec
 # the masking makes its targets (data.masking, sbo=True: the span ends of each masked span)
 SPEC = ObjectiveSpec(
     name="sbo", kind="token", help="SpanBERT's span boundary objective (with masking: span)",
-    head="berts.objectives.sbo:SpanBoundary", attr="sbo", batch_keys=("sbo_left", "sbo_right", "sbo_rel"))
+    head="berts.objectives.sbo:SpanBoundary", attr="sbo", batch_keys=("sbo_left", "sbo_right", "sbo_rel"),
+    dataset_options={"sbo": True})
 
 
 @register

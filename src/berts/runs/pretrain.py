@@ -36,15 +36,15 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
         raise UserError(f"{d.shards}: no such shards directory (make one with `berts prepare`)")
     objectives = run_objectives(cfg, read_meta(d.shards))
     transforms = data_transforms(cfg, objectives)
+    options = dataset_options(objectives)
 
     def dataset(path, transforms=transforms):
         if not Path(path).is_dir():
             raise UserError(f"{path}: no such shards directory (make one with `berts prepare`)")
         return PretrainingDataset(path, masking=d.masking, mask_prob=d.mask_prob,
-                                  max_predictions_per_seq=d.max_predictions_per_seq, sbo="sbo" in objectives,
-                                  seed=cfg.train.seed, pad_to_multiple_of=d.pad_to_multiple_of,
-                                  static_masking=d.static_masking, lm_objective=lm_objective(objectives),
-                                  transforms=transforms)
+                                  max_predictions_per_seq=d.max_predictions_per_seq, seed=cfg.train.seed,
+                                  pad_to_multiple_of=d.pad_to_multiple_of, static_masking=d.static_masking,
+                                  transforms=transforms, **options)
 
     train = dataset(d.shards)
     # the held-out MLM figures on clean text (a run with WSO is then comparable with one without);
@@ -175,11 +175,15 @@ def data_transforms(cfg, objectives: list[str]) -> list:
     return out
 
 
-def lm_objective(objectives: list[str]) -> str | None:
-    """UniLM's objective (unilm / clm / seq2seq: the lm kind, see heads.BertForUnifiedLM), or None."""
+def dataset_options(objectives: list[str]) -> dict:
+    """The PretrainingDataset keywords the objectives' specs set (``dataset_options``: sbo's span
+    targets, UniLM's attention mode per batch)."""
     from berts.objectives.registry import get
 
-    return next((n for n in objectives if get(n).kind == "lm"), None)
+    out: dict = {}
+    for name in objectives:
+        out.update(get(name).dataset_options)
+    return out
 
 
 def load_data_tokenizer(cfg, meta: dict):

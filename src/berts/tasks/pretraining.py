@@ -55,7 +55,8 @@ class PretrainingTask(ModelTask):
         if self.eval_dataset is None:
             return None
         apart = self.eval_transformed is not None  # else every objective on eval_dataset (as it is given)
-        metrics = self._evaluate(trainer, self.eval_dataset, [s for s in self.specs if not (apart and s.eval_transformed)])
+        clean = [s for s in self.specs if not (apart and s.eval_transformed)]
+        metrics = self._evaluate(trainer, self.eval_dataset, clean)
         if apart:  # the transforms' objectives (wso), on transformed text
             metrics.update(self._evaluate(trainer, self.eval_transformed,
                                           [s for s in self.specs if s.eval_transformed]))
