@@ -86,7 +86,7 @@ def overfit(tok, mode, rows, steps=200):
     """A tiny BertForUnifiedLM trained on ``rows`` (lists of ids, with types) until it has them by heart."""
     torch.manual_seed(0)
     m = BertForUnifiedLM(config(vocab_size=len(tok)))
-    m.config.extra.update({"berts_lm_mode": mode, "berts_lm_readout": "next"})
+    m.config.lm_mode, m.config.lm_readout = mode, "next"
     width = max(len(r[0]) for r in rows)
     ids = torch.tensor([r[0] + [0] * (width - len(r[0])) for r in rows])
     types = torch.tensor([r[1] + [0] * (width - len(r[1])) for r in rows])

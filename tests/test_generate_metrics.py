@@ -84,7 +84,7 @@ def test_finetune_seq2seq_end_to_end(tmp_path, capsys):
     assert evals[-1]["rouge_l"] == pytest.approx(1.0) and evals[-1]["token_acc"] == pytest.approx(1.0)
     assert evals[-1]["bleu"] == pytest.approx(1.0)
     cfg = json.loads((tmp_path / "out" / "best" / "config.json").read_text())
-    assert cfg["berts_lm_mode"] == "seq2seq" and cfg["architectures"] == ["BertForUnifiedLM"]
+    assert cfg["lm_mode"] == "seq2seq" and cfg["architectures"] == ["BertForUnifiedLM"]
     capsys.readouterr()
     assert cli(["generate", tmp_path / "out" / "best", "--prompt", "green bird"]) == 0
     assert capsys.readouterr().out == "a bird flew near the river\n"

@@ -246,7 +246,7 @@ def test_wso_in_the_collator_never_touches_masked_special_or_padding_and_is_per_
 # ------------------------------------------------------------------------------ losses by hand
 @pytest.mark.parametrize("kind,classes", [("reorder", 9), ("distance", 3)])
 def test_sentence_structure_loss_equals_hand_computation(tiny_config, kind, classes, tmp_path):
-    config = tiny_config.replace(extra={"berts_structure_objective": kind})
+    config = tiny_config.replace(objectives=["mlm", kind])
     model = randomize(BertForPreTraining(config)).eval()
     assert model.seq_relationship is None and model.loss_parts == ("mlm", kind)
     batch = padded_batch()
@@ -267,7 +267,7 @@ def test_sentence_structure_loss_equals_hand_computation(tiny_config, kind, clas
 
     model.save_pretrained(tmp_path / "m")
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
-    assert cfg["berts_structure_objective"] == kind
+    assert cfg["objectives"] == ["mlm", kind] and not any(k.startswith("berts_structure") for k in cfg)
     again = from_pretrained(BertForPreTraining, tmp_path / "m").eval()
     out2 = again(**batch, **{f"sentence_{kind}_label": y})
     torch.testing.assert_close(out2.structure_logits, out.structure_logits, rtol=0, atol=0)
@@ -285,7 +285,7 @@ def test_sentence_structure_loss_equals_hand_computation(tiny_config, kind, clas
 
 @pytest.mark.parametrize("cls", [BertForPreTraining, BertForMaskedLM])
 def test_wso_loss_equals_hand_computation(tiny_config, cls):
-    config = tiny_config.replace(extra={"berts_wso": True}, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    config = tiny_config.replace(objectives=["mlm", "wso"], hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     model = randomize(cls(config)).eval()
     assert "wso" in model.loss_parts and model.metric_parts["wso_acc"] == "wso"
     batch = padded_batch()
@@ -383,7 +383,7 @@ def test_short_pretraining_runs_learn_each_task(data, tmp_path, objective, extra
     for part in parts:
         assert last[part] < first[part] - 0.05, (part, first[part], last[part])
     saved = json.loads((out / "final" / "config.json").read_text())
-    assert saved["berts_structure_objective"] == objective and saved.get("berts_wso", False) == bool(extra)
+    assert saved["objectives"] == ["mlm", objective] + (["wso"] if extra else [])
     evaluation = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()
                   if json.loads(line).get("kind") == "eval"][-1]
     print(objective, extra, "held-out", {k: round(v, 3) for k, v in evaluation.items() if isinstance(v, float)})
@@ -447,7 +447,7 @@ def test_held_out_mlm_is_measured_on_clean_text_and_wso_on_shuffled(data, tmp_pa
     shuffled = PretrainingDataset(eval_shards, seed=0, transforms=[TrigramShuffle(0.05)])
 
     def task(ds):
-        return PretrainingTask(model, ds, ds, objective="distance", eval_batches=20).evaluate(engine)
+        return PretrainingTask(model, ds, ds, objectives=["mlm", "distance", "wso"], eval_batches=20).evaluate(engine)
 
     on_clean, on_shuffled = task(clean), task(shuffled)
     for key in ("mlm_loss", "mlm_acc", "distance_acc"):

@@ -148,7 +148,7 @@ def test_kv_cache_equals_a_full_forward(mode):
 
 def test_interop_transformers_loads_it_and_it_finetunes_for_classification(tmp_path):
     m = model()
-    m.config.extra["berts_lm_mode"] = "left-to-right"
+    m.config.lm_mode = "left-to-right"
     m.save_pretrained(tmp_path / "lm")
     b = padded_batch()
     theirs = transformers.BertForMaskedLM.from_pretrained(tmp_path / "lm").eval()
@@ -156,7 +156,7 @@ def test_interop_transformers_loads_it_and_it_finetunes_for_classification(tmp_p
         ours = m(**b).logits  # bidirectional: no lm_mode
         torch.testing.assert_close(ours, theirs(**b).logits, atol=ATOL, rtol=0)
     back = berts.load(tmp_path / "lm")
-    assert type(back) is BertForUnifiedLM and back.config.extra["berts_lm_mode"] == "left-to-right"
+    assert type(back) is BertForUnifiedLM and back.config.lm_mode == "left-to-right"
     with torch.no_grad():
         torch.testing.assert_close(back.eval()(**b, lm_mode="seq2seq").logits,
                                    m(**b, lm_mode="seq2seq").logits, atol=ATOL, rtol=0)

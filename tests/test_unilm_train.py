@@ -71,8 +71,8 @@ def test_pretrain_each_lm_objective_end_to_end(objective, lm_shards, tmp_path):
     model = berts.load(out / "final")
     assert type(model) is BertForUnifiedLM
     cfg = json.loads((out / "final" / "config.json").read_text())
-    assert cfg["berts_lm_mode"] == ("seq2seq" if objective == "seq2seq" else "left-to-right")
-    assert cfg["berts_lm_readout"] == ("mask" if objective == "unilm" else "next")
+    assert cfg["lm_mode"] == ("seq2seq" if objective == "seq2seq" else "left-to-right")
+    assert cfg["lm_readout"] == ("mask" if objective == "unilm" else "next")
 
 
 def test_unilm_resume_is_bit_identical(lm_shards, tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from berts.errors import UserError
+from berts.objectives import registry
 
 
 def register(subparsers) -> None:
@@ -17,10 +18,10 @@ def register(subparsers) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="corpus files, directories or glob patterns")
     p.add_argument("--tokenizer", required=True, metavar="DIR", help="tokenizer directory (berts tokenizer train)")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory for the shards")
-    p.add_argument("--objective", choices=("nsp", "sop", "none", "reorder", "distance"), default="nsp",
-                   help="sentence-level task: nsp (BERT), sop (ALBERT), none (one segment, RoBERTa), reorder "
-                        "(ERNIE 2.0: 1-3 pieces shuffled, 9 classes), distance (ERNIE 2.0: B adjacent / same "
-                        "document / other document); default nsp")
+    p.add_argument("--objective", choices=registry.sentence_names(), default="nsp",
+                   help="the sentence-level objective the instances are made for (default nsp): "
+                        + "; ".join(f"{n}: {registry.get(n).help}" for n in registry.names("sentence"))
+                        + "; none: one segment, no sentence label (RoBERTa)")
     p.add_argument("--max-seq-length", type=int, default=128, metavar="N", help="tokens per instance (default 128)")
     p.add_argument("--short-seq-prob", type=float, default=0.1, metavar="P",
                    help="probability of a shorter random target length (default 0.1)")

@@ -1,16 +1,17 @@
-"""`berts pretrain --config FILE [--set k=v ...] [--budget 15m] [--resume DIR|auto] [--init-from DIR]`:
-MLM (+ NSP/SOP) (+ SBO) pretraining on shards from `berts prepare`. Flags -> config ->
-``berts.runs.pretrain.pretraining_run`` -> fit."""
+"""`berts pretrain --config FILE [--objectives mlm sop sbo] [--set k=v ...] [--budget 15m] [--resume DIR|auto]`:
+pretraining on shards from `berts prepare`, with the objectives of berts.objectives.registry (the
+flags' choices are the registry's names). Flags -> config -> ``berts.runs.pretrain.pretraining_run`` -> fit."""
 from __future__ import annotations
 
 from berts.commands.common import (add_run_arguments, launch, put, run_overrides,
                                    show_config_or_load)
 from berts.errors import UserError
+from berts.objectives import registry
 
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "pretrain", help="pretrain a BERT/ALBERT from scratch (MLM + NSP/SOP, SBO)",
+        "pretrain", help="pretrain a BERT/ALBERT from scratch (MLM + NSP/SOP, SBO, ...: --objectives)",
         description="Pretrain on shards written by `berts prepare`. Configured by a YAML file "
                     "(configs/pretrain-tiny.yaml) with overrides; writes OUT/config.yaml, checkpoints "
                     "(OUT/checkpoints/step-N), OUT/final, metrics.jsonl, TensorBoard events and plots. "
@@ -19,11 +20,16 @@ def register(subparsers) -> None:
     add_run_arguments(p)
     p.add_argument("--data", metavar="DIR", help="prepared shards (data.shards)")
     p.add_argument("--preset", metavar="NAME", help="model size preset (model.preset)")
-    p.add_argument("--objective", choices=("auto", "nsp", "sop", "none", "unilm", "clm", "seq2seq"),
-                   help="data.objective: the sentence-pair head (auto: the shards'), or UniLM on the same "
-                        "encoder: unilm (MLM under a mode drawn per batch), clm (next token, left to right), "
-                        "seq2seq (segment B from A and B's prefix); these three train a BertForUnifiedLM "
-                        "that `berts generate` runs")
+    p.add_argument("--objectives", nargs="+", metavar="NAME", choices=registry.names() + ("auto",),
+                   help="data.objectives: the objectives to train, e.g. mlm sop sbo. Token level (with mlm): "
+                        + ", ".join(registry.names("token")) + "; at most one sentence-level, as the shards were "
+                        "prepared (auto: the shards'): " + ", ".join(registry.names("sentence")) + "; alone: "
+                        + ", ".join(registry.names("lm", "pair")) + ". "
+                        + "; ".join(f"{n}: {s.help}" for n, s in registry.registry().items()))
+    p.add_argument("--objective", choices=("auto", "none") + registry.names("sentence", "lm", "pair"),
+                   help="old spelling (data.objective): one sentence-level objective with mlm (auto: the shards'; "
+                        "none: mlm only), or unilm / clm / seq2seq (a BertForUnifiedLM that `berts generate` "
+                        "runs) / electra alone")
     p.add_argument("--init-from", metavar="DIR",
                    help="start from these weights (a berts or Hugging Face directory) with a fresh optimizer "
                         "and schedule; unlike --resume, nothing else is restored")
@@ -35,6 +41,7 @@ def _overrides(args) -> dict:
     put(o, "data.shards", args.data)
     put(o, "model.preset", args.preset)
     put(o, "data.objective", args.objective)
+    put(o, "data.objectives", args.objectives)
     put(o, "model.init_from", args.init_from)
     return o
 

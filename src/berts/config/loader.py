@@ -187,7 +187,8 @@ def _extra_hints(section) -> dict[str, Any]:
     if extra is None:
         return {}
     hints = dict(_hints(extra()))
-    hints.pop("extra", None)
+    for key in getattr(section, "not_keys", ("extra",)):  # fields of that class that are not keys here
+        hints.pop(key, None)
     return hints
 
 
@@ -381,7 +382,7 @@ def _rows(obj, prefix: str) -> list[tuple]:
         extra_notes, defaults = _field_comments(extra_cls), extra_cls()
         for key, tp in _extra_hints(obj).items():
             value = obj.overrides.get(key, getattr(defaults, key))
-            note = "set" if key in obj.overrides else "default: the model's (BertConfig's here)"
+            note = "set" if key in obj.overrides else getattr(obj, "default_note", "default: the model's (BertConfig's here)")
             if extra_notes.get(key):
                 note += "; " + extra_notes[key]
             rows.append((prefix + key, value, _type_name(tp), note))

@@ -15,8 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+from berts.objectives import registry
+
 
 # ----------------------------------------------------------------------------- sections
+# the objectives registry's names (a typo is an error naming file:line and the choices)
+ObjectiveName = Literal[registry.names() + ("auto",)]  # type: ignore[valid-type]
+OldObjectiveName = Literal[("auto", "none") + registry.names("sentence", "lm", "pair")]  # type: ignore[valid-type]
+
+
 @dataclass
 class ModelSection:
     """The network. Extra keys are BertConfig fields (``hidden_size: 64``) kept in ``overrides``."""
@@ -26,6 +33,8 @@ class ModelSection:
     tokenizer: str | None = None  # tokenizer directory (default: the data's / the model's)
     ignore_mismatched_sizes: bool = False  # init_from: re-initialise weights whose shape does not fit (else an error)
     overrides: dict[str, Any] = field(default_factory=dict)
+    # BertConfig fields that are not model.* keys: the run's objectives set them (data.objectives)
+    not_keys: ClassVar[tuple[str, ...]] = ("extra", "objectives", "lm_mode", "lm_readout")
 
     @staticmethod
     def extra_keys() -> type:
@@ -42,16 +51,20 @@ class PretrainData:
     shards: str | None = None  # directory written by `berts prepare`
     eval_shards: str | None = None  # held-out shards for evaluation (optional)
     eval_batches: int = 20  # batches of eval_shards per evaluation
-    # the sentence-level objective (auto: the shards'; reorder / distance: ERNIE 2.0's), or UniLM's:
-    # unilm / clm / seq2seq (BertForUnifiedLM)
-    objective: Literal["auto", "nsp", "sop", "none", "reorder", "distance", "unilm", "clm", "seq2seq",
-                       "electra"] = "auto"  # electra: replaced-token detection (berts.model.electra; electra: section)
+    # the pretraining objectives, names of berts.objectives.registry (mlm, nsp, sop, reorder, distance, sbo,
+    # wso, unilm, clm, seq2seq, electra, a plug-in); auto in the list: the shards' sentence objective.
+    # Under data, beside the old data.objective it replaces: the list decides what the data is made into
+    # (the shards' sentence labels, sbo's span targets, wso's transform) as well as the heads.
+    objectives: list[ObjectiveName] | None = None  # e.g. [mlm, sop, sbo] (berts pretrain --help lists them); null: the old keys'
+    # the old spelling of ``objectives`` (used when that is unset): the sentence-level objective with mlm
+    # (auto: the shards'; none: MLM only), or unilm / clm / seq2seq / electra alone
+    objective: OldObjectiveName = "auto"  # old spelling of objectives: [mlm, X] (none: [mlm]); lm / pair kinds alone
     masking: str = "token"  # token | wwm | ngram | span | entity (see berts.data.masking)
     mask_prob: float = 0.15
     max_predictions_per_seq: int | None = 20  # null: ceil(mask_prob x sequence length)
-    sbo: bool = False  # SpanBERT's span boundary objective (with span masking)
-    wso: bool = False  # StructBERT's word structural objective (shuffled trigrams of unmasked tokens, MLM head)
-    wso_rate: float = 0.05  # the share of trigrams of unmasked tokens that wso shuffles (StructBERT: 5%)
+    sbo: bool = False  # old spelling: sbo in objectives (SpanBERT's span boundary objective, with span masking)
+    wso: bool = False  # old spelling: wso in objectives (StructBERT's word structural objective)
+    wso_rate: float = 0.05  # old spelling of wso.rate (used when it differs from 0.05)
     static_masking: bool = False  # each example keeps one mask (seeded by its index), as Google's BERT
     num_workers: int = 2
     pad_to_multiple_of: int = 8
@@ -141,8 +154,14 @@ class LogSection:
 
 
 @dataclass
+class WsoSection:
+    """StructBERT's word structural objective (objectives: [mlm, wso])."""
+    rate: float = 0.05  # the share of trigrams of unmasked tokens that wso shuffles (StructBERT: 5%)
+
+
+@dataclass
 class ElectraSection:
-    """ELECTRA (data.objective: electra): the generator's size and the discriminator loss' weight."""
+    """ELECTRA (objectives: [electra]): the generator's size and the discriminator loss' weight."""
     generator_size: float = 0.25  # the generator's hidden / heads / intermediate sizes, a fraction of the model's
     rtd_weight: float = 50.0  # lambda: loss = generator MLM + lambda x discriminator BCE
 
@@ -158,6 +177,7 @@ class PretrainConfig:
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/pretrain"))
     electra: ElectraSection = field(default_factory=ElectraSection)
+    wso: WsoSection = field(default_factory=WsoSection)
 
 
 @dataclass
@@ -165,6 +185,7 @@ class TaskSection:
     """The chosen fine-tuning task's own options (``task: {crf: true}``): their names, types and
     defaults are declared by the tasks (berts.tasks.registry, ``TaskSpec.options``), kept in ``overrides``."""
     overrides: dict[str, Any] = field(default_factory=dict)
+    default_note: ClassVar[str] = "default: the task's (berts.tasks.registry)"  # --show-config's note
 
     @staticmethod
     def extra_keys() -> type:
@@ -227,6 +248,10 @@ class DistillConfig:
     train: TrainSection = field(default_factory=lambda: TrainSection(epochs=3, save_every=500, keep_last=1))
     impl: ImplSection = field(default_factory=ImplSection)
     log: LogSection = field(default_factory=lambda: LogSection(out="runs/distill", every=10))
+
+
+# BertConfig fields that the run's objectives set (data.objectives), not model.* keys
+OBJECTIVE_FIELDS = ModelSection.not_keys[1:]
 
 
 # ----------------------------------------------------------------------------- old import paths

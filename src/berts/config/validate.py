@@ -91,6 +91,10 @@ def validate(cfg) -> None:
         p = cfg.model.overrides.get(key)
         if p is not None and not 0 <= p < 1:
             bad(f"model.{key} must be in [0, 1), got {p}")
+    if cfg.kind == "pretrain":  # the objectives' list and combination (the shards' part: at run time)
+        from berts.objectives.registry import resolve_objectives
+
+        resolve_objectives(cfg)
     if hasattr(cfg, "distill"):  # the methods are a registry (torch-free), not a Literal
         from berts.compress.registry import METHODS
 

@@ -79,7 +79,7 @@ class PretrainingDataset(Dataset):
             vocab_size=tok["vocab_size"], pad_id=tok["pad_id"], mask_id=tok["mask_id"], special_ids=tok["special_ids"],
             continuation=self.reader.continuation, masking=masking, mask_prob=mask_prob,
             max_predictions_per_seq=max_predictions_per_seq, sbo=sbo, pad_to_multiple_of=pad_to_multiple_of,
-            sentence_labels=self.meta["objective"] in ("nsp", "sop", "reorder", "distance"),
+            sentence_labels=self.meta["objective"] != "none",  # every other is a sentence-level objective's
             max_seq_length=seq,  # the cap of the padded width: `prepare --max-seq-length` = the model's positions
             lm_objective=lm_objective, transforms=[_transform(t) for t in transforms], **masking_options)
 

@@ -35,6 +35,11 @@ B there, which pushes the random-next rate well above 50% on short documents.
   pool has enough long documents; a corpus of short documents still skews them, and
   ``meta.json``'s ``labels`` counts every class (``prepare`` prints the shares).
 
+Each objective's maker is ``make_*(documents, bits, index, rng, out, **settings)``: it appends the
+instances of document ``index`` to ``out``; which one an objective uses, with its number of labels
+and specials, is its spec's (berts.objectives.registry). A new one (objectives/samedoc.py) uses
+``target_length``, ``gather_sentences`` and ``truncate_pair`` from here.
+
 Differences from Google's script: the target length is drawn again for every instance (Google
 draws it once per document), and the random document of ``nsp`` is drawn among the others
 directly (so it is never the same document). Everything random comes from the ``rng`` passed in.
@@ -48,11 +53,32 @@ from typing import NamedTuple
 
 import numpy as np
 
-OBJECTIVES = ("nsp", "sop", "none", "reorder", "distance")
+from berts.objectives.registry import get, sentence_names
+
 # reorder's classes: the order the pieces are shown in (shown[j] = piece perm[j]), k = 1, 2, 3
 REORDER_PERMUTATIONS: tuple[tuple[int, ...], ...] = tuple(
     p for k in (1, 2, 3) for p in itertools.permutations(range(k)))
-NUM_LABELS = {"nsp": 2, "sop": 2, "none": 0, "reorder": len(REORDER_PERMUTATIONS), "distance": 3}
+
+
+# The sentence-level objectives (their maker, labels and specials) are the registry's
+# (berts.objectives.registry, kind "sentence"); "none" is the one-segment layout, no objective.
+def objectives() -> tuple[str, ...]:
+    """What instances can be made for: the registry's sentence-level objectives and none."""
+    return sentence_names()
+
+
+def num_labels(objective: str) -> int:
+    return 0 if objective == "none" else get(objective).num_labels
+
+
+def num_special(objective: str) -> int:
+    """Specials of the longest layout: [CLS] [SEP] (none), 3 for a pair, 4 for three pieces (reorder)."""
+    return 2 if objective == "none" else get(objective).num_special
+
+
+def maker(objective: str):
+    """The function that makes ``objective``'s instances from one document (the spec's ``maker``)."""
+    return make_packed if objective == "none" else get(objective).load("maker")
 
 
 class Instance(NamedTuple):
@@ -60,11 +86,6 @@ class Instance(NamedTuple):
     bits: list[int] | None  # per-token unit bits (see segment.py), or None
     b_start: int  # index of B's first token; len(tokens) when there is no B
     label: int  # nsp/sop: 0 = in order / real next, 1 = swapped / random; none: -1; reorder 0..8; distance 0..2
-
-
-def num_special(objective: str) -> int:
-    """Specials of the longest layout: [CLS] [SEP] (none), 3 for a pair, 4 for three pieces."""
-    return {"none": 2, "reorder": 4}.get(objective, 3)
 
 
 def truncate_pair(a, b, abits, bbits, max_num_tokens: int, rng: random.Random):
@@ -112,34 +133,35 @@ def create_instances(documents: Sequence[Sequence[list[int]]], rng: random.Rando
     [CLS]/[SEP] are 3 (a one-token word and unit). ``continuation`` (bool per id) finds word
     starts for cutting a single sentence under ``sop``.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if objective in ("nsp", "distance") and len(documents) < 2:
-        raise ValueError(f"{objective} needs at least two documents in a pool")
-    maker = {"none": _packed, "reorder": _reordered, "distance": _distance}.get(objective, _paired)
+    if objective not in objectives():
+        raise ValueError(f"objective must be one of {objectives()}, got {objective!r}")
+    if objective != "none" and len(documents) < get(objective).min_documents:
+        raise ValueError(f"{objective} needs at least {get(objective).min_documents} documents in a pool")
+    make = maker(objective)
     out: list[Instance] = []
     owed: dict[int, int] = {}  # distance: classes drawn but impossible, given to later chunks
     for _ in range(dupe_factor):
         for index in range(len(documents)):
-            maker(documents, bits, index, rng, out, objective=objective, max_seq_length=max_seq_length,
+            make(documents, bits, index, rng, out, objective=objective, max_seq_length=max_seq_length,
                   short_seq_prob=short_seq_prob, cls_id=cls_id, sep_id=sep_id, continuation=continuation, owed=owed)
     if shuffle:
         rng.shuffle(out)
     return out
 
 
-def _target(rng: random.Random, max_num_tokens: int, short_seq_prob: float) -> int:
+def target_length(rng: random.Random, max_num_tokens: int, short_seq_prob: float) -> int:
+    """A chunk's target length: ``max_num_tokens``, or with probability ``short_seq_prob`` a random one from 2."""
     if short_seq_prob > 0 and rng.random() < short_seq_prob:
         return rng.randint(2, max_num_tokens)
     return max_num_tokens
 
 
-def _packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, **_):
+def make_packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, **_):
     """objective none: [CLS] whole sentences [SEP]."""
     max_num_tokens = max_seq_length - 2
     doc = documents[index]
     dbits = bits[index] if bits is not None else None
-    target = _target(rng, max_num_tokens, short_seq_prob)
+    target = target_length(rng, max_num_tokens, short_seq_prob)
     cur: list[int] = []
     cur_bits: list[int] = []
 
@@ -151,7 +173,7 @@ def _packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob,
         if cur and len(cur) + len(sentence) > target:
             emit(cur, cur_bits)
             cur, cur_bits = [], []
-            target = _target(rng, max_num_tokens, short_seq_prob)
+            target = target_length(rng, max_num_tokens, short_seq_prob)
         cur.extend(sentence)
         if dbits is not None:
             cur_bits.extend(dbits[j])
@@ -162,13 +184,13 @@ def _packed(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob,
         emit(cur, cur_bits)
 
 
-def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, short_seq_prob, cls_id, sep_id,
+def make_paired(documents, bits, index, rng, out, *, objective, max_seq_length, short_seq_prob, cls_id, sep_id,
             continuation, **_):
     """objectives nsp and sop: [CLS] A [SEP] B [SEP]."""
     max_num_tokens = max_seq_length - 3
     doc = documents[index]
     dbits = bits[index] if bits is not None else None
-    target = _target(rng, max_num_tokens, short_seq_prob)
+    target = target_length(rng, max_num_tokens, short_seq_prob)
     chunk: list[int] = []  # sentence indices
     length = 0
     i = 0
@@ -224,7 +246,7 @@ def _paired(documents, bits, index, rng, out, *, objective, max_seq_length, shor
             tbits = [3, *abits, 3, *bbits, 3] if dbits is not None else None
             out.append(Instance(tokens, tbits, len(a) + 2, label))
             chunk, length = [], 0
-            target = _target(rng, max_num_tokens, short_seq_prob)
+            target = target_length(rng, max_num_tokens, short_seq_prob)
         i += 1
 
 
@@ -237,7 +259,7 @@ def _word_starts(tokens, tbits, continuation) -> list[int]:
     return list(range(1, len(tokens)))
 
 
-def _gather(doc, dbits, i, target):
+def gather_sentences(doc, dbits, i, target):
     """Sentences from i on until ``target`` tokens are reached (at least one):
     (next index, tokens, bits or None, sentence boundaries inside the run)."""
     tokens: list[int] = []
@@ -253,7 +275,7 @@ def _gather(doc, dbits, i, target):
     return i, tokens, tbits, bounds
 
 
-def _reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
+def make_reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
                **_):
     """objective reorder: [CLS] p_perm[0] [SEP] ... [SEP] (see the module docstring)."""
     doc = documents[index]
@@ -262,7 +284,7 @@ def _reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_pr
     while i < len(doc):
         k = rng.randint(1, 3)
         max_num_tokens = max_seq_length - 1 - k
-        i, tokens, tbits, bounds = _gather(doc, dbits, i, _target(rng, max_num_tokens, short_seq_prob))
+        i, tokens, tbits, bounds = gather_sentences(doc, dbits, i, target_length(rng, max_num_tokens, short_seq_prob))
         tokens = tokens[:max_num_tokens]  # a long last sentence loses its end
         tbits = tbits[:max_num_tokens] if tbits is not None else None
         bounds = [b for b in bounds if b < len(tokens)]
@@ -286,7 +308,7 @@ def _reordered(documents, bits, index, rng, out, *, max_seq_length, short_seq_pr
         out.append(Instance(ids, ibits if tbits is not None else None, len(ids), REORDER_PERMUTATIONS.index(perm)))
 
 
-def _distance(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
+def make_distance(documents, bits, index, rng, out, *, max_seq_length, short_seq_prob, cls_id, sep_id, continuation,
               owed, **_):
     """objective distance: [CLS] A [SEP] B [SEP], label 0 adjacent / 1 same document / 2 other."""
     max_num_tokens = max_seq_length - 3
@@ -294,9 +316,9 @@ def _distance(documents, bits, index, rng, out, *, max_seq_length, short_seq_pro
     dbits = bits[index] if bits is not None else None
     i = 0
     while i < len(doc):
-        target = _target(rng, max_num_tokens, short_seq_prob)
+        target = target_length(rng, max_num_tokens, short_seq_prob)
         first = i
-        end, _, _, _ = _gather(doc, None, i, target)
+        end, _, _, _ = gather_sentences(doc, None, i, target)
         chunk = list(range(first, end))
         a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 else 1
         a_last = chunk[a_end - 1]

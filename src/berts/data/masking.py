@@ -34,6 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from berts.objectives.registry import names
+
 MASKINGS = ("token", "wwm", "ngram", "span", "entity")
 SBO_MAX_SPAN = 10
 
@@ -351,7 +353,7 @@ MASKERS = {"token": mask_tokens, "wwm": mask_whole_words, "ngram": mask_ngrams, 
 
 
 # ------------------------------------------------------------------ UniLM's mode per batch
-LM_OBJECTIVES = ("unilm", "clm", "seq2seq")  # pretraining objectives that set an attention mode
+LM_OBJECTIVES = names("lm")  # the registry's objectives that set an attention mode: unilm, clm, seq2seq
 MODE_STREAM = 0x4D4F4445  # "MODE": keeps the mode's generator apart from the examples' ones
 
 

@@ -25,10 +25,11 @@ import numpy as np
 
 from berts.data import corpus as corpus_mod
 from berts.data.corpus import FORMATS, Corpus, Problems, RawDocument, document_sentences
-from berts.data.instances import NUM_LABELS, OBJECTIVES, create_instances, num_special
+from berts.data.instances import create_instances, num_labels, num_special, objectives
 from berts.data.segment import EntityMatcher, Segmenter, jieba_available, read_lexicon, token_bits
 from berts.data.shards import CONTINUATION_FILE, FORMAT, META_FILE, VERSION, ShardWriter, token_dtype
 from berts.errors import UserError, where
+from berts.objectives.registry import get as get_objective
 from berts.util.fileio import atomic_write_file, fsync_path, is_storage_error, storage_error
 from berts.tokenizer.wordpiece import load_tokenizer
 
@@ -133,7 +134,8 @@ def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
         n_sentences += len(pairs)
 
     objective = cfg["objective"]
-    if objective in ("nsp", "distance") and len(documents) == 1:  # nothing to draw a random B from
+    need = 1 if objective == "none" else get_objective(objective).min_documents
+    if 0 < len(documents) < need:  # e.g. nothing to draw a random B from
         problems.append(("unpaired_document", sources[0], f"the only document of its pool: {objective} has no "
                          "other document to draw a random B segment from, skipped"))
         documents = []
@@ -167,8 +169,8 @@ def _process_pool(task: tuple[int, list[RawDocument]]) -> dict:
 # ----------------------------------------------------------------------------- main side
 def _check_args(objective, max_seq_length, short_seq_prob, dupe_factor, workers, input_format, segmenter,
                 shard_size):
-    if objective not in OBJECTIVES:
-        raise UserError(f"objective must be one of {', '.join(OBJECTIVES)}, got {objective!r}")
+    if objective not in objectives():
+        raise UserError(f"objective must be one of {', '.join(objectives())}, got {objective!r}")
     if not isinstance(max_seq_length, int) or max_seq_length < num_special(objective) + 2:
         raise UserError(f"max_seq_length must be at least {num_special(objective) + 2}, got {max_seq_length!r}")
     if not 0.0 <= short_seq_prob <= 1.0:
@@ -265,7 +267,7 @@ def prepare(inputs: str | os.PathLike | Iterable[str | os.PathLike], tokenizer_d
     writer = ShardWriter(out, vocab_size=tok.vocab_size, units=units, shard_size=shard_size)
     counts = {"documents": 0, "sentences": 0, "instances": 0, "tokens": 0}
     lengths_hist = np.zeros(max_seq_length + 1, dtype=np.int64)
-    labels = np.zeros(NUM_LABELS[objective], dtype=np.int64)  # instances per class
+    labels = np.zeros(num_labels(objective), dtype=np.int64)  # instances per class
 
     total = sum(_text_size(f) for f in files)
     bar = None

@@ -75,15 +75,26 @@ class BertConfig:
     classifier_pooling: str = "cls"
     pooler_act: str = "tanh"
     pooler_norm: bool = False
-    # SpanBERT's span boundary objective head in BertForPreTraining.
+    # The pretraining objectives the model was built for (names of berts.objectives.registry, e.g.
+    # ["mlm", "sop", "sbo"]): they pick the heads of BertForPreTraining / BertForMaskedLM. None: the
+    # class's own (MLM, + NSP/SOP's head for BertForPreTraining), as transformers' classes.
+    objectives: list[str] | None = None
+    # SpanBERT's span boundary objective head in BertForPreTraining: the same switch as "sbo" in
+    # ``objectives`` (kept in step, and written, for directories and code that name it so).
     span_boundary_objective: bool = False
     sbo_max_span: int = 10
+    # UniLM (BertForUnifiedLM): the attention mode generation runs in ("left-to-right" | "seq2seq")
+    # and how it reads the next token ("next": the last position's next-token prediction; "mask": a
+    # [MASK] appended, as UniLM's masked objective was trained). None: left-to-right, next.
+    lm_mode: str | None = None
+    lm_readout: str | None = None
     # Fine-tuning heads.
     num_labels: int = 2
     problem_type: str | None = None  # "single_label_classification" | "regression"
     id2label: dict[int, str] | None = None
     label2id: dict[str, int] | None = None
-    # Unknown ``berts_*`` fields of a config.json, kept and written back.
+    # Unknown ``berts_*`` fields of a config.json (another tool's, a later version's), kept and written
+    # back. berts' own switches are the typed fields above, never keys here.
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self):
@@ -130,6 +141,23 @@ class BertConfig:
                 bad(f"{name} must be a positive number, got {getattr(self, name)!r}")
         if not isinstance(self.num_labels, int) or isinstance(self.num_labels, bool) or self.num_labels < 1:
             bad(f"num_labels must be a positive integer, got {self.num_labels!r}")
+        if any(k in self.extra for k in OLD_SWITCHES):  # an old switch given in code: the typed fields
+            fields = upgrade_switches({**self.extra, "span_boundary_objective": self.span_boundary_objective})
+            self.extra = {k: v for k, v in self.extra.items() if k not in OLD_SWITCHES}
+            for key in ("objectives", "lm_mode", "lm_readout"):
+                if fields.get(key) is not None and getattr(self, key) is None:
+                    setattr(self, key, fields[key])
+        if self.objectives is not None:
+            if not isinstance(self.objectives, (list, tuple)) or not all(isinstance(o, str) for o in self.objectives):
+                bad(f"objectives must be a list of objective names or null, got {self.objectives!r}")
+            self.objectives = list(self.objectives)
+            if self.span_boundary_objective and "sbo" not in self.objectives:
+                self.objectives.append("sbo")
+            self.span_boundary_objective = "sbo" in self.objectives
+        if self.lm_mode not in (None, "left-to-right", "seq2seq"):
+            bad(f"lm_mode must be left-to-right, seq2seq or null, got {self.lm_mode!r}")
+        if self.lm_readout not in (None, "next", "mask"):
+            bad(f"lm_readout must be next, mask or null, got {self.lm_readout!r}")
         if self.id2label is not None and not isinstance(self.id2label, dict):
             bad(f"id2label must be an object {{id: label}}, got {self.id2label!r}")
         if self.id2label is not None:
@@ -194,6 +222,7 @@ class BertConfig:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "BertConfig":
         names = {f.name for f in dataclasses.fields(cls)} - {"extra"}
+        d = upgrade_switches(d)
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names and k.startswith("berts_")}
         return cls(**known, extra=extra)
@@ -203,6 +232,28 @@ class BertConfig:
 
     def save(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+
+# config.json keys of directories written before the switches were typed fields -> those fields
+OLD_SWITCHES = ("berts_structure_objective", "berts_wso", "berts_lm_mode", "berts_lm_readout")
+
+
+def upgrade_switches(d: dict[str, Any]) -> dict[str, Any]:
+    """An older config.json's ``berts_*`` switches as the typed fields: ``berts_structure_objective``
+    (reorder | distance) and ``berts_wso`` -> ``objectives`` (with mlm, and sbo when
+    ``span_boundary_objective``); ``berts_lm_mode`` / ``berts_lm_readout`` -> ``lm_mode`` / ``lm_readout``."""
+    if not any(k in d for k in OLD_SWITCHES):
+        return d
+    old = {k: d.get(k) for k in OLD_SWITCHES}
+    d = {k: v for k, v in d.items() if k not in OLD_SWITCHES}
+    structure, wso = old["berts_structure_objective"], old["berts_wso"]
+    if (structure or wso) and d.get("objectives") is None:
+        d["objectives"] = ["mlm", *([structure] if structure else []), *(["wso"] if wso else []),
+                           *(["sbo"] if d.get("span_boundary_objective") else [])]
+    for key in ("lm_mode", "lm_readout"):
+        if old[f"berts_{key}"] is not None and d.get(key) is None:
+            d[key] = old[f"berts_{key}"]
+    return d
 
 
 def preset_names() -> list[str]:

@@ -28,9 +28,11 @@ import torch
 from berts.model.attention import MODES, mode_mask
 from berts.model.config import BertConfig
 from berts.model.encoder import BertModel, BertPreTrainedModel
-from berts.objectives import MaskedLM, Objective, SentencePair, SequenceClassification, SpanBoundary
+from berts.objectives import registry
+from berts.objectives.base import Objective
+from berts.objectives.classification import SequenceClassification
 from berts.objectives.lm import NextTokenLM
-from berts.objectives.structure import SENTENCE_OBJECTIVES, WordStructure
+from berts.objectives.mlm import MaskedLM
 
 
 @dataclass
@@ -39,7 +41,9 @@ class ModelOutput:
     logits: torch.Tensor | None = None
     prediction_logits: torch.Tensor | None = None
     seq_relationship_logits: torch.Tensor | None = None
-    structure_logits: torch.Tensor | None = None  # sentence reorder [B, 9] / distance [B, 3] (objectives/structure.py)
+    # a sentence-level head's other than NSP/SOP's: reorder [B, 9], distance [B, 3] (objectives/structure.py),
+    # a plug-in's (objectives/samedoc.py [B, 2])
+    structure_logits: torch.Tensor | None = None
     lm_logits: torch.Tensor | None = None  # next-token logits at lm_positions, [N, vocab]
     last_hidden_state: torch.Tensor | None = None
     pooler_output: torch.Tensor | None = None
@@ -147,65 +151,105 @@ class BertTaskModel(BertPreTrainedModel):
         )
 
 
+def head_specs(config: BertConfig, kinds: tuple[str, ...], default_sentence: str | None = None,
+               legacy_sbo: bool = True) -> list[registry.ObjectiveSpec]:
+    """The specs of the heads a pretraining model builds from ``config.objectives`` (registry names;
+    None: MLM alone): those of ``kinds``, the token-level ones first (in registry order: mlm, then
+    the heads that share its decoder), then the sentence-level one (``default_sentence``'s head when
+    the list has none). ``legacy_sbo``: ``config.span_boundary_objective`` alone also adds sbo."""
+    names = list(config.objectives) if config.objectives is not None else ["mlm"]
+    if legacy_sbo and config.span_boundary_objective and "sbo" not in names:
+        names.append("sbo")
+    if "mlm" not in names:
+        names.insert(0, "mlm")
+    specs = [registry.get(n) for n in names]
+    if default_sentence and not any(s.kind == "sentence" for s in specs):
+        specs.append(registry.get(default_sentence))
+    order = list(registry.registry())
+    return [s for kind in ("token", "sentence") if kind in kinds
+            for s in sorted(specs, key=lambda s: order.index(s.name)) if s.kind == kind]
+
+
+class ObjectiveHeads(BertTaskModel):
+    """A task model whose objectives are the registry's heads that ``config.objectives`` names
+    (head_specs), each built by its class's ``build(model, config)`` and held under its spec's
+    ``attr``. ``forward`` takes the targets the registry's objectives declare (their specs'
+    ``batch_keys``; those of a head it does not hold are ignored, as before the registry); any other
+    keyword is a TypeError, as transformers'."""
+
+    head_kinds: tuple[str, ...] = ("token",)
+    default_sentence: str | None = None
+    legacy_sbo = True
+
+    def build_heads(self, config: BertConfig) -> None:
+        self.specs = head_specs(config, self.head_kinds, self.default_sentence, self.legacy_sbo)
+        for spec in registry.registry().values():  # the heads this model could hold: None when off
+            if spec.attr and spec.kind in self.head_kinds:
+                setattr(self, spec.attr, None)
+        names = []
+        for spec in self.specs:
+            if spec.attr not in names:  # nsp and sop: one head
+                setattr(self, spec.attr, spec.load("head").build(self, config))
+                names.append(spec.attr)
+        self.objective_names = tuple(names)
+
+    def check_targets(self, targets: dict) -> dict:
+        unknown = sorted(k for k in targets if k not in registry.batch_keys())
+        if unknown:
+            raise TypeError(f"{type(self).__name__}.forward() got an unexpected keyword argument {unknown[0]!r}")
+        return targets
+
+
 @register_task_model
-class BertForPreTraining(BertTaskModel):
-    """Encoder + MLM + NSP/SOP on the pooled [CLS] (+ SpanBERT's SBO when
-    ``config.span_boundary_objective``). ``config.extra["berts_structure_objective"]``
-    ("reorder" | "distance", ERNIE 2.0) puts that sentence head in the NSP/SOP head's place;
-    ``config.extra["berts_wso"]`` adds StructBERT's word structural objective (on the MLM head)."""
+class BertForPreTraining(ObjectiveHeads):
+    """Encoder + MLM + one sentence-level head on the pooled [CLS] + the token-level heads that
+    ``config.objectives`` names (registry names, e.g. ["mlm", "sop", "sbo", "wso"]): NSP/SOP's
+    head (transformers' ``seq_relationship``) unless the list names another sentence-level
+    objective (ERNIE 2.0's reorder / distance, a plug-in); SpanBERT's SBO also when
+    ``config.span_boundary_objective``; StructBERT's wso on the MLM head."""
 
     hf_architectures = {"bert": "BertForPreTraining", "albert": "AlbertForPreTraining"}
-    objective_names = ("mlm", "sbo", "wso", "seq_relationship", "structure")
+    head_kinds = ("token", "sentence")
+    default_sentence = "nsp"
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config)
-        self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
-        structure = config.extra.get("berts_structure_objective")
-        if structure is not None and structure not in SENTENCE_OBJECTIVES:
-            raise ValueError(f"berts_structure_objective must be one of {', '.join(SENTENCE_OBJECTIVES)}, "
-                             f"got {structure!r}")
-        self.seq_relationship = SentencePair(config) if structure is None else None
-        self.structure = SENTENCE_OBJECTIVES[structure](config) if structure is not None else None
-        self.sbo = SpanBoundary(config, self.mlm) if config.span_boundary_objective else None
-        self.wso = WordStructure(self.mlm) if config.extra.get("berts_wso") else None
+        self.build_heads(config)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 labels=None, next_sentence_label=None, sentence_order_label=None,
-                mlm_positions=None, mlm_labels=None, sbo_left=None, sbo_right=None, sbo_rel=None,
-                sentence_reorder_label=None, sentence_distance_label=None, wso_positions=None, wso_labels=None,
-                output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
-        targets = dict(labels=labels, next_sentence_label=next_sentence_label,
-                       sentence_order_label=sentence_order_label, mlm_positions=mlm_positions,
-                       mlm_labels=mlm_labels, sbo_left=sbo_left, sbo_right=sbo_right, sbo_rel=sbo_rel,
-                       sentence_reorder_label=sentence_reorder_label,
-                       sentence_distance_label=sentence_distance_label, wso_positions=wso_positions,
-                       wso_labels=wso_labels)
+                mlm_positions=None, mlm_labels=None, output_hidden_states=False, output_attentions=False,
+                output_attention_scores=False, **targets) -> ModelOutput:
+        """``targets``: the other objectives' (sbo_left/right/rel, sentence_reorder_label, wso_positions,
+        a plug-in's label, ...): the ``batch_keys`` of the built objectives' specs."""
+        targets = dict(self.check_targets(targets), labels=labels, next_sentence_label=next_sentence_label,
+                       sentence_order_label=sentence_order_label, mlm_positions=mlm_positions, mlm_labels=mlm_labels)
         return self.run(input_ids, attention_mask, token_type_ids, position_ids, targets,
                         output_hidden_states, output_attentions, output_attention_scores)
 
 
 @register_task_model
-class BertForMaskedLM(BertTaskModel):
-    """Encoder (no pooler, as transformers) + MLM. Sparse logits when labels are given."""
+class BertForMaskedLM(ObjectiveHeads):
+    """Encoder (no pooler, as transformers) + MLM (+ the token-level heads ``config.objectives``
+    names: StructBERT's wso, SpanBERT's sbo). Sparse logits when labels are given."""
 
     hf_architectures = {"bert": "BertForMaskedLM", "albert": "AlbertForMaskedLM"}
-    objective_names = ("mlm", "wso")
+    legacy_sbo = False  # span_boundary_objective alone is BertForPreTraining's switch, as it was
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
-        self.mlm = MaskedLM(config, self.bert.embeddings.word_embeddings)
-        self.wso = WordStructure(self.mlm) if config.extra.get("berts_wso") else None  # StructBERT, no weights
+        self.build_heads(config)
         self.init_weights()
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
-                labels=None, mlm_positions=None, mlm_labels=None, wso_positions=None, wso_labels=None,
-                output_hidden_states=False, output_attentions=False, output_attention_scores=False) -> ModelOutput:
-        out = self.run(input_ids, attention_mask, token_type_ids, position_ids,
-                       dict(labels=labels, mlm_positions=mlm_positions, mlm_labels=mlm_labels,
-                            wso_positions=wso_positions, wso_labels=wso_labels),
+                labels=None, mlm_positions=None, mlm_labels=None,
+                output_hidden_states=False, output_attentions=False, output_attention_scores=False,
+                **targets) -> ModelOutput:
+        targets = dict(self.check_targets(targets), labels=labels, mlm_positions=mlm_positions, mlm_labels=mlm_labels)
+        out = self.run(input_ids, attention_mask, token_type_ids, position_ids, targets,
                        output_hidden_states, output_attentions, output_attention_scores)
         out.logits = out.prediction_logits  # transformers' field for this class
         return out
@@ -247,8 +291,8 @@ class BertForUnifiedLM(BertTaskModel):
     full mask from it and ``token_type_ids`` (a full [B, S, S] mask given is used as it is).
     Without ``lm_mode`` it is BERT (bidirectional). Its parameters are exactly BertForMaskedLM's,
     so transformers loads the directory as BertForMaskedLM (same outputs for bidirectional
-    input); the mode is an input, and which mode generation uses is ``config.extra
-    ["berts_lm_mode"]`` (transformers has no way to say either).
+    input); the mode is an input, and which mode generation uses is ``config.lm_mode``
+    (transformers has no way to say either).
     """
 
     hf_architectures = {"bert": "BertForUnifiedLM", "albert": "AlbertForUnifiedLM"}

@@ -11,8 +11,10 @@ for each of its objectives, in this order:
 3. ``forward(enc, batch, picked) -> Result``: ``enc`` the encoder's output, ``picked`` the last
    hidden states at its rows ([N, H]; None when it asked for all rows).
 
-``counts(batch)``, from the batch alone (no forward), gives {part: items its mean is over}, the
-same keys as the losses it produces for that batch. Class attributes declare the rest: ``parts``
+``build(model, config)`` makes the head for a task model (heads.ObjectiveHeads builds the heads
+the registry's specs name: objectives/registry.py). ``counts(batch)``, from the batch alone (no
+forward), gives {part: items its mean is over}, the same keys as the losses it produces for that
+batch. Class attributes declare the rest: ``parts``
 (every loss part it can produce), ``metric_parts`` ({metric: part it averages like}),
 ``batch_keys`` (the targets it reads) and ``hf_names`` ({our name prefix within the objective:
 {"bert": HF name prefix, "albert": HF name prefix}}), which berts.hf reads to save and load it.
@@ -39,6 +41,12 @@ class Objective(nn.Module):
     batch_keys: tuple[str, ...] = ()
     hf_names: dict[str, dict[str, str]] = {}
 
+    @classmethod
+    def build(cls, model, config) -> "Objective":
+        """The head for task model ``model`` (its encoder ``model.bert`` built, and the heads listed
+        before it, e.g. ``model.mlm``), as a pretraining model builds it from the registry."""
+        return cls(config)
+
     def prepare(self, batch: dict) -> dict:
         return batch
 
@@ -56,6 +64,8 @@ class Objective(nn.Module):
         return {}
 
 
+# the head classes by their ``name`` (for code that builds its own task model); which objectives a
+# pretraining run can name, and what each needs besides its head, is the registry's (registry.py)
 OBJECTIVES: dict[str, type[Objective]] = {}
 
 

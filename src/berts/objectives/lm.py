@@ -26,6 +26,28 @@ import torch
 import torch.nn.functional as F
 
 from berts.objectives.base import Objective, Result, accuracy, register
+from berts.objectives.registry import ObjectiveSpec
+
+# UniLM on the encoder: one model (BertForUnifiedLM), the attention mode drawn per batch
+# (data.masking.draw_mode); model_fields say how generation runs a model trained so (config.json)
+UNILM = ObjectiveSpec(
+    name="unilm", kind="lm", help="UniLM: MLM under an attention mode drawn per batch",
+    model="berts.model.heads:BertForUnifiedLM", model_fields={"lm_mode": "left-to-right", "lm_readout": "mask"},
+    dataset_options={"lm_objective": "unilm"},
+    batch_keys=("lm_mode", "mlm_positions", "mlm_labels"), eval_labels="mlm_labels",
+    eval_logits="prediction_logits", eval_name="mlm")
+CLM = ObjectiveSpec(
+    name="clm", kind="lm", help="causal LM: the next token, left to right",
+    model="berts.model.heads:BertForUnifiedLM", model_fields={"lm_mode": "left-to-right", "lm_readout": "next"},
+    dataset_options={"lm_objective": "clm"},
+    batch_keys=("lm_mode", "lm_positions", "lm_labels"), eval_labels="lm_labels", eval_logits="lm_logits",
+    eval_name="lm")
+SEQ2SEQ = ObjectiveSpec(
+    name="seq2seq", kind="lm", help="seq2seq LM: segment B from A and B's prefix",
+    model="berts.model.heads:BertForUnifiedLM", model_fields={"lm_mode": "seq2seq", "lm_readout": "next"},
+    dataset_options={"lm_objective": "seq2seq"},
+    batch_keys=("lm_mode", "lm_positions", "lm_labels"), eval_labels="lm_labels", eval_logits="lm_logits",
+    eval_name="lm")
 
 
 def next_token_targets(input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -60,6 +82,10 @@ class OnMLMHead(Objective):
     def __init__(self, mlm):
         super().__init__()
         self.mlm = [mlm]  # a list: shared, not registered twice
+
+    @classmethod
+    def build(cls, model, config):
+        return cls(model.mlm)
 
     def rows(self, batch):
         positions = batch.get(self.positions_key)

@@ -16,6 +16,13 @@ from torch import nn
 from berts.model.config import BertConfig
 from berts.model.encoder import activation
 from berts.objectives.base import Objective, Result, accuracy, register
+from berts.objectives.registry import ObjectiveSpec
+
+# the registry reads this statement without importing the module (objectives/registry.py)
+SPEC = ObjectiveSpec(
+    name="mlm", kind="token", help="masked language modelling (BERT)",
+    head="berts.objectives.mlm:MaskedLM", attr="mlm", batch_keys=("mlm_positions", "mlm_labels"),
+    eval_labels="mlm_labels", eval_logits="prediction_logits")
 
 
 def mlm_targets(batch: dict):
@@ -49,6 +56,10 @@ class MaskedLM(Objective):
         self.norm = nn.LayerNorm(config.emb_size, eps=config.layer_norm_eps)
         self.word_embeddings = [word_embeddings]  # a list: tied, not registered twice
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+
+    @classmethod
+    def build(cls, model, config):
+        return cls(config, model.bert.embeddings.word_embeddings)
 
     def decode(self, h):
         """[.., E] -> [.., vocab] through the tied word embeddings."""

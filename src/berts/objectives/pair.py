@@ -12,6 +12,20 @@ from torch import nn
 
 from berts.model.config import BertConfig
 from berts.objectives.base import Objective, Result, accuracy, register
+from berts.objectives.registry import ObjectiveSpec
+
+# one head (seq_relationship, transformers' name) for both; the label keyword tells them apart
+NSP = ObjectiveSpec(
+    name="nsp", kind="sentence", help="next sentence prediction (BERT): is B the real next segment?",
+    head="berts.objectives.pair:SentencePair", attr="seq_relationship", label_key="next_sentence_label",
+    batch_keys=("next_sentence_label",), maker="berts.data.instances:make_paired", num_labels=2,
+    num_special=3, min_documents=2, eval_labels="next_sentence_label", eval_logits="seq_relationship_logits",
+    eval_loss=False)
+SOP = ObjectiveSpec(
+    name="sop", kind="sentence", help="sentence order prediction (ALBERT): are A and B in order?",
+    head="berts.objectives.pair:SentencePair", attr="seq_relationship", label_key="sentence_order_label",
+    batch_keys=("sentence_order_label",), maker="berts.data.instances:make_paired", num_labels=2,
+    num_special=3, eval_labels="sentence_order_label", eval_logits="seq_relationship_logits", eval_loss=False)
 
 LABELS = {"nsp": "next_sentence_label", "sop": "sentence_order_label"}
 

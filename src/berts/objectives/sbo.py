@@ -14,6 +14,13 @@ from torch import nn
 
 from berts.model.config import BertConfig
 from berts.objectives.base import Objective, Result, accuracy, register
+from berts.objectives.registry import ObjectiveSpec
+
+# the masking makes its targets (data.masking, sbo=True: the span ends of each masked span)
+SPEC = ObjectiveSpec(
+    name="sbo", kind="token", help="SpanBERT's span boundary objective (with masking: span)",
+    head="berts.objectives.sbo:SpanBoundary", attr="sbo", batch_keys=("sbo_left", "sbo_right", "sbo_rel"),
+    dataset_options={"sbo": True})
 
 
 @register
@@ -33,6 +40,10 @@ class SpanBoundary(Objective):
         self.dense2 = nn.Linear(h, config.emb_size)  # E: it feeds the tied decoder
         self.norm2 = nn.LayerNorm(config.emb_size, eps=config.layer_norm_eps)
         self.mlm = [mlm]  # a list: its decoder is shared, not registered twice
+
+    @classmethod
+    def build(cls, model, config):
+        return cls(config, model.mlm)
 
     def head(self, flat_hidden, left, right, rel):
         x = torch.cat([flat_hidden[left], flat_hidden[right], self.position_embeddings(rel)], dim=-1)

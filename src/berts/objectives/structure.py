@@ -14,8 +14,8 @@ pooled [CLS] each), and StructBERT's word structural objective (on the MLM head)
 transformers has no head for these: the two sentence heads save under our own names
 (``cls.sentence_reorder.*``, ``cls.sentence_distance.*``), so transformers' BertForPreTraining
 loads the encoder and MLM head of such a directory, lists these weights as unused and
-initialises its NSP head anew; berts reloads them exactly (the switch is ``config.extra
-["berts_structure_objective"]`` in config.json, see heads.BertForPreTraining).
+initialises its NSP head anew; berts reloads them exactly (the switch is ``config.objectives``
+in config.json, see heads.BertForPreTraining).
 """
 from __future__ import annotations
 
@@ -25,6 +25,27 @@ from torch import nn
 from berts.model.config import BertConfig
 from berts.objectives.base import Objective, Result, accuracy, register
 from berts.objectives.lm import OnMLMHead
+from berts.objectives.registry import ObjectiveSpec
+
+REORDER = ObjectiveSpec(
+    name="reorder", kind="sentence", help="ERNIE 2.0's sentence reordering: 1-3 pieces shuffled, 9 classes",
+    head="berts.objectives.structure:SentenceReorder", attr="structure", label_key="sentence_reorder_label",
+    batch_keys=("sentence_reorder_label",), maker="berts.data.instances:make_reordered", num_labels=9,
+    num_special=4, eval_labels="sentence_reorder_label", eval_logits="structure_logits", eval_loss=False)
+DISTANCE = ObjectiveSpec(
+    name="distance", kind="sentence",
+    help="ERNIE 2.0's sentence distance: B adjacent / same document / other document",
+    head="berts.objectives.structure:SentenceDistance", attr="structure", label_key="sentence_distance_label",
+    batch_keys=("sentence_distance_label",), maker="berts.data.instances:make_distance", num_labels=3,
+    num_special=3, min_documents=2, eval_labels="sentence_distance_label", eval_logits="structure_logits",
+    eval_loss=False)
+# its data side is a batch transform (shuffled trigrams), built from the run config's ``wso`` section;
+# scored on the held-out data through that transform (the MLM figures stay on clean text)
+WSO = ObjectiveSpec(
+    name="wso", kind="token", help="StructBERT's word structural objective (shuffled trigrams, MLM head)",
+    head="berts.objectives.structure:WordStructure", attr="wso", batch_keys=("wso_positions", "wso_labels"),
+    transform="berts.data.collate:TrigramShuffle", config="wso", eval_labels="wso_labels",
+    eval_transformed=True)
 
 
 class _SentenceClasses(Objective, nn.Linear):
@@ -72,6 +93,7 @@ class SentenceDistance(_SentenceClasses):
 
 
 SENTENCE_OBJECTIVES = {"reorder": SentenceReorder, "distance": SentenceDistance}
+SentenceClasses = _SentenceClasses  # the base of a new sentence-level head (objectives/samedoc.py)
 
 
 @register

@@ -5,7 +5,7 @@ import warnings
 
 from berts.data.tables import SETTINGS_KEY, check_max_length
 from berts.runs.common import base_config, claim_output
-from berts.runs.pretrain import lm_extras
+from berts.runs.pretrain import set_model_fields
 
 
 def seq2seq_run(cfg, resume=None, dist=None, *, resume_requested: str | None = None, overwrite: bool = False):
@@ -50,7 +50,7 @@ def seq2seq_run(cfg, resume=None, dist=None, *, resume_requested: str | None = N
     else:
         model = BertForUnifiedLM(base.replace(**changes))
         model.loading_info = {"missing_keys": [], "unexpected_keys": []}
-    model.config.extra.update(lm_extras("seq2seq"))
+    set_model_fields(model.config, ["seq2seq"])  # generation runs it in seq2seq mode, reading the next token
     model.config.extra[SETTINGS_KEY] = {"task": "seq2seq", "source_column": d.source_column,
                                         "target_column": d.target_column, "format": d.format, "header": d.header,
                                         "max_length": max_length}

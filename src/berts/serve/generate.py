@@ -12,7 +12,7 @@ Two layouts, after the mode:
 * ``seq2seq``: ``[CLS] source [SEP]`` (segment A, seen whole) then the target (segment B), from
   nothing; the model was trained to predict B's tokens and its closing [SEP].
 
-Two readouts, after the objective the model was trained with (``config.extra["berts_lm_readout"]``):
+Two readouts, after the objective the model was trained with (``config.lm_readout``):
 ``next`` (clm, seq2seq: the last position predicts the next token) and ``mask`` (UniLM's masked
 objective: a [MASK] is appended, predicted, and replaced by the token; with the cache, the
 [MASK]'s keys and values are dropped again after each read).
@@ -212,7 +212,7 @@ class TextGenerator:
     """Text in, text out: a BertForUnifiedLM and its tokenizer (``TextGenerator.load(dir)``).
 
     ``mode``: left-to-right (a prompt continued) or seq2seq (a source, a target generated); by
-    default the model's own (``config.extra["berts_lm_mode"]``, set by pretrain / finetune),
+    default the model's own (``config.lm_mode``, set by pretrain / finetune),
     else left-to-right.
     """
 
@@ -220,8 +220,8 @@ class TextGenerator:
         from berts.errors import UserError
 
         self.model, self.tokenizer = model, tokenizer
-        self.mode = mode or model.config.extra.get("berts_lm_mode") or "left-to-right"
-        self.readout = readout or model.config.extra.get("berts_lm_readout") or "next"
+        self.mode = mode or model.config.lm_mode or "left-to-right"
+        self.readout = readout or model.config.lm_readout or "next"
         if self.mode not in ("left-to-right", "seq2seq"):
             raise UserError(f"generation runs left-to-right or seq2seq, not {self.mode!r}")
         if self.readout not in ("next", "mask"):
