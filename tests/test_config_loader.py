@@ -98,7 +98,7 @@ def test_shipped_config_loads_and_validates(path):
 def test_groups_compose_into_a_runnable_pretraining_config():
     cfg = load_config(PretrainConfig, [ROOT / "configs/model/tiny.yaml", ROOT / "configs/objectives/spanbert.yaml",
                                        ROOT / "configs/budget/15m.yaml"], ["data.shards=shards"])
-    assert (cfg.model.preset, cfg.data.masking, cfg.data.sbo) == ("tiny", "span", True)
+    assert (cfg.model.preset, cfg.data.masking, cfg.data.objectives) == ("tiny", "span", ["mlm", "sbo"])
     assert (cfg.train.budget, cfg.train.max_steps, cfg.train.epochs) == ("15m", None, None)
     check_run(cfg)  # data.shards given: ready to run
     with pytest.raises(UserError, match="no training data: set data.shards"):
