@@ -308,3 +308,11 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     a, b = weights(ref / "final"), weights(out / "final")
     assert a.keys() == b.keys() and any(k.startswith("fastbert.") for k in a)
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_exits_shape_is_a_typed_field_and_old_directories_still_load():
+    from berts.model.config import BertConfig
+
+    old = BertConfig.from_dict({"hidden_size": 32, "num_attention_heads": 2, "berts_early_exit": {"width": 16, "heads": 2}})  # before the field
+    assert old.early_exit == {"width": 16, "heads": 2} and "berts_early_exit" not in old.extra
+    assert old.to_dict()["early_exit"] == {"width": 16, "heads": 2} and "berts_early_exit" not in old.to_dict()

@@ -93,6 +93,9 @@ class BertConfig:
     problem_type: str | None = None  # "single_label_classification" | "regression"
     id2label: dict[int, str] | None = None
     label2id: dict[str, int] | None = None
+    # FastBERT's early exits (berts.compress.early_exit): the students' shape, {"width": w, "heads": h};
+    # None: a model without exits.
+    early_exit: dict[str, int] | None = None
     # Unknown ``berts_*`` fields of a config.json (another tool's, a later version's), kept and written
     # back. berts' own switches are the typed fields above, never keys here.
     extra: dict[str, Any] = field(default_factory=dict)
@@ -235,13 +238,14 @@ class BertConfig:
 
 
 # config.json keys of directories written before the switches were typed fields -> those fields
-OLD_SWITCHES = ("berts_structure_objective", "berts_wso", "berts_lm_mode", "berts_lm_readout")
+OLD_SWITCHES = ("berts_structure_objective", "berts_wso", "berts_lm_mode", "berts_lm_readout", "berts_early_exit")
 
 
 def upgrade_switches(d: dict[str, Any]) -> dict[str, Any]:
     """An older config.json's ``berts_*`` switches as the typed fields: ``berts_structure_objective``
     (reorder | distance) and ``berts_wso`` -> ``objectives`` (with mlm, and sbo when
-    ``span_boundary_objective``); ``berts_lm_mode`` / ``berts_lm_readout`` -> ``lm_mode`` / ``lm_readout``."""
+    ``span_boundary_objective``); ``berts_lm_mode`` / ``berts_lm_readout`` / ``berts_early_exit`` ->
+    ``lm_mode`` / ``lm_readout`` / ``early_exit``."""
     if not any(k in d for k in OLD_SWITCHES):
         return d
     old = {k: d.get(k) for k in OLD_SWITCHES}
@@ -250,7 +254,7 @@ def upgrade_switches(d: dict[str, Any]) -> dict[str, Any]:
     if (structure or wso) and d.get("objectives") is None:
         d["objectives"] = ["mlm", *([structure] if structure else []), *(["wso"] if wso else []),
                            *(["sbo"] if d.get("span_boundary_objective") else [])]
-    for key in ("lm_mode", "lm_readout"):
+    for key in ("lm_mode", "lm_readout", "early_exit"):
         if old[f"berts_{key}"] is not None and d.get(key) is None:
             d[key] = old[f"berts_{key}"]
     return d

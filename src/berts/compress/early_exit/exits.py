@@ -47,7 +47,6 @@ from berts.model.flops import encoder_flops, student_flops
 from berts.objectives.base import Objective, register
 from berts.tasks.base import ENCODER_INPUTS, Task
 
-EXIT_KEY = "berts_early_exit"  # config.json: {"width": w, "heads": h}
 WIDTH, HEADS = 128, 2  # FastBERT's cla_hidden_size, cla_heads_num
 
 
@@ -100,7 +99,7 @@ class EarlyExits(Objective):
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        spec = dict(config.extra.get(EXIT_KEY) or {})
+        spec = dict(config.early_exit or {})
         width, heads = int(spec.get("width", WIDTH)), int(spec.get("heads", HEADS))
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.students = nn.ModuleList(ExitClassifier(config.hidden_size, config.num_labels, width, heads, p)
@@ -144,7 +143,7 @@ class BertForSequenceClassificationWithExits(BertForSequenceClassification):
     @classmethod
     def from_classifier(cls, model: BertForSequenceClassification, width: int = WIDTH, heads: int = HEADS):
         """The early-exit model of a fine-tuned classifier: its weights, new students."""
-        config = model.config.replace(extra={**model.config.extra, EXIT_KEY: {"width": width, "heads": heads}})
+        config = model.config.replace(early_exit={"width": width, "heads": heads})
         new = cls(config)
         missing, unexpected = new.load_state_dict(model.state_dict(), strict=False)
         assert not unexpected and all(k.startswith("exits.") for k in missing), (missing, unexpected)
@@ -332,7 +331,7 @@ class SelfDistillationTask(Task):
         return out
 
     def describe(self) -> str:
-        spec = self.model.config.extra.get(EXIT_KEY) or {}
+        spec = self.model.config.early_exit or {}
         return (f"self-distillation: {self.model.num_layers - 1} students (width {spec.get('width', WIDTH)}, "
                 f"{spec.get('heads', HEADS)} heads); backbone and final classifier frozen; labels not used")
 
@@ -365,7 +364,7 @@ def exit_summary(layers: np.ndarray, num_layers: int) -> dict:
 def exit_flops(config, lengths: np.ndarray, layers: np.ndarray, rule: str, speed: float) -> float:
     """FLOPs per example of early exit (berts.model.flops): the layers each example ran on its
     real tokens, the students it was tested at, and the final pooler + classifier if it got there."""
-    spec = config.extra.get(EXIT_KEY) or {}
+    spec = config.early_exit or {}
     width = int(spec.get("width", WIDTH))
     L = config.num_hidden_layers
     total = 0.0
