@@ -73,10 +73,9 @@ def make_exits(path, layers=4, seed=0, scale=0.5):
     students confident enough to leave at various layers; labels neg/pos as ``table``."""
     from test_fastbert import exit_model
 
-    from berts.data.tables import SETTINGS_KEY
 
     model, tok = exit_model(layers, seed=seed, scale=scale, names=["neg", "pos"])
-    model.config.extra[SETTINGS_KEY] = {"task": "classification", "text_column": "sentence", "label_column": "label",
+    model.config.finetune_data = {"task": "classification", "text_column": "sentence", "label_column": "label",
                                         "format": "auto", "header": "auto", "max_length": 64}
     model.save_pretrained(path, tokenizer=tok)
     return path
@@ -88,14 +87,13 @@ def make_wide(path, hidden=128, intermediate=512):
 
     from berts import BertConfig, BertForSequenceClassification
     from berts.data.labels import LabelMap
-    from berts.data.tables import SETTINGS_KEY
 
     tok = tokenizer()
     torch.manual_seed(0)
     model = BertForSequenceClassification(BertConfig(
         vocab_size=tok.vocab_size, hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,
         intermediate_size=intermediate, max_position_embeddings=64, **LabelMap(["neg", "pos"]).to_config()))
-    model.config.extra[SETTINGS_KEY] = {"task": "classification", "text_column": "sentence", "label_column": "label",
+    model.config.finetune_data = {"task": "classification", "text_column": "sentence", "label_column": "label",
                                         "max_length": 64}
     model.save_pretrained(path, tokenizer=tok)
     return path

@@ -119,13 +119,12 @@ def test_the_built_in_tasks():
 
 def test_serving_reads_the_registry(base, tmp_path):
     """A directory of a task that Classifier does not serve (seq2seq) is one line naming the command to use."""
-    from berts.data.tables import SETTINGS_KEY
     from berts.hf import load
     from berts.model.heads import BertForUnifiedLM
     from berts.serve.predict import Classifier
 
     model = BertForUnifiedLM(load(base).config)
-    model.config.extra[SETTINGS_KEY] = {"task": "seq2seq"}
+    model.config.finetune_data = {"task": "seq2seq"}
     model.save_pretrained(tmp_path / "s2s")
     with pytest.raises(UserError, match=r"s2s: a seq2seq model \(berts finetune --task seq2seq\): use `berts generate"):
         Classifier.from_pretrained(tmp_path / "s2s")

@@ -163,10 +163,9 @@ def test_saved_directory_is_a_hugging_face_directory(tmp_path):
 
 def test_classifier_api_reports_the_exit_layer(tmp_path):
     from berts.serve.predict import Classifier
-    from berts.data.tables import SETTINGS_KEY
 
     model, tok = exit_model(labels=2)
-    model.config.extra[SETTINGS_KEY] = {"task": "classification", "text_column": "sentence", "label_column": "label",
+    model.config.finetune_data = {"task": "classification", "text_column": "sentence", "label_column": "label",
                                         "max_length": 64}
     model.save_pretrained(tmp_path / "ee", tokenizer=tok)
     texts = sentences(20, seed=8)
@@ -190,11 +189,10 @@ def test_classifier_api_reports_the_exit_layer(tmp_path):
 def make_teacher(tmp_path):
     """A fine-tuned classifier directory (4 layers, 2 labels) and a training file of text only."""
     from berts import BertForSequenceClassification
-    from berts.data.tables import SETTINGS_KEY
 
     model, tok = exit_model(labels=2, scale=0.3)
-    base = model.config.replace(extra={SETTINGS_KEY: {"task": "classification", "text_column": "sentence",
-                                                      "label_column": "label", "max_length": 64}})
+    base = model.config.replace(finetune_data={"task": "classification", "text_column": "sentence",
+                                               "label_column": "label", "max_length": 64})
     teacher = BertForSequenceClassification(base)
     teacher.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("exits.")})
     teacher.save_pretrained(tmp_path / "teacher", tokenizer=tok)
@@ -316,3 +314,12 @@ def test_the_exits_shape_is_a_typed_field_and_old_directories_still_load():
     old = BertConfig.from_dict({"hidden_size": 32, "num_attention_heads": 2, "berts_early_exit": {"width": 16, "heads": 2}})  # before the field
     assert old.early_exit == {"width": 16, "heads": 2} and "berts_early_exit" not in old.extra
     assert old.to_dict()["early_exit"] == {"width": 16, "heads": 2} and "berts_early_exit" not in old.to_dict()
+
+
+def test_the_finetune_settings_are_a_typed_field_and_old_directories_still_load():
+    from berts.model.config import BertConfig
+
+    settings = {"task": "classification", "text_column": "sentence"}
+    old = BertConfig.from_dict({"hidden_size": 32, "num_attention_heads": 2, "berts_finetune": settings})
+    assert old.finetune_data == settings and not old.extra
+    assert old.to_dict()["finetune_data"] == settings and "berts_finetune" not in old.to_dict()

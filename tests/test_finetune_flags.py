@@ -196,7 +196,7 @@ def test_start_line_prints_the_resolved_values_and_no_resume_checkpoint(base, tm
     # the loss options are the run's, not the model's
     config = json.loads((out / "final" / "config.json").read_text())
     assert "label_smoothing" not in json.dumps(config) and "class_weights" not in json.dumps(config)
-    assert config["berts_finetune"]["positive_label"] == "pos"
+    assert config["finetune_data"]["positive_label"] == "pos"
     assert (out / "config.yaml").read_text().count("label_smoothing: 0.1") == 1
     # with checkpoints kept, the summary names them too
     assert cli(["finetune", "--model", base, "--train", train, "--text-column", "sentence", "--out",

@@ -27,7 +27,6 @@ def make_classifier(path, *, albert=False, head=True, labels=("neg", "pos"), reg
     `berts finetune` leaves it. ``head=False``: the bare encoder (BertModel)."""
     from berts import BertConfig, BertForSequenceClassification, BertModel
     from berts.data.labels import LabelMap
-    from berts.data.tables import SETTINGS_KEY
 
     tok = tokenizer()
     kw = dict(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -49,7 +48,7 @@ def make_classifier(path, *, albert=False, head=True, labels=("neg", "pos"), reg
             enc = tok(sentences(200, seed=99), max_length=64, truncation=True)
             logits = torch.cat([model.eval()(torch.tensor([ids])).logits for ids in enc["input_ids"]])
             model.classifier.bias[1] -= (logits[:, 1] - logits[:, 0]).median()
-    model.config.extra[SETTINGS_KEY] = {
+    model.config.finetune_data = {
         "task": "regression" if regression else "classification", "text_column": "sentence",
         "pair_column": "other" if pair else None, "label_column": "label", "format": "auto", "header": "auto",
         "max_length": 64}

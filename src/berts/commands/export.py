@@ -36,10 +36,10 @@ def _texts(args):
     if not args.eval_file:
         return None, None, None
     from berts.hf import read_config
-    from berts.data.tables import SETTINGS_KEY, read_table
+    from berts.data.tables import read_table
 
     config = read_config(args.model)
-    settings = dict(config.extra.get(SETTINGS_KEY) or {})
+    settings = dict(config.finetune_data or {})
     labelled = config.id2label is not None and (args.label_column or settings.get("label_column")) is not None
     d = data_settings(args, settings, labels=labelled)
     if d.text_column is None:

@@ -364,7 +364,7 @@ def _read_jsonl(path: Path, text_column: Column, text_pair_column: Column | None
         examples.append(Example(text, pair, label, lineno, spath))
     return examples
 
-SETTINGS_KEY = "berts_finetune"  # config.json: how the data was read, for evaluate/predict
+SETTINGS_KEY = "berts_finetune"  # config.json key of directories written before BertConfig.finetune_data
 
 
 def check_max_length(max_length: int | None, max_positions: int) -> int:

@@ -93,6 +93,9 @@ class BertConfig:
     problem_type: str | None = None  # "single_label_classification" | "regression"
     id2label: dict[int, str] | None = None
     label2id: dict[str, int] | None = None
+    # How a fine-tuned model read its data (task, columns, format, max length, positive label), so that
+    # `berts evaluate` / `berts predict` / `berts distill` read new files the same way. None: not fine-tuned here.
+    finetune_data: dict[str, Any] | None = None
     # FastBERT's early exits (berts.compress.early_exit): the students' shape, {"width": w, "heads": h};
     # None: a model without exits.
     early_exit: dict[str, int] | None = None
@@ -238,14 +241,15 @@ class BertConfig:
 
 
 # config.json keys of directories written before the switches were typed fields -> those fields
-OLD_SWITCHES = ("berts_structure_objective", "berts_wso", "berts_lm_mode", "berts_lm_readout", "berts_early_exit")
+OLD_SWITCHES = ("berts_structure_objective", "berts_wso", "berts_lm_mode", "berts_lm_readout", "berts_early_exit",
+                "berts_finetune")
 
 
 def upgrade_switches(d: dict[str, Any]) -> dict[str, Any]:
     """An older config.json's ``berts_*`` switches as the typed fields: ``berts_structure_objective``
     (reorder | distance) and ``berts_wso`` -> ``objectives`` (with mlm, and sbo when
     ``span_boundary_objective``); ``berts_lm_mode`` / ``berts_lm_readout`` / ``berts_early_exit`` ->
-    ``lm_mode`` / ``lm_readout`` / ``early_exit``."""
+    ``lm_mode`` / ``lm_readout`` / ``early_exit``; ``berts_finetune`` -> ``finetune_data``."""
     if not any(k in d for k in OLD_SWITCHES):
         return d
     old = {k: d.get(k) for k in OLD_SWITCHES}
@@ -257,6 +261,8 @@ def upgrade_switches(d: dict[str, Any]) -> dict[str, Any]:
     for key in ("lm_mode", "lm_readout", "early_exit"):
         if old[f"berts_{key}"] is not None and d.get(key) is None:
             d[key] = old[f"berts_{key}"]
+    if old["berts_finetune"] is not None and d.get("finetune_data") is None:
+        d["finetune_data"] = old["berts_finetune"]
     return d
 
 

@@ -75,9 +75,8 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     if evaluator is not None:
         evaluator.model = student
     if not general:  # how `berts evaluate` / `berts predict` read a table for the student
-        from berts.data.tables import SETTINGS_KEY
 
-        student.config.extra[SETTINGS_KEY] = {
+        student.config.finetune_data = {
             "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
             "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": train.max_length}
     # the distill keys the method left null take its defaults (temperature: 2 DistilBERT, 1 TinyBERT)

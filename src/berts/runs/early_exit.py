@@ -15,9 +15,8 @@ def model_columns(d, config):
     import dataclasses
 
     from berts.config.schema import FinetuneData
-    from berts.data.tables import SETTINGS_KEY
 
-    settings = config.extra.get(SETTINGS_KEY) or {}
+    settings = config.finetune_data or {}
     default = FinetuneData()
     changes = {k: settings[k] for k in ("text_column", "pair_column", "label_column", "format", "header", "max_length")
                if settings.get(k) is not None and getattr(d, k) == getattr(default, k)}

@@ -15,7 +15,7 @@ from berts.data.labels import (
     resolve_class_weights,
     resolve_positive,
 )
-from berts.data.tables import SETTINGS_KEY, check_max_length, read_table
+from berts.data.tables import check_max_length, read_table
 from berts.errors import UserError
 from berts.runs.common import base_config, claim_output
 from berts.tasks import registry
@@ -92,11 +92,11 @@ def classification_run(cfg, resume: str | Path | None = None, dist=None, *, resu
     else:
         model = BertForSequenceClassification(base.replace(**changes))
         model.loading_info = {"missing_keys": [], "unexpected_keys": []}
-    model.config.extra[SETTINGS_KEY] = {
+    model.config.finetune_data = {
         "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column, "label_column": d.label_column,
         "format": d.format, "header": d.header, "max_length": max_length}
     if not regression and t.positive_label is not None:
-        model.config.extra[SETTINGS_KEY]["positive_label"] = t.positive_label  # f1 of `berts evaluate` too
+        model.config.finetune_data["positive_label"] = t.positive_label  # f1 of `berts evaluate` too
     task = ClassificationTask(model, train, dev, regression=regression,
                               num_labels=1 if regression else len(label_map),
                               metric=cfg.train.metric if d.dev else None, eval_batch_size=cfg.train.eval_batch_size,
@@ -163,7 +163,7 @@ def plugin_run(cfg, resume: str | Path | None = None, dist=None, *, resume_reque
                overwrite: bool = False):
     """The run of a registered task without a run of its own: claim log.out, load the tokenizer,
     then ``Task.from_run(RunContext)`` builds the task (its data, its model), and the Trainer
-    trains it. The trained directory keeps data's settings (SETTINGS_KEY) with the task's name."""
+    trains it. The trained directory keeps data's settings (config.finetune_data) with the task's name."""
     from berts.tokenizer.wordpiece import load_tokenizer
     from berts.train import distributed
     from berts.train.checkpoint import seed_all
@@ -181,7 +181,7 @@ def plugin_run(cfg, resume: str | Path | None = None, dist=None, *, resume_reque
     task.metric = (cfg.train.metric or spec.metrics[0]) if d.dev else None  # picks best/, as for every task
     main = next(iter(task.modules().values()))
     if hasattr(main, "config") and hasattr(main.config, "extra"):
-        main.config.extra[SETTINGS_KEY] = {
+        main.config.finetune_data = {
             "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column,
             "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": run.max_length}
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="finetune")

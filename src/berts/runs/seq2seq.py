@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import warnings
 
-from berts.data.tables import SETTINGS_KEY, check_max_length
+from berts.data.tables import check_max_length
 from berts.runs.common import base_config, claim_output
 from berts.runs.pretrain import set_model_fields
 
@@ -51,7 +51,7 @@ def seq2seq_run(cfg, resume=None, dist=None, *, resume_requested: str | None = N
         model = BertForUnifiedLM(base.replace(**changes))
         model.loading_info = {"missing_keys": [], "unexpected_keys": []}
     set_model_fields(model.config, ["seq2seq"])  # generation runs it in seq2seq mode, reading the next token
-    model.config.extra[SETTINGS_KEY] = {"task": "seq2seq", "source_column": d.source_column,
+    model.config.finetune_data = {"task": "seq2seq", "source_column": d.source_column,
                                         "target_column": d.target_column, "format": d.format, "header": d.header,
                                         "max_length": max_length}
     task = Seq2SeqTask(model, train, dev, metric=cfg.train.metric if d.dev else None,

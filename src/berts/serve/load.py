@@ -1,7 +1,6 @@
 """Loading a fine-tuned directory for serving: the model, its tokenizer and the settings it was trained with."""
 from __future__ import annotations
 
-from berts.data.tables import SETTINGS_KEY
 from berts.errors import UserError
 from berts.tasks.registry import TASKS  # torch-free: what each fine-tuning task's directory is served by
 
@@ -15,7 +14,7 @@ def load_classifier(directory, device: str = "auto"):
     from berts.util.device import resolve_device
 
     model = load(directory)
-    task = (model.config.extra.get(SETTINGS_KEY) or {}).get("task") if hasattr(model, "config") else None
+    task = (model.config.finetune_data or {}).get("task") if hasattr(model, "config") else None
     spec = TASKS.get(task)
     if spec is not None and spec.serve != "classifier":  # a fine-tuned task that Classifier does not read
         raise UserError(f"{directory}: a {task} model (berts finetune --task {task}): use `{spec.then}`")
@@ -24,7 +23,7 @@ def load_classifier(directory, device: str = "auto"):
                         "(fine-tune it first with `berts finetune`)")
     tokenizer = load_tokenizer(directory)
     label_map = None if model.is_regression else LabelMap.from_config(model.config)
-    settings = dict(model.config.extra.get(SETTINGS_KEY) or {})
+    settings = dict(model.config.finetune_data or {})
     model.to(resolve_device(device)).eval()
     # serving: linear layers on real tokens only, packed attention rows, last layer on [CLS] only
     model.set_fast_path(unpad=True, pack=True, sparse_output=True)
