@@ -402,7 +402,14 @@ class Trainer:
             checkpoint.load_modules(self.others, directory)
         self.engine.load_state_dict(state, str(directory))
         self.schedule.load_state_dict(state["schedule"])
-        self.sampler.load_state_dict(state["sampler"])
+        sampler = dict(state["sampler"])
+        saved_train = (state.get("config") or {}).get("train") or {}
+        if "width" not in sampler and saved_train.get("batch_size") and saved_train.get("grad_accum"):
+            sampler["width"] = saved_train["batch_size"] // saved_train["grad_accum"]  # written before "width"
+        try:  # another world size or grad_accum: the same example of the epoch, or one line why not
+            self.sampler.load_state_dict(sampler)
+        except ValueError as exc:
+            raise UserError(f"{directory}: cannot resume at the same data position: {exc}") from None
         self.step = int(state["step"])
         self.tokens = int(state["tokens"])
         self.examples = int(state["examples"])
