@@ -107,3 +107,31 @@ def test_resume_refused_in_one_line(shards, tmp_path, capsys):  # noqa: F811
                              "train.grad_accum=2") + ["--resume", str(step1)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a whole number of micro-batches of 3" in err[0], err
+
+
+def torchrun(shards, out, *extra, resume=None):  # noqa: F811
+    cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "berts",
+           *map(str, pretrain_args(shards, out, *SAME_BATCHES, "train.grad_accum=2", *extra))]
+    if resume:
+        cmd += ["--resume", str(resume)]
+    proc = subprocess.run(cmd, env=env(), cwd=str(ROOT), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stderr
+
+
+@pytest.mark.ddp
+def test_fsdp_equals_ddp(shards, tmp_path):  # noqa: F811
+    """train.strategy fsdp (FSDP2 fully_shard, gloo on CPU) against ddp, 2 ranks each: the same
+    weights at the end, in the checkpoints, and after resuming the fsdp run from its step 2."""
+    ddp, fsdp = tmp_path / "ddp", tmp_path / "fsdp"
+    torchrun(shards, ddp)
+    assert "2 processes (FSDP2)" in torchrun(shards, fsdp, "train.strategy=fsdp")
+    a, b = weights(ddp / "final"), weights(fsdp / "final")
+    assert worst(a, b) < 1e-5, worst(a, b)
+    assert worst(a, weights(ddp / "checkpoints" / "step-2")) > 20 * 1e-5
+    step2 = weights(fsdp / "checkpoints" / "step-2")
+    assert worst(weights(ddp / "checkpoints" / "step-2"), step2) < 1e-5
+    again = tmp_path / "again"
+    torchrun(shards, again, "train.strategy=fsdp", resume=fsdp / "checkpoints" / "step-2")
+    c = weights(again / "final")
+    assert worst(b, c) < 1e-5, worst(b, c)

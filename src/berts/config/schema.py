@@ -101,6 +101,9 @@ class TrainSection:
     budget: str | None = None  # wall clock, e.g. 15m or 1h30m: the schedule follows the clock
     # (with max_steps/epochs too: the run ends at whichever comes first, the schedule follows the nearer)
     seed: int = 0
+    # several processes: ddp (every rank a full replica) or fsdp (FSDP2 fully_shard: weights,
+    # gradients and optimizer state sharded over ranks; train/fsdp.py). One process: ignored.
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     eval_every: int | None = None  # steps; null: each epoch (fine-tuning) / at the end (pretraining)
     eval_batch_size: int = 64
     metric: str | None = None  # the metric that picks the best checkpoint (fine-tuning)

@@ -132,13 +132,21 @@ class Engine:
             for module in [*self.modules.values(), *self.frozen.values()]:
                 compile_model(module)  # in place: checkpoints keep the plain modules' names
         self.wrapped = self.modules
-        if d.enabled:
+        # fsdp: the step runs a sharded twin; self.modules stay plain, refreshed by sync_full() (train/fsdp.py)
+        self.sharded = None
+        if d.enabled and getattr(cfg.train, "strategy", "ddp") == "fsdp":
+            from berts.model.encoder import BertLayer
+            from berts.train import fsdp
+
+            self.sharded = self.wrapped = fsdp.shard(self.modules, (BertLayer,))
+        elif d.enabled:
             self.wrapped = DistributedDataParallel(
                 self.modules, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 gradient_as_bucket_view=True)
         checkpoint.seed_all(cfg.train.seed + d.rank)  # dropout differs per rank, as it should
-        self.params = [p for p in self.modules.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.modules, cfg.optim)
+        stepped = self.sharded if self.sharded is not None else self.modules  # what the optimizer updates
+        self.params = [p for p in stepped.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(stepped, cfg.optim)
         self.skipped = torch.zeros((), device=self.device)  # fp16 steps skipped (overflow)
         self.grad_norm: torch.Tensor | None = None
 
@@ -149,7 +157,26 @@ class Engine:
     def train(self, mode: bool = True) -> None:
         """Train mode for the trainable modules; the frozen ones stay in eval mode whatever ``mode``."""
         self.modules.train(mode)
+        if self.sharded is not None:
+            self.sharded.train(mode)
         self.frozen.eval()
+
+    def sync_full(self) -> None:
+        """fsdp: the full weights into the plain modules, before anything reads them (evaluation,
+        a checkpoint, final/). A collective: every rank calls it. ddp / one process: nothing to do."""
+        if self.sharded is not None:
+            from berts.train import fsdp
+
+            fsdp.gather_into(self.sharded, self.modules)
+
+    def _no_sync(self, sync: bool):
+        if sync:
+            return nullcontext()
+        if self.sharded is not None:
+            from berts.train import fsdp
+
+            return fsdp.no_sync(self.sharded, sync)
+        return self.wrapped.no_sync()
 
     # ------------------------------------------------------------------ what a task's evaluate() gets
     @property
@@ -178,7 +205,7 @@ class Engine:
         for i, batch in enumerate(micro):
             inputs = self.to_device(batch)
             sync = i == len(micro) - 1 or not self.dist.enabled
-            with (nullcontext() if sync else self.wrapped.no_sync()):
+            with self._no_sync(sync):
                 with self.autocast():
                     losses, metrics = self.wrapped(inputs, loss)
                 total = self.combine(losses, weights[i])
@@ -228,6 +255,8 @@ class Engine:
             self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip, foreach=True)
         elif want_norm:
             self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        if self.grad_norm is not None and hasattr(self.grad_norm, "full_tensor"):  # fsdp: a DTensor
+            self.grad_norm = self.grad_norm.full_tensor()
         if self.scaler is not None:
             before = self.scale_tensor().clone()
             self.scaler.step(self.optimizer)  # skipped when a gradient is inf/NaN
@@ -256,14 +285,31 @@ class Engine:
         """The optimizer, the fp16 scaler and every rank's RNG states (a collective: all ranks call it).
         The RNG states are restored by the loop (``checkpoint.set_rng_state``) when it starts, after
         everything that draws from them at start-up."""
-        return {"optimizer": self.optimizer.state_dict(),
+        if self.sharded is not None:
+            from berts.train import fsdp
+
+            optimizer = fsdp.optimizer_state(self.sharded, self.optimizer)  # full, by parameter name
+        else:
+            optimizer = self.optimizer.state_dict()
+        return {"optimizer": optimizer, "strategy": "fsdp" if self.sharded is not None else "ddp",
                 "rng": self.dist.gather(checkpoint.rng_state()),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "skipped_steps": int(self.skipped.item())}
 
     def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
+        strategy = "fsdp" if self.sharded is not None else "ddp"
+        if state.get("strategy", "ddp") != strategy:
+            raise UserError(f"{where}: the optimizer state was written with train.strategy "
+                            f"{state.get('strategy', 'ddp')}, this run uses {strategy}: resume with the same strategy "
+                            f"(or --init-from {where} for the weights alone)")
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            if self.sharded is not None:
+                from berts.train import fsdp
+
+                fsdp.scatter_from(self.modules, self.sharded)  # the checkpoint's weights, loaded into self.modules
+                fsdp.load_optimizer_state(self.sharded, self.optimizer, state["optimizer"])
+            else:
+                self.optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as exc:
             raise UserError(f"{where}: the optimizer state does not fit this model/optimizer ({exc})") from None
         if self.scaler is not None and state.get("scaler"):
