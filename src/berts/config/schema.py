@@ -125,7 +125,8 @@ class FinetuneTrain(TrainSection):
 @dataclass
 class ImplSection:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16/fp16 on CUDA
+    # auto: bf16 (fp16 without bf16) on CUDA; bf16 on a CPU with AMX for hidden size >= 256, else fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int | None = None  # torch CPU threads
     deterministic: bool = False
     init_scale: float = 65536.0  # fp16 loss scale to start from

@@ -66,8 +66,8 @@ def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     for models whose step is mostly matmuls: 1.31x a MiniLM-L6 fine-tuning step and 1.41x a
     3-layer DistilBERT step on 2 threads (1.47x and 1.67x on one; benchmarks/cpu_bf16.py). Not
     for the ``tiny`` preset (H=128), whose step is mostly the vocabulary softmax, casts and
-    attention: bf16 ran it at 0.58x. So ``auto`` stays fp32 on every CPU, and the demo asks for
-    bf16 in its English stages where this says yes (berts/demo.py)."""
+    attention: bf16 ran it at 0.58x. So ``auto`` is bf16 on such a CPU for models of hidden size
+    AMX_MIN_HIDDEN and more, fp32 below (resolve_precision); the demo's English stages too."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -78,11 +78,20 @@ def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     return False
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
+# ``auto`` on a CPU with AMX: bf16 from this hidden size up. Measured (cpu_has_amx): H=384 (MiniLM)
+# 1.31x, H=768 (DistilBERT) 1.41x, H=128 (tiny) 0.58x; 256, between them, was not measured.
+AMX_MIN_HIDDEN = 256
+
+
+def resolve_precision(name: str, device: torch.device, hidden_size: int | None = None) -> str:
+    """``auto``: bf16 on a GPU that has it (else fp16 with loss scaling); on a CPU, bf16 where it
+    pays (AMX bf16 tiles and a model of hidden size >= AMX_MIN_HIDDEN), else fp32."""
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if hidden_size is not None and hidden_size >= AMX_MIN_HIDDEN and cpu_has_amx():
+        return "bf16"
     return "fp32"
 
 
@@ -106,7 +115,8 @@ class Engine:
         if impl.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        self.precision = resolve_precision(impl.precision, self.device)
+        hidden = getattr(getattr(next(iter(trainable.values()), None), "config", None), "hidden_size", None)
+        self.precision = resolve_precision(impl.precision, self.device, hidden)
         self._amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.scaler = None
         if self.precision == "fp16":
