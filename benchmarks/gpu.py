@@ -101,6 +101,26 @@ def throughput(sz: dict, log) -> list[dict]:
 
 
 # ----------------------------------------------------------------------------- 3: the largest batch
+def search(fits, limit: int, granularity: int) -> tuple[int, int | None]:
+    """(largest b, a multiple of granularity <= limit, with fits(b); the smallest tried that did not
+    fit, or None when limit fits): doubling from granularity, then bisection."""
+    lo, hi, b = 0, None, granularity
+    while b <= limit:
+        if fits(b):
+            lo, b = b, b * 2
+        else:
+            hi = b
+            break
+    if hi is not None:  # lo fits, hi does not
+        while hi - lo > granularity:
+            mid = (lo + hi) // 2 // granularity * granularity
+            if fits(mid):
+                lo = mid
+            else:
+                hi = mid
+    return lo, hi
+
+
 def largest_batch(preset_name: str, seq: int, device: torch.device, limit: int, granularity: int) -> dict:
     """The largest pretraining batch (seq tokens a row, all real, 15% masked) whose bf16 AdamW step
     fits, and the peak memory of that step."""
@@ -141,20 +161,7 @@ def largest_batch(preset_name: str, seq: int, device: torch.device, limit: int, 
         tried[b] = peak
         return ok
 
-    lo, hi, b = 0, None, granularity
-    while b <= limit:
-        if fits(b):
-            lo, b = b, b * 2
-        else:
-            hi = b
-            break
-    if hi is not None:  # lo fits, hi does not
-        while hi - lo > granularity:
-            mid = (lo + hi) // 2 // granularity * granularity
-            if fits(mid):
-                lo = mid
-            else:
-                hi = mid
+    lo, hi = search(fits, limit, granularity)
     model.to("cpu")
     del model, opt
     if device.type == "cuda":
@@ -270,7 +277,7 @@ def markdown(result: dict) -> str:
     lines += ["", f"ELECTRA vs MLM, preset {e['preset']}, "
               + (f"{e['budget_s']} s of training each" if e["budget_s"] else "a few steps each (dry run)")
               + "; downstream: word order original vs shuffled, held-out text", "",
-              "| objective | steps | dev mlm_loss | dev (all) | downstream accuracy |", "|---|---|---|---|---|"]
+              "| objective | steps | dev mlm_loss (ELECTRA: its generator's) | dev (all) | downstream accuracy |", "|---|---|---|---|---|"]
     for name, r in e["runs"].items():
         dev = ", ".join(f"{k} {v:.3g}" for k, v in r["dev"].items() if isinstance(v, float))
         lines.append(f"| {name} | {r['steps']} | {fmt(r['dev'].get('mlm_loss'))} | {dev} | "
@@ -303,23 +310,32 @@ def main(argv=None) -> int:
 
     result = {"dry_run": args.dry, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
               "torch": torch.__version__, "transformers": transformers.__version__, "sizes": sz}
-    result["throughput"] = [] if "throughput" in skip else throughput(sz, log)
-    result["peak_note"] = result["throughput"][0]["peak_note"] if result["throughput"] else "-"
-    result["largest_batch"] = []
+    out = Path(args.out) if args.out else (Path.cwd() if args.dry else HERE)
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "gpu-dry-run" if args.dry else "gpu"
+    result.update(throughput=[], peak_note="-", largest_batch=[], seconds=0.0,
+                  electra_vs_mlm={"budget_s": None, "preset": "-", "runs": {}})
+
+    def save() -> str:  # after every part: a run cut short by a time limit keeps what it measured
+        result["seconds"] = time.perf_counter() - t0
+        (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+        table = markdown(result)
+        (out / f"{stem}.md").write_text(table, encoding="utf-8")
+        return table
+
+    if "throughput" not in skip:
+        result["throughput"] = throughput(sz, log)
+        result["peak_note"] = result["throughput"][0]["peak_note"]
+        save()
     if "batch" not in skip:
         for name in (sz["preset"], sz["big"]):
             result["largest_batch"].append(largest_batch(name, sz["seq"][0], device, sz["limit"], sz["granularity"]))
             log(f"largest batch {name}: {result['largest_batch'][-1]['largest_batch']}")
-    with tempfile.TemporaryDirectory(prefix="berts-gpu-") as tmp:
-        result["electra_vs_mlm"] = ({"budget_s": None, "preset": "-", "runs": {}} if "electra" in skip
-                                    else electra_vs_mlm(sz, args.minutes, Path(tmp), log))
-    result["seconds"] = time.perf_counter() - t0
-    out = Path(args.out) if args.out else (Path.cwd() if args.dry else HERE)
-    out.mkdir(parents=True, exist_ok=True)
-    stem = "gpu-dry-run" if args.dry else "gpu"
-    (out / f"{stem}.json").write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    table = markdown(result)
-    (out / f"{stem}.md").write_text(table, encoding="utf-8")
+            save()
+    if "electra" not in skip:
+        with tempfile.TemporaryDirectory(prefix="berts-gpu-") as tmp:
+            result["electra_vs_mlm"] = electra_vs_mlm(sz, args.minutes, Path(tmp), log)
+    table = save()
     print(table)
     print(f"wrote {out / (stem + '.json')} and {out / (stem + '.md')}")
     return 0
