@@ -11,7 +11,7 @@ conftest.py). The same equality tests as on CPU, on CUDA:
 * the SDPA kernel that runs, checked (each backend forced alone with sdpa_kernel, and the
   profiler's kernel names for the default choice), not assumed;
 * torch.compile equal to eager, with no silent fallback;
-* NCCL DDP with 2 ranks equal to one process (skipped unless 2 GPUs);
+* NCCL DDP and FSDP2 with 2 ranks equal to one process (skipped unless 2 GPUs);
 * generation with the KV cache on CUDA: the ids without the cache and on CPU;
 * ONNX export of a model pretrained on CUDA, checked in onnxruntime.
 
@@ -208,11 +208,13 @@ SAME_BATCHES = ["train.max_steps=4", "train.batch_size=8", "model.hidden_dropout
 @pytest.mark.cuda
 @pytest.mark.ddp
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="NCCL DDP needs 2 GPUs")
-def test_nccl_two_ranks_match_one(shards, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("strategy", ["ddp", "fsdp"])
+def test_nccl_two_ranks_match_one(shards, tmp_path, strategy):  # noqa: F811
     one, two = tmp_path / "one", tmp_path / "two"
     assert cli(pretrain_args(shards, one, *SAME_BATCHES, "impl.device=cuda")) == 0
     cmd = [PYTHON, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "berts",
-           *map(str, pretrain_args(shards, two, *SAME_BATCHES, "impl.device=cuda", "train.grad_accum=2"))]
+           *map(str, pretrain_args(shards, two, *SAME_BATCHES, "impl.device=cuda", "train.grad_accum=2",
+                                   f"train.strategy={strategy}"))]
     proc = subprocess.run(cmd, env=env(), cwd=str(ROOT), capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     a, b = weights(one / "final"), weights(two / "final")
