@@ -136,11 +136,6 @@ class Engine:
         # trainable: one container on the device, wrapped once for DDP (rank 0's weights are broadcast)
         self.modules = TaskModules(trainable).to(self.device)
         self.modules.train()
-        if impl.compile:
-            from berts.model.encoder import compile_model
-
-            for module in [*self.modules.values(), *self.frozen.values()]:
-                compile_model(module)  # in place: checkpoints keep the plain modules' names
         self.wrapped = self.modules
         # fsdp: the step runs a sharded twin; self.modules stay plain, refreshed by sync_full() (train/fsdp.py)
         self.sharded = None
@@ -153,6 +148,12 @@ class Engine:
             self.wrapped = DistributedDataParallel(
                 self.modules, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 gradient_as_bucket_view=True)
+        if impl.compile:  # after sharding: fsdp's twin is a deep copy, and a copied compiled forward calls the original
+            from berts.model.encoder import compile_model
+
+            stepped = self.sharded if self.sharded is not None else self.modules
+            for module in [*stepped.values(), *self.frozen.values()]:
+                compile_model(module)  # in place: checkpoints keep the plain modules' names
         checkpoint.seed_all(cfg.train.seed + d.rank)  # dropout differs per rank, as it should
         stepped = self.sharded if self.sharded is not None else self.modules  # what the optimizer updates
         self.params = [p for p in stepped.parameters() if p.requires_grad]
