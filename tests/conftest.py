@@ -12,6 +12,17 @@ torch.set_num_threads(1)  # two xdist workers on two cores
 warnings.filterwarnings("ignore", category=FutureWarning)
 
 
+def pytest_collection_modifyitems(config, items):
+    """`cuda` tests (tests/test_cuda.py) are skipped where torch sees no GPU: `make test` runs the
+    rest and reports them as skipped; `pytest -m cuda` runs only them, on a GPU machine."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="no CUDA device")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def tiny_config():
     from berts import BertConfig

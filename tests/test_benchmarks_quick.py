@@ -12,7 +12,18 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if p.name != "quick.py")
 # what each prints at the end when it ran through (its table or JSON), beyond the exit status
-LAST_WORDS = {"bench.py": "tokens/s", "embed.py": "max abs diff", "cpu_bf16.py": "bf16 speed-up", "inference.py": "int8 accuracy", "distill.py": "| tinybert4 |", "compare.py": "compare.md", "fastbert.py": "chosen on dev", "generate.py": "same ids", "prepare_throughput.py": '"benchmark": "prepare_throughput"'}
+LAST_WORDS = {  # one line each, so that new benchmarks merge cleanly
+    'bench.py': 'tokens/s',
+    'compare.py': 'compare.md',
+    'cpu_bf16.py': 'bf16 speed-up',
+    'distill.py': '| tinybert4 |',
+    'embed.py': 'max abs diff',
+    'fastbert.py': 'chosen on dev',
+    'generate.py': 'same ids',
+    'gpu.py': '| electra |',
+    'inference.py': 'int8 accuracy',
+    'prepare_throughput.py': '"benchmark": "prepare_throughput"',
+}
 
 
 def test_every_script_is_covered():
@@ -29,3 +40,20 @@ def test_quick_mode_runs(script, tmp_path):
                           capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
     assert LAST_WORDS[script] in proc.stdout, proc.stdout[-2000:]
+
+
+def test_gpu_largest_batch_search():
+    """benchmarks/gpu.py's search for the largest batch that fits (doubling, then bisection to a
+    multiple of 8): the OOM side of it, which a CPU dry run never reaches."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("gpu_bench", BENCH / "gpu.py")
+    gpu = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gpu)
+    for largest in (8, 9, 100, 1500, 1504, 8191):
+        tried = []
+        fits = lambda b: tried.append(b) or b <= largest  # noqa: E731
+        assert gpu.search(fits, 8192, 8) == (largest // 8 * 8, largest // 8 * 8 + 8)
+        assert len(tried) <= 2 * 11
+    assert gpu.search(lambda b: True, 8192, 8) == (8192, None)
+    assert gpu.search(lambda b: False, 8192, 8) == (0, 8)

@@ -114,6 +114,9 @@ class TrainSection:
     budget: str | None = None  # wall clock, e.g. 15m or 1h30m: the schedule follows the clock
     # (with max_steps/epochs too: the run ends at whichever comes first, the schedule follows the nearer)
     seed: int = 0
+    # several processes: ddp (every rank a full replica) or fsdp (FSDP2 fully_shard: weights,
+    # gradients and optimizer state sharded over ranks; train/fsdp.py). One process: ignored.
+    strategy: Literal["ddp", "fsdp"] = "ddp"
     eval_every: int | None = None  # steps; null: each epoch (fine-tuning) / at the end (pretraining)
     eval_batch_size: int = 64
     metric: str | None = None  # the metric that picks the best checkpoint (fine-tuning)
@@ -135,7 +138,8 @@ class FinetuneTrain(TrainSection):
 @dataclass
 class ImplSection:
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: fp32 on CPU, bf16/fp16 on CUDA
+    # auto: bf16 (fp16 without bf16) on CUDA; bf16 on a CPU with AMX for hidden size >= 256, else fp32
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     threads: int | None = None  # torch CPU threads
     deterministic: bool = False
     init_scale: float = 65536.0  # fp16 loss scale to start from

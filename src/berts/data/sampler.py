@@ -82,11 +82,34 @@ class ResumableBatchSampler:
     def set_epoch(self, epoch: int) -> None:
         self.epoch, self.step = epoch, 0
 
+    @property
+    def width(self) -> int:
+        """Examples per step of this sampler: one micro-batch of every rank (the global batch /
+        grad_accum). The epoch's order does not depend on it (without bucketing), so a position
+        counted in examples is the same position for any width."""
+        return self.batch_size * self.world_size
+
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "step": self.step, "seed": self.seed}
+        return {"epoch": self.epoch, "step": self.step, "seed": self.seed, "width": self.width}
 
     def load_state_dict(self, state: dict) -> None:
-        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        """``state["width"]`` (absent before: then this sampler's) is the width it was saved at: a
+        run resumed with another world size or grad_accum continues at the same example of the
+        epoch (exact), or is refused where no step of the new width starts there (ValueError)."""
+        epoch, step = int(state["epoch"]), int(state["step"])
+        saved = int(state.get("width") or self.width)
+        if saved != self.width:
+            if self.lengths is not None and self.bucket_size > 0:
+                raise ValueError(f"length bucketing cuts the epoch into chunks of {self.bucket_size} x the micro-batch "
+                                 f"width, which was {saved} examples and is {self.width} now: the data order would "
+                                 "change; resume with the same train.batch_size / train.grad_accum")
+            seen = step * saved  # examples of this epoch already trained on
+            if seen % self.width:
+                raise ValueError(f"the checkpoint is {seen} examples into its epoch, not a whole number of "
+                                 f"micro-batches of {self.width} (train.batch_size / train.grad_accum); "
+                                 f"use a width that divides {seen}")
+            step = seen // self.width
+        self.epoch, self.step = epoch, step
         self.seed = int(state.get("seed", self.seed))
 
 
@@ -96,4 +119,4 @@ def consumed_state(batch_epoch: int, batch_step: int, sampler: ResumableBatchSam
     Loader workers prefetch, so ``sampler.state_dict()`` runs ahead of training; the
     trainer saves this instead, from the (epoch, step) that came with the batch.
     """
-    return {"epoch": batch_epoch, "step": batch_step + 1, "seed": sampler.seed}
+    return {"epoch": batch_epoch, "step": batch_step + 1, "seed": sampler.seed, "width": sampler.width}

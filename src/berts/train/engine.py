@@ -66,8 +66,8 @@ def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     for models whose step is mostly matmuls: 1.31x a MiniLM-L6 fine-tuning step and 1.41x a
     3-layer DistilBERT step on 2 threads (1.47x and 1.67x on one; benchmarks/cpu_bf16.py). Not
     for the ``tiny`` preset (H=128), whose step is mostly the vocabulary softmax, casts and
-    attention: bf16 ran it at 0.58x. So ``auto`` stays fp32 on every CPU, and the demo asks for
-    bf16 in its English stages where this says yes (berts/demo.py)."""
+    attention: bf16 ran it at 0.58x. So ``auto`` is bf16 on such a CPU for models of hidden size
+    AMX_MIN_HIDDEN and more, fp32 below (resolve_precision); the demo's English stages too."""
     try:
         with open(cpuinfo, encoding="utf-8", errors="replace") as f:
             for line in f:
@@ -78,11 +78,20 @@ def cpu_has_amx(cpuinfo: str | os.PathLike = "/proc/cpuinfo") -> bool:
     return False
 
 
-def resolve_precision(name: str, device: torch.device) -> str:
+# ``auto`` on a CPU with AMX: bf16 from this hidden size up. Measured (cpu_has_amx): H=384 (MiniLM)
+# 1.31x, H=768 (DistilBERT) 1.41x, H=128 (tiny) 0.58x; 256, between them, was not measured.
+AMX_MIN_HIDDEN = 256
+
+
+def resolve_precision(name: str, device: torch.device, hidden_size: int | None = None) -> str:
+    """``auto``: bf16 on a GPU that has it (else fp16 with loss scaling); on a CPU, bf16 where it
+    pays (AMX bf16 tiles and a model of hidden size >= AMX_MIN_HIDDEN), else fp32."""
     if name != "auto":
         return name
     if device.type == "cuda":
         return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if hidden_size is not None and hidden_size >= AMX_MIN_HIDDEN and cpu_has_amx():
+        return "bf16"
     return "fp32"
 
 
@@ -106,7 +115,8 @@ class Engine:
         if impl.deterministic:
             torch.use_deterministic_algorithms(True, warn_only=True)
             torch.backends.cudnn.benchmark = False
-        self.precision = resolve_precision(impl.precision, self.device)
+        hidden = getattr(getattr(next(iter(trainable.values()), None), "config", None), "hidden_size", None)
+        self.precision = resolve_precision(impl.precision, self.device, hidden)
         self._amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.precision)
         self.scaler = None
         if self.precision == "fp16":
@@ -126,19 +136,28 @@ class Engine:
         # trainable: one container on the device, wrapped once for DDP (rank 0's weights are broadcast)
         self.modules = TaskModules(trainable).to(self.device)
         self.modules.train()
-        if impl.compile:
-            from berts.model.encoder import compile_model
-
-            for module in [*self.modules.values(), *self.frozen.values()]:
-                compile_model(module)  # in place: checkpoints keep the plain modules' names
         self.wrapped = self.modules
-        if d.enabled:
+        # fsdp: the step runs a sharded twin; self.modules stay plain, refreshed by sync_full() (train/fsdp.py)
+        self.sharded = None
+        if d.enabled and getattr(cfg.train, "strategy", "ddp") == "fsdp":
+            from berts.model.encoder import BertLayer
+            from berts.train import fsdp
+
+            self.sharded = self.wrapped = fsdp.shard(self.modules, (BertLayer,))
+        elif d.enabled:
             self.wrapped = DistributedDataParallel(
                 self.modules, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 gradient_as_bucket_view=True)
+        if impl.compile:  # after sharding: fsdp's twin is a deep copy, and a copied compiled forward calls the original
+            from berts.model.encoder import compile_model
+
+            stepped = self.sharded if self.sharded is not None else self.modules
+            for module in [*stepped.values(), *self.frozen.values()]:
+                compile_model(module)  # in place: checkpoints keep the plain modules' names
         checkpoint.seed_all(cfg.train.seed + d.rank)  # dropout differs per rank, as it should
-        self.params = [p for p in self.modules.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(self.modules, cfg.optim)
+        stepped = self.sharded if self.sharded is not None else self.modules  # what the optimizer updates
+        self.params = [p for p in stepped.parameters() if p.requires_grad]
+        self.optimizer = build_optimizer(stepped, cfg.optim)
         self.skipped = torch.zeros((), device=self.device)  # fp16 steps skipped (overflow)
         self.grad_norm: torch.Tensor | None = None
 
@@ -149,7 +168,26 @@ class Engine:
     def train(self, mode: bool = True) -> None:
         """Train mode for the trainable modules; the frozen ones stay in eval mode whatever ``mode``."""
         self.modules.train(mode)
+        if self.sharded is not None:
+            self.sharded.train(mode)
         self.frozen.eval()
+
+    def sync_full(self) -> None:
+        """fsdp: the full weights into the plain modules, before anything reads them (evaluation,
+        a checkpoint, final/). A collective: every rank calls it. ddp / one process: nothing to do."""
+        if self.sharded is not None:
+            from berts.train import fsdp
+
+            fsdp.gather_into(self.sharded, self.modules)
+
+    def _no_sync(self, sync: bool):
+        if sync:
+            return nullcontext()
+        if self.sharded is not None:
+            from berts.train import fsdp
+
+            return fsdp.no_sync(self.sharded, sync)
+        return self.wrapped.no_sync()
 
     # ------------------------------------------------------------------ what a task's evaluate() gets
     @property
@@ -178,7 +216,7 @@ class Engine:
         for i, batch in enumerate(micro):
             inputs = self.to_device(batch)
             sync = i == len(micro) - 1 or not self.dist.enabled
-            with (nullcontext() if sync else self.wrapped.no_sync()):
+            with self._no_sync(sync):
                 with self.autocast():
                     losses, metrics = self.wrapped(inputs, loss)
                 total = self.combine(losses, weights[i])
@@ -228,6 +266,8 @@ class Engine:
             self.grad_norm = torch.nn.utils.clip_grad_norm_(self.params, clip, foreach=True)
         elif want_norm:
             self.grad_norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        if self.grad_norm is not None and hasattr(self.grad_norm, "full_tensor"):  # fsdp: a DTensor
+            self.grad_norm = self.grad_norm.full_tensor()
         if self.scaler is not None:
             before = self.scale_tensor().clone()
             self.scaler.step(self.optimizer)  # skipped when a gradient is inf/NaN
@@ -256,14 +296,31 @@ class Engine:
         """The optimizer, the fp16 scaler and every rank's RNG states (a collective: all ranks call it).
         The RNG states are restored by the loop (``checkpoint.set_rng_state``) when it starts, after
         everything that draws from them at start-up."""
-        return {"optimizer": self.optimizer.state_dict(),
+        if self.sharded is not None:
+            from berts.train import fsdp
+
+            optimizer = fsdp.optimizer_state(self.sharded, self.optimizer)  # full, by parameter name
+        else:
+            optimizer = self.optimizer.state_dict()
+        return {"optimizer": optimizer, "strategy": "fsdp" if self.sharded is not None else "ddp",
                 "rng": self.dist.gather(checkpoint.rng_state()),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else None,
                 "skipped_steps": int(self.skipped.item())}
 
     def load_state_dict(self, state: dict, where: str = "checkpoint") -> None:
+        strategy = "fsdp" if self.sharded is not None else "ddp"
+        if state.get("strategy", "ddp") != strategy:
+            raise UserError(f"{where}: the optimizer state was written with train.strategy "
+                            f"{state.get('strategy', 'ddp')}, this run uses {strategy}: resume with the same strategy "
+                            f"(or --init-from {where} for the weights alone)")
         try:
-            self.optimizer.load_state_dict(state["optimizer"])
+            if self.sharded is not None:
+                from berts.train import fsdp
+
+                fsdp.scatter_from(self.modules, self.sharded)  # the checkpoint's weights, loaded into self.modules
+                fsdp.load_optimizer_state(self.sharded, self.optimizer, state["optimizer"])
+            else:
+                self.optimizer.load_state_dict(state["optimizer"])
         except (ValueError, KeyError) as exc:
             raise UserError(f"{where}: the optimizer state does not fit this model/optimizer ({exc})") from None
         if self.scaler is not None and state.get("scaler"):

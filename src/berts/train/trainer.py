@@ -315,6 +315,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self) -> None:
+        self.engine.sync_full()  # fsdp: the plain modules rank 0 evaluates (and best/ writes); all ranks
         metrics = self.task.evaluate(self.engine) if self.is_main else None
         self.engine.train()  # whatever evaluate() switched: trainable modules train, frozen stay eval
         metrics = self.dist.broadcast(metrics)
@@ -376,6 +377,7 @@ class Trainer:
         self._check_finite()
         if self.cfg.train.keep_last == 0:  # no resume checkpoints: best/ and final/ only
             return
+        self.engine.sync_full()  # fsdp: the weights the checkpoint writes (a collective)
         state = self.state_dict()  # a collective (RNG states of every rank)
         if self.is_main:
             t = self.clock()
@@ -402,7 +404,14 @@ class Trainer:
             checkpoint.load_modules(self.others, directory)
         self.engine.load_state_dict(state, str(directory))
         self.schedule.load_state_dict(state["schedule"])
-        self.sampler.load_state_dict(state["sampler"])
+        sampler = dict(state["sampler"])
+        saved_train = (state.get("config") or {}).get("train") or {}
+        if "width" not in sampler and saved_train.get("batch_size") and saved_train.get("grad_accum"):
+            sampler["width"] = saved_train["batch_size"] // saved_train["grad_accum"]  # written before "width"
+        try:  # another world size or grad_accum: the same example of the epoch, or one line why not
+            self.sampler.load_state_dict(sampler)
+        except ValueError as exc:
+            raise UserError(f"{directory}: cannot resume at the same data position: {exc}") from None
         self.step = int(state["step"])
         self.tokens = int(state["tokens"])
         self.examples = int(state["examples"])
@@ -442,7 +451,8 @@ class Trainer:
         rest += [f"{n} {type(m).__name__} (frozen)" for n, m in e.frozen.items()]
         if rest:
             what += " + " + ", ".join(rest)
-        procs = f"{d.world_size} processes (DDP)" if d.enabled else "1 process"
+        procs = (f"{d.world_size} processes ({'FSDP2' if self.engine.sharded is not None else 'DDP'})"
+                 if d.enabled else "1 process")
         self.print(f"{self.title}: {what} on {self.device}, {e.precision}, {procs}")
         for line in self.resolved():
             self.print("  " + line)
@@ -485,6 +495,7 @@ class Trainer:
         d = self.dist
         self.result = {"step": self.step, "tokens": self.tokens, "elapsed": self.elapsed, "best": self.best,
                        "stopped": stopped, "evals": self.evals, "out": str(self.out)}
+        self.engine.sync_full()  # fsdp: final/'s weights (a collective)
         if not d.is_main:
             d.barrier()
             return
