@@ -168,4 +168,4 @@ def test_cli_augment_and_its_one_line_errors(dirs, tmp_path, capsys):
     assert "--p 1.5" in err and len(err.splitlines()) == 1
     assert main(["augment", str(dirs / "train.tsv"), "--model", str(dirs / "clf"),
                  "--out", str(dirs / "train.tsv")]) != 0
-    assert "the input file itself" in capsys.readouterr().err
+    assert "is the input" in capsys.readouterr().err

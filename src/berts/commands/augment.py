@@ -20,6 +20,7 @@ def register(subparsers) -> None:
                    help="model directory whose tokenizer splits the words and whose MLM head or embeddings "
                         "give the candidates")
     p.add_argument("--out", required=True, metavar="FILE", help="the augmented TSV to write")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input)")
     p.add_argument("--n", type=int, default=20, metavar="N", help="variants per text (default 20, the reference's SST-2)")
     p.add_argument("--p", type=float, default=0.4, metavar="P", help="replacement probability per word (default 0.4)")
     p.add_argument("--top-k", type=int, default=15, metavar="K", help="candidates per word (default 15)")
@@ -34,12 +35,12 @@ def run(args) -> int:
     from pathlib import Path
 
     from berts.tools.augment import augment_file
+    from berts.util.fileio import claim_output_file
     from berts.errors import UserError
 
     if args.n < 1 or not 0.0 <= args.p <= 1.0 or args.top_k < 1:
         raise UserError(f"--n {args.n} >= 1, --p {args.p} in [0, 1], --top-k {args.top_k} >= 1")
-    if Path(args.out).resolve() == Path(args.file).resolve():
-        raise UserError(f"--out {args.out}: the input file itself (it would be overwritten)")
+    claim_output_file(args.out, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite)
     data = data_settings(args, {}, labels=True)
     stats = augment_file(args.file, args.out, data, model_dir=args.model, n=args.n, p=args.p, top_k=args.top_k,
                          seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)

@@ -35,6 +35,7 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", nargs="?", default="-", metavar="FILE", help="input file, or - for stdin (default)")
     p.add_argument("--out", metavar="FILE", help="output JSONL (default: stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input)")
     add_data_arguments(p, labels=False)
     p.add_argument("--id-column", metavar="COL",
                    help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
@@ -102,6 +103,10 @@ def run(args) -> int:
     from berts.serve.predict import Classifier, agreement, check_batch_size
 
     check_batch_size(args.batch_size)
+    if args.out is not None:  # before the model loads: an input or someone's file is refused at once
+        from berts.util.fileio import claim_output_file
+
+        claim_output_file(args.out, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
         raise UserError("stdout is closed: nowhere to write the predictions (give --out FILE)")
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)

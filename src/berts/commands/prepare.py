@@ -46,6 +46,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from berts.data.pipeline import format_summary, prepare
+    from berts.util.fileio import check_not_input
+
+    check_not_input(args.out, inputs=args.inputs, model_dirs=[args.tokenizer])
 
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")
