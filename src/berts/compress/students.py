@@ -21,9 +21,13 @@ def load_teacher(directory, *, need: str):
         BertForSequenceClassification,
     )
 
+    from berts.hf.kinds import require_kind
+
     path = Path(directory)
     if not path.is_dir():
         raise UserError(f"{directory}: no such teacher directory")
+    if need == "classifier":  # config.json only, before the weights load (the checks below stay as a second line)
+        require_kind(path, "classification", "task distillation (a teacher with the task's head)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         teacher = load(path)

@@ -233,9 +233,11 @@ class TextGenerator:
         seq2seq / unilm, finetune --task seq2seq) and the tokenizer files in it."""
         import warnings
 
+        from berts.hf.kinds import require_kind
         from berts.model.heads import BertForUnifiedLM
         from berts.tokenizer.wordpiece import load_tokenizer
 
+        require_kind(directory, "generation", "berts generate")  # from config.json, before the weights
         with warnings.catch_warnings():  # a pooler left out is not news here
             warnings.simplefilter("ignore")
             model = BertForUnifiedLM.from_pretrained(directory).to(device).eval()

@@ -150,6 +150,13 @@ class Classifier:
         logits, self.exit_layers = out if self.exit is not None else (out, None)
         return logits
 
+    @property
+    def pair_model(self) -> bool | None:
+        """True: trained on sentence pairs; False: on one sentence; None: unknown (no berts settings)."""
+        if not self.settings or "text_column" not in self.settings:
+            return None
+        return self.settings.get("pair_column") is not None
+
     def predict(self, texts, pairs=None, batch_size: int = 64, max_length: int | None = None) -> list[Prediction]:
         """Predictions for ``texts`` (a list of strings; ``pairs``: the second sentences of a
         pair model), in the order given."""
@@ -161,6 +168,14 @@ class Classifier:
         pairs = None if pairs is None else list(pairs)
         if pairs is not None and len(pairs) != len(texts):
             raise UserError(f"{len(texts)} texts but {len(pairs)} pairs")
+        pair_model = self.pair_model
+        if pair_model is False and pairs is not None:
+            raise UserError(f"{self.directory or 'this model'}: a one-sentence model (trained without a pair column); "
+                            "pairs= would be read as text it never saw: predict(texts) only")
+        if pair_model and pairs is None:
+            raise UserError(f"{self.directory or 'this model'}: a sentence-pair model (trained on "
+                            f"{self.settings.get('text_column')!r} and {self.settings.get('pair_column')!r}): "
+                            "give the second sentences as pairs=")
         if not texts:
             return []
         for i, t in enumerate(texts if pairs is None else texts + pairs):
