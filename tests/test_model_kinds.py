@@ -72,7 +72,7 @@ def test_classifier_consumers_refuse_other_kinds_before_the_weights(dirs, monkey
         Classifier.from_pretrained(dirs / "mlm")
     with pytest.raises(UserError, match=r"BertForUnifiedLM \(a language model trained left-to-right\)"):
         Classifier.from_pretrained(dirs / "clm")
-    with pytest.raises(UserError, match="task distillation .* needs a fine-tuned classifier"):
+    with pytest.raises(UserError, match="task distillation .* needs a classifier of labels fine-tuned"):
         load_teacher(dirs / "mlm", need="classifier")
     with pytest.raises(UserError, match="regression model"):
         load_teacher(dirs / "reg", need="classifier")

@@ -5,6 +5,7 @@ The work is ``berts.tools.compare``'s; this file is flags -> compare() -> report
 from __future__ import annotations
 
 from berts.commands.common import add_data_arguments
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -23,10 +24,10 @@ def register(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", help="write compare.md, compare.json, compare.png here")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an earlier comparison's compare.md/.json/.png in --out (other files are kept)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads for every model (default: torch's)")
-    p.add_argument("--latency-examples", type=int, default=64, metavar="N",
+    p.add_argument("--threads", type=count, metavar="N", help="torch CPU threads for every model (default: torch's)")
+    p.add_argument("--latency-examples", type=count, default=64, metavar="N",
                    help="examples timed per model and batch size (default 64)")
-    p.add_argument("--repeats", type=int, default=5, metavar="R", help="timing rounds; medians (default 5)")
+    p.add_argument("--repeats", type=count, default=5, metavar="R", help="timing rounds; medians (default 5)")
     p.add_argument("--speed", metavar="S[,S...]",
                    help="run early-exit directories (berts finetune --early-exit) at these speeds (entropy rule, "
                         "each in [0, 1], comma-separated: 0.3,0.5,0.7): one row per speed")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -25,7 +26,7 @@ def register(subparsers) -> None:
     p.add_argument("--quick", action="store_true", help="the same steps at toy size (about 3 minutes)")
     p.add_argument("--preset", help=f"Chinese model size preset (default {d.preset})")
     p.add_argument("--masking", help=f"Chinese pretraining masking (default {d.masking})")
-    p.add_argument("--vocab-size", type=int, help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
+    p.add_argument("--vocab-size", type=count, help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
     p.add_argument("--en-precision", choices=("auto", "fp32", "bf16"),
                    help="the English stages' training precision (default auto: bf16 autocast where the CPU "
                         "has AMX, else fp32)")

@@ -5,6 +5,7 @@ import json
 import sys
 
 from berts.commands.common import add_data_arguments, data_settings
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -16,7 +17,7 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", metavar="FILE", help="labelled data file")
     add_data_arguments(p)
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from berts.commands.common import add_data_arguments, data_settings
 from berts.errors import UserError
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -28,7 +29,7 @@ def register(subparsers) -> None:
                    help="texts to check on (a classifier's labelled file: int8 accuracy is reported too), read "
                         "with the model's column settings")
     add_data_arguments(p)
-    p.add_argument("--threads", type=int, metavar="N", help="onnxruntime threads (default: its own)")
+    p.add_argument("--threads", type=count, metavar="N", help="onnxruntime threads (default: its own)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object")
     p.set_defaults(func=run)
 

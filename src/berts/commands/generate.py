@@ -9,6 +9,7 @@ import json
 import sys
 
 from berts.errors import UserError
+from berts.util.values import count, finite, natural, open_probability, positive
 
 
 def register(subparsers) -> None:
@@ -22,13 +23,13 @@ def register(subparsers) -> None:
     p.add_argument("file", nargs="?", default=None, metavar="FILE",
                    help="prompts, one a line, or - for stdin (default: stdin, unless --prompt)")
     p.add_argument("--prompt", metavar="TEXT", help="one prompt (instead of FILE)")
-    p.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="tokens to generate at most (32)")
+    p.add_argument("--max-new-tokens", type=count, default=32, metavar="N", help="tokens to generate at most (32)")
     p.add_argument("--sample", action="store_true", help="sample instead of taking the most likely token")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (1.0)")
-    p.add_argument("--top-k", type=int, default=0, metavar="K", help="sample among the K most likely (0: all)")
-    p.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus sampling mass (1.0: all)")
-    p.add_argument("--num-beams", type=int, default=1, metavar="N", help="beam search with N beams (1: off)")
-    p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+    p.add_argument("--temperature", type=positive, default=1.0, metavar="T", help="sampling temperature (1.0)")
+    p.add_argument("--top-k", type=natural, default=0, metavar="K", help="sample among the K most likely (0: all)")
+    p.add_argument("--top-p", type=open_probability, default=1.0, metavar="P", help="nucleus sampling mass (1.0: all)")
+    p.add_argument("--num-beams", type=count, default=1, metavar="N", help="beam search with N beams (1: off)")
+    p.add_argument("--length-penalty", type=finite, default=1.0, metavar="A",
                    help="beam score = log-probability / length ** A (1.0)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0); prompt i of a file uses SEED + i")
     p.add_argument("--mode", choices=("left-to-right", "seq2seq"), help="default: the model's (config.json)")

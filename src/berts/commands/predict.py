@@ -21,6 +21,7 @@ from pathlib import Path
 
 from berts.commands.common import add_data_arguments, data_settings
 from berts.errors import UserError
+from berts.util.values import count
 
 INT8_CHECK = 512  # examples predicted in fp32 too, for predict --int8's agreement line
 
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     add_data_arguments(p, labels=False)
     p.add_argument("--id-column", metavar="COL",
                    help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "

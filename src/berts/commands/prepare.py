@@ -4,6 +4,7 @@ from __future__ import annotations
 import sys
 
 from berts.errors import UserError
+from berts.util.values import count, probability
 
 
 def register(subparsers) -> None:
@@ -21,13 +22,13 @@ def register(subparsers) -> None:
                    help="sentence-level task: nsp (BERT), sop (ALBERT), none (one segment, RoBERTa), reorder "
                         "(ERNIE 2.0: 1-3 pieces shuffled, 9 classes), distance (ERNIE 2.0: B adjacent / same "
                         "document / other document); default nsp")
-    p.add_argument("--max-seq-length", type=int, default=128, metavar="N", help="tokens per instance (default 128)")
-    p.add_argument("--short-seq-prob", type=float, default=0.1, metavar="P",
+    p.add_argument("--max-seq-length", type=count, default=128, metavar="N", help="tokens per instance (default 128)")
+    p.add_argument("--short-seq-prob", type=probability, default=0.1, metavar="P",
                    help="probability of a shorter random target length (default 0.1)")
-    p.add_argument("--dupe-factor", type=int, default=1, metavar="N",
+    p.add_argument("--dupe-factor", type=count, default=1, metavar="N",
                    help="passes over the corpus with different cuts (default 1)")
     p.add_argument("--seed", type=int, default=12345, help="random seed (default 12345)")
-    p.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    p.add_argument("--workers", type=count, default=2, metavar="N", help="worker processes (default 2)")
     p.add_argument("--format", dest="input_format", choices=("auto", "bert", "plain", "jsonl"), default="auto",
                    help="input format (default: detected per file)")
     p.add_argument("--text-field", default="text", metavar="NAME", help="JSONL field holding the text (default text)")
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--lexicon", metavar="FILE",
                    help="word/entity list, one a line: entity units for entity masking (and the words of "
                         "--segmenter lexicon)")
-    p.add_argument("--shard-size", type=int, default=1_000_000, metavar="N", help="instances per shard (default 1M)")
+    p.add_argument("--shard-size", type=count, default=1_000_000, metavar="N", help="instances per shard (default 1M)")
     p.add_argument("--overwrite", action="store_true", help="replace prepared data already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)

@@ -101,7 +101,7 @@ NEEDS = {
     "classifier": (lambda k: "classifier" in k.heads and k.task in (None, "classification", "regression"),
                    "a fine-tuned sequence classifier (berts finetune)"),
     "classification": (lambda k: "classifier" in k.heads and not k.regression and k.task in (None, "classification"),
-                       "a fine-tuned classifier of labels, not a regression model"),
+                       "a classifier of labels fine-tuned with `berts finetune` (not a regression model)"),
     "encoder": (lambda k: k.cls is not None, "a BERT model directory"),
 }
 

@@ -168,6 +168,12 @@ class Classifier:
         pairs = None if pairs is None else list(pairs)
         if pairs is not None and len(pairs) != len(texts):
             raise UserError(f"{len(texts)} texts but {len(pairs)} pairs")
+        if not texts:
+            return []
+        for i, t in enumerate(texts if pairs is None else texts + pairs):
+            if not isinstance(t, str) or not t.strip():
+                which = "text" if i < len(texts) else "pair"
+                raise UserError(f"{which} {i % len(texts)} is empty or not a string: {t!r}")
         pair_model = self.pair_model
         if pair_model is False and pairs is not None:
             raise UserError(f"{self.directory or 'this model'}: a one-sentence model (trained without a pair column); "
@@ -176,12 +182,6 @@ class Classifier:
             raise UserError(f"{self.directory or 'this model'}: a sentence-pair model (trained on "
                             f"{self.settings.get('text_column')!r} and {self.settings.get('pair_column')!r}): "
                             "give the second sentences as pairs=")
-        if not texts:
-            return []
-        for i, t in enumerate(texts if pairs is None else texts + pairs):
-            if not isinstance(t, str) or not t.strip():
-                which = "text" if i < len(texts) else "pair"
-                raise UserError(f"{which} {i % len(texts)} is empty or not a string: {t!r}")
         examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<input>")
                     for i, t in enumerate(texts)]
         logits = self.logits(self.dataset(examples, max_length), batch_size)
