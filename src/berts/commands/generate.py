@@ -66,12 +66,20 @@ def run(args) -> int:
                            length_penalty=args.length_penalty, seed=args.seed,
                            use_cache=not args.no_cache).validate()
     prompts = _prompts(args)
+    empty = next((i for i, p in enumerate(prompts) if not p.strip()), None)
+    if empty is not None:  # before the model loads; the line of a file, so it can be found
+        where = "--prompt" if args.prompt is not None else f"{args.file if args.file not in (None, '-') else '<stdin>'}:{empty + 1}"
+        raise UserError(f"{where}: an empty prompt: nothing to generate from")
     gen = TextGenerator.load(args.model, mode=args.mode, readout=args.readout, device=args.device)
-    for i, prompt in enumerate(prompts):
-        # prompt i samples with seed SEED + i: its text does not depend on the other prompts, and
-        # two prompts never share one random stream (the same seed for all made them echo each other)
-        text = gen(prompt, config=replace(cfg, seed=None if cfg.seed is None else cfg.seed + i))
-        sys.stdout.write(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False) + "\n" if args.jsonl
-                         else text + "\n")
+    import warnings
+
+    with warnings.catch_warnings():  # a library warning (a prompt cut to the window) as one line
+        warnings.showwarning = lambda message, *_a, **_k: print(f"berts: warning: {message}", file=sys.stderr)
+        for i, prompt in enumerate(prompts):
+            # prompt i samples with seed SEED + i: its text does not depend on the other prompts, and
+            # two prompts never share one random stream (the same seed for all made them echo each other)
+            text = gen(prompt, config=replace(cfg, seed=None if cfg.seed is None else cfg.seed + i))
+            sys.stdout.write(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False) + "\n" if args.jsonl
+                             else text + "\n")
     sys.stdout.flush()
     return 0

@@ -7,6 +7,7 @@ starts: data, a model, a teacher). Messages are one line naming the key, as the 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -207,11 +208,18 @@ def check_distill_config(cfg) -> None:
     if k.student_init == "prune" and not (m.preset or m.config):
         raise UserError("--student-init prune cuts a new student out of the teacher: give its shape with "
                         "--student-preset/--student-config (and --set model.KEY=VALUE)")
-    if k.temperature is not None and k.temperature <= 0:
-        raise UserError(f"distill.temperature must be positive, got {k.temperature}")
+    if k.temperature is not None and not (math.isfinite(k.temperature) and k.temperature > 0):
+        raise UserError(f"distill.temperature must be a finite number > 0, got {k.temperature}")
+    for key in (f.name for f in dataclasses.fields(k) if f.name.startswith("alpha_")):
+        value = getattr(k, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"distill.{key} is a loss weight: a finite number >= 0, got {value}")
     from berts.compress import registry  # torch-free
 
     method = registry.get(k.method)
+    if method.weights and not any(getattr(k, w) > 0 for w in method.weights):
+        raise UserError(f"--method {method.name}: every loss weight is 0 ({', '.join(f'distill.{w}' for w in method.weights)}): "
+                        "the loss would be 0 and the student would not learn; give at least one a positive value")
     if (d.shards and "general" not in method.data) or (d.train and "task" not in method.data):
         kind = "general distillation (--data SHARDS)" if d.shards else "task distillation (--train FILE)"
         raise UserError(f"--method {method.name} does not do {kind}: it does "

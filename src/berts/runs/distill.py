@@ -125,9 +125,15 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
                             f"has {teacher.config.vocab_size}")
         return student, f"from {m.init_from}"
     base = load_config(m.config) if m.config else preset(m.preset)
-    config = base.replace(vocab_size=teacher.config.vocab_size,
-                          max_position_embeddings=teacher.config.max_position_embeddings,
-                          type_vocab_size=teacher.config.type_vocab_size, **labels, **m.overrides)
+    # what the student must share with the teacher (its ids, positions and labels); a --set of one of
+    # them to another value is refused (it was a TypeError: the key given twice)
+    fixed = {"vocab_size": teacher.config.vocab_size, "max_position_embeddings": teacher.config.max_position_embeddings,
+             "type_vocab_size": teacher.config.type_vocab_size, **labels}
+    for key, value in m.overrides.items():
+        if key in fixed and value != fixed[key]:
+            raise UserError(f"--set model.{key}={value}: a distilled student has the teacher's {key} "
+                            f"({fixed[key]}); leave it out")
+    config = base.replace(**{**m.overrides, **fixed})
     if k.student_init == "prune":
         from berts.compress.transforms import prune
 
