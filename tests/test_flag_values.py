@@ -99,3 +99,27 @@ def test_generation_values_empty_and_long_prompts(tmp_path, capsys):
         assert main(["generate", str(tmp_path / "lm"), "--prompt", "a", "--device", "cuda"]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "CUDA is not available" in err
+
+
+def test_augment_bounds_a_huge_line_to_the_window(tmp_path):
+    import string
+
+    import torch
+
+    from berts.model.config import BertConfig
+    from berts.model.heads import BertForMaskedLM
+    from berts.tokenizer.wordpiece import Tokenizer
+    from berts.tools.augment import AugmentStats, Augmenter
+
+    words = ["cat", "dog", "tree", "house"]
+    tok = Tokenizer.from_vocab({t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words,
+                                                             *string.ascii_lowercase])})
+    torch.manual_seed(0)
+    model = BertForMaskedLM(BertConfig(vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1,
+                                       num_attention_heads=2, intermediate_size=32, max_position_embeddings=32))
+    aug = Augmenter(model, tok, n=2, p=1.0, top_k=2)
+    stats = AugmentStats()
+    huge = " ".join(words * 50_000)  # 200,000 words
+    out = aug.augment([huge, "cat dog"], stats=stats)
+    assert (stats.cut, stats.window) == (1, 512)
+    assert out[0][0] == huge and len(out[0]) > 1 and all(len(v.split()) == 512 for v in out[0][1:])

@@ -47,6 +47,11 @@ def run(args) -> int:
     data = data_settings(args, {}, labels=True)
     stats = augment_file(args.file, args.out, data, model_dir=args.model, n=args.n, p=args.p, top_k=args.top_k,
                          seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+    if stats.cut:
+        import sys
+
+        print(f"berts: warning: {stats.cut:,} texts longer than the model's window: their variants are of "
+              f"their first {stats.window} words", file=sys.stderr)
     print(f"augmented {args.file}: {stats.texts:,} texts -> {stats.rows:,} rows in {args.out} "
           f"({stats.variants:,} variants; {stats.candidate_words:,} candidate words: {stats.by_mlm:,} by the MLM "
           f"head, {stats.by_embedding:,} by embedding neighbours, {stats.kept:,} of several pieces kept; {stats.seconds:.1f}s)")
