@@ -5,6 +5,7 @@ import json
 import sys
 
 from berts.commands.common import add_data_arguments, data_settings
+from berts.errors import UserError
 from berts.util.values import count
 
 
@@ -39,7 +40,6 @@ def _line(name: str, metrics: dict) -> str:
 
 def _sweep(args, clf, ds) -> int:
     from berts.compress.early_exit.exits import sweep, sweep_table
-    from berts.errors import UserError
 
     try:
         speeds = [float(x) for x in args.speeds.split(",") if x.strip()]
@@ -59,6 +59,9 @@ def run(args) -> int:
     from berts.data.labels import drop_unknown_labels
 
     check_batch_size(args.batch_size)
+    if args.int8 and args.device not in ("auto", "cpu"):  # it ran on the CPU, ignoring the flag
+        raise UserError(f"--int8 runs on the CPU (dynamic int8 linear layers): --device {args.device} cannot be "
+                        "honoured; leave --device out")
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     d = data_settings(args, clf.settings, labels=True)
     d.max_length = check_max_length(d.max_length, clf.model.config.max_position_embeddings)
@@ -81,7 +84,6 @@ def run(args) -> int:
         return _sweep(args, clf, ds)
     exits = apply_exit_arguments(clf, args)
     if exits and args.int8:
-        from berts.errors import UserError
 
         raise UserError("--int8 and early exit (--speed/--exit/--patience) are one or the other here")
     fp32_logits = clf.logits(ds, args.batch_size)

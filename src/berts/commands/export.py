@@ -66,7 +66,7 @@ def run(args) -> int:
                           streams=False, flag="--onnx")
     texts, pairs, labels = _texts(args)
     r = export_onnx(args.model, args.onnx, optimize=args.optimize, int8=args.int8, texts=texts, pairs=pairs,
-                    labels=labels, threads=args.threads)
+                    labels=labels, threads=args.threads, max_length=args.max_length)
     if args.json:
         print(json.dumps(r))
         return 0

@@ -110,6 +110,9 @@ def run(args) -> int:
         claim_output_file(args.out, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
         raise UserError("stdout is closed: nowhere to write the predictions (give --out FILE)")
+    if args.int8 and args.device not in ("auto", "cpu"):  # it ran on the CPU, ignoring the flag
+        raise UserError(f"--int8 runs on the CPU (dynamic int8 linear layers): --device {args.device} cannot be "
+                        "honoured; leave --device out")
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     stdin = args.file == "-"
     fmt = _format(args, clf.settings, None if stdin else Path(args.file))

@@ -159,6 +159,12 @@ def check_finetune_config(cfg) -> None:
             raise UserError("--early-exit starts from a fine-tuned classifier (--model DIR), not --from-scratch")
         if not d.train:
             raise UserError("no training data: give --train FILE (text; labels are not needed)")
+        if d.task != "classification":  # it was accepted and ignored
+            raise UserError(f"--early-exit is for classification: --task {d.task} cannot be honoured (the exits "
+                            "are classifiers of the model's labels)")
+    if d.task == "seq2seq" and d.pair_column is not None:  # seq2seq reads source/target columns: accepted and ignored
+        raise UserError(f"--pair-column {d.pair_column}: --task seq2seq reads --source-column and --target-column "
+                        "(data.source_column, data.target_column), not a pair column")
     if m.init_from and scratch:
         raise UserError(f"model.init_from ({m.init_from}) starts from trained weights and model."
                         f"{'preset' if m.preset else 'config'} ({scratch}) from random ones (--from-scratch): "

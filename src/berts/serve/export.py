@@ -187,7 +187,7 @@ def int8_path(out: Path) -> Path:
 
 def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, texts: list[str] | None = None,
                 pairs: list[str] | None = None, labels: list[str] | None = None, tolerance: float = TOLERANCE,
-                threads: int | None = None) -> dict:
+                threads: int | None = None, max_length: int | None = None) -> dict:
     """Export ``directory`` to ``out`` (see the module docstring); returns what was written and
     checked. ``labels``: the texts' gold labels (a classifier's names), for int8's accuracy."""
     from berts.hf import load
@@ -208,7 +208,9 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
                         "the graph would hold random weights")
     model.set_fast_path(unpad=False, pack=False, sparse_output=False, fast_dropout=False)
     tokenizer = load_tokenizer(directory)
-    max_length = min(128, model.config.max_position_embeddings)
+    from berts.data.tables import check_max_length
+
+    max_length = check_max_length(max_length, model.config.max_position_embeddings)  # --max-length: honoured
     texts = texts or real_texts()
     batches = list(text_batches(tokenizer, texts, pairs, max_length))
     report = {"model": str(directory), "architecture": type(model).__name__, "texts": len(texts),
