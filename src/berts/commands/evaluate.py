@@ -84,7 +84,6 @@ def run(args) -> int:
         return _sweep(args, clf, ds)
     exits = apply_exit_arguments(clf, args)
     if exits and args.int8:
-
         raise UserError("--int8 and early exit (--speed/--exit/--patience) are one or the other here")
     fp32_logits = clf.logits(ds, args.batch_size)
     metrics = score(fp32_logits)
