@@ -22,7 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--onnx", required=True, metavar="OUT.onnx", help="the ONNX file to write")
     p.add_argument("--overwrite", action="store_true", help="replace OUT.onnx (and OUT.int8.onnx) if they exist")
     p.add_argument("--optimize", action="store_true",
-                   help="run onnxruntime's transformer optimizer on the graph (fused attention, LayerNorm, GELU)")
+                   help="run onnxruntime's transformer optimizer on the graph (fuses LayerNorm and GELU, not "
+                        "attention, on the graph torch exports; measured: no speed-up, see docs/commands/export.md)")
     p.add_argument("--int8", action="store_true",
                    help="also write OUT.int8.onnx (dynamic int8), reported against the fp32 graph")
     p.add_argument("--eval-file", metavar="FILE",

@@ -14,8 +14,9 @@
 * After export the graph runs in onnxruntime on real text (``texts``, or paragraphs of the
   Python reference manual that ship with CPython), padded per batch, and its outputs are compared
   with berts' own forward in fp32: more than ``tolerance`` (1e-4) apart is an error.
-* ``optimize``: onnxruntime's transformer optimizer (attention, LayerNorm, GELU fusions) on the
-  graph, checked the same way. ``int8``: a dynamically quantized copy (``OUT.int8.onnx``,
+* ``optimize``: onnxruntime's transformer optimizer on the graph (it fuses LayerNorm and GELU; not
+  attention, on the graph torch's dynamo exporter writes), checked the same way. Measured: no
+  speed-up (onnxruntime applies these fusions itself at load; docs/commands/export.md). ``int8``: a dynamically quantized copy (``OUT.int8.onnx``,
   onnxruntime's ``quantize_dynamic``, int8 weights), reported against the fp32 graph (label
   agreement, and accuracy on ``labels`` when given), never silently.
 
@@ -171,7 +172,8 @@ def check_parity(model, path: Path, batches: list[dict], threads: int | None = N
 
 
 def optimize_graph(src: Path, dst: Path, config) -> None:
-    """onnxruntime's transformer optimizer (fused attention, LayerNorm, GELU, ...)."""
+    """onnxruntime's transformer optimizer (LayerNorm and GELU fusions; its attention fusion does not
+    match the graph torch's dynamo exporter writes)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     with warnings.catch_warnings():
