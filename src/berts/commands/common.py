@@ -33,11 +33,13 @@ def add_run_arguments(p) -> None:
                    help="continue a run exactly (weights, optimizer, schedule, RNG, data position) from a "
                         "checkpoint, a run directory, or auto: the newest checkpoint in --out")
     p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=natural, metavar="N",
-                   help="optimizer steps (train.max_steps); with --epochs too, --max-steps ends the run")
+                   help="optimizer steps (train.max_steps); given with --epochs, --max-steps ends the run")
     p.add_argument("--lr", "--learning-rate", "--learning_rate", dest="lr", type=positive, metavar="LR",
                    help="peak learning rate (optim.lr)")
-    p.add_argument("--batch-size", type=count, metavar="N",
-                   help="global batch size: all processes and accumulation steps (train.batch_size)")
+    p.add_argument("--batch-size", "--per-device-train-batch-size", "--per_device_train_batch_size",
+                   dest="batch_size", type=count, metavar="N",
+                   help="global batch size: all processes and accumulation steps (train.batch_size; "
+                        "run_glue's per-device spelling is accepted, and means the global batch here)")
     p.add_argument("--grad-accum", "--gradient-accumulation-steps", "--gradient_accumulation_steps",
                    dest="grad_accum", type=count, metavar="N",
                    help="micro-batches per optimizer step; the global batch stays --batch-size (train.grad_accum)")
@@ -58,6 +60,13 @@ def add_run_arguments(p) -> None:
     p.add_argument("--dropout", type=probability, metavar="P",
                    help="the model's dropout: hidden and attention probabilities (model.hidden_dropout_prob, "
                         "model.attention_probs_dropout_prob; fine-tuning: model.classifier_dropout too)")
+    p.add_argument("--save-steps", "--save_steps", dest="save_steps", type=count, metavar="N",
+                   help="steps between resume checkpoints (train.save_every)")
+    p.add_argument("--logging-steps", "--logging_steps", dest="logging_steps", type=count, metavar="N",
+                   help="steps between metrics records (log.every)")
+    p.add_argument("--report-to", "--report_to", dest="report_to", choices=("tensorboard", "all", "none"),
+                   help="tensorboard/all: TensorBoard events in OUT/tb (the default); none: no events "
+                        "(log.tensorboard; metrics.jsonl is always written)")
     p.add_argument("--keep-last", type=natural, metavar="N",
                    help="resume checkpoints kept (train.keep_last); 0: none, only final/ (and best/)")
     p.add_argument("--ignore-mismatched-sizes", "--ignore_mismatched_sizes", dest="ignore_mismatched_sizes",
@@ -92,7 +101,9 @@ def run_overrides(args) -> dict:
                           ("optim.grad_clip", args.max_grad_norm), ("train.seed", args.seed),
                           ("model.hidden_dropout_prob", args.dropout),
                           ("model.attention_probs_dropout_prob", args.dropout),
-                          ("train.keep_last", args.keep_last),
+                          ("train.keep_last", args.keep_last), ("train.save_every", args.save_steps),
+                          ("log.every", args.logging_steps),
+                          ("log.tensorboard", None if args.report_to is None else args.report_to != "none"),
                           ("model.ignore_mismatched_sizes", args.ignore_mismatched_sizes)):
         put(o, dotted, value)
     if args.budget is not None and args.max_steps is None:
@@ -175,7 +186,8 @@ def add_data_arguments(p, *, labels: bool = True) -> None:
     p.add_argument("--header", choices=("auto", "yes", "no"), help="whether the first row names the columns")
     p.add_argument("--skip-bad-rows", action="store_true", default=None,
                    help="skip malformed rows (and count them) instead of stopping at the first")
-    p.add_argument("--max-length", type=count, metavar="N", help="tokens per example, [CLS]/[SEP] included")
+    p.add_argument("--max-length", "--max-seq-length", "--max_seq_length", dest="max_length", type=count, metavar="N",
+                   help="tokens per example, [CLS]/[SEP] included")
 
 
 def data_overrides(args) -> list[tuple[str, object]]:

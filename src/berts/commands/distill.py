@@ -60,7 +60,7 @@ def register(subparsers) -> None:
     p.add_argument("--alpha-cos", type=nonnegative, metavar="W", help="distilbert: cosine loss weight (distill.alpha_cos, 1)")
     p.add_argument("--stage", choices=("auto", "intermediate", "prediction", "all"),
                    help="tinybert: which losses (distill.stage; auto: intermediate for general, all for task)")
-    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric)")
+    p.add_argument("--metric", "--metric-for-best-model", "--metric_for_best_model", dest="metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric)")
     p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=positive, metavar="N",
                    help="train.epochs (--max-steps, if given too, ends the run instead)")
     p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=count, metavar="STEPS",

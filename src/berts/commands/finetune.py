@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     p.add_argument("--source-column", metavar="COL", help="seq2seq: the input column (data.source_column)")
     p.add_argument("--target-column", metavar="COL", help="seq2seq: the column to generate (data.target_column)")
     add_data_arguments(p)
-    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric): " + "; ".join(
+    p.add_argument("--metric", "--metric-for-best-model", "--metric_for_best_model", dest="metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric): " + "; ".join(
         f"{s.name}: {', '.join(s.metrics)}" for s in registry.TASKS.values()))
     p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=positive, metavar="N",
                    help="train.epochs (--max-steps, if given too, ends the run instead)")

@@ -22,7 +22,7 @@ def register(subparsers) -> None:
                    help="sentence-level task: nsp (BERT), sop (ALBERT), none (one segment, RoBERTa), reorder "
                         "(ERNIE 2.0: 1-3 pieces shuffled, 9 classes), distance (ERNIE 2.0: B adjacent / same "
                         "document / other document); default nsp")
-    p.add_argument("--max-seq-length", type=count, default=128, metavar="N", help="tokens per instance (default 128)")
+    p.add_argument("--max-seq-length", "--max_seq_length", dest="max_seq_length", type=count, default=128, metavar="N", help="tokens per instance (default 128)")
     p.add_argument("--short-seq-prob", type=probability, default=0.1, metavar="P",
                    help="probability of a shorter random target length (default 0.1)")
     p.add_argument("--dupe-factor", type=count, default=1, metavar="N",

@@ -6,6 +6,7 @@ from __future__ import annotations
 from berts.commands.common import (add_run_arguments, launch, put, run_overrides,
                                    show_config_or_load)
 from berts.errors import UserError
+from berts.util.values import positive
 
 
 def register(subparsers) -> None:
@@ -18,6 +19,10 @@ def register(subparsers) -> None:
                     "--set SECTION.KEY=VALUE: --show-config lists them all with their defaults and types.")
     add_run_arguments(p)
     p.add_argument("--data", metavar="DIR", help="prepared shards (data.shards)")
+    p.add_argument("--eval-shards", "--eval-data", dest="eval_shards", metavar="DIR",
+                   help="held-out shards from `berts prepare` for the dev evaluation (data.eval_shards)")
+    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=positive, metavar="N",
+                   help="passes over the shards (train.epochs; --max-steps, if given too, ends the run instead)")
     p.add_argument("--preset", metavar="NAME", help="model size preset (model.preset)")
     p.add_argument("--objective", choices=("auto", "nsp", "sop", "none", "unilm", "clm", "seq2seq"),
                    help="data.objective: the sentence-pair head (auto: the shards'), or UniLM on the same "
@@ -33,6 +38,10 @@ def register(subparsers) -> None:
 def _overrides(args) -> dict:
     o = run_overrides(args)
     put(o, "data.shards", args.data)
+    put(o, "data.eval_shards", args.eval_shards)
+    put(o, "train.epochs", args.epochs)
+    if args.epochs is not None and args.max_steps is None:
+        put(o, "train.max_steps", "null")  # epochs rule unless steps are also asked for
     put(o, "model.preset", args.preset)
     put(o, "data.objective", args.objective)
     put(o, "model.init_from", args.init_from)
