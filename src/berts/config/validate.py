@@ -59,7 +59,7 @@ def validate(cfg) -> None:
         bad(f"train.eval_every must be at least 1, got {t.eval_every}")
     if t.patience is not None and t.patience < 1:
         bad(f"train.patience must be at least 1, got {t.patience}")
-    if o.lr <= 0:
+    if o.lr is not None and o.lr <= 0:
         bad(f"optim.lr must be positive, got {o.lr}")
     if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
         bad(f"optim.betas must be two numbers in [0, 1), got {o.betas}")
