@@ -42,3 +42,21 @@ def test_pretrain_help_names_only_its_flags(capsys):
     sub = build_parser()._subparsers._group_actions[0].choices["pretrain"]
     known = {o for a in sub._actions for o in a.option_strings}
     assert "--epochs" in flags and flags <= known, flags - known  # every flag the help mentions exists
+
+
+def test_distill_reads_the_teachers_columns():
+    """Task distillation takes the teacher's column settings where none is given (as predict does)."""
+    from types import SimpleNamespace
+
+    from berts.config.schema import DistillData
+    from berts.runs.distill import teacher_columns
+
+    teacher = SimpleNamespace(config=SimpleNamespace(extra={"berts_finetune": {
+        "task": "classification", "text_column": "sentence", "pair_column": "question", "label_column": "gold",
+        "format": "tsv", "header": True}}))
+    d = DistillData(train="t.tsv")
+    assert teacher_columns(d, teacher) == ["text_column", "pair_column", "label_column", "format", "header"]
+    assert (d.text_column, d.pair_column, d.label_column, d.format, d.header) == ("sentence", "question", "gold", "tsv", True)
+    given = DistillData(train="t.tsv", text_column="review")  # a flag wins
+    teacher_columns(given, teacher)
+    assert (given.text_column, given.label_column) == ("review", "gold")
