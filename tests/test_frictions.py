@@ -60,3 +60,16 @@ def test_distill_reads_the_teachers_columns():
     given = DistillData(train="t.tsv", text_column="review")  # a flag wins
     teacher_columns(given, teacher)
     assert (given.text_column, given.label_column) == ("review", "gold")
+
+
+def test_a_budget_bar_shows_steps_done_and_expected(tmp_path):
+    from berts.train.monitor import Monitor
+
+    m = Monitor(tmp_path, progress="bar", tensorboard=False, budget=100.0, desc="train")
+    assert m.expected_steps(0, 0.0) is None
+    assert m.expected_steps(50, 25.0) == 200  # 2 steps/s, 75 s left: 50 + 150
+    m.advance(50, 25.0)
+    assert m.bar.desc.startswith("train step 50/~200")
+    capped = Monitor(tmp_path / "b", progress="none", tensorboard=False, budget=100.0, total_steps=120)
+    assert capped.expected_steps(50, 25.0) == 120  # max_steps ends it first
+    m.close(), capped.close()
