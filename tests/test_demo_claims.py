@@ -75,3 +75,18 @@ def test_goals_resting_on_a_degenerate_model_are_not_met(tmp_path):
                              "distilbert", None, None, majority)
     (_, text, good), = [b for b in doc.blocks if b[0] == "verdict"]
     assert good is False and text.startswith("degenerate: the teacher at 0.5950, the student at 0.5950")
+
+
+def test_the_random_baseline_has_the_pretrained_models_positions(tmp_path):
+    """The random-weights baseline is built from the pretrained model's own config (--from-scratch
+    PRE/final): the same max positions (it once used the preset's 512 against the model's 128)."""
+    from berts.hf import load_config
+    from berts.model.config import BertConfig
+    from berts.model.heads import BertForPreTraining
+
+    src = inspect.getsource(demo.run_zh)
+    baseline = src[src.index('"finetune", "--from-scratch"'):]
+    assert baseline.split(",")[2].strip() == 'pre / "final"', baseline[:80]
+    BertForPreTraining(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                  intermediate_size=32, max_position_embeddings=128)).save_pretrained(tmp_path / "final")
+    assert load_config(tmp_path / "final").max_position_embeddings == 128
