@@ -90,3 +90,25 @@ def test_the_random_baseline_has_the_pretrained_models_positions(tmp_path):
     BertForPreTraining(BertConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                                   intermediate_size=32, max_position_embeddings=128)).save_pretrained(tmp_path / "final")
     assert load_config(tmp_path / "final").max_position_embeddings == 128
+
+
+def test_the_pretraining_plot_draws_like_with_like_and_labels_every_line(tmp_path, monkeypatch):
+    import json
+
+    import pytest
+
+    plt = pytest.importorskip("matplotlib.pyplot")
+    rows = [{"kind": "train", "step": s, "loss": 5.0 - s / 100, "mlm": 4.0 - s / 100, "mlm_acc": s / 1000}
+            for s in (10, 20, 30)] + [{"kind": "eval", "step": 30, "mlm_loss": 3.9, "mlm_acc": 0.05}]
+    (tmp_path / "metrics.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    figs = []
+    monkeypatch.setattr(plt, "close", lambda fig: figs.append(fig))
+    assert rep.plot_pretraining(tmp_path, tmp_path / "p.png").exists()
+    fig, = figs
+    left = fig.axes[0]
+    labels = {line.get_label(): line for ax in fig.axes for line in ax.get_lines()}
+    assert all(not lab.startswith("_") for lab in labels)  # every line labelled
+    on_left = {line.get_label() for line in left.get_lines()}
+    assert on_left == {"train MLM loss", "held-out MLM loss"}  # the MLM loss with the MLM loss
+    assert list(labels["train MLM loss"].get_ydata()) == [3.9, 3.8, 3.7]
+    assert "train loss, all objectives (right axis)" in labels  # the total, on its own axis

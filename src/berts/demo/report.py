@@ -77,18 +77,28 @@ def plot_pretraining(run_dir: Path, path: Path) -> Path | None:
     if plt is None or not rows:
         return None
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
-    for key, label, ax in (("loss", "train loss", a), ("mlm_acc", "train MLM accuracy", b)):
-        x, y = _series(rows, key)
-        ax.plot(x, y, label=label, lw=1.2)
-    for key, label, ax in (("mlm_loss", "held-out MLM loss", a), ("mlm_acc", "held-out MLM accuracy", b)):
-        x, y = _series(rows, key, "eval")
-        ax.plot(x, y, "o-", label=label, lw=1.2, ms=4)
-    a.set_ylabel("loss")
+    # like with like: the train MLM part against the held-out MLM loss (the total train loss adds
+    # the sentence objective, which the held-out loss does not have: drawn, labelled, on its own axis)
+    mlm_key = next((k for k in ("mlm_loss", "mlm") if _series(rows, k)[0]), None)
+    if mlm_key:
+        a.plot(*_series(rows, mlm_key), label="train MLM loss", lw=1.2)
+    x, y = _series(rows, "loss")
+    if x and (not mlm_key or any(abs(t - m) > 1e-6 for t, m in zip(y, _series(rows, mlm_key)[1]))):
+        total = a.twinx()
+        total.plot(x, y, color="0.6", lw=1, ls=":", label="train loss, all objectives (right axis)")
+        total.set_ylabel("train loss, all objectives", color="0.4")
+        total.legend(fontsize=8, loc="upper center")
+    x, y = _series(rows, "mlm_loss", "eval")
+    a.plot(x, y, "o-", label="held-out MLM loss", lw=1.2, ms=4)
+    b.plot(*_series(rows, "mlm_acc"), label="train MLM accuracy", lw=1.2)
+    x, y = _series(rows, "mlm_acc", "eval")
+    b.plot(x, y, "o-", label="held-out MLM accuracy", lw=1.2, ms=4)
+    a.set_ylabel("MLM loss (masked tokens)")
     b.set_ylabel("accuracy of the masked tokens")
     for ax in (a, b):
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=8, loc="upper right" if ax is a else "lower right")
     fig.suptitle("Chinese pretraining (MLM)", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
