@@ -118,3 +118,20 @@ def test_devices_and_pipes_are_streams_never_replaced(tmp_path):
         s.bind(str(sock_path))
         with pytest.raises(UserError, match="socket"):
             claim_output_file(sock_path)
+
+
+def test_demo_out_with_someone_elses_files_needs_overwrite(tmp_path):
+    from berts.commands.demo import check_demo_out
+
+    check_demo_out(tmp_path / "new", False)
+    out = tmp_path / "d"
+    out.mkdir()
+    (out / "report.md").write_text("an earlier demo's")
+    (out / "zh").mkdir()
+    check_demo_out(out, False)  # its own rerun
+    (out / "thesis.tex").write_text("mine")
+    with pytest.raises(UserError, match=r"holds 1 file the demo did not write \(thesis.tex\)"):
+        check_demo_out(out, False)
+    check_demo_out(out, True)
+    with pytest.raises(UserError, match="not a directory"):
+        check_demo_out(out / "thesis.tex", True)
