@@ -76,6 +76,8 @@ def test_classifier_consumers_refuse_other_kinds_before_the_weights(dirs, monkey
         load_teacher(dirs / "mlm", need="classifier")
     with pytest.raises(UserError, match="regression model"):
         load_teacher(dirs / "reg", need="classifier")
+    with pytest.raises(UserError, match=r"a BertForSequenceClassification \(a 2-label classifier\) without an MLM head"):
+        load_teacher(dirs / "clf", need="mlm")  # general distillation
     assert model_kind(dirs / "clf").heads == {"classifier"} and model_kind(dirs / "mlm").heads == {"mlm"}
 
 
