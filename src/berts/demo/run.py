@@ -426,7 +426,7 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, plan: Bud
     steps.run("zh", "compare: teacher, student, exits, int8 on the test split (scored once)", [
         "compare", ft / "best", distil / "best", exits / "final", "--eval-file", test,
         "--speed", f"{r['exit_choice']['speed']:g}",
-        "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats, "--latency-examples", s.compare_examples])
+        "--int8", "--out", cmp_dir, "--overwrite", "--repeats", s.compare_repeats, "--latency-examples", s.compare_examples])
     plan.done("zh.compare")
     r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
     plan.done("zh.overhead")
@@ -520,7 +520,7 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, plan: Bud
     cmp_dir = en / "compare"
     steps.run("en", "compare: teacher, students, exits, int8 on the test split (scored once)", [
         "compare", teacher / "best", distil / "best", tiny / "best", exits / "final", "--eval-file", test,
-        "--speed", f"{r['exit_choice']['speed']:g}", "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats,
+        "--speed", f"{r['exit_choice']['speed']:g}", "--int8", "--out", cmp_dir, "--overwrite", "--repeats", s.compare_repeats,
         "--latency-examples", s.compare_examples])
     plan.done("en.compare")
     r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
