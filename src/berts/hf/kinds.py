@@ -98,7 +98,7 @@ NEEDS = {
                    "a language model trained to generate (berts pretrain --set data.objective=clm|seq2seq|unilm, "
                    "or berts finetune --task seq2seq)"),
     "mlm": (lambda k: "mlm" in k.heads, "a model with an MLM head (a pretrained BertForMaskedLM/ForPreTraining)"),
-    "classifier": (lambda k: "classifier" in k.heads and k.task in (None, "classification", "regression"),
+    "classifier": (lambda k: "classifier" in k.heads,  # which tasks a Classifier serves: tasks.registry's
                    "a fine-tuned sequence classifier (berts finetune)"),
     "classification": (lambda k: "classifier" in k.heads and not k.regression and k.task in (None, "classification"),
                        "a classifier of labels fine-tuned with `berts finetune` (not a regression model)"),
