@@ -277,8 +277,11 @@ class TextGenerator:
     def __call__(self, text: str, **options) -> str:
         if not isinstance(text, str) or not text.strip():
             raise UserError(f"an empty prompt ({text!r}): nothing to {'answer' if self.mode == 'seq2seq' else 'continue'}")
+        from dataclasses import fields
+
+        names = {f.name for f in fields(GenerationConfig)}  # (options may carry generate_ids' max_length too)
         cfg = GenerationConfig(**{**(options["config"].__dict__ if options.get("config") else {}),
-                                  **{k: v for k, v in options.items() if k != "config"}})
+                                  **{k: v for k, v in options.items() if k in names}})
         ids = generate_ids(self.model, self.fit(self.prompt_ids(text), cfg.max_new_tokens), mode=self.mode,
                            eos_token_id=self.tokenizer.sep_id,
                            mask_token_id=self.tokenizer.mask_id if self.readout == "mask" else None, **options)
