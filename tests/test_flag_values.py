@@ -123,3 +123,24 @@ def test_augment_bounds_a_huge_line_to_the_window(tmp_path):
     out = aug.augment([huge, "cat dog"], stats=stats)
     assert (stats.cut, stats.window) == (1, 512)
     assert out[0][0] == huge and len(out[0]) > 1 and all(len(v.split()) == 512 for v in out[0][1:])
+
+
+def test_distill_student_preset_with_a_set_of_what_the_teacher_fixes(tmp_path):
+    """`distill --student-preset tiny --set model.vocab_size=...` was a TypeError (the key given twice)."""
+    from berts.config.loader import load_config
+    from berts.config.schema import DistillConfig
+    from berts.model.config import BertConfig
+    from berts.model.heads import BertForSequenceClassification
+    from berts.runs.distill import build_student
+
+    teacher = BertForSequenceClassification(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                                       num_attention_heads=2, intermediate_size=32,
+                                                       max_position_embeddings=32, num_labels=2))
+    base = ["distill.teacher=t", "data.train=f.tsv", "model.preset=tiny"]
+    cfg = load_config(DistillConfig, None, [*base, "model.vocab_size=99"])
+    with pytest.raises(UserError, match=r"--set model.vocab_size=99: a distilled student has the teacher's "
+                                        r"vocab_size \(50\); leave it out"):
+        build_student(cfg, teacher, BertForSequenceClassification, False)
+    same = load_config(DistillConfig, None, [*base, "model.vocab_size=50", "model.num_hidden_layers=1"])
+    student, _ = build_student(same, teacher, BertForSequenceClassification, False)
+    assert (student.config.vocab_size, student.config.num_hidden_layers, student.config.max_position_embeddings) == (50, 1, 32)
