@@ -116,12 +116,15 @@ WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.ex
 # 1.2 epochs)
 # what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter): the
 # budgets are what is left, so an estimate short of the real time makes the whole run overrun its budget
-FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.compare": 15,
-         "zh.overhead": 20, "en.baseline": 8, "en.evaluate": 6, "en.compare": 40, "en.overhead": 35,
-         "report": 8}
-FIXED_QUICK = {"zh.tokenizer": 2, "zh.prepare": 3, "zh.evaluate": 3, "zh.baseline": 5, "zh.compare": 12,
-               "zh.overhead": 20, "en.baseline": 3, "en.evaluate": 3, "en.compare": 30, "en.overhead": 25,
-               "report": 5}
+# (zh/en.exit_choice: `evaluate --sweep` of the exits on dev, where the speed is chosen. --quick
+# took 210 s of its 180 s budget (issue 30): its fixed steps were short by about 30 s, added below
+# to the two compares and overheads, where the time went; not re-measured on this machine.)
+FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.exit_choice": 6,
+         "zh.compare": 15, "zh.overhead": 20, "en.baseline": 8, "en.evaluate": 6, "en.exit_choice": 8,
+         "en.compare": 40, "en.overhead": 35, "report": 8}
+FIXED_QUICK = {"zh.tokenizer": 2, "zh.prepare": 3, "zh.evaluate": 3, "zh.baseline": 5, "zh.exit_choice": 3,
+               "zh.compare": 18, "zh.overhead": 28, "en.baseline": 3, "en.evaluate": 3, "en.exit_choice": 3,
+               "en.compare": 38, "en.overhead": 32, "report": 5}
 
 
 class Steps:
@@ -422,6 +425,7 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, plan: Bud
         "--out", distil, "--overwrite", "--budget", f"{budget:.0f}s", *common, *_cap(s, "zh.distil")])
     r["exits"], r["distil"] = run_summary(exits), run_summary(distil)
     r["exit_choice"] = choose_exit_speed(steps, "zh", exits / "final", dev, s.zh_speeds)
+    plan.done("zh.exit_choice")
     cmp_dir = zh / "compare"
     steps.run("zh", "compare: teacher, student, exits, int8 on the test split (scored once)", [
         "compare", ft / "best", distil / "best", exits / "final", "--eval-file", test,
@@ -517,6 +521,7 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, plan: Bud
     r["distilbert"], r["tinybert"], r["exits"] = run_summary(distil), run_summary(tiny), run_summary(exits)
     r["tinybert_layers"] = run_summary(layers_dir)
     r["exit_choice"] = choose_exit_speed(steps, "en", exits / "final", dev, s.en_speeds)
+    plan.done("en.exit_choice")
     cmp_dir = en / "compare"
     steps.run("en", "compare: teacher, students, exits, int8 on the test split (scored once)", [
         "compare", teacher / "best", distil / "best", tiny / "best", exits / "final", "--eval-file", test,
