@@ -67,8 +67,10 @@ class ModelKind:
         elif "mlm" in heads:
             what = (f"a language model trained {self.lm_mode}" if self.lm_mode
                     else "a masked language model never trained to generate (no berts_lm_mode in config.json)")
-        else:
+        elif self.cls is not None and self.cls.__name__ == "BertModel":
             what = "a bare encoder, no task head"
+        else:
+            what = "neither an MLM nor a classification head"  # e.g. ELECTRA's discriminator
         return f"a {self.architecture} ({what})"
 
 
