@@ -135,3 +135,18 @@ def test_demo_out_with_someone_elses_files_needs_overwrite(tmp_path):
     check_demo_out(out, True)
     with pytest.raises(UserError, match="not a directory"):
         check_demo_out(out / "thesis.tex", True)
+
+
+def test_compare_out_never_touches_a_training_run(tmp_path, model_dir, capsys):
+    run = claim_output_dir(tmp_path / "run", "finetune")
+    (run / "final").mkdir()
+    (run / "final" / "x").write_text("weights")
+    table = tmp_path / "t.tsv"
+    table.write_text("text\tlabel\na\t0\n")
+    _refused(capsys, ["compare", str(model_dir), "--eval-file", str(table), "--out", str(run), "--overwrite"],
+             "holds a berts finetune run")
+    assert (run / "final" / "x").read_text() == "weights"
+    plain = tmp_path / "plain"  # an older run (no marker): its final/ is not a comparison's to remove
+    (plain / "final").mkdir(parents=True)
+    claim_output_dir(plain, "compare", overwrite=True)
+    assert (plain / "final").is_dir()

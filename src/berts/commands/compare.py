@@ -4,6 +4,8 @@ ratios to the first; early-exit speeds and int8 as rows of their own).
 The work is ``berts.tools.compare``'s; this file is flags -> compare() -> reports."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from berts.commands.common import add_data_arguments
 from berts.util.values import count
 
@@ -47,7 +49,13 @@ def run(args) -> int:
     if args.out:  # claimed before the models run: a user's compare.md is not replaced without --overwrite
         from berts.util.fileio import check_not_input, claim_output_dir
 
+        from berts.util.fileio import read_marker
+
         check_not_input(args.out, inputs=[args.eval_file], model_dirs=args.models)
+        marker = read_marker(args.out) if Path(args.out).is_dir() else None
+        if marker and marker["kind"] != "compare":
+            raise UserError(f"--out {args.out}: holds a berts {marker['kind']} run; write the comparison to "
+                            "another directory")
         claim_output_dir(args.out, "compare", overwrite=args.overwrite, protect=[args.eval_file, *args.models])
     try:
         rows = compare(args.models, args.eval_file, latency_examples=args.latency_examples, repeats=args.repeats,

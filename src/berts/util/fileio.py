@@ -368,6 +368,8 @@ COMPARE_NAMES = ("compare.md", "compare.json", "compare.png")
 
 
 def _berts_names(kind: str, earlier: str | None) -> set[str]:
+    if kind == "compare":  # a comparison's own files only: a training run's there are not its to remove
+        return {MARKER, *COMPARE_NAMES}
     names = {MARKER, *RUN_NAMES}
     if "tokenizer" in (kind, earlier):
         names |= set(TOKENIZER_NAMES)
