@@ -161,7 +161,9 @@ def test_cli_augment_and_its_one_line_errors(dirs, tmp_path, capsys):
     out = tmp_path / "a.tsv"
     assert main(["augment", str(dirs / "train.tsv"), "--model", str(dirs / "clf"), "--out", str(out), "--n", "2",
                  "--quiet"]) == 0
-    assert "4 texts ->" in capsys.readouterr().out and out.read_text().startswith("text\tlabel\n")
+    captured = capsys.readouterr()
+    assert "4 texts ->" in captured.out and out.read_text().startswith("text\tlabel\n")
+    assert "no MLM head, so every candidate comes from the nearest words" in captured.err  # said, not silent
     with pytest.raises(SystemExit):  # argparse (berts.util.values), before the model loads
         main(["augment", str(dirs / "train.tsv"), "--model", str(dirs / "clf"), "--out", str(out), "--p", "1.5"])
     err = capsys.readouterr().err.strip()

@@ -44,6 +44,15 @@ def run(args) -> int:
     if args.n < 1 or not 0.0 <= args.p <= 1.0 or args.top_k < 1:
         raise UserError(f"--n {args.n} >= 1, --p {args.p} in [0, 1], --top-k {args.top_k} >= 1")
     claim_output_file(args.out, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite)
+    from berts.hf.kinds import require_kind
+
+    kind = require_kind(args.model, "encoder", "berts augment")  # config.json: before the weights load
+    if "mlm" not in kind.heads:  # allowed (the reference's GloVe step), but never silently
+        import sys
+
+        print(f"berts: note: {args.model} is {kind.describe()}: no MLM head, so every candidate comes from "
+              "the nearest words of its input embeddings (give a model with an MLM head for TinyBERT's "
+              "contextual candidates)", file=sys.stderr)
     data = data_settings(args, {}, labels=True)
     stats = augment_file(args.file, args.out, data, model_dir=args.model, n=args.n, p=args.p, top_k=args.top_k,
                          seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
