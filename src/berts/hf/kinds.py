@@ -20,12 +20,21 @@ EXIT_KEY = "berts_early_exit"
 SETTINGS_KEY = "berts_finetune"
 
 
+def _setting(config, typed: str, key: str):
+    """A berts setting of a BertConfig: its typed field where this berts has one, else the
+    ``berts_*`` key of ``extra`` (config.json written before the field existed, or by an older
+    berts: both read the same)."""
+    value = getattr(config, typed, None)
+    return value if value is not None else (config.extra or {}).get(key)
+
+
 @dataclass
 class ModelKind:
     directory: str
     architecture: str  # config.json's architectures[0] ("BertModel" when it names none)
     cls: type | None  # berts' class for it (None: not supported)
-    config: dict = field(repr=False, default_factory=dict)
+    config: dict = field(repr=False, default_factory=dict)  # config.json as written
+    bert: object = field(repr=False, default=None)  # the BertConfig read from it (None: not readable)
 
     @property
     def heads(self) -> set[str]:
@@ -42,13 +51,20 @@ class ModelKind:
             out.add("classifier")
         return out
 
+    def _get(self, typed: str, key: str):
+        return _setting(self.bert, typed, key) if self.bert is not None else self.config.get(key)
+
     @property
     def lm_mode(self) -> str | None:
-        return self.config.get(LM_MODE_KEY)
+        return self._get("lm_mode", LM_MODE_KEY)
+
+    @property
+    def early_exit(self):
+        return self._get("early_exit", EXIT_KEY)
 
     @property
     def task(self) -> str | None:
-        return (self.config.get(SETTINGS_KEY) or {}).get("task")
+        return (self._get("finetune_data", SETTINGS_KEY) or {}).get("task")
 
     @property
     def regression(self) -> bool:
@@ -60,7 +76,7 @@ class ModelKind:
         heads = self.heads
         if "classifier" in heads:
             what = "a regression model" if self.regression else f"a {self.config.get('num_labels') or len(self.config.get('id2label') or {}) or 2}-label classifier"
-            if self.config.get(EXIT_KEY):
+            if self.early_exit:
                 what = "an early-exit " + what[2:]
             if self.task and self.task != "classification":
                 what += f" fine-tuned for {self.task}"
@@ -91,7 +107,13 @@ def model_kind(directory) -> ModelKind:
     archs = config.get("architectures") or ["BertModel"]
     name = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else "BertModel"
     cls = architectures().get(architecture_classes().get(name, name))
-    return ModelKind(str(directory), name, cls, config)
+    try:  # the typed settings (lm_mode, finetune_data, early_exit), however config.json spells them
+        from berts.hf.io import load_config
+
+        bert = load_config(path / "config.json")
+    except UserError:
+        bert = None  # the loader says what is wrong with it, in its own words
+    return ModelKind(str(directory), name, cls, config, bert)
 
 
 # need -> (the test, what the command needs, in words)

@@ -158,7 +158,7 @@ def teacher_columns(d, teacher) -> list[str]:
     from berts.config.schema import FinetuneData
     from berts.data.tables import SETTINGS_KEY
 
-    settings = teacher.config.extra.get(SETTINGS_KEY) or {}
+    settings = getattr(teacher.config, "finetune_data", None) or teacher.config.extra.get(SETTINGS_KEY) or {}
     default, taken = FinetuneData(), []
     for key in COLUMN_KEYS:
         if key in settings and getattr(d, key) == getattr(default, key) and settings[key] != getattr(d, key):
