@@ -31,7 +31,7 @@ def test_int8_on_a_gpu_is_refused(tmp_path, capsys, command):
 def test_export_max_length_zero_is_refused_and_a_positive_one_is_passed_on(capsys, monkeypatch):
     with pytest.raises(SystemExit):
         main(["export", "m", "--onnx", "o.onnx", "--max-length", "0"])
-    assert "--max-length: an integer >= 1 expected" in capsys.readouterr().err
+    assert "--max_seq_length: an integer >= 1 expected" in capsys.readouterr().err
     import inspect
 
     from berts.serve.export import export_onnx
