@@ -37,7 +37,7 @@ def test_an_error_in_the_second_file_names_that_file_and_line(tmp_path):
                                         r"\(did you mean train\.batch_size\?\)$"):
         load_config(PretrainConfig, [a, b])
     c = write(tmp_path, "c.yaml", "\n\noptim:\n  lr: fast\n")
-    with pytest.raises(UserError, match=r"c\.yaml:4: optim\.lr must be a number, got 'fast'"):
+    with pytest.raises(UserError, match=r"c\.yaml:4: optim\.lr must be a number or null, got 'fast'"):
         load_config(PretrainConfig, [a, c])
 
 

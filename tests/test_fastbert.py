@@ -277,12 +277,15 @@ def test_one_line_errors(tmp_path, capsys):
     for args, message in (
             (["evaluate", plain, data, "--speed", "0.5"], "no early-exit classifiers"),
             (["evaluate", plain, data, "--exit", "patience"], "--exit patience needs --patience K"),
-            (["predict", plain, data, "--speed", "2"], "no early-exit classifiers"),
+            (["predict", plain, data, "--speed", "0.9"], "no early-exit classifiers"),
             (["finetune", "--early-exit", "--from-scratch", "tiny", "--tokenizer", plain, "--train", data,
               "--out", tmp_path / "o", *COMMON], "--early-exit")):
         assert main([str(a) for a in args]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, err
+    with pytest.raises(SystemExit):  # a speed outside [0, 1]: argparse's one line (berts.util.values)
+        main(["predict", str(plain), str(data), "--speed", "2"])
+    assert "--speed: a number in [0, 1] expected, got '2'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

@@ -100,8 +100,10 @@ def test_evaluate_and_predict_int8_report_against_fp32(model, table, capsys):
 @pytest.mark.parametrize("command", ["predict", "evaluate"])
 def test_one_line_errors(model, table, tmp_path, capsys, command):
     for size in ("0", "-1"):
-        rc, _, err = run([command, model, table, "--batch-size", size], None, capsys)
-        assert rc == 2 and err.count("\n") == 1 and "batch size must be a whole number >= 1" in err
+        with pytest.raises(SystemExit) as exit_:  # argparse's (berts.util.values): before the model loads
+            run([command, model, table, "--batch-size", size], None, capsys)
+        err = capsys.readouterr().err
+        assert exit_.value.code == 2 and err.count("\n") == 1 and "--batch-size: an integer >= 1 expected" in err
     # a classifier directory without its classifier weights: not a random head
     headless = tmp_path / "headless"
     make_classifier(headless)

@@ -440,8 +440,11 @@ def test_encode_max_length_must_be_positive(trained, tmp_path, capsys):
     tok = trained[0]
     tok.save_pretrained(tmp_path / "t")
     for n in ("0", "-3"):
-        assert main(["tokenizer", "encode", str(tmp_path / "t"), "some text", "--max-length", n]) == 2
-        assert capsys.readouterr().err == f"berts: error: --max-length must be at least 1, got {n}\n"
+        with pytest.raises(SystemExit) as exit_:  # argparse (berts.util.values), one line
+            main(["tokenizer", "encode", str(tmp_path / "t"), "some text", "--max-length", n])
+        assert exit_.value.code == 2
+        assert capsys.readouterr().err == (f"berts tokenizer encode: error: argument --max-length: an integer >= 1 "
+                                           f"expected, got '{n}' (see berts tokenizer encode --help)\n")
     with pytest.raises(UserError, match="max length must be at least 1, got 0"):
         tok.encode("some text", max_length=0)
     assert main(["tokenizer", "encode", str(tmp_path / "t"), "some text", "--max-length", "3"]) == 0

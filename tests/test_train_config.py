@@ -45,7 +45,7 @@ def test_set_overrides_yaml_with_types(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ("optim:\n  lr: 1e-3\n  betass: [0.9, 0.99]\n", r"c.yaml:3: unknown key optim.betass \(did you mean optim.betas\?\)"),
-    ("optim:\n  lr: fast\n", r"c.yaml:2: optim.lr must be a number, got 'fast'"),
+    ("optim:\n  lr: fast\n", r"c.yaml:2: optim.lr must be a number or null, got 'fast'"),
     ("optimizer:\n  lr: 1\n", r"c.yaml:1: unknown section optimizer"),
     ("train:\n  batch_size: 3.5\n", r"c.yaml:2: train.batch_size must be an integer"),
     ("impl:\n  precision: fp8\n", r"c.yaml:2: impl.precision must be auto \| fp32 \| bf16 \| fp16, got 'fp8'"),

@@ -98,3 +98,14 @@ def test_schedule_shapes():
     t = Schedule(opt, "linear", 0.1)
     t.load_state_dict(s.state_dict())
     assert t.lr == pytest.approx(0.5) and not math.isnan(t.factor)
+
+
+def test_finetuning_lr_default_follows_the_model_size():
+    """Issue 30: 5e-5 for every size left the tiny model near chance; null (fine-tuning's default)
+    resolves by hidden size and the start line says which rate and why."""
+    from berts.config.schema import FinetuneConfig, PretrainConfig
+    from berts.train.optim import default_lr
+
+    assert FinetuneConfig().optim.lr is None and PretrainConfig().optim.lr == 1e-3
+    assert [default_lr(h)[0] for h in (128, 256, 384, 512, 768, 1024)] == [1e-3, 5e-4, 1e-4, 1e-4, 5e-5, 5e-5]
+    assert default_lr(128)[1] == "default for hidden size 128 (<= 128); --lr to choose"

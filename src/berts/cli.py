@@ -13,8 +13,17 @@ from berts.errors import UserError
 COMMANDS = ["tokenizer", "info", "prepare", "pretrain", "finetune", "evaluate", "predict", "generate", "export", "bench", "demo", "distill", "compare", "baseline", "augment"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with an argument error as one line (the rule for every error of berts; the usage
+    block argparse prints above it buried the line that matters): the flag, what it needs, and where
+    the usage is. Sub-command parsers are of this class too (add_subparsers uses the parent's)."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="berts",
         description="Train the BERT family from scratch: tokenizer, data, pretraining, fine-tuning, evaluation, serving.",
     )

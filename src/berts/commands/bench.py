@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.util.values import count, natural
 
 
 def register(subparsers) -> None:
@@ -16,11 +17,11 @@ def register(subparsers) -> None:
                     "`berts prepare` MB/s and tokenizer throughput. With --only infer --engines: one classifier "
                     "in berts, transformers, onnxruntime and their int8 forms.")
     p.add_argument("--preset", help="model size preset (default mini)")
-    p.add_argument("--seq", type=int, metavar="N", help="sequence length (default 128)")
-    p.add_argument("--batch", type=int, metavar="N", help="batch size (default 32)")
-    p.add_argument("--steps", type=int, metavar="N", help="timed steps per implementation (default 5)")
-    p.add_argument("--warmup", type=int, metavar="N", help="untimed steps first (default 2)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads for both (default: torch's)")
+    p.add_argument("--seq", type=count, metavar="N", help="sequence length (default 128)")
+    p.add_argument("--batch", type=count, metavar="N", help="batch size (default 32)")
+    p.add_argument("--steps", type=count, metavar="N", help="timed steps per implementation (default 5)")
+    p.add_argument("--warmup", type=natural, metavar="N", help="untimed steps first (default 2)")
+    p.add_argument("--threads", type=count, metavar="N", help="torch CPU threads for both (default: torch's)")
     p.add_argument("--device", help="cpu or cuda[:N] (default cpu)")
     p.add_argument("--corpus", metavar="FILE",
                    help="real text for the variable lengths and the prepare/tokenizer timings: a paragraph a "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from berts.errors import UserError
+from berts.util.values import count, natural, nonnegative, positive, probability
 
 
 def add_run_arguments(p) -> None:
@@ -31,33 +32,42 @@ def add_run_arguments(p) -> None:
     p.add_argument("--resume", metavar="DIR|auto",
                    help="continue a run exactly (weights, optimizer, schedule, RNG, data position) from a "
                         "checkpoint, a run directory, or auto: the newest checkpoint in --out")
-    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=int, metavar="N",
-                   help="optimizer steps (train.max_steps); with --epochs too, --max-steps ends the run")
-    p.add_argument("--lr", "--learning-rate", "--learning_rate", dest="lr", type=float, metavar="LR",
+    p.add_argument("--max-steps", "--max_steps", dest="max_steps", type=natural, metavar="N",
+                   help="optimizer steps (train.max_steps); given with --epochs, --max-steps ends the run")
+    p.add_argument("--lr", "--learning-rate", "--learning_rate", dest="lr", type=positive, metavar="LR",
                    help="peak learning rate (optim.lr)")
-    p.add_argument("--batch-size", type=int, metavar="N",
-                   help="global batch size: all processes and accumulation steps (train.batch_size)")
+    p.add_argument("--batch-size", "--per-device-train-batch-size", "--per_device_train_batch_size",
+                   dest="batch_size", type=count, metavar="N",
+                   help="global batch size: all processes and accumulation steps (train.batch_size; "
+                        "run_glue's per-device spelling is accepted, and means the global batch here)")
     p.add_argument("--grad-accum", "--gradient-accumulation-steps", "--gradient_accumulation_steps",
-                   dest="grad_accum", type=int, metavar="N",
+                   dest="grad_accum", type=count, metavar="N",
                    help="micro-batches per optimizer step; the global batch stays --batch-size (train.grad_accum)")
     warm = p.add_mutually_exclusive_group()
-    warm.add_argument("--warmup", type=float, metavar="R|N",
+    warm.add_argument("--warmup", type=nonnegative, metavar="R|N",
                       help="warm-up: a fraction of the run (< 1) or a number of steps (>= 1) (schedule.warmup)")
-    warm.add_argument("--warmup-ratio", "--warmup_ratio", dest="warmup_ratio", type=float, metavar="R",
+    warm.add_argument("--warmup-ratio", "--warmup_ratio", dest="warmup_ratio", type=nonnegative, metavar="R",
                       help="warm-up as a fraction of the run, in [0, 1) (schedule.warmup)")
-    warm.add_argument("--warmup-steps", "--warmup_steps", dest="warmup_steps", type=int, metavar="N",
+    warm.add_argument("--warmup-steps", "--warmup_steps", dest="warmup_steps", type=natural, metavar="N",
                       help="warm-up in optimizer steps (schedule.warmup)")
-    p.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=float, metavar="WD",
+    p.add_argument("--weight-decay", "--weight_decay", dest="weight_decay", type=nonnegative, metavar="WD",
                    help="AdamW/LAMB weight decay, not on biases and LayerNorm (optim.weight_decay)")
-    p.add_argument("--adam-epsilon", "--adam_epsilon", dest="adam_epsilon", type=float, metavar="EPS",
+    p.add_argument("--adam-epsilon", "--adam_epsilon", dest="adam_epsilon", type=positive, metavar="EPS",
                    help="the optimizer's epsilon (optim.eps; berts' default 1e-6, torch's 1e-8)")
-    p.add_argument("--max-grad-norm", "--max_grad_norm", dest="max_grad_norm", type=float, metavar="N",
+    p.add_argument("--max-grad-norm", "--max_grad_norm", dest="max_grad_norm", type=nonnegative, metavar="N",
                    help="clip the global gradient norm to N (optim.grad_clip)")
     p.add_argument("--seed", type=int, metavar="N", help="weights, dropout and data order (train.seed)")
-    p.add_argument("--dropout", type=float, metavar="P",
+    p.add_argument("--dropout", type=probability, metavar="P",
                    help="the model's dropout: hidden and attention probabilities (model.hidden_dropout_prob, "
                         "model.attention_probs_dropout_prob; fine-tuning: model.classifier_dropout too)")
-    p.add_argument("--keep-last", type=int, metavar="N",
+    p.add_argument("--save-steps", "--save_steps", dest="save_steps", type=count, metavar="N",
+                   help="steps between resume checkpoints (train.save_every)")
+    p.add_argument("--logging-steps", "--logging_steps", dest="logging_steps", type=count, metavar="N",
+                   help="steps between metrics records (log.every)")
+    p.add_argument("--report-to", "--report_to", dest="report_to", choices=("tensorboard", "all", "none"),
+                   help="tensorboard/all: TensorBoard events in OUT/tb (the default); none: no events "
+                        "(log.tensorboard; metrics.jsonl is always written)")
+    p.add_argument("--keep-last", type=natural, metavar="N",
                    help="resume checkpoints kept (train.keep_last); 0: none, only final/ (and best/)")
     p.add_argument("--ignore-mismatched-sizes", "--ignore_mismatched_sizes", dest="ignore_mismatched_sizes",
                    action="store_true", default=None,
@@ -91,7 +101,9 @@ def run_overrides(args) -> dict:
                           ("optim.grad_clip", args.max_grad_norm), ("train.seed", args.seed),
                           ("model.hidden_dropout_prob", args.dropout),
                           ("model.attention_probs_dropout_prob", args.dropout),
-                          ("train.keep_last", args.keep_last),
+                          ("train.keep_last", args.keep_last), ("train.save_every", args.save_steps),
+                          ("log.every", args.logging_steps),
+                          ("log.tensorboard", None if args.report_to is None else args.report_to != "none"),
                           ("model.ignore_mismatched_sizes", args.ignore_mismatched_sizes)):
         put(o, dotted, value)
     if args.budget is not None and args.max_steps is None:
@@ -174,7 +186,8 @@ def add_data_arguments(p, *, labels: bool = True) -> None:
     p.add_argument("--header", choices=("auto", "yes", "no"), help="whether the first row names the columns")
     p.add_argument("--skip-bad-rows", action="store_true", default=None,
                    help="skip malformed rows (and count them) instead of stopping at the first")
-    p.add_argument("--max-length", type=int, metavar="N", help="tokens per example, [CLS]/[SEP] included")
+    p.add_argument("--max-length", "--max-seq-length", "--max_seq_length", dest="max_length", type=count, metavar="N",
+                   help="tokens per example, [CLS]/[SEP] included")
 
 
 def data_overrides(args) -> list[tuple[str, object]]:

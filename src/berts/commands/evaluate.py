@@ -5,6 +5,8 @@ import json
 import sys
 
 from berts.commands.common import add_data_arguments, data_settings
+from berts.errors import UserError
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -16,7 +18,7 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", metavar="FILE", help="labelled data file")
     add_data_arguments(p)
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
@@ -38,7 +40,6 @@ def _line(name: str, metrics: dict) -> str:
 
 def _sweep(args, clf, ds) -> int:
     from berts.compress.early_exit.exits import sweep, sweep_table
-    from berts.errors import UserError
 
     try:
         speeds = [float(x) for x in args.speeds.split(",") if x.strip()]
@@ -58,6 +59,9 @@ def run(args) -> int:
     from berts.data.labels import drop_unknown_labels
 
     check_batch_size(args.batch_size)
+    if args.int8 and args.device not in ("auto", "cpu"):  # it ran on the CPU, ignoring the flag
+        raise UserError(f"--int8 runs on the CPU (dynamic int8 linear layers): --device {args.device} cannot be "
+                        "honoured; leave --device out")
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     d = data_settings(args, clf.settings, labels=True)
     d.max_length = check_max_length(d.max_length, clf.model.config.max_position_embeddings)
@@ -80,8 +84,6 @@ def run(args) -> int:
         return _sweep(args, clf, ds)
     exits = apply_exit_arguments(clf, args)
     if exits and args.int8:
-        from berts.errors import UserError
-
         raise UserError("--int8 and early exit (--speed/--exit/--patience) are one or the other here")
     fp32_logits = clf.logits(ds, args.batch_size)
     metrics = score(fp32_logits)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from berts.commands.common import (add_data_arguments, add_run_arguments, data_overrides, launch, put, run_overrides,
                                    show_config_or_load)
+from berts.util.values import count, positive, probability
 
 
 def register(subparsers) -> None:
@@ -45,13 +46,13 @@ def register(subparsers) -> None:
     p.add_argument("--source-column", metavar="COL", help="seq2seq: the input column (data.source_column)")
     p.add_argument("--target-column", metavar="COL", help="seq2seq: the column to generate (data.target_column)")
     add_data_arguments(p)
-    p.add_argument("--metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric): " + "; ".join(
+    p.add_argument("--metric", "--metric-for-best-model", "--metric_for_best_model", dest="metric", metavar="NAME", help="metric that picks the best checkpoint (train.metric): " + "; ".join(
         f"{s.name}: {', '.join(s.metrics)}" for s in registry.TASKS.values()))
-    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=float, metavar="N",
+    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=positive, metavar="N",
                    help="train.epochs (--max-steps, if given too, ends the run instead)")
-    p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=int, metavar="STEPS",
+    p.add_argument("--eval-every", "--eval-steps", "--eval_steps", dest="eval_every", type=count, metavar="STEPS",
                    help="evaluate every N steps (default: each epoch)")
-    p.add_argument("--label-smoothing", "--label_smoothing_factor", dest="label_smoothing", type=float,
+    p.add_argument("--label-smoothing", "--label_smoothing_factor", dest="label_smoothing", type=probability,
                    metavar="E", help="cross-entropy against (1 - E) one-hot + E / labels, for this run's training "
                                      "loss only (train.label_smoothing)")
     p.add_argument("--class-weights", metavar="balanced|LABEL=W,...",
@@ -60,7 +61,7 @@ def register(subparsers) -> None:
     p.add_argument("--positive-label", metavar="NAME",
                    help="the label whose F1 is f1, with 2 labels (train.positive_label; default: the second "
                         "label in sorted order)")
-    p.add_argument("--patience", type=int, metavar="N", help="stop after N evaluations without improvement")
+    p.add_argument("--patience", type=count, metavar="N", help="stop after N evaluations without improvement")
     p.add_argument("--early-exit", action="store_true", default=None,
                    help="FastBERT: on a fine-tuned classifier (--model DIR), train a student classifier after "
                         "every layer by self-distillation (backbone and final classifier frozen); --train is "

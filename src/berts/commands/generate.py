@@ -9,6 +9,7 @@ import json
 import sys
 
 from berts.errors import UserError
+from berts.util.values import count, finite, natural, open_probability, positive
 
 
 def register(subparsers) -> None:
@@ -22,13 +23,13 @@ def register(subparsers) -> None:
     p.add_argument("file", nargs="?", default=None, metavar="FILE",
                    help="prompts, one a line, or - for stdin (default: stdin, unless --prompt)")
     p.add_argument("--prompt", metavar="TEXT", help="one prompt (instead of FILE)")
-    p.add_argument("--max-new-tokens", type=int, default=32, metavar="N", help="tokens to generate at most (32)")
+    p.add_argument("--max-new-tokens", type=count, default=32, metavar="N", help="tokens to generate at most (32)")
     p.add_argument("--sample", action="store_true", help="sample instead of taking the most likely token")
-    p.add_argument("--temperature", type=float, default=1.0, metavar="T", help="sampling temperature (1.0)")
-    p.add_argument("--top-k", type=int, default=0, metavar="K", help="sample among the K most likely (0: all)")
-    p.add_argument("--top-p", type=float, default=1.0, metavar="P", help="nucleus sampling mass (1.0: all)")
-    p.add_argument("--num-beams", type=int, default=1, metavar="N", help="beam search with N beams (1: off)")
-    p.add_argument("--length-penalty", type=float, default=1.0, metavar="A",
+    p.add_argument("--temperature", type=positive, default=1.0, metavar="T", help="sampling temperature (1.0)")
+    p.add_argument("--top-k", type=natural, default=0, metavar="K", help="sample among the K most likely (0: all)")
+    p.add_argument("--top-p", type=open_probability, default=1.0, metavar="P", help="nucleus sampling mass (1.0: all)")
+    p.add_argument("--num-beams", type=count, default=1, metavar="N", help="beam search with N beams (1: off)")
+    p.add_argument("--length-penalty", type=finite, default=1.0, metavar="A",
                    help="beam score = log-probability / length ** A (1.0)")
     p.add_argument("--seed", type=int, default=0, help="sampling seed (0); prompt i of a file uses SEED + i")
     p.add_argument("--mode", choices=("left-to-right", "seq2seq"), help="default: the model's (config.json)")
@@ -65,12 +66,20 @@ def run(args) -> int:
                            length_penalty=args.length_penalty, seed=args.seed,
                            use_cache=not args.no_cache).validate()
     prompts = _prompts(args)
+    empty = next((i for i, p in enumerate(prompts) if not p.strip()), None)
+    if empty is not None:  # before the model loads; the line of a file, so it can be found
+        where = "--prompt" if args.prompt is not None else f"{args.file if args.file not in (None, '-') else '<stdin>'}:{empty + 1}"
+        raise UserError(f"{where}: an empty prompt: nothing to generate from")
     gen = TextGenerator.load(args.model, mode=args.mode, readout=args.readout, device=args.device)
-    for i, prompt in enumerate(prompts):
-        # prompt i samples with seed SEED + i: its text does not depend on the other prompts, and
-        # two prompts never share one random stream (the same seed for all made them echo each other)
-        text = gen(prompt, config=replace(cfg, seed=None if cfg.seed is None else cfg.seed + i))
-        sys.stdout.write(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False) + "\n" if args.jsonl
-                         else text + "\n")
+    import warnings
+
+    with warnings.catch_warnings():  # a library warning (a prompt cut to the window) as one line
+        warnings.showwarning = lambda message, *_a, **_k: print(f"berts: warning: {message}", file=sys.stderr)
+        for i, prompt in enumerate(prompts):
+            # prompt i samples with seed SEED + i: its text does not depend on the other prompts, and
+            # two prompts never share one random stream (the same seed for all made them echo each other)
+            text = gen(prompt, config=replace(cfg, seed=None if cfg.seed is None else cfg.seed + i))
+            sys.stdout.write(json.dumps({"prompt": prompt, "text": text}, ensure_ascii=False) + "\n" if args.jsonl
+                             else text + "\n")
     sys.stdout.flush()
     return 0

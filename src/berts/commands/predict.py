@@ -21,6 +21,7 @@ from pathlib import Path
 
 from berts.commands.common import add_data_arguments, data_settings
 from berts.errors import UserError
+from berts.util.values import count
 
 INT8_CHECK = 512  # examples predicted in fp32 too, for predict --int8's agreement line
 
@@ -35,10 +36,11 @@ def register(subparsers) -> None:
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", nargs="?", default="-", metavar="FILE", help="input file, or - for stdin (default)")
     p.add_argument("--out", metavar="FILE", help="output JSONL (default: stdout)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (never an input)")
     add_data_arguments(p, labels=False)
     p.add_argument("--id-column", metavar="COL",
                    help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
-    p.add_argument("--batch-size", type=int, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
@@ -102,8 +104,15 @@ def run(args) -> int:
     from berts.serve.predict import Classifier, agreement, check_batch_size
 
     check_batch_size(args.batch_size)
+    if args.out is not None:  # before the model loads: an input or someone's file is refused at once
+        from berts.util.fileio import claim_output_file
+
+        claim_output_file(args.out, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
         raise UserError("stdout is closed: nowhere to write the predictions (give --out FILE)")
+    if args.int8 and args.device not in ("auto", "cpu"):  # it ran on the CPU, ignoring the flag
+        raise UserError(f"--int8 runs on the CPU (dynamic int8 linear layers): --device {args.device} cannot be "
+                        "honoured; leave --device out")
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     stdin = args.file == "-"
     fmt = _format(args, clf.settings, None if stdin else Path(args.file))

@@ -5,6 +5,7 @@ import sys
 
 from berts.errors import UserError
 from berts.objectives import registry
+from berts.util.values import count, probability
 
 
 def register(subparsers) -> None:
@@ -22,13 +23,13 @@ def register(subparsers) -> None:
                    help="the sentence-level objective the instances are made for (default nsp): "
                         + "; ".join(f"{n}: {registry.get(n).help}" for n in registry.names("sentence"))
                         + "; none: one segment, no sentence label (RoBERTa)")
-    p.add_argument("--max-seq-length", type=int, default=128, metavar="N", help="tokens per instance (default 128)")
-    p.add_argument("--short-seq-prob", type=float, default=0.1, metavar="P",
+    p.add_argument("--max-seq-length", "--max_seq_length", dest="max_seq_length", type=count, default=128, metavar="N", help="tokens per instance (default 128)")
+    p.add_argument("--short-seq-prob", type=probability, default=0.1, metavar="P",
                    help="probability of a shorter random target length (default 0.1)")
-    p.add_argument("--dupe-factor", type=int, default=1, metavar="N",
+    p.add_argument("--dupe-factor", type=count, default=1, metavar="N",
                    help="passes over the corpus with different cuts (default 1)")
     p.add_argument("--seed", type=int, default=12345, help="random seed (default 12345)")
-    p.add_argument("--workers", type=int, default=2, metavar="N", help="worker processes (default 2)")
+    p.add_argument("--workers", type=count, default=2, metavar="N", help="worker processes (default 2)")
     p.add_argument("--format", dest="input_format", choices=("auto", "bert", "plain", "jsonl"), default="auto",
                    help="input format (default: detected per file)")
     p.add_argument("--text-field", default="text", metavar="NAME", help="JSONL field holding the text (default text)")
@@ -39,7 +40,7 @@ def register(subparsers) -> None:
     p.add_argument("--lexicon", metavar="FILE",
                    help="word/entity list, one a line: entity units for entity masking (and the words of "
                         "--segmenter lexicon)")
-    p.add_argument("--shard-size", type=int, default=1_000_000, metavar="N", help="instances per shard (default 1M)")
+    p.add_argument("--shard-size", type=count, default=1_000_000, metavar="N", help="instances per shard (default 1M)")
     p.add_argument("--overwrite", action="store_true", help="replace prepared data already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
@@ -47,6 +48,9 @@ def register(subparsers) -> None:
 
 def run(args) -> int:
     from berts.data.pipeline import format_summary, prepare
+    from berts.util.fileio import check_not_input
+
+    check_not_input(args.out, inputs=args.inputs, model_dirs=[args.tokenizer])
 
     if args.workers < 1:
         raise UserError(f"--workers must be >= 1, got {args.workers}")

@@ -7,6 +7,7 @@ from berts.commands.common import (add_run_arguments, launch, put, run_overrides
                                    show_config_or_load)
 from berts.errors import UserError
 from berts.objectives import registry
+from berts.util.values import positive
 
 
 def register(subparsers) -> None:
@@ -19,6 +20,10 @@ def register(subparsers) -> None:
                     "--set SECTION.KEY=VALUE: --show-config lists them all with their defaults and types.")
     add_run_arguments(p)
     p.add_argument("--data", metavar="DIR", help="prepared shards (data.shards)")
+    p.add_argument("--eval-shards", "--eval-data", dest="eval_shards", metavar="DIR",
+                   help="held-out shards from `berts prepare` for the dev evaluation (data.eval_shards)")
+    p.add_argument("--epochs", "--num-train-epochs", "--num_train_epochs", dest="epochs", type=positive, metavar="N",
+                   help="passes over the shards (train.epochs; --max-steps, if given too, ends the run instead)")
     p.add_argument("--preset", metavar="NAME", help="model size preset (model.preset)")
     p.add_argument("--objectives", nargs="+", metavar="NAME", choices=registry.names() + ("auto",),
                    help="data.objectives: the objectives to train, e.g. mlm sop sbo. Token level (with mlm): "
@@ -39,6 +44,10 @@ def register(subparsers) -> None:
 def _overrides(args) -> dict:
     o = run_overrides(args)
     put(o, "data.shards", args.data)
+    put(o, "data.eval_shards", args.eval_shards)
+    put(o, "train.epochs", args.epochs)
+    if args.epochs is not None and args.max_steps is None:
+        put(o, "train.max_steps", "null")  # epochs rule unless steps are also asked for
     put(o, "model.preset", args.preset)
     put(o, "data.objective", args.objective)
     put(o, "data.objectives", args.objectives)

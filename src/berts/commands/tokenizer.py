@@ -7,6 +7,7 @@ from pathlib import Path
 
 from berts.errors import UserError
 from berts.util.fileio import TOKENIZER_NAMES, claim_output_dir, release_output_dir
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -26,17 +27,17 @@ def register(subparsers) -> None:
     train.add_argument("--format", dest="input_format", choices=("auto", "bert", "plain", "jsonl"), default="auto",
                        help="input format (default: detected per file)")
     train.add_argument("--text-field", default="text", metavar="NAME", help="JSONL field holding the text (default text)")
-    train.add_argument("--vocab-size", type=int, required=True, metavar="N", help="vocabulary size, specials included")
+    train.add_argument("--vocab-size", type=count, required=True, metavar="N", help="vocabulary size, specials included")
     train.add_argument("--out", required=True, metavar="DIR",
                        help="output directory: new, empty, or (with --overwrite) an earlier tokenizer's")
     train.add_argument("--overwrite", action="store_true",
                        help="replace the tokenizer files berts wrote in --out (other files are kept)")
     train.add_argument("--cased", action="store_true", help="keep case and accents (default: lowercase, strip accents)")
-    train.add_argument("--min-frequency", type=int, default=2, metavar="N",
+    train.add_argument("--min-frequency", type=count, default=2, metavar="N",
                        help="minimum count for a merge (default: 2)")
-    train.add_argument("--limit-alphabet", type=int, default=1000, metavar="N",
+    train.add_argument("--limit-alphabet", type=count, default=1000, metavar="N",
                        help="keep at most N distinct characters (default: 1000)")
-    train.add_argument("--model-max-length", type=int, default=512, metavar="N",
+    train.add_argument("--model-max-length", type=count, default=512, metavar="N",
                        help="model_max_length written to tokenizer_config.json (default: 512)")
     train.set_defaults(func=_train)
 
@@ -44,7 +45,7 @@ def register(subparsers) -> None:
     encode.add_argument("dir", metavar="DIR", help="tokenizer directory (or vocab.txt)")
     encode.add_argument("text", metavar="TEXT")
     encode.add_argument("--pair", metavar="TEXT", help="second text of a pair")
-    encode.add_argument("--max-length", type=int, metavar="N", help="truncate to N tokens, specials included")
+    encode.add_argument("--max-length", type=count, metavar="N", help="truncate to N tokens, specials included")
     encode.set_defaults(func=_encode)
 
     imp = sub.add_parser("import", help="write a tokenizer directory from a Google/HF vocab.txt")

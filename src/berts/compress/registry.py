@@ -29,6 +29,7 @@ class Method:
     general: str = "mlm"
     defaults: dict = field(default_factory=dict)  # distill.KEY -> the value a null there takes
     keys: tuple[str, ...] = ()  # the distill.* keys only this method reads (others' are refused when set)
+    weights: tuple[str, ...] = ()  # its loss weights (distill.alpha_*): all zero is a loss of 0, refused
 
     def task_class(self):
         module, _, name = self.task.partition(":")
@@ -62,12 +63,13 @@ register(Method(
     name="distilbert", task="berts.compress.distilbert.task:DistilBertTask",
     help="DistilBERT: soft targets at T (x T^2), the student's own loss (MLM or hard labels), cosine of "
          "the last hidden states",
-    general="mlm", defaults={"temperature": 2.0}))
+    general="mlm", defaults={"temperature": 2.0}, weights=("alpha_ce", "alpha_mlm", "alpha_cos")))
 register(Method(
     name="tinybert", task="berts.compress.tinybert.task:TinyBertTask",
     help="TinyBERT: embedding, attention-score and hidden-state MSE on a uniform layer map (+ the prediction "
          "layer's soft cross-entropy with --train)",
-    general="encoder", defaults={"temperature": 1.0}, keys=("stage",)))
+    general="encoder", defaults={"temperature": 1.0}, keys=("stage",),
+    weights=("alpha_emb", "alpha_att", "alpha_hidden", "alpha_pred")))
 register(Method(
     name="logit-mse", task="berts.compress.logit_mse.task:LogitMSETask",
     help="Ba & Caruana: the student regresses the teacher's logits (mean squared error), task "

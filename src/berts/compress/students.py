@@ -21,9 +21,20 @@ def load_teacher(directory, *, need: str):
         BertForSequenceClassification,
     )
 
+    from berts.hf.kinds import model_kind, require_kind
+
     path = Path(directory)
     if not path.is_dir():
         raise UserError(f"{directory}: no such teacher directory")
+    if need == "classifier":  # config.json only, before the weights load (the checks below stay as a second line)
+        require_kind(path, "classification", "task distillation (a teacher with the task's head)")
+    if need == "mlm":
+        kind = model_kind(path)
+        if kind.cls is not None and "mlm" not in kind.heads:
+            raise UserError(f"{directory}: the teacher is {kind.describe()} without an MLM head, which general "
+                            "DistilBERT distillation needs (soft targets over the vocabulary): distil it "
+                            "task-specifically instead (fine-tune it with `berts finetune`, then `berts distill "
+                            "--train FILE`), or use --method tinybert for general distillation")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         teacher = load(path)

@@ -91,7 +91,7 @@ class FinetuneData:
 @dataclass
 class OptimSection:
     name: Literal["adamw", "lamb"] = "adamw"
-    lr: float = 1e-3  # peak learning rate
+    lr: float | None = 1e-3  # peak learning rate; null (fine-tuning's default): by the model's size (train/optim.default_lr)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-6
     weight_decay: float = 0.01  # not applied to biases and LayerNorm
@@ -204,7 +204,7 @@ class FinetuneConfig:
     kind: ClassVar[str] = "finetune"  # which checks berts.config.validate.check_run makes
     model: ModelSection = field(default_factory=lambda: ModelSection(overrides={}))
     data: FinetuneData = field(default_factory=FinetuneData)
-    optim: OptimSection = field(default_factory=lambda: OptimSection(lr=5e-5))
+    optim: OptimSection = field(default_factory=lambda: OptimSection(lr=None))  # null: by the model's size (train/optim.default_lr)
     schedule: ScheduleSection = field(default_factory=lambda: ScheduleSection(warmup=0.1))
     train: FinetuneTrain = field(default_factory=lambda: FinetuneTrain(epochs=3, save_every=500, keep_last=1))
     impl: ImplSection = field(default_factory=ImplSection)

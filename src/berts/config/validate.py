@@ -7,6 +7,7 @@ starts: data, a model, a teacher). Messages are one line naming the key, as the 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from pathlib import Path
@@ -58,7 +59,7 @@ def validate(cfg) -> None:
         bad(f"train.eval_every must be at least 1, got {t.eval_every}")
     if t.patience is not None and t.patience < 1:
         bad(f"train.patience must be at least 1, got {t.patience}")
-    if o.lr <= 0:
+    if o.lr is not None and o.lr <= 0:
         bad(f"optim.lr must be positive, got {o.lr}")
     if len(o.betas) != 2 or not all(0 <= b < 1 for b in o.betas):
         bad(f"optim.betas must be two numbers in [0, 1), got {o.betas}")
@@ -162,6 +163,12 @@ def check_finetune_config(cfg) -> None:
             raise UserError("--early-exit starts from a fine-tuned classifier (--model DIR), not --from-scratch")
         if not d.train:
             raise UserError("no training data: give --train FILE (text; labels are not needed)")
+        if d.task != "classification":  # it was accepted and ignored
+            raise UserError(f"--early-exit is for classification: --task {d.task} cannot be honoured (the exits "
+                            "are classifiers of the model's labels)")
+    if d.task == "seq2seq" and d.pair_column is not None:  # seq2seq reads source/target columns: accepted and ignored
+        raise UserError(f"--pair-column {d.pair_column}: --task seq2seq reads --source-column and --target-column "
+                        "(data.source_column, data.target_column), not a pair column")
     if m.init_from and scratch:
         raise UserError(f"model.init_from ({m.init_from}) starts from trained weights and model."
                         f"{'preset' if m.preset else 'config'} ({scratch}) from random ones (--from-scratch): "
@@ -211,11 +218,18 @@ def check_distill_config(cfg) -> None:
     if k.student_init == "prune" and not (m.preset or m.config):
         raise UserError("--student-init prune cuts a new student out of the teacher: give its shape with "
                         "--student-preset/--student-config (and --set model.KEY=VALUE)")
-    if k.temperature is not None and k.temperature <= 0:
-        raise UserError(f"distill.temperature must be positive, got {k.temperature}")
+    if k.temperature is not None and not (math.isfinite(k.temperature) and k.temperature > 0):
+        raise UserError(f"distill.temperature must be a finite number > 0, got {k.temperature}")
+    for key in (f.name for f in dataclasses.fields(k) if f.name.startswith("alpha_")):
+        value = getattr(k, key)
+        if not (math.isfinite(value) and value >= 0):
+            raise UserError(f"distill.{key} is a loss weight: a finite number >= 0, got {value}")
     from berts.compress import registry  # torch-free
 
     method = registry.get(k.method)
+    if method.weights and not any(getattr(k, w) > 0 for w in method.weights):
+        raise UserError(f"--method {method.name}: every loss weight is 0 ({', '.join(f'distill.{w}' for w in method.weights)}): "
+                        "the loss would be 0 and the student would not learn; give at least one a positive value")
     if (d.shards and "general" not in method.data) or (d.train and "task" not in method.data):
         kind = "general distillation (--data SHARDS)" if d.shards else "task distillation (--train FILE)"
         raise UserError(f"--method {method.name} does not do {kind}: it does "

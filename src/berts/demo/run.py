@@ -116,12 +116,15 @@ WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.ex
 # 1.2 epochs)
 # what each fixed step is expected to take on 2 cores, in seconds (full size; --quick: a quarter): the
 # budgets are what is left, so an estimate short of the real time makes the whole run overrun its budget
-FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.compare": 15,
-         "zh.overhead": 20, "en.baseline": 8, "en.evaluate": 6, "en.compare": 40, "en.overhead": 35,
-         "report": 8}
-FIXED_QUICK = {"zh.tokenizer": 2, "zh.prepare": 3, "zh.evaluate": 3, "zh.baseline": 5, "zh.compare": 12,
-               "zh.overhead": 20, "en.baseline": 3, "en.evaluate": 3, "en.compare": 30, "en.overhead": 25,
-               "report": 5}
+# (zh/en.exit_choice: `evaluate --sweep` of the exits on dev, where the speed is chosen. --quick
+# took 210 s of its 180 s budget (issue 30): its fixed steps were short by about 30 s, added below
+# to the two compares and overheads, where the time went; not re-measured on this machine.)
+FIXED = {"zh.tokenizer": 5, "zh.prepare": 15, "zh.evaluate": 4, "zh.baseline": 12, "zh.exit_choice": 6,
+         "zh.compare": 15, "zh.overhead": 20, "en.baseline": 8, "en.evaluate": 6, "en.exit_choice": 8,
+         "en.compare": 40, "en.overhead": 35, "report": 8}
+FIXED_QUICK = {"zh.tokenizer": 2, "zh.prepare": 3, "zh.evaluate": 3, "zh.baseline": 5, "zh.exit_choice": 3,
+               "zh.compare": 18, "zh.overhead": 28, "en.baseline": 3, "en.evaluate": 3, "en.exit_choice": 3,
+               "en.compare": 38, "en.overhead": 32, "report": 5}
 
 
 class Steps:
@@ -178,6 +181,35 @@ class Steps:
 
     def json(self, lang: str, name: str, argv: list[str]) -> dict:
         return json.loads(self.run(lang, name, argv, capture=True).strip().splitlines()[-1])
+
+
+def majority_rate(table: Path) -> float:
+    """The share of the most frequent label of a demo TSV (header text<TAB>label): what a model that
+    always answers one class scores at best (report.degenerate)."""
+    from collections import Counter
+
+    labels = [line.rsplit("\t", 1)[-1] for line in table.read_text(encoding="utf-8").splitlines()[1:] if line.strip()]
+    return max(Counter(labels).values()) / len(labels) if labels else 0.0
+
+
+def choose_exit_speed(steps: Steps, lang: str, model_dir: Path, dev: Path, speeds: str) -> dict:
+    """Early exit's speed, chosen on the DEV split (the test split is then scored once, at this speed,
+    by compare): the fewest average layers within 1 point of the model run to the end on dev; if no
+    speed is within, the most accurate. Choosing on test would report a test score that was tuned."""
+    rows = steps.json(lang, "early exit: the speeds on the dev split (the speed is chosen here)", [
+        "evaluate", model_dir, dev, "--sweep", "--speeds", speeds, "--patiences", "1", "--json"])
+    return pick_exit_speed(rows)
+
+
+def pick_exit_speed(rows: list[dict]) -> dict:
+    """``choose_exit_speed``'s rule on ``evaluate --sweep --json`` rows (of the dev split)."""
+    full = next(r for r in rows if r["rule"] == "full")
+    cands = [r for r in rows if r["rule"] == "entropy"]
+    within = [r for r in cands if full["accuracy"] - r["accuracy"] <= 0.01]
+    pick = (min(within, key=lambda r: (r["avg_layers"], -r["accuracy"])) if within
+            else max(cands, key=lambda r: (r["accuracy"], -r["avg_layers"])))
+    return {"speed": pick["value"], "dev_accuracy": pick["accuracy"], "dev_full_accuracy": full["accuracy"],
+            "dev_avg_layers": pick["avg_layers"], "split": "dev"}
 
 
 # ----------------------------------------------------------------------------- inputs
@@ -368,6 +400,7 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, plan: Bud
         "finetune", "--from-scratch", pre / "final", "--tokenizer", pre / "final", "--out", rnd, "--overwrite",
         "--budget", f"{budget:.0f}s", *common, *_cap(s, "zh.random")])
     r["finetune"], r["random"] = run_summary(ft), run_summary(rnd)
+    r["test_majority"] = majority_rate(test)  # the goals' degenerate check (report.degenerate)
     r["test"] = steps.json("zh", "test accuracy, pretrained", ["evaluate", ft / "best", test, "--json"])
     r["random_test"] = steps.json("zh", "test accuracy, random init", ["evaluate", rnd / "best", test, "--json"])
     plan.done("zh.evaluate")
@@ -391,10 +424,13 @@ def run_zh(out: Path, inputs: ZhInputs, s: DemoSettings, steps: Steps, plan: Bud
         "distill", "--method", "distilbert", "--teacher", ft / "best", "--student-layers", student,
         "--out", distil, "--overwrite", "--budget", f"{budget:.0f}s", *common, *_cap(s, "zh.distil")])
     r["exits"], r["distil"] = run_summary(exits), run_summary(distil)
+    r["exit_choice"] = choose_exit_speed(steps, "zh", exits / "final", dev, s.zh_speeds)
+    plan.done("zh.exit_choice")
     cmp_dir = zh / "compare"
-    steps.run("zh", "compare: teacher, student, exits, int8 on the test split", [
-        "compare", ft / "best", distil / "best", exits / "final", "--eval-file", test, "--speed", s.zh_speeds,
-        "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats, "--latency-examples", s.compare_examples])
+    steps.run("zh", "compare: teacher, student, exits, int8 on the test split (scored once)", [
+        "compare", ft / "best", distil / "best", exits / "final", "--eval-file", test,
+        "--speed", f"{r['exit_choice']['speed']:g}",
+        "--int8", "--out", cmp_dir, "--overwrite", "--repeats", s.compare_repeats, "--latency-examples", s.compare_examples])
     plan.done("zh.compare")
     r["compare"] = json.loads((cmp_dir / "compare.json").read_text())
     plan.done("zh.overhead")
@@ -437,6 +473,7 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, plan: Bud
         "finetune", "--model", inputs.checkpoint, "--out", teacher, "--overwrite", "--budget", f"{budget:.0f}s",
         "--lr", s.en_lr, "--epochs", s.en_epochs, *every, *data_args, *_cap(s, "en.teacher")])
     r["teacher"] = run_summary(teacher)
+    r["test_majority"] = majority_rate(test)  # the goals' degenerate check (report.degenerate)
     r["test"] = steps.json("en", "test accuracy, teacher", ["evaluate", teacher / "best", test, "--json"])
     plan.done("en.evaluate")
     r["transformers"] = transformers_check(teacher / "best", test)
@@ -483,10 +520,12 @@ def run_en(out: Path, inputs: EnInputs, s: DemoSettings, steps: Steps, plan: Bud
         *_cap(s, "en.exits")])
     r["distilbert"], r["tinybert"], r["exits"] = run_summary(distil), run_summary(tiny), run_summary(exits)
     r["tinybert_layers"] = run_summary(layers_dir)
+    r["exit_choice"] = choose_exit_speed(steps, "en", exits / "final", dev, s.en_speeds)
+    plan.done("en.exit_choice")
     cmp_dir = en / "compare"
-    steps.run("en", "compare: teacher, students, exits, int8 on the test split", [
+    steps.run("en", "compare: teacher, students, exits, int8 on the test split (scored once)", [
         "compare", teacher / "best", distil / "best", tiny / "best", exits / "final", "--eval-file", test,
-        "--speed", s.en_speeds, "--int8", "--out", cmp_dir, "--repeats", s.compare_repeats,
+        "--speed", f"{r['exit_choice']['speed']:g}", "--int8", "--out", cmp_dir, "--overwrite", "--repeats", s.compare_repeats,
         "--latency-examples", s.compare_examples])
     plan.done("en.compare")
     r["compare"] = json.loads((cmp_dir / "compare.json").read_text())

@@ -67,6 +67,7 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         if method.general == "encoder":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
             teacher = encoder_of(teacher)
     else:
+        teacher_columns(d, teacher)  # as `berts predict` does: the teacher's column settings where none is given
         train, dev, evaluator, label_names = classification_data(cfg, teacher, tokenizer)
         cls = BertForSequenceClassification
 
@@ -124,9 +125,15 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
                             f"has {teacher.config.vocab_size}")
         return student, f"from {m.init_from}"
     base = load_config(m.config) if m.config else preset(m.preset)
-    config = base.replace(vocab_size=teacher.config.vocab_size,
-                          max_position_embeddings=teacher.config.max_position_embeddings,
-                          type_vocab_size=teacher.config.type_vocab_size, **labels, **m.overrides)
+    # what the student must share with the teacher (its ids, positions and labels); a --set of one of
+    # them to another value is refused (it was a TypeError: the key given twice)
+    fixed = {"vocab_size": teacher.config.vocab_size, "max_position_embeddings": teacher.config.max_position_embeddings,
+             "type_vocab_size": teacher.config.type_vocab_size, **labels}
+    for key, value in m.overrides.items():
+        if key in fixed and value != fixed[key]:
+            raise UserError(f"--set model.{key}={value}: a distilled student has the teacher's {key} "
+                            f"({fixed[key]}); leave it out")
+    config = base.replace(**{**m.overrides, **fixed})
     if k.student_init == "prune":
         from berts.compress.transforms import prune
 
@@ -138,6 +145,25 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
         return student, (f"pruned from the teacher (layers {','.join(map(str, layers))}, activations of the first "
                          f"{n} training examples)")
     return cls(config), f"random ({m.config or 'preset ' + m.preset}, seed {cfg.train.seed})"
+
+
+COLUMN_KEYS = ("text_column", "pair_column", "label_column", "format", "header")
+
+
+def teacher_columns(d, teacher) -> list[str]:
+    """Task distillation reads its tables as the teacher was fine-tuned to (``berts_finetune`` in its
+    config.json), as `berts predict` does: each column setting left at its default takes the
+    teacher's. Returns the keys taken. (A flag given equal to the default counts as not given.)"""
+    from berts.config.schema import FinetuneData
+    from berts.data.tables import SETTINGS_KEY
+
+    settings = getattr(teacher.config, "finetune_data", None) or teacher.config.finetune_data or {}
+    default, taken = FinetuneData(), []
+    for key in COLUMN_KEYS:
+        if key in settings and getattr(d, key) == getattr(default, key) and settings[key] != getattr(d, key):
+            setattr(d, key, settings[key])
+            taken.append(key)
+    return taken
 
 
 def classification_data(cfg, teacher, tokenizer):

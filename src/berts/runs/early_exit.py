@@ -45,6 +45,9 @@ def early_exit_run(cfg, resume=None, dist=None, *, resume_requested=None, overwr
     dist = dist or distributed.setup(cfg.impl.device)
     claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[m.init_from, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
+    from berts.hf.kinds import require_kind
+
+    require_kind(m.init_from, "classification", "--early-exit")  # config.json: before the weights load
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
         source = load(m.init_from)

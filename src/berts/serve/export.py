@@ -14,8 +14,9 @@
 * After export the graph runs in onnxruntime on real text (``texts``, or paragraphs of the
   Python reference manual that ship with CPython), padded per batch, and its outputs are compared
   with berts' own forward in fp32: more than ``tolerance`` (1e-4) apart is an error.
-* ``optimize``: onnxruntime's transformer optimizer (attention, LayerNorm, GELU fusions) on the
-  graph, checked the same way. ``int8``: a dynamically quantized copy (``OUT.int8.onnx``,
+* ``optimize``: onnxruntime's transformer optimizer on the graph (it fuses LayerNorm and GELU; not
+  attention, on the graph torch's dynamo exporter writes), checked the same way. Measured: no
+  speed-up (onnxruntime applies these fusions itself at load; docs/commands/export.md). ``int8``: a dynamically quantized copy (``OUT.int8.onnx``,
   onnxruntime's ``quantize_dynamic``, int8 weights), reported against the fp32 graph (label
   agreement, and accuracy on ``labels`` when given), never silently.
 
@@ -171,7 +172,8 @@ def check_parity(model, path: Path, batches: list[dict], threads: int | None = N
 
 
 def optimize_graph(src: Path, dst: Path, config) -> None:
-    """onnxruntime's transformer optimizer (fused attention, LayerNorm, GELU, ...)."""
+    """onnxruntime's transformer optimizer (LayerNorm and GELU fusions; its attention fusion does not
+    match the graph torch's dynamo exporter writes)."""
     from onnxruntime.transformers.optimizer import optimize_model
 
     with warnings.catch_warnings():
@@ -187,7 +189,7 @@ def int8_path(out: Path) -> Path:
 
 def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, texts: list[str] | None = None,
                 pairs: list[str] | None = None, labels: list[str] | None = None, tolerance: float = TOLERANCE,
-                threads: int | None = None) -> dict:
+                threads: int | None = None, max_length: int | None = None) -> dict:
     """Export ``directory`` to ``out`` (see the module docstring); returns what was written and
     checked. ``labels``: the texts' gold labels (a classifier's names), for int8's accuracy."""
     from berts.hf import load
@@ -208,7 +210,9 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
                         "the graph would hold random weights")
     model.set_fast_path(unpad=False, pack=False, sparse_output=False, fast_dropout=False)
     tokenizer = load_tokenizer(directory)
-    max_length = min(128, model.config.max_position_embeddings)
+    from berts.data.tables import check_max_length
+
+    max_length = check_max_length(max_length, model.config.max_position_embeddings)  # --max-length: honoured
     texts = texts or real_texts()
     batches = list(text_batches(tokenizer, texts, pairs, max_length))
     report = {"model": str(directory), "architecture": type(model).__name__, "texts": len(texts),

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
+from berts.errors import UserError
 from berts.model.attention import mode_mask
 
 
@@ -49,11 +50,15 @@ class GenerationConfig:
 
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
-        if self.temperature <= 0:
-            raise UserError(f"temperature must be > 0, got {self.temperature}")
+        import math
+
+        if not (math.isfinite(self.temperature) and self.temperature > 0):  # nan compares False to all
+            raise UserError(f"temperature must be a finite number > 0, got {self.temperature}")
+        if not math.isfinite(self.length_penalty):
+            raise UserError(f"length_penalty must be a finite number, got {self.length_penalty}")
         if self.top_k < 0:
             raise UserError(f"top_k must be >= 0, got {self.top_k}")
-        if not 0 < self.top_p <= 1:
+        if not 0 < self.top_p <= 1:  # (False for nan)
             raise UserError(f"top_p must be in (0, 1], got {self.top_p}")
         if self.num_beams < 1:
             raise UserError(f"num_beams must be at least 1, got {self.num_beams}")
@@ -233,12 +238,17 @@ class TextGenerator:
         seq2seq / unilm, finetune --task seq2seq) and the tokenizer files in it."""
         import warnings
 
+        from berts.hf.kinds import require_kind
         from berts.model.heads import BertForUnifiedLM
         from berts.tokenizer.wordpiece import load_tokenizer
 
+        from berts.util.device import resolve_device
+
+        require_kind(directory, "generation", "berts generate")  # from config.json, before the weights
+        resolve_device(device)  # --device cuda without CUDA: one line, before the weights load
         with warnings.catch_warnings():  # a pooler left out is not news here
             warnings.simplefilter("ignore")
-            model = BertForUnifiedLM.from_pretrained(directory).to(device).eval()
+            model = BertForUnifiedLM.from_pretrained(directory).to(resolve_device(device)).eval()
         return cls(model, load_tokenizer(directory), mode, readout)
 
     def prompt_ids(self, text: str) -> list[int]:
@@ -248,7 +258,31 @@ class TextGenerator:
             return [tok.cls_id, *ids, tok.sep_id]
         return [tok.cls_id, *ids]
 
+    def fit(self, ids: list[int], max_new_tokens: int) -> list[int]:
+        """A prompt longer than the model's positions allow (with room for the tokens to generate,
+        at least half the window) cut to fit, with one warning: left-to-right keeps its end (what
+        is continued), seq2seq its start and the closing [SEP]. It printed an empty line before."""
+        limit = self.model.config.max_position_embeddings - (self.readout == "mask")
+        room = max(limit - max_new_tokens, limit // 2)
+        if len(ids) <= room:
+            return ids
+        import warnings
+
+        warnings.warn(f"a prompt of {len(ids)} tokens is longer than the {room} the model's {limit} positions "
+                      f"leave beside {max_new_tokens} new tokens: cut to {room}", stacklevel=3)
+        if self.mode == "seq2seq":
+            return ids[:room - 1] + ids[-1:]
+        return ids[:1] + ids[len(ids) - room + 1:]
+
     def __call__(self, text: str, **options) -> str:
-        ids = generate_ids(self.model, self.prompt_ids(text), mode=self.mode, eos_token_id=self.tokenizer.sep_id,
+        if not isinstance(text, str) or not text.strip():
+            raise UserError(f"an empty prompt ({text!r}): nothing to {'answer' if self.mode == 'seq2seq' else 'continue'}")
+        from dataclasses import fields
+
+        names = {f.name for f in fields(GenerationConfig)}  # (options may carry generate_ids' max_length too)
+        cfg = GenerationConfig(**{**(options["config"].__dict__ if options.get("config") else {}),
+                                  **{k: v for k, v in options.items() if k in names}})
+        ids = generate_ids(self.model, self.fit(self.prompt_ids(text), cfg.max_new_tokens), mode=self.mode,
+                           eos_token_id=self.tokenizer.sep_id,
                            mask_token_id=self.tokenizer.mask_id if self.readout == "mask" else None, **options)
         return self.tokenizer.decode(ids)

@@ -13,11 +13,14 @@ def load_classifier(directory, device: str = "auto"):
     from berts.tokenizer.wordpiece import load_tokenizer
     from berts.util.device import resolve_device
 
-    model = load(directory)
-    task = (model.config.finetune_data or {}).get("task") if hasattr(model, "config") else None
+    from berts.hf.kinds import model_kind, require_kind
+
+    task = model_kind(directory).task  # config.json only: a wrong kind is refused before the weights load
     spec = TASKS.get(task)
     if spec is not None and spec.serve != "classifier":  # a fine-tuned task that Classifier does not read
         raise UserError(f"{directory}: a {task} model (berts finetune --task {task}): use `{spec.then}`")
+    require_kind(directory, "classifier", "a Classifier (berts predict / evaluate)")
+    model = load(directory)
     if not isinstance(model, BertForSequenceClassification):
         raise UserError(f"{directory}: a {type(model).__name__}, not a fine-tuned classification model "
                         "(fine-tune it first with `berts finetune`)")

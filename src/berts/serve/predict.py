@@ -150,6 +150,13 @@ class Classifier:
         logits, self.exit_layers = out if self.exit is not None else (out, None)
         return logits
 
+    @property
+    def pair_model(self) -> bool | None:
+        """True: trained on sentence pairs; False: on one sentence; None: unknown (no berts settings)."""
+        if not self.settings or "text_column" not in self.settings:
+            return None
+        return self.settings.get("pair_column") is not None
+
     def predict(self, texts, pairs=None, batch_size: int = 64, max_length: int | None = None) -> list[Prediction]:
         """Predictions for ``texts`` (a list of strings; ``pairs``: the second sentences of a
         pair model), in the order given."""
@@ -167,6 +174,14 @@ class Classifier:
             if not isinstance(t, str) or not t.strip():
                 which = "text" if i < len(texts) else "pair"
                 raise UserError(f"{which} {i % len(texts)} is empty or not a string: {t!r}")
+        pair_model = self.pair_model
+        if pair_model is False and pairs is not None:
+            raise UserError(f"{self.directory or 'this model'}: a one-sentence model (trained without a pair column); "
+                            "pairs= would be read as text it never saw: predict(texts) only")
+        if pair_model and pairs is None:
+            raise UserError(f"{self.directory or 'this model'}: a sentence-pair model (trained on "
+                            f"{self.settings.get('text_column')!r} and {self.settings.get('pair_column')!r}): "
+                            "give the second sentences as pairs=")
         examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<input>")
                     for i, t in enumerate(texts)]
         logits = self.logits(self.dataset(examples, max_length), batch_size)

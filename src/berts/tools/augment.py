@@ -68,6 +68,8 @@ class AugmentStats:
     kept: int = 0  # candidate words of several pieces, left as they are
     seconds: float = 0.0
     rows: int = 0  # written by augment_file (originals included)
+    cut: int = 0  # texts longer than the window (max_length words): variants of their start only
+    window: int = 0  # that window, in words
 
 
 class Augmenter:
@@ -79,6 +81,7 @@ class Augmenter:
         self.n, self.p, self.top_k, self.seed = n, p, top_k, seed
         # the MLM input holds the text twice: it must fit the position table
         self.batch_size, self.max_length = batch_size, min(max_length, model.config.max_position_embeddings)
+        self.max_words = max(512, 4 * self.max_length)  # words per text augmented (the rest: cut, with a warning)
         self.encoder = getattr(model, "bert", model)
         self.mlm = getattr(model, "mlm", None)  # BertForMaskedLM / BertForPreTraining
         backend = tokenizer.backend
@@ -213,6 +216,12 @@ class Augmenter:
         stats = stats if stats is not None else AugmentStats()
         t0 = time.perf_counter()
         words = [self.words(t) for t in texts]
+        # a text of more words than several windows: its variants are of its first max_words only (a
+        # 200,000-word line ran for minutes without a sign; the student reads max_length tokens anyway)
+        for j, w in enumerate(words):
+            if len(w) > self.max_words:
+                words[j] = w[:self.max_words]
+                stats.cut, stats.window = stats.cut + 1, self.max_words
         cands = self.candidates(words, stats)
         out = []
         for i, (text, w, c) in enumerate(zip(texts, words, cands)):

@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from berts.errors import UserError
 from berts.train import checkpoint, distributed
-from berts.train.optim import build_optimizer
+from berts.train.optim import build_optimizer, default_lr
 
 
 def tune_malloc() -> bool:
@@ -157,7 +157,12 @@ class Engine:
         checkpoint.seed_all(cfg.train.seed + d.rank)  # dropout differs per rank, as it should
         stepped = self.sharded if self.sharded is not None else self.modules  # what the optimizer updates
         self.params = [p for p in stepped.parameters() if p.requires_grad]
-        self.optimizer = build_optimizer(stepped, cfg.optim)
+        # optim.lr null (fine-tuning's default): by the main module's size, said on the start line
+        self.lr, self.lr_note = cfg.optim.lr, None
+        if self.lr is None:
+            hidden = next((m.config.hidden_size for m in self.modules.values() if hasattr(m, "config")), 768)
+            self.lr, self.lr_note = default_lr(hidden)
+        self.optimizer = build_optimizer(stepped, cfg.optim, self.lr)
         self.skipped = torch.zeros((), device=self.device)  # fp16 steps skipped (overflow)
         self.grad_norm: torch.Tensor | None = None
 

@@ -48,7 +48,8 @@ class Monitor:
         self.out = Path(out) if out is not None else None
         self.writer = None
         self.bar = None
-        self.budget = budget
+        self.budget, self.total_steps, self.desc = budget, total_steps, desc
+        self._start = (start_step, start_elapsed)  # the rate is measured from here (a resumed run: its own)
         if not self.enabled:
             return
         self.out.mkdir(parents=True, exist_ok=True)
@@ -117,9 +118,22 @@ class Monitor:
             self.message(f"eval at step {step}: " + "  ".join(
                 f"{k} {_fmt(v)}" for k, v in record.items() if k not in ("kind", "step", "time")))
 
+    def expected_steps(self, step: int, elapsed: float) -> int | None:
+        """A budget-limited run's steps at its end, at the rate so far (None before there is one);
+        never past train.max_steps when that is set too."""
+        s0, t0 = self._start
+        if self.budget is None or step <= s0 or elapsed <= t0:
+            return None
+        guess = step + (step - s0) / (elapsed - t0) * max(self.budget - elapsed, 0.0)
+        return int(min(guess, self.total_steps)) if self.total_steps else int(guess)
+
     def advance(self, step: int, elapsed: float) -> None:
         if self.bar is not None:  # tqdm limits how often it redraws
             target = min(elapsed, self.budget) if self.budget is not None else step
+            if self.budget is not None:  # the bar counts seconds: say the steps too, done / expected
+                expected = self.expected_steps(step, elapsed)
+                self.bar.set_description(f"{self.desc} step {step:,}" + (f"/~{expected:,}" if expected else ""),
+                                         refresh=False)
             self.bar.update(target - self.bar.n)
 
     def message(self, text: str) -> None:

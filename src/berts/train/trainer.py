@@ -467,7 +467,8 @@ class Trainer:
         """The resolved values that shape the run, as the start line prints them."""
         o, sch, t, plan = self.cfg.optim, self.cfg.schedule, self.cfg.train, self.plan
         clip = f"grad clip {o.grad_clip:g} (grad_norm is logged before clipping)" if o.grad_clip else "no grad clip"
-        lines = [f"optimizer {o.name}: lr {o.lr:g}, betas ({o.betas[0]:g}, {o.betas[1]:g}), eps {o.eps:g}, "
+        lr = f"lr {self.engine.lr:g}" + (f" ({self.engine.lr_note})" if self.engine.lr_note else "")
+        lines = [f"optimizer {o.name}: {lr}, betas ({o.betas[0]:g}, {o.betas[1]:g}), eps {o.eps:g}, "
                  f"weight decay {o.weight_decay:g} (not on biases and LayerNorm), {clip}"]
         if plan.warmup_steps is not None:
             warm = f"warm-up {plan.warmup_steps:.4g} steps ({plan.warmup:.4g} of the run)"

@@ -243,12 +243,33 @@ def carry_over(directory: Path, tmp: Path, skip: Iterable[str] = ()) -> None:
             _link_or_copy(item, tmp / item.name)
 
 
+def is_stream(path: str | os.PathLike) -> bool:
+    """``path`` (through links) is a character device, a named pipe or a socket: something to write
+    to, never to replace (``/dev/stdout``, ``/dev/null``, ``mkfifo`` pipes)."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+def _write_stream(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb") as f:  # no temporary file, no rename: the node stays what it is
+            f.write(data)
+    except OSError as exc:  # /dev/full: ENOSPC; a socket: ENXIO
+        raise storage_error(path, exc) from None
+
+
 def atomic_write_file(path: str | os.PathLike, data: bytes | str) -> None:
     """Write a whole file under a temporary name, flush it, rename it into place: readers see the old
-    file or the new one, never a part. Storage errors: one line naming ``path``."""
+    file or the new one, never a part. Storage errors: one line naming ``path``. A device, pipe or
+    socket at ``path`` is written to as a stream, never replaced by a regular file."""
     path = Path(path)
     if isinstance(data, str):
         data = data.encode("utf-8")
+    if is_stream(path):
+        return _write_stream(path, data)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)  # the umask applies
@@ -269,6 +290,70 @@ def atomic_write_file(path: str | os.PathLike, data: bytes | str) -> None:
         raise storage_error(path, exc) from None
 
 
+# ----------------------------------------------------------------------------- output files
+def _same(a: Path, b: Path) -> bool:
+    """One file under two names: equal after resolving links and ``..``, or the same inode (a hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def check_not_input(out: str | os.PathLike, inputs: Iterable = (), model_dirs: Iterable = (),
+                    flag: str = "--out") -> None:
+    """Refuse in one line an output that is (or resolves to, through links or ``..``) one of the
+    command's input files, or a file inside one of its input model directories, or a model
+    directory itself: writing it would destroy what the command reads."""
+    out = Path(out)
+    for inp in inputs:
+        if inp is not None and str(inp) != "-" and _same(out, Path(inp)):
+            raise UserError(f"{flag} {out}: is the input {inp} (writing it would destroy it); choose another path")
+    resolved = out.resolve()
+    for d in model_dirs:
+        if d is None:
+            continue
+        d = Path(d).resolve()
+        if resolved == d or d in resolved.parents and (resolved.exists() or resolved.is_symlink()):
+            what = "is the input model directory" if resolved == d else f"is a file of the input model directory {d}"
+            raise UserError(f"{flag} {out}: {what} (writing it would destroy the model); choose another path")
+        try:  # a hard link to one of the model's files
+            if out.exists() and any(_same(out, f) for f in d.iterdir() if f.is_file()):
+                raise UserError(f"{flag} {out}: is a file of the input model directory {d} (a hard link); "
+                                "choose another path")
+        except OSError:
+            pass
+
+
+def claim_output_file(out: str | os.PathLike, *, inputs: Iterable = (), model_dirs: Iterable = (),
+                      overwrite: bool = False, streams: bool = True, flag: str = "--out") -> bool:
+    """The one check every command that writes a file runs before it reads or computes anything.
+    Refused in one line: an input (``check_not_input``), a directory, a block device, a stream
+    when the writer must read its file back (``streams=False``: ONNX export), and an existing
+    regular file without ``overwrite`` (berts cannot know it wrote a single file: it never
+    replaces one unless asked, the rule of the training commands' --out). Returns True when
+    ``out`` is a device, pipe or socket: write to it as a stream (``atomic_write_file`` does)."""
+    out = Path(out)
+    check_not_input(out, inputs, model_dirs, flag)
+    if is_stream(out):
+        if not streams:
+            raise UserError(f"{flag} {out}: a device, pipe or socket; this command must write a regular file")
+        if stat.S_ISSOCK(os.stat(out).st_mode):
+            raise UserError(f"{flag} {out}: a socket, which cannot be opened as a file")
+        return True
+    if out.is_dir():
+        raise UserError(f"{flag} {out}: is a directory; name the file to write")
+    if out.exists():
+        if not stat.S_ISREG(os.stat(out).st_mode):
+            raise UserError(f"{flag} {out}: exists and is not a regular file (a block device?); not replaced")
+        if not overwrite:
+            raise UserError(f"{flag} {out}: exists; pass --overwrite to replace it, or choose a new name")
+    elif out.parent != Path("") and not out.parent.is_dir():
+        raise UserError(f"{flag} {out}: no such directory {out.parent}")
+    return False
+
+
 # ----------------------------------------------------------------------------- output directories
 MARKER = ".berts-run.json"
 # What a training run writes at the top of its --out (everything else there is someone else's).
@@ -278,10 +363,18 @@ TOKENIZER_NAMES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "spec
 RESUMABLE = ("pretrain", "finetune", "distill")  # kinds with a --resume flag
 
 
+# What `berts compare --out DIR` writes.
+COMPARE_NAMES = ("compare.md", "compare.json", "compare.png")
+
+
 def _berts_names(kind: str, earlier: str | None) -> set[str]:
+    if kind == "compare":  # a comparison's own files only: a training run's there are not its to remove
+        return {MARKER, *COMPARE_NAMES}
     names = {MARKER, *RUN_NAMES}
     if "tokenizer" in (kind, earlier):
         names |= set(TOKENIZER_NAMES)
+    if "compare" in (kind, earlier):
+        names |= set(COMPARE_NAMES)
     return names
 
 
@@ -346,7 +439,8 @@ def claim_output_dir(path: str | os.PathLike, kind: str, *, resume: bool = False
     shown = [n for n in ours if n != MARKER and not n.startswith(".")]
     if earlier is None and shown and not theirs:
         # no marker but only berts' names: a run of an older berts; its kind is what its names say
-        earlier = "tokenizer" if set(shown) <= set(TOKENIZER_NAMES) else kind if kind in RESUMABLE else "training"
+        earlier = ("tokenizer" if set(shown) <= set(TOKENIZER_NAMES) else "compare" if set(shown) <= set(COMPARE_NAMES)
+                   else kind if kind in RESUMABLE else "training")
 
     protected = [Path(p).resolve() for p in protect]
 
@@ -382,7 +476,7 @@ def claim_output_dir(path: str | os.PathLike, kind: str, *, resume: bool = False
                         f"choose an empty or new directory, or pass --overwrite to write beside them "
                         f"(they are kept)")
     elif shown:
-        what = f"an earlier {earlier} run" if earlier != "tokenizer" else "an earlier tokenizer"
+        what = {"tokenizer": "an earlier tokenizer", "compare": "an earlier comparison"}.get(earlier, f"an earlier {earlier} run")
         hint = ("--resume auto to continue it, or --overwrite to replace its outputs"
                 if earlier == kind and kind in RESUMABLE else "--overwrite to replace it")
         raise UserError(f"{out}: holds {what} ({_listing(shown, out)}); pass {hint}")
