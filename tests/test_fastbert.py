@@ -209,7 +209,7 @@ def test_finetune_early_exit_on_unlabelled_text(tmp_path, capsys):
 
     teacher, tok, train = make_teacher(tmp_path)
     labelled = tmp_path / "test.tsv"
-    pred = teacher.eval()(*batch_of(tok, 1)[:2]).logits  # (warm-up)
+    teacher.eval()(*batch_of(tok, 1)[:2]).logits  # (warm-up)
     labels = ["c0" if i % 2 else "c1" for i in range(40)]
     labelled.write_text("sentence\tlabel\n" + "\n".join(f"{t}\t{y}" for t, y in zip(sentences(40, seed=12), labels)) + "\n")
     out = tmp_path / "run"

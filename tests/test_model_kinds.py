@@ -28,11 +28,11 @@ def dirs(tmp_path_factory):
     labels = dict(num_labels=2, id2label={0: "no", 1: "yes"}, label2id={"no": 0, "yes": 1})
     BertForMaskedLM(BertConfig(**cfg)).save_pretrained(root / "mlm", tok)
     clf = BertForSequenceClassification(BertConfig(**cfg, **labels))
-    clf.config.extra["finetune_data"] = {"task": "classification", "text_column": "text", "pair_column": None,
+    clf.config.finetune_data = {"task": "classification", "text_column": "text", "pair_column": None,
                                           "label_column": "label"}
     clf.save_pretrained(root / "clf", tok)
     pair = BertForSequenceClassification(BertConfig(**cfg, **labels))
-    pair.config.extra["finetune_data"] = {"task": "classification", "text_column": "a", "pair_column": "b",
+    pair.config.finetune_data = {"task": "classification", "text_column": "a", "pair_column": "b",
                                            "label_column": "label"}
     pair.save_pretrained(root / "pair", tok)
     ee = BertForSequenceClassification(BertConfig(**cfg, **labels))

@@ -35,7 +35,6 @@ def register(subparsers) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
 
     from berts.tools.augment import augment_file
     from berts.util.fileio import claim_output_file

@@ -261,8 +261,8 @@ def upgrade_switches(d: dict[str, Any]) -> dict[str, Any]:
     for key in ("lm_mode", "lm_readout", "early_exit"):
         if old[f"berts_{key}"] is not None and d.get(key) is None:
             d[key] = old[f"berts_{key}"]
-    if old["finetune_data"] is not None and d.get("finetune_data") is None:
-        d["finetune_data"] = old["finetune_data"]
+    if old["berts_finetune"] is not None and d.get("finetune_data") is None:
+        d["finetune_data"] = old["berts_finetune"]
     return d
 
 

@@ -155,9 +155,8 @@ def teacher_columns(d, teacher) -> list[str]:
     config.json), as `berts predict` does: each column setting left at its default takes the
     teacher's. Returns the keys taken. (A flag given equal to the default counts as not given.)"""
     from berts.config.schema import FinetuneData
-    from berts.data.tables import SETTINGS_KEY
 
-    settings = getattr(teacher.config, "finetune_data", None) or teacher.config.finetune_data or {}
+    settings = teacher.config.finetune_data or {}
     default, taken = FinetuneData(), []
     for key in COLUMN_KEYS:
         if key in settings and getattr(d, key) == getattr(default, key) and settings[key] != getattr(d, key):
