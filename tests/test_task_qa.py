@@ -151,3 +151,86 @@ def test_finetune_evaluate_predict(base, tmp_path, capsys):
     assert score(examples, results)["f1"] == pytest.approx(hand["f1"])
     for r, e in zip(results, examples):  # offsets point into the context
         assert r["text"] == e.context[r["start"]:r["end"]]
+
+    # berts predict: --question/--context, and a JSONL file; the same answers as the Python API
+    from berts.serve.qa import QuestionAnswerer
+
+    qa = QuestionAnswerer.from_pretrained(out / "final", device="cpu")
+    e = examples[0]
+    mine = qa(e.question, e.context)
+    assert mine["text"] == results[0]["text"] and mine["start"] == results[0]["start"]
+    capsys.readouterr()
+    assert cli(["predict", out / "final", "--question", e.question, "--context", e.context]) == 0
+    (row,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert (row["answer"], row["start"], row["end"]) == (mine["text"], mine["start"], mine["end"])
+    assert row["score"] == pytest.approx(mine["score"], abs=1e-5)
+    assert cli(["predict", out / "final", dev, "--out", tmp_path / "answers.jsonl"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "answers.jsonl").read_text().splitlines()]
+    assert [r["answer"] for r in rows] == [r["text"] for r in results]
+    assert [r["line"] for r in rows] == list(range(1, 17)) and rows[3]["id"] == "q3"
+
+    # berts evaluate: the logged metrics again
+    capsys.readouterr()
+    assert cli(["evaluate", out / "final", dev, "--json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    assert m["f1"] == pytest.approx(hand["f1"], abs=1e-6) and m["examples"] == 16
+
+    # bad input: one line naming file:line, non-zero exit, nothing written
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "who ?", "context": "ann sat", "answers": [{"text": "ann", "answer_start": 0}]}\n'
+                   '{"question": "who ?", "context": "bob sat", "answers": [{"text": "bob", "answer_start": 1}]}\n')
+    target = tmp_path / "never.jsonl"
+    assert cli(["predict", out / "final", bad, "--out", target]) != 0
+    assert "bad.jsonl:2: answer 'bob' does not match" in capsys.readouterr().err and not target.exists()
+    assert cli(["evaluate", out / "final", bad]) != 0
+    assert "bad.jsonl:2:" in capsys.readouterr().err
+    assert cli(["predict", out / "final", "--question", "who ?"]) != 0
+    assert "--question and --context go together" in capsys.readouterr().err
+    assert cli(["predict", out / "final", "--question", "q", "--context", "c", "--speed", "0.3"]) != 0
+    assert "early exit" in capsys.readouterr().err
+
+
+def test_version_2_threshold_chosen_on_dev_and_saved(base, tmp_path, capsys):
+    from berts.data.qa import read_qa
+    from berts.metrics.qa import squad_v2_scores
+    from berts.serve.qa import QuestionAnswerer
+
+    train = write_jsonl(tmp_path / "train.jsonl", qa_rows(40, 3, impossible=0.3))
+    dev = write_jsonl(tmp_path / "dev.jsonl", qa_rows(16, 4, impossible=0.3))
+    out = tmp_path / "run"
+    assert cli(["finetune", "--task", "qa", "--model", base, "--train", train, "--dev", dev, "--out", out,
+                "--max-steps", "4", "--batch-size", "8", "--lr", "3e-3", "--keep-last", "0",
+                "--max-length", "48", "--doc-stride", "16", *COMMON]) == 0
+    (last,) = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    cfg = json.loads((out / "final" / "config.json").read_text())["berts_qa"]
+    assert cfg["version_2"] is True  # auto: the data has unanswerable questions
+    assert cfg["null_threshold"] == pytest.approx(last["null_threshold"])
+    assert last["f1"] == pytest.approx(last["best_f1"], abs=1e-6)  # on dev, the chosen threshold is the best one
+    # by hand: the served answers ("" above the saved threshold) scored by evaluate-v2.0.py's rules
+    examples = read_qa(dev)
+    qa = QuestionAnswerer.from_pretrained(out / "final", device="cpu")
+    preds = {e.id: r["text"] for e, r in zip(examples, qa.answer_examples(examples))}
+    v2 = squad_v2_scores(preds, {e.id: [a for a, _ in e.answers] for e in examples})
+    assert last["f1"] == pytest.approx(v2["f1"], abs=1e-6) and last["HasAns_f1"] == pytest.approx(v2["HasAns_f1"])
+
+
+def test_threshold_and_chinese_scores_by_hand():
+    from berts.data.qa import QAExample
+    from berts.tasks.qa import choose_threshold, detect_lang, score
+
+    answers = {"a": ["x"], "b": [], "c": ["y"]}
+    spans, diffs = {"a": "x", "b": "z", "c": "w"}, {"a": -2.0, "b": 1.0, "c": 0.5}
+    # answering nothing: F1 0 + 1 + 0; answering a (diff -2) too: 1 + 1 + 0 = 2, the best; c and b add 0, -1
+    assert choose_threshold(spans, diffs, answers) == -2.0
+    assert choose_threshold({"b": "z"}, {"b": 1.0}, {"b": []}) == -1e9  # answer nothing: below every diff
+    examples = [QAExample(q, "?", "ctx", [(t, 0) for t in answers[q]]) for q in answers]
+    results = [{"id": q, "text": spans[q], "null_score_diff": diffs[q]} for q in spans]
+    m = score(examples, results, version_2=True)
+    assert (m["f1"], m["exact_match"], m["null_threshold"]) == (pytest.approx(200 / 3), pytest.approx(200 / 3), -2.0)
+    assert m["HasAns_f1"] == 50.0 and m["NoAns_f1"] == 100.0
+    # CMRC: characters; LCS 2 of predicted 3 and gold 2 -> F1 0.8; EM after removing its punctuation
+    zh = [QAExample("1", "谁?", "北京大学在北京。", [("北京大学", 0)]), QAExample("2", "哪?", "在北京。", [("北京", 1)])]
+    assert detect_lang(zh) == "zh" and detect_lang(examples) == "en"
+    m = score(zh, [{"id": "1", "text": "北京大"}, {"id": "2", "text": "北京。"}], lang="zh")
+    p, r = 3 / 3, 3 / 4
+    assert m["f1"] == pytest.approx(100 * (2 * p * r / (p + r) + 1.0) / 2) and m["exact_match"] == 50.0

@@ -165,6 +165,24 @@ def detect_lang(examples: Sequence[QAExample]) -> str:
     return "zh" if examples and cjk * 2 > len(examples) else "en"
 
 
+def choose_threshold(spans: dict, diffs: dict, answers: dict) -> float:
+    """The null threshold with the best F1: evaluate-v2.0.py's find_best_thresh on the null score
+    diffs (answer "" when the diff is above the threshold), except that its start, answering
+    nothing, is threshold -inf here (diffs are not probabilities in [0, 1]); stored as -1e9."""
+    from berts.metrics import qa as m
+
+    def f1_of(pred, golds):
+        return max(m.f1(pred, g) for g in m._golds(golds))
+
+    total = best = sum(f1_of("", answers[q]) for q in spans)  # every question answered ""
+    threshold = -1e9
+    for q in sorted(spans, key=lambda k: diffs[k]):
+        total += f1_of(spans[q], answers[q]) - f1_of("", answers[q])
+        if total > best:
+            best, threshold = total, diffs[q]
+    return float(threshold)
+
+
 def score(examples: Sequence[QAExample], results: Sequence[dict], *, lang: str = "en", version_2: bool = False,
           null_threshold: float | None = None) -> dict:
     """EM / F1 (percent) of postprocessed ``results`` (run with version_2 and no threshold, so each
@@ -179,8 +197,7 @@ def score(examples: Sequence[QAExample], results: Sequence[dict], *, lang: str =
         diffs = {r["id"]: float(r.get("null_score_diff", float("-inf"))) for r in results}
         spans = {r["id"]: r["text"] for r in results}
         if null_threshold is None:
-            oracle = m.squad_v2_scores(spans, answers, na_probs=diffs)
-            null_threshold = float(oracle["best_f1_thresh"])
+            null_threshold = choose_threshold(spans, diffs, answers)
         preds = {q: ("" if diffs[q] > null_threshold else t) for q, t in spans.items()}
         v2 = m.squad_v2_scores(preds, answers, na_probs=diffs)
         out.update(exact_match=v2["exact"], f1=v2["f1"], total=v2["total"])
@@ -257,6 +274,9 @@ class QATask(ModelTask):
         if version_2 == "auto":  # unanswerable questions in the data: SQuAD v2.0
             version_2 = any(e.is_impossible for e in train + (dev or []))
         lang = o["lang"] if o["lang"] != "auto" else detect_lang(dev or train)
+        if o["doc_stride"] >= run.max_length // 2:  # the data reader would say "context room"; name the flags
+            raise UserError(f"--doc-stride {o['doc_stride']} (task.doc_stride) must be well below --max-length "
+                            f"{run.max_length} (data.max_length): the question and the stride share a window")
         kw = dict(max_length=run.max_length, doc_stride=o["doc_stride"], max_question_tokens=o["max_question_tokens"])
         model = run.model(BertForQuestionAnswering, num_labels=2)
         model.config.extra[QA_KEY] = {
