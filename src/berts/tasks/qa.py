@@ -83,12 +83,18 @@ class BertForQuestionAnswering(BertTaskModel):
 
     hf_architectures = {"bert": "BertForQuestionAnswering", "albert": "AlbertForQuestionAnswering"}
     objective_names = ("qa_outputs",)
+    export_outputs = ("start_logits", "end_logits")  # ONNX outputs (serve/export.py)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
         self.bert = BertModel(config, add_pooling_layer=False)
         self.qa_outputs = QuestionAnswering(config)
         self.init_weights()
+
+    def export_head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Last hidden states [B, S, H] -> (start_logits, end_logits) [B, S]: the graph's head."""
+        logits = F.linear(hidden, self.qa_outputs.weight, self.qa_outputs.bias)
+        return logits[..., 0], logits[..., 1]
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,
                 start_positions=None, end_positions=None, output_hidden_states=False, output_attentions=False,
