@@ -234,3 +234,35 @@ def test_threshold_and_chinese_scores_by_hand():
     m = score(zh, [{"id": "1", "text": "北京大"}, {"id": "2", "text": "北京。"}], lang="zh")
     p, r = 3 / 3, 3 / 4
     assert m["f1"] == pytest.approx(100 * (2 * p * r / (p + r) + 1.0) / 2) and m["exact_match"] == 50.0
+
+
+def test_distill_qa_logits(base, tmp_path, capsys):
+    """berts distill --method qa-logits: a 1-layer student of a QA teacher; its logged f1 is the one
+    `berts evaluate` gives its best/ directory, which serves as a QA model."""
+    train = write_jsonl(tmp_path / "train.jsonl", qa_rows(32, 1))
+    dev = write_jsonl(tmp_path / "dev.jsonl", qa_rows(12, 2))
+    teacher = tmp_path / "teacher"
+    common = ["--batch-size", "8", "--lr", "3e-3", "--keep-last", "0", "--max-length", "40", *COMMON]
+    assert cli(["finetune", "--task", "qa", "--model", base, "--train", train, "--dev", dev, "--out", teacher,
+                "--max-steps", "4", "--doc-stride", "8", *common]) == 0
+    out = tmp_path / "student"
+    assert cli(["distill", "--method", "qa-logits", "--teacher", teacher / "final", "--student-layers", "0",
+                "--train", train, "--dev", dev, "--out", out, "--max-steps", "4", *common]) == 0
+    (last,) = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in x]
+    cfg = json.loads((out / "best" / "config.json").read_text())
+    assert cfg["architectures"] == ["BertForQuestionAnswering"] and cfg["berts_qa"]["doc_stride"] == 8
+    capsys.readouterr()
+    assert cli(["evaluate", out / "best", dev, "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["f1"] == pytest.approx(last["f1"], abs=1e-6)
+    # a classifier method on a QA teacher: one line saying which method to use
+    assert cli(["distill", "--method", "logit-mse", "--teacher", teacher / "final", "--student-layers", "0",
+                "--train", train, "--out", tmp_path / "x", *common]) != 0
+    assert "distil it with --method qa-logits" in capsys.readouterr().err
+    # berts compare: teacher and student (+ int8 rows) on the QA file; f1 as berts evaluate gives it
+    capsys.readouterr()
+    assert cli(["compare", teacher / "final", out / "best", "--eval-file", dev, "--int8", "--repeats", "1",
+                "--latency-examples", "4", "--out", tmp_path / "cmp"]) == 0
+    rows = json.loads((tmp_path / "cmp" / "compare.json").read_text())
+    assert [r["precision"] for r in rows] == ["fp32", "int8", "fp32", "int8"] and rows[0]["metric"] == "f1"
+    assert rows[2]["score"] == pytest.approx(last["f1"], abs=1e-6) and rows[2]["layers"] == 1
+    assert 0 <= rows[1]["agreement"] <= 1 and rows[2]["ratios"]["params"] == 1.0  # a 1-layer teacher

@@ -313,3 +313,22 @@ class QATask(ModelTask):
     def describe(self) -> str:
         v = "SQuAD v2.0 (null answers)" if self.version_2 else "SQuAD v1.1"
         return f"{v}; metric language {self.lang}; n-best {self.n_best}; max answer {self.max_answer_length} tokens"
+
+
+def distill_data(cfg, teacher, tokenizer):
+    """(train, dev, evaluator) of ``berts distill --method qa-logits``: the QA files of data.train /
+    data.dev in windows made with the teacher's settings; the evaluator scores the student on dev."""
+    from berts.data.tables import check_max_length
+
+    s = settings_of(teacher)
+    d = cfg.data
+    max_length = check_max_length(d.max_length or s["max_length"], teacher.config.max_position_embeddings)
+    kw = dict(max_length=max_length, doc_stride=s["doc_stride"], max_question_tokens=s["max_question_tokens"])
+    train = QADataset(read_qa(d.train), tokenizer, **kw)
+    dev = QADataset(read_qa(d.dev), tokenizer, **kw) if d.dev else None
+    evaluator = None
+    if dev is not None:
+        lang = s["lang"] if s["lang"] != "auto" else detect_lang(dev.examples)
+        evaluator = QATask(teacher, None, dev, eval_batch_size=cfg.train.eval_batch_size, n_best=s["n_best"],
+                           max_answer_length=s["max_answer_length"], version_2=bool(s["version_2"]), lang=lang)
+    return train, dev, evaluator
