@@ -155,6 +155,7 @@ def test_finetune_evaluate_predict(base, tmp_path, capsys):
     # berts predict: --question/--context, and a JSONL file; the same answers as the Python API
     from berts.serve.qa import QuestionAnswerer
 
+    assert berts.QuestionAnswerer is QuestionAnswerer and berts.BertForQuestionAnswering is BertForQuestionAnswering
     qa = QuestionAnswerer.from_pretrained(out / "final", device="cpu")
     e = examples[0]
     mine = qa(e.question, e.context)

