@@ -119,6 +119,8 @@ def main() -> int:
     p.add_argument("--test-questions", type=int, default=1000)
     p.add_argument("--max-steps", type=int, default=600)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--dev-questions", type=int, default=500)
     args = p.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -129,7 +131,7 @@ def main() -> int:
     blocks = sorted({r["block"] for r in rows})
     cut = blocks[int(len(blocks) * 0.9)]
     train = [r for r in rows if r["block"] < cut][:args.train_questions]
-    dev = [r for r in rows if r["block"] >= cut][:500]
+    dev = [r for r in rows if r["block"] >= cut][:args.dev_questions]
     test = questions(test_sents, "te")[:args.test_questions]
     for name, rs in (("train", train), ("dev", dev), ("test", test)):
         write(out / f"{name}.jsonl", rs)
@@ -148,7 +150,7 @@ def main() -> int:
     subprocess.run(py + ["finetune", "--task", "qa", "--from-scratch", "tiny", "--tokenizer", str(tok),
                          "--train", str(out / "train.jsonl"), "--dev", str(out / "dev.jsonl"), "--out", str(run),
                          "--max-length", "192", "--doc-stride", "64", "--max-answer-length", "16",
-                         "--batch-size", "32", "--lr", "1e-3", "--max-steps", str(args.max_steps),
+                         "--batch-size", str(args.batch_size), "--lr", "1e-3", "--max-steps", str(args.max_steps),
                          "--eval-every", str(max(args.max_steps // 3, 1)), "--keep-last", "0", "--overwrite",
                          *common], check=True)
     got = subprocess.run(py + ["evaluate", str(run / "best"), str(out / "test.jsonl"), "--json"], check=True,
