@@ -23,6 +23,7 @@ LAST_WORDS = {  # one line each, so that new benchmarks merge cleanly
     'gpu.py': '| electra |',
     'inference.py': 'int8 accuracy',
     'prepare_throughput.py': '"benchmark": "prepare_throughput"',
+    'qa_predict.py': 'same answers',
 }
 
 

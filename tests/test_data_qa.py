@@ -188,3 +188,23 @@ def test_qa_batch(tokenizer_dir):
     n = len(short["input_ids"])
     assert n < L and b["input_ids"][-1, n:].eq(tok.pad_id).all() and b["attention_mask"][-1].sum() == n
     assert "labels" not in b and "offsets" not in b
+
+
+def test_parquet_and_saved_datasets(tmp_path):
+    """The JSONL's columns in a parquet file or a `datasets` directory: the same examples; a bad
+    answer names the row."""
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    rows = [{"id": "a", "question": "Who?", "context": "Ann met Bob.", "answers": {"text": ["Bob"], "answer_start": [8]}},
+            {"id": None, "question": "Why?", "context": "No reason.", "answers": {"text": [], "answer_start": []}}]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "dev.parquet")
+    ex = read_qa(tmp_path / "dev.parquet")
+    assert [(e.id, e.answers, e.line) for e in ex] == [("a", [("Bob", 8)], 1), ("2", [], 2)]
+    datasets = pytest.importorskip("datasets")
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    assert [(e.id, e.answers) for e in read_qa(tmp_path / "ds")] == [("a", [("Bob", 8)]), ("2", [])]
+    rows[0]["answers"]["answer_start"] = [7]
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "bad.parquet")
+    with pytest.raises(UserError, match=r"bad.parquet:1: answer 'Bob' does not match"):
+        read_qa(tmp_path / "bad.parquet")

@@ -26,13 +26,14 @@ _LAZY = {
     "load": "berts.hf", "load_config": "berts.hf",
     "Classifier": "berts.serve.predict",
     "TextGenerator": "berts.serve.generate",
+    "BertForQuestionAnswering": "berts.tasks.qa", "QuestionAnswerer": "berts.serve.qa",
 }
 
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
     "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
-    "Classifier", "TextGenerator",
+    "Classifier", "TextGenerator", "BertForQuestionAnswering", "QuestionAnswerer",
     "__version__",
 ]
 

@@ -14,7 +14,8 @@ def register(subparsers) -> None:
         "evaluate", help="print the metrics of a fine-tuned model on a labelled file",
         description="Evaluate a fine-tuned classification/regression directory on a TSV/CSV/JSONL file. "
                     "Columns default to those the model was fine-tuned with. A label the model does not "
-                    "know is an error naming the file and line.")
+                    "know is an error naming the file and line. A question-answering directory takes a SQuAD "
+                    "JSON / JSONL file: SQuAD EM/F1 (v2.0 at the threshold chosen on dev) or CMRC's for Chinese.")
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", metavar="FILE", help="labelled data file")
     add_data_arguments(p)
@@ -53,6 +54,12 @@ def _sweep(args, clf, ds) -> int:
 
 
 def run(args) -> int:
+    from berts.serve.load import served_by
+    from berts.tasks.registry import load
+
+    server = served_by(args.model)  # a task served elsewhere (question answering: berts.serve.qa)
+    if server is not None:
+        return load(f"{server}:evaluate_command")(args)
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table

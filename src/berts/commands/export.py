@@ -41,6 +41,13 @@ def _texts(args):
         return None, None, None
     from berts.hf import read_config
     from berts.data.tables import read_table
+    from berts.serve.load import served_by
+
+    if served_by(args.model) == "berts.serve.qa":  # question answering: (question, context) pairs of a QA file
+        from berts.data.qa import read_qa
+
+        examples = read_qa(args.eval_file)
+        return [e.question for e in examples], [e.context for e in examples], None
 
     config = read_config(args.model)
     settings = dict(config.finetune_data or {})

@@ -32,7 +32,10 @@ def register(subparsers) -> None:
         description="Run a fine-tuned model on a TSV/CSV/JSONL file, or on stdin (a table with the model's "
                     "header, or one text a line, or TEXT<tab>PAIR for a pair model). Writes one JSON object "
                     "per example: its input line (the physical line, a header counted, the same for a file "
-                    "and for stdin), its text (or --id-column), label and probabilities (regression: value).")
+                    "and for stdin), its text (or --id-column), label and probabilities (regression: value). A "
+                    "question-answering model (berts finetune --task qa) takes --question Q --context C, or a "
+                    "SQuAD JSON / JSONL (question, context) file, and writes answer, start, end (character "
+                    "offsets into the context), score and probability per question.")
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
     p.add_argument("file", nargs="?", default="-", metavar="FILE", help="input file, or - for stdin (default)")
     p.add_argument("--out", metavar="FILE", help="output JSONL (default: stdout)")
@@ -45,6 +48,8 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
                         f"the first {INT8_CHECK} examples")
+    p.add_argument("--question", metavar="Q", help="question answering: the question (with --context)")
+    p.add_argument("--context", metavar="C", help="question answering: the text holding the answer")
     from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)  # --speed, --exit, --patience: each row then has "exit_layer"
@@ -99,6 +104,14 @@ def _format(args, settings: dict, path: Path | None) -> str:
 
 
 def run(args) -> int:
+    from berts.serve.load import served_by
+    from berts.tasks.registry import load
+
+    server = served_by(args.model)  # a task served elsewhere (question answering: berts.serve.qa)
+    if server is not None:
+        return load(f"{server}:predict_command")(args)
+    if args.question is not None or args.context is not None:
+        raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
     from berts.serve.predict import Classifier, agreement, check_batch_size

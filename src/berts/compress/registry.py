@@ -75,3 +75,8 @@ register(Method(
     help="Ba & Caruana: the student regresses the teacher's logits (mean squared error), task "
          "distillation only",
     data=("task",)))
+register(Method(
+    name="qa-logits", task="berts.compress.qa_logits.task:QALogitTask",
+    help="extractive QA (a --task qa teacher): DistilBERT's SQuAD distillation, KL on the start/end "
+         "distributions at T (x T^2, --alpha-ce) + the student's span loss (--alpha-mlm)",
+    data=("task",), defaults={"temperature": 2.0}))

@@ -44,6 +44,11 @@ def load_teacher(directory, *, need: str):
                         "distillation needs (soft targets over the vocabulary): distil it task-specifically "
                         "instead (fine-tune it with `berts finetune`, then `berts distill --train FILE`), or use "
                         "--method tinybert for general distillation")
+    if need == "qa" and not kind.endswith("ForQuestionAnswering"):
+        raise UserError(f"{directory}: the teacher is a {kind}; --method qa-logits distils a question-answering "
+                        "model (`berts finetune --task qa`)")
+    if need == "classifier" and kind.endswith("ForQuestionAnswering"):
+        raise UserError(f"{directory}: a question-answering teacher: distil it with --method qa-logits")
     if need == "classifier" and not isinstance(teacher, BertForSequenceClassification):
         raise UserError(f"{directory}: the teacher is a {kind} with no task head (no classifier in its config): "
                         "task distillation needs a fine-tuned teacher; fine-tune it first with `berts finetune`")

@@ -110,26 +110,70 @@ def read_qa_jsonl(path: str | os.PathLike) -> list[QAExample]:
             if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
                     or not isinstance(row.get("context"), str):
                 raise UserError(f"{where}: a row needs 'question' and 'context' strings")
-            ex = QAExample(str(row.get("id", n)), row["question"], row["context"], [], str(path), n)
-            answers = row.get("answers", [])
-            if isinstance(answers, dict):
-                texts, starts = answers.get("text", []), answers.get("answer_start", [])
-                if len(texts) != len(starts):
-                    raise UserError(f"{where}: {len(texts)} answer texts but {len(starts)} answer_start values")
-                answers = [{"text": t, "answer_start": s} for t, s in zip(texts, starts)]
-            if not isinstance(answers, list):
-                raise UserError(f"{where}: 'answers' must be a list or {{'text': [...], 'answer_start': [...]}}")
-            for a in answers:
-                if not isinstance(a, dict):
-                    raise UserError(f"{where}: an answer must be {{'text', 'answer_start'}}")
-                ex.answers.append(_check_answer(ex, a.get("text"), a.get("answer_start"), where))
-            out.append(ex)
+            out.append(_row_example(row, where, path, n))
+    return out
+
+
+def _row_example(row: dict, where: str, path, n: int) -> QAExample:
+    """One JSONL / parquet / ``datasets`` row -> a QAExample (answers checked against the context)."""
+    qid = row.get("id")
+    ex = QAExample(str(n if qid is None else qid), row["question"], row["context"], [], str(path), n)
+    answers = row.get("answers", [])
+    if isinstance(answers, dict):
+        texts, starts = answers.get("text", []), answers.get("answer_start", [])
+        if len(texts) != len(starts):
+            raise UserError(f"{where}: {len(texts)} answer texts but {len(starts)} answer_start values")
+        answers = [{"text": t, "answer_start": s} for t, s in zip(texts, starts)]
+    if not isinstance(answers, list):
+        raise UserError(f"{where}: 'answers' must be a list or {{'text': [...], 'answer_start': [...]}}")
+    for a in answers:
+        if not isinstance(a, dict):
+            raise UserError(f"{where}: an answer must be {{'text', 'answer_start'}}")
+        ex.answers.append(_check_answer(ex, a.get("text"), a.get("answer_start"), where))
+    return ex
+
+
+def read_qa_rows(path: str | os.PathLike) -> list[QAExample]:
+    """A parquet file or a ``datasets`` directory (``save_to_disk``) with the JSONL's columns
+    (``id``?, ``question``, ``context``, ``answers``); a row's "line" is its 1-based row number."""
+    path = Path(path)
+    if path.is_dir():
+        try:
+            import datasets
+        except ImportError:
+            raise UserError(f"{path}: a directory; reading a saved dataset needs the datasets package") from None
+        try:
+            rows = datasets.load_from_disk(str(path))
+        except Exception as exc:  # noqa: BLE001  (its own errors name no line; say what it is)
+            raise UserError(f"{path}: not a dataset saved with save_to_disk ({type(exc).__name__})") from None
+        if isinstance(rows, datasets.DatasetDict):
+            raise UserError(f"{path}: a DatasetDict ({', '.join(rows)}): give one split's directory")
+    elif not path.is_file():
+        raise UserError(f"{path}: no such file")
+    else:
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise UserError(f"{path}: reading parquet needs pyarrow (pip install pyarrow)") from None
+        rows = pq.read_table(path).to_pylist()
+    out = []
+    for n, row in enumerate(rows, 1):
+        where = f"{path}:{n}"
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("context"), str):
+            raise UserError(f"{where}: a row needs 'question' and 'context' strings")
+        out.append(_row_example(dict(row), where, path, n))
     return out
 
 
 def read_qa(path: str | os.PathLike) -> list[QAExample]:
-    """``.jsonl`` -> :func:`read_qa_jsonl`, else SQuAD JSON (:func:`read_squad`)."""
-    return read_qa_jsonl(path) if Path(path).suffix.lower() == ".jsonl" else read_squad(path)
+    """``.jsonl`` -> :func:`read_qa_jsonl`; ``.parquet`` or a directory (``datasets``'
+    ``save_to_disk``) -> :func:`read_qa_rows`; else SQuAD JSON (:func:`read_squad`)."""
+    p = Path(path)
+    if p.suffix.lower() == ".jsonl":
+        return read_qa_jsonl(p)
+    if p.suffix.lower() == ".parquet" or p.is_dir():
+        return read_qa_rows(p)
+    return read_squad(p)
 
 
 # --------------------------------------------------------------------------------------------- features

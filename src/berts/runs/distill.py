@@ -44,7 +44,8 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     claim_output(cfg, "distill", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[k.teacher, m.init_from, m.config, d.shards, d.train, d.dev], dist=dist,
                  no_checkpoint=resume is None)
-    need = method.general if general else "classifier"
+    qa = method.name == "qa-logits"  # extractive QA: its own teacher, data and student class (tasks/qa.py)
+    need = method.general if general else ("qa" if qa else "classifier")
     teacher = load_teacher(k.teacher, need=need)
     tokenizer = load_tokenizer(m.tokenizer or k.teacher)
     if tokenizer.vocab_size != teacher.config.vocab_size:
@@ -66,6 +67,11 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         cls = BertForMaskedLM if method.general == "mlm" else BertModel
         if method.general == "encoder":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
             teacher = encoder_of(teacher)
+    elif qa:
+        from berts.tasks.qa import BertForQuestionAnswering, distill_data
+
+        train, dev, evaluator = distill_data(cfg, teacher, tokenizer)
+        cls = BertForQuestionAnswering
     else:
         teacher_columns(d, teacher)  # as `berts predict` does: the teacher's column settings where none is given
         train, dev, evaluator, label_names = classification_data(cfg, teacher, tokenizer)
@@ -75,7 +81,10 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     student, note = build_student(cfg, teacher, cls, general, data=train)
     if evaluator is not None:
         evaluator.model = student
-    if not general:  # how `berts evaluate` / `berts predict` read a table for the student
+    if qa:  # the teacher's QA settings (windows, threshold) and task go with the student
+        student.config.finetune_data = {**(teacher.config.finetune_data or {}), "task": "qa",
+                                        "max_length": train.max_length}
+    elif not general:  # how `berts evaluate` / `berts predict` read a table for the student
 
         student.config.finetune_data = {
             "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
@@ -87,7 +96,8 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
             setattr(k, key, value)
     task = method.task_class().from_config(k, student, teacher, train, dev, mode="general" if general else "task",
                                            evaluator=evaluator,
-                                           metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
+                                           metric=(cfg.train.metric or ("f1" if qa else "accuracy")) if evaluator is not None
+                                           else None)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="distill")
     if resume is None:
         trainer.print(f"teacher {k.teacher} ({type(teacher).__name__}, {teacher.config.num_hidden_layers} layers, "

@@ -181,8 +181,8 @@ def plugin_run(cfg, resume: str | Path | None = None, dist=None, *, resume_reque
     task.metric = (cfg.train.metric or spec.metrics[0]) if d.dev else None  # picks best/, as for every task
     main = next(iter(task.modules().values()))
     if hasattr(main, "config") and hasattr(main.config, "extra"):
-        main.config.finetune_data = {
-            "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column,
+        main.config.finetune_data = {  # beside what the task keeps there (its own settings)
+            **(main.config.finetune_data or {}), "task": d.task, "text_column": d.text_column, "pair_column": d.pair_column,
             "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": run.max_length}
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="finetune")
     for report in run.reports:

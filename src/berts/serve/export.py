@@ -61,7 +61,11 @@ class Exportable(nn.Module):
         self.model = model
         self.bert = getattr(model, "bert", model)
         self.head = getattr(model, "classifier", None)
-        self.output_names = (["logits"] if self.head is not None else
+        # a head on every token declares its outputs and how they come from the last hidden states
+        # (BertForQuestionAnswering: export_outputs = ("start_logits", "end_logits"), export_head(x))
+        self.token_head = getattr(model, "export_head", None)
+        self.output_names = (list(model.export_outputs) if self.token_head is not None else ["logits"]
+                             if self.head is not None else
                              ["last_hidden_state"] + (["pooler_output"] if self.bert.pooler is not None else []))
 
     def forward(self, input_ids, attention_mask, token_type_ids):
@@ -70,6 +74,8 @@ class Exportable(nn.Module):
         state = replace(state, mask=attention_mask.bool()[:, None, None, :], attention_mask=attention_mask)
         for i in range(len(bert.encoder.layers)):
             state = bert.run_layer(i, state)
+        if self.token_head is not None:
+            return self.token_head(state.x)
         if self.head is not None:
             return self.head(SimpleNamespace(pooler_output=bert.pool(state)), {}, None).fields["logits"]
         if bert.pooler is None:
@@ -81,6 +87,8 @@ def reference_outputs(model, batch: dict) -> list[np.ndarray]:
     """berts' own forward (eval, fp32) on a batch: what the graph must reproduce."""
     with torch.inference_mode():
         out = model(**{k: batch[k] for k in INPUTS})
+    if getattr(model, "export_outputs", None):
+        return [getattr(out, name).float().numpy() for name in model.export_outputs]
     if getattr(model, "classifier", None) is not None:
         return [out.logits.float().numpy()]
     fields = [out.last_hidden_state] + ([out.pooler_output] if out.pooler_output is not None else [])
@@ -243,6 +251,16 @@ def compare_int8(model, fp32_path: Path, int8_path_: Path, batches: list[dict], 
     from berts.serve.predict import agreement
 
     a, b = session(fp32_path, threads), session(int8_path_, threads)
+    if getattr(model, "export_outputs", None):  # per-token outputs [B, S]: batches differ in S
+        diff, same = 0.0, []
+        for x in batches:
+            m = x["attention_mask"].numpy().astype(bool)  # [B, S]: padding positions left out
+            oa, ob = run_session(a, x), run_session(b, x)
+            diff = max([diff] + [float(np.abs(ya - yb)[m].max()) for ya, yb in zip(oa, ob)])
+            # a row agrees when every output picks the same position (QA: the same start and end)
+            same.append(np.all([np.where(m, ya, -np.inf).argmax(-1) == np.where(m, yb, -np.inf).argmax(-1)
+                                for ya, yb in zip(oa, ob)], axis=0))
+        return {"max_abs_diff": diff, "argmax_agreement": float(np.concatenate(same).mean())}
     fa = np.concatenate([run_session(a, x)[0] for x in batches])
     fb = np.concatenate([run_session(b, x)[0] for x in batches])
     if getattr(model, "classifier", None) is None:  # hidden states

@@ -5,6 +5,26 @@ from berts.errors import UserError
 from berts.tasks.registry import TASKS  # torch-free: what each fine-tuning task's directory is served by
 
 
+def served_by(directory) -> str | None:
+    """The module serving ``directory`` in ``berts predict`` / ``berts evaluate`` when it is not a
+    classifier: its task's ``serve`` (config.json's fine-tuning settings), or for a directory
+    transformers wrote, its architecture's task (``...ForQuestionAnswering`` -> qa). None: the
+    classifier path (which says what else a directory is). Reads config.json only (no torch)."""
+    import json
+    from pathlib import Path
+
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # not a directory, or no config: the classifier path says what is wrong
+    task = (config.get(SETTINGS_KEY) or {}).get("task") if isinstance(config, dict) else None
+    if task is None:
+        arch = " ".join(config.get("architectures") or []) if isinstance(config, dict) else ""
+        task = "qa" if "ForQuestionAnswering" in arch else None
+    spec = TASKS.get(task)
+    return spec.serve if spec is not None and spec.serve not in (None, "classifier") else None
+
+
 def load_classifier(directory, device: str = "auto"):
     """(model, tokenizer, label_map or None, settings) of a fine-tuned directory, ready to serve."""
     from berts.data.labels import LabelMap

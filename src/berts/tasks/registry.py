@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any
+from typing import Any, Literal
 
 from berts.errors import UserError
 
@@ -75,6 +75,22 @@ register(TaskSpec("seq2seq", "berts.tasks.seq2seq:Seq2SeqTask", ("rouge_l", "ble
                   "generate --target-column from --source-column (UniLM's seq2seq mask; evaluation: loss, "
                   "token_acc, bleu, rouge_l)", run="berts.runs.seq2seq:seq2seq_run", serve=None,
                   then="berts generate OUT/best"))
+
+register(TaskSpec("qa", "berts.tasks.qa:QATask", ("f1", "exact_match"),
+                  "extractive question answering: an answer span of the context (SQuAD JSON or JSONL "
+                  "question/context/answers; evaluation: SQuAD EM/F1, v2.0 null answers, CMRC's for Chinese)",
+                  serve="berts.serve.qa", then="berts predict OUT/best --question Q --context C",
+                  options=(Option("doc_stride", int, 128, "context tokens shared by consecutive windows"),
+                           Option("max_answer_length", int, 30, "the longest answer, in tokens"),
+                           Option("n_best", int, 20, "starts and ends tried per window"),
+                           Option("version_2", bool | Literal["auto"], "auto",
+                                  "SQuAD v2.0 null answers (auto: when the data has unanswerable questions)"),
+                           Option("null_threshold", float | None, None,
+                                  "answer nothing when the null score beats the best span by more "
+                                  "(default: chosen on dev, best f1)"),
+                           Option("lang", Literal["auto", "en", "zh"], "auto",
+                                  "metrics: en = SQuAD's, zh = CMRC 2018's characters (auto: from the text)"),
+                           Option("max_question_tokens", int, 64, "a longer question is cut to this"))))
 
 
 def names() -> tuple[str, ...]:

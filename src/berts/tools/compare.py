@@ -108,6 +108,16 @@ def state_size_mb(model) -> float:
 
 
 def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args) -> list[dict]:
+    from berts.serve.load import served_by
+
+    qa = [served_by(d) == "berts.serve.qa" for d in model_dirs]
+    if any(qa):
+        if not all(qa):
+            raise UserError("compare: question-answering directories are compared with each other only "
+                            f"({', '.join(str(d) for d, q in zip(model_dirs, qa) if not q)} is not one)")
+        if speeds is not None:
+            raise UserError("compare: early exit (--speed) is for classifiers; not for question answering")
+        return _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device)
     from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, exit_flops
     from berts.serve.predict import Classifier, agreement
     from berts.metrics import compute_metrics
@@ -187,6 +197,79 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
         row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
         row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
         row["throughput_b32"] = n / float(np.median(times[j][32]))  # examples / s
+    first = rows[0]
+    for row in rows:
+        row["ratios"] = {
+            "params": row["params"] / first["params"],
+            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
+            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
+            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
+            "score": row["score"] / first["score"] if first["score"] else float("nan"),
+        }
+    return rows
+
+
+def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) -> list[dict]:
+    """The rows of question-answering directories on a QA file (berts.data.qa): the same columns,
+    ``metric`` f1 (SQuAD's, or CMRC's for Chinese; v2.0 at each model's saved threshold), latency of
+    the whole predict path (windows, model, postprocessing) per question; an int8 row's
+    ``agreement`` is the share of questions answered with the same text as its fp32 row."""
+    from berts.data.qa import read_qa
+    from berts.serve.qa import QuestionAnswerer
+    from berts.tasks.qa import QADataset, detect_lang, score
+
+    examples = read_qa(eval_file)
+    if not examples:
+        raise UserError(f"{eval_file}: no questions")
+    entries = []
+    for directory in model_dirs:
+        entries.append((directory, QuestionAnswerer.from_pretrained(directory, device=device), "fp32"))
+        if int8:
+            from berts.compress.transforms import quantize_int8
+
+            q = QuestionAnswerer.from_pretrained(directory, device=device)
+            quantize_int8(q.model)
+            entries.append((directory, q, "int8"))
+    rows, reference = [], {}
+    for directory, qa, precision in entries:
+        s = qa.settings
+        lang = s["lang"] if s["lang"] != "auto" else detect_lang(examples)
+        v2 = bool(s["version_2"])
+        results = qa.answer_examples(examples, 64, null_threshold=float("inf") if v2 else s["null_threshold"])
+        metrics = score(examples, results, lang=lang, version_2=v2, null_threshold=s["null_threshold"] if v2 else None)
+        answers = [("" if v2 and r["null_score_diff"] > s["null_threshold"] else r["text"]) for r in results]
+        ds = QADataset(examples, qa.tokenizer, max_length=s["max_length"], doc_stride=s["doc_stride"],
+                       max_question_tokens=s["max_question_tokens"])
+        config = qa.model.config
+        row = {"model": str(directory), "format": "albert" if config.embedding_size is not None else "bert",
+               "layers": config.num_hidden_layers, "hidden": config.hidden_size,
+               "share_layers": config.share_layers, "params": int(qa.model.num_parameters()),
+               "flops_per_token": flops_per_token(config, ds.lengths), "metric": "f1", "precision": precision,
+               "size_mb": state_size_mb(qa.model), "score": float(metrics["f1"]),
+               "exact_match": float(metrics["exact_match"])}
+        if precision == "int8":
+            fp32_row, fp32_answers = reference[str(directory)]
+            row["params"] = fp32_row["params"]
+            row["agreement"] = float(np.mean([a == b for a, b in zip(answers, fp32_answers)]))
+        else:
+            reference[str(directory)] = (row, answers)
+        rows.append(row)
+    n = min(latency_examples, len(examples))
+    times = [{1: [], 32: []} for _ in entries]
+    for r in range(repeats + 1):  # round 0 untimed (first-call allocations); rows alternate
+        for j, (_, qa, _) in enumerate(entries):
+            for bs in (1, 32):
+                part = examples[:n] if r else examples[:min(8, n)]
+                t0 = time.perf_counter()
+                for lo in range(0, len(part), bs):
+                    qa.answer_examples(part[lo:lo + bs], bs)
+                if r:
+                    times[j][bs].append(time.perf_counter() - t0)
+    for j, row in enumerate(rows):
+        row["examples_timed"] = n
+        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
+        row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
+        row["throughput_b32"] = n / float(np.median(times[j][32]))
     first = rows[0]
     for row in rows:
         row["ratios"] = {
