@@ -27,6 +27,8 @@ def load_teacher(directory, *, need: str):
     if not path.is_dir():
         raise UserError(f"{directory}: no such teacher directory")
     if need == "classifier":  # config.json only, before the weights load (the checks below stay as a second line)
+        if getattr(model_kind(path).cls, "__name__", "").endswith("ForQuestionAnswering"):
+            raise UserError(f"{directory}: a question-answering teacher: distil it with --method qa-logits")
         require_kind(path, "classification", "task distillation (a teacher with the task's head)")
     if need == "mlm":
         kind = model_kind(path)

@@ -17,7 +17,8 @@ def served_by(directory) -> str | None:
         config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None  # not a directory, or no config: the classifier path says what is wrong
-    task = (config.get(SETTINGS_KEY) or {}).get("task") if isinstance(config, dict) else None
+    settings = (config.get("finetune_data") or config.get("berts_finetune")) if isinstance(config, dict) else None
+    task = (settings or {}).get("task")
     if task is None:
         arch = " ".join(config.get("architectures") or []) if isinstance(config, dict) else ""
         task = "qa" if "ForQuestionAnswering" in arch else None
