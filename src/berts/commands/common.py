@@ -170,7 +170,8 @@ def add_data_arguments(p, *, labels: bool = True) -> None:
     p.add_argument("--pair-column", metavar="COL", help="second text column, for sentence-pair tasks")
     if labels:
         p.add_argument("--label-column", metavar="COL", help="label column (name or 0-based index)")
-    p.add_argument("--format", choices=("auto", "tsv", "csv", "jsonl"), help="file format (default: by extension)")
+    p.add_argument("--format", choices=("auto", "tsv", "csv", "jsonl", "parquet", "datasets"),
+                   help="file format (default: by extension; a directory: a `datasets` save_to_disk)")
     p.add_argument("--header", choices=("auto", "yes", "no"), help="whether the first row names the columns")
     p.add_argument("--skip-bad-rows", action="store_true", default=None,
                    help="skip malformed rows (and count them) instead of stopping at the first")
@@ -205,3 +206,23 @@ def data_settings(args, settings: dict, *, labels: bool):
     if not labels:
         data.label_column = None
     return data
+
+
+def task_server(directory):
+    """The module that serves a fine-tuned directory of a task with its own serving
+    (berts.tasks.registry's ``serve``: not "classifier"), or None: read from config.json alone
+    (no torch), so `berts evaluate` / `berts predict` dispatch before loading anything."""
+    import json
+    from pathlib import Path
+
+    from berts.tasks.registry import TASKS
+
+    try:
+        config = json.loads((Path(directory) / "config.json").read_text(encoding="utf-8"))
+        task = (config.get("berts_finetune") or {}).get("task")
+    except (OSError, ValueError, AttributeError):
+        return None  # the loader says what is wrong
+    spec = TASKS.get(task)
+    if spec is None or spec.serve in ("classifier", None):
+        return None
+    return spec.serve

@@ -52,6 +52,13 @@ def _sweep(args, clf, ds) -> int:
 
 
 def run(args) -> int:
+    from berts.commands.common import task_server
+
+    server = task_server(args.model)
+    if server is not None:  # a task with its own serving (multiple choice, multi-label, ...)
+        from berts.tasks.registry import load
+
+        return load(f"{server}:evaluate_command")(args, data_settings)
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table

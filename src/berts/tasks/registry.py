@@ -42,7 +42,9 @@ class TaskSpec:
     metrics: tuple[str, ...]  # train.metric's choices; the first is the default
     help: str  # one line, for --help and errors
     run: str = GENERIC_RUN  # "module:function": (cfg, resume, dist, *, resume_requested, overwrite) -> Trainer
-    serve: str | None = "classifier"  # how `berts predict` / `berts evaluate` read its directories (None: not them)
+    # how `berts predict` / `berts evaluate` read its directories: "classifier" (serve.predict.Classifier),
+    # a module with evaluate_command(args, data_settings) and predict_command(args, data_settings), or None
+    serve: str | None = "classifier"
     then: str = "berts predict OUT/best FILE"  # what to do with a trained directory, for the docs and errors
     options: tuple[Option, ...] = ()  # its own switches (the config's task: section, berts finetune's flags)
 
@@ -75,6 +77,11 @@ register(TaskSpec("seq2seq", "berts.tasks.seq2seq:Seq2SeqTask", ("rouge_l", "ble
                   "generate --target-column from --source-column (UniLM's seq2seq mask; evaluation: loss, "
                   "token_acc, bleu, rouge_l)", run="berts.runs.seq2seq:seq2seq_run", serve=None,
                   then="berts generate OUT/best"))
+
+register(TaskSpec("multiple-choice", "berts.tasks.multiple_choice:MultipleChoiceTask", ("accuracy", "loss"),
+                  "pick one of a row's choices (JSONL context/question, choices, label; [B, C, S] as "
+                  "transformers' ...ForMultipleChoice)", serve="berts.tasks.multiple_choice",
+                  then="berts predict OUT/best FILE.jsonl"))
 
 
 def names() -> tuple[str, ...]:
