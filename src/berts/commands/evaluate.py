@@ -21,6 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--report-png", metavar="FILE",
+                   help="also draw the per-class precision/recall/F1 and the confusion matrix as a PNG")
     from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)

@@ -82,6 +82,13 @@ register(TaskSpec("multiple-choice", "berts.tasks.multiple_choice:MultipleChoice
                   "pick one of a row's choices (JSONL context/question, choices, label; [B, C, S] as "
                   "transformers' ...ForMultipleChoice)", serve="berts.tasks.multiple_choice",
                   then="berts predict OUT/best FILE.jsonl"))
+register(TaskSpec("multi-label", "berts.tasks.multi_label:MultiLabelTask",
+                  ("micro_f1", "macro_f1", "subset_accuracy", "loss"),
+                  "any number of labels per text (a label cell joined by --label-sep, or a JSONL list; BCE; "
+                  "thresholds chosen on dev)", serve="berts.tasks.multi_label",
+                  options=(Option("label_sep", str, "|", "the separator of a label cell holding several labels"),
+                           Option("threshold_per_label", bool, False,
+                                  "choose one threshold per label on dev (default: one for all labels)"))))
 
 
 def names() -> tuple[str, ...]:
