@@ -81,6 +81,10 @@ def run(args) -> int:
     def score(logits):
         m = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
         m["examples"] = len(ds)
+        if not clf.regression:  # per-class precision / recall / F1 and the confusion matrix
+            from berts.metrics.report import classification_report
+
+            m["report"] = classification_report(ds.labels, logits.argmax(-1), clf.label_map.names)
         return m
 
     from berts.compress.early_exit.exits import apply_exit_arguments
@@ -101,7 +105,7 @@ def run(args) -> int:
         if args.json:
             metrics["exit_layers"] = [int(x) for x in clf.exit_layers]
         else:
-            print(_line(args.file, {k: v for k, v in metrics.items() if k != "exit_counts"}))
+            print(_line(args.file, {k: v for k, v in metrics.items() if k not in ("exit_counts", "report")}))
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
@@ -112,15 +116,30 @@ def run(args) -> int:
         fp32, metrics = metrics, score(int8_logits)
         metrics["fp32"] = {k: v for k, v in fp32.items() if k != "examples"}
         metrics["int8_vs_fp32"] = agreement(fp32_logits, int8_logits, clf.regression)
+    if args.report_png and "report" in metrics:
+        from berts.metrics.report import save_report_png
+
+        save_report_png(metrics["report"], args.report_png, title=f"{args.model} on {args.file}")
     if args.json:
         print(json.dumps(metrics))
         return 0
+    report = metrics.pop("report", None)
     if not args.int8:
         print(_line(args.file, metrics))
+        _print_report(report)
         return 0
     fp32, versus = metrics.pop("fp32"), metrics.pop("int8_vs_fp32")
+    fp32.pop("report", None)
     print(_line(f"{args.file} (int8)", metrics))
     print(_line(f"{args.file} (fp32)", fp32))
     key = "accuracy" if "accuracy" in fp32 else "pearson"
     print(f"int8 vs fp32: {key} {metrics[key] - fp32[key]:+.4f}; " + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()))
+    _print_report(report)
     return 0
+
+
+def _print_report(report) -> None:
+    if report is not None:
+        from berts.metrics.report import print_report
+
+        print_report(report)

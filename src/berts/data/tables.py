@@ -201,7 +201,9 @@ def _datasets_objects(path: Path, problems: _Problems) -> Iterator[tuple[int, di
         raise UserError(f"{path}: is a directory, expected a data file or a `datasets` save_to_disk directory "
                         "(no state.json)")
     try:
-        from datasets import load_from_disk
+        from datasets import disable_progress_bars, load_from_disk
+
+        disable_progress_bars()  # a progress bar on stderr for a local read: noise before our one-line errors
     except ImportError:
         raise UserError(f"{path}: reading a saved dataset needs the datasets library (pip install datasets)") from None
     try:
