@@ -61,7 +61,7 @@ class MultipleChoiceHead(Objective, nn.Linear):
 
     def forward(self, enc, batch, picked):
         logits = F.linear(self.dropout(enc.pooler_output), self.weight, self.bias)  # [B*C, 1]
-        logits = logits.view(-1, int(batch["num_choices"]))  # [B, C]
+        logits = logits.view(-1, batch["num_choices"])  # [B, C] (no int(): a traced export keeps C dynamic)
         mask = batch.get("choice_mask")
         if mask is not None:  # padded choices: probability 0
             logits = logits.masked_fill(mask == 0, torch.finfo(logits.dtype).min)
@@ -79,6 +79,7 @@ class BertForMultipleChoice(BertTaskModel):
 
     hf_architectures = {"bert": "BertForMultipleChoice", "albert": "AlbertForMultipleChoice"}
     objective_names = ("classifier",)
+    choice_inputs = True  # inputs [B, C, S] (serve/export.py exports and checks them so)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
