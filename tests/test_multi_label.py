@@ -161,6 +161,17 @@ def test_finetune_evaluate_predict_through_the_command_line(base, tmp_path, caps
         assert set(r["labels"]) == on
         assert r["probabilities"] == {n: round(float(x), 6) for n, x in zip(pred.names, p)}
 
+    # int8 (torch dynamic): reported against fp32; berts compare: an fp32 and an int8 row
+    assert cli(["evaluate", str(out / "final"), str(dev), "--json", "--int8"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    assert q["fp32"] == {k: v for k, v in result.items() if k not in ("report", "examples")}
+    from berts.tools.compare import compare
+
+    fp32_row, int8_row = compare([out / "final"], dev, int8=True, latency_examples=8, repeats=1)
+    assert fp32_row["metric"] == "micro_f1" and fp32_row["score"] == pytest.approx(expected["micro_f1"])
+    assert int8_row["score"] == pytest.approx(q["micro_f1"])
+    assert int8_row["agreement"] == pytest.approx(q["int8_vs_fp32"]["agreement"])
+
     bad = tmp_path / "bad.tsv"
     bad.write_text("text\tlabel\nthe dog\tanimal\na tree\tplant\n")
     capsys.readouterr()

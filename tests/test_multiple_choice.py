@@ -188,6 +188,19 @@ def test_finetune_evaluate_predict_through_the_command_line(base, tmp_path, caps
         assert p["probability"] == pytest.approx(float(q.max()), abs=1e-6)
         assert len(p["probabilities"]) == len(e.choices)
 
+    # int8 (torch dynamic): reported against fp32; berts compare: an fp32 and an int8 row
+    assert cli(["evaluate", str(out / "final"), str(dev), "--json", "--int8"]) == 0
+    q = json.loads(capsys.readouterr().out)
+    assert q["fp32"] == {k: v for k, v in result.items() if k not in ("report", "examples")}
+    assert 0 <= q["int8_vs_fp32"]["agreement"] <= 1 and q["examples"] == 20
+    from berts.tools.compare import compare
+
+    fp32_row, int8_row = compare([out / "final"], dev, int8=True, latency_examples=8, repeats=1)
+    assert fp32_row["metric"] == "accuracy" and fp32_row["score"] == pytest.approx(by_hand)
+    assert int8_row["precision"] == "int8" and int8_row["score"] == pytest.approx(q["accuracy"])
+    assert int8_row["agreement"] == pytest.approx(q["int8_vs_fp32"]["agreement"])
+    assert fp32_row["latency_b1_ms"] > 0 and fp32_row["flops_per_token"] > 0
+
     bad = write_jsonl(tmp_path / "bad.jsonl", rows(2, 3) + [{"context": "x", "choices": [], "label": 0}])
     target = tmp_path / "never.jsonl"
     capsys.readouterr()

@@ -93,6 +93,17 @@ def format_report(report: dict) -> str:
     return "\n".join(lines)
 
 
+def metrics_line(name: str, metrics: dict) -> str:
+    """``name: key value  key value ...`` (floats to 4 places; a nested dict as ``outer.inner``)."""
+    flat = {}
+    for k, v in metrics.items():
+        if isinstance(v, dict):
+            flat.update({f"{k}.{i}": x for i, x in v.items()})
+        else:
+            flat[k] = v
+    return f"{name}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in flat.items())
+
+
 def print_report(report: dict, file=None) -> None:
     print(format_report(report), file=file)
 

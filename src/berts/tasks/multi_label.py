@@ -217,6 +217,8 @@ def _model_class():
 class MultiLabelPredictor:
     """A fine-tuned multi-label directory, ready to serve: the labels at or above their thresholds."""
 
+    exit = None  # no early exit (berts compare asks)
+
     def __init__(self, model, tokenizer, settings: dict):
         from berts.data.labels import LabelMap
 
@@ -228,7 +230,7 @@ class MultiLabelPredictor:
         self.label_sep = saved.get("label_sep", "|")
 
     @classmethod
-    def from_pretrained(cls, directory, device: str = "auto") -> "MultiLabelPredictor":
+    def from_pretrained(cls, directory, device: str = "auto", int8: bool = False) -> "MultiLabelPredictor":
         from berts.data.tables import SETTINGS_KEY
         from berts.hf import load
         from berts.tokenizer.wordpiece import load_tokenizer
@@ -239,7 +241,26 @@ class MultiLabelPredictor:
             raise UserError(f"{directory}: not a multi-label classifier (config.json's problem_type is "
                             f"{getattr(model.config, 'problem_type', None)!r})")
         model.to(resolve_device(device)).eval()
+        if int8:  # torch's dynamic int8 Linears (CPU), as berts.Classifier's
+            from berts.compress.transforms import quantize_int8
+
+            if model.device.type != "cpu":
+                raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
+            model = quantize_int8(model)
         return cls(model, load_tokenizer(directory), dict(model.config.extra.get(SETTINGS_KEY) or {}))
+
+    def decisions(self, logits: np.ndarray) -> np.ndarray:
+        """[N, L] bool: each label on or off at its threshold."""
+        return 1 / (1 + np.exp(-logits.astype(np.float64))) >= self.thresholds[None, :]
+
+    def compare_score(self, logits, ds) -> tuple[str, float]:
+        return "micro_f1", f1s(ds.labels, self.decisions(logits))[0]
+
+    def compare_agreement(self, fp32, other) -> dict:
+        """int8 against fp32: the share of equal (row, label) decisions, the largest probability difference."""
+        pa, pb = (1 / (1 + np.exp(-x.astype(np.float64))) for x in (fp32, other))
+        return {"agreement": float((self.decisions(fp32) == self.decisions(other)).mean()),
+                "max_prob_diff": float(np.abs(pa - pb).max())}
 
     def dataset(self, examples, max_length: int | None = None) -> MultiLabelDataset:
         return MultiLabelDataset(examples, self.tokenizer, self.names,
@@ -261,13 +282,22 @@ class MultiLabelPredictor:
 
 def evaluate_command(args, data_settings) -> int:
     """``berts evaluate DIR FILE`` for a multi-label directory: the metrics at the saved thresholds."""
-    from berts.metrics.report import print_report, save_report_png
+    from berts.metrics.report import metrics_line, print_report, save_report_png
 
-    pred = MultiLabelPredictor.from_pretrained(args.model, device=args.device)
+    pred = MultiLabelPredictor.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     d = data_settings(args, pred.settings, labels=True)
     examples, _ = read_multi_label(args.file, d, pred.label_sep)
     ds = pred.dataset(examples, d.max_length)  # an unknown label: an error naming file and line
-    metrics = score(pred.logits(ds, args.batch_size), ds.labels, pred.thresholds, pred.names)
+    fp32 = pred.logits(ds, args.batch_size)
+    metrics = score(fp32, ds.labels, pred.thresholds, pred.names)
+    if args.int8:  # reported against fp32, never alone
+        from berts.compress.transforms import quantize_int8
+
+        quantize_int8(pred.model)
+        int8 = pred.logits(ds, args.batch_size)
+        fp32_metrics = {k: v for k, v in metrics.items() if k != "report"}
+        metrics = dict(score(int8, ds.labels, pred.thresholds, pred.names), fp32=fp32_metrics,
+                       int8_vs_fp32=pred.compare_agreement(fp32, int8))
     metrics["examples"] = len(ds)
     report = metrics.pop("report")
     if getattr(args, "report_png", None):
@@ -275,8 +305,7 @@ def evaluate_command(args, data_settings) -> int:
     if args.json:
         print(json.dumps(dict(metrics, report=report)))
     else:
-        print(f"{args.file}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in metrics.items()))
+        print(metrics_line(args.file, metrics))
         print_report(report)
     return 0
 
@@ -302,3 +331,15 @@ def predict_command(args, data_settings) -> int:
     else:
         sys.stdout.writelines(lines)
     return 0
+
+
+def compare_entries(directory, eval_file, data_settings, data_args, *, int8: bool = False, device: str = "cpu"):
+    """`berts compare`'s rows of a multi-label directory: [(predictor, dataset, precision)];
+    ``data_settings(settings, data_args)``: compare's data flags over the model's settings."""
+    pred = MultiLabelPredictor.from_pretrained(directory, device=device)
+    d = data_settings(pred.settings, data_args)
+    ds = pred.dataset(read_multi_label(eval_file, d, pred.label_sep)[0], d.max_length)
+    out = [(pred, ds, "fp32")]
+    if int8:
+        out.append((MultiLabelPredictor.from_pretrained(directory, device=device, int8=True), ds, "int8"))
+    return out

@@ -186,6 +186,8 @@ class MultipleChoiceDataset:
         has = [e.label is not None for e in self.examples]
         self.labels = np.array([e.label for e in self.examples], dtype=np.int64) if all(has) else None
         self.num_choices = np.array([len(e.seconds) for e in self.examples], dtype=np.int64)
+        # per example: its longest choice's tokens (`berts compare`'s FLOPs count each choice as a sequence)
+        self.lengths = np.array([max(len(x) for x in ids) for ids in self.ids], dtype=np.int64)
 
     def __len__(self) -> int:
         return len(self.examples)
@@ -224,7 +226,9 @@ def choice_logits(model, dataset: MultipleChoiceDataset, batch_size: int = 64, d
     """Logits [N, Cmax] of every example in order (a row's missing choices: -inf)."""
     from berts.model.runner import rows
 
-    cmax = int(dataset.num_choices.max())
+    # the most choices of any row (a view of the dataset for timing, compare's _Subset: its rows')
+    n = dataset.num_choices if hasattr(dataset, "num_choices") else dataset.ds.num_choices[dataset.idx]
+    cmax = int(n.max())
 
     def forward(b):
         logits = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
@@ -281,11 +285,13 @@ class MultipleChoiceTask(ModelTask):
 class ChoicePredictor:
     """A fine-tuned multiple-choice directory, ready to serve (``berts predict`` / ``evaluate``)."""
 
+    exit = None  # no early exit (berts compare asks)
+
     def __init__(self, model, tokenizer, settings: dict):
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
 
     @classmethod
-    def from_pretrained(cls, directory, device: str = "auto") -> "ChoicePredictor":
+    def from_pretrained(cls, directory, device: str = "auto", int8: bool = False) -> "ChoicePredictor":
         from berts.data.tables import SETTINGS_KEY
         from berts.hf import load
         from berts.tokenizer.wordpiece import load_tokenizer
@@ -295,7 +301,22 @@ class ChoicePredictor:
         if not isinstance(model, BertForMultipleChoice):
             raise UserError(f"{directory}: a {type(model).__name__}, not a multiple-choice model")
         model.to(resolve_device(device)).eval()
+        if int8:  # torch's dynamic int8 Linears (CPU), as berts.Classifier's
+            from berts.compress.transforms import quantize_int8
+
+            if model.device.type != "cpu":
+                raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
+            model = quantize_int8(model)
         return cls(model, load_tokenizer(directory), dict(model.config.extra.get(SETTINGS_KEY) or {}))
+
+    def compare_score(self, logits, ds) -> tuple[str, float]:
+        return "accuracy", float((logits.argmax(-1) == ds.labels).mean())
+
+    def compare_agreement(self, fp32, other) -> dict:
+        """int8 against fp32: the share of equal choices, the largest probability difference."""
+        pa, pb = (torch.from_numpy(x).softmax(-1).numpy() for x in (fp32, other))
+        return {"agreement": float((pa.argmax(-1) == pb.argmax(-1)).mean()),
+                "max_prob_diff": float(np.nan_to_num(np.abs(pa - pb)).max())}
 
     def dataset(self, examples, max_length: int | None = None) -> MultipleChoiceDataset:
         return MultipleChoiceDataset(examples, self.tokenizer,
@@ -319,13 +340,21 @@ class ChoicePredictor:
 def evaluate_command(args, data_settings) -> int:
     """``berts evaluate DIR FILE`` for a multiple-choice directory: accuracy, loss, the report
     (``data_settings(args, settings, labels=)``: the command's data flags over the model's)."""
-    from berts.metrics.report import print_report, save_report_png
+    from berts.metrics.report import metrics_line, print_report, save_report_png
 
-    pred = ChoicePredictor.from_pretrained(args.model, device=args.device)
+    pred = ChoicePredictor.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     d = data_settings(args, pred.settings, labels=True)
     examples, _ = read_choices(args.file, d)
     ds = pred.dataset(examples, d.max_length)
-    metrics = score(pred.logits(ds, args.batch_size), ds.labels)
+    fp32 = pred.logits(ds, args.batch_size)
+    metrics = score(fp32, ds.labels)
+    if args.int8:  # reported against fp32, never alone
+        from berts.compress.transforms import quantize_int8
+
+        quantize_int8(pred.model)
+        int8 = pred.logits(ds, args.batch_size)
+        fp32_metrics = {k: v for k, v in metrics.items() if k != "report"}
+        metrics = dict(score(int8, ds.labels), fp32=fp32_metrics, int8_vs_fp32=pred.compare_agreement(fp32, int8))
     metrics["examples"] = len(ds)
     report = metrics.pop("report")
     if getattr(args, "report_png", None):
@@ -333,8 +362,7 @@ def evaluate_command(args, data_settings) -> int:
     if args.json:
         print(json.dumps(dict(metrics, report=report)))
     else:
-        print(f"{args.file}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                          for k, v in metrics.items()))
+        print(metrics_line(args.file, metrics))
         print_report(report)
     return 0
 
@@ -355,3 +383,15 @@ def predict_command(args, data_settings) -> int:
     else:
         sys.stdout.writelines(lines)
     return 0
+
+
+def compare_entries(directory, eval_file, data_settings, data_args, *, int8: bool = False, device: str = "cpu"):
+    """`berts compare`'s rows of a multiple-choice directory: [(predictor, dataset, precision)];
+    ``data_settings(settings, data_args)``: compare's data flags over the model's settings."""
+    pred = ChoicePredictor.from_pretrained(directory, device=device)
+    d = data_settings(pred.settings, data_args)
+    ds = pred.dataset(read_choices(eval_file, d)[0], d.max_length)
+    out = [(pred, ds, "fp32")]
+    if int8:
+        out.append((ChoicePredictor.from_pretrained(directory, device=device, int8=True), ds, "int8"))
+    return out
