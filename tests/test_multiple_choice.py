@@ -208,3 +208,12 @@ def test_finetune_evaluate_predict_through_the_command_line(base, tmp_path, caps
     err = capsys.readouterr().err.strip()
     assert err.endswith("bad.jsonl:3: 0 choices (a row needs at least one)") and "\n" not in err
     assert not target.exists()  # nothing written
+
+
+def test_early_exit_is_refused_in_one_line(tmp_path, capsys):
+    assert cli(["finetune", "--task", "multiple-choice", "--early-exit", "--model", tmp_path, "--train",
+                tmp_path / "t.jsonl", "--out", tmp_path / "o"]) == 2
+    assert capsys.readouterr().err.strip().endswith(
+        "--early-exit trains FastBERT's exits on a sequence classifier (--task classification or regression), "
+        "not on a --task multiple-choice model")
+    assert not (tmp_path / "o").exists()
