@@ -177,3 +177,36 @@ def test_finetune_evaluate_predict_through_the_command_line(base, tmp_path, caps
     capsys.readouterr()
     assert cli(["evaluate", str(out / "final"), str(bad), "--device", "cpu"]) == 2
     assert capsys.readouterr().err.strip().endswith("bad.tsv:3: unknown label 'plant' (known: animal, colour, place)")
+
+
+def test_python_api(tmp_path, tiny_config):
+    """berts.MultiLabelPredictor / berts.ChoicePredictor on directories saved by hand: the API's
+    answers are the probabilities of the model's own logits, at the saved thresholds."""
+    import berts
+    from berts.tokenizer.wordpiece import Tokenizer
+
+    tok = Tokenizer.from_vocab({t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS])})
+    cfg = tiny_config.replace(vocab_size=tok.vocab_size, num_labels=2, problem_type="multi_label_classification",
+                              id2label={0: "x", 1: "y"}, label2id={"x": 0, "y": 1})
+    model = randomize(BertForSequenceClassification(cfg)).eval()
+    model.config.extra["berts_multi_label"] = {"thresholds": [0.2, 0.9], "label_sep": "|"}
+    model.save_pretrained(tmp_path / "ml", tokenizer=tok)
+    (row,) = berts.MultiLabelPredictor.from_pretrained(tmp_path / "ml", device="cpu").predict(["the big dog"])
+    enc = tok(["the big dog"])
+    with torch.no_grad():
+        p = torch.sigmoid(model(input_ids=torch.tensor(enc["input_ids"])).logits[0]).tolist()
+    assert row["probabilities"] == {"x": round(p[0], 6), "y": round(p[1], 6)}
+    assert set(row["labels"]) == {n for n, q, t in zip("xy", p, (0.2, 0.9)) if q >= t}
+
+    from berts.tasks.multiple_choice import BertForMultipleChoice
+
+    mc = randomize(BertForMultipleChoice(tiny_config.replace(vocab_size=tok.vocab_size))).eval()
+    mc.save_pretrained(tmp_path / "mc", tokenizer=tok)
+    (out,) = berts.ChoicePredictor.from_pretrained(tmp_path / "mc", device="cpu").predict(
+        [{"question": "the dog", "choices": ["sat", "ran", "flew"]}])
+    enc = tok(["the dog"] * 3, ["sat", "ran", "flew"])
+    with torch.no_grad():
+        q = mc(input_ids=torch.tensor(enc["input_ids"])[None],
+               token_type_ids=torch.tensor(enc["token_type_ids"])[None]).logits[0].softmax(-1)
+    assert out["choice"] == int(q.argmax()) and out["text"] == ["sat", "ran", "flew"][out["choice"]]
+    assert out["probabilities"] == pytest.approx(q.tolist(), abs=1e-6)

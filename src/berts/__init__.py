@@ -26,13 +26,15 @@ _LAZY = {
     "load": "berts.hf", "load_config": "berts.hf",
     "Classifier": "berts.serve.predict",
     "TextGenerator": "berts.serve.generate",
+    "BertForMultipleChoice": "berts.tasks.multiple_choice", "ChoicePredictor": "berts.tasks.multiple_choice",
+    "MultiLabelPredictor": "berts.tasks.multi_label",
 }
 
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
     "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
-    "Classifier", "TextGenerator",
+    "Classifier", "TextGenerator", "BertForMultipleChoice", "ChoicePredictor", "MultiLabelPredictor",
     "__version__",
 ]
 

@@ -269,6 +269,15 @@ class MultiLabelPredictor:
     def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
         return predict_logits(self.model, dataset, batch_size)
 
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> list[dict]:
+        """``decode`` of the texts (and pairs)::
+
+            MultiLabelPredictor.from_pretrained("runs/topics/best").predict(["wheat and corn prices rose"])
+            # [{"labels": ["grain", "corn"], "probabilities": {"corn": 0.81, "grain": 0.97}}]
+        """
+        examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<text>") for i, t in enumerate(texts)]
+        return self.decode(self.logits(self.dataset(examples), batch_size))
+
     def decode(self, logits: np.ndarray) -> list[dict]:
         """Per row: ``labels`` (on, by probability) and every label's ``probabilities``."""
         probs = 1 / (1 + np.exp(-logits.astype(np.float64)))

@@ -164,6 +164,19 @@ def read_choices(path, d, *, labels: bool = True) -> tuple[list[ChoiceExample], 
     return out, report
 
 
+def _example(row: dict) -> ChoiceExample:
+    """A ChoiceExample from a dict as the files hold (the API's input)."""
+    choices = tuple(row.get("choices") or ())
+    if not choices:
+        raise UserError("a row needs at least one choice")
+    context, question = row.get("context"), row.get("question")
+    if context is None and question is None:
+        raise UserError("a row needs a context or a question")
+    first = context if context is not None else question
+    seconds = tuple(f"{question} {c}" if context is not None and question is not None else c for c in choices)
+    return ChoiceExample(first, seconds, choices, row.get("label"))
+
+
 class MultipleChoiceDataset:
     """Tokenized once; ``ds[(epoch, step, indices)]`` is a batch [B, C, W], C the batch's most
     choices, W = pad_width of its longest sequence (<= max_length)."""
@@ -325,8 +338,15 @@ class ChoicePredictor:
     def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
         return choice_logits(self.model, dataset, batch_size)
 
-    def predict(self, examples: list[ChoiceExample], batch_size: int = 64) -> list[dict]:
-        """Per example: ``choice`` (index), ``text`` (the choice) and ``probability``."""
+    def predict(self, examples, batch_size: int = 64) -> list[dict]:
+        """Per example (a ChoiceExample, or a dict with ``context`` and/or ``question`` and
+        ``choices``): ``choice`` (index), ``text`` (the choice), ``probability`` and every choice's
+        ``probabilities``::
+
+            ChoicePredictor.from_pretrained("runs/mc/best").predict(
+                [{"question": "2 + 2 =", "choices": ["3", "4", "5"]}])  # [{"choice": 1, "text": "4", ...}]
+        """
+        examples = [e if isinstance(e, ChoiceExample) else _example(e) for e in examples]
         logits = self.logits(self.dataset(examples), batch_size)
         probs = torch.from_numpy(logits).softmax(-1).numpy()
         out = []
