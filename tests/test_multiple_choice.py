@@ -201,6 +201,14 @@ def test_finetune_evaluate_predict_through_the_command_line(base, tmp_path, caps
     assert int8_row["agreement"] == pytest.approx(q["int8_vs_fp32"]["agreement"])
     assert fp32_row["latency_b1_ms"] > 0 and fp32_row["flops_per_token"] > 0
 
+    capsys.readouterr()
+    assert cli(["predict", str(out / "final"), str(dev), "--int8"]) == 0
+    printed = capsys.readouterr()
+    assert len(printed.out.splitlines()) == 20
+    assert "predict --int8: against fp32 on the first 20 examples: agreement" in printed.err
+    assert cli(["evaluate", str(out / "final"), str(dev), "--speed", "0.3"]) == 2
+    assert "--speed: early exit is for classification directories" in capsys.readouterr().err
+
     bad = write_jsonl(tmp_path / "bad.jsonl", rows(2, 3) + [{"context": "x", "choices": [], "label": 0}])
     target = tmp_path / "never.jsonl"
     capsys.readouterr()

@@ -226,3 +226,16 @@ def task_server(directory):
     if spec is None or spec.serve in ("classifier", None):
         return None
     return spec.serve
+
+
+def check_task_serving(args, directory) -> None:
+    """Early exit (--speed / --exit / --patience / --sweep) is classification's: refused in one line
+    for a task with its own serving."""
+    asked = [f for f in ("speed", "exit", "patience") if getattr(args, f, None) is not None]
+    if getattr(args, "sweep", False):
+        asked.append("sweep")
+    if asked:
+        from berts.errors import UserError
+
+        raise UserError(f"{directory}: --{asked[0]}: early exit is for classification directories "
+                        f"(berts finetune --early-exit), not this task's")

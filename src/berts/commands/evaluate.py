@@ -10,7 +10,9 @@ from berts.commands.common import add_data_arguments, data_settings
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="print the metrics of a fine-tuned model on a labelled file",
-        description="Evaluate a fine-tuned classification/regression directory on a TSV/CSV/JSONL file. "
+        description="Evaluate a fine-tuned directory (classification, regression, multiple choice, multi-label) "
+                    "on a TSV/CSV/JSONL/parquet file or a `datasets` directory: the metrics, and per class "
+                    "precision/recall/F1 with the confusion matrix. "
                     "Columns default to those the model was fine-tuned with. A label the model does not "
                     "know is an error naming the file and line.")
     p.add_argument("model", metavar="MODEL_DIR", help="a fine-tuned model directory (e.g. OUT/best)")
@@ -54,11 +56,13 @@ def _sweep(args, clf, ds) -> int:
 
 
 def run(args) -> int:
-    from berts.commands.common import task_server
+    from berts.commands.common import check_task_serving, task_server
 
     server = task_server(args.model)
     if server is not None:  # a task with its own serving (multiple choice, multi-label, ...)
         from berts.tasks.registry import load
+
+        check_task_serving(args, args.model)
 
         return load(f"{server}:evaluate_command")(args, data_settings)
     from berts.serve.predict import Classifier, agreement, check_batch_size

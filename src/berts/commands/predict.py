@@ -97,11 +97,13 @@ def _format(args, settings: dict, path: Path | None) -> str:
 
 
 def run(args) -> int:
-    from berts.commands.common import task_server
+    from berts.commands.common import check_task_serving, task_server
 
     server = task_server(args.model)
     if server is not None:  # a task with its own serving (multiple choice, multi-label, ...)
         from berts.tasks.registry import load
+
+        check_task_serving(args, args.model)
 
         return load(f"{server}:predict_command")(args, data_settings)
     from berts.compress.transforms import quantize_int8

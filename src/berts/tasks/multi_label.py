@@ -323,9 +323,16 @@ def predict_command(args, data_settings) -> int:
     """``berts predict DIR FILE`` for a multi-label directory: one JSON object per row."""
     if args.file == "-":
         raise UserError("multi-label: give a file, not stdin")
-    pred = MultiLabelPredictor.from_pretrained(args.model, device=args.device)
+    pred = MultiLabelPredictor.from_pretrained(args.model, device="cpu" if args.int8 else args.device, int8=args.int8)
     d = data_settings(args, pred.settings, labels=False)
     examples, _ = read_multi_label(args.file, d, pred.label_sep, labels=False)
+    if args.int8:  # int8 is never reported alone: against fp32 on the first examples
+        check = examples[:512]
+        reference = MultiLabelPredictor.from_pretrained(args.model, device="cpu")
+        versus = pred.compare_agreement(reference.logits(reference.dataset(check, d.max_length), args.batch_size),
+                                        pred.logits(pred.dataset(check, d.max_length), args.batch_size))
+        print(f"predict --int8: against fp32 on the first {len(check)} examples: "
+              + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()), file=sys.stderr)
     rows = pred.decode(pred.logits(pred.dataset(examples, d.max_length), args.batch_size))
     lines = []
     for e, r in zip(examples, rows):

@@ -338,7 +338,7 @@ class ChoicePredictor:
     def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
         return choice_logits(self.model, dataset, batch_size)
 
-    def predict(self, examples, batch_size: int = 64) -> list[dict]:
+    def predict(self, examples, batch_size: int = 64, max_length: int | None = None) -> list[dict]:
         """Per example (a ChoiceExample, or a dict with ``context`` and/or ``question`` and
         ``choices``): ``choice`` (index), ``text`` (the choice), ``probability`` and every choice's
         ``probabilities``::
@@ -347,7 +347,7 @@ class ChoicePredictor:
                 [{"question": "2 + 2 =", "choices": ["3", "4", "5"]}])  # [{"choice": 1, "text": "4", ...}]
         """
         examples = [e if isinstance(e, ChoiceExample) else _example(e) for e in examples]
-        logits = self.logits(self.dataset(examples), batch_size)
+        logits = self.logits(self.dataset(examples, max_length), batch_size)
         probs = torch.from_numpy(logits).softmax(-1).numpy()
         out = []
         for e, p in zip(examples, probs):
@@ -391,10 +391,17 @@ def predict_command(args, data_settings) -> int:
     """``berts predict DIR FILE`` for a multiple-choice directory: one JSON object per row."""
     if args.file == "-":
         raise UserError("multiple choice: give a file (JSONL rows with context/question and choices), not stdin")
-    pred = ChoicePredictor.from_pretrained(args.model, device=args.device)
+    pred = ChoicePredictor.from_pretrained(args.model, device="cpu" if args.int8 else args.device, int8=args.int8)
     d = data_settings(args, pred.settings, labels=False)
     examples, _ = read_choices(args.file, d, labels=False)  # all read and checked before anything is written
-    results = pred.predict(examples, args.batch_size)
+    if args.int8:  # int8 is never reported alone: against fp32 on the first examples
+        check = examples[:512]
+        reference = ChoicePredictor.from_pretrained(args.model, device="cpu")
+        versus = pred.compare_agreement(reference.logits(reference.dataset(check, d.max_length), args.batch_size),
+                                        pred.logits(pred.dataset(check, d.max_length), args.batch_size))
+        print(f"predict --int8: against fp32 on the first {len(check)} examples: "
+              + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()), file=sys.stderr)
+    results = pred.predict(examples, args.batch_size, d.max_length)
     lines = [json.dumps({"line": e.line, **r}, ensure_ascii=False) + "\n" for e, r in zip(examples, results)]
     if args.out:
         with open(args.out, "w", encoding="utf-8") as f:
