@@ -131,8 +131,8 @@ def reuters() -> None:
     run = OUT / "reuters"
     t0 = time.time()
     sh([PY, "-m", "berts", "finetune", "--task", "multi-label", "--model", MINILM, "--train", paths["train"],
-        "--dev", paths["dev"], "--max-length", "64", "--batch-size", "16", "--epochs", "1", "--lr", "1e-4",
-        "--eval-every", "78", "--out", run, "--overwrite", *COMMON])
+        "--dev", paths["dev"], "--max-length", "48", "--batch-size", "16", "--max-steps", "40", "--lr", "1e-4",
+        "--eval-every", "20", "--out", run, "--overwrite", *COMMON])
     train_s = time.time() - t0
     best_eval = json.loads((run / "best" / "eval_results.json").read_text())
     res = json.loads(sh([PY, "-m", "berts", "evaluate", run / "best", paths["test"], "--json", "--device", "cpu",
