@@ -39,6 +39,15 @@ def test_transformers_computes_the_same_loss_and_logits(tmp_path, tiny_config):
     torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=0)
     by_hand = torch.nn.functional.binary_cross_entropy(torch.sigmoid(a.logits), y)
     torch.testing.assert_close(a.loss, by_hand, atol=1e-5, rtol=0)
+    # and back: a transformers-written multi-label directory loads into berts with the same loss
+    hf = randomize(transformers.BertForSequenceClassification(theirs.config), seed=3).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    ours = BertForSequenceClassification.from_pretrained(tmp_path / "hf").eval()
+    assert ours.classifier.multi_label
+    with torch.no_grad():
+        a, b = ours(**padded_batch(), labels=y), hf(**padded_batch(), labels=y)
+    torch.testing.assert_close(a.logits, b.logits, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a.loss, b.loss, atol=1e-5, rtol=0)
 
 
 def test_metrics_and_thresholds_by_hand():
