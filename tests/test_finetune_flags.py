@@ -148,6 +148,10 @@ def test_show_config_lists_every_key(command, cls, capsys):
     from berts.config.schema import OBJECTIVE_FIELDS  # set by data.objectives, not model.* keys
 
     keys |= {f"model.{f.name}" for f in dataclasses.fields(BertConfig) if f.name not in ("extra", *OBJECTIVE_FIELDS)}
+    if command == "finetune":  # the tasks' own options (berts.tasks.registry): keys of the task: section
+        from berts.tasks import registry
+
+        keys |= {f"task.{name}" for name in registry.all_options()}
     assert set(rows) == keys
     # the value, then the type, then what it is
     assert rows["optim.eps"].split()[1:4] == ["1.0e-06", "(a", "number)"]

@@ -27,6 +27,8 @@ _LAZY = {
     "Classifier": "berts.serve.predict",
     "TextGenerator": "berts.serve.generate",
     "BertForQuestionAnswering": "berts.tasks.qa", "QuestionAnswerer": "berts.serve.qa",
+    "BertForMultipleChoice": "berts.tasks.multiple_choice", "ChoicePredictor": "berts.tasks.multiple_choice",
+    "MultiLabelPredictor": "berts.tasks.multi_label",
 }
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
     "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
     "Classifier", "TextGenerator", "BertForQuestionAnswering", "QuestionAnswerer",
+    "BertForMultipleChoice", "ChoicePredictor", "MultiLabelPredictor",
     "__version__",
 ]
 

@@ -182,7 +182,8 @@ def add_data_arguments(p, *, labels: bool = True) -> None:
     p.add_argument("--pair-column", metavar="COL", help="second text column, for sentence-pair tasks")
     if labels:
         p.add_argument("--label-column", metavar="COL", help="label column (name or 0-based index)")
-    p.add_argument("--format", choices=("auto", "tsv", "csv", "jsonl"), help="file format (default: by extension)")
+    p.add_argument("--format", choices=("auto", "tsv", "csv", "jsonl", "parquet", "datasets"),
+                   help="file format (default: by extension; a directory: a `datasets` save_to_disk)")
     p.add_argument("--header", choices=("auto", "yes", "no"), help="whether the first row names the columns")
     p.add_argument("--skip-bad-rows", action="store_true", default=None,
                    help="skip malformed rows (and count them) instead of stopping at the first")
@@ -218,3 +219,24 @@ def data_settings(args, settings: dict, *, labels: bool):
     if not labels:
         data.label_column = None
     return data
+
+
+def task_server(directory):
+    """The module that serves a fine-tuned directory of a task with its own serving, or None
+    (berts.serve.load.served_by: config.json alone, no torch)."""
+    from berts.serve.load import served_by
+
+    return served_by(directory)
+
+
+def check_task_serving(args, directory) -> None:
+    """Early exit (--speed / --exit / --patience / --sweep) is classification's: refused in one line
+    for a task with its own serving."""
+    asked = [f for f in ("speed", "exit", "patience") if getattr(args, f, None) is not None]
+    if getattr(args, "sweep", False):
+        asked.append("sweep")
+    if asked:
+        from berts.errors import UserError
+
+        raise UserError(f"{directory}: --{asked[0]}: early exit is for classification directories "
+                        f"(berts finetune --early-exit), not this task's")

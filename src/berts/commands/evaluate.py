@@ -12,7 +12,9 @@ from berts.util.values import count
 def register(subparsers) -> None:
     p = subparsers.add_parser(
         "evaluate", help="print the metrics of a fine-tuned model on a labelled file",
-        description="Evaluate a fine-tuned classification/regression directory on a TSV/CSV/JSONL file. "
+        description="Evaluate a fine-tuned directory (classification, regression, multiple choice, multi-label) "
+                    "on a TSV/CSV/JSONL/parquet file or a `datasets` directory: the metrics, and per class "
+                    "precision/recall/F1 with the confusion matrix. "
                     "Columns default to those the model was fine-tuned with. A label the model does not "
                     "know is an error naming the file and line. A question-answering directory takes a SQuAD "
                     "JSON / JSONL file: SQuAD EM/F1 (v2.0 at the threshold chosen on dev) or CMRC's for Chinese.")
@@ -24,6 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("--int8", action="store_true",
                    help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
+    p.add_argument("--report-png", metavar="FILE",
+                   help="also draw the per-class precision/recall/F1 and the confusion matrix as a PNG")
     from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)
@@ -54,12 +58,16 @@ def _sweep(args, clf, ds) -> int:
 
 
 def run(args) -> int:
+    from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
     from berts.tasks.registry import load
 
-    server = served_by(args.model)  # a task served elsewhere (question answering: berts.serve.qa)
+    server = served_by(args.model)  # a task with its own serving (question answering, multiple choice, ...)
     if server is not None:
-        return load(f"{server}:evaluate_command")(args)
+        check_task_serving(args, args.model)
+        return load(f"{server}:evaluate_command")(args, data_settings)
+    if args.question is not None or args.context is not None:
+        raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table
@@ -83,6 +91,10 @@ def run(args) -> int:
     def score(logits):
         m = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
         m["examples"] = len(ds)
+        if not clf.regression:  # per-class precision / recall / F1 and the confusion matrix
+            from berts.metrics.report import classification_report
+
+            m["report"] = classification_report(ds.labels, logits.argmax(-1), clf.label_map.names)
         return m
 
     from berts.compress.early_exit.exits import apply_exit_arguments
@@ -101,7 +113,7 @@ def run(args) -> int:
         if args.json:
             metrics["exit_layers"] = [int(x) for x in clf.exit_layers]
         else:
-            print(_line(args.file, {k: v for k, v in metrics.items() if k != "exit_counts"}))
+            print(_line(args.file, {k: v for k, v in metrics.items() if k not in ("exit_counts", "report")}))
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
@@ -112,15 +124,30 @@ def run(args) -> int:
         fp32, metrics = metrics, score(int8_logits)
         metrics["fp32"] = {k: v for k, v in fp32.items() if k != "examples"}
         metrics["int8_vs_fp32"] = agreement(fp32_logits, int8_logits, clf.regression)
+    if args.report_png and "report" in metrics:
+        from berts.metrics.report import save_report_png
+
+        save_report_png(metrics["report"], args.report_png, title=f"{args.model} on {args.file}")
     if args.json:
         print(json.dumps(metrics))
         return 0
+    report = metrics.pop("report", None)
     if not args.int8:
         print(_line(args.file, metrics))
+        _print_report(report)
         return 0
     fp32, versus = metrics.pop("fp32"), metrics.pop("int8_vs_fp32")
+    fp32.pop("report", None)
     print(_line(f"{args.file} (int8)", metrics))
     print(_line(f"{args.file} (fp32)", fp32))
     key = "accuracy" if "accuracy" in fp32 else "pearson"
     print(f"int8 vs fp32: {key} {metrics[key] - fp32[key]:+.4f}; " + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()))
+    _print_report(report)
     return 0
+
+
+def _print_report(report) -> None:
+    if report is not None:
+        from berts.metrics.report import print_report
+
+        print_report(report)

@@ -104,12 +104,14 @@ def _format(args, settings: dict, path: Path | None) -> str:
 
 
 def run(args) -> int:
+    from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
     from berts.tasks.registry import load
 
-    server = served_by(args.model)  # a task served elsewhere (question answering: berts.serve.qa)
+    server = served_by(args.model)  # a task with its own serving (question answering, multiple choice, ...)
     if server is not None:
-        return load(f"{server}:predict_command")(args)
+        check_task_serving(args, args.model)
+        return load(f"{server}:predict_command")(args, data_settings)
     if args.question is not None or args.context is not None:
         raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     from berts.compress.transforms import quantize_int8

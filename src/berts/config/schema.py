@@ -76,7 +76,7 @@ class FinetuneData:
     train: str | None = None
     dev: str | None = None
     task: str = "classification"  # a name in berts.tasks.registry (checked by validate)
-    format: Literal["auto", "tsv", "csv", "jsonl"] = "auto"
+    format: Literal["auto", "tsv", "csv", "jsonl", "parquet", "datasets"] = "auto"
     header: bool | Literal["auto"] = "auto"
     text_column: str = "text"  # a header name or a 0-based index
     pair_column: str | None = None

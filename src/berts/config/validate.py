@@ -156,6 +156,9 @@ def check_finetune_config(cfg) -> None:
     d, m, t = cfg.data, cfg.model, cfg.train
     scratch = m.preset or m.config
     if t.early_exit:  # FastBERT's exits (compress/early_exit/exits.py): on a fine-tuned classifier, from unlabelled text
+        if d.task not in ("classification", "regression"):
+            raise UserError(f"--early-exit trains FastBERT's exits on a sequence classifier (--task classification "
+                            f"or regression), not on a --task {d.task} model")
         if not m.init_from:
             raise UserError("--early-exit trains the exits of a fine-tuned classifier: give --model DIR "
                             "(model.init_from)")

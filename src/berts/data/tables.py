@@ -1,4 +1,5 @@
-"""Labelled rows from GLUE-style TSV, CSV and JSONL files: the readers and header detection.
+"""Labelled rows from GLUE-style TSV, CSV and JSONL files, parquet files and `datasets`
+directories (``save_to_disk``): the readers and header detection.
 
 ``read_examples`` reads one file into :class:`Example` rows and a :class:`ReadReport`
 (label strings become ids in berts.data.labels; the rows become batches in
@@ -7,6 +8,11 @@ berts.data.classification).
 TSV is split on tabs only: quote characters are text (GLUE's files hold unbalanced quotes),
 which is ``csv.QUOTE_NONE``. CSV uses standard quoting (a quoted field may span lines).
 Columns are named by header name or by 0-based index (negative counts from the end).
+Parquet and `datasets` rows are records like JSONL's (fields by name); their "line" in an error
+is the 1-based row number.
+
+``read_records`` gives any of these as ``(line, {field: value})`` records, for tasks whose rows
+are not one text and one label (multiple choice's lists of choices, multi-label's label lists).
 """
 from __future__ import annotations
 
@@ -23,10 +29,12 @@ from typing import Any
 from berts.errors import UserError, where
 from berts.util.fileio import check_readable, open_binary
 
-FORMATS = ("tsv", "csv", "jsonl")
+FORMATS = ("tsv", "csv", "jsonl", "parquet", "datasets")
+RECORD_FORMATS = ("jsonl", "parquet", "datasets")  # fields by name, a row is a dict
 TASKS = ("classification", "regression")
 MAX_REPORTED = 5  # bad-row locations kept in a ReadReport
-_EXTENSIONS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+_EXTENSIONS = {".tsv": "tsv", ".txt": "tsv", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl",
+               ".parquet": "parquet", ".pq": "parquet"}
 
 Column = int | str
 
@@ -77,6 +85,7 @@ class _Problems:
 
     def __init__(self, report: ReadReport, skip: bool):
         self.report, self.skip = report, skip
+        self.row = 0  # parquet / datasets: the row number, their "line"
 
     def bad(self, line: int, reason: str, message: str) -> None:
         location = f"{where(self.report.path, line)}: {message}"
@@ -164,6 +173,84 @@ def _jsonl_objects(path: Path, problems: _Problems) -> Iterator[tuple[int, dict]
             problems.bad(lineno, bad.reason, bad.message)
             continue
         yield lineno, obj
+
+
+def _parquet_objects(path: Path, problems: _Problems) -> Iterator[tuple[int, dict]]:
+    """(row number, record) of a parquet file (pyarrow, which `datasets` brings)."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise UserError(f"{path}: reading parquet needs pyarrow (pip install pyarrow, or datasets)") from None
+    try:
+        table = pq.read_table(path)
+    except Exception as exc:  # pyarrow's own errors: not a parquet file, truncated
+        raise UserError(f"{path}: cannot read as parquet ({str(exc).splitlines()[0]})") from None
+    for batch in table.to_batches():
+        for row in batch.to_pylist():
+            problems.row += 1
+            yield problems.row, row
+
+
+def _datasets_objects(path: Path, problems: _Problems) -> Iterator[tuple[int, dict]]:
+    """(row number, record) of a `datasets` directory (``Dataset.save_to_disk``; a DatasetDict's
+    directory needs its split named: ``DIR/train``)."""
+    if (path / "dataset_dict.json").is_file():
+        splits = sorted(p.name for p in path.iterdir() if p.is_dir())
+        raise UserError(f"{path}: a DatasetDict: name one split's directory ({', '.join(splits)})")
+    if not (path / "state.json").is_file():
+        raise UserError(f"{path}: is a directory, expected a data file or a `datasets` save_to_disk directory "
+                        "(no state.json)")
+    try:
+        from datasets import disable_progress_bars, load_from_disk
+
+        disable_progress_bars()  # a progress bar on stderr for a local read: noise before our one-line errors
+    except ImportError:
+        raise UserError(f"{path}: reading a saved dataset needs the datasets library (pip install datasets)") from None
+    try:
+        ds = load_from_disk(str(path))
+    except Exception as exc:
+        raise UserError(f"{path}: cannot load the saved dataset ({str(exc).splitlines()[0]})") from None
+    for row in ds:
+        problems.row += 1
+        yield problems.row, dict(row)
+
+
+def _objects(path: Path, fmt: str, problems: _Problems) -> Iterator[tuple[int, dict]]:
+    if fmt == "parquet":
+        return _parquet_objects(path, problems)
+    if fmt == "datasets":
+        return _datasets_objects(path, problems)
+    return _jsonl_objects(path, problems)
+
+
+def read_records(path: str | os.PathLike, *, format: str = "auto", skip_bad_rows: bool = False
+                 ) -> tuple[list[tuple[int, dict]], ReadReport]:
+    """Every row of a JSONL, parquet or `datasets` file as ``(line, {field: value})`` (a TSV/CSV
+    with a header row too, its cells as strings), and the ReadReport (rows = records read)."""
+    path = Path(path)
+    fmt = _format_of(path, format)
+    if fmt != "datasets":
+        check_readable(path, "a data file")
+    report = ReadReport(path=str(path), format=fmt)
+    problems = _Problems(report, skip_bad_rows)
+    if fmt in RECORD_FORMATS:
+        records = list(_objects(path, fmt, problems))
+    else:
+        rows = list((_tsv_rows if fmt == "tsv" else _csv_rows)(path, problems))
+        if not rows:
+            raise UserError(f"{path}: no rows")
+        names = [c.strip() for c in rows[0][1]]
+        report.header = names
+        records = []
+        for lineno, cells in rows[1:]:
+            if len(cells) != len(names):
+                problems.bad(lineno, "wrong column count", f"expected {len(names)} columns, found {len(cells)}")
+                continue
+            records.append((lineno, dict(zip(names, cells))))
+    report.rows = len(records)
+    if not records:
+        raise UserError(f"{path}: no rows")
+    return records, report
 
 
 # ----------------------------------------------------------------------------- columns and cells
@@ -259,12 +346,14 @@ def _format_of(path: Path, fmt: str) -> str:
         if fmt not in FORMATS:
             raise UserError(f"format must be auto, {', '.join(FORMATS)}; got {fmt!r}")
         return fmt
+    if path.is_dir():  # a directory: a `datasets` save_to_disk
+        return "datasets"
     suffixes = [s.lower() for s in path.suffixes]
     if suffixes and suffixes[-1] == ".gz":
         suffixes.pop()
     found = _EXTENSIONS.get(suffixes[-1]) if suffixes else None
     if found is None:
-        raise UserError(f"{path}: cannot tell the format from the file name; say tsv, csv or jsonl")
+        raise UserError(f"{path}: cannot tell the format from the file name; say tsv, csv, jsonl or parquet")
     return found
 
 
@@ -288,11 +377,13 @@ def read_examples(path: str | os.PathLike, *, text_column: Column, text_pair_col
     if text_column is None:
         raise UserError("no text column given")
     fmt = _format_of(path, format)
-    check_readable(path, "a data file")
+    if fmt != "datasets":
+        check_readable(path, "a data file")
     report = ReadReport(path=str(path), format=fmt)
     problems = _Problems(report, skip_bad_rows)
-    if fmt == "jsonl":
-        examples = _read_jsonl(path, text_column, text_pair_column, label_column, task, problems)
+    if fmt in RECORD_FORMATS:
+        examples = _read_jsonl(path, text_column, text_pair_column, label_column, task, problems,
+                               _objects(path, fmt, problems))
     else:
         rows = list((_tsv_rows if fmt == "tsv" else _csv_rows)(path, problems))
         examples = _read_table(path, rows, text_column, text_pair_column, label_column, header, task, problems)
@@ -344,13 +435,14 @@ def _read_table(path: Path, rows: list[tuple[int, list[str]]], text_column: Colu
 
 
 def _read_jsonl(path: Path, text_column: Column, text_pair_column: Column | None, label_column: Column | None,
-                task: str, problems: _Problems) -> list[Example]:
+                task: str, problems: _Problems, objects=None) -> list[Example]:
+    """JSONL's rows (or ``objects``: parquet's, a saved dataset's records) as Examples."""
     for role, column in (("text", text_column), ("text pair", text_pair_column), ("label", label_column)):
         if column is not None and not isinstance(column, str):
             raise UserError(f"{path}: JSONL fields are named: give the {role} field's name, not {column!r}")
     spath = str(path)
     examples = []
-    for lineno, obj in _jsonl_objects(path, problems):
+    for lineno, obj in (objects if objects is not None else _jsonl_objects(path, problems)):
         try:
             for column in (text_column, text_pair_column, label_column):
                 if column is not None and column not in obj:

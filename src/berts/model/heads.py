@@ -70,7 +70,8 @@ def register_task_model(cls):
 # task models defined outside this file, which register themselves when imported: loaded before the
 # registry is read, so that `from berts.hf import load` finds them without `import berts` having run
 # first (berts/__init__.py is lazy, for the command line's speed)
-BUILTIN_TASK_MODULES = ("berts.model.electra", "berts.compress.early_exit.exits", "berts.tasks.qa")
+BUILTIN_TASK_MODULES = ("berts.model.electra", "berts.compress.early_exit.exits", "berts.tasks.qa",
+                        "berts.tasks.multiple_choice")
 
 
 def architectures() -> dict[str, type]:

@@ -1,7 +1,9 @@
 """Sequence classification and regression on the pooled [CLS]: dropout, then H -> num_labels.
 
-Regression when ``problem_type == "regression"`` or ``num_labels == 1`` (MSE), classification
-otherwise (cross-entropy, and the ``train_acc`` metric). Loss part "task", averaged over the rows.
+Regression when ``problem_type == "regression"`` or ``num_labels == 1`` (MSE); multi-label when
+``problem_type == "multi_label_classification"`` (labels [B, num_labels] of 0/1, binary
+cross-entropy with logits averaged over every (row, label), as transformers computes it);
+classification otherwise (cross-entropy, and the ``train_acc`` metric). Loss part "task", averaged over the rows.
 The parameters sit on the objective (an nn.Linear), so our names stay ``classifier.weight/bias``.
 
 Two training options, set by the task (``ClassificationTask``) and never saved with the model
@@ -34,6 +36,7 @@ class SequenceClassification(Objective, nn.Linear):
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = Dropout(p)
         self.regression = config.problem_type == "regression" or config.num_labels == 1
+        self.multi_label = config.problem_type == "multi_label_classification" and not self.regression
         self.label_smoothing = 0.0
         # not persistent: follows .to(device) and DDP's buffer broadcast, never in a state dict / directory
         self.register_buffer("class_weights", None, persistent=False)
@@ -56,6 +59,8 @@ class SequenceClassification(Objective, nn.Linear):
         if labels is not None:
             if self.regression:
                 out.losses["task"] = F.mse_loss(logits.float().squeeze(-1), labels.float().reshape(-1))
+            elif self.multi_label:  # [B, L] targets; the mean over B*L: each row weighs the same
+                out.losses["task"] = F.binary_cross_entropy_with_logits(logits.float(), labels.float())
             else:
                 y = labels.reshape(-1)
                 if self.class_weights is None and not self.label_smoothing:

@@ -9,7 +9,10 @@
   tensor's value, which ``torch.export`` cannot trace); the layer-by-layer pieces take the mask
   as given, so one graph serves every batch.
 * Inputs ``input_ids``, ``attention_mask``, ``token_type_ids`` (int64 [batch, sequence], both axes
-  dynamic); output ``logits`` [batch, labels] for a classifier, else the encoder's
+  dynamic; a multiple-choice model's are [batch, choices, sequence], all three dynamic, checked on
+  rows of 4 consecutive texts); output ``logits`` [batch, labels] for a classifier ([batch,
+  choices] for multiple choice; a multi-label model's int8 is compared by its label decisions
+  at its saved thresholds), else the encoder's
   ``last_hidden_state`` [batch, sequence, hidden] (and ``pooler_output`` when it has a pooler).
 * After export the graph runs in onnxruntime on real text (``texts``, or paragraphs of the
   Python reference manual that ship with CPython), padded per batch, and its outputs are compared
@@ -39,6 +42,7 @@ from berts.errors import UserError
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOLERANCE = 1e-4
+CHOICES = 4  # a multiple-choice model's check: each batch of texts read as rows of 4 choices
 
 
 def require_onnx():
@@ -70,6 +74,10 @@ class Exportable(nn.Module):
 
     def forward(self, input_ids, attention_mask, token_type_ids):
         bert = self.bert
+        choices = input_ids.shape[1] if input_ids.dim() == 3 else None  # multiple choice: [B, C, S]
+        if choices is not None:
+            input_ids, attention_mask, token_type_ids = (x.reshape(-1, x.shape[-1])
+                                                         for x in (input_ids, attention_mask, token_type_ids))
         state = bert.embed(input_ids, None, token_type_ids)  # no mask given: the plain path
         state = replace(state, mask=attention_mask.bool()[:, None, None, :], attention_mask=attention_mask)
         for i in range(len(bert.encoder.layers)):
@@ -77,7 +85,8 @@ class Exportable(nn.Module):
         if self.token_head is not None:
             return self.token_head(state.x)
         if self.head is not None:
-            return self.head(SimpleNamespace(pooler_output=bert.pool(state)), {}, None).fields["logits"]
+            batch = {} if choices is None else {"num_choices": choices}
+            return self.head(SimpleNamespace(pooler_output=bert.pool(state)), batch, None).fields["logits"]
         if bert.pooler is None:
             return state.x
         return state.x, bert.pool(state)
@@ -146,7 +155,10 @@ def export_model(model, out: Path, example: dict) -> list[str]:
     model.set_fast_path(unpad=False, pack=False, sparse_output=False, fast_dropout=False)
     wrapper = Exportable(model).eval()
     batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence")
-    shapes = {k: {0: batch, 1: seq} for k in INPUTS}
+    if example["input_ids"].dim() == 3:  # multiple choice: [batch, choices, sequence], all three dynamic
+        shapes = {k: {0: batch, 1: torch.export.Dim("choices"), 2: seq} for k in INPUTS}
+    else:
+        shapes = {k: {0: batch, 1: seq} for k in INPUTS}
     args = tuple(example[k] for k in INPUTS)
     import contextlib
     import io
@@ -223,6 +235,9 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
     max_length = check_max_length(max_length, model.config.max_position_embeddings)  # --max-length: honoured
     texts = texts or real_texts()
     batches = list(text_batches(tokenizer, texts, pairs, max_length))
+    if getattr(model, "choice_inputs", False):  # [B, C, S]: consecutive texts as a row's choices
+        batches = [{k: v[:len(v) // CHOICES * CHOICES].reshape(-1, CHOICES, v.shape[-1]) for k, v in b.items()}
+                   for b in batches if len(b["input_ids"]) >= CHOICES]
     report = {"model": str(directory), "architecture": type(model).__name__, "texts": len(texts),
               "tolerance": tolerance, "files": {}}
     t = time.perf_counter()
@@ -265,8 +280,13 @@ def compare_int8(model, fp32_path: Path, int8_path_: Path, batches: list[dict], 
     fb = np.concatenate([run_session(b, x)[0] for x in batches])
     if getattr(model, "classifier", None) is None:  # hidden states
         return {"max_abs_diff": float(np.abs(fa - fb).max())}
-    result = agreement(fa, fb, model.is_regression)
-    if labels is not None and not model.is_regression:
+    if getattr(model.config, "problem_type", None) == "multi_label_classification":
+        # each (row, label) decision at the saved thresholds (finetune_data.multi_label; 0.5 without)
+        t = np.asarray(((model.config.finetune_data or {}).get("multi_label") or {}).get("thresholds") or [0.5])
+        da, db = 1 / (1 + np.exp(-fa)) >= t, 1 / (1 + np.exp(-fb)) >= t
+        return {"decision_agreement": float((da == db).mean()), "max_abs_diff": float(np.abs(fa - fb).max())}
+    result = agreement(fa, fb, getattr(model, "is_regression", False))
+    if labels is not None and not getattr(model, "is_regression", False):
         names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
         gold = np.array([names.index(str(y)) if str(y) in names else -1 for y in labels])
         result["fp32_accuracy"] = float((fa.argmax(-1) == gold).mean())

@@ -106,7 +106,7 @@ def _examples(args):
     return read_qa(args.file)
 
 
-def predict_command(args) -> int:
+def predict_command(args, data_settings=None) -> int:
     """``berts predict QA_DIR (--question Q --context C | FILE)``: one JSON object per question."""
     from berts.serve.predict import check_batch_size
 
@@ -145,7 +145,7 @@ def predict_command(args) -> int:
     return 0
 
 
-def evaluate_command(args) -> int:
+def evaluate_command(args, data_settings=None) -> int:
     """``berts evaluate QA_DIR FILE``: SQuAD EM/F1 (v2.0: at the saved threshold, + HasAns/NoAns
     and the best threshold on this file) or CMRC's for Chinese; ``--int8`` beside fp32."""
     from berts.data.qa import read_qa

@@ -42,7 +42,9 @@ class TaskSpec:
     metrics: tuple[str, ...]  # train.metric's choices; the first is the default
     help: str  # one line, for --help and errors
     run: str = GENERIC_RUN  # "module:function": (cfg, resume, dist, *, resume_requested, overwrite) -> Trainer
-    serve: str | None = "classifier"  # how `berts predict` / `berts evaluate` read its directories (None: not them)
+    # how `berts predict` / `berts evaluate` read its directories: "classifier" (serve.predict.Classifier),
+    # a module with evaluate_command(args, data_settings) and predict_command(args, data_settings), or None
+    serve: str | None = "classifier"
     then: str = "berts predict OUT/best FILE"  # what to do with a trained directory, for the docs and errors
     options: tuple[Option, ...] = ()  # its own switches (the config's task: section, berts finetune's flags)
 
@@ -91,6 +93,17 @@ register(TaskSpec("qa", "berts.tasks.qa:QATask", ("f1", "exact_match"),
                            Option("lang", Literal["auto", "en", "zh"], "auto",
                                   "metrics: en = SQuAD's, zh = CMRC 2018's characters (auto: from the text)"),
                            Option("max_question_tokens", int, 64, "a longer question is cut to this"))))
+register(TaskSpec("multiple-choice", "berts.tasks.multiple_choice:MultipleChoiceTask", ("accuracy", "loss"),
+                  "pick one of a row's choices (JSONL context/question, choices, label; [B, C, S] as "
+                  "transformers' ...ForMultipleChoice)", serve="berts.tasks.multiple_choice",
+                  then="berts predict OUT/best FILE.jsonl"))
+register(TaskSpec("multi-label", "berts.tasks.multi_label:MultiLabelTask",
+                  ("micro_f1", "macro_f1", "subset_accuracy", "loss"),
+                  "any number of labels per text (a label cell joined by --label-sep, or a JSONL list; BCE; "
+                  "thresholds chosen on dev)", serve="berts.tasks.multi_label",
+                  options=(Option("label_sep", str, "|", "the separator of a label cell holding several labels"),
+                           Option("threshold_per_label", bool, False,
+                                  "choose one threshold per label on dev (default: one for all labels)"))))
 
 
 def names() -> tuple[str, ...]:

@@ -14,7 +14,10 @@ against batch-32 latency::
 More rows per directory: an early-exit directory (berts finetune --early-exit) with ``speeds``
 gives one row per speed (its accuracy, average layers, FLOPs of the layers and students each
 example ran, latency); ``int8`` adds, after each fp32 row, the same directory in dynamic int8
-(same parameter count and FLOPs, ``precision`` "int8", ``agreement`` with fp32's argmax). Every
+(same parameter count and FLOPs, ``precision`` "int8", ``agreement`` with fp32's argmax). A
+multiple-choice or multi-label directory (a task with its own serving) gives its rows through its
+module's ``compare_entries``: accuracy / micro F1 as the score, agreement of its choices / label
+decisions for int8; its FLOPs per token count each choice as a sequence. Every
 row's ``size_mb`` is its weights as torch.save writes them (int8: the packed int8 weights), so
 the saving is measured, not assumed.
 
@@ -123,11 +126,20 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table
     from berts.data.labels import drop_unknown_labels
+    from berts.commands.common import task_server
+    from berts.tasks.registry import load
 
     # entries: one per row: (directory, clf, ds, task, exit speed or None, precision); the rows of
     # one directory share its eval dataset (and, for the speeds, its Classifier)
     entries = []
     for directory in model_dirs:
+        server = task_server(directory)
+        if server is not None:  # a task with its own serving (multiple choice, multi-label): its predictor
+            make = load(f"{server}:compare_entries")
+            entries += [(directory, p, ds, "task", None, precision)
+                        for p, ds, precision in make(directory, eval_file, _data_settings, data_args,
+                                                     int8=int8, device=device)]
+            continue
         clf = Classifier.from_pretrained(directory, device=device)
         exits = isinstance(clf.model, BertForSequenceClassificationWithExits) and speeds is not None
         d = _data_settings(clf.settings, data_args)
@@ -148,14 +160,19 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
     for directory, clf, ds, task, s, precision in entries:
         _use(clf, s)
         logits = clf.logits(ds, 64)
-        num_labels = 1 if clf.regression else len(clf.label_map)
-        metrics = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
+        if task == "task":  # the task's own metric: (name, value)
+            metric, value = clf.compare_score(logits, ds)
+            metrics = {metric: value}
+        else:
+            num_labels = 1 if clf.regression else len(clf.label_map)
+            metrics = compute_metrics(task, logits[:, 0] if clf.regression else logits, ds.labels, num_labels)
+            metric = "pearson" if clf.regression else "accuracy"
         config = clf.model.config
         row = {"model": str(directory), "format": "albert" if config.embedding_size is not None else "bert",
                "layers": config.num_hidden_layers, "hidden": config.hidden_size,
                "share_layers": config.share_layers, "params": int(clf.model.num_parameters()),
                "flops_per_token": flops_per_token(config, ds.lengths),
-               "metric": "pearson" if clf.regression else "accuracy", "precision": precision,
+               "metric": metric, "precision": precision,
                "size_mb": state_size_mb(clf.model)}
         row["score"] = float(metrics[row["metric"]])
         if s is not None:
@@ -167,10 +184,12 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
             # int8 Linears are not nn.Parameters any more: the count (and the FLOPs) are fp32's
             fp32_row, fp32_logits = reference[str(directory)]
             row["params"] = fp32_row["params"]
-            a = agreement(fp32_logits, logits, clf.regression)
-            if clf.regression:
-                row["max_abs_diff"] = a["max_abs_diff"]
+            if task == "task":  # the task's own agreement (chosen index, label decisions)
+                row.update(clf.compare_agreement(fp32_logits, logits))
+            elif clf.regression:
+                row["max_abs_diff"] = agreement(fp32_logits, logits, True)["max_abs_diff"]
             else:
+                a = agreement(fp32_logits, logits, False)
                 row["agreement"], row["max_prob_diff"] = a["label_agreement"], a["max_prob_diff"]
         elif s is None:
             reference[str(directory)] = (row, logits)
