@@ -66,8 +66,6 @@ def run(args) -> int:
     if server is not None:
         check_task_serving(args, args.model)
         return load(f"{server}:evaluate_command")(args, data_settings)
-    if args.question is not None or args.context is not None:
-        raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table

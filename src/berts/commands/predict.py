@@ -112,7 +112,7 @@ def run(args) -> int:
     if server is not None:
         check_task_serving(args, args.model)
         return load(f"{server}:predict_command")(args, data_settings)
-    if args.question is not None or args.context is not None:
+    if getattr(args, "question", None) is not None or getattr(args, "context", None) is not None:
         raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
