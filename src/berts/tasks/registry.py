@@ -76,6 +76,19 @@ register(TaskSpec("seq2seq", "berts.tasks.seq2seq:Seq2SeqTask", ("rouge_l", "ble
                   "token_acc, bleu, rouge_l)", run="berts.runs.seq2seq:seq2seq_run", serve=None,
                   then="berts generate OUT/best"))
 
+register(TaskSpec("sentence-embedding", "berts.tasks.sentence_embedding:SentenceEmbeddingTask",
+                  ("spearman", "pearson", "ndcg@10", "recall@1", "recall@10", "mrr@10", "map"),
+                  "sentence embeddings: contrastive (MNRL, SimCSE) or scored pairs (CoSENT, cosine); saves a "
+                  "sentence-transformers directory", serve=None, then="berts embed OUT/best FILE --out F.npy",
+                  options=(Option("loss", str, "mnrl", "mnrl (pairs, in-batch negatives), simcse (one text "
+                                  "column), cosent or cosine (scored pairs: --label-column)"),
+                           Option("temperature", float, 0.05, "the contrastive losses' temperature (scale 1/t)"),
+                           Option("hard_negative_column", str | None, None, "mnrl: a column with one hard "
+                                  "negative per row"),
+                           Option("pooling", str | None, None, "mean, cls, max, mean-sqrt-len, weightedmean, "
+                                  "lasttoken (default: model.init_from's, else mean)"),
+                           Option("normalize", bool, False, "save with L2 normalisation (2_Normalize)"))))
+
 
 def names() -> tuple[str, ...]:
     return tuple(TASKS)
