@@ -73,3 +73,8 @@ register(Method(
     help="Ba & Caruana: the student regresses the teacher's logits (mean squared error), task "
          "distillation only",
     data=("task",)))
+register(Method(
+    name="embedding", task="berts.compress.embedding.task:EmbeddingDistillTask",
+    help="sentence embeddings: the student's pooled embedding regresses the teacher's (MSE, the teacher's "
+         "pooling); saves a sentence-transformers directory; general distillation (--data SHARDS)",
+    data=("general",), general="encoder"))
