@@ -100,7 +100,7 @@ def test_cli_choices_and_config_validation_read_the_registry(sentence_length, ca
     parser = build_parser()
     finetune = parser._subparsers._group_actions[0].choices["finetune"]
     (task,) = [a for a in finetune._actions if "--task" in a.option_strings]
-    assert tuple(task.choices) == registry.names() == ("classification", "regression", "seq2seq", "sentence-length")
+    assert tuple(task.choices) == registry.names() == ("classification", "regression", "seq2seq", "sentence-embedding", "sentence-length")
     cfg = load_config(FinetuneConfig, None, ["data.task=sentence-length", "train.max_steps=1"])
     assert cfg.data.task == "sentence-length"
     with pytest.raises(UserError, match=r"data.task 'sentence_lenght' is not a task \(did you mean sentence-length"):
