@@ -66,3 +66,30 @@ def test_distill_method_embedding_writes_a_sentence_encoder(shards, tmp_path):  
     assert enc.pooling.modes == ("cls", "mean") and enc.model.config.num_hidden_layers == 2
     v = enc.encode("the cat sat on the hill")  # one string: one vector
     assert v.shape == (64,) and abs(np.linalg.norm(v) - 1) < 1e-5
+
+
+def test_compare_reports_retrieval_speed_and_size_of_teacher_and_student(shards, tmp_path, capsys):  # noqa: F811
+    path, _, _ = _teacher(shards, tmp_path)
+    out = tmp_path / "student"
+    assert cli(["distill", "--method", "embedding", "--teacher", path, "--student-layers", "0,3", "--data", shards,
+                "--out", out, "--max-steps", "2", "--batch-size", "8", *RUN]) == 0
+    beir = tmp_path / "beir"
+    (beir / "qrels").mkdir(parents=True)
+    docs = ["the cat sat on the hill", "a big red house", "the river ran by the tree", "a small blue bird"]
+    (beir / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": t}) + "\n" for i, t in enumerate(docs)))
+    (beir / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": t[:12]}) + "\n"
+                                                for i, t in enumerate(docs)))
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(4)))
+    capsys.readouterr()
+    assert cli(["compare", path, out / "final", "--eval-file", beir, "--repeats", "1"]) == 0
+    table = capsys.readouterr().out
+    assert "ndcg@10" in table and str(out / "final") in table
+    from berts.embed.encoder import Encoder
+    from berts.embed.metrics import evaluate_retrieval, read_beir
+    from berts.tools.compare import compare
+
+    rows = compare([path, out / "final"], beir, repeats=1)
+    enc = Encoder.from_pretrained(out / "final")
+    want = evaluate_retrieval(lambda t: enc.encode(t), *read_beir(beir, "test"))["ndcg@10"]
+    assert rows[1]["score"] == want and rows[1]["layers"] == 2 and rows[0]["layers"] == 4
+    assert rows[1]["params"] < rows[0]["params"] and rows[1]["size_mb"] < rows[0]["size_mb"]
