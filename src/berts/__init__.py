@@ -29,6 +29,7 @@ _LAZY = {
     "BertForQuestionAnswering": "berts.tasks.qa", "QuestionAnswerer": "berts.serve.qa",
     "BertForMultipleChoice": "berts.tasks.multiple_choice", "ChoicePredictor": "berts.tasks.multiple_choice",
     "MultiLabelPredictor": "berts.tasks.multi_label",
+    "Encoder": "berts.embed.encoder",
 }
 
 __all__ = [
@@ -36,7 +37,7 @@ __all__ = [
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
     "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
     "Classifier", "TextGenerator", "BertForQuestionAnswering", "QuestionAnswerer",
-    "BertForMultipleChoice", "ChoicePredictor", "MultiLabelPredictor",
+    "BertForMultipleChoice", "ChoicePredictor", "MultiLabelPredictor", "Encoder",
     "__version__",
 ]
 

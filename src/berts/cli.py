@@ -10,7 +10,7 @@ import sys
 from berts.errors import UserError
 
 # Order is the order shown by `berts --help`.
-COMMANDS = ["tokenizer", "info", "prepare", "pretrain", "finetune", "evaluate", "predict", "generate", "export", "bench", "demo", "distill", "compare", "baseline", "augment"]
+COMMANDS = ["tokenizer", "info", "prepare", "pretrain", "finetune", "evaluate", "predict", "generate", "export", "bench", "demo", "distill", "compare", "baseline", "augment", "embed", "index", "search"]
 
 
 class _Parser(argparse.ArgumentParser):

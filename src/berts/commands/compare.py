@@ -21,7 +21,8 @@ def register(subparsers) -> None:
                     "in MB); --out DIR writes compare.md, compare.json and compare.png (the metric against "
                     "latency).")
     p.add_argument("models", nargs="+", metavar="DIR", help="fine-tuned model directories; the first is the reference")
-    p.add_argument("--eval-file", required=True, metavar="FILE", help="labelled file (columns: the models' own)")
+    p.add_argument("--eval-file", required=True, metavar="FILE", help="labelled file (columns: the models' own); a BEIR "
+                   "folder for sentence encoders (retrieval nDCG@10)")
     add_data_arguments(p)
     p.add_argument("--out", metavar="DIR", help="write compare.md, compare.json, compare.png here")
     p.add_argument("--overwrite", action="store_true",

@@ -80,3 +80,8 @@ register(Method(
     help="extractive QA (a --task qa teacher): DistilBERT's SQuAD distillation, KL on the start/end "
          "distributions at T (x T^2, --alpha-ce) + the student's span loss (--alpha-mlm)",
     data=("task",), defaults={"temperature": 2.0}))
+register(Method(
+    name="embedding", task="berts.compress.embedding.task:EmbeddingDistillTask",
+    help="sentence embeddings: the student's pooled embedding regresses the teacher's (MSE, the teacher's "
+         "pooling); saves a sentence-transformers directory; general distillation (--data SHARDS)",
+    data=("general",), general="encoder"))

@@ -121,20 +121,16 @@ def read_st_dir(path) -> STConfig:
     return cfg
 
 
-def write_st_files(directory, hidden_size: int, modes, normalize: bool, max_seq_length: int,
-                   do_lower_case: bool = False) -> None:
-    """The ST files (modules.json, sentence_bert_config.json, 1_Pooling/, 2_Normalize/) into an
-    existing directory whose root already holds the encoder."""
-    d = Path(directory)
+def st_files(hidden_size: int, modes, normalize: bool, max_seq_length: int,
+             do_lower_case: bool = False) -> dict[str, str]:
+    """The ST files beside the encoder, {relative path: text}: modules.json,
+    sentence_bert_config.json, 1_Pooling/config.json (+ 2_Normalize/config.json). A training run
+    adds them to every directory it saves (berts.tasks.sentence_embedding)."""
     modes = pooling_modes(modes)
     modules = [{"idx": 0, "name": "0", "path": "", "type": _TYPES["transformer"]},
                {"idx": 1, "name": "1", "path": POOLING_DIR, "type": _TYPES["pooling"]}]
     if normalize:
         modules.append({"idx": 2, "name": "2", "path": NORMALIZE_DIR, "type": _TYPES["normalize"]})
-    (d / MODULES_FILE).write_text(json.dumps(modules, indent=2) + "\n")
-    (d / ST_CONFIG_FILE).write_text(json.dumps({"max_seq_length": int(max_seq_length),
-                                                "do_lower_case": bool(do_lower_case)}, indent=2) + "\n")
-    (d / POOLING_DIR).mkdir(exist_ok=True)
     # the booleans (ST 2.x-6.x read them); a mode order other than ST's cannot be said with
     # booleans, so a custom order is written as ST 6's list
     pooling = {"word_embedding_dimension": int(hidden_size)}
@@ -142,10 +138,22 @@ def write_st_files(directory, hidden_size: int, modes, normalize: bool, max_seq_
         pooling.update({key: mode in modes for mode, key in _LEGACY.items()})
     else:
         pooling["pooling_mode"] = list(modes)
-    (d / POOLING_DIR / "config.json").write_text(json.dumps(pooling, indent=2) + "\n")
+    files = {MODULES_FILE: json.dumps(modules, indent=2) + "\n",
+             ST_CONFIG_FILE: json.dumps({"max_seq_length": int(max_seq_length),
+                                         "do_lower_case": bool(do_lower_case)}, indent=2) + "\n",
+             f"{POOLING_DIR}/config.json": json.dumps(pooling, indent=2) + "\n"}
     if normalize:
-        (d / NORMALIZE_DIR).mkdir(exist_ok=True)
-        (d / NORMALIZE_DIR / "config.json").write_text("{}\n")
+        files[f"{NORMALIZE_DIR}/config.json"] = "{}\n"
+    return files
+
+
+def write_st_files(directory, hidden_size: int, modes, normalize: bool, max_seq_length: int,
+                   do_lower_case: bool = False) -> None:
+    """The ST files (st_files) into an existing directory whose root already holds the encoder."""
+    d = Path(directory)
+    for name, text in st_files(hidden_size, modes, normalize, max_seq_length, do_lower_case).items():
+        (d / name).parent.mkdir(exist_ok=True)
+        (d / name).write_text(text)
 
 
 def write_st_dir(directory, model, tokenizer, modes="mean", normalize: bool = False,

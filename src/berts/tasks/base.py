@@ -22,6 +22,8 @@ A task declares
   micro-batches hold different numbers of masked tokens;
 * ``loss_parts`` (every part name it can produce) and ``metric_parts`` (``{metric: part}``: a
   metric averaged like a part is weighted like it in the log), for the monitor;
+* ``extra_files() -> {relative path: text}`` (default none): small files the task adds to every
+  directory saved (final/, best/, checkpoints), e.g. a sentence encoder's pooling config;
 * ``evaluate(engine) -> {metric: value}`` (optional) and ``metric``, the key that picks the best
   checkpoint. ``engine`` (train/engine.py) gives what evaluation needs: ``device``, ``autocast()``
   (the run's precision), ``to_device`` and ``is_main``; the loop itself is berts.model.runner's
@@ -82,6 +84,9 @@ class Task:
 
     def evaluate(self, engine) -> dict[str, float] | None:
         return None
+
+    def extra_files(self) -> dict[str, str]:
+        return {}
 
     def describe(self) -> str:
         """The task's own settings that shape the run, for the start line ("" for none)."""

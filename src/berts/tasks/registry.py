@@ -104,6 +104,18 @@ register(TaskSpec("multi-label", "berts.tasks.multi_label:MultiLabelTask",
                   options=(Option("label_sep", str, "|", "the separator of a label cell holding several labels"),
                            Option("threshold_per_label", bool, False,
                                   "choose one threshold per label on dev (default: one for all labels)"))))
+register(TaskSpec("sentence-embedding", "berts.tasks.sentence_embedding:SentenceEmbeddingTask",
+                  ("spearman", "pearson", "ndcg@10", "recall@1", "recall@10", "mrr@10", "map"),
+                  "sentence embeddings: contrastive (MNRL, SimCSE) or scored pairs (CoSENT, cosine); saves a "
+                  "sentence-transformers directory", serve=None, then="berts embed OUT/best FILE --out F.npy",
+                  options=(Option("loss", str, "mnrl", "mnrl (pairs, in-batch negatives), simcse (one text "
+                                  "column), cosent or cosine (scored pairs: --label-column)"),
+                           Option("temperature", float, 0.05, "the contrastive losses' temperature (scale 1/t)"),
+                           Option("hard_negative_column", str | None, None, "mnrl: a column with one hard "
+                                  "negative per row"),
+                           Option("pooling", str | None, None, "mean, cls, max, mean-sqrt-len, weightedmean, "
+                                  "lasttoken (default: model.init_from's, else mean)"),
+                           Option("normalize", bool, False, "save with L2 normalisation (2_Normalize)"))))
 
 
 def names() -> tuple[str, ...]:

@@ -65,6 +65,8 @@ def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int =
     if threads:
         torch.set_num_threads(threads)
     try:
+        if Path(eval_file).is_dir():  # a BEIR folder: sentence encoders, scored by retrieval
+            return _compare_encoders(model_dirs, eval_file, latency_examples, repeats, int8)
         return _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args)
     finally:
         torch.set_num_threads(before)
@@ -321,6 +323,56 @@ def _data_settings(settings: dict, data_args):
 
 
 # ----------------------------------------------------------------------------- reports
+def _compare_encoders(model_dirs, folder, latency_examples, repeats, int8) -> list[dict]:
+    """Sentence encoders (berts.embed.Encoder directories, e.g. a teacher and its `distill --method
+    embedding` student) on a BEIR folder (qrels/test.tsv, else dev.tsv): nDCG@10 (and recall@10)
+    of the cosine top 100, parameters, size, FLOPs per token, and the embedding speed of the
+    first ``latency_examples`` queries at batch 1 and 32 (medians of ``repeats`` alternated rounds)."""
+    from berts.embed.engines import load_engine
+    from berts.embed.metrics import evaluate_retrieval, read_beir
+
+    split = "test" if (Path(folder) / "qrels" / "test.tsv").is_file() else "dev"
+    corpus, queries, qrels = read_beir(folder, split)
+    sample = [queries[q] for q in list(qrels)[:latency_examples]]
+    entries = [(d, "fp32", load_engine(d)) for d in model_dirs]
+    if int8:
+        entries += [(d, "int8", load_engine(d, int8=True)) for d in model_dirs]
+    rows = []
+    for directory, precision, enc in entries:
+        r = evaluate_retrieval(lambda t: enc.encode(t, batch_size=32), corpus, queries, qrels)
+        config = enc.model.config
+        lengths = np.array([len(x) for x in enc.tokenize(sample)])
+        fp32 = next((x for x in rows if x["model"] == str(directory)), None)
+        rows.append({"model": str(directory), "format": "bert", "layers": config.num_hidden_layers,
+                     "hidden": config.hidden_size, "share_layers": config.share_layers,
+                     "params": fp32["params"] if fp32 else int(enc.model.num_parameters()),
+                     "flops_per_token": flops_per_token(config, lengths), "metric": "ndcg@10",
+                     "score": float(r["ndcg@10"]), "recall@10": float(r["recall@10"]), "precision": precision,
+                     "size_mb": state_size_mb(enc.model)})
+    times = [{1: [], 32: []} for _ in entries]
+    for rnd in range(repeats + 1):  # round 0 untimed (first-call allocation)
+        for j in (range(len(entries)) if rnd % 2 else reversed(range(len(entries)))):  # alternated
+            enc = entries[j][2]
+            for bs in (1, 32):
+                t = time.perf_counter()
+                enc.encode(sample, batch_size=bs)
+                if rnd:
+                    times[j][bs].append(time.perf_counter() - t)
+    n = len(sample)
+    for j, row in enumerate(rows):
+        row["examples_timed"] = n
+        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
+        row["throughput_b32"] = n / float(np.median(times[j][32]))
+    first = rows[0]
+    for row in rows:
+        row["ratios"] = {"params": row["params"] / first["params"],
+                         "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
+                         "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
+                         "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
+                         "score": row["score"] / first["score"] if first["score"] else float("nan")}
+    return rows
+
+
 def row_name(r: dict) -> str:
     """The row's name in the table: the directory, + " (speed S, L.LL layers)" or " (int8)"."""
     if "speed" in r:

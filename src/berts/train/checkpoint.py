@@ -102,7 +102,8 @@ def write_checkpoint(directory: str | Path, models, state: dict | None, tokenize
                        for name, m in others.items() for k, v in m.state_dict().items()}
             with open(tmp / MODULES_NAME, "wb") as f:  # our write: a full disk raises (see hf.write_model_files)
                 f.write(save(tensors, metadata={"format": "pt"}))
-        for name, text in (extra_files or {}).items():
+        for name, text in (extra_files or {}).items():  # a name may hold a subdirectory ("1_Pooling/config.json")
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
             (tmp / name).write_text(text, encoding="utf-8")
         if state is not None:
             with open(tmp / STATE_NAME, "wb") as f:

@@ -350,6 +350,7 @@ class Trainer:
         """The saved modules as HF directories; with a state (a checkpoint) also the other
         trainable modules (modules.safetensors) and trainer_state.pt."""
         modules = self.engine.modules
+        extra_files = {**getattr(self.task, "extra_files", dict)(), **(extra_files or {})}  # the task's own files (Task.extra_files)
         checkpoint.write_checkpoint(directory, {sub: modules[name] for name, sub in self.saved.items()}, state,
                                     self.tokenizer, extra_files, others=self.others if state is not None else None)
 
