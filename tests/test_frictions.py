@@ -51,9 +51,9 @@ def test_distill_reads_the_teachers_columns():
     from berts.config.schema import DistillData
     from berts.runs.distill import teacher_columns
 
-    teacher = SimpleNamespace(config=SimpleNamespace(extra={"berts_finetune": {
+    teacher = SimpleNamespace(config=SimpleNamespace(finetune_data={
         "task": "classification", "text_column": "sentence", "pair_column": "question", "label_column": "gold",
-        "format": "tsv", "header": True}}))
+        "format": "tsv", "header": True}))
     d = DistillData(train="t.tsv")
     assert teacher_columns(d, teacher) == ["text_column", "pair_column", "label_column", "format", "header"]
     assert (d.text_column, d.pair_column, d.label_column, d.format, d.header) == ("sentence", "question", "gold", "tsv", True)
