@@ -66,7 +66,7 @@ def register_task_model(cls):
 # task models defined outside this file, which register themselves when imported: loaded before the
 # registry is read, so that `from berts.hf import load` finds them without `import berts` having run
 # first (berts/__init__.py is lazy, for the command line's speed)
-BUILTIN_TASK_MODULES = ("berts.model.electra", "berts.compress.early_exit.exits")
+BUILTIN_TASK_MODULES = ("berts.model.electra", "berts.compress.early_exit.exits", "berts.tasks.token_classification")
 
 
 def architectures() -> dict[str, type]:

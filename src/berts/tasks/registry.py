@@ -17,7 +17,7 @@ from __future__ import annotations
 import difflib
 import importlib
 from dataclasses import dataclass, field, make_dataclass
-from typing import Any
+from typing import Any, Literal
 
 from berts.errors import UserError
 
@@ -75,6 +75,22 @@ register(TaskSpec("seq2seq", "berts.tasks.seq2seq:Seq2SeqTask", ("rouge_l", "ble
                   "generate --target-column from --source-column (UniLM's seq2seq mask; evaluation: loss, "
                   "token_acc, bleu, rouge_l)", run="berts.runs.seq2seq:seq2seq_run", serve=None,
                   then="berts generate OUT/best"))
+
+register(TaskSpec("token-classification", "berts.tasks.token_classification:TokenClassificationTask",
+                  ("f1", "precision", "recall", "accuracy", "loss"),
+                  "a tag per word: NER, POS, Chinese per-character tagging (CoNLL columns or JSONL tokens/tags; "
+                  "evaluation: entity f1 as seqeval, token accuracy)",
+                  serve="tagger", then="berts predict OUT/best --text \"...\"",
+                  options=(Option("tag_column", int, -1, "the CoNLL column holding the tag (0-based; -1: the last)"),
+                           Option("scheme", Literal["auto", "io", "bio", "iob1", "bioes", "bmes"], "auto",
+                                  "the tag scheme (auto: detected from the training tags); the CRF's constraints "
+                                  "and the invalid-transition counts follow it"),
+                           Option("label_all_subtokens", bool, False,
+                                  "label every sub-token of a word (B-X's continuations as I-X), not only the first"),
+                           Option("crf", bool, False,
+                                  "a linear-chain CRF on the emissions (exact NLL, Viterbi; saved as crf.safetensors)"),
+                           Option("stride", int, 32,
+                                  "sub-tokens shared by consecutive windows of a sentence longer than --max-length"))))
 
 
 def names() -> tuple[str, ...]:
