@@ -26,13 +26,14 @@ _LAZY = {
     "load": "berts.hf", "load_config": "berts.hf",
     "Classifier": "berts.serve.predict",
     "TextGenerator": "berts.serve.generate",
+    "Tagger": "berts.serve.tagger", "BertForTokenClassification": "berts.tasks.token_classification",
 }
 
 __all__ = [
     "BertConfig", "preset", "preset_names", "UserError", "load", "load_config",
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
     "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
-    "Classifier", "TextGenerator",
+    "Classifier", "TextGenerator", "Tagger", "BertForTokenClassification",
     "__version__",
 ]
 
