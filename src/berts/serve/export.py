@@ -69,8 +69,9 @@ class Exportable(nn.Module):
         state = replace(state, mask=attention_mask.bool()[:, None, None, :], attention_mask=attention_mask)
         for i in range(len(bert.encoder.layers)):
             state = bert.run_layer(i, state)
-        if self.head is not None:
-            return self.head(SimpleNamespace(pooler_output=bert.pool(state)), {}, None).fields["logits"]
+        if self.head is not None:  # a sequence head reads the pooled [CLS], a token head every position
+            pooled = bert.pool(state) if bert.pooler is not None else None
+            return self.head(SimpleNamespace(pooler_output=pooled, last_hidden_state=state.x), {}, None).fields["logits"]
         if bert.pooler is None:
             return state.x
         return state.x, bert.pool(state)
@@ -239,11 +240,17 @@ def compare_int8(model, fp32_path: Path, int8_path_: Path, batches: list[dict], 
     from berts.serve.predict import agreement
 
     a, b = session(fp32_path, threads), session(int8_path_, threads)
-    fa = np.concatenate([run_session(a, x)[0] for x in batches])
-    fb = np.concatenate([run_session(b, x)[0] for x in batches])
+    fa, fb = [run_session(a, x)[0] for x in batches], [run_session(b, x)[0] for x in batches]
+    if fa[0].ndim == 3:  # a tag per token [B, S, T]: compared on the real tokens, [N tokens, T]
+        real = [np.asarray(x["attention_mask"]).astype(bool) for x in batches]
+        fa, fb = ([f[m] for f, m in zip(fs, real)] for fs in (fa, fb))
+    fa, fb = np.concatenate(fa), np.concatenate(fb)
     if getattr(model, "classifier", None) is None:  # hidden states
         return {"max_abs_diff": float(np.abs(fa - fb).max())}
-    result = agreement(fa, fb, model.is_regression)
+    regression = getattr(model, "is_regression", False)
+    result = agreement(fa, fb, regression)
+    if fa.ndim == 2 and not regression and not hasattr(model, "is_regression"):
+        return result  # tokens: no sentence labels to score
     if labels is not None and not model.is_regression:
         names = [model.config.id2label[i] for i in range(len(model.config.id2label))]
         gold = np.array([names.index(str(y)) if str(y) in names else -1 for y in labels])
