@@ -256,3 +256,60 @@ def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
 
     with pytest.raises(UserError, match="not a token-classification model"):
         Tagger.from_pretrained(root / "bert")
+
+
+def test_logit_distillation_per_token(trained, tmp_path):
+    from berts.compress.logit_mse.task import LogitMSETask
+    from berts.serve.tagger import Tagger
+
+    root, runs = trained
+    teacher = BertForTokenClassification.from_pretrained(runs["crf"] / "best").eval()
+    student = BertForTokenClassification.from_pretrained(runs["plain"] / "best").eval()
+    tok = Tagger.from_pretrained(runs["crf"] / "best", device="cpu").tokenizer
+    sentences = read_conll(root / "dev.conll")[:4]
+    ds = TaggingDataset([s.tokens for s in sentences], tok, LABELS, [s.tags for s in sentences])
+    b = ds[(0, 0, [0, 1, 2, 3])]
+    task = LogitMSETask(student, teacher, ds)
+    (losses, metrics) = task.loss(type("M", (), {"model": student})(), b)
+    real = b["attention_mask"].bool()
+    with torch.no_grad():
+        s, t = student(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits, \
+            teacher(input_ids=b["input_ids"], attention_mask=b["attention_mask"]).logits
+    by_hand = 0.5 * ((s[real] - t[real]) ** 2).sum(-1).mean()
+    torch.testing.assert_close(losses["mse"].detach(), by_hand)
+    assert task.counts(b) == {"mse": int(real.sum())}
+    out = tmp_path / "student"
+    assert cli(["distill", "--method", "logit-mse", "--teacher", runs["crf"] / "best", "--student-layers", "0",
+                "--train", root / "train.conll", "--dev", root / "dev.conll", "--out", out, "--max-steps", "6",
+                "--batch-size", "16", "--eval-every", "3", "--keep-last", "0", *COMMON]) == 0
+    best = json.loads((out / "best" / "eval_results.json").read_text())
+    served = Tagger.from_pretrained(out / "best", device="cpu")
+    assert best["metric"] == "f1" and served.model.crf is not None  # the teacher's CRF came along
+    torch.testing.assert_close(served.model.crf.transitions, teacher.crf.transitions)
+    report, _ = served.evaluate(read_conll(root / "dev.conll"))
+    assert report["f1"] == pytest.approx(best["value"], abs=1e-9)
+
+
+def test_compare_rows_for_taggers(trained):
+    from berts.tools.compare import compare
+
+    root, runs = trained
+    rows = compare([runs["crf"] / "best", runs["plain"] / "best"], root / "dev.conll", latency_examples=4,
+                   repeats=1, int8=True)
+    assert [(r["precision"], r["crf"]) for r in rows] == [("fp32", True), ("int8", True), ("fp32", False),
+                                                          ("int8", False)]
+    from berts.serve.tagger import Tagger
+
+    f1 = Tagger.from_pretrained(runs["plain"] / "best", device="cpu").evaluate(read_conll(root / "dev.conll"))[0]["f1"]
+    assert rows[2]["metric"] == "f1" and rows[2]["score"] == f1 and 0 <= rows[1]["agreement"] <= 1
+
+
+@pytest.mark.onnx
+def test_onnx_export_parity(trained, tmp_path):
+    from berts.serve.export import export_onnx
+
+    root, runs = trained
+    texts = [" ".join(s.tokens) for s in read_conll(root / "dev.conll")[:12]]
+    report = export_onnx(runs["crf"] / "best", tmp_path / "ner.onnx", int8=True, texts=texts)
+    assert report["outputs"] == ["logits"] and report["max_abs_diff"] <= 1e-4
+    assert 0.9 <= report["int8"]["label_agreement"] <= 1

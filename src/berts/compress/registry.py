@@ -29,6 +29,7 @@ class Method:
     general: str = "mlm"
     defaults: dict = field(default_factory=dict)  # distill.KEY -> the value a null there takes
     keys: tuple[str, ...] = ()  # the distill.* keys only this method reads (others' are refused when set)
+    tagging: bool = False  # task distillation of a token-classification teacher too (a loss per token)
 
     def task_class(self):
         module, _, name = self.task.partition(":")
@@ -71,5 +72,5 @@ register(Method(
 register(Method(
     name="logit-mse", task="berts.compress.logit_mse.task:LogitMSETask",
     help="Ba & Caruana: the student regresses the teacher's logits (mean squared error), task "
-         "distillation only",
-    data=("task",)))
+         "distillation only (a classifier or a token-classification teacher: then per real token)",
+    data=("task",), tagging=True))

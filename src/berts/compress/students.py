@@ -33,6 +33,11 @@ def load_teacher(directory, *, need: str):
                         "distillation needs (soft targets over the vocabulary): distil it task-specifically "
                         "instead (fine-tune it with `berts finetune`, then `berts distill --train FILE`), or use "
                         "--method tinybert for general distillation")
+    if need == "tagger":
+        from berts.tasks.token_classification import BertForTokenClassification
+
+        if not isinstance(teacher, BertForTokenClassification):
+            raise UserError(f"{directory}: the teacher is a {kind}, not a token classifier")
     if need == "classifier" and not isinstance(teacher, BertForSequenceClassification):
         raise UserError(f"{directory}: the teacher is a {kind} with no task head (no classifier in its config): "
                         "task distillation needs a fine-tuned teacher; fine-tune it first with `berts finetune`")

@@ -44,7 +44,14 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     claim_output(cfg, "distill", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[k.teacher, m.init_from, m.config, d.shards, d.train, d.dev], dist=dist,
                  no_checkpoint=resume is None)
-    need = method.general if general else "classifier"
+    from berts.serve.tagger import is_tagger
+
+    tagging = not general and is_tagger(k.teacher)  # a token-classification teacher (NER)
+    if tagging and not method.tagging:
+        tagged = ", ".join(n for n, x in registry.METHODS.items() if x.tagging)
+        raise UserError(f"{k.teacher}: a token-classification teacher; --method {method.name} distils classifiers "
+                        f"(for taggers: {tagged})")
+    need = method.general if general else ("tagger" if tagging else "classifier")
     teacher = load_teacher(k.teacher, need=need)
     tokenizer = load_tokenizer(m.tokenizer or k.teacher)
     if tokenizer.vocab_size != teacher.config.vocab_size:
@@ -66,6 +73,11 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         cls = BertForMaskedLM if method.general == "mlm" else BertModel
         if method.general == "encoder":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
             teacher = encoder_of(teacher)
+    elif tagging:
+        from berts.tasks.token_classification import BertForTokenClassification
+
+        train, dev, evaluator, label_names = tagging_data(cfg, teacher, tokenizer)
+        cls = BertForTokenClassification
     else:
         train, dev, evaluator, label_names = classification_data(cfg, teacher, tokenizer)
         cls = BertForSequenceClassification
@@ -74,6 +86,12 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     student, note = build_student(cfg, teacher, cls, general, data=train)
     if evaluator is not None:
         evaluator.model = student
+    if tagging:  # the teacher's tag settings, and its CRF (the student's emissions learn the teacher's)
+        from berts.tasks.token_classification import TAGGING_KEY
+
+        student.config.extra[TAGGING_KEY] = dict(teacher.config.extra.get(TAGGING_KEY) or {})
+        if teacher.crf is not None:
+            student.set_crf(copy.deepcopy(teacher.crf), teacher.crf_scheme)
     if not general:  # how `berts evaluate` / `berts predict` read a table for the student
         from berts.data.tables import SETTINGS_KEY
 
@@ -87,7 +105,8 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
             setattr(k, key, value)
     task = method.task_class().from_config(k, student, teacher, train, dev, mode="general" if general else "task",
                                            evaluator=evaluator,
-                                           metric=cfg.train.metric or "accuracy" if evaluator is not None else None)
+                                           metric=(cfg.train.metric or ("f1" if tagging else "accuracy"))
+                                           if evaluator is not None else None)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="distill")
     if resume is None:
         trainer.print(f"teacher {k.teacher} ({type(teacher).__name__}, {teacher.config.num_hidden_layers} layers, "
@@ -139,6 +158,34 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
         return student, (f"pruned from the teacher (layers {','.join(map(str, layers))}, activations of the first "
                          f"{n} training examples)")
     return cls(config), f"random ({m.config or 'preset ' + m.preset}, seed {cfg.train.seed})"
+
+
+def tagging_data(cfg, teacher, tokenizer):
+    """(train, dev, evaluator, label names) of a token-classification teacher: the tagged files
+    read and windowed as `berts finetune --task token-classification` did for the teacher (its tag
+    column, stride, sub-token rule), tags it does not know an error naming file:line."""
+    from berts.data.tables import check_max_length
+    from berts.data.tagging import check_labels, read_tagged
+    from berts.tasks.token_classification import TAGGING_KEY, TaggingDataset, TokenClassificationTask
+
+    d = cfg.data
+    labels = teacher.labels
+    opts = teacher.config.extra.get(TAGGING_KEY) or {}
+    max_length = check_max_length(d.max_length, teacher.config.max_position_embeddings)
+
+    def dataset(path):
+        sentences = read_tagged(path, tag_column=int(opts.get("tag_column", -1)))
+        check_labels(sentences, labels)
+        return TaggingDataset([s.tokens for s in sentences], tokenizer, labels, [s.tags for s in sentences],
+                              max_length=max_length, stride=int(opts.get("stride", 32)),
+                              label_all_subtokens=bool(opts.get("label_all_subtokens", False)))
+
+    train = dataset(d.train)
+    train.max_length = max_length
+    dev = dataset(d.dev) if d.dev else None
+    evaluator = None if dev is None else TokenClassificationTask(
+        teacher, None, dev, scheme=opts.get("scheme") or teacher.crf_scheme, eval_batch_size=cfg.train.eval_batch_size)
+    return train, dev, evaluator, labels
 
 
 def classification_data(cfg, teacher, tokenizer):

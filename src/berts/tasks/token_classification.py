@@ -108,6 +108,7 @@ class BertForTokenClassification(BertTaskModel):
     hf_architectures = {"bert": "BertForTokenClassification", "albert": "AlbertForTokenClassification"}
     objective_names = ("classifier",)
     hf_skip = ("crf.",)  # saved beside the directory (crf.safetensors / crf.json), not in it
+    per_token = True  # logits [B, S, C]: distillation compares them per real token (compress/logit_mse)
 
     def __init__(self, config: BertConfig):
         super().__init__(config)
