@@ -204,6 +204,9 @@ def test_finetune_logs_what_evaluate_and_the_tagger_compute(trained, name, capsy
     printed = json.loads(capsys.readouterr().out)
     assert printed["f1"] == report["f1"] and printed["per_type"] == by_hand["per_type"]
     assert printed["invalid_transitions"]["predicted"] == by_hand["invalid_transitions"]["predicted"]
+    matrix = torch.tensor(printed["confusion"]["matrix"])  # gold rows x predicted columns, per word
+    assert printed["confusion"]["labels"] == LABELS and int(matrix.sum()) == sum(len(s.tokens) for s in sentences)
+    assert float(matrix.trace() / matrix.sum()) == pytest.approx(report["accuracy"], abs=1e-12)
     if name == "crf":  # the CRF's Viterbi path under the BIO constraints never breaks the scheme
         assert printed["invalid_transitions"]["predicted"] == 0
 
@@ -313,3 +316,24 @@ def test_onnx_export_parity(trained, tmp_path):
     report = export_onnx(runs["crf"] / "best", tmp_path / "ner.onnx", int8=True, texts=texts)
     assert report["outputs"] == ["logits"] and report["max_abs_diff"] <= 1e-4
     assert 0.9 <= report["int8"]["label_agreement"] <= 1
+
+
+def test_resume_restores_the_crf_exactly(trained, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file
+
+    root, _ = trained
+    out = tmp_path / "run"
+    args = ["finetune", "--task", "token-classification", "--crf", "--model", root / "bert", "--train",
+            root / "train.conll", "--out", out, "--max-steps", "4", "--batch-size", "16", "--lr", "3e-3",
+            "--keep-last", "2", "--set", "train.save_every=2", *COMMON]
+    assert cli(args) == 0
+    whole = load_file(str(out / "final" / "crf.safetensors"))
+    assert load_file(str(out / "checkpoints" / "step-2" / "crf.safetensors"))["transitions"].ne(
+        whole["transitions"]).any()  # the CRF trains
+    shutil.rmtree(out / "checkpoints" / "step-4")
+    shutil.rmtree(out / "final")
+    assert cli(args + ["--resume", "auto"]) == 0  # from step 2: the CRF read back in place, then trained on
+    again = load_file(str(out / "final" / "crf.safetensors"))
+    assert all(torch.equal(again[k], whole[k]) for k in whole)

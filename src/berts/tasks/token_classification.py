@@ -28,6 +28,7 @@ and berts.metrics.tagging):
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -143,7 +144,7 @@ class BertForTokenClassification(BertTaskModel):
         if not (Path(directory) / CRF_CONFIG).is_file():
             return
         crf, _ = load_crf(directory, self.labels)
-        scheme = __import__("json").loads((Path(directory) / CRF_CONFIG).read_text(encoding="utf-8")).get("scheme")
+        scheme = json.loads((Path(directory) / CRF_CONFIG).read_text(encoding="utf-8")).get("scheme")
         if self.crf is not None and self.crf.num_tags == crf.num_tags:  # in place: an optimizer may hold it
             with torch.no_grad():
                 for name, t in crf.state_dict().items():
@@ -273,8 +274,8 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
             wids = f["word_ids"]
             per_window[i] = first_token_predictions(wids, list(zip(tags[r, :len(wids)].tolist(),
                                                                    score[r, :len(wids)].tolist())), f["window"])
-        if out.loss is not None:
-            n = model.loss_counts({k: v.cpu() if isinstance(v, torch.Tensor) else v for k, v in batch.items()})["task"]
+        if out.loss is not None:  # a mean over n items (tokens, or windows with a CRF): weighted back by n
+            n = model.loss_counts(batch)["task"]
             loss_sum += float(out.loss) * n
             loss_n += n
     windows: list[list] = [[] for _ in range(n_sent)]
@@ -290,6 +291,24 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
     return tag_ids, scores, (loss_sum / loss_n if loss_n else None)
 
 
+def confusion(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
+    """Word-level tag confusion: ``{"labels": [tags, gold's and predicted's, sorted], "matrix":
+    [[count]]}`` with rows the gold tag and columns the predicted one."""
+    labels = label_list_of([*gold, *predicted])
+    index = {t: i for i, t in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for g, p in zip(gold, predicted, strict=True):
+        for a, b in zip(g, p, strict=True):
+            matrix[index[a], index[b]] += 1
+    return {"labels": labels, "matrix": matrix.tolist()}
+
+
+def label_list_of(sequences) -> list[str]:
+    from berts.data.tagging import TaggedSentence
+
+    return label_list(TaggedSentence([], list(s)) for s in sequences)
+
+
 def evaluation(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], scheme: str | None,
                mode: str = "default") -> dict:
     """The metrics of predicted word tags: flat numbers for the log (f1, precision, recall,
@@ -298,6 +317,7 @@ def evaluation(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
     from berts.metrics.tagging import tagging_report
 
     report = tagging_report(gold, predicted, scheme=scheme, mode=mode)
+    report["confusion"] = confusion(gold, predicted)
     out = {k: float(report[k]) for k in ("f1", "precision", "recall", "accuracy")}
     if "invalid_transitions" in report:
         out["invalid"] = float(report["invalid_transitions"]["predicted"])
