@@ -206,7 +206,7 @@ def test_finetune_logs_what_evaluate_and_the_tagger_compute(trained, name, capsy
     assert printed["invalid_transitions"]["predicted"] == by_hand["invalid_transitions"]["predicted"]
     matrix = torch.tensor(printed["confusion"]["matrix"])  # gold rows x predicted columns, per word
     assert printed["confusion"]["labels"] == LABELS and int(matrix.sum()) == sum(len(s.tokens) for s in sentences)
-    assert float(matrix.trace() / matrix.sum()) == pytest.approx(report["accuracy"], abs=1e-12)
+    assert int(matrix.trace()) / int(matrix.sum()) == pytest.approx(report["accuracy"], abs=1e-12)
     if name == "crf":  # the CRF's Viterbi path under the BIO constraints never breaks the scheme
         assert printed["invalid_transitions"]["predicted"] == 0
 
