@@ -163,6 +163,8 @@ def main():
     p.add_argument("--finetune-budget", default="3m")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--crf-iterations", type=int, default=60)
+    p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--skip", nargs="*", default=[], help="parts to skip: crf pretrain scratch")
     args = p.parse_args()
     w = args.work
@@ -174,8 +176,9 @@ def main():
         results["runs"]["crfsuite (char features)"] = crf_baseline(train, dev, test, args.crf_iterations)
         print(results["runs"]["crfsuite (char features)"], flush=True)
     tok = make_tokenizer(w, pool)
-    size = ["--set", "model.hidden_size=256", "--set", "model.num_hidden_layers=4", "--set",
-            "model.num_attention_heads=4", "--set", "model.intermediate_size=1024",
+    h, n = args.hidden, args.layers
+    size = ["--set", f"model.hidden_size={h}", "--set", f"model.num_hidden_layers={n}", "--set",
+            f"model.num_attention_heads={max(h // 64, 2)}", "--set", f"model.intermediate_size={4 * h}",
             "--set", "model.max_position_embeddings=128"]
     pre = w / "pretrain"
     if "pretrain" not in args.skip:
@@ -184,10 +187,20 @@ def main():
         results["pretrain_s"] = berts("pretrain", "--data", w / "shards", "--preset", "mini", *size, "--batch-size", "64",
                                       "--lr", "1e-3", "--budget", args.pretrain_budget, "--out", pre, "--overwrite",
                                       "--keep-last", "0", *threads, *QUIET, log=w / "pretrain.log")
+    config = pre / "final" / "config.json"
+    if "pretrain" in args.skip:  # the same architecture, written here (no pretraining run to take it from)
+        from berts.model.config import preset
+        from berts.tokenizer.wordpiece import load_tokenizer
+
+        config = w / "scratch_config.json"
+        c = preset("mini").replace(vocab_size=load_tokenizer(tok).vocab_size, hidden_size=h, num_hidden_layers=n,
+                                   num_attention_heads=max(h // 64, 2), intermediate_size=4 * h,
+                                   max_position_embeddings=128)
+        c.save(config)
     starts = {"pretrained": ["--model", pre / "final"],
-              "random init": ["--from-scratch", pre / "final" / "config.json", "--tokenizer", tok]}
+              "random init": ["--from-scratch", config, "--tokenizer", tok]}
     for start, how in starts.items():
-        if start == "random init" and "scratch" in args.skip:
+        if (start == "random init" and "scratch" in args.skip) or (start == "pretrained" and "pretrain" in args.skip):
             continue
         for crf in (False, True):
             name = f"{start}{' + CRF' if crf else ''}"
@@ -202,6 +215,9 @@ def main():
             r.update(dev_f1=best["value"], best_step=best["step"], finetune_s=seconds)
             results["runs"][name] = r
             print(name, r, flush=True)
+    previous = w / "results.json"  # runs of an earlier invocation (the CRF baseline, say) are kept
+    if previous.is_file():
+        results["runs"] = {**json.loads(previous.read_text()).get("runs", {}), **results["runs"]}
     (w / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print("| model | dev F1 | test F1 | P | R | PER | LOC | ORG | invalid |")
     print("|---|---|---|---|---|---|---|---|---|")
