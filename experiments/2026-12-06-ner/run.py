@@ -164,6 +164,7 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--crf-iterations", type=int, default=60)
     p.add_argument("--layers", type=int, default=4)
+    p.add_argument("--lr", default="1e-3", help="fine-tuning peak learning rate (the schedule follows the budget)")
     p.add_argument("--hidden", type=int, default=256)
     p.add_argument("--skip", nargs="*", default=[], help="parts to skip: crf pretrain scratch")
     args = p.parse_args()
@@ -207,7 +208,7 @@ def main():
             out = w / name.replace(" ", "_").replace("+", "")
             seconds = berts("finetune", "--task", "token-classification", *how, "--train", files["train"],
                             "--dev", files["dev"], "--out", out, "--overwrite", "--max-length", "128",
-                            "--batch-size", "32", "--lr", "3e-4", "--epochs", "20", "--budget", args.finetune_budget,
+                            "--batch-size", "32", "--lr", args.lr, "--budget", args.finetune_budget,
                             "--eval-every", "200", "--keep-last", "0", *(["--crf"] if crf else []), *threads, *QUIET,
                             log=w / f"{out.name}.log")
             best = json.loads((out / "best" / "eval_results.json").read_text())
