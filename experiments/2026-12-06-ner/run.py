@@ -166,7 +166,8 @@ def main():
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--lr", default="1e-3", help="fine-tuning peak learning rate (the schedule follows the budget)")
     p.add_argument("--hidden", type=int, default=256)
-    p.add_argument("--skip", nargs="*", default=[], help="parts to skip: crf pretrain scratch")
+    p.add_argument("--skip", nargs="*", default=[], help="parts to skip: crf, pretrain (and its fine-tunes), pretraining-run (fine-tune the existing "
+                   "WORK/pretrain/final), scratch")
     args = p.parse_args()
     w = args.work
     files, pool, train, dev, test, counts = prepare_data(w, args.train_sentences)
@@ -182,7 +183,7 @@ def main():
             f"model.num_attention_heads={max(h // 64, 2)}", "--set", f"model.intermediate_size={4 * h}",
             "--set", "model.max_position_embeddings=128"]
     pre = w / "pretrain"
-    if "pretrain" not in args.skip:
+    if "pretrain" not in args.skip and "pretraining-run" not in args.skip:  # pretraining-run: use pre/final as it is
         berts("prepare", w / "corpus.txt", "--tokenizer", tok, "--out", w / "shards", "--objective", "none",
               "--max-seq-length", "128", "--segmenter", "none", "--overwrite", "--quiet", log=w / "prepare.log")
         results["pretrain_s"] = berts("pretrain", "--data", w / "shards", "--preset", "mini", *size, "--batch-size", "64",
