@@ -44,7 +44,7 @@ def test_errors_name_the_file_line_and_the_owner(toy_tasks, tmp_path):
     with pytest.raises(UserError, match=r"run\.yaml:4: .*task\.crff.*task\.crf"):
         load_config(FinetuneConfig, [path])
     path.write_text("data:\n  task: toy-b\ntask:\n  crf: true\n")  # toy-a's option, not toy-b's
-    with pytest.raises(UserError, match=r"task\.crf is an option of toy-a, not of toy-b \(its options: window\)"):
+    with pytest.raises(UserError, match=r"task\.crf is an option of (token-classification, )?toy-a, not of toy-b \(its options: window\)"):
         load_config(FinetuneConfig, [path])
 
 

@@ -30,6 +30,7 @@ _LAZY = {
     "BertForMultipleChoice": "berts.tasks.multiple_choice", "ChoicePredictor": "berts.tasks.multiple_choice",
     "MultiLabelPredictor": "berts.tasks.multi_label",
     "Encoder": "berts.embed.encoder",
+    "Tagger": "berts.serve.tagger", "BertForTokenClassification": "berts.tasks.token_classification",
 }
 
 __all__ = [
@@ -37,7 +38,8 @@ __all__ = [
     "BertModel", "BertForPreTraining", "BertForMaskedLM", "BertForSequenceClassification", "BertForUnifiedLM",
     "ModelOutput", "ElectraForPreTraining", "ElectraForMaskedLM",
     "Classifier", "TextGenerator", "BertForQuestionAnswering", "QuestionAnswerer",
-    "BertForMultipleChoice", "ChoicePredictor", "MultiLabelPredictor", "Encoder",
+    "BertForMultipleChoice", "ChoicePredictor", "MultiLabelPredictor", "Encoder", "Tagger",
+    "BertForTokenClassification",
     "__version__",
 ]
 

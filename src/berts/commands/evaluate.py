@@ -36,6 +36,10 @@ def register(subparsers) -> None:
                         "and patiences (--speeds, --patiences), and the model run to the end")
     p.add_argument("--speeds", default="0,0.1,0.2,0.3,0.5,0.8", metavar="S,...", help="--sweep's speeds")
     p.add_argument("--patiences", default="1,2,3", metavar="K,...", help="--sweep's patiences")
+    p.add_argument("--strict", action="store_true",
+                   help="token-classification: entities as seqeval's strict mode (well-formed in the scheme only)")
+    p.add_argument("--tag-column", type=int, metavar="N",
+                   help="token-classification: the CoNLL column holding the gold tag (default: the model's, else the last)")
     p.set_defaults(func=run)
 
 
@@ -57,6 +61,46 @@ def _sweep(args, clf, ds) -> int:
     return 0
 
 
+def _tag(args) -> int:
+    """A token-classification directory on a tagged file (CoNLL columns or JSONL tokens/tags):
+    entity precision / recall / F1 (micro, per type; seqeval's default mode, or --strict), token
+    accuracy, invalid transitions of the predictions under the model's scheme."""
+    from berts.data.tagging import read_tagged
+    from berts.serve.predict import check_batch_size
+    from berts.serve.tagger import Tagger
+
+    check_batch_size(args.batch_size)
+    tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
+    column = args.tag_column if args.tag_column is not None else int(tagger.tagging.get("tag_column", -1))
+    sentences = read_tagged(args.file, tag_column=column)
+    mode = "strict" if args.strict else "default"
+    report, _ = tagger.evaluate(sentences, args.batch_size, mode)
+    if args.int8:  # int8 is never reported alone: beside fp32's, on this file
+        from berts.compress.transforms import quantize_int8
+
+        quantize_int8(tagger.model)
+        fp32 = {k: report[k] for k in ("f1", "precision", "recall", "accuracy")}
+        report, _ = tagger.evaluate(sentences, args.batch_size, mode)
+        report["fp32"] = fp32
+    if args.json:
+        print(json.dumps(report))
+        return 0
+    head = {k: report[k] for k in ("f1", "precision", "recall", "accuracy")}
+    head.update(entities=report["true"], predicted=report["predicted"], sentences=report["sentences"])
+    print(_line(f"{args.file}{' (int8)' if args.int8 else ''} [{mode}, {report.get('scheme', '?')}]", head))
+    if args.int8:
+        print(_line(f"{args.file} (fp32)", report["fp32"]))
+    for typ, row in report["per_type"].items():
+        print(f"  {typ:<12} precision {row['precision']:.4f}  recall {row['recall']:.4f}  f1 {row['f1']:.4f}  "
+              f"support {row['support']}")
+    bad = report.get("invalid_transitions")
+    if bad is not None:
+        kinds = ", ".join(f"{k} x{v}" for k, v in list(bad["predicted_by_kind"].items())[:5])
+        print(f"invalid transitions: predicted {bad['predicted']}" + (f" ({kinds})" if kinds else "")
+              + f", gold {bad['gold']}")
+    return 0
+
+
 def run(args) -> int:
     from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
@@ -66,6 +110,10 @@ def run(args) -> int:
     if server is not None:
         check_task_serving(args, args.model)
         return load(f"{server}:evaluate_command")(args, data_settings)
+    from berts.serve.tagger import is_tagger
+
+    if is_tagger(args.model):  # a token-classification directory (NER)
+        return _tag(args)
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table

@@ -53,6 +53,14 @@ def register(subparsers) -> None:
     from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)  # --speed, --exit, --patience: each row then has "exit_layer"
+    g = p.add_argument_group("token-classification models (NER)")
+    g.add_argument("--text", action="append", metavar="TEXT",
+                   help="raw text to tag instead of FILE (repeatable): its entities with character offsets")
+    g.add_argument("--input-format", choices=("auto", "text", "conll", "jsonl"), default="auto",
+                   help="FILE is raw text (one a line), CoNLL columns (a token a line) or JSONL (tokens or text); "
+                        "auto: by extension (.conll/.bio/.bmes/.iob: CoNLL, .jsonl: JSONL, else text)")
+    g.add_argument("--conll", action="store_true",
+                   help="write CoNLL lines (TOKEN [GOLD] PREDICTED, a blank line between sentences) instead of JSONL")
     p.set_defaults(func=run)
 
 
@@ -103,6 +111,68 @@ def _format(args, settings: dict, path: Path | None) -> str:
     return _format_of(path, fmt)
 
 
+def _tag(args) -> int:
+    """A token-classification directory: entities (raw text) or a tag per word (CoNLL / JSONL
+    words), as JSONL or CoNLL lines; everything is predicted before anything is written."""
+    from berts.data.tagging import TaggedSentence, write_conll
+    from berts.serve.predict import check_batch_size
+    from berts.serve.tagger import Tagger, read_words
+
+    check_batch_size(args.batch_size)
+    tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device, int8=args.int8)
+    if args.text:
+        kind, rows = "text", [(i, t) for i, t in enumerate(args.text, 1)]
+    else:
+        stdin = args.file == "-"
+        path = _stdin_to_file("text" if args.input_format == "auto" else args.input_format) if stdin else Path(args.file)
+        try:
+            kind, rows = read_words(path, args.input_format, "<stdin>" if stdin else None)
+        finally:
+            if stdin:
+                path.unlink(missing_ok=True)
+    out_rows, conll = [], []
+    if kind == "text":
+        for (line, text), r in zip(rows, tagger.predict_words([t for _, t in rows], args.batch_size)):
+            out_rows.append({"line": line, "text": text, "entities": r["entities"]})
+            conll.append((TaggedSentence(r["words"], [], "", line), r["tags"]))
+    else:
+        from berts.data.tagging import bio_entities
+
+        tags, scores = tagger.tag([s.tokens for s in rows], args.batch_size)
+        for s, t, sc in zip(rows, tags, scores):
+            ents = [{"type": typ, "text": " ".join(s.tokens[a:b]), "start": a, "end": b,
+                     "score": round(float(sum(sc[a:b]) / (b - a)), 6)} for typ, a, b in bio_entities(t, tagger.scheme)]
+            out_rows.append({"line": s.line, "tokens": s.tokens, "tags": t, "entities": ents})
+            conll.append((s, t))
+    target = args.out or "<stdout>"
+    try:
+        if args.conll and args.out:
+            write_conll(args.out, [s for s, _ in conll], [t for _, t in conll])
+        else:
+            out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
+            try:
+                if args.conll:
+                    for s, t in conll:
+                        out.write("".join(f"{w} {g} {p}\n" if s.tags else f"{w} {p}\n"
+                                          for w, g, p in zip(s.tokens, s.tags or t, t)) + "\n")
+                else:
+                    for row in out_rows:
+                        for e in row["entities"]:
+                            e["score"] = round(e["score"], 6)
+                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+            finally:
+                if out is not sys.stdout:
+                    out.close()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        raise UserError(f"{target}: cannot write the predictions ({exc.strerror or exc})") from None
+    if args.out:
+        print(f"predict: {len(out_rows)} tagged -> {args.out}", file=sys.stderr)
+    return 0
+
+
 def run(args) -> int:
     from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
@@ -114,6 +184,12 @@ def run(args) -> int:
         return load(f"{server}:predict_command")(args, data_settings)
     if getattr(args, "question", None) is not None or getattr(args, "context", None) is not None:
         raise UserError(f"{args.model}: --question/--context are for a question-answering model")
+    from berts.serve.tagger import is_tagger
+
+    if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
+        return _tag(args)
+    if getattr(args, "text", None) or getattr(args, "conll", False):
+        raise UserError(f"{args.model}: --text and --conll are for token-classification models")
     from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
     from berts.serve.predict import Classifier, agreement, check_batch_size

@@ -30,6 +30,7 @@ class Method:
     defaults: dict = field(default_factory=dict)  # distill.KEY -> the value a null there takes
     keys: tuple[str, ...] = ()  # the distill.* keys only this method reads (others' are refused when set)
     weights: tuple[str, ...] = ()  # its loss weights (distill.alpha_*): all zero is a loss of 0, refused
+    tagging: bool = False  # task distillation of a token-classification teacher too (a loss per token)
 
     def task_class(self):
         module, _, name = self.task.partition(":")
@@ -73,8 +74,8 @@ register(Method(
 register(Method(
     name="logit-mse", task="berts.compress.logit_mse.task:LogitMSETask",
     help="Ba & Caruana: the student regresses the teacher's logits (mean squared error), task "
-         "distillation only",
-    data=("task",)))
+         "distillation only (a classifier or a token-classification teacher: then per real token)",
+    data=("task",), tagging=True))
 register(Method(
     name="qa-logits", task="berts.compress.qa_logits.task:QALogitTask",
     help="extractive QA (a --task qa teacher): DistilBERT's SQuAD distillation, KL on the start/end "

@@ -51,6 +51,11 @@ def load_teacher(directory, *, need: str):
                         "model (`berts finetune --task qa`)")
     if need == "classifier" and kind.endswith("ForQuestionAnswering"):
         raise UserError(f"{directory}: a question-answering teacher: distil it with --method qa-logits")
+    if need == "tagger":
+        from berts.tasks.token_classification import BertForTokenClassification
+
+        if not isinstance(teacher, BertForTokenClassification):
+            raise UserError(f"{directory}: the teacher is a {kind}, not a token classifier")
     if need == "classifier" and not isinstance(teacher, BertForSequenceClassification):
         raise UserError(f"{directory}: the teacher is a {kind} with no task head (no classifier in its config): "
                         "task distillation needs a fine-tuned teacher; fine-tune it first with `berts finetune`")

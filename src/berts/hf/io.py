@@ -78,6 +78,8 @@ def write_model_files(model, directory: Path, tokenizer=None, format: str | None
     sd = fmt.to_hf(hf_state_dict(model), model.config)
     with open(directory / fmt.weights_name, "wb") as f:
         f.write(save(sd, metadata={"format": "pt"}))
+    if hasattr(model, "write_companions"):  # what transformers' directory has no place for (a CRF), beside it
+        model.write_companions(directory)
     if tokenizer is not None:
         # into this directory, which its writer publishes atomically (not a second atomic write)
         getattr(tokenizer, "write_files", tokenizer.save_pretrained)(directory)

@@ -110,7 +110,10 @@ def name_pairs(model, fmt: str | None = None) -> list[tuple[str, str, int | None
     hf_prefix = "" if is_base else get_format(fmt).prefix
     heads = head_names(model, fmt)
     pairs, unknown = [], []
+    skip = tuple(getattr(model, "hf_skip", ()))  # a model's own files beside the directory (a CRF)
     for name, _ in model.named_parameters(remove_duplicate=False):
+        if skip and name.startswith(skip):
+            continue
         try:
             if is_base or name.startswith("bert."):
                 base = name if is_base else name[len("bert."):]

@@ -71,7 +71,7 @@ def register_task_model(cls):
 # registry is read, so that `from berts.hf import load` finds them without `import berts` having run
 # first (berts/__init__.py is lazy, for the command line's speed)
 BUILTIN_TASK_MODULES = ("berts.model.electra", "berts.compress.early_exit.exits", "berts.tasks.qa",
-                        "berts.tasks.multiple_choice")
+                        "berts.tasks.multiple_choice", "berts.tasks.token_classification")
 
 
 def architectures() -> dict[str, type]:

@@ -20,6 +20,7 @@ from berts.compress.students import (
 )
 from berts.config.validate import check_distill_config
 from berts.errors import UserError
+from berts.serve.tagger import is_tagger
 
 
 # ----------------------------------------------------------------------------- the run
@@ -45,7 +46,12 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
                  protect=[k.teacher, m.init_from, m.config, d.shards, d.train, d.dev], dist=dist,
                  no_checkpoint=resume is None)
     qa = method.name == "qa-logits"  # extractive QA: its own teacher, data and student class (tasks/qa.py)
-    need = method.general if general else ("qa" if qa else "classifier")
+    tagging = not general and not qa and is_tagger(k.teacher)  # a token-classification teacher (NER)
+    if tagging and not method.tagging:
+        tagged = ", ".join(n for n, x in registry.METHODS.items() if x.tagging)
+        raise UserError(f"{k.teacher}: a token-classification teacher; --method {method.name} distils classifiers "
+                        f"(for taggers: {tagged})")
+    need = method.general if general else ("qa" if qa else "tagger" if tagging else "classifier")
     teacher = load_teacher(k.teacher, need=need)
     tokenizer = load_tokenizer(m.tokenizer or k.teacher)
     if tokenizer.vocab_size != teacher.config.vocab_size:
@@ -72,6 +78,11 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
 
         train, dev, evaluator = distill_data(cfg, teacher, tokenizer)
         cls = BertForQuestionAnswering
+    elif tagging:
+        from berts.tasks.token_classification import BertForTokenClassification
+
+        train, dev, evaluator, label_names = tagging_data(cfg, teacher, tokenizer)
+        cls = BertForTokenClassification
     else:
         teacher_columns(d, teacher)  # as `berts predict` does: the teacher's column settings where none is given
         train, dev, evaluator, label_names = classification_data(cfg, teacher, tokenizer)
@@ -84,8 +95,11 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     if qa:  # the teacher's QA settings (windows, threshold) and task go with the student
         student.config.finetune_data = {**(teacher.config.finetune_data or {}), "task": "qa",
                                         "max_length": train.max_length}
+    elif tagging:  # the teacher's tag settings, and its CRF (the student's emissions learn the teacher's)
+        student.config.finetune_data = {**(teacher.config.finetune_data or {}), "max_length": train.max_length}
+        if teacher.crf is not None:
+            student.set_crf(copy.deepcopy(teacher.crf), teacher.crf_scheme)
     elif not general:  # how `berts evaluate` / `berts predict` read a table for the student
-
         student.config.finetune_data = {
             "task": "classification", "text_column": d.text_column, "pair_column": d.pair_column,
             "label_column": d.label_column, "format": d.format, "header": d.header, "max_length": train.max_length}
@@ -96,8 +110,8 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
             setattr(k, key, value)
     task = method.task_class().from_config(k, student, teacher, train, dev, mode="general" if general else "task",
                                            evaluator=evaluator,
-                                           metric=(cfg.train.metric or ("f1" if qa else "accuracy")) if evaluator is not None
-                                           else None)
+                                           metric=(cfg.train.metric or ("f1" if qa or tagging else "accuracy"))
+                                           if evaluator is not None else None)
     trainer = Trainer(task, cfg, tokenizer=tokenizer, resume=resume, dist=dist, title="distill")
     if resume is None:
         trainer.print(f"teacher {k.teacher} ({type(teacher).__name__}, {teacher.config.num_hidden_layers} layers, "
@@ -173,6 +187,34 @@ def teacher_columns(d, teacher) -> list[str]:
             setattr(d, key, settings[key])
             taken.append(key)
     return taken
+
+
+def tagging_data(cfg, teacher, tokenizer):
+    """(train, dev, evaluator, label names) of a token-classification teacher: the tagged files
+    read and windowed as `berts finetune --task token-classification` did for the teacher (its tag
+    column, stride, sub-token rule), tags it does not know an error naming file:line."""
+    from berts.data.tables import check_max_length
+    from berts.data.tagging import check_labels, read_tagged
+    from berts.tasks.token_classification import TAGGING_KEY, TaggingDataset, TokenClassificationTask
+
+    d = cfg.data
+    labels = teacher.labels
+    opts = (teacher.config.finetune_data or {}).get(TAGGING_KEY) or {}
+    max_length = check_max_length(d.max_length, teacher.config.max_position_embeddings)
+
+    def dataset(path):
+        sentences = read_tagged(path, tag_column=int(opts.get("tag_column", -1)))
+        check_labels(sentences, labels)
+        return TaggingDataset([s.tokens for s in sentences], tokenizer, labels, [s.tags for s in sentences],
+                              max_length=max_length, stride=int(opts.get("stride", 32)),
+                              label_all_subtokens=bool(opts.get("label_all_subtokens", False)))
+
+    train = dataset(d.train)
+    train.max_length = max_length
+    dev = dataset(d.dev) if d.dev else None
+    evaluator = None if dev is None else TokenClassificationTask(
+        teacher, None, dev, scheme=opts.get("scheme") or teacher.crf_scheme, eval_batch_size=cfg.train.eval_batch_size)
+    return train, dev, evaluator, labels
 
 
 def classification_data(cfg, teacher, tokenizer):

@@ -84,9 +84,10 @@ class Exportable(nn.Module):
             state = bert.run_layer(i, state)
         if self.token_head is not None:
             return self.token_head(state.x)
-        if self.head is not None:
+        if self.head is not None:  # a sequence head reads the pooled [CLS], a token head every position
             batch = {} if choices is None else {"num_choices": choices}
-            return self.head(SimpleNamespace(pooler_output=bert.pool(state)), batch, None).fields["logits"]
+            pooled = bert.pool(state) if bert.pooler is not None else None
+            return self.head(SimpleNamespace(pooler_output=pooled, last_hidden_state=state.x), batch, None).fields["logits"]
         if bert.pooler is None:
             return state.x
         return state.x, bert.pool(state)
@@ -276,8 +277,13 @@ def compare_int8(model, fp32_path: Path, int8_path_: Path, batches: list[dict], 
             same.append(np.all([np.where(m, ya, -np.inf).argmax(-1) == np.where(m, yb, -np.inf).argmax(-1)
                                 for ya, yb in zip(oa, ob)], axis=0))
         return {"max_abs_diff": diff, "argmax_agreement": float(np.concatenate(same).mean())}
-    fa = np.concatenate([run_session(a, x)[0] for x in batches])
-    fb = np.concatenate([run_session(b, x)[0] for x in batches])
+    fa, fb = [run_session(a, x)[0] for x in batches], [run_session(b, x)[0] for x in batches]
+    if fa[0].ndim == 3 and getattr(model, "classifier", None) is not None:  # a tag per token [B, S, T]: on the real tokens
+        real = [np.asarray(x["attention_mask"]).astype(bool) for x in batches]
+        fa, fb = ([f[m] for f, m in zip(fs, real)] for fs in (fa, fb))
+        fa, fb = np.concatenate(fa), np.concatenate(fb)
+        return agreement(fa, fb, False)  # tokens: no sentence labels to score
+    fa, fb = np.concatenate(fa), np.concatenate(fb)
     if getattr(model, "classifier", None) is None:  # hidden states
         return {"max_abs_diff": float(np.abs(fa - fb).max())}
     if getattr(model.config, "problem_type", None) == "multi_label_classification":

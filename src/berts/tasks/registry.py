@@ -116,6 +116,21 @@ register(TaskSpec("sentence-embedding", "berts.tasks.sentence_embedding:Sentence
                            Option("pooling", str | None, None, "mean, cls, max, mean-sqrt-len, weightedmean, "
                                   "lasttoken (default: model.init_from's, else mean)"),
                            Option("normalize", bool, False, "save with L2 normalisation (2_Normalize)"))))
+register(TaskSpec("token-classification", "berts.tasks.token_classification:TokenClassificationTask",
+                  ("f1", "precision", "recall", "accuracy", "loss"),
+                  "a tag per word: NER, POS, Chinese per-character tagging (CoNLL columns or JSONL tokens/tags; "
+                  "evaluation: entity f1 as seqeval, token accuracy)",
+                  serve="tagger", then="berts predict OUT/best --text \"...\"",
+                  options=(Option("tag_column", int, -1, "the CoNLL column holding the tag (0-based; -1: the last)"),
+                           Option("scheme", Literal["auto", "io", "bio", "iob1", "bioes", "bmes"], "auto",
+                                  "the tag scheme (auto: detected from the training tags); the CRF's constraints "
+                                  "and the invalid-transition counts follow it"),
+                           Option("label_all_subtokens", bool, False,
+                                  "label every sub-token of a word (B-X's continuations as I-X), not only the first"),
+                           Option("crf", bool, False,
+                                  "a linear-chain CRF on the emissions (exact NLL, Viterbi; saved as crf.safetensors)"),
+                           Option("stride", int, 32,
+                                  "sub-tokens shared by consecutive windows of a sentence longer than --max-length"))))
 
 
 def names() -> tuple[str, ...]:

@@ -67,6 +67,12 @@ def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int =
     try:
         if Path(eval_file).is_dir():  # a BEIR folder: sentence encoders, scored by retrieval
             return _compare_encoders(model_dirs, eval_file, latency_examples, repeats, int8)
+        from berts.serve.tagger import is_tagger
+
+        if is_tagger(model_dirs[0]):  # token classifiers (NER): entity f1 on a tagged file
+            if speeds is not None:
+                raise UserError("early exit (--speed) is for classification directories; taggers have none")
+            return _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, device)
         return _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args)
     finally:
         torch.set_num_threads(before)
@@ -287,6 +293,51 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
                 if r:
                     times[j][bs].append(time.perf_counter() - t0)
     for j, row in enumerate(rows):
+
+
+def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, device) -> list[dict]:
+    """``_compare`` for token-classification directories: the score is entity f1 (seqeval's
+    default mode) on a tagged file (CoNLL / JSONL), latency per sentence; an int8 row carries
+    ``agreement``, the share of words whose tag equals fp32's."""
+    from berts.data.tagging import read_tagged
+    from berts.serve.tagger import Tagger
+
+    entries = []
+    for directory in model_dirs:
+        tagger = Tagger.from_pretrained(directory, device=device)
+        sentences = read_tagged(eval_file, tag_column=int(tagger.tagging.get("tag_column", -1)))
+        entries.append((directory, tagger, sentences, "fp32"))
+        if int8:
+            entries.append((directory, Tagger.from_pretrained(directory, int8=True, device=device), sentences, "int8"))
+    rows, reference = [], {}
+    for directory, tagger, sentences, precision in entries:
+        report, predicted = tagger.evaluate(sentences)
+        config = tagger.model.config
+        lengths = tagger.dataset([s.tokens for s in sentences]).lengths
+        row = {"model": str(directory), "format": "albert" if config.embedding_size is not None else "bert",
+               "layers": config.num_hidden_layers, "hidden": config.hidden_size, "share_layers": config.share_layers,
+               "params": int(tagger.model.num_parameters()), "flops_per_token": flops_per_token(config, lengths),
+               "metric": "f1", "precision": precision, "size_mb": state_size_mb(tagger.model),
+               "score": float(report["f1"]), "crf": tagger.model.crf is not None}
+        if precision == "int8":
+            fp32_row, fp32_tags = reference[str(directory)]
+            row["params"] = fp32_row["params"]
+            pairs = [(a == b) for x, y in zip(fp32_tags, predicted) for a, b in zip(x, y)]
+            row["agreement"] = float(np.mean(pairs)) if pairs else 1.0
+        else:
+            reference[str(directory)] = (row, predicted)
+        rows.append(row)
+    times = [{1: [], 32: []} for _ in entries]
+    for r in range(repeats + 1):  # the first round untimed (allocation, kernel choice); rows alternated
+        for j, (_, tagger, sentences, _) in enumerate(entries):
+            words = [s.tokens for s in sentences[:latency_examples if r else 8]]
+            for bs in (1, 32):
+                t0 = time.perf_counter()
+                tagger.tag(words, bs)
+                if r:
+                    times[j][bs].append(time.perf_counter() - t0)
+    for j, row in enumerate(rows):
+        n = min(latency_examples, len(entries[j][2]))
         row["examples_timed"] = n
         row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
         row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)

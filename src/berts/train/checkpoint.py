@@ -270,3 +270,5 @@ def load_weights(model, directory: str | Path) -> None:
     if missing:
         raise UserError(f"{directory}: the checkpoint lacks {len(missing)} weights of the model "
                         f"(e.g. {missing[0]}): was it written by another configuration?")
+    if hasattr(model, "read_companions"):  # the model's own files beside the directory (a CRF), in place
+        model.read_companions(directory)

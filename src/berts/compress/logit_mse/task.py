@@ -31,14 +31,24 @@ class LogitMSETask(Task):
     def frozen_modules(self):
         return {"teacher": self.teacher}  # no gradient, no optimizer state, not saved
 
+    @property
+    def per_token(self) -> bool:
+        # a token classifier (NER) has logits per position [B, S, C]: the same loss per real token
+        return bool(getattr(self.student, "per_token", False))
+
     def counts(self, batch):
+        if self.per_token:
+            return {"mse": int(batch["attention_mask"].sum())}  # a mean over the real tokens
         return {"mse": int(batch["input_ids"].shape[0])}  # the loss below is a mean over the rows
 
     def loss(self, modules, batch):
         x = {k: v for k, v in model_inputs(batch).items() if k in ENCODER_INPUTS}
-        s = modules.model(**x).logits  # [B, C]
+        s = modules.model(**x).logits  # [B, C] (a token classifier: [B, S, C])
         with torch.no_grad():
-            t = self.teacher(**x).logits  # [B, C]
+            t = self.teacher(**x).logits  # [B, C] ([B, S, C])
+        if self.per_token:  # the real tokens only ([CLS] and [SEP] included, padding not): [N, C]
+            real = x["attention_mask"].bool()
+            s, t = s[real], t[real]
         mse = 0.5 * (s.float() - t.float()).pow(2).sum(-1).mean()  # the paper's 1/2 ||g(x) - z||^2, mean over rows
         return {"mse": mse}, {"agree": (s.detach().argmax(-1) == t.argmax(-1)).float().mean()}
 
