@@ -293,6 +293,20 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
                 if r:
                     times[j][bs].append(time.perf_counter() - t0)
     for j, row in enumerate(rows):
+        row["examples_timed"] = n
+        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
+        row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
+        row["throughput_b32"] = n / float(np.median(times[j][32]))
+    first = rows[0]
+    for row in rows:
+        row["ratios"] = {
+            "params": row["params"] / first["params"],
+            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
+            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
+            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
+            "score": row["score"] / first["score"] if first["score"] else float("nan"),
+        }
+    return rows
 
 
 def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, device) -> list[dict]:
