@@ -102,6 +102,10 @@ def _tag(args) -> int:
 
 
 def run(args) -> int:
+    from berts.serve.tagger import is_tagger
+
+    if is_tagger(args.model):  # a token-classification directory (NER)
+        return _tag(args)
     from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
     from berts.tasks.registry import load
@@ -110,10 +114,6 @@ def run(args) -> int:
     if server is not None:
         check_task_serving(args, args.model)
         return load(f"{server}:evaluate_command")(args, data_settings)
-    from berts.serve.tagger import is_tagger
-
-    if is_tagger(args.model):  # a token-classification directory (NER)
-        return _tag(args)
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table

@@ -174,6 +174,10 @@ def _tag(args) -> int:
 
 
 def run(args) -> int:
+    from berts.serve.tagger import is_tagger
+
+    if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
+        return _tag(args)
     from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
     from berts.tasks.registry import load
@@ -184,10 +188,6 @@ def run(args) -> int:
         return load(f"{server}:predict_command")(args, data_settings)
     if getattr(args, "question", None) is not None or getattr(args, "context", None) is not None:
         raise UserError(f"{args.model}: --question/--context are for a question-answering model")
-    from berts.serve.tagger import is_tagger
-
-    if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
-        return _tag(args)
     if getattr(args, "text", None) or getattr(args, "conll", False):
         raise UserError(f"{args.model}: --text and --conll are for token-classification models")
     from berts.compress.transforms import quantize_int8
