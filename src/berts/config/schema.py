@@ -77,7 +77,8 @@ class FinetuneData:
 
 @dataclass
 class OptimSection:
-    name: Literal["adamw", "lamb"] = "adamw"
+    # stable_adamw: AdamW with per-tensor update clipping (ModernBERT's; berts.train.optim.StableAdamW)
+    name: Literal["adamw", "lamb", "stable_adamw"] = "adamw"
     lr: float = 1e-3  # peak learning rate
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-6
@@ -87,9 +88,11 @@ class OptimSection:
 
 @dataclass
 class ScheduleSection:
-    name: Literal["linear", "constant", "one_cycle"] = "linear"
+    # wsd_linear / wsd_sqrt: warmup-stable-decay, linear or 1-sqrt decay (ModernBERT's: wsd_sqrt)
+    name: Literal["linear", "constant", "one_cycle", "wsd_linear", "wsd_sqrt"] = "linear"
     warmup: float = 0.06  # a fraction of the run (< 1) or a number of steps (>= 1)
     min_lr: float = 0.0  # the end of the decay, as a fraction of the peak
+    decay: float = 0.1  # wsd_*: the decay phase, the last fraction of the run (after the stable phase)
 
 
 @dataclass

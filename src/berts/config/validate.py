@@ -72,6 +72,8 @@ def validate(cfg) -> None:
         bad("schedule.warmup must be a fraction of the run (< 1) with train.budget: steps are not known in advance")
     if not 0 <= s.min_lr <= 1:
         bad(f"schedule.min_lr is a fraction of the peak in [0, 1], got {s.min_lr}")
+    if not 0 < s.decay <= 1:
+        bad(f"schedule.decay is a fraction of the run in (0, 1], got {s.decay}")
     if cfg.log.every < 1:
         bad(f"log.every must be at least 1, got {cfg.log.every}")
     if cfg.impl.threads is not None and cfg.impl.threads < 1:

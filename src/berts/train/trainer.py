@@ -99,7 +99,8 @@ class Trainer:
             generator=torch.Generator().manual_seed(t.seed))  # never the global RNG: exact resume
 
         self.plan = RunPlan.from_config(t, cfg.schedule, steps_per_epoch=len(self.sampler) / self.accum)
-        self.schedule = Schedule(self.engine.optimizer, cfg.schedule.name, self.plan.warmup, cfg.schedule.min_lr)
+        self.schedule = Schedule(self.engine.optimizer, cfg.schedule.name, self.plan.warmup, cfg.schedule.min_lr,
+                                 cfg.schedule.decay)
 
         # progress
         self.step = 0
