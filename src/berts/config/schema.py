@@ -99,6 +99,9 @@ class ScheduleSection:
 class TrainSection:
     batch_size: int = 32  # global: all ranks and all accumulation micro-batches
     grad_accum: int = 1
+    # batch-size warm-up (ModernBERT's): the step's micro-batches grow from 1 to grad_accum over this
+    # fraction of the run (< 1) or number of steps (>= 1); 0 = off (berts.train.plan.RunPlan.micro_batches)
+    batch_warmup: float = 0.0
     max_steps: int | None = None
     epochs: float | None = None  # instead of max_steps
     budget: str | None = None  # wall clock, e.g. 15m or 1h30m: the schedule follows the clock

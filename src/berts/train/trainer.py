@@ -80,6 +80,7 @@ class Trainer:
         # data: each rank a disjoint slice of every global batch
         t = cfg.train
         self.accum = t.grad_accum
+        self._micro = self.accum  # micro-batches in the next step (RunPlan.micro_batches)
         if t.batch_size % (d.world_size * self.accum):
             raise UserError(f"train.batch_size {t.batch_size} is not a multiple of processes x grad_accum "
                             f"({d.world_size} x {self.accum})")
@@ -161,8 +162,10 @@ class Trainer:
                                            save_seconds=self._save_seconds, early_stop=self._early_stop)
                 if stopped:
                     break
-                self.schedule.set(plan.progress(self.step, elapsed))
+                progress = plan.progress(self.step, elapsed)
+                self.schedule.set(progress)
                 t_step = self.clock()
+                self._micro = plan.micro_batches(progress)  # the batch warm-up's, else grad_accum
                 self._train_step(batches)
                 self._step_seconds = self.clock() - t_step
                 self.monitor.advance(self.step, self._clock_local())
@@ -251,7 +254,8 @@ class Trainer:
         return elapsed
 
     def _train_step(self, batches) -> None:
-        micro = [next(batches) for _ in range(self.accum)]
+        """One optimizer step over ``self._micro`` micro-batches (grad_accum, fewer in the batch warm-up)."""
+        micro = [next(batches) for _ in range(self._micro)]
         want_norm = (self.step + 1) % self.cfg.log.every == 0
         results = self.engine.step(micro, self.task.loss, self.task.counts, want_norm=want_norm)
         for i, (batch, (total, parts, metrics, weights)) in enumerate(zip(micro, results)):
