@@ -125,14 +125,14 @@ def test_pretrain_with_the_modern_recipe_and_mini_modern(shards, tmp_path):  # n
 
 
 # ----------------------------------------------------------------------------- context extension
-def test_context_extension_continues_a_checkpoint_longer_with_a_larger_rope_base(tmp_path):
+def test_context_extension_continues_a_checkpoint_longer_with_a_larger_rope_base(shards, tmp_path):  # noqa: F811
     """Phase 1 at 32 tokens (rope_theta 10,000), phase 2 from its final/ at 128 tokens with
     rope_theta 160,000: the weights carry over, the config says the new base, the loss is finite."""
-    corpus = write_corpus(tmp_path / "corpus.txt", docs=30)
-    short = make_shards(tmp_path, corpus, objective="none", max_seq_length=32)
-    long = make_shards(tmp_path, corpus, objective="none", max_seq_length=128)
+    short = shards  # the session's shards, 32 tokens; the same corpus and tokenizer at 128:
+    long = make_shards(shards.parent, shards.parent / "corpus.txt", objective="none", max_seq_length=128)
     model = ["model.num_hidden_layers=2", "model.hidden_size=32", "model.num_attention_heads=2",
-             "model.intermediate_size=48", "model.sliding_window=8", "train.batch_size=4", "optim.lr=1e-3"]
+             "model.intermediate_size=48", "model.sliding_window=8", "train.batch_size=4", "optim.lr=1e-3",
+             "data.objective=none"]
     one = tmp_path / "phase1"
     assert cli(["pretrain", "--data", short, "--out", one, "--preset", "tiny-modern",
                 *sets(QUIET + model + ["train.max_steps=3", "model.rope_theta=10000"])]) == 0
@@ -153,3 +153,36 @@ def test_context_extension_continues_a_checkpoint_longer_with_a_larger_rope_base
     wa = dict(a.named_parameters())["bert.embeddings.word_embeddings.weight"]
     wb = dict(b.named_parameters())["bert.embeddings.word_embeddings.weight"]
     assert (wa - wb).abs().max().item() < 0.01
+
+
+# ----------------------------------------------------------------------------- long context
+def test_long_context_prepare_collate_and_train_at_1024(tmp_path):
+    """`berts prepare --max-seq-length 1024` fills instances to the length (long documents), the
+    collator pads a batch to its longest instance only (rounded to 8), and a tiny modern model
+    trains on it: a windowed, RoPE model at 1,024 tokens, unpadded fast path on."""
+    import random
+
+    from berts.data.dataset import PretrainingDataset
+
+    rng = random.Random(0)
+    words = "the cat dog bird sat ran flew over under near a big small red blue green house tree".split()
+    docs = ["\n".join(" ".join(rng.choice(words) for _ in range(rng.randint(6, 12))).capitalize() + "."
+                      for _ in range(rng.randint(150, 400))) for _ in range(6)]
+    corpus = tmp_path / "long.txt"
+    corpus.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    shards = make_shards(tmp_path, corpus, objective="none", max_seq_length=1024)
+    ds = PretrainingDataset(shards, mask_prob=0.3, max_predictions_per_seq=None, seed=0)
+    lengths = np.asarray(ds.lengths)
+    assert lengths.max() <= 1024 and np.median(lengths) > 1000  # whole sentences up to 1,022 tokens + 2 specials
+    batch = ds[(0, 0, list(range(4)))]
+    width = batch["input_ids"].shape[1]
+    assert width == min(1024, -(-int(lengths[:4].max()) // 8) * 8)  # the batch's longest, not a fixed 8,192
+    assert batch["attention_mask"].float().mean().item() > 0.95  # little padding: instances end on a sentence
+    assert len(batch["mlm_positions"]) == pytest.approx(0.3 * (batch["attention_mask"].sum().item() - 8), abs=8)
+    out = tmp_path / "run"
+    model = ["model.num_hidden_layers=2", "model.hidden_size=32", "model.num_attention_heads=2",
+             "model.intermediate_size=48", "model.sliding_window=32", "train.batch_size=2", "train.max_steps=2",
+             "optim.lr=1e-3", "data.mask_prob=0.3", "data.max_predictions_per_seq=null", "data.objective=none"]
+    assert cli(["pretrain", "--data", shards, "--out", out, "--preset", "tiny-modern", *sets(QUIET + model)]) == 0
+    rec = records(out)
+    assert rec and all(math.isfinite(r["loss"]) for r in rec) and rec[-1]["tokens"] > 2 * 1000
