@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if p.name != "quick.py")
 # what each prints at the end when it ran through (its table or JSON), beyond the exit status
-LAST_WORDS = {"bench.py": "tokens/s", "cpu_bf16.py": "bf16 speed-up", "inference.py": "int8 accuracy", "distill.py": "| tinybert4 |", "compare.py": "compare.md", "fastbert.py": "chosen on dev", "generate.py": "same ids", "prepare_throughput.py": '"benchmark": "prepare_throughput"'}
+LAST_WORDS = {"bench.py": "tokens/s", "long_context.py": "\"benchmark\": \"long_context\"", "cpu_bf16.py": "bf16 speed-up", "inference.py": "int8 accuracy", "distill.py": "| tinybert4 |", "compare.py": "compare.md", "fastbert.py": "chosen on dev", "generate.py": "same ids", "prepare_throughput.py": '"benchmark": "prepare_throughput"'}
 
 
 def test_every_script_is_covered():
