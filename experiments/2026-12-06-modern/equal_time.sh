@@ -13,7 +13,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 export PYTHONPATH=$ROOT/src${PYTHONPATH:+:$PYTHONPATH}
 berts() { "$PY" -m berts "$@"; }
 mkdir -p "$OUT"
-D=$OUT/data
+D=${DATA:-$OUT/data}  # DATA=an earlier OUT/data: reuse its tokenizer and shards (other seeds)
 if [ ! -f "$D/shards/meta.json" ]; then
   "$PY" - "$D" <<'EOF'
 import sys

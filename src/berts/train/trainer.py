@@ -469,10 +469,16 @@ class Trainer:
         else:
             warm = f"warm-up {plan.warmup:.4g} of the budget"
         after = {"linear": f"then linear decay to {sch.min_lr:g} x lr", "constant": "then constant",
-                 "one_cycle": f"(from lr/25), then cosine down to {sch.min_lr or 4e-6:g} x lr"}.get(sch.name, "")
+                 "one_cycle": f"(from lr/25), then cosine down to {sch.min_lr or 4e-6:g} x lr",
+                 "wsd_linear": f"stable, then the last {sch.decay:g} of the run linear down to {sch.min_lr:g} x lr",
+                 "wsd_sqrt": f"stable, then the last {sch.decay:g} of the run 1-sqrt down to {sch.min_lr:g} x lr",
+                 }.get(sch.name, "")
         lines.append(f"schedule {sch.name}: {warm}, {after}")
         lines.append(f"batch {t.batch_size} = {self.dist.world_size} process(es) x {self.per_rank_batch} x "
                      f"accum {self.accum}; {plan.describe()}; seed {t.seed}")
+        if plan.batch_warmup:
+            lines.append(f"batch warm-up: 1 to {self.accum} micro-batches of {self.per_rank_batch * self.dist.world_size} "
+                         f"over the first {plan.batch_warmup:.4g} of the run")
         config = getattr(self.model, "config", None)
         if config is not None and hasattr(config, "hidden_dropout_prob"):
             drop = f"dropout hidden {config.hidden_dropout_prob:g}, attention {config.attention_probs_dropout_prob:g}"
