@@ -106,7 +106,7 @@ def test_modern_presets(name, layers, hidden):
     assert c.sliding_window == (64 if name == "tiny-modern" else 128)
 
 
-def test_pretrain_with_the_modern_recipe_and_mini_modern(shards, tmp_path):  # noqa: F811
+def test_pretrain_with_the_modern_recipe_and_mini_modern(shards, tmp_path, capsys):  # noqa: F811
     """`berts pretrain --preset mini-modern --config configs/recipe/modern.yaml` runs end to end:
     StableAdamW, wsd_sqrt, 30% masking, the batch warm-up (2 micro-batches of 4 at step 0)."""
     out = tmp_path / "run"
@@ -115,6 +115,10 @@ def test_pretrain_with_the_modern_recipe_and_mini_modern(shards, tmp_path):  # n
              "train.grad_accum=2", "train.batch_warmup=0.5", "optim.lr=1e-3"]
     assert cli(["pretrain", "--data", shards, "--out", out, "--preset", "mini-modern",
                 "--config", ROOT / "configs/recipe/modern.yaml", *sets(QUIET + small)]) == 0
+    err = capsys.readouterr().err
+    assert "schedule wsd_sqrt: warm-up 0.24 steps (0.06 of the run), stable, then the last 0.2 of the run 1-sqrt " \
+        "down to 0 x lr" in err
+    assert "batch warm-up: 1 to 2 micro-batches of 4 over the first 0.5 of the run" in err
     cfg = (out / "config.yaml").read_text()
     for line in ("name: stable_adamw", "name: wsd_sqrt", "mask_prob: 0.3", "batch_warmup: 0.5"):
         assert line in cfg
