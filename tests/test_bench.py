@@ -180,3 +180,18 @@ def test_engines_user_errors(args, match, capsys):
     assert main(["bench", *args]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and match in err
+
+
+@pytest.mark.slow  # ~30 s on 2 cores: most of it the matmul ceiling's GEMMs
+def test_bench_long_rows_with_a_modern_preset(tmp_path):
+    """Long-sequence rows: `berts bench --preset tiny-modern --seq 1024` (RoPE, windows) against
+    transformers' ModernBert on the same weights, 1,024 tokens a row."""
+    out = tmp_path / "bench.json"
+    assert main(["bench", "--preset", "tiny-modern", "--seq", "1024", "--batch", "1", "--steps", "1",
+                 "--warmup", "0", "--threads", "1", "--only", "infer", "--lengths", "fixed", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["seq"] == 1024
+    rows = {r["impl"]: r for r in result["rows"]}
+    assert set(rows) == {"berts", "transformers"}
+    for r in rows.values():
+        assert r["padding"] == 0 and r["tokens_per_s"] > 0 and r["peak_mib"] > 0

@@ -22,6 +22,7 @@ LAST_WORDS = {  # one line each, so that new benchmarks merge cleanly
     'generate.py': 'same ids',
     'gpu.py': '| electra |',
     'inference.py': 'int8 accuracy',
+    'long_context.py': '"benchmark": "long_context"',
     'ner_predict.py': 'speed-up vs pipeline',
     'prepare_throughput.py': '"benchmark": "prepare_throughput"',
     'qa_predict.py': 'same answers',

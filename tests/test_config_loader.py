@@ -73,7 +73,7 @@ def test_show_config_of_merged_files(tmp_path, capsys):
 
 # ----------------------------------------------------------------------------- the shipped configs
 KINDS = {"model": (PretrainConfig, FinetuneConfig, DistillConfig), "budget": (PretrainConfig, FinetuneConfig,
-         DistillConfig), "objectives": (PretrainConfig,), "task": (FinetuneConfig,)}
+         DistillConfig), "objectives": (PretrainConfig,), "recipe": (PretrainConfig,), "task": (FinetuneConfig,)}
 SHIPPED = sorted((ROOT / "configs").rglob("*.yaml"))
 
 

@@ -109,3 +109,66 @@ def test_finetuning_lr_default_follows_the_model_size():
     assert FinetuneConfig().optim.lr is None and PretrainConfig().optim.lr == 1e-3
     assert [default_lr(h)[0] for h in (128, 256, 384, 512, 768, 1024)] == [1e-3, 5e-4, 1e-4, 1e-4, 5e-5, 5e-5]
     assert default_lr(128)[1] == "default for hidden size 128 (<= 128); --lr to choose"
+
+
+def test_wsd_schedules_by_hand():
+    # warm-up 0.1, stable to 0.8, decay over the last 0.2 down to min_lr 0.1
+    kw = dict(warmup=0.1, min_lr=0.1, decay=0.2)
+    # p:            0.05 (warm-up)  0.5 (stable)  0.85 (q = 0.25)          0.9 (q = 0.5)          1.0 (q = 1)
+    lin = [lr_factor("wsd_linear", p, **kw) for p in (0.05, 0.5, 0.8, 0.85, 0.9, 1.0)]
+    assert lin == pytest.approx([0.5, 1.0, 1.0, 0.1 + 0.9 * 0.75, 0.1 + 0.9 * 0.5, 0.1])
+    sq = [lr_factor("wsd_sqrt", p, **kw) for p in (0.05, 0.5, 0.8, 0.85, 0.9, 1.0)]
+    assert sq == pytest.approx([0.5, 1.0, 1.0, 0.1 + 0.9 * 0.5, 0.1 + 0.9 * (1 - math.sqrt(0.5)), 0.1])
+    # past the end it stays at min_lr; the default decay is the last 10%
+    assert lr_factor("wsd_sqrt", 1.5, 0.0) == pytest.approx(0.0, abs=1e-12)
+    assert lr_factor("wsd_linear", 0.95, 0.0) == pytest.approx(0.5)
+    # the Schedule carries decay through its state
+    opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=2.0)
+    s = Schedule(opt, "wsd_sqrt", 0.1, 0.0, decay=0.5)
+    s.set(0.75)  # q = 0.5
+    assert s.lr == pytest.approx(2.0 * (1 - math.sqrt(0.5)))
+    assert s.state_dict()["decay"] == 0.5
+
+
+def test_stable_adamw_two_steps_by_hand():
+    from berts.train.optim import StableAdamW
+
+    lr, b1, b2, eps, wd = 0.1, 0.9, 0.99, 1e-8, 0.01
+    w0 = [1.0, -2.0]
+    g1, g2 = [0.1, -0.2], [3.0, 0.2]  # step 2: a sudden large gradient on the first entry
+    p = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
+    opt = StableAdamW([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    # step 1 by hand: m^ = g, v^ = g^2, so rms = 1 and the step is AdamW's: w - lr (wd w + g/(|g| + eps))
+    p.grad = torch.tensor(g1, dtype=torch.float64)
+    opt.step()
+    w1 = [w * (1 - lr * wd) - lr * g / (abs(g) + eps) for w, g in zip(w0, g1)]
+    assert p.tolist() == pytest.approx(w1, abs=1e-12)
+    # step 2 by hand, elementwise
+    m = [(1 - b1) * b1 * a + (1 - b1) * b for a, b in zip(g1, g2)]
+    v = [(1 - b2) * b2 * a * a + (1 - b2) * b * b for a, b in zip(g1, g2)]
+    m_hat = [x / (1 - b1 ** 2) for x in m]
+    v_hat = [x / (1 - b2 ** 2) for x in v]
+    rms = math.sqrt(sum(g * g / vh for g, vh in zip(g2, v_hat)) / 2)
+    assert rms > 1  # so the update is clipped
+    lr2 = lr / rms
+    w2 = [w * (1 - lr2 * wd) - lr2 * mh / (math.sqrt(vh) + eps) for w, mh, vh in zip(w1, m_hat, v_hat)]
+    p.grad = torch.tensor(g2, dtype=torch.float64)
+    opt.step()
+    assert p.tolist() == pytest.approx(w2, abs=1e-12)
+    # plain AdamW (torch's) from the same start takes the larger, unclipped step on step 2
+    q = torch.nn.Parameter(torch.tensor(w0, dtype=torch.float64))
+    ref = torch.optim.AdamW([q], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd)
+    for g in (g1, g2):
+        q.grad = torch.tensor(g, dtype=torch.float64)
+        ref.step()
+    assert abs(q[0].item() - w1[0]) > abs(w2[0] - w1[0]) * 1.2
+
+
+def test_build_optimizer_names():
+    from berts.config.schema import OptimSection
+    from berts.train.optim import StableAdamW, build_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    opt = build_optimizer(model, OptimSection(name="stable_adamw", lr=1e-3, weight_decay=0.1))
+    assert isinstance(opt, StableAdamW)
+    assert [g["weight_decay"] for g in opt.param_groups] == [0.1, 0.0]  # no decay on the bias

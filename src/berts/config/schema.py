@@ -90,7 +90,8 @@ class FinetuneData:
 
 @dataclass
 class OptimSection:
-    name: Literal["adamw", "lamb"] = "adamw"
+    # stable_adamw: AdamW with per-tensor update clipping (ModernBERT's; berts.train.optim.StableAdamW)
+    name: Literal["adamw", "lamb", "stable_adamw"] = "adamw"
     lr: float | None = 1e-3  # peak learning rate; null (fine-tuning's default): by the model's size (train/optim.default_lr)
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
     eps: float = 1e-6
@@ -100,15 +101,20 @@ class OptimSection:
 
 @dataclass
 class ScheduleSection:
-    name: Literal["linear", "constant", "one_cycle"] = "linear"
+    # wsd_linear / wsd_sqrt: warmup-stable-decay, linear or 1-sqrt decay (ModernBERT's: wsd_sqrt)
+    name: Literal["linear", "constant", "one_cycle", "wsd_linear", "wsd_sqrt"] = "linear"
     warmup: float = 0.06  # a fraction of the run (< 1) or a number of steps (>= 1)
     min_lr: float = 0.0  # the end of the decay, as a fraction of the peak
+    decay: float = 0.1  # wsd_*: the decay phase, the last fraction of the run (after the stable phase)
 
 
 @dataclass
 class TrainSection:
     batch_size: int = 32  # global: all ranks and all accumulation micro-batches
     grad_accum: int = 1
+    # batch-size warm-up (ModernBERT's): the step's micro-batches grow from 1 to grad_accum over this
+    # fraction of the run (< 1) or number of steps (>= 1); 0 = off (berts.train.plan.RunPlan.micro_batches)
+    batch_warmup: float = 0.0
     max_steps: int | None = None
     epochs: float | None = None  # instead of max_steps
     budget: str | None = None  # wall clock, e.g. 15m or 1h30m: the schedule follows the clock

@@ -71,8 +71,18 @@ def validate(cfg) -> None:
         bad(f"schedule.warmup must be a fraction in [0, 1) or a whole number of steps, got {s.warmup}")
     if s.warmup >= 1 and t.max_steps is None and t.epochs is None:
         bad("schedule.warmup must be a fraction of the run (< 1) with train.budget: steps are not known in advance")
+    bw = getattr(t, "batch_warmup", 0.0)
+    if bw < 0 or (bw >= 1 and not float(bw).is_integer()):
+        bad(f"train.batch_warmup must be a fraction in [0, 1) or a whole number of steps, got {bw}")
+    if bw > 0 and t.grad_accum < 2:
+        bad("train.batch_warmup grows the micro-batches of a step from 1 to train.grad_accum: set train.grad_accum "
+            "above 1 (train.batch_size / train.grad_accum is the first steps' batch)")
+    if bw >= 1 and t.max_steps is None and t.epochs is None:
+        bad("train.batch_warmup must be a fraction of the run (< 1) with train.budget: steps are not known in advance")
     if not 0 <= s.min_lr <= 1:
         bad(f"schedule.min_lr is a fraction of the peak in [0, 1], got {s.min_lr}")
+    if not 0 < s.decay <= 1:
+        bad(f"schedule.decay is a fraction of the run in (0, 1], got {s.decay}")
     if cfg.log.every < 1:
         bad(f"log.every must be at least 1, got {cfg.log.every}")
     if cfg.impl.threads is not None and cfg.impl.threads < 1:

@@ -271,8 +271,9 @@ def preset_names() -> list[str]:
 
 
 def preset(name: str, **overrides) -> BertConfig:
-    """A named size preset: tiny, mini, small, medium, base, large, albert-base, and tiny-modern (the
-    modern switches: RoPE, a 64-token window on two layers of three, GeGLU, pre-LN, no bias)."""
+    """A named size preset: tiny, mini, small, medium, base, large, albert-base, and tiny-modern,
+    mini-modern, small-modern, base-modern (the modern switches: RoPE, a window on two layers of
+    three (64 tokens for tiny, else 128), GeGLU, pre-LN, no bias; base-modern is ModernBERT-base's shape)."""
     path = resources.files("berts.model.presets") / f"{name}.json"
     if not path.is_file():
         raise UserError(f"unknown model preset {name!r} (choose from {', '.join(preset_names())})")

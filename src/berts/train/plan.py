@@ -4,6 +4,7 @@ demo's stages). Value objects: no device, no clock of its own; the loop asks the
 
     plan = RunPlan.from_config(cfg.train, cfg.schedule, steps_per_epoch=len(sampler) / accum)
     plan.progress(step, elapsed)        # in [0, 1]: what the schedule follows
+    plan.micro_batches(progress)        # micro-batches in this step (batch-size warm-up), else accum
     plan.stop_reason(step, elapsed, next_step_seconds=..., early_stop=...)   # None: go on
 """
 from __future__ import annotations
@@ -24,6 +25,8 @@ class RunPlan:
     eval_every: int | None  # steps; None: at the end only
     ends_by: str = ""  # what sets the length: "train.max_steps", "train.epochs" or "train.budget" (and the nearer)
     ignored: str | None = None  # a length setting that does not end the run (train.epochs under train.max_steps)
+    accum: int = 1  # micro-batches per optimizer step once the batch warm-up is over (train.grad_accum)
+    batch_warmup: float = 0.0  # the batch-size warm-up, a fraction of the run in [0, 1); 0: off
 
     @classmethod
     def from_config(cls, train, schedule, *, steps_per_epoch: float) -> RunPlan:
@@ -45,6 +48,12 @@ class RunPlan:
         if warmup >= 1:
             raise UserError(f"schedule.warmup {schedule.warmup:g} steps is not less than the {max_steps} steps "
                             "of the run")
+        batch_warmup = getattr(train, "batch_warmup", 0.0)
+        if batch_warmup >= 1:
+            batch_warmup /= max_steps
+        if batch_warmup >= 1:
+            raise UserError(f"train.batch_warmup {train.batch_warmup:g} steps is not less than the {max_steps} "
+                            "steps of the run")
         if train.eval_every is not None:
             eval_every = train.eval_every
         elif train.epochs is not None:
@@ -52,13 +61,31 @@ class RunPlan:
         else:
             eval_every = None
         return cls(max_steps=max_steps, budget=budget, steps_per_epoch=steps_per_epoch, warmup=warmup,
-                   eval_every=eval_every, ends_by=ends_by, ignored=ignored)
+                   eval_every=eval_every, ends_by=ends_by, ignored=ignored, accum=train.grad_accum,
+                   batch_warmup=batch_warmup)
 
     def progress(self, step: int, elapsed: float) -> float:
         """How far the run is, in [0, 1]: by steps, by the clock (budget), or the further of the two."""
         by_steps = step / self.max_steps if self.max_steps else 0.0
         by_clock = elapsed / self.budget if self.budget else 0.0
         return max(by_steps, by_clock)
+
+    def micro_batches(self, progress: float) -> int:
+        """Micro-batches in the step at ``progress``: the batch-size warm-up (ModernBERT, arXiv
+        2412.13663, section 2.2.1: the batch grows over the first part of training, small batches
+        being enough early on). The step's batch is k x (train.batch_size / train.grad_accum) with
+
+            k = min(accum, max(1, ceil(accum x progress / batch_warmup)))
+
+        so it grows linearly from one micro-batch to the full batch by ``batch_warmup``. The
+        learning-rate schedule and max_steps still count optimizer steps (a warm-up step is a
+        smaller step, not a fraction of one); tokens are counted as trained on (the log's
+        ``tokens``), so the warm-up's steps hold fewer tokens; epochs are estimated at the full
+        batch (a warmed-up run passes over the data a little later than its ``epoch`` says).
+        The micro-batch size never changes: memory and the compiled shapes are the full run's."""
+        if self.batch_warmup <= 0 or progress >= self.batch_warmup:
+            return self.accum
+        return min(self.accum, max(1, math.ceil(self.accum * progress / self.batch_warmup)))
 
     def stop_reason(self, step: int, elapsed: float, *, next_step_seconds: float = 0.0,
                     save_seconds: float = 0.0, early_stop: bool = False) -> str | None:

@@ -80,6 +80,7 @@ class Trainer:
         # data: each rank a disjoint slice of every global batch
         t = cfg.train
         self.accum = t.grad_accum
+        self._micro = self.accum  # micro-batches in the next step (RunPlan.micro_batches)
         if t.batch_size % (d.world_size * self.accum):
             raise UserError(f"train.batch_size {t.batch_size} is not a multiple of processes x grad_accum "
                             f"({d.world_size} x {self.accum})")
@@ -99,7 +100,8 @@ class Trainer:
             generator=torch.Generator().manual_seed(t.seed))  # never the global RNG: exact resume
 
         self.plan = RunPlan.from_config(t, cfg.schedule, steps_per_epoch=len(self.sampler) / self.accum)
-        self.schedule = Schedule(self.engine.optimizer, cfg.schedule.name, self.plan.warmup, cfg.schedule.min_lr)
+        self.schedule = Schedule(self.engine.optimizer, cfg.schedule.name, self.plan.warmup, cfg.schedule.min_lr,
+                                 cfg.schedule.decay)
 
         # progress
         self.step = 0
@@ -160,8 +162,10 @@ class Trainer:
                                            save_seconds=self._save_seconds, early_stop=self._early_stop)
                 if stopped:
                     break
-                self.schedule.set(plan.progress(self.step, elapsed))
+                progress = plan.progress(self.step, elapsed)
+                self.schedule.set(progress)
                 t_step = self.clock()
+                self._micro = plan.micro_batches(progress)  # the batch warm-up's, else grad_accum
                 self._train_step(batches)
                 self._step_seconds = self.clock() - t_step
                 self.monitor.advance(self.step, self._clock_local())
@@ -250,7 +254,8 @@ class Trainer:
         return elapsed
 
     def _train_step(self, batches) -> None:
-        micro = [next(batches) for _ in range(self.accum)]
+        """One optimizer step over ``self._micro`` micro-batches (grad_accum, fewer in the batch warm-up)."""
+        micro = [next(batches) for _ in range(self._micro)]
         want_norm = (self.step + 1) % self.cfg.log.every == 0
         results = self.engine.step(micro, self.task.loss, self.task.counts, want_norm=want_norm)
         for i, (batch, (total, parts, metrics, weights)) in enumerate(zip(micro, results)):
@@ -476,10 +481,16 @@ class Trainer:
         else:
             warm = f"warm-up {plan.warmup:.4g} of the budget"
         after = {"linear": f"then linear decay to {sch.min_lr:g} x lr", "constant": "then constant",
-                 "one_cycle": f"(from lr/25), then cosine down to {sch.min_lr or 4e-6:g} x lr"}.get(sch.name, "")
+                 "one_cycle": f"(from lr/25), then cosine down to {sch.min_lr or 4e-6:g} x lr",
+                 "wsd_linear": f"stable, then the last {sch.decay:g} of the run linear down to {sch.min_lr:g} x lr",
+                 "wsd_sqrt": f"stable, then the last {sch.decay:g} of the run 1-sqrt down to {sch.min_lr:g} x lr",
+                 }.get(sch.name, "")
         lines.append(f"schedule {sch.name}: {warm}, {after}")
         lines.append(f"batch {t.batch_size} = {self.dist.world_size} process(es) x {self.per_rank_batch} x "
                      f"accum {self.accum}; {plan.describe()}; seed {t.seed}")
+        if plan.batch_warmup:
+            lines.append(f"batch warm-up: 1 to {self.accum} micro-batches of {self.per_rank_batch * self.dist.world_size} "
+                         f"over the first {plan.batch_warmup:.4g} of the run")
         config = getattr(self.model, "config", None)
         if config is not None and hasattr(config, "hidden_dropout_prob"):
             drop = f"dropout hidden {config.hidden_dropout_prob:g}, attention {config.attention_probs_dropout_prob:g}"
