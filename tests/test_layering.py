@@ -173,3 +173,51 @@ def test_the_circle_check_catches_a_lazy_circle(tmp_path):
     graph = {"a": {"b"}, "b": {"c"}, "c": {"a", "d"}, "d": set(), "e": {"d"}}
     assert circles(graph) == [["a", "b", "c"]]
     assert circles({"a": {"b"}, "b": set()}) == []
+
+
+# ----------------------------------------------------------------------------- imports inside functions
+# A berts import inside a function hides a dependency from the reader (and from Python until the
+# function runs). It is allowed only where `berts --help`, `berts <command> --help` and argument
+# errors must stay torch-free (tests/test_cli_fast.py): the command modules, and the torch-free
+# modules the parser itself reads, whose heavy imports wait until a command runs.
+LAZY_ALLOWED = {
+    "berts.cli": "the parser: each command module is imported when the parser is built",
+    "berts.commands": "a command imports its run (torch) only when it runs",
+    "berts.config.schema": "read by every command's parser: BertConfig and the task options load when a key is set",
+    "berts.config.validate": "read by the commands before a run: the registries and the data checks load when used",
+    "berts.demo.run": "its settings are `berts demo`'s flags: the stages import torch when they run",
+    "berts.objectives.registry": "read by the parsers (objective names, by ast): a spec's eval sums import torch when run",
+}
+
+
+def function_local_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of each berts import that is not at module level."""
+    tree = ast.parse(path.read_text())
+    top = {id(n) for n in tree.body}
+    out = []
+    for node in ast.walk(tree):
+        if id(node) in top:
+            continue
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("berts") and node.level == 0:
+            out.append((node.lineno, node.module))
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("berts")]
+    return out
+
+
+def allowed_lazy(module: str) -> bool:
+    return any(module == m or module.startswith(m + ".") for m in LAZY_ALLOWED)
+
+
+def test_imports_inside_functions_only_where_start_up_needs_them():
+    found = [f"{path.relative_to(SRC.parent)}:{line} imports {target}"
+             for path in sorted(SRC.rglob("*.py")) if not allowed_lazy(module_name(path))
+             for line, target in function_local_imports(path)]
+    assert not found, "move these to the top of their module (or say in LAZY_ALLOWED why not):\n" + "\n".join(found)
+
+
+def test_the_lazy_allow_list_is_short_and_still_needed():
+    assert len(LAZY_ALLOWED) <= 8
+    for module in LAZY_ALLOWED:  # each entry still has a lazy import to excuse
+        paths = [p for p in SRC.rglob("*.py") if module_name(p) == module or module_name(p).startswith(module + ".")]
+        assert any(function_local_imports(p) for p in paths), f"{module}: no lazy import left; drop it from the list"

@@ -8,20 +8,17 @@ from pathlib import Path
 from torch import nn
 
 from berts.errors import UserError
+from berts.hf import load
+from berts.hf.kinds import model_kind, require_kind
+from berts.model.encoder import BertModel
+from berts.model.heads import ( BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, )
+from berts.tasks.token_classification import BertForTokenClassification
 
 
 def load_teacher(directory, *, need: str):
     """The teacher of ``directory``, frozen-ready, fast paths on. ``need``: ``mlm`` (an MLM head),
     ``classifier`` (a fine-tuned classification head) or ``encoder`` (anything). A teacher of the
     wrong kind is one line saying what it is and what to do."""
-    from berts.hf import load
-    from berts.model.heads import (
-        BertForMaskedLM,
-        BertForPreTraining,
-        BertForSequenceClassification,
-    )
-
-    from berts.hf.kinds import model_kind, require_kind
 
     path = Path(directory)
     if not path.is_dir():
@@ -52,7 +49,6 @@ def load_teacher(directory, *, need: str):
     if need == "classifier" and kind.endswith("ForQuestionAnswering"):
         raise UserError(f"{directory}: a question-answering teacher: distil it with --method qa-logits")
     if need == "tagger":
-        from berts.tasks.token_classification import BertForTokenClassification
 
         if not isinstance(teacher, BertForTokenClassification):
             raise UserError(f"{directory}: the teacher is a {kind}, not a token classifier")
@@ -77,7 +73,6 @@ def encoder_of(model) -> nn.Module:
 def _plain_key(model, key: str) -> str:
     """A state-dict key as "embeddings..." / "encoder.layers.N..." / "pooler..." for the encoder's
     weights, "head:NAME" for a task model's heads: comparable between a BertModel and task models."""
-    from berts.model.encoder import BertModel
 
     if isinstance(model, BertModel):
         return key
@@ -98,7 +93,6 @@ def student_from_teacher(teacher, layers, cls=None, **overrides):
     if len(set(layers)) != len(layers):
         raise UserError(f"student layers {','.join(map(str, layers))}: a layer is listed twice")
     config = teacher.config.replace(num_hidden_layers=len(layers), **overrides)
-    from berts.model.encoder import BertModel
 
     if cls is BertModel:  # a bare encoder has a pooler where the teacher's has one (an MLM model's has none)
         student = BertModel(config, add_pooling_layer=getattr(teacher, "pooler", None) is not None)

@@ -18,6 +18,12 @@ import warnings
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.compress.losses import uniform_layer_map
+from berts.compress.prune import check_prunable, measure_importance, prune_model
+from berts.data.classification import ClassificationDataset
+from berts.data.tables import Example
+from berts.hf import load
+from berts.tokenizer.wordpiece import load_tokenizer
 
 PRUNE_EXAMPLES = 1024  # pruning measures activations on the first this many examples
 PRUNE_BATCH = 64
@@ -59,8 +65,6 @@ def prune(model, config, dataset, examples: int = PRUNE_EXAMPLES, where: str = "
     (student layer m <- teacher layer floor(m Lt / Ls)), then the residual dimensions, heads, head
     dimensions and FFN neurons with the largest mean |activation| over the first ``examples`` of
     ``dataset`` (its items: ``dataset[(0, 0, indices)]`` -> a batch, as the training datasets)."""
-    from berts.compress.losses import uniform_layer_map
-    from berts.compress.prune import check_prunable, measure_importance, prune_model
 
     source_config = model.config
     check_prunable(source_config, config, where)
@@ -77,10 +81,6 @@ def prune_directory(src: str | Path, out: str | Path, texts: list[str], examples
     ``texts``, and save it with ``src``'s tokenizer as the directory ``out`` (a plain Hugging Face
     directory; a classifier keeps its labels). Returns what was kept. The result is an init for
     distillation, not a finished model (cutting residual dimensions or layers changes its outputs)."""
-    from berts.data.classification import ClassificationDataset
-    from berts.data.tables import Example
-    from berts.hf import load
-    from berts.tokenizer.wordpiece import load_tokenizer
 
     where = f"pruning {src}"
     if not texts:

@@ -28,6 +28,7 @@ from berts.data.masking import MASKINGS, draw_mode
 from berts.data.sampler import ResumableBatchSampler
 from berts.data.shards import ShardReader
 from berts.errors import UserError
+from berts.data.collate import TRANSFORMS
 
 
 class PretrainingDataset(Dataset):
@@ -115,7 +116,6 @@ class PretrainingDataset(Dataset):
 
 
 def _transform(t):
-    from berts.data.collate import TRANSFORMS
 
     if isinstance(t, str):
         if t not in TRANSFORMS:

@@ -10,6 +10,7 @@ import numpy as np
 
 from berts.data.tables import Example, is_number
 from berts.errors import UserError, where
+from berts.config.validate import parse_class_weights
 
 
 class LabelMap:
@@ -98,7 +99,6 @@ class LabelMap:
         return [self.names[int(i)] for i in ids]
 
 
-
 def check_labels(label_map, path, what: str) -> None:
     """A classifier learns nothing from one label, and a dev set of one label picks "best" at accuracy 1."""
     if len(label_map) < 2:
@@ -110,8 +110,6 @@ def resolve_class_weights(value, label_map, labels) -> list[float] | None:
     """train.class_weights -> [num_labels] weights in label-id order. ``balanced``: n / (k x n_c) over the
     training labels (scikit-learn's); a mapping: the labels named (others weigh 1)."""
     import numpy as np
-
-    from berts.config.validate import parse_class_weights
 
     if value is None:
         return None

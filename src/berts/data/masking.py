@@ -35,6 +35,7 @@ from __future__ import annotations
 import numpy as np
 
 from berts.objectives.registry import names
+from berts.model.attention import MODES, UNILM_MIX
 
 MASKINGS = ("token", "wwm", "ngram", "span", "entity")
 SBO_MAX_SPAN = 10
@@ -366,7 +367,6 @@ def draw_mode(objective: str, seed: int, epoch: int, step: int) -> int:
     parts of one global batch share its step) draw the same mode. ``clm`` is always
     left-to-right, ``seq2seq`` always seq2seq.
     """
-    from berts.model.attention import MODES, UNILM_MIX
 
     if objective == "clm":
         return MODES.index("left-to-right")

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from berts.errors import UserError
+from berts.data.tagging import MODEL_KEYS, pad_batch
 
 
 @dataclass
@@ -220,8 +221,6 @@ def qa_batch(features: Sequence[dict], pad_id: int, pad_to_multiple_of: int | No
     """Windows -> [B, L] LongTensors (right-padded: ``pad_id``, type id 0, attention 0) plus
     ``start_positions`` / ``end_positions`` [B] -- the names transformers' QA models take."""
     import torch
-
-    from berts.data.tagging import MODEL_KEYS, pad_batch
 
     out = pad_batch(features, pad_id, pad_to_multiple_of, keys=MODEL_KEYS)
     for key in ("start_positions", "end_positions"):

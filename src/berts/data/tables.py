@@ -471,8 +471,6 @@ def check_max_length(max_length: int | None, max_positions: int) -> int:
 
 def read_table(path, d, *, labels: bool = True, task: str | None = None):
     """read_examples with a FinetuneData section's column settings: (examples, report)."""
-    from berts.data.tables import read_examples
-
     return read_examples(
         path, text_column=d.text_column, text_pair_column=d.pair_column,
         label_column=d.label_column if labels else None, format=d.format, header=d.header,

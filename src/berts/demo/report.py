@@ -10,6 +10,7 @@ import platform
 from pathlib import Path
 
 from berts.util.report import Report
+from berts.util.fileio import atomic_write_file
 
 
 # ----------------------------------------------------------------------------- metrics files
@@ -372,7 +373,6 @@ def en_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) 
 
 
 def write_report(report: dict, out: Path) -> dict[str, Path]:
-    from berts.util.fileio import atomic_write_file
 
     out = Path(out)
     plots = out / "plots"

@@ -33,6 +33,10 @@ from torch import nn
 from berts.embed.pooling import Pooling, cu_seqlens_of
 from berts.embed.st_format import is_st_dir, read_st_dir, write_st_dir
 from berts.errors import UserError
+from berts.hf import load_hf_state_dict, read_config, read_state_dict
+from berts.model.encoder import BertModel
+from berts.tokenizer.wordpiece import load_tokenizer
+import berts.hf  # noqa: F401  (registers the HF formats: BertModel.from_pretrained reads them)
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +44,6 @@ log = logging.getLogger(__name__)
 def load_bare_encoder(directory):
     """A BertModel from a Hugging Face / berts directory (any registered format), keeping its
     pooler only when the directory has one (sentence encoders do not need it)."""
-    import berts.hf  # noqa: F401  (registers the formats)
-    from berts.hf import load_hf_state_dict, read_config, read_state_dict
-    from berts.model.encoder import BertModel
 
     directory = Path(directory)
     if not (directory / "config.json").is_file():
@@ -82,7 +83,6 @@ class Encoder(nn.Module):
         """A sentence-transformers directory (its pooling, normalisation and window), or a plain
         BERT directory: mean pooling then, said once (a logging warning). ``pooling`` /
         ``normalize`` / ``max_seq_length`` override the directory's."""
-        from berts.tokenizer.wordpiece import load_tokenizer
 
         directory = Path(directory)
         if not directory.is_dir():

@@ -18,6 +18,7 @@ import torch
 
 from berts.embed.encoder import Encoder
 from berts.errors import UserError
+from berts.util.device import resolve_device
 
 ONNX_FILE = "model.onnx"
 
@@ -83,7 +84,6 @@ def load_engine(directory, int8: bool = False, pooling=None, normalize=None, max
         quantize_int8_per_channel(enc.model)
         return enc
     if device not in ("cpu", None):
-        from berts.util.device import resolve_device
 
         enc.to(resolve_device(device))
     return enc

@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 
 from berts.errors import UserError
+from berts.embed.encoder import Encoder
+from berts.util.fileio import atomic_write_dir
 
 FORMAT = "berts-embedding-index/1"
 KINDS = ("flat", "hnsw", "ivf")
@@ -179,7 +181,6 @@ class Index:
             raise UserError(f"{d}: not the model this index was built with ({self.meta.get('model')}, "
                             f"fingerprint {want}; this one {got}): its vectors would not be comparable")
         if encoder is None:
-            from berts.embed.encoder import Encoder
 
             encoder = Encoder.from_pretrained(d)
         self._encoder = encoder
@@ -226,7 +227,6 @@ class Index:
     # ------------------------------------------------------------------ files
     def save(self, directory) -> Path:
         faiss = require_faiss()
-        from berts.util.fileio import atomic_write_dir
 
         directory = Path(directory)
 

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from berts.embed.pooling import pooling_modes
 from berts.errors import UserError
+import berts.hf  # noqa: F401  (registers the HF formats: BertModel.from_pretrained reads them)
 
 MODULES_FILE = "modules.json"
 ST_CONFIG_FILE = "sentence_bert_config.json"
@@ -161,7 +162,6 @@ def write_st_dir(directory, model, tokenizer, modes="mean", normalize: bool = Fa
     """A berts encoder (a BertModel) and its tokenizer as an ST directory that
     ``sentence_transformers.SentenceTransformer(directory)`` loads. The encoder goes through
     berts.hf's save_pretrained (atomic; other files in the directory are kept), then the ST files."""
-    import berts.hf  # noqa: F401  (registers the writer model.save_pretrained uses)
 
     directory = Path(directory)
     if max_seq_length is None:

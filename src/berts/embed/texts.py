@@ -28,6 +28,10 @@ import json
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.data.corpus import split_sentences
+from berts.data.tables import read_examples
+from berts.util.fileio import atomic_write_file
+from berts.util.fileio import check_readable, open_binary
 
 INPUT_FORMATS = ("auto", "lines", "bert", "plain", "jsonl")
 OUTPUT_SUFFIXES = (".npy", ".jsonl", ".parquet")
@@ -36,7 +40,6 @@ JSONL = (".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")
 
 def _lines(path: Path):
     """(line number, text) of a text file (.gz allowed); invalid UTF-8: one line naming file:line."""
-    from berts.util.fileio import check_readable, open_binary
 
     check_readable(path, "a text file")
     with open_binary(path) as f:
@@ -59,7 +62,6 @@ def read_texts(path, input_format: str = "auto", text_column=None, text_field: s
     if input_format not in INPUT_FORMATS:
         raise UserError(f"input format must be one of {', '.join(INPUT_FORMATS)}, got {input_format!r}")
     if text_column is not None:
-        from berts.data.tables import read_examples
 
         column = int(text_column) if str(text_column).isdigit() else text_column
         examples, _ = read_examples(path, text_column=column)
@@ -78,7 +80,6 @@ def read_texts(path, input_format: str = "auto", text_column=None, text_field: s
         if fmt in ("lines", "bert"):
             out.append((str(lineno), line.strip()))
         elif fmt == "plain":
-            from berts.data.corpus import split_sentences
 
             out.extend((f"{lineno}.{k + 1}", s) for k, s in enumerate(split_sentences(line.strip())))
         else:  # jsonl
@@ -117,8 +118,6 @@ def check_output(path) -> Path:
 def write_embeddings(path, ids, texts, vectors) -> Path:
     """vectors float32 [n, dim] (+ ids, texts) -> .npy / .jsonl / .parquet, atomically."""
     import numpy as np
-
-    from berts.util.fileio import atomic_write_file
 
     path = check_output(path)
     vectors = np.asarray(vectors, dtype=np.float32)

@@ -13,6 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.hf.formats import architecture_classes
+from berts.hf.io import _read_config_json
+from berts.hf.io import load_config
+from berts.model.electra import ElectraForMaskedLM
+from berts.model.heads import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertForUnifiedLM)
+from berts.model.heads import architectures
+from berts.util.fileio import recover_dir
 
 # config.json keys berts writes (model.heads, runs/pretrain.py, compress/early_exit)
 LM_MODE_KEY = "berts_lm_mode"
@@ -38,9 +45,6 @@ class ModelKind:
 
     @property
     def heads(self) -> set[str]:
-        from berts.model.electra import ElectraForMaskedLM
-        from berts.model.heads import (BertForMaskedLM, BertForPreTraining, BertForSequenceClassification,
-                                       BertForUnifiedLM)
 
         c, out = self.cls, set()
         if c is None:
@@ -92,10 +96,6 @@ class ModelKind:
 
 def model_kind(directory) -> ModelKind:
     """The kind of ``directory``'s model, read from config.json only (no weights)."""
-    from berts.hf.formats import architecture_classes
-    from berts.hf.io import _read_config_json
-    from berts.model.heads import architectures
-    from berts.util.fileio import recover_dir
 
     path = Path(directory)
     recover_dir(path)
@@ -108,7 +108,6 @@ def model_kind(directory) -> ModelKind:
     name = archs[0] if isinstance(archs, list) and archs and isinstance(archs[0], str) else "BertModel"
     cls = architectures().get(architecture_classes().get(name, name))
     try:  # the typed settings (lm_mode, finetune_data, early_exit), however config.json spells them
-        from berts.hf.io import load_config
 
         bert = load_config(path / "config.json")
     except UserError:

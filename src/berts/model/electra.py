@@ -53,6 +53,7 @@ from berts.errors import UserError
 from berts.model.heads import BertTaskModel, ModelOutput, register_task_model
 from berts.model.encoder import BertModel, activation
 from berts.objectives import MaskedLM, Objective, Result, register
+from berts.hf import from_pretrained
 
 __all__ = ["ElectraForPreTraining", "ElectraForMaskedLM", "ReplacedTokenDetection", "GeneratorMLM",
            "generator_config", "make_generator", "tie_embeddings", "sample_tokens", "corrupt", "replaced_token_step",
@@ -217,8 +218,6 @@ def make_generator(discriminator, fraction: float = 0.25, init_from=None) -> "El
     saved = Path(init_from) / "generator" if init_from else None
     if saved is not None and (saved / "config.json").is_file():
         import warnings
-
-        from berts.hf import from_pretrained
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -4,6 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.hf import load_config, read_config
+from berts.model.config import preset
+from berts.util.fileio import claim_output_dir
 
 
 def claim_output(cfg, kind: str, *, resume: bool, overwrite: bool, protect=(), dist=None,
@@ -12,7 +15,6 @@ def claim_output(cfg, kind: str, *, resume: bool, overwrite: bool, protect=(), d
     rank raises the same one-line error (so that no rank waits for the others at DDP's start).
     ``no_checkpoint``: --resume was asked for and found none; then an earlier run's final/ or
     best/ is not replaced without --overwrite (a new run would start in their place)."""
-    from berts.util.fileio import claim_output_dir
 
     if resume and overwrite:
         raise UserError("--resume continues the run in --out and --overwrite replaces it: give one of them")
@@ -37,8 +39,6 @@ def claim_output(cfg, kind: str, *, resume: bool, overwrite: bool, protect=(), d
 def base_config(cfg, tokenizer):
     """The model config a fine-tuning run starts from: the model directory's, or (from scratch)
     the preset's / config's with the tokenizer's vocabulary size."""
-    from berts.hf import load_config, read_config
-    from berts.model.config import preset
 
     m = cfg.model
     if m.init_from:

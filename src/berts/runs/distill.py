@@ -21,6 +21,28 @@ from berts.compress.students import (
 from berts.config.validate import check_distill_config
 from berts.errors import UserError
 from berts.serve.tagger import is_tagger
+from berts.compress.transforms import prune
+from berts.config.schema import FinetuneData
+from berts.data.classification import ClassificationDataset
+from berts.data.dataset import PretrainingDataset
+from berts.data.labels import LabelMap, drop_unknown_labels
+from berts.data.tables import check_max_length
+from berts.data.tables import read_table
+from berts.data.tagging import check_labels, read_tagged
+from berts.hf import load_config
+from berts.model.config import preset
+from berts.model.encoder import BertModel
+from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
+from berts.runs.common import claim_output
+from berts.runs.finetune import load_for_finetuning
+from berts.tasks.classification import ClassificationTask
+from berts.tasks.qa import BertForQuestionAnswering, distill_data
+from berts.tasks.token_classification import BertForTokenClassification
+from berts.tasks.token_classification import TAGGING_KEY, TaggingDataset, TokenClassificationTask
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.train import distributed
+from berts.train.checkpoint import seed_all
+from berts.train.trainer import Trainer
 
 
 # ----------------------------------------------------------------------------- the run
@@ -30,13 +52,6 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
     a student directory, e.g. a general-distilled one; ``model.preset`` / ``model.config``: new
     random weights), general distillation on ``data.shards`` or task distillation on
     ``data.train`` (+ ``data.dev``: evaluation, best/), with ``distill.method``."""
-    from berts.model.encoder import BertModel
-    from berts.model.heads import BertForMaskedLM, BertForSequenceClassification
-    from berts.runs.common import claim_output
-    from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.train import distributed
-    from berts.train.checkpoint import seed_all
-    from berts.train.trainer import Trainer
 
     k, d, m = cfg.distill, cfg.data, cfg.model
     check_distill_config(cfg)
@@ -60,7 +75,6 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
 
     evaluator, dev, label_names = None, None, None
     if general:
-        from berts.data.dataset import PretrainingDataset
 
         if not Path(d.shards).is_dir():
             raise UserError(f"{d.shards}: no such shards directory (make one with `berts prepare`)")
@@ -74,12 +88,10 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
         if method.general == "encoder":  # the encoder alone: an MLM head would compute [B, S, vocab] logits for nothing
             teacher = encoder_of(teacher)
     elif qa:
-        from berts.tasks.qa import BertForQuestionAnswering, distill_data
 
         train, dev, evaluator = distill_data(cfg, teacher, tokenizer)
         cls = BertForQuestionAnswering
     elif tagging:
-        from berts.tasks.token_classification import BertForTokenClassification
 
         train, dev, evaluator, label_names = tagging_data(cfg, teacher, tokenizer)
         cls = BertForTokenClassification
@@ -126,9 +138,6 @@ def distillation_run(cfg, resume=None, dist=None, *, resume_requested=None, over
 def build_student(cfg, teacher, cls, general: bool, data=None):
     """(student, what it is) from the config's one student source; ``data`` (the training dataset)
     gives --student-init prune its batches."""
-    from berts.hf import load_config
-    from berts.model.config import preset
-    from berts.runs.finetune import load_for_finetuning
 
     k, m = cfg.distill, cfg.model
     labels = {} if general else {key: getattr(teacher.config, key) for key in ("num_labels", "id2label", "label2id")}
@@ -159,7 +168,6 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
                             f"({fixed[key]}); leave it out")
     config = base.replace(**{**m.overrides, **fixed})
     if k.student_init == "prune":
-        from berts.compress.transforms import prune
 
         if cls.__name__ not in ("BertModel", "BertForSequenceClassification"):
             raise UserError("--student-init prune is for TinyBERT's general distillation or task distillation "
@@ -178,7 +186,6 @@ def teacher_columns(d, teacher) -> list[str]:
     """Task distillation reads its tables as the teacher was fine-tuned to (``berts_finetune`` in its
     config.json), as `berts predict` does: each column setting left at its default takes the
     teacher's. Returns the keys taken. (A flag given equal to the default counts as not given.)"""
-    from berts.config.schema import FinetuneData
 
     settings = teacher.config.finetune_data or {}
     default, taken = FinetuneData(), []
@@ -193,9 +200,6 @@ def tagging_data(cfg, teacher, tokenizer):
     """(train, dev, evaluator, label names) of a token-classification teacher: the tagged files
     read and windowed as `berts finetune --task token-classification` did for the teacher (its tag
     column, stride, sub-token rule), tags it does not know an error naming file:line."""
-    from berts.data.tables import check_max_length
-    from berts.data.tagging import check_labels, read_tagged
-    from berts.tasks.token_classification import TAGGING_KEY, TaggingDataset, TokenClassificationTask
 
     d = cfg.data
     labels = teacher.labels
@@ -220,10 +224,6 @@ def tagging_data(cfg, teacher, tokenizer):
 def classification_data(cfg, teacher, tokenizer):
     """(train, dev, evaluator, label names) of task distillation: the tables read as `berts
     finetune` reads them, labelled with the teacher's labels (a label it does not know is an error)."""
-    from berts.data.classification import ClassificationDataset
-    from berts.data.labels import LabelMap, drop_unknown_labels
-    from berts.data.tables import check_max_length, read_table
-    from berts.tasks.classification import ClassificationTask
 
     d = cfg.data
     label_map = LabelMap.from_config(teacher.config)

@@ -7,14 +7,24 @@ from berts.compress.early_exit.exits import (
     SelfDistillationTask,
 )
 from berts.errors import UserError
+from berts.config.schema import FinetuneData
+from berts.data.classification import ClassificationDataset
+from berts.data.labels import LabelMap
+from berts.data.tables import check_max_length, read_table
+from berts.hf import load
+from berts.hf.kinds import require_kind
+from berts.model.heads import BertForSequenceClassification
+from berts.runs.common import claim_output
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.train import distributed
+from berts.train.checkpoint import seed_all
+from berts.train.trainer import Trainer
 
 
 def model_columns(d, config):
     """data.* keys left at their defaults take the model's fine-tuning settings (its text column,
     format, max length), as `berts evaluate` does: the exits learn on the text the model was tuned on."""
     import dataclasses
-
-    from berts.config.schema import FinetuneData
 
     settings = config.finetune_data or {}
     default = FinetuneData()
@@ -31,21 +41,10 @@ def early_exit_run(cfg, resume=None, dist=None, *, resume_requested=None, overwr
     The other finetune keys (optimizer, schedule, epochs, budget, checkpoints) mean what they do there."""
     import warnings
 
-    from berts.data.classification import ClassificationDataset
-    from berts.data.tables import check_max_length, read_table
-    from berts.hf import load
-    from berts.model.heads import BertForSequenceClassification
-    from berts.runs.common import claim_output
-    from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.train import distributed
-    from berts.train.checkpoint import seed_all
-    from berts.train.trainer import Trainer
-
     d, m = cfg.data, cfg.model  # checked by berts.config.validate.check_finetune_config
     dist = dist or distributed.setup(cfg.impl.device)
     claim_output(cfg, "finetune", resume=bool(resume is not None or resume_requested), overwrite=overwrite,
                  protect=[m.init_from, m.tokenizer, d.train, d.dev], dist=dist, no_checkpoint=resume is None)
-    from berts.hf.kinds import require_kind
 
     require_kind(m.init_from, "classification", "--early-exit")  # config.json: before the weights load
     with warnings.catch_warnings(record=True):
@@ -72,7 +71,6 @@ def early_exit_run(cfg, resume=None, dist=None, *, resume_requested=None, overwr
     train = ClassificationDataset(train_examples, tokenizer, max_length=max_length)
     dev = dev_report = None
     if d.dev:
-        from berts.data.labels import LabelMap
 
         label_map = LabelMap.from_config(model.config)
         try:

@@ -19,6 +19,16 @@ from berts.data.tables import check_max_length, read_table
 from berts.errors import UserError
 from berts.runs.common import base_config, claim_output
 from berts.tasks import registry
+from berts.data.classification import ClassificationDataset
+from berts.data.labels import LabelMap
+from berts.hf import _normalise_keys, read_state_dict
+from berts.model.heads import BertForSequenceClassification
+from berts.runs.early_exit import early_exit_run
+from berts.tasks.classification import ClassificationTask
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.train import distributed
+from berts.train.checkpoint import seed_all
+from berts.train.trainer import Trainer
 
 # train.metric's choices per task: the registry's (kept under these names for callers)
 CLASSIFICATION_METRICS = registry.TASKS["classification"].metrics
@@ -33,7 +43,6 @@ def finetuning_run(cfg, resume: str | Path | None = None, dist=None, *, resume_r
     (berts.tasks.registry), or FastBERT's with ``train.early_exit``."""
     check_finetune_config(cfg)
     if cfg.train.early_exit:  # FastBERT's self-distillation: its own task and data rules
-        from berts.runs.early_exit import early_exit_run
 
         return early_exit_run(cfg, resume, dist, resume_requested=resume_requested, overwrite=overwrite)
     run = registry.load(registry.get(cfg.data.task).run)
@@ -46,14 +55,6 @@ def classification_run(cfg, resume: str | Path | None = None, dist=None, *, resu
     model of ``model.init_from`` with a (new or kept) classification head, or a new model from
     ``model.preset``/``model.config`` and ``model.tokenizer`` (from scratch, the usual baseline),
     evaluation on data.dev. ``log.out`` is claimed first, as in pretraining_run."""
-    from berts.data.classification import ClassificationDataset
-    from berts.data.labels import LabelMap
-    from berts.model.heads import BertForSequenceClassification
-    from berts.tasks.classification import ClassificationTask
-    from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.train import distributed
-    from berts.train.checkpoint import seed_all
-    from berts.train.trainer import Trainer
 
     d, m, t = cfg.data, cfg.model, cfg.train
     check_finetune_config(cfg)
@@ -164,10 +165,6 @@ def plugin_run(cfg, resume: str | Path | None = None, dist=None, *, resume_reque
     """The run of a registered task without a run of its own: claim log.out, load the tokenizer,
     then ``Task.from_run(RunContext)`` builds the task (its data, its model), and the Trainer
     trains it. The trained directory keeps data's settings (config.finetune_data) with the task's name."""
-    from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.train import distributed
-    from berts.train.checkpoint import seed_all
-    from berts.train.trainer import Trainer
 
     d, m = cfg.data, cfg.model
     spec = registry.get(d.task)
@@ -197,8 +194,6 @@ def load_for_finetuning(directory, changes: dict, ignore_mismatched_sizes: bool)
     A weight whose shape does not fit is an error naming the weights, as in transformers, unless
     ``ignore_mismatched_sizes`` (then it is re-initialised and listed as new); a head the directory
     does not have is new (the usual case: a pretrained model, a new classifier)."""
-    from berts.hf import _normalise_keys, read_state_dict
-    from berts.model.heads import BertForSequenceClassification
 
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")

@@ -11,6 +11,21 @@ from pathlib import Path
 from berts.config.validate import check_pretrain_config
 from berts.errors import UserError
 from berts.runs.common import claim_output
+from berts.data.dataset import PretrainingDataset
+from berts.data.shards import ShardReader
+from berts.hf import from_pretrained, load_config, read_config
+from berts.model.config import preset
+from berts.model.electra import make_generator
+from berts.model.heads import BertForMaskedLM, BertForPreTraining
+from berts.objectives.registry import get
+from berts.objectives.registry import settings_dict
+from berts.objectives.registry import resolve_objectives
+from berts.tasks.electra import ElectraPretrainingTask
+from berts.tasks.pretraining import PretrainingTask
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.train import distributed
+from berts.train.checkpoint import seed_all
+from berts.train.trainer import Trainer
 
 
 # ----------------------------------------------------------------------------- pretraining
@@ -21,11 +36,6 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
     (berts.objectives.registry: ``data.objectives`` or the old keys' list), and their task.
     ``log.out`` is claimed first (see claim_output): ``resume``/``resume_requested`` continue the
     run there, ``overwrite`` replaces an earlier run's outputs; anything else non-empty is refused."""
-    from berts.data.dataset import PretrainingDataset
-    from berts.tasks.pretraining import PretrainingTask
-    from berts.train import distributed
-    from berts.train.checkpoint import seed_all
-    from berts.train.trainer import Trainer
 
     d = cfg.data
     check_pretrain_config(cfg)
@@ -56,8 +66,6 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
     model, init_note = build_model(cfg, train.meta, objectives)
     tokenizer = load_data_tokenizer(cfg, train.meta)
     if objectives == ["electra"]:  # ELECTRA: the discriminator (model) + its generator (berts.model.electra)
-        from berts.model.electra import make_generator
-        from berts.tasks.electra import ElectraPretrainingTask
 
         task = ElectraPretrainingTask(model, make_generator(model, cfg.electra.generator_size, cfg.model.init_from),
                                       train, evaluation, rtd_weight=cfg.electra.rtd_weight,
@@ -77,18 +85,14 @@ def pretraining_run(cfg, resume: str | Path | None = None, dist=None, *, resume_
     return trainer
 
 
-
-
 def read_meta(shards) -> dict:
     """The shards' meta.json (what `berts prepare` made them for), checked as the reader checks it."""
-    from berts.data.shards import ShardReader
 
     return ShardReader(shards).meta
 
 
 def run_objectives(cfg, meta: dict) -> list[str]:
     """The run's objectives (registry names), checked against each other and the shards."""
-    from berts.objectives.registry import resolve_objectives
 
     return resolve_objectives(cfg, meta)
 
@@ -96,8 +100,6 @@ def run_objectives(cfg, meta: dict) -> list[str]:
 def build_model(cfg, meta: dict, objectives: list[str] | None = None):
     """(model, note) for pretraining from model.{preset, config, init_from, overrides}, the data's
     meta and the run's objectives: the model class and heads they name (BertConfig.objectives)."""
-    from berts.hf import from_pretrained, load_config, read_config
-    from berts.model.config import preset
 
     objectives = objectives if objectives is not None else run_objectives(cfg, meta)
     m = cfg.model
@@ -134,8 +136,6 @@ def build_model(cfg, meta: dict, objectives: list[str] | None = None):
 def model_class(objectives: list[str]):
     """The task model the objectives train: an lm / pair objective's own (its spec's ``model``),
     else BertForPreTraining with a sentence-level objective, BertForMaskedLM without."""
-    from berts.model.heads import BertForMaskedLM, BertForPreTraining
-    from berts.objectives.registry import get
 
     specs = [get(n) for n in objectives]
     own = [s for s in specs if s.model]
@@ -146,7 +146,6 @@ def model_class(objectives: list[str]):
 
 def set_model_fields(config, objectives: list[str]) -> None:
     """The BertConfig fields the objectives' specs set (``model_fields``; UniLM's lm_mode / lm_readout)."""
-    from berts.objectives.registry import get
 
     for name in objectives:
         for key, value in get(name).model_fields.items():
@@ -156,7 +155,6 @@ def set_model_fields(config, objectives: list[str]) -> None:
 def data_transforms(cfg, objectives: list[str]) -> list:
     """The batch transforms (the data hook, berts.data.collate) of the objectives that have one
     (their spec's ``transform``), built from their typed config section (wso: ``wso.rate``)."""
-    from berts.objectives.registry import get, settings_dict
 
     out = []
     for name in objectives:
@@ -176,7 +174,6 @@ def data_transforms(cfg, objectives: list[str]) -> list:
 def dataset_options(objectives: list[str]) -> dict:
     """The PretrainingDataset keywords the objectives' specs set (``dataset_options``: sbo's span
     targets, UniLM's attention mode per batch)."""
-    from berts.objectives.registry import get
 
     out: dict = {}
     for name in objectives:
@@ -186,7 +183,6 @@ def dataset_options(objectives: list[str]) -> dict:
 
 def load_data_tokenizer(cfg, meta: dict):
     """The tokenizer saved into every checkpoint: model.tokenizer, else the one the data was made with."""
-    from berts.tokenizer.wordpiece import load_tokenizer
 
     path = cfg.model.tokenizer or meta.get("tokenizer", {}).get("path")
     if not path or not Path(path).exists():

@@ -6,6 +6,15 @@ import warnings
 from berts.data.tables import check_max_length
 from berts.runs.common import base_config, claim_output
 from berts.runs.pretrain import set_model_fields
+from berts.data.seq2seq import Seq2SeqDataset
+from berts.data.tables import read_examples
+from berts.hf import from_pretrained
+from berts.model.heads import BertForUnifiedLM
+from berts.tasks.seq2seq import Seq2SeqTask
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.train import distributed
+from berts.train.checkpoint import seed_all
+from berts.train.trainer import Trainer
 
 
 def seq2seq_run(cfg, resume=None, dist=None, *, resume_requested: str | None = None, overwrite: bool = False):
@@ -13,15 +22,6 @@ def seq2seq_run(cfg, resume=None, dist=None, *, resume_requested: str | None = N
     (and data.dev) -> Seq2SeqDataset, a BertForUnifiedLM from model.init_from (any BERT with or
     without an MLM head: a new head is initialised) or from scratch, Seq2SeqTask (seq2seq mask,
     next-token loss on the target; evaluation: loss, token_acc, bleu, rouge_l)."""
-    from berts.data.seq2seq import Seq2SeqDataset
-    from berts.data.tables import read_examples
-    from berts.hf import from_pretrained
-    from berts.model.heads import BertForUnifiedLM
-    from berts.tasks.seq2seq import Seq2SeqTask
-    from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.train import distributed
-    from berts.train.checkpoint import seed_all
-    from berts.train.trainer import Trainer
 
     d, m = cfg.data, cfg.model
     dist = dist or distributed.setup(cfg.impl.device)

@@ -39,6 +39,13 @@ from torch import nn
 
 from berts.compress.transforms import quantize_onnx_int8
 from berts.errors import UserError
+from berts.data.classification import ClassificationDataset
+from berts.data.tables import Example
+from berts.data.tables import check_max_length
+from berts.hf import load
+from berts.serve.predict import agreement
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.tools.bench.batches import corpus_documents, default_corpus
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 TOLERANCE = 1e-4
@@ -109,8 +116,6 @@ def real_texts(n: int = 96) -> list[str]:
     """Paragraphs of real text with real lengths (CPython's reference manual topics)."""
     import tempfile
 
-    from berts.tools.bench.batches import corpus_documents, default_corpus
-
     with tempfile.TemporaryDirectory(prefix="berts-export-") as tmp:
         docs = corpus_documents(default_corpus(Path(tmp) / "corpus.txt"))
     paras = [p for d in docs for p in d]
@@ -120,8 +125,6 @@ def real_texts(n: int = 96) -> list[str]:
 
 def text_batches(tokenizer, texts: list[str], pairs=None, max_length: int = 128, batch_size: int = 16):
     """Padded batches (numpy int64) of the texts, in order, by the dataset code training uses."""
-    from berts.data.classification import ClassificationDataset
-    from berts.data.tables import Example
 
     examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<text>") for i, t in enumerate(texts)]
     ds = ClassificationDataset(examples, tokenizer, max_length=max_length)
@@ -213,8 +216,6 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
                 threads: int | None = None, max_length: int | None = None) -> dict:
     """Export ``directory`` to ``out`` (see the module docstring); returns what was written and
     checked. ``labels``: the texts' gold labels (a classifier's names), for int8's accuracy."""
-    from berts.hf import load
-    from berts.tokenizer.wordpiece import load_tokenizer
 
     require_onnx()
     directory, out = Path(directory), Path(out)
@@ -231,7 +232,6 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
                         "the graph would hold random weights")
     model.set_fast_path(unpad=False, pack=False, sparse_output=False, fast_dropout=False)
     tokenizer = load_tokenizer(directory)
-    from berts.data.tables import check_max_length
 
     max_length = check_max_length(max_length, model.config.max_position_embeddings)  # --max-length: honoured
     texts = texts or real_texts()
@@ -264,7 +264,6 @@ def export_onnx(directory, out, *, optimize: bool = False, int8: bool = False, t
 def compare_int8(model, fp32_path: Path, int8_path_: Path, batches: list[dict], labels=None,
                  threads: int | None = None) -> dict:
     """The int8 graph against the fp32 one on the same batches (and against gold labels)."""
-    from berts.serve.predict import agreement
 
     a, b = session(fp32_path, threads), session(int8_path_, threads)
     if getattr(model, "export_outputs", None):  # per-token outputs [B, S]: batches differ in S

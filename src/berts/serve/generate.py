@@ -31,6 +31,10 @@ import torch
 
 from berts.errors import UserError
 from berts.model.attention import mode_mask
+from berts.hf.kinds import require_kind
+from berts.model.heads import BertForUnifiedLM
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.device import resolve_device
 
 
 @dataclass
@@ -46,7 +50,6 @@ class GenerationConfig:
     use_cache: bool = True
 
     def validate(self):
-        from berts.errors import UserError
 
         if self.max_new_tokens < 1:
             raise UserError(f"max_new_tokens must be at least 1, got {self.max_new_tokens}")
@@ -222,7 +225,6 @@ class TextGenerator:
     """
 
     def __init__(self, model, tokenizer, mode: str | None = None, readout: str | None = None):
-        from berts.errors import UserError
 
         self.model, self.tokenizer = model, tokenizer
         self.mode = mode or model.config.lm_mode or "left-to-right"
@@ -237,12 +239,6 @@ class TextGenerator:
         """A model directory (any BERT with an MLM head; made for it: pretrain --objective clm /
         seq2seq / unilm, finetune --task seq2seq) and the tokenizer files in it."""
         import warnings
-
-        from berts.hf.kinds import require_kind
-        from berts.model.heads import BertForUnifiedLM
-        from berts.tokenizer.wordpiece import load_tokenizer
-
-        from berts.util.device import resolve_device
 
         require_kind(directory, "generation", "berts generate")  # from config.json, before the weights
         resolve_device(device)  # --device cuda without CUDA: one line, before the weights load

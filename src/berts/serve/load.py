@@ -3,6 +3,12 @@ from __future__ import annotations
 
 from berts.errors import UserError
 from berts.tasks.registry import TASKS  # torch-free: what each fine-tuning task's directory is served by
+from berts.data.labels import LabelMap
+from berts.hf import load
+from berts.hf.kinds import model_kind, require_kind
+from berts.model.heads import BertForSequenceClassification
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.device import resolve_device
 
 
 def served_by(directory) -> str | None:
@@ -28,13 +34,6 @@ def served_by(directory) -> str | None:
 
 def load_classifier(directory, device: str = "auto"):
     """(model, tokenizer, label_map or None, settings) of a fine-tuned directory, ready to serve."""
-    from berts.data.labels import LabelMap
-    from berts.hf import load
-    from berts.model.heads import BertForSequenceClassification
-    from berts.tokenizer.wordpiece import load_tokenizer
-    from berts.util.device import resolve_device
-
-    from berts.hf.kinds import model_kind, require_kind
 
     task = model_kind(directory).task  # config.json only: a wrong kind is refused before the weights load
     spec = TASKS.get(task)

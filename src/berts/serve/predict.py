@@ -63,7 +63,6 @@ class Classifier:
         """Load a fine-tuned directory (berts' or transformers'). A directory that is not a
         classifier, or one whose classifier weights are missing (a head would be random), is a
         one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels)."""
-        from berts.serve.load import load_classifier
 
         with warnings.catch_warnings(record=True) as caught:  # missing weights are an error below
             warnings.simplefilter("always")
@@ -93,14 +92,12 @@ class Classifier:
 
     @property
     def max_length(self) -> int:
-        from berts.data.tables import check_max_length
 
         return check_max_length(self.settings.get("max_length"), self.model.config.max_position_embeddings)
 
     # ------------------------------------------------------------------ running
     def dataset(self, examples, max_length: int | None = None):
         """A ClassificationDataset of ``berts.data.tables.Example`` rows (labels kept when they have them)."""
-        from berts.data.classification import ClassificationDataset
 
         return ClassificationDataset(examples, self.tokenizer, label_map=self.label_map,
                                      max_length=max_length or self.max_length, regression=self.regression)
@@ -113,7 +110,6 @@ class Classifier:
         if rule is None:
             self.exit = None
             return self
-        from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, check_rule
 
         if not isinstance(self.model, BertForSequenceClassificationWithExits):
             raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
@@ -141,7 +137,6 @@ class Classifier:
         """Logits [N, C] (regression [N, 1]) of every example of ``dataset``, in its order.
         Batches are taken longest first (less padding in each); the order is restored after
         (berts.model.runner's loop, the one evaluation during training uses too)."""
-        from berts.model.runner import rows
 
         check_batch_size(batch_size)
         order = np.argsort(-dataset.lengths, kind="stable")  # longest first; ties keep input order
@@ -160,7 +155,6 @@ class Classifier:
     def predict(self, texts, pairs=None, batch_size: int = 64, max_length: int | None = None) -> list[Prediction]:
         """Predictions for ``texts`` (a list of strings; ``pairs``: the second sentences of a
         pair model), in the order given."""
-        from berts.data.tables import Example
 
         if isinstance(texts, str):
             raise UserError("predict takes a list of texts, not one string (wrap it: [text])")
@@ -210,3 +204,9 @@ def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
 # The early-exit task model (FastBERT), registered for berts.load / Classifier.from_pretrained
 # whenever berts is imported; last, as it builds on the pieces above.
 import berts.compress.early_exit.exits  # noqa: E402,F401
+from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, check_rule
+from berts.data.classification import ClassificationDataset
+from berts.data.tables import Example
+from berts.data.tables import check_max_length
+from berts.model.runner import rows
+from berts.serve.load import load_classifier

@@ -19,21 +19,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from berts.errors import UserError
+from berts.compress.transforms import quantize_int8
+from berts.data.qa import QAExample
+from berts.data.qa import read_qa
+from berts.hf import load
+from berts.serve.predict import check_batch_size
+from berts.tasks.qa import BertForQuestionAnswering
+from berts.tasks.qa import answer
+from berts.tasks.qa import detect_lang, score
+from berts.tasks.qa import settings_of
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.device import resolve_device
 
 
 class QuestionAnswerer:
     def __init__(self, model, tokenizer, settings: dict | None = None):
-        from berts.tasks.qa import settings_of
 
         self.model, self.tokenizer = model, tokenizer
         self.settings = {**settings_of(model), **(settings or {})}
 
     @classmethod
     def from_pretrained(cls, directory, device: str = "auto", **settings) -> QuestionAnswerer:
-        from berts.hf import load
-        from berts.tasks.qa import BertForQuestionAnswering
-        from berts.tokenizer.wordpiece import load_tokenizer
-        from berts.util.device import resolve_device
 
         model = load(directory)
         if not isinstance(model, BertForQuestionAnswering):
@@ -46,7 +52,6 @@ class QuestionAnswerer:
 
     def answer_examples(self, examples, batch_size: int = 32, **settings) -> list[dict]:
         """One answer dict per berts.data.qa.QAExample (see the module docstring)."""
-        from berts.tasks.qa import answer
 
         if not examples:
             return []
@@ -54,7 +59,6 @@ class QuestionAnswerer:
                       settings={**self.settings, **settings})
 
     def predict(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32, **settings) -> list[dict]:
-        from berts.data.qa import QAExample
 
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
@@ -85,7 +89,6 @@ def _refuse_exit(args) -> None:
 
 def _examples(args):
     """The questions of ``berts predict``: --question/--context, or a SQuAD JSON / JSONL file (or stdin)."""
-    from berts.data.qa import QAExample, read_qa
 
     if args.question is not None or args.context is not None:
         if args.question is None or args.context is None:
@@ -108,7 +111,6 @@ def _examples(args):
 
 def predict_command(args, data_settings=None) -> int:
     """``berts predict QA_DIR (--question Q --context C | FILE)``: one JSON object per question."""
-    from berts.serve.predict import check_batch_size
 
     check_batch_size(args.batch_size)
     _refuse_exit(args)
@@ -117,7 +119,6 @@ def predict_command(args, data_settings=None) -> int:
         raise UserError(f"{args.file}: no questions")
     qa = QuestionAnswerer.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     if args.int8:
-        from berts.compress.transforms import quantize_int8
 
         quantize_int8(qa.model)
     results = qa.answer_examples(examples, args.batch_size)
@@ -148,9 +149,6 @@ def predict_command(args, data_settings=None) -> int:
 def evaluate_command(args, data_settings=None) -> int:
     """``berts evaluate QA_DIR FILE``: SQuAD EM/F1 (v2.0: at the saved threshold, + HasAns/NoAns
     and the best threshold on this file) or CMRC's for Chinese; ``--int8`` beside fp32."""
-    from berts.data.qa import read_qa
-    from berts.serve.predict import check_batch_size
-    from berts.tasks.qa import detect_lang, score
 
     check_batch_size(args.batch_size)
     _refuse_exit(args)
@@ -171,7 +169,6 @@ def evaluate_command(args, data_settings=None) -> int:
 
     out = metrics()
     if args.int8:
-        from berts.compress.transforms import quantize_int8
 
         quantize_int8(qa.model)
         fp32, out = out, metrics()

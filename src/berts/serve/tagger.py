@@ -27,6 +27,20 @@ import numpy as np
 import torch
 
 from berts.errors import UserError
+from berts.compress.transforms import quantize_int8
+from berts.data.tagging import TaggedSentence
+from berts.data.tagging import check_labels
+from berts.data.tagging import detect_scheme
+from berts.data.tagging import entity_spans, split_words
+from berts.hf import load
+from berts.serve.predict import check_batch_size
+from berts.tasks.token_classification import BertForTokenClassification
+from berts.tasks.token_classification import TAGGING_KEY
+from berts.tasks.token_classification import TaggingDataset
+from berts.tasks.token_classification import evaluation
+from berts.tasks.token_classification import tag_sentences
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.device import resolve_device
 
 DEFAULT_MAX_LENGTH = 128
 
@@ -45,7 +59,6 @@ class Tagger:
     """A fine-tuned token classifier (with or without its CRF), ready to serve."""
 
     def __init__(self, model, tokenizer, directory: str | None = None, int8: bool = False):
-        from berts.tasks.token_classification import TAGGING_KEY
 
         self.model, self.tokenizer, self.directory, self.int8 = model, tokenizer, directory, int8
         self.settings = dict(getattr(model.config, "finetune_data", None) or {})
@@ -55,10 +68,6 @@ class Tagger:
     def from_pretrained(cls, directory, int8: bool = False, device: str = "auto") -> "Tagger":
         """Load a token-classification directory (berts' or transformers'); one-line UserError for
         another kind of directory or one whose head weights are missing."""
-        from berts.hf import load
-        from berts.tasks.token_classification import BertForTokenClassification
-        from berts.tokenizer.wordpiece import load_tokenizer
-        from berts.util.device import resolve_device
 
         with warnings.catch_warnings(record=True):
             warnings.simplefilter("always")
@@ -74,7 +83,6 @@ class Tagger:
         model.to(resolve_device(device)).eval()
         model.set_fast_path(unpad=True, pack=True)
         if int8:
-            from berts.compress.transforms import quantize_int8
 
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
@@ -89,7 +97,6 @@ class Tagger:
     @property
     def scheme(self) -> str:
         """The tag scheme: the run's (or the CRF's), else detected from the label names."""
-        from berts.data.tagging import detect_scheme
 
         return self.tagging.get("scheme") or self.model.crf_scheme or detect_scheme([self.labels])
 
@@ -105,7 +112,6 @@ class Tagger:
 
     # ------------------------------------------------------------------ running
     def dataset(self, sentences, tags=None):
-        from berts.tasks.token_classification import TaggingDataset
 
         return TaggingDataset(sentences, self.tokenizer, self.labels, tags, max_length=self.max_length,
                               stride=int(self.tagging.get("stride", 32)),
@@ -113,8 +119,6 @@ class Tagger:
 
     def tag(self, sentences, batch_size: int = 64) -> tuple[list[list[str]], list[list[float]]]:
         """Words (a list of word lists) -> (a tag per word, its probability), in the input order."""
-        from berts.serve.predict import check_batch_size
-        from berts.tasks.token_classification import tag_sentences
 
         check_batch_size(batch_size)
         sentences = [list(s) for s in sentences]
@@ -139,7 +143,6 @@ class Tagger:
 
     def predict_words(self, texts, batch_size: int = 64) -> list[dict]:
         """Raw texts -> per text ``{"words", "offsets", "tags", "scores", "entities"}``."""
-        from berts.data.tagging import entity_spans, split_words
 
         if isinstance(texts, str):
             raise UserError("predict takes a list of texts, not one string (wrap it: [text])")
@@ -157,8 +160,6 @@ class Tagger:
         """TaggedSentence rows (with tags) -> (the report of berts.metrics.tagging.tagging_report,
         plus ``examples`` and the flat numbers; the predicted tags). A tag the model does not know
         is a one-line UserError naming file:line."""
-        from berts.data.tagging import check_labels
-        from berts.tasks.token_classification import evaluation
 
         check_labels(sentences, self.labels)
         predicted, _ = self.tag([s.tokens for s in sentences], batch_size)
@@ -177,7 +178,6 @@ def read_words(path, fmt: str = "auto", shown: str | None = None) -> tuple[str, 
     kept as gold) or JSONL ``{"tokens": [...]}`` / ``{"text": "..."}`` -> TaggedSentence rows
     (tags [] when the input has none). ``fmt``: auto (by extension: .jsonl/.json JSONL; .conll,
     .bio, .bmes, .iob, .iob2, .bioes, .ner CoNLL; anything else raw text), text, conll or jsonl."""
-    from berts.data.tagging import TaggedSentence
 
     path = Path(path)
     shown = shown or str(path)

@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from berts.model.runner import rows
 
 NON_MODEL_KEYS = ("epoch", "step", "index")
 # What a bare encoder takes (the distillation methods feed the teacher and student only these).
@@ -125,7 +126,6 @@ class ModelTask(Task):
 def predict_logits(model, dataset, batch_size: int = 64, device=None, autocast=None) -> np.ndarray:
     """Logits [N, C] (regression: [N, 1]) of every example of a ClassificationDataset, in order
     (berts.model.runner's loop, as serving's Classifier.logits)."""
-    from berts.model.runner import rows
 
     return rows(model, dataset, batch_size=batch_size, device=device, autocast=autocast,
                 forward=lambda b: model(**{k: v for k, v in model_inputs(b).items() if k != "labels"}).logits)

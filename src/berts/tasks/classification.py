@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from berts.tasks.base import ModelTask, predict_logits
+from berts.metrics import compute_metrics
 
 
 class ClassificationTask(ModelTask):
@@ -36,7 +37,6 @@ class ClassificationTask(ModelTask):
     def evaluate(self, engine):
         if self.dev_dataset is None:
             return None
-        from berts.metrics import compute_metrics
 
         logits = predict_logits(self.model, self.dev_dataset, self.eval_batch_size, engine.device, engine.autocast)
         labels = self.dev_dataset.labels

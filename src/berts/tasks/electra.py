@@ -6,6 +6,11 @@ import torch.nn.functional as F
 
 from berts.objectives.base import top1
 from berts.tasks.base import Task, model_inputs
+from berts.errors import UserError
+from berts.metrics import roc_auc
+from berts.model.electra import SamplingNoise, tie_embeddings
+from berts.model.electra import replaced_token_step
+from berts.model.runner import run
 
 
 # ----------------------------------------------------------------------------- ELECTRA
@@ -23,8 +28,6 @@ class ElectraPretrainingTask(Task):
 
     def __init__(self, model, generator, train_dataset, eval_dataset=None, *, rtd_weight: float = 50.0,
                  eval_batches: int = 20, eval_batch_size: int = 64):
-        from berts.errors import UserError
-        from berts.model.electra import SamplingNoise, tie_embeddings
 
         if not float(rtd_weight) > 0:
             raise UserError(f"electra.rtd_weight must be positive, got {rtd_weight!r}")
@@ -43,7 +46,6 @@ class ElectraPretrainingTask(Task):
         return {"mlm": int(batch["mlm_labels"].numel()), "rtd": real}
 
     def loss(self, modules, batch):
-        from berts.model.electra import replaced_token_step
 
         losses, metrics, _ = replaced_token_step(modules.model, modules.generator, model_inputs(batch),
                                                  self.rtd_weight)
@@ -60,9 +62,6 @@ class ElectraPretrainingTask(Task):
         "original" everywhere, the baseline rtd_acc has to beat)."""
         if self.eval_dataset is None:
             return None
-        from berts.metrics import roc_auc
-        from berts.model.electra import replaced_token_step
-        from berts.model.runner import run
 
         s = dict.fromkeys(("mlm_loss", "mlm_acc", "n_mlm", "rtd_loss", "hit", "real", "rep", "rep_hit",
                            "orig_hit", "said_rep"), 0.0)

@@ -35,6 +35,15 @@ from berts.data.classification import ClassificationDataset
 from berts.data.tables import RECORD_FORMATS, Example, _format_of
 from berts.errors import UserError, where
 from berts.tasks.base import ModelTask, predict_logits
+from berts.compress.transforms import quantize_int8
+from berts.data.labels import LabelMap
+from berts.data.tables import _text, _BadRow, read_examples, read_records
+from berts.hf import load
+from berts.metrics.report import metrics_line, print_report, save_report_png
+from berts.metrics.report import multilabel_report
+from berts.model.heads import BertForSequenceClassification
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.device import resolve_device
 
 NAME = "multi-label"
 CONFIG_KEY = "multi_label"  # config.finetune_data["multi_label"]: {"thresholds": [one, or one per label], "label_sep": "|"}
@@ -45,8 +54,6 @@ GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 def read_multi_label(path, d, sep: str = "|", *, labels: bool = True) -> tuple[list[Example], list]:
     """(Examples whose ``label`` is a tuple of label names, or None without labels; the read report)."""
     from pathlib import Path
-
-    from berts.data.tables import _text, _BadRow, read_examples, read_records
 
     fmt = _format_of(Path(path), d.format)
     if fmt not in RECORD_FORMATS:  # a table: the label cell split on sep
@@ -141,7 +148,6 @@ def choose_thresholds(probs: np.ndarray, y: np.ndarray, per_label: bool) -> np.n
 
 def score(logits: np.ndarray, y: np.ndarray, thresholds: np.ndarray, names: list[str]) -> dict:
     """micro_f1, macro_f1, subset_accuracy, loss (and the per-label report) at ``thresholds``."""
-    from berts.metrics.report import multilabel_report
 
     probs = 1 / (1 + np.exp(-logits.astype(np.float64)))
     p = probs >= thresholds[None, :]
@@ -209,7 +215,6 @@ class MultiLabelTask(ModelTask):
 
 
 def _model_class():
-    from berts.model.heads import BertForSequenceClassification
 
     return BertForSequenceClassification
 
@@ -221,7 +226,6 @@ class MultiLabelPredictor:
     exit = None  # no early exit (berts compare asks)
 
     def __init__(self, model, tokenizer, settings: dict):
-        from berts.data.labels import LabelMap
 
         self.model, self.tokenizer, self.settings = model, tokenizer, settings
         self.names = LabelMap.from_config(model.config).names
@@ -232,9 +236,6 @@ class MultiLabelPredictor:
 
     @classmethod
     def from_pretrained(cls, directory, device: str = "auto", int8: bool = False) -> "MultiLabelPredictor":
-        from berts.hf import load
-        from berts.tokenizer.wordpiece import load_tokenizer
-        from berts.util.device import resolve_device
 
         model = load(directory)
         if getattr(model.config, "problem_type", None) != "multi_label_classification":
@@ -242,7 +243,6 @@ class MultiLabelPredictor:
                             f"{getattr(model.config, 'problem_type', None)!r})")
         model.to(resolve_device(device)).eval()
         if int8:  # torch's dynamic int8 Linears (CPU), as berts.Classifier's
-            from berts.compress.transforms import quantize_int8
 
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
@@ -291,7 +291,6 @@ class MultiLabelPredictor:
 
 def evaluate_command(args, data_settings) -> int:
     """``berts evaluate DIR FILE`` for a multi-label directory: the metrics at the saved thresholds."""
-    from berts.metrics.report import metrics_line, print_report, save_report_png
 
     pred = MultiLabelPredictor.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     d = data_settings(args, pred.settings, labels=True)
@@ -300,7 +299,6 @@ def evaluate_command(args, data_settings) -> int:
     fp32 = pred.logits(ds, args.batch_size)
     metrics = score(fp32, ds.labels, pred.thresholds, pred.names)
     if args.int8:  # reported against fp32, never alone
-        from berts.compress.transforms import quantize_int8
 
         quantize_int8(pred.model)
         int8 = pred.logits(ds, args.batch_size)

@@ -37,6 +37,14 @@ from berts.model.heads import BertTaskModel, ModelOutput, register_task_model
 from berts.model.padding import pad_width
 from berts.objectives.base import Objective, Result, accuracy
 from berts.tasks.base import ModelTask
+from berts.compress.transforms import quantize_int8
+from berts.data.tables import read_records
+from berts.hf import load
+from berts.metrics.report import classification_report
+from berts.metrics.report import metrics_line, print_report, save_report_png
+from berts.model.runner import rows
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.device import resolve_device
 
 NAME = "multiple-choice"
 
@@ -121,7 +129,6 @@ def read_choices(path, d, *, labels: bool = True) -> tuple[list[ChoiceExample], 
     """The rows of ``path`` (see the module docstring) with the data section ``d``'s format and
     field names; any bad row (no choices, a label that is not an index of its choices) is a
     one-line UserError naming file and line (row number for parquet / datasets)."""
-    from berts.data.tables import read_records
 
     records, report = read_records(path, format=d.format, skip_bad_rows=False)
     context_field = d.text_column if d.text_column not in (None, "text") else "context"
@@ -237,7 +244,6 @@ class MultipleChoiceDataset:
 
 def choice_logits(model, dataset: MultipleChoiceDataset, batch_size: int = 64, device=None, autocast=None):
     """Logits [N, Cmax] of every example in order (a row's missing choices: -inf)."""
-    from berts.model.runner import rows
 
     # the most choices of any row (a view of the dataset for timing, compare's _Subset: its rows')
     n = dataset.num_choices if hasattr(dataset, "num_choices") else dataset.ds.num_choices[dataset.idx]
@@ -254,7 +260,6 @@ def choice_logits(model, dataset: MultipleChoiceDataset, batch_size: int = 64, d
 
 def score(logits: np.ndarray, labels: np.ndarray) -> dict:
     """accuracy, loss and the per-position report of choice logits [N, C] against labels [N]."""
-    from berts.metrics.report import classification_report
 
     t = torch.from_numpy(logits)
     predicted = t.argmax(-1).numpy()
@@ -305,16 +310,12 @@ class ChoicePredictor:
 
     @classmethod
     def from_pretrained(cls, directory, device: str = "auto", int8: bool = False) -> "ChoicePredictor":
-        from berts.hf import load
-        from berts.tokenizer.wordpiece import load_tokenizer
-        from berts.util.device import resolve_device
 
         model = load(directory)
         if not isinstance(model, BertForMultipleChoice):
             raise UserError(f"{directory}: a {type(model).__name__}, not a multiple-choice model")
         model.to(resolve_device(device)).eval()
         if int8:  # torch's dynamic int8 Linears (CPU), as berts.Classifier's
-            from berts.compress.transforms import quantize_int8
 
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
@@ -359,7 +360,6 @@ class ChoicePredictor:
 def evaluate_command(args, data_settings) -> int:
     """``berts evaluate DIR FILE`` for a multiple-choice directory: accuracy, loss, the report
     (``data_settings(args, settings, labels=)``: the command's data flags over the model's)."""
-    from berts.metrics.report import metrics_line, print_report, save_report_png
 
     pred = ChoicePredictor.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     d = data_settings(args, pred.settings, labels=True)
@@ -368,7 +368,6 @@ def evaluate_command(args, data_settings) -> int:
     fp32 = pred.logits(ds, args.batch_size)
     metrics = score(fp32, ds.labels)
     if args.int8:  # reported against fp32, never alone
-        from berts.compress.transforms import quantize_int8
 
         quantize_int8(pred.model)
         int8 = pred.logits(ds, args.batch_size)

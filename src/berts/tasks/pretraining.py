@@ -5,6 +5,7 @@ import torch
 
 from berts.objectives import registry
 from berts.tasks.base import ModelTask, model_inputs
+from berts.model.runner import run
 
 
 # ----------------------------------------------------------------------------- pretraining
@@ -65,7 +66,6 @@ class PretrainingTask(ModelTask):
     def _evaluate(self, engine, dataset, specs) -> dict:
         """Each spec's evaluation sums (ObjectiveSpec.eval_sums: {metric: (sum, items)}) over the
         first ``eval_batches`` batches (in order, masked as epoch 0, step i), then sum / items."""
-        from berts.model.runner import run
 
         sums: dict[str, list] = {}  # {metric: [sum, items]}
         for inputs, out in run(self.model, dataset, batch_size=self.eval_batch_size, max_batches=self.eval_batches,

@@ -32,6 +32,10 @@ from berts.model.heads import BertTaskModel, ModelOutput, register_task_model
 from berts.model.padding import pad_width
 from berts.objectives.base import Objective, Result
 from berts.tasks.base import ModelTask
+from berts.data.tables import check_max_length
+from berts.errors import UserError
+from berts.metrics import qa as m
+from berts.model.runner import run
 
 QA_KEY = "qa"  # config.finetune_data["qa"]: the settings predict needs (doc stride, lengths, version 2, threshold, lang)
 
@@ -147,7 +151,6 @@ class QADataset:
 
 def window_logits(model, dataset: QADataset, *, batch_size: int = 64, device=None, autocast=None):
     """(start, end): one float32 array per window, its own length (berts.model.runner's loop)."""
-    from berts.model.runner import run
 
     starts: list = [None] * len(dataset)
     ends: list = [None] * len(dataset)
@@ -175,7 +178,6 @@ def choose_threshold(spans: dict, diffs: dict, answers: dict) -> float:
     """The null threshold with the best F1: evaluate-v2.0.py's find_best_thresh on the null score
     diffs (answer "" when the diff is above the threshold), except that its start, answering
     nothing, is threshold -inf here (diffs are not probabilities in [0, 1]); stored as -1e9."""
-    from berts.metrics import qa as m
 
     def f1_of(pred, golds):
         return max(m.f1(pred, g) for g in m._golds(golds))
@@ -195,7 +197,6 @@ def score(examples: Sequence[QAExample], results: Sequence[dict], *, lang: str =
     holds its best span and ``null_score_diff``). v2: answer "" where the diff is above
     ``null_threshold``; None chooses it (the ``best_f1`` threshold of evaluate-v2.0.py) and reports
     it as ``null_threshold``. Chinese (``lang="zh"``): CMRC 2018's EM / F1 on the same answers."""
-    from berts.metrics import qa as m
 
     answers = {e.id: [a for a, _ in e.answers] for e in examples}
     out: dict = {}
@@ -268,7 +269,6 @@ class QATask(ModelTask):
 
     @classmethod
     def from_run(cls, run):
-        from berts.errors import UserError
 
         o = run.options
         d = run.cfg.data
@@ -318,7 +318,6 @@ class QATask(ModelTask):
 def distill_data(cfg, teacher, tokenizer):
     """(train, dev, evaluator) of ``berts distill --method qa-logits``: the QA files of data.train /
     data.dev in windows made with the teacher's settings; the evaluator scores the student on dev."""
-    from berts.data.tables import check_max_length
 
     s = settings_of(teacher)
     d = cfg.data

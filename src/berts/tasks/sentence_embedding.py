@@ -50,6 +50,15 @@ from berts.embed.pooling import Pooling, pooling_modes
 from berts.errors import UserError
 from berts.model.padding import pad_width
 from berts.tasks.base import Task
+from berts.data.tables import _format_of
+from berts.data.tables import read_examples
+from berts.embed.metrics import evaluate_retrieval
+from berts.embed.metrics import read_beir
+from berts.embed.metrics import sts_scores
+from berts.embed.st_format import is_st_dir, read_st_dir
+from berts.embed.st_format import st_files
+from berts.model.encoder import BertModel
+from berts.util.fileio import open_binary
 
 LOSSES = ("mnrl", "simcse", "cosent", "cosine")
 STS_METRICS = ("spearman", "pearson")
@@ -62,9 +71,6 @@ def has_column(path, column, fmt: str = "auto") -> bool:
     0-based index): a dev table with the label column is STS, without it retrieval."""
     import csv
     import json
-
-    from berts.data.tables import _format_of
-    from berts.util.fileio import open_binary
 
     path = Path(path)
     kind = _format_of(path, fmt)
@@ -192,19 +198,16 @@ class SentenceEmbeddingTask(Task):
             return None
         kind, data = self.dev
         if kind == "sts":
-            from berts.embed.metrics import sts_scores
 
             texts, pairs, scores = data
             out = sts_scores(self.encode(texts), self.encode(pairs), scores)
             return {k: float(out[k]) for k in STS_METRICS}
-        from berts.embed.metrics import evaluate_retrieval
 
         corpus, queries, qrels = data
         out = evaluate_retrieval(self.encode, corpus, queries, qrels, k=100, ks=(1, 10, 100))
         return {k: float(out[k]) for k in RETRIEVAL_METRICS}
 
     def extra_files(self):
-        from berts.embed.st_format import st_files
 
         p = self.encoder.pooling
         return st_files(self.model.config.hidden_size, p.modes, p.normalize, self.encoder.max_seq_length)
@@ -217,8 +220,6 @@ class SentenceEmbeddingTask(Task):
     # ------------------------------------------------------------------ from the run
     @classmethod
     def from_run(cls, run) -> SentenceEmbeddingTask:
-        from berts.data.tables import read_examples
-        from berts.model.encoder import BertModel
 
         cfg, d, o = run.cfg, run.cfg.data, run.options
         loss = o["loss"]
@@ -253,7 +254,6 @@ class SentenceEmbeddingTask(Task):
         dev = None
         if d.dev:
             if Path(d.dev).is_dir():
-                from berts.embed.metrics import read_beir
 
                 split = "dev" if (Path(d.dev) / "qrels" / "dev.tsv").is_file() else "test"
                 dev = ("retrieval", read_beir(d.dev, split))
@@ -273,7 +273,6 @@ class SentenceEmbeddingTask(Task):
         # the encoder: model.init_from (a berts / HF / sentence-transformers directory) or new
         st_modes, st_norm = None, False
         if cfg.model.init_from:
-            from berts.embed.st_format import is_st_dir, read_st_dir
 
             if is_st_dir(cfg.model.init_from):
                 st = read_st_dir(cfg.model.init_from)

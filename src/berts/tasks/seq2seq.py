@@ -5,6 +5,9 @@ import torch
 import torch.nn.functional as F
 
 from berts.tasks.base import ModelTask
+from berts.metrics import corpus_bleu, rouge_l
+from berts.model.runner import run
+from berts.serve.generate import generate_ids
 
 
 # ----------------------------------------------------------------------------- generation
@@ -27,9 +30,6 @@ class Seq2SeqTask(ModelTask):
     def evaluate(self, engine):
         if self.dev_dataset is None:
             return None
-        from berts.metrics import corpus_bleu, rouge_l
-        from berts.model.runner import run
-        from berts.serve.generate import generate_ids
 
         model, ds = self.model, self.dev_dataset
         loss = correct = n = 0.0

@@ -58,6 +58,12 @@ from berts.model.heads import BertTaskModel, register_task_model
 from berts.model.padding import pad_width
 from berts.objectives.base import Objective, Result, accuracy, register
 from berts.tasks.base import ModelTask, model_inputs
+from berts.data.tagging import TaggedSentence
+from berts.metrics.tagging import tagging_report
+from berts.model.crf import CRF
+from berts.model.crf import CRF_CONFIG, load_crf
+from berts.model.crf import save_crf
+from berts.model.runner import run
 
 TAGGING_KEY = "tagging"  # config.finetune_data["tagging"]: how the tags were read and windowed (scheme, stride, ...)
 
@@ -134,12 +140,10 @@ class BertForTokenClassification(BertTaskModel):
     # ---- the CRF beside the directory (hf/io.py calls these when it writes and reads a directory)
     def write_companions(self, directory) -> None:
         if self.crf is not None:
-            from berts.model.crf import save_crf
 
             save_crf(directory, self.crf, self.labels, self.crf_scheme)
 
     def read_companions(self, directory) -> None:
-        from berts.model.crf import CRF_CONFIG, load_crf
 
         if not (Path(directory) / CRF_CONFIG).is_file():
             return
@@ -256,7 +260,6 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
     """Run ``model`` over every window -> (tag ids per word, their scores per word, the mean loss
     over the labelled tokens (CRF: sentences) when the dataset has tags, else None), sentences in
     the dataset's order; each word from the window where it is most central."""
-    from berts.model.runner import run
 
     n_sent = len(dataset.sentences)
     per_window: list = [None] * len(dataset)
@@ -304,7 +307,6 @@ def confusion(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]])
 
 
 def label_list_of(sequences) -> list[str]:
-    from berts.data.tagging import TaggedSentence
 
     return label_list(TaggedSentence([], list(s)) for s in sequences)
 
@@ -314,7 +316,6 @@ def evaluation(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]
     """The metrics of predicted word tags: flat numbers for the log (f1, precision, recall,
     accuracy, invalid = predicted invalid transitions), and the full report (per type, macro,
     invalid transitions by kind) under ``report``."""
-    from berts.metrics.tagging import tagging_report
 
     report = tagging_report(gold, predicted, scheme=scheme, mode=mode)
     report["confusion"] = confusion(gold, predicted)
@@ -341,7 +342,6 @@ class TokenClassificationTask(ModelTask):
 
     @classmethod
     def from_run(cls, run):
-        from berts.model.crf import CRF
 
         d, opts = run.cfg.data, run.options
         train = read_tagged(d.train, tag_column=opts["tag_column"])

@@ -39,6 +39,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from berts.data.tables import read_table
+from berts.hf import load
+from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.fileio import atomic_write_file
 
 # the reference's stop words (NLTK's English list)
 STOP_WORDS = frozenset("""
@@ -104,8 +108,6 @@ class Augmenter:
 
     @classmethod
     def from_pretrained(cls, directory, **kwargs) -> Augmenter:
-        from berts.hf import load
-        from berts.tokenizer.wordpiece import load_tokenizer
 
         return cls(load(directory), load_tokenizer(directory), **kwargs)
 
@@ -240,9 +242,6 @@ def augment_file(path, out, data, *, model_dir, n=20, p=0.4, top_k=15, seed=0, b
     with a header (text, [text_pair,] label): each row, then its variants with the same label. A
     pair's texts are augmented one at a time, the other kept (as the reference)."""
     from pathlib import Path
-
-    from berts.util.fileio import atomic_write_file
-    from berts.data.tables import read_table
 
     examples, _ = read_table(path, data, labels=data.label_column is not None)
     aug = Augmenter.from_pretrained(model_dir, n=n, p=p, top_k=top_k, seed=seed, batch_size=batch_size)

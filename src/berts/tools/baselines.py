@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 
 from berts.errors import UserError
+from berts.data.tables import read_table
 
 
 def _texts_labels(examples):
@@ -29,7 +30,6 @@ def tfidf_baseline(train, dev, test, data, *, analyzer: str = "char", ngrams: tu
         from sklearn.linear_model import LogisticRegression
     except ImportError:
         raise UserError("the TF-IDF baseline needs scikit-learn: pip install 'berts[demo]'") from None
-    from berts.data.tables import read_table
 
     if analyzer not in ("char", "char_wb", "word"):
         raise UserError(f"--analyzer {analyzer!r}: one of char, char_wb, word")

@@ -33,6 +33,26 @@ import numpy as np
 
 from berts.errors import UserError
 from berts.model.flops import encoder_flops, flops_per_token, layer_flops, student_flops  # noqa: F401
+from berts.commands.common import data_settings
+from berts.commands.common import task_server
+from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, exit_flops
+from berts.compress.early_exit.exits import _Subset
+from berts.compress.transforms import quantize_int8
+from berts.data.labels import drop_unknown_labels
+from berts.data.qa import read_qa
+from berts.data.tables import check_max_length, read_table
+from berts.data.tagging import read_tagged
+from berts.embed.engines import load_engine
+from berts.embed.metrics import evaluate_retrieval, read_beir
+from berts.metrics import compute_metrics
+from berts.serve.load import served_by
+from berts.serve.predict import Classifier, agreement
+from berts.serve.qa import QuestionAnswerer
+from berts.serve.tagger import Tagger
+from berts.serve.tagger import is_tagger
+from berts.tasks.qa import QADataset, detect_lang, score
+from berts.tasks.registry import load
+from berts.util.fileio import atomic_write_file
 
 
 def _timed(clf, ds, batch_size: int) -> float:
@@ -67,7 +87,6 @@ def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int =
     try:
         if Path(eval_file).is_dir():  # a BEIR folder: sentence encoders, scored by retrieval
             return _compare_encoders(model_dirs, eval_file, latency_examples, repeats, int8)
-        from berts.serve.tagger import is_tagger
 
         if is_tagger(model_dirs[0]):  # token classifiers (NER): entity f1 on a tagged file
             if speeds is not None:
@@ -119,7 +138,6 @@ def state_size_mb(model) -> float:
 
 
 def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args) -> list[dict]:
-    from berts.serve.load import served_by
 
     qa = [served_by(d) == "berts.serve.qa" for d in model_dirs]
     if any(qa):
@@ -129,13 +147,6 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
         if speeds is not None:
             raise UserError("compare: early exit (--speed) is for classifiers; not for question answering")
         return _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device)
-    from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, exit_flops
-    from berts.serve.predict import Classifier, agreement
-    from berts.metrics import compute_metrics
-    from berts.data.tables import check_max_length, read_table
-    from berts.data.labels import drop_unknown_labels
-    from berts.commands.common import task_server
-    from berts.tasks.registry import load
 
     # entries: one per row: (directory, clf, ds, task, exit speed or None, precision); the rows of
     # one directory share its eval dataset (and, for the speeds, its Classifier)
@@ -203,7 +214,6 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
             reference[str(directory)] = (row, logits)
         rows.append(row)
     # latency: the same first examples for every row; rounds alternate the rows; medians
-    from berts.compress.early_exit.exits import _Subset
 
     times = [{1: [], 32: []} for _ in entries]
     # one untimed round first: the first call at a new batch shape pays for allocation and
@@ -241,9 +251,6 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
     ``metric`` f1 (SQuAD's, or CMRC's for Chinese; v2.0 at each model's saved threshold), latency of
     the whole predict path (windows, model, postprocessing) per question; an int8 row's
     ``agreement`` is the share of questions answered with the same text as its fp32 row."""
-    from berts.data.qa import read_qa
-    from berts.serve.qa import QuestionAnswerer
-    from berts.tasks.qa import QADataset, detect_lang, score
 
     examples = read_qa(eval_file)
     if not examples:
@@ -252,7 +259,6 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
     for directory in model_dirs:
         entries.append((directory, QuestionAnswerer.from_pretrained(directory, device=device), "fp32"))
         if int8:
-            from berts.compress.transforms import quantize_int8
 
             q = QuestionAnswerer.from_pretrained(directory, device=device)
             quantize_int8(q.model)
@@ -313,8 +319,6 @@ def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, dev
     """``_compare`` for token-classification directories: the score is entity f1 (seqeval's
     default mode) on a tagged file (CoNLL / JSONL), latency per sentence; an int8 row carries
     ``agreement``, the share of words whose tag equals fp32's."""
-    from berts.data.tagging import read_tagged
-    from berts.serve.tagger import Tagger
 
     entries = []
     for directory in model_dirs:
@@ -380,8 +384,6 @@ def _use(clf, speed) -> None:
 def _data_settings(settings: dict, data_args):
     from types import SimpleNamespace
 
-    from berts.commands.common import data_settings
-
     args = data_args or SimpleNamespace(text_column=None, pair_column=None, label_column=None, format=None,
                                         header=None, skip_bad_rows=None, max_length=None)
     return data_settings(args, settings, labels=True)
@@ -393,8 +395,6 @@ def _compare_encoders(model_dirs, folder, latency_examples, repeats, int8) -> li
     embedding` student) on a BEIR folder (qrels/test.tsv, else dev.tsv): nDCG@10 (and recall@10)
     of the cosine top 100, parameters, size, FLOPs per token, and the embedding speed of the
     first ``latency_examples`` queries at batch 1 and 32 (medians of ``repeats`` alternated rounds)."""
-    from berts.embed.engines import load_engine
-    from berts.embed.metrics import evaluate_retrieval, read_beir
 
     split = "test" if (Path(folder) / "qrels" / "test.tsv").is_file() else "dev"
     corpus, queries, qrels = read_beir(folder, split)
@@ -495,7 +495,6 @@ def plot(rows: list[dict], path) -> None:
 
 def write_reports(rows: list[dict], out_dir) -> dict[str, Path]:
     """compare.md, compare.json and compare.png into ``out_dir`` (created)."""
-    from berts.util.fileio import atomic_write_file
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -38,6 +38,8 @@ import torch
 from berts.errors import UserError
 from berts.util.fileio import atomic_write_dir, recover_dir
 from berts.hf import weights_file, write_model_files
+from berts.hf import check_weights_file
+from berts.hf import load_hf_state_dict, read_state_dict
 
 STATE_NAME = "trainer_state.pt"
 STATE_VERSION = 2
@@ -171,7 +173,6 @@ def find_latest(out: str | Path) -> Path | None:
 def check_checkpoint(directory: str | Path) -> str | None:
     """Why ``directory`` cannot be resumed from (a truncated, empty or corrupt file), or None when it
     can: trainer_state.pt loads, and every weights file is as long as its header says."""
-    from berts.hf import check_weights_file
 
     directory = Path(directory)
     try:
@@ -264,7 +265,6 @@ def load_modules(others: dict, directory: str | Path) -> None:
 
 def load_weights(model, directory: str | Path) -> None:
     """Copy a checkpoint's weights into ``model`` (every weight must be there)."""
-    from berts.hf import load_hf_state_dict, read_state_dict
 
     missing, _ = load_hf_state_dict(model, read_state_dict(directory), source=str(directory))
     if missing:

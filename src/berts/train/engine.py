@@ -30,6 +30,9 @@ from torch.nn.parallel import DistributedDataParallel
 from berts.errors import UserError
 from berts.train import checkpoint, distributed
 from berts.train.optim import build_optimizer, default_lr
+from berts.model.encoder import BertLayer
+from berts.model.encoder import compile_model
+from berts.train import fsdp
 
 
 def tune_malloc() -> bool:
@@ -140,8 +143,6 @@ class Engine:
         # fsdp: the step runs a sharded twin; self.modules stay plain, refreshed by sync_full() (train/fsdp.py)
         self.sharded = None
         if d.enabled and getattr(cfg.train, "strategy", "ddp") == "fsdp":
-            from berts.model.encoder import BertLayer
-            from berts.train import fsdp
 
             self.sharded = self.wrapped = fsdp.shard(self.modules, (BertLayer,))
         elif d.enabled:
@@ -149,7 +150,6 @@ class Engine:
                 self.modules, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 gradient_as_bucket_view=True)
         if impl.compile:  # after sharding: fsdp's twin is a deep copy, and a copied compiled forward calls the original
-            from berts.model.encoder import compile_model
 
             stepped = self.sharded if self.sharded is not None else self.modules
             for module in [*stepped.values(), *self.frozen.values()]:
@@ -181,7 +181,6 @@ class Engine:
         """fsdp: the full weights into the plain modules, before anything reads them (evaluation,
         a checkpoint, final/). A collective: every rank calls it. ddp / one process: nothing to do."""
         if self.sharded is not None:
-            from berts.train import fsdp
 
             fsdp.gather_into(self.sharded, self.modules)
 
@@ -189,7 +188,6 @@ class Engine:
         if sync:
             return nullcontext()
         if self.sharded is not None:
-            from berts.train import fsdp
 
             return fsdp.no_sync(self.sharded, sync)
         return self.wrapped.no_sync()
@@ -302,7 +300,6 @@ class Engine:
         The RNG states are restored by the loop (``checkpoint.set_rng_state``) when it starts, after
         everything that draws from them at start-up."""
         if self.sharded is not None:
-            from berts.train import fsdp
 
             optimizer = fsdp.optimizer_state(self.sharded, self.optimizer)  # full, by parameter name
         else:
@@ -320,7 +317,6 @@ class Engine:
                             f"(or --init-from {where} for the weights alone)")
         try:
             if self.sharded is not None:
-                from berts.train import fsdp
 
                 fsdp.scatter_from(self.modules, self.sharded)  # the checkpoint's weights, loaded into self.modules
                 fsdp.load_optimizer_state(self.sharded, self.optimizer, state["optimizer"])

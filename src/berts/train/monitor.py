@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import torch
+from berts.metrics import higher_is_better
 
 METRICS_FILE = "metrics.jsonl"
 
@@ -251,7 +252,6 @@ def read_metrics(out: str | Path) -> list[dict]:
 
 
 def _is_loss(name: str) -> bool:
-    from berts.metrics import higher_is_better
 
     return not higher_is_better(name)
 

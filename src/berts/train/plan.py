@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from berts.config.validate import parse_duration
 from berts.errors import UserError
+from berts.train.monitor import duration
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,6 @@ class RunPlan:
     def describe(self) -> str:
         """The length of the run and what sets it, e.g. ``5 steps (0.31 epochs), ended by
         train.max_steps (train.epochs 3 does not end it)``."""
-        from berts.train.monitor import duration
 
         parts = []
         if self.max_steps is not None:

@@ -40,6 +40,7 @@ from berts.train.engine import Engine
 from berts.train.monitor import LogWindow, Monitor, disk_usage, plot, read_metrics, summary
 from berts.train.optim import Schedule
 from berts.train.plan import RunPlan
+from berts.metrics import better
 
 
 class TrainingDiverged(UserError):
@@ -334,7 +335,6 @@ class Trainer:
             return
         if name not in metrics:
             raise UserError(f"train.metric {name} is not one of the evaluation's metrics ({', '.join(metrics)})")
-        from berts.metrics import better
 
         value = metrics[name]
         if self.best is None or better(name, value, self.best["value"]):

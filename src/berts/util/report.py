@@ -18,6 +18,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from berts.util.fileio import atomic_write_file
 
 _INLINE = re.compile(r"`([^`]+)`|\*\*([^*]+)\*\*")
 
@@ -159,7 +160,6 @@ class Report:
                 f"</title><style>{_CSS}</style></head>\n<body>\n" + "\n".join(body) + "\n</body></html>\n")
 
     def write(self, out_dir) -> dict[str, Path]:
-        from berts.util.fileio import atomic_write_file
 
         out = Path(out_dir)
         paths = {"md": out / "report.md", "html": out / "report.html"}

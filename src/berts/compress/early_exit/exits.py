@@ -46,6 +46,8 @@ from berts.model.encoder import Dropout, EncoderState, _init_module
 from berts.model.flops import encoder_flops, student_flops
 from berts.objectives.base import Objective, register
 from berts.tasks.base import ENCODER_INPUTS, Task
+from berts.metrics import compute_metrics
+from berts.model.runner import run
 
 WIDTH, HEADS = 128, 2  # FastBERT's cla_hidden_size, cla_heads_num
 
@@ -303,7 +305,6 @@ class SelfDistillationTask(Task):
     def evaluate(self, engine):
         if self.dev_dataset is None:
             return None
-        from berts.model.runner import run
 
         model, ds = self.model, self.dev_dataset
 
@@ -382,8 +383,6 @@ def sweep(clf, dataset, speeds=(0.0, 0.1, 0.2, 0.3, 0.5, 0.8), patiences=(1, 2, 
     each speed (entropy rule) and patience (PABEE), plus the model run to the end ("full").
     Latency: each setting timed ``repeats`` times, settings alternated, medians."""
     import time
-
-    from berts.metrics import compute_metrics
 
     L = clf.model.config.num_hidden_layers
     settings = [("full", None)] + [("entropy", s) for s in speeds] + [("patience", k) for k in patiences]

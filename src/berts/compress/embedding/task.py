@@ -20,11 +20,12 @@ from torch import nn
 from berts.embed.encoder import Encoder
 from berts.embed.pooling import Pooling
 from berts.tasks.base import ENCODER_INPUTS, Task, model_inputs
+from berts.embed.st_format import is_st_dir, read_st_dir
+from berts.embed.st_format import st_files
 
 
 def teacher_pooling(directory) -> tuple[tuple[str, ...], bool, int | None]:
     """(modes, normalize, max_seq_length) of a teacher directory (a plain BERT one: mean)."""
-    from berts.embed.st_format import is_st_dir, read_st_dir
 
     if directory and is_st_dir(directory):
         st = read_st_dir(directory)
@@ -81,7 +82,6 @@ class EmbeddingDistillTask(Task):
         return {"mse": mse}, {"cos": cos}
 
     def extra_files(self):
-        from berts.embed.st_format import st_files
 
         return st_files(self.student.config.hidden_size, self.modes, self.normalize, self.max_seq_length)
 

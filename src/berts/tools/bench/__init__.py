@@ -36,6 +36,7 @@ from berts.tools.bench.options import EXTRAS, REGIMES, TASKS, BenchOptions
 from berts.tools.bench.sides import Side, _transformers, build_sides
 from berts.model.config import preset
 from berts.errors import UserError
+from berts.data.dataset import PretrainingDataset
 
 __all__ = ["BenchOptions", "BatchMaker", "Side", "build_sides", "default_corpus", "pad_rows", "tokenize_corpus",
            "useful_flops", "matmul_ceiling", "time_task", "run_bench", "format_table", "TASKS", "EXTRAS", "REGIMES"]
@@ -93,7 +94,6 @@ def run_bench(opts: BenchOptions) -> dict:
             if "error" in prep:
                 warnings.warn(f"no 'prepared' regime: {prep['error']}", stacklevel=2)
             else:
-                from berts.data.dataset import PretrainingDataset
 
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")

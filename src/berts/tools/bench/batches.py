@@ -36,6 +36,7 @@ from berts.tokenizer.wordpiece import MASK as MASK_TOKEN
 from berts.tokenizer.wordpiece import PAD as PAD_TOKEN
 from berts.tokenizer.wordpiece import SEP as SEP_TOKEN
 from berts.tokenizer.wordpiece import SPECIAL_TOKENS
+from berts.data.corpus import Corpus, document_lines
 
 @dataclass(frozen=True)
 class Specials:
@@ -85,7 +86,6 @@ def default_corpus(path: Path) -> Path:
 def corpus_documents(path: Path) -> list[list[str]]:
     """Documents (blank-line separated) of paragraphs (one a line), read by the one corpus reader
     (berts.data.corpus, the `bert` format: what `berts prepare` and `tokenizer train` read)."""
-    from berts.data.corpus import Corpus, document_lines
 
     corpus = Corpus([path], input_format="bert")
     try:

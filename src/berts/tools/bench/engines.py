@@ -30,6 +30,19 @@ import numpy as np
 import torch
 
 from berts.errors import UserError
+from berts.commands.common import data_settings
+from berts.compress.transforms import quantize_int8
+from berts.data.labels import LabelMap
+from berts.data.tables import Example
+from berts.data.tables import read_table
+from berts.model.config import preset
+from berts.model.heads import BertForSequenceClassification
+from berts.model.runner import rows
+from berts.serve.export import export_onnx, run_session, session
+from berts.serve.export import require_onnx
+from berts.serve.predict import Classifier
+from berts.tokenizer.wordpiece import Tokenizer
+from berts.tools.bench.batches import corpus_documents, default_corpus
 
 ENGINES = ("berts", "berts-int8", "transformers", "torch-int8", "onnxruntime", "onnxruntime-int8")
 
@@ -40,7 +53,6 @@ def available(name: str) -> str | None:
         if name in ("transformers", "torch-int8"):
             import transformers  # noqa: F401
         if name.startswith("onnxruntime"):
-            from berts.serve.export import require_onnx
 
             require_onnx()
     except (ImportError, UserError) as exc:
@@ -78,8 +90,6 @@ def _transformers_model(directory: Path):
 
 def build_engines(names: list[str], directory: Path, workdir: Path, texts: list[str], threads: int) -> tuple[list, dict]:
     """The engines asked for that can run here, and {name: why not} for the others."""
-    from berts.compress.transforms import quantize_int8
-    from berts.serve.predict import Classifier
 
     engines, skipped = [], {}
     for name in names:
@@ -97,7 +107,6 @@ def build_engines(names: list[str], directory: Path, workdir: Path, texts: list[
             engines.append(Engine(name, lambda b, m=model: m(**b).logits.float().numpy()))
     onnx_names = [n for n in names if n.startswith("onnxruntime") and n not in skipped]
     if onnx_names:
-        from berts.serve.export import export_onnx, run_session, session
 
         report = export_onnx(directory, workdir / "model.onnx", optimize=True, int8="onnxruntime-int8" in onnx_names,
                              texts=texts[:64], threads=threads)
@@ -109,7 +118,6 @@ def build_engines(names: list[str], directory: Path, workdir: Path, texts: list[
 
 def make_batches(clf, texts: list[str], batch: int, rounds: int, seq: int, seed: int) -> list[dict]:
     """``rounds`` batches of ``batch`` texts drawn at random, padded per batch by the data code."""
-    from berts.data.tables import Example
 
     ds = clf.dataset([Example(t, None, None, i + 1, "<bench>") for i, t in enumerate(texts)], seq)
     rng = np.random.default_rng(seed + batch)
@@ -148,7 +156,6 @@ def accuracy(engines: list[Engine], clf, examples, batch: int = 32) -> dict[str,
     """Each engine's accuracy on the labelled examples, and how often it agrees with berts fp32.
     Batches: berts.model.runner's, longest first, as Classifier.logits takes them (engines that are
     not torch modules, onnxruntime's, run through the same loop with their own forward)."""
-    from berts.model.runner import rows
 
     ds = clf.dataset(examples)
     order = np.argsort(-ds.lengths, kind="stable")
@@ -167,9 +174,6 @@ def run_engines(opts, names: list[str], model: str | None = None, eval_file: str
     """The whole engines benchmark (see the module docstring) as a dict."""
     import tempfile
 
-    from berts.tools.bench.batches import corpus_documents, default_corpus
-    from berts.serve.predict import Classifier
-
     if opts.threads:
         torch.set_num_threads(opts.threads)
     threads = torch.get_num_threads()
@@ -183,8 +187,6 @@ def run_engines(opts, names: list[str], model: str | None = None, eval_file: str
         workdir = Path(tmp)
         examples = None
         if eval_file:
-            from berts.commands.common import data_settings
-            from berts.data.tables import read_table
 
             clf = Classifier.from_pretrained(model, device="cpu")
 
@@ -218,10 +220,6 @@ def run_engines(opts, names: list[str], model: str | None = None, eval_file: str
 
 def _random_classifier(opts, texts: list[str], workdir: Path) -> Path:
     """A randomly initialised preset classifier with a WordPiece vocabulary of the texts."""
-    from berts.model.config import preset
-    from berts.data.labels import LabelMap
-    from berts.model.heads import BertForSequenceClassification
-    from berts.tokenizer.wordpiece import Tokenizer
 
     corpus = workdir / "texts.txt"
     corpus.write_text("\n".join(texts) + "\n", encoding="utf-8")

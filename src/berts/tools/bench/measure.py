@@ -30,6 +30,8 @@ from berts.tools.bench.batches import BatchMaker, corpus_documents
 from berts.tools.bench.options import BenchOptions
 from berts.tools.bench.sides import _to, _transformers, build_sides
 from berts.model.config import BertConfig
+from berts.cli import main
+from berts.tokenizer.wordpiece import Tokenizer
 
 
 # ------------------------------------------------------------------------- FLOPs, ceiling
@@ -192,7 +194,6 @@ def time_task(opts: BenchOptions, config: BertConfig, task: str, regime: str, ma
 
 def tokenize_corpus(corpus: Path, workdir: Path, vocab_size: int) -> tuple[object, list[list[np.ndarray]], dict]:
     """Train a WordPiece vocabulary on the corpus, encode it (timed), and time transformers' tokenizer."""
-    from berts.tokenizer.wordpiece import Tokenizer
 
     docs = corpus_documents(corpus)
     tok = Tokenizer.train([corpus], vocab_size, show_progress=False)
@@ -224,7 +225,6 @@ def tokenize_corpus(corpus: Path, workdir: Path, vocab_size: int) -> tuple[objec
 
 def time_prepare(corpus: Path, workdir: Path, seq: int, threads: int) -> dict:
     """`berts prepare` on the corpus, in-process: MB/s of input text."""
-    from berts.cli import main
 
     out = workdir / "prepared"
     args = ["prepare", str(corpus), "--tokenizer", str(workdir / "tokenizer"), "--out", str(out),

@@ -10,6 +10,8 @@ import torch
 
 from berts.tools.bench.options import BenchOptions
 from berts.model.config import BertConfig
+from berts.model.encoder import compile_model
+from berts.model.heads import BertForPreTraining, BertForSequenceClassification
 
 
 def _to(batch: dict, device) -> dict:
@@ -54,8 +56,6 @@ def _transformers():
 
 
 def build_sides(opts: BenchOptions, config: BertConfig, task: str, device: torch.device, workdir: Path) -> list[Side]:
-    from berts.model.heads import BertForPreTraining, BertForSequenceClassification
-    from berts.model.encoder import compile_model
 
     torch.manual_seed(opts.seed)
     cls = BertForPreTraining if task == "pretrain" else BertForSequenceClassification
