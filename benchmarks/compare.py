@@ -73,7 +73,9 @@ def run(argv=None) -> None:
         models.append(args.exits)
     models.append(albert_like(Path(args.teacher), out, args.albert_budget, args.threads))
     test = corpora.en_rotten_tomatoes(seed=0)["test"]
-    assert main([str(a) for a in ["compare", *models, "--eval-file", test, "--out", out, "--threads", args.threads,
+    # compare.md/json/png beside the models this script wrote: berts compare refuses to write into a
+    # directory of files it did not write unless told so
+    assert main([str(a) for a in ["compare", *models, "--eval-file", test, "--out", out, "--overwrite", "--threads", args.threads,
                                   "--speed", args.speed, "--max-length", 64]]) == 0
 
 
