@@ -137,6 +137,26 @@ def state_size_mb(model) -> float:
     return buf.getbuffer().nbytes / 1e6
 
 
+def with_latency(rows: list[dict], times: list[dict], counts: list[int]) -> list[dict]:
+    """Each row's latency columns from its timed rounds (``times[j]``: {batch size: [seconds per
+    round]}, over ``counts[j]`` examples; medians), and its ratios to the first row."""
+    for row, t, n in zip(rows, times, counts):
+        row["examples_timed"] = n
+        row["latency_b1_ms"] = 1000 * float(np.median(t[1])) / n
+        row["latency_b32_ms"] = 1000 * float(np.median(t[32])) / -(-n // 32)
+        row["throughput_b32"] = n / float(np.median(t[32]))  # examples / s
+    first = rows[0]
+    for row in rows:
+        row["ratios"] = {
+            "params": row["params"] / first["params"],
+            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
+            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
+            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
+            "score": row["score"] / first["score"] if first["score"] else float("nan"),
+        }
+    return rows
+
+
 def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args) -> list[dict]:
 
     qa = [served_by(d) == "berts.serve.qa" for d in model_dirs]
@@ -228,22 +248,7 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
                     times[j][bs].append(seconds)
     for _, clf, _, _, _, _ in entries:
         _use(clf, None)
-    for j, row in enumerate(rows):
-        n = min(latency_examples, len(entries[j][2]))
-        row["examples_timed"] = n
-        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
-        row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
-        row["throughput_b32"] = n / float(np.median(times[j][32]))  # examples / s
-    first = rows[0]
-    for row in rows:
-        row["ratios"] = {
-            "params": row["params"] / first["params"],
-            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
-            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
-            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
-            "score": row["score"] / first["score"] if first["score"] else float("nan"),
-        }
-    return rows
+    return with_latency(rows, times, [min(latency_examples, len(e[2])) for e in entries])
 
 
 def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) -> list[dict]:
@@ -298,21 +303,7 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
                     qa.answer_examples(part[lo:lo + bs], bs)
                 if r:
                     times[j][bs].append(time.perf_counter() - t0)
-    for j, row in enumerate(rows):
-        row["examples_timed"] = n
-        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
-        row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
-        row["throughput_b32"] = n / float(np.median(times[j][32]))
-    first = rows[0]
-    for row in rows:
-        row["ratios"] = {
-            "params": row["params"] / first["params"],
-            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
-            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
-            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
-            "score": row["score"] / first["score"] if first["score"] else float("nan"),
-        }
-    return rows
+    return with_latency(rows, times, [n] * len(rows))
 
 
 def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, device) -> list[dict]:
@@ -354,22 +345,7 @@ def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, dev
                 tagger.tag(words, bs)
                 if r:
                     times[j][bs].append(time.perf_counter() - t0)
-    for j, row in enumerate(rows):
-        n = min(latency_examples, len(entries[j][2]))
-        row["examples_timed"] = n
-        row["latency_b1_ms"] = 1000 * float(np.median(times[j][1])) / n
-        row["latency_b32_ms"] = 1000 * float(np.median(times[j][32])) / -(-n // 32)
-        row["throughput_b32"] = n / float(np.median(times[j][32]))
-    first = rows[0]
-    for row in rows:
-        row["ratios"] = {
-            "params": row["params"] / first["params"],
-            "flops_per_token": row["flops_per_token"] / first["flops_per_token"],
-            "speedup_b1": first["latency_b1_ms"] / row["latency_b1_ms"],
-            "speedup_b32": row["throughput_b32"] / first["throughput_b32"],
-            "score": row["score"] / first["score"] if first["score"] else float("nan"),
-        }
-    return rows
+    return with_latency(rows, times, [min(latency_examples, len(e[2])) for e in entries])
 
 
 def _use(clf, speed) -> None:
