@@ -187,6 +187,7 @@ LAZY_ALLOWED = {
     "berts.config.validate": "read by the commands before a run: the registries and the data checks load when used",
     "berts.demo.run": "its settings are `berts demo`'s flags: the stages import torch when they run",
     "berts.objectives.registry": "read by the parsers (objective names, by ast): a spec's eval sums import torch when run",
+    "berts.tokenizer.training": "berts.data's package __init__ imports its pipeline, which imports the tokenizer",
 }
 
 
@@ -217,7 +218,7 @@ def test_imports_inside_functions_only_where_start_up_needs_them():
 
 
 def test_the_lazy_allow_list_is_short_and_still_needed():
-    assert len(LAZY_ALLOWED) <= 8
+    assert len(LAZY_ALLOWED) <= 8  # short: each entry needs its reason
     for module in LAZY_ALLOWED:  # each entry still has a lazy import to excuse
         paths = [p for p in SRC.rglob("*.py") if module_name(p) == module or module_name(p).startswith(module + ".")]
         assert any(function_local_imports(p) for p in paths), f"{module}: no lazy import left; drop it from the list"

@@ -88,7 +88,8 @@ class TokenClassification(Objective, nn.Linear):
         return out
 
 
-@register_task_model
+# not registered (berts.load's registry is process-wide): berts has a built-in class of this name
+# (berts.tasks.token_classification), which the test below checks reads this head's directory
 class BertForTokenClassification(BertTaskModel):
     hf_architectures = {"bert": "BertForTokenClassification", "albert": "AlbertForTokenClassification"}
     objective_names = ("classifier",)

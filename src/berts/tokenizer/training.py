@@ -20,7 +20,6 @@ from berts.errors import UserError
 from berts.tokenizer.backend import (
     CONTINUATION_PREFIX, DEFAULT_NAMES, SPECIAL_TOKENS, Backend, bert_pipeline, finish, wordpiece_model)
 from berts.util.fileio import check_readable, open_binary
-from berts.data.corpus import Corpus, Problems
 
 
 def _count_lines(path: Path) -> int:
@@ -47,6 +46,7 @@ def train_backend(files: Sequence[str | os.PathLike] | str | os.PathLike, vocab_
     reported on stderr). ``strip_accents=None`` follows ``lowercase`` as BERT does. ``stats``: files,
     lines, skipped_lines, skipped (by reason), seconds, warning (a too-small-corpus note or None).
     """
+    from berts.data.corpus import Corpus, Problems  # lazily: berts.data's package imports its pipeline, which imports us
 
     if vocab_size <= len(SPECIAL_TOKENS):
         raise UserError(f"vocab size must be more than {len(SPECIAL_TOKENS)} (the special tokens), got {vocab_size}")
