@@ -131,7 +131,9 @@ def test_fp16_run_recovers_from_overflow(shards, tmp_path, device):  # noqa: F81
     skipped = recs[-1]["skipped_steps"]
     assert skipped < 30 and all(r["skipped_steps"] == skipped for r in recs[-5:])  # it stopped skipping
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in recs[-5:])
-    assert recs[-1]["loss"] < recs[skipped]["loss"]  # and learned after it
+    # and learned after it (means of 5 steps: one batch's loss is too noisy to compare with another's)
+    first, last = [r["loss"] for r in recs[skipped:skipped + 5]], [r["loss"] for r in recs[-5:]]
+    assert sum(last) / 5 < sum(first) / 5
 
 
 # ----------------------------------------------------------------------------- SDPA kernels
