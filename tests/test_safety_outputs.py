@@ -150,3 +150,22 @@ def test_compare_out_never_touches_a_training_run(tmp_path, model_dir, capsys):
     (plain / "final").mkdir(parents=True)
     claim_output_dir(plain, "compare", overwrite=True)
     assert (plain / "final").is_dir()
+
+
+@pytest.mark.parametrize("task", ["qa", "multi-label", "multiple-choice", "classification"])
+def test_predict_guards_every_tasks_output_before_dispatch(tmp_path, task, capsys):
+    """The output guard runs once, before `berts predict` hands a directory to its task's serving:
+    --out naming the input is refused in one line for every task, and the input is kept."""
+    import json
+
+    from berts.cli import main
+
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.json").write_text(json.dumps({"model_type": "bert", "finetune_data": {"task": task}}))
+    data = tmp_path / "in.jsonl"
+    data.write_text('{"question": "q", "context": "c"}\n')
+    assert main(["predict", str(model), str(data), "--out", str(data)]) != 0
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "in.jsonl" in err
+    assert data.read_text() == '{"question": "q", "context": "c"}\n'

@@ -174,6 +174,11 @@ def _tag(args) -> int:
 
 
 def run(args) -> int:
+    if args.out is not None:  # every task's predictions, before any model loads: an input or someone's file is refused
+        from berts.util.fileio import claim_output_file
+
+        claim_output_file(args.out, inputs=[f for f in [getattr(args, "file", None)] if f is not None],
+                          model_dirs=[args.model], overwrite=args.overwrite)
     from berts.serve.tagger import is_tagger
 
     if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
@@ -195,10 +200,6 @@ def run(args) -> int:
     from berts.serve.predict import Classifier, agreement, check_batch_size
 
     check_batch_size(args.batch_size)
-    if args.out is not None:  # before the model loads: an input or someone's file is refused at once
-        from berts.util.fileio import claim_output_file
-
-        claim_output_file(args.out, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
         raise UserError("stdout is closed: nowhere to write the predictions (give --out FILE)")
     if args.int8 and args.device not in ("auto", "cpu"):  # it ran on the CPU, ignoring the flag
