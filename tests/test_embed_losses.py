@@ -87,6 +87,8 @@ WORKER = textwrap.dedent("""
     mean_loss = loss.detach().clone(); dist.all_reduce(mean_loss); mean_loss /= world
     if rank == 0:
         torch.save({"loss": mean_loss, "grads": [p.grad for p in model.parameters()]}, out)
+    del loss  # the graph goes before the group: see berts.train.distributed.teardown
+    dist.barrier()
     dist.destroy_process_group()
 """)
 

@@ -13,7 +13,7 @@ returns a scalar; sentence-transformers' definitions and default scales.
 * ``CosineSimilarityLoss``: MSE between cos(u, v) and the gold score (in [0, 1] or [-1, 1]).
 
 Negatives across DDP ranks: each rank gathers every rank's candidates ([world * B, D]) with
-torch.distributed.nn's all_gather, whose backward sums the gradients that every rank's loss
+an all_gather (``_AllGather``) whose backward sums the gradients that every rank's loss
 sends to this rank's embeddings. With DDP averaging the parameter gradients over ranks, the
 step is then the gradient of the mean of the ranks' losses, which is the loss of one process
 with the whole (world * B) batch: tests/test_embed_losses.py checks it with 2 gloo processes.
@@ -21,6 +21,7 @@ with the whole (world * B) batch: tests/test_embed_losses.py checks it with 2 gl
 from __future__ import annotations
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
@@ -30,17 +31,32 @@ def _cos_matrix(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.normalize(a, dim=-1) @ F.normalize(b, dim=-1).T
 
 
+class _AllGather(torch.autograd.Function):
+    """[B, ...] -> [world * B, ...]; backward: the gradient of every rank's copy summed (all_reduce),
+    then this rank's rows. Ours rather than torch.distributed.nn.functional.all_gather (deprecated in
+    torch 2.13): plain blocking collectives, so no async gloo work object lives on in the autograd
+    graph to abort the process at exit ("terminate called without an active exception")."""
+
+    @staticmethod
+    def forward(ctx, x):
+        ctx.rank, ctx.b = dist.get_rank(), x.shape[0]
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, x)
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[ctx.rank * ctx.b:(ctx.rank + 1) * ctx.b]
+
+
 def gather_with_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
     """[B, ...] on each rank -> ([world * B, ...] every rank's, in rank order; this rank's offset).
     Without torch.distributed initialised: (x, 0). Every rank must pass the same B."""
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return x, 0
-    from torch.distributed.nn.functional import all_gather
-
-    parts = all_gather(x.contiguous())  # backward: the gradients summed over the ranks
-    return torch.cat(parts, dim=0), dist.get_rank() * x.shape[0]
+    return _AllGather.apply(x.contiguous()), dist.get_rank() * x.shape[0]
 
 
 class MultipleNegativesRankingLoss(nn.Module):
