@@ -146,7 +146,7 @@ def modern_why_not(config: BertConfig) -> str | None:
     2018 family's formats can say them (modernbert.py says most)."""
     defaults = BertConfig(vocab_size=config.vocab_size)
     for name in ("position_embedding_type", "sliding_window", "norm_type", "embedding_norm", "first_attn_norm",
-                 "classifier_pooling", "pooler_act", "pooler_norm"):
+                 "classifier_pooling", "pooler_act", "pooler_norm", "token_head"):
         if getattr(config, name) != getattr(defaults, name):
             return f"{name} {getattr(config, name)}"
     if config.has_norm_bias != config.bias:

@@ -6,8 +6,10 @@ embedding norm as it is (``first_attn_norm: false``), RoPE with a global and a l
 ``sliding_window``: w // 2 positions each side) on every layer but each
 ``global_attn_every_n_layers``-th, GeGLU (``ffn: glu``), no token types, one bias switch for the
 linears (``attention_bias`` = ``mlp_bias`` = our ``bias``) and one for the norms (``norm_bias``).
-Its head (dense, act, norm) is our MLM head's transform (MaskedLM) or our pooler with
-``pooler_norm`` (sequence classification, on [CLS] or the mean: ``classifier_pooling``).
+Its head (dense, act, norm) is our MLM head's transform (MaskedLM), our pooler with
+``pooler_norm`` (sequence classification, on [CLS] or the mean: ``classifier_pooling``), or, on
+every token, the token heads' transform (``token_head: transform``: token classification, QA, whose
+``classifier`` is our ``qa_outputs``).
 
 A renaming of the BERT layout, with three tensor steps:
 
@@ -36,7 +38,12 @@ ARCHS = {
     "BertModel": "ModernBertModel",
     "BertForMaskedLM": "ModernBertForMaskedLM",
     "BertForSequenceClassification": "ModernBertForSequenceClassification",
+    "BertForTokenClassification": "ModernBertForTokenClassification",
+    "BertForQuestionAnswering": "ModernBertForQuestionAnswering",
 }
+TOKEN_HEADS = ("BertForTokenClassification", "BertForQuestionAnswering")
+# config.json keys written and read as they are (finetune_data: how a fine-tuned model read its data)
+KEPT = ("num_labels", "id2label", "label2id", "problem_type", "finetune_data")
 DEFAULT_THETA = {"full_attention": 160000.0, "sliding_attention": 10000.0}  # transformers' defaults
 # (BERT-layout name, ModernBERT name), prefixes, first match wins; {b}: the encoder's prefix, {i}: a layer
 NAMES = [
@@ -54,8 +61,21 @@ NAMES = [
     ("cls.predictions.transform.dense.", "head.dense."),
     ("cls.predictions.transform.LayerNorm.", "head.norm."),
     ("cls.predictions.bias", "decoder.bias"),
+    # token classification and QA (token_head transform): the head on every token, then classifier
+    ("classifier.transform.dense.", "head.dense."),
+    ("classifier.transform.norm.", "head.norm."),
+    ("qa_outputs.transform.dense.", "head.dense."),
+    ("qa_outputs.transform.norm.", "head.norm."),
     ("classifier.", "classifier."),
+    ("qa_outputs.", "classifier."),
 ]
+# ModernBERT's one head.{dense,norm}, by what reads it: ours (dense prefix, norm prefix)
+HEADS = {
+    "mlm": ("cls.predictions.transform.dense.", "cls.predictions.transform.LayerNorm."),
+    "token": ("classifier.transform.dense.", "classifier.transform.norm."),
+    "qa": ("qa_outputs.transform.dense.", "qa_outputs.transform.norm."),
+    "pooled": ("bert.pooler.dense.", "bert.pooler.norm."),
+}
 QKV = ("query", "key", "value")
 
 
@@ -80,6 +100,8 @@ def why_not(config, model) -> str | None:
     name = class_name(model)
     if name not in ARCHS:
         return f"{name} has no ModernBERT twin (those with one: {', '.join(ARCHS)})"
+    if name in TOKEN_HEADS and config.token_head != "transform":
+        return "token_head linear (ModernBERT's token heads read dense, act and norm on every token first)"
     return None
 
 
@@ -118,9 +140,11 @@ def config_out(d: dict, config, model) -> dict:
         "classifier_dropout": config.classifier_dropout if config.classifier_dropout is not None
         else config.hidden_dropout_prob,
     }
-    for key in ("num_labels", "id2label", "label2id", "problem_type"):
-        if key in d:
+    for key in KEPT:
+        if d.get(key) is not None:
             out[key] = d[key]
+    if class_name(model) == "BertForQuestionAnswering":
+        out["num_labels"] = 2  # start, end: ModernBertForQuestionAnswering sizes its classifier by it
     out.update({k: v for k, v in d.items() if k.startswith("berts_")})
     return out
 
@@ -171,9 +195,9 @@ def config_in(d: dict) -> dict:
         "sliding_window": int(d.get("local_attention", 128)) if every > 1 else None,
         "global_attn_every_n_layers": every,
         "classifier_pooling": d.get("classifier_pooling", "cls"),
-        "pooler_act": d.get("classifier_activation", "gelu"), "pooler_norm": True,
+        "pooler_act": d.get("classifier_activation", "gelu"), "pooler_norm": True, "token_head": "transform",
     }
-    for key in ("num_labels", "id2label", "label2id", "problem_type"):
+    for key in KEPT:
         if key in d:
             out[key] = d[key]
     out.update({k: v for k, v in d.items() if k.startswith("berts_")})
@@ -217,38 +241,49 @@ def to_hf(sd: dict, config) -> dict:
     return out
 
 
+def _reader(sd: dict, saved: dict) -> str:
+    """Which of our heads reads ModernBERT's ``head.*`` in this directory (a key of HEADS)."""
+    archs = saved.get("architectures") or ()
+    for suffix, kind in (("ForMaskedLM", "mlm"), ("ForTokenClassification", "token"),
+                         ("ForQuestionAnswering", "qa")):
+        if any(a.endswith(suffix) for a in archs):
+            return kind
+    return "mlm" if "decoder.bias" in sd else "pooled"
+
+
 def from_hf(sd: dict, saved: dict) -> dict:
     """ModernBERT's tensors (or shapes) -> BERT-layout names; the biases it lacks as zeros."""
     out = {}
     hidden = saved.get("hidden_size", 768)
-    task = any(k.startswith(PREFIX) for k in sd)  # a task model's directory: its head is our encoder's pooler
-    is_mlm = "decoder.bias" in sd or any(a.endswith("ForMaskedLM") for a in saved.get("architectures") or ())
+    kind = _reader(sd, saved)
+    dense, norm = HEADS[kind]
+    if kind == "pooled" and not any(k.startswith(PREFIX) for k in sd):  # a bare encoder's own pooler
+        dense, norm = dense[len("bert."):], norm[len("bert."):]
     for k, v in sd.items():
         if k == "decoder.weight":
             continue  # the tied copy of the word embeddings
         if ".attn.Wqkv." in k:
-            head, kind = k.split(".attn.Wqkv.")
-            base = rename(f"{head}.attn.Wo.{kind}", NAMES, PREFIX, False)
+            head, part_kind = k.split(".attn.Wqkv.")
+            base = rename(f"{head}.attn.Wo.{part_kind}", NAMES, PREFIX, False)
             base = base[:base.index(".attention.output.dense.")]
             parts = v.chunk(3, dim=0) if isinstance(v, torch.Tensor) else [(v[0] // 3, *v[1:])] * 3
             for part, t in zip(QKV, parts):
-                out[f"{base}.attention.self.{part}.{kind}"] = t
+                out[f"{base}.attention.self.{part}.{part_kind}"] = t
             continue
-        name = rename(k, NAMES, PREFIX, False) or k
-        name = "bert." + name if task and name.startswith("pooler.") else name
+        if k.startswith(("head.dense.", "head.norm.")):  # the pooler, the MLM transform or a token head
+            name = (dense if k.startswith("head.dense.") else norm) + k.split(".", 2)[2]
+        elif kind == "qa" and k.startswith("classifier."):
+            name = "qa_outputs." + k[len("classifier."):]
+        else:
+            name = rename(k, NAMES, PREFIX, False) or k
         out[name] = _swap_halves(v) if ".mlp.Wi." in k else v
-        if is_mlm and name.startswith("bert.pooler."):  # head.* is the MLM transform here
-            del out[name]
-            out[name.replace("bert.pooler.dense.", "cls.predictions.transform.dense.").replace(
-                "bert.pooler.norm.", "cls.predictions.transform.LayerNorm.")] = v
     tensors = any(isinstance(v, torch.Tensor) for v in out.values())
     zeros = (lambda n: torch.zeros(n)) if tensors else (lambda n: (n,))
-    # classifier_bias / norm_bias false: our head's dense (and the MLM transform's norm) keep a zero bias
-    heads = (["cls.predictions.transform.dense.", "cls.predictions.transform.LayerNorm."] if is_mlm
-             else [p for p in ("pooler.dense.", "bert.pooler.dense.") if p + "weight" in out])
-    for head in heads:
-        out.setdefault(head + "bias", zeros(hidden))
-    if is_mlm:
+    # classifier_bias false: the head's dense keeps a zero bias (and norm_bias false: the MLM transform's norm)
+    if dense + "weight" in out:
+        out.setdefault(dense + "bias", zeros(hidden))
+    if kind == "mlm":
+        out.setdefault(norm + "bias", zeros(hidden))
         out.setdefault("cls.predictions.bias", zeros(saved.get("vocab_size", 50368)))  # decoder_bias false
     return out
 

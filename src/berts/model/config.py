@@ -22,6 +22,7 @@ ACTIVATIONS = ("gelu", "gelu_new", "gelu_pytorch_tanh", "relu", "silu", "tanh")
 POSITION_TYPES = ("absolute", "rope")
 NORM_TYPES = ("layernorm", "rmsnorm")
 POOLINGS = ("cls", "mean")
+TOKEN_HEADS = ("linear", "transform")
 
 
 @dataclass
@@ -75,6 +76,10 @@ class BertConfig:
     classifier_pooling: str = "cls"
     pooler_act: str = "tanh"
     pooler_norm: bool = False
+    # the token-level task heads (token classification, QA): "linear" reads each token's last hidden
+    # state (BERT); "transform": dense -> pooler_act -> a norm (when pooler_norm) -> dropout on each
+    # token first, ModernBERT's head (ModernBertForTokenClassification / ...ForQuestionAnswering)
+    token_head: str = "linear"
     # The pretraining objectives the model was built for (names of berts.objectives.registry, e.g.
     # ["mlm", "sop", "sbo"]): they pick the heads of BertForPreTraining / BertForMaskedLM. None: the
     # class's own (MLM, + NSP/SOP's head for BertForPreTraining), as transformers' classes.
@@ -175,7 +180,8 @@ class BertConfig:
     def _check_modern(self, bad) -> None:
         """The modern encoder's block of switches."""
         for name, choices in (("position_embedding_type", POSITION_TYPES), ("norm_type", NORM_TYPES),
-                              ("classifier_pooling", POOLINGS), ("pooler_act", ACTIVATIONS)):
+                              ("classifier_pooling", POOLINGS), ("pooler_act", ACTIVATIONS),
+                              ("token_head", TOKEN_HEADS)):
             if getattr(self, name) not in choices:
                 bad(f"{name} must be one of {', '.join(choices)}, got {getattr(self, name)!r}")
         for name in ("rope_theta", "local_rope_theta"):

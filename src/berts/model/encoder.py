@@ -58,8 +58,8 @@ from berts.model.config import BertConfig
 from berts.model.padding import Unpadded, guard_empty_rows, real_tokens, unpad_index
 
 __all__ = ["BertModel", "BertEncoder", "BertLayer", "BertAttention", "BertFeedForward", "BertEmbeddings",
-           "BertPooler", "EncoderState", "EncoderOutput", "BertPreTrainedModel", "Dropout", "fast_dropout",
-           "activation", "compile_model", "FAST_PATHS", "KVCache"]
+           "BertPooler", "HeadTransform", "EncoderState", "EncoderOutput", "BertPreTrainedModel", "Dropout",
+           "fast_dropout", "activation", "compile_model", "FAST_PATHS", "KVCache"]
 
 
 def activation(name: str):
@@ -427,16 +427,29 @@ class BertEncoder(nn.Module):
         return state, hidden, maps
 
 
-class BertPooler(nn.Module):
-    """[CLS] (or the mean of the real tokens: ``classifier_pooling: mean``) -> dense -> ``pooler_act``
-    (BERT: tanh) -> a norm when ``pooler_norm`` (ModernBERT's head: dense, gelu, norm)."""
+class HeadTransform(nn.Module):
+    """dense -> ``pooler_act`` -> a norm when ``pooler_norm``, on [.., H]: the pooler's transform, and
+    (``token_head: transform``) what the token-level task heads read on every token, as ModernBERT's
+    one prediction head serves both."""
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.act = activation(config.pooler_act)
-        self.mean = config.classifier_pooling == "mean"
         self.norm = make_norm(config) if config.pooler_norm else None
+
+    def forward(self, x):
+        y = self.act(self.dense(x))
+        return self.norm(y) if self.norm is not None else y
+
+
+class BertPooler(HeadTransform):
+    """[CLS] (or the mean of the real tokens: ``classifier_pooling: mean``) -> dense -> ``pooler_act``
+    (BERT: tanh) -> a norm when ``pooler_norm`` (ModernBERT's head: dense, gelu, norm)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__(config)
+        self.mean = config.classifier_pooling == "mean"
 
     def forward(self, x, real=None):
         """x [B, S, H] -> [B, H]; ``real`` bool [B, S] (the real tokens, for the mean; None: all)."""
@@ -445,8 +458,7 @@ class BertPooler(nn.Module):
             pooled = (x * w[..., None]).sum(1) / w.sum(1, keepdim=True)
         else:
             pooled = x[:, 0]
-        y = self.act(self.dense(pooled))
-        return self.norm(y) if self.norm is not None else y
+        return super().forward(pooled)
 
 
 def attention_mask_4d(attention_mask: torch.Tensor | None) -> torch.Tensor | None:

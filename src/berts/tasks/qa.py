@@ -4,7 +4,8 @@ Chinese, one file: what it reads, its head, its loss, its metrics and its predic
 * Reads SQuAD JSON or JSONL ``question`` / ``context`` / ``answers`` (berts.data.qa); long contexts
   become windows of ``max_length`` tokens overlapping by ``doc_stride`` (``qa_features``).
 * Head: transformers' BertForQuestionAnswering -- one linear [H, 2] on every token's last hidden
-  state -> ``start_logits`` / ``end_logits`` [B, S] (HF name ``qa_outputs``, no dropout, no pooler).
+  state -> ``start_logits`` / ``end_logits`` [B, S] (HF name ``qa_outputs``, no dropout, no pooler);
+  with ``token_head: transform``, ModernBertForQuestionAnswering's: dense, act, norm, dropout first.
   Loss: the mean of the start and end cross-entropies, positions clamped to [0, S] and S ignored,
   exactly as transformers (a window that misses the answer points at [CLS], position 0).
 * Metrics: SQuAD v1.1 EM/F1, v2.0 (HasAns/NoAns, the null threshold chosen on dev: the one of
@@ -27,7 +28,7 @@ from torch import nn
 
 from berts.data.qa import QAExample, postprocess, qa_features, read_qa
 from berts.model.config import BertConfig
-from berts.model.encoder import BertModel
+from berts.model.encoder import BertModel, Dropout, HeadTransform
 from berts.model.heads import BertTaskModel, ModelOutput, register_task_model
 from berts.model.padding import pad_width
 from berts.objectives.base import Objective, Result
@@ -42,7 +43,8 @@ QA_KEY = "qa"  # config.finetune_data["qa"]: the settings predict needs (doc str
 
 # --------------------------------------------------------------------------------------------- the head
 class QuestionAnswering(Objective, nn.Linear):
-    """Every token's last hidden state -> (start, end) logits; transformers' ``qa_outputs``."""
+    """Every token's last hidden state -> (start, end) logits; transformers' ``qa_outputs``
+    (``token_head: transform``: read through dense, act, norm and dropout first, as ModernBERT)."""
 
     name = "question_answering"
     parts = ("task",)
@@ -52,6 +54,16 @@ class QuestionAnswering(Objective, nn.Linear):
 
     def __init__(self, config: BertConfig):
         nn.Linear.__init__(self, config.hidden_size, 2)
+        # token_head transform: ModernBERT's head (dense, act, norm) and dropout on every token first
+        self.transform = HeadTransform(config) if config.token_head == "transform" else None
+        p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
+        self.dropout = Dropout(p) if self.transform is not None else None
+
+    def read(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Last hidden states [B, S, H] -> logits [B, S, 2] (start, end)."""
+        if self.transform is not None:
+            hidden = self.dropout(self.transform(hidden))
+        return F.linear(hidden, self.weight, self.bias)
 
     def rows(self, batch):
         return None  # every token
@@ -60,7 +72,7 @@ class QuestionAnswering(Objective, nn.Linear):
         return {"task": int(batch["input_ids"].shape[0])} if batch.get("start_positions") is not None else {}
 
     def forward(self, enc, batch, picked):
-        logits = F.linear(enc.last_hidden_state, self.weight, self.bias)  # [B, S, 2]
+        logits = self.read(enc.last_hidden_state)  # [B, S, 2]
         start, end = logits[..., 0], logits[..., 1]  # [B, S] each
         out = Result(fields={"logits": logits})
         s, e = batch.get("start_positions"), batch.get("end_positions")
@@ -97,7 +109,7 @@ class BertForQuestionAnswering(BertTaskModel):
 
     def export_head(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Last hidden states [B, S, H] -> (start_logits, end_logits) [B, S]: the graph's head."""
-        logits = F.linear(hidden, self.qa_outputs.weight, self.qa_outputs.bias)
+        logits = self.qa_outputs.read(hidden)
         return logits[..., 0], logits[..., 1]
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None,

@@ -53,7 +53,7 @@ from berts.data.tagging import (
 )
 from berts.errors import UserError
 from berts.model.config import BertConfig
-from berts.model.encoder import BertModel, Dropout
+from berts.model.encoder import BertModel, Dropout, HeadTransform
 from berts.model.heads import BertTaskModel, register_task_model
 from berts.model.padding import pad_width
 from berts.objectives.base import Objective, Result, accuracy, register
@@ -71,8 +71,9 @@ TAGGING_KEY = "tagging"  # config.finetune_data["tagging"]: how the tags were re
 # ----------------------------------------------------------------------------- the head
 @register
 class TokenClassification(Objective, nn.Linear):
-    """Dropout + H -> num_labels on every token's last hidden state; cross-entropy over the tokens
-    whose label is not -100 (loss part "task", the mean over those tokens, as transformers')."""
+    """Dropout + H -> num_labels on every token's last hidden state (``token_head: transform``: read
+    through dense, act, norm first, as ModernBERT); cross-entropy over the tokens whose label is not
+    -100 (loss part "task", the mean over those tokens, as transformers')."""
 
     name = "token_classification"
     parts = ("task",)
@@ -84,6 +85,8 @@ class TokenClassification(Objective, nn.Linear):
         nn.Linear.__init__(self, config.hidden_size, config.num_labels)
         p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
         self.dropout = Dropout(p)
+        # token_head transform: ModernBERT's head (dense, act, norm) on every token before the dropout
+        self.transform = HeadTransform(config) if config.token_head == "transform" else None
 
     def rows(self, batch):
         return None  # every position
@@ -93,7 +96,9 @@ class TokenClassification(Objective, nn.Linear):
         return {} if labels is None else {"task": int((labels != IGNORE_INDEX).sum())}
 
     def forward(self, enc, batch, picked):
-        logits = F.linear(self.dropout(enc.last_hidden_state), self.weight, self.bias)  # [B, S, T]
+        x = enc.last_hidden_state  # [B, S, H]
+        x = self.transform(x) if self.transform is not None else x
+        logits = F.linear(self.dropout(x), self.weight, self.bias)  # [B, S, T]
         out = Result(fields={"logits": logits})
         labels = batch.get("labels")
         if labels is not None:
