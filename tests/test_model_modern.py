@@ -7,7 +7,8 @@ import torch
 
 from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 from berts.errors import UserError
-from berts.model.attention import apply_rope, attention, band_mask, local_attention, padding_mask, rope_angles
+from berts.model.attention import (apply_rope, attention, band_mask, local_attention, padding_mask, rope_angles,
+                                  rope_qkv)
 from berts.model.encoder import make_norm
 from conftest import padded_batch, randomize
 from test_fastpath import FAST, PLAIN, assert_same, labels_for, run
@@ -80,7 +81,7 @@ def test_band_mask_by_hand():
     assert torch.equal(got[4], torch.tensor([False, False, False, False, True]))  # out of reach: itself
 
 
-@pytest.mark.parametrize("seq,window", [(37, 8), (5, 8), (64, 16), (33, 2), (40, 9)])
+@pytest.mark.parametrize("seq,window", [(37, 8), (5, 8), (14, 8), (64, 16), (33, 2), (40, 9)])  # (14, 8): dense band
 def test_local_attention_equals_the_dense_masked_reference(seq, window):
     g = torch.Generator().manual_seed(seq)
     q, k, v = torch.randn(3, 3, 2, seq, 4, generator=g).unbind(0)
@@ -134,6 +135,27 @@ def test_rope_against_a_hand_rotation():
     c, s = rope_angles(torch.tensor([3, 1, 12, 10]), d, theta)
     qs, ks = apply_rope(q.expand(4, d), c, s), apply_rope(k.expand(4, d), c, s)
     assert abs(float(qs[0] @ ks[1]) - float(qs[2] @ ks[3])) < 1e-5
+
+
+@pytest.mark.parametrize("shape", [(2, 5), (7,)], ids=["plain", "unpadded"])
+def test_rope_qkv_equals_apply_rope_on_q_and_k_and_keeps_v(shape):
+    heads, d = 3, 8
+    qkv = torch.randn(*shape, 3 * heads * d)
+    positions = torch.arange(shape[-1]) * 3 + 1
+    cos, sin = rope_angles(positions[None] if len(shape) == 2 else positions, d, 100.0)
+    got = rope_qkv(qkv, cos, sin, heads).unflatten(-1, (3, heads, d))
+    parts = qkv.unflatten(-1, (3, heads, d))
+    c, s = cos[..., None, :], sin[..., None, :]  # broadcast over the heads
+    torch.testing.assert_close(got[..., 0, :, :], apply_rope(parts[..., 0, :, :], c, s), atol=1e-6, rtol=0)
+    torch.testing.assert_close(got[..., 1, :, :], apply_rope(parts[..., 1, :, :], c, s), atol=1e-6, rtol=0)
+    assert torch.equal(got[..., 2, :, :], parts[..., 2, :, :])
+    # its backward (the rotation turned back) against autograd's numerical derivative, in float64
+    x = qkv.double().requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda t: rope_qkv(t, cos.double(), sin.double(), heads), (x,))
+    # bf16 in, bf16 out, computed in float32 as transformers does
+    low = rope_qkv(qkv.bfloat16(), cos, sin, heads)
+    assert low.dtype == torch.bfloat16
+    assert torch.equal(low, rope_qkv(qkv.bfloat16().float(), cos, sin, heads).bfloat16())
 
 
 def test_rope_model_has_no_position_table_and_is_shift_invariant():

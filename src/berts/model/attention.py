@@ -20,7 +20,8 @@ A float mask is an additive bias (added to the scores), as SDPA takes it. The bl
 of packed rows is built in padding.py from any of these.
 
 The modern encoder's two pieces live here too: rotary positions (``rope_angles``, ``apply_rope``:
-transformers' convention, the two halves of each head rotated together) and sliding-window
+transformers' convention, the two halves of each head rotated together; ``rope_qkv``: the same on
+the fused q, k, v in one pass, what the encoder runs) and sliding-window
 attention (``local_attention``: chunked, memory linear in S; ``band_mask``: its dense reference).
 """
 from __future__ import annotations
@@ -177,6 +178,47 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return (xf * cos + torch.cat((-x2, x1), dim=-1) * sin).to(x.dtype)
 
 
+def _rotate_qk(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
+    """``rope_qkv``'s computation, outside autograd: a new [.., 3 heads d] tensor whose q and k are
+    turned by (cos, sin) and whose v is copied. Each half written in place of a fresh tensor with
+    two fused ops (x1 c - x2 s, x2 c + x1 s; c, s: the first half of cos, sin, the second repeats
+    it): no rotate_half copy, no cat, no stack; 3-6x faster than apply_rope on q and k apart."""
+    dtype, work = qkv.dtype, torch.promote_types(qkv.dtype, torch.float32)  # bf16/fp16: float32
+    y = qkv.to(work).unflatten(-1, (3, heads, 2, -1))  # [.., 3, heads, 2, d/2]: q|k|v, the two halves
+    half = y.shape[-1]
+    c, s = cos[..., None, None, :half].to(work), sin[..., None, None, :half].to(work)  # [.., 1, 1, d/2]
+    out = torch.empty_like(y)
+    x1, x2, o1, o2 = y[..., :2, :, 0, :], y[..., :2, :, 1, :], out[..., :2, :, 0, :], out[..., :2, :, 1, :]
+    torch.mul(x1, c, out=o1).addcmul_(x2, s, value=-1)
+    torch.mul(x2, c, out=o2).addcmul_(x1, s)
+    out[..., 2, :, :, :] = y[..., 2, :, :, :]
+    return out.flatten(-4).to(dtype)
+
+
+class _RopeQKV(torch.autograd.Function):
+    """Autograd for ``_rotate_qk``: the rotation is orthogonal, so the gradient of q and k is the
+    upstream gradient turned back (sin negated); v's passes through."""
+
+    @staticmethod
+    def forward(ctx, qkv, cos, sin, heads):
+        ctx.save_for_backward(cos, sin)
+        ctx.heads = heads
+        return _rotate_qk(qkv, cos, sin, heads)
+
+    @staticmethod
+    def backward(ctx, grad):
+        cos, sin = ctx.saved_tensors
+        return _rotate_qk(grad.contiguous(), cos, -sin, ctx.heads), None, None, None
+
+
+def rope_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int) -> torch.Tensor:
+    """The fused projection's output [.., 3 heads d] ([q; k; v], as BertAttention's ``qkv``) with q and
+    k rotated by (cos, sin) [.., d] (``rope_angles`` of each token's position, broadcast over the
+    heads): the same numbers as ``apply_rope`` on q and on k (within float rounding: fused
+    multiply-adds), in one pass. Computed in float32, returned in qkv's dtype."""
+    return _RopeQKV.apply(qkv, cos, sin, heads)
+
+
 # ------------------------------------------------------------ sliding-window attention
 def band_mask(seq: int, window: int, mask=None, device=None) -> torch.Tensor:
     """The dense reference of ``local_attention``'s keys: bool [.., S, S], query i sees key j when
@@ -190,6 +232,9 @@ def band_mask(seq: int, window: int, mask=None, device=None) -> torch.Tensor:
     return band & (mask.bool() | (dist == 0))
 
 
+DENSE_BLOCKS = 4  # local_attention: S up to 4 h (h = window // 2) takes the dense band mask
+
+
 def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) -> torch.Tensor:
     """Sliding-window attention without an [S, S] matrix: query i attends key j when
     |i - j| <= h = window // 2 (ModernBERT's local layers) and ``mask`` allows it; the same numbers
@@ -200,13 +245,20 @@ def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) 
     batched SDPA call over [rows, heads, S/h, h, 3h] scores: memory 3 h S per head, linear in S.
 
     q, k, v: [rows, heads, S, d]; mask: bool [rows|1, 1, 1, S] (keys) or [rows|1, 1, S, S] (full:
-    gathered into the blocks), or None. Returns the context [rows, heads, S, d]. A sequence no
-    longer than h + 1 is in reach everywhere: plain SDPA on the mask.
+    gathered into the blocks), or None. Returns the context [rows, heads, S, d].
+
+    Short sequences (S <= DENSE_BLOCKS h) take one SDPA call on the dense band mask instead: its
+    S^2 scores are at most DENSE_BLOCKS / 3 of the blocks' 3 h S, and it skips copying keys and
+    values into the overlapping windows, which costs more than that at these lengths (128 tokens,
+    a 64-token window: 1.3x the blocks' work, no copies). Memory stays linear: bounded S.
     """
     r, nh, s, d = q.shape
     h = max(window // 2, 1)
     if s <= h + 1:  # every key within reach: the band is all True, plain attention (S <= h + 1: small)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else band_mask(s, window, mask),
+                                              dropout_p=dropout_p)
+    if s <= DENSE_BLOCKS * h:
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=band_mask(s, window, mask, device=q.device),
                                               dropout_p=dropout_p)
     nb = -(-s // h)  # blocks
     extra = nb * h - s  # the last block's padding
@@ -218,20 +270,24 @@ def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) 
 
     qb = F.pad(q, (0, 0, 0, extra)).reshape(r, nh, nb, h, d)
     kb, vb = windows(k), windows(v)  # [rows, heads, nb, 3h, d]
-    qpos = torch.arange(nb * h, device=dev).view(nb, h)  # [nb, h]
+    # query b h + i and key (b - 1) h + j (place j of block b's window) are i + h - j apart whatever
+    # b: the band and the diagonal are one [h, 3h] pattern; only the ends (keys before 0 or past S) vary
+    i = torch.arange(h, device=dev)[:, None]
+    j = torch.arange(3 * h, device=dev)[None, :]
+    same = j == i + h  # [h, 3h]
     kpos = torch.arange(-h, (nb + 1) * h, device=dev).unfold(0, 3 * h, h)  # [nb, 3h]
-    same = qpos[:, :, None] == kpos[:, None, :]  # [nb, h, 3h]
-    key_ok = (kpos >= 0) & (kpos < s)
-    allowed = ((qpos[:, :, None] - kpos[:, None, :]).abs() <= h) & key_ok[:, None, :]  # [nb, h, 3h]
+    allowed = ((j - i - h).abs() <= h) & ((kpos >= 0) & (kpos < s))[:, None, :]  # [nb, h, 3h]
     if mask is not None:
         m = mask.bool()
         if m.shape[-2] == 1:  # keys only: [R, 1, 1, S] -> [R, 1, nb, 1, 3h]
             mk = F.pad(m[:, :, 0], (h, extra + h)).unfold(-1, 3 * h, h)[:, :, :, None, :]
         else:  # full: entry (query, key) of each block's window
+            qpos = torch.arange(nb * h, device=dev).view(nb, h)  # [nb, h]
             mp = F.pad(m, (h, extra + h, 0, extra))  # [R, 1, nb h, (nb + 2) h]
             mk = mp[:, :, qpos[:, :, None], (kpos + h)[:, None, :]]  # [R, 1, nb, h, 3h]
         allowed = allowed & (mk | same)  # as band_mask: a query out of reach of every key sees itself
-    allowed = allowed | (same & (qpos >= s)[:, :, None])  # the last block's padding queries: no NaN
+    if extra:  # the last block's padding queries (places h - extra .. h - 1) see themselves: no NaN
+        allowed[..., -1, :, :] |= same & (i >= h - extra)
     # SDPA takes 4-d batches: the blocks join the rows, [rows nb, heads, h | 3h, d]
     allowed = allowed.expand(r, 1, nb, h, 3 * h)
     flat = lambda x: x.transpose(1, 2).reshape(r * nb, *x.shape[1:2], *x.shape[3:])  # noqa: E731

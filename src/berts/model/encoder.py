@@ -53,7 +53,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.model.attention import apply_rope, attention, band_mask, fast_dropout, local_attention, rope_angles
+from berts.model.attention import attention, band_mask, fast_dropout, local_attention, rope_angles, rope_qkv
 from berts.model.config import BertConfig
 from berts.model.padding import Unpadded, guard_empty_rows, real_tokens, unpad_index
 
@@ -219,10 +219,7 @@ class BertAttention(nn.Module):
         h = x.shape[-1]
         qkv = self.qkv(self.norm(x) if self.pre_norm else x)  # [B, S, 3H] (or [T, 3H])
         if rope is not None:  # rotate q and k where each token is, before packing moves it
-            qkv = qkv.unflatten(-1, (3, self.num_heads, self.head_dim))  # [.., 3, heads, d]
-            cos, sin = rope[0][..., None, :], rope[1][..., None, :]  # [.., 1, d]
-            qkv = torch.stack([apply_rope(qkv[..., 0, :, :], cos, sin), apply_rope(qkv[..., 1, :, :], cos, sin),
-                               qkv[..., 2, :, :]], dim=-3).flatten(-3)
+            qkv = rope_qkv(qkv, rope[0], rope[1], self.num_heads)  # [B, S, 3H] (or [T, 3H])
         qkv = qkv if unpadded is None else unpadded.to_rows(qkv)
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
