@@ -1,9 +1,11 @@
 """Long context on CPU: forward tokens/s and peak memory of a modern berts encoder against
 transformers' ModernBertModel on the same weights, and (``--short``) the cost of the modern
-switches on short inputs: berts' classic tiny encoder against tiny-modern at 128 and 512 tokens.
+switches on short inputs: berts' classic encoder against the same width and depth with RoPE, then
+a sliding window, then the whole modern preset, at 128 and 512 tokens, 32 rows a batch.
 
     .venv/bin/python benchmarks/long_context.py --threads 2 --out bench_out/long_context.json
     .venv/bin/python benchmarks/long_context.py --quick          # toy lengths, a check that it runs
+    .venv/bin/python benchmarks/long_context.py --threads 1 --only-short --rounds 5   # the short rows
 
 The berts model (``--preset``, default tiny-modern: RoPE, a 64-token window on two layers of three,
 GeGLU, pre-LN) is saved as a ModernBERT directory and transformers loads it (``ModernBertModel``,
@@ -54,10 +56,13 @@ def timed(fn, batch) -> float:
     return time.perf_counter() - t
 
 
-def compare(sides: dict, lengths: list[int], vocab: int, rounds: int, mixed: int) -> list[dict]:
+def compare(sides: dict, lengths: list[int], vocab: int, rounds: int, mixed: int, make=None) -> list[dict]:
+    """Time every side on each length's batches (``make(length, vocab)``: {name: batch}, default the
+    long rows' ``batches``), alternated, the order flipping each round; round 0 is a warm-up."""
+    make = make or (lambda length, vocab: batches(length, vocab, mixed))
     rows = []
     for length in lengths:
-        for name, batch in batches(length, vocab, mixed).items():
+        for name, batch in make(length, vocab).items():
             real = int(batch["attention_mask"].sum())
             times = {impl: [] for impl in sides}
             order = list(sides)
@@ -121,17 +126,45 @@ def check_same(sides: dict, vocab: int, length: int) -> float:
     return float((a[real] - b[real]).abs().max())
 
 
-def short_rows(lengths: list[int], rounds: int, mixed: int) -> list[dict]:
-    """berts' classic tiny vs tiny-modern, forward with the serving fast paths, at short lengths:
-    what the modern switches (and tiny-modern's 3x-wide GLU) cost there. The two presets differ in
-    more than the switches (see their json files): the row says what a user who picks one gets."""
+def short_batches(length: int, vocab: int, rows: int = 32, seed: int = 0) -> dict[str, dict]:
+    """{"32 full": rows of ``length`` tokens, "32 padded": lengths spread evenly over length/4 .. length
+    (mean 5/8 of it), padded to ``length``}: what a server batches at short lengths."""
+    g = torch.Generator().manual_seed(seed)
+    out = {}
+    for name, lengths in ((f"{rows} full", [length] * rows),
+                          (f"{rows} padded", [length // 4 + (i * (length - length // 4)) // (rows - 1)
+                                              for i in range(rows)])):
+        ids = torch.randint(5, vocab, (rows, length), generator=g)
+        mask = (torch.arange(length)[None, :] < torch.tensor(lengths)[:, None]).long()
+        out[name] = {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask}
+    return out
+
+
+# (name, switches on top of the preset): the classic encoder, then the modern switches added one
+# group at a time, all at the preset's width, depth, heads and intermediate_size
+SHORT_VARIANTS = (
+    ("classic", dict(position_embedding_type="absolute", sliding_window=None, norm_position="post",
+                     first_attn_norm=True, ffn="standard", bias=True, type_vocab_size=2, pooler_norm=False)),
+    ("+rope", dict(sliding_window=None, norm_position="post", first_attn_norm=True, ffn="standard", bias=True,
+                   type_vocab_size=2, pooler_norm=False)),
+    ("+rope+window", dict(norm_position="post", first_attn_norm=True, ffn="standard", bias=True, type_vocab_size=2,
+                          pooler_norm=False)),
+    ("modern", {}),
+)
+
+
+def short_rows(name: str, lengths: list[int], rounds: int, rows: int = 32) -> list[dict]:
+    """The cost of the modern switches on short inputs: berts' classic encoder against the same
+    width and depth with RoPE, then a sliding window, then everything of the preset (GeGLU with its
+    2x up matrix, pre-LN, no bias), forward with the serving fast paths, ``rows`` rows a batch."""
+    base = preset(name)
     sides = {}
-    for name in ("tiny", "tiny-modern"):
+    for variant, switches in SHORT_VARIANTS:
         torch.manual_seed(0)
-        m = BertModel(preset(name), add_pooling_layer=False).eval()
+        m = BertModel(base.replace(**switches), add_pooling_layer=False).eval()
         m.set_fast_path(unpad=True, pack=True)
-        sides[name] = Forward(m, True)
-    return compare(sides, lengths, 30000, rounds, mixed)
+        sides[variant] = Forward(m, True)
+    return compare(sides, lengths, base.vocab_size, rounds, 0, make=lambda n, v: short_batches(n, v, rows))
 
 
 def main(argv=None) -> None:
@@ -141,6 +174,8 @@ def main(argv=None) -> None:
     ap.add_argument("--rounds", type=int, default=3, help="timed rounds after one warm-up round")
     ap.add_argument("--mixed", type=int, default=4, help="rows of the mixed batch (L, L/2, L/4, ...)")
     ap.add_argument("--short", default="128,512", help="lengths of the classic-vs-modern rows ('' = none)")
+    ap.add_argument("--short-rows", type=int, default=32, help="rows of a short batch")
+    ap.add_argument("--only-short", action="store_true", help="the short rows alone (no transformers)")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--quick", action="store_true", help="toy lengths: a check that the script runs")
     ap.add_argument("--out", type=Path)
@@ -155,16 +190,18 @@ def main(argv=None) -> None:
     config = preset(args.preset)
     result = {"benchmark": "long_context", "preset": args.preset, "threads": torch.get_num_threads(),
               "torch": torch.__version__, "rounds": rounds, "mixed_rows": args.mixed}
-    with tempfile.TemporaryDirectory(prefix="berts-long-") as tmp:
-        sides = long_sides(config, Path(tmp))
-        import transformers
+    if not args.only_short:
+        with tempfile.TemporaryDirectory(prefix="berts-long-") as tmp:
+            sides = long_sides(config, Path(tmp))
+            import transformers
 
-        result["transformers"] = transformers.__version__
-        result["max_abs_diff"] = check_same(sides, config.vocab_size, max(2 * (config.sliding_window or 64) + 40, 160))
-        print(f"same weights: max |berts - transformers| on real tokens = {result['max_abs_diff']:.2e}", flush=True)
-        result["long"] = compare(sides, lengths, config.vocab_size, rounds, args.mixed)
+            result["transformers"] = transformers.__version__
+            result["max_abs_diff"] = check_same(sides, config.vocab_size,
+                                                max(2 * (config.sliding_window or 64) + 40, 160))
+            print(f"same weights: max |berts - transformers| on real tokens = {result['max_abs_diff']:.2e}", flush=True)
+            result["long"] = compare(sides, lengths, config.vocab_size, rounds, args.mixed)
     if short:
-        result["short"] = short_rows(short, rounds, args.mixed)
+        result["short"] = short_rows(args.preset, short, rounds, 4 if args.quick else args.short_rows)
     text = json.dumps(result, indent=2)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
