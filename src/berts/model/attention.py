@@ -182,7 +182,7 @@ def _rotate_qk(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: i
     """``rope_qkv``'s computation, outside autograd: a new [.., 3 heads d] tensor whose q and k are
     turned by (cos, sin) and whose v is copied. Each half written in place of a fresh tensor with
     two fused ops (x1 c - x2 s, x2 c + x1 s; c, s: the first half of cos, sin, the second repeats
-    it): no rotate_half copy, no cat, no stack; 3-6x faster than apply_rope on q and k apart."""
+    it): no rotate_half copy, no cat, no stack (experiments/2026-12-06-modern/ab_pieces.py times it)."""
     dtype, work = qkv.dtype, torch.promote_types(qkv.dtype, torch.float32)  # bf16/fp16: float32
     y = qkv.to(work).unflatten(-1, (3, heads, 2, -1))  # [.., 3, heads, 2, d/2]: q|k|v, the two halves
     half = y.shape[-1]
