@@ -8,7 +8,7 @@ import torch
 from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 from berts.errors import UserError
 from berts.model.attention import (apply_rope, attention, band_mask, local_attention, padding_mask, rope_angles,
-                                  rope_qkv)
+                                  rope_qkv, varlen_attention)
 from berts.model.encoder import make_norm
 from conftest import padded_batch, randomize
 from test_fastpath import FAST, PLAIN, assert_same, labels_for, run
@@ -113,6 +113,56 @@ def test_local_attention_memory_is_linear_in_length():
     finally:
         torch.nn.functional.scaled_dot_product_attention = real_sdpa
     assert math.prod(seen["mask"]) == 8192 // 64 * 64 * 192  # 3 h S = 1.6M, against S^2 = 67M
+
+
+def test_varlen_attention_equals_packed_rows_with_the_block_mask():
+    from berts.model.padding import unpad_index
+
+    heads, d = 2, 4
+    real = torch.zeros(4, 12, dtype=torch.bool)
+    for row, n in enumerate((12, 5, 7, 3)):
+        real[row, :n] = True
+    u = unpad_index(real.long(), pack=True)
+    assert u.packed and u.rows == 3 and u.lengths == [12, 5, 7, 3]  # 12 | 7 + 5 | 3
+    qkv = torch.randn(int(real.sum()), 3 * heads * d)  # [T, 3 heads d], the sequences end to end
+    got = varlen_attention(qkv, u.lengths, heads)
+    rows = u.to_rows(qkv)  # [rows, S, 3 heads d], the packed path's layout
+    q, k, v = rows.view(u.rows, 12, 3, heads, d).permute(2, 0, 3, 1, 4)
+    want, _ = attention(q, k, v, u.mask)
+    want = u.from_rows(want.transpose(1, 2).reshape(u.rows, 12, heads * d))
+    torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_a_global_layer_on_long_packed_rows_passes_no_square_mask():
+    """The packed fast path in eval, on rows VARLEN_FROM wide: the global layer attends each sequence
+    alone (no [S, S] mask reaches SDPA), and the output equals the plain path's."""
+    from berts.model.encoder import VARLEN_FROM
+
+    config = configs()["modern"].replace(max_position_embeddings=VARLEN_FROM)
+    model = randomize(BertModel(config, add_pooling_layer=False)).eval()
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(5, config.vocab_size, (3, VARLEN_FROM), generator=g)
+    mask = (torch.arange(VARLEN_FROM)[None, :] < torch.tensor([[VARLEN_FROM], [300], [41]])).long()
+    ids = ids.masked_fill(mask == 0, 0)
+    want = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    seen = []
+    real_sdpa = torch.nn.functional.scaled_dot_product_attention
+
+    def spy(q, k, v, attn_mask=None, **kw):
+        seen.append(None if attn_mask is None else tuple(attn_mask.shape))
+        return real_sdpa(q, k, v, attn_mask=attn_mask, **kw)
+
+    model.set_fast_path(unpad=True, pack=True)
+    torch.nn.functional.scaled_dot_product_attention = spy
+    try:
+        got = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    finally:
+        torch.nn.functional.scaled_dot_product_attention = real_sdpa
+    real = mask.bool()
+    torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=0)
+    globals_ = sum(not config.is_local(i) for i in range(config.num_hidden_layers))
+    assert seen.count(None) >= globals_ * int(real.any(1).sum())  # one unmasked call per sequence
+    assert all(m is None or m[-2:] != (VARLEN_FROM, VARLEN_FROM) for m in seen)  # no square mask at all
 
 
 def test_rope_against_a_hand_rotation():

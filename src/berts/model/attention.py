@@ -219,6 +219,21 @@ def rope_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int
     return _RopeQKV.apply(qkv, cos, sin, heads)
 
 
+# ------------------------------------------------------------- packed rows, per sequence
+def varlen_attention(qkv: torch.Tensor, lengths: list[int], heads: int) -> torch.Tensor:
+    """Full attention of several sequences laid end to end: qkv [T, 3 heads d] (the unpadded
+    tokens, each sequence's contiguous, T = sum of ``lengths``) -> context [T, heads d], each
+    sequence attending within itself. One SDPA call per sequence, no mask: sum L_i^2 scores, not a
+    packed row's S^2 with a block-diagonal [S, S] mask (which SDPA's CPU kernels also turn into an
+    [S, S] float bias): the same numbers as ``attention`` on packed rows, in less time and memory."""
+    out = []
+    for part in qkv.split(lengths):  # [L, 3 heads d]
+        # 4-d, [1, heads, L, d]: SDPA's CPU flash kernel (3-d inputs take the math path, [L, L] scores)
+        q, k, v = part.unflatten(-1, (3, heads, -1)).permute(1, 2, 0, 3)[:, None]
+        out.append(F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1).flatten(1))  # [L, heads d]
+    return torch.cat(out)
+
+
 # ------------------------------------------------------------ sliding-window attention
 def band_mask(seq: int, window: int, mask=None, device=None) -> torch.Tensor:
     """The dense reference of ``local_attention``'s keys: bool [.., S, S], query i sees key j when

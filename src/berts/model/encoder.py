@@ -53,7 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from berts.model.attention import attention, band_mask, fast_dropout, local_attention, rope_angles, rope_qkv
+from berts.model.attention import (attention, band_mask, fast_dropout, local_attention, rope_angles, rope_qkv,
+                                  varlen_attention)
 from berts.model.config import BertConfig
 from berts.model.padding import Unpadded, guard_empty_rows, real_tokens, unpad_index
 
@@ -183,6 +184,13 @@ class KVCache:
         return self
 
 
+# Packed rows at least this wide run a global layer per sequence (attention.varlen_attention): there
+# the block-diagonal [S, S] mask is most of the memory (8,192 tokens: 2 rows -> 134 MB of bools and
+# 512 MB of float bias inside SDPA) and time. Narrower rows keep the one packed call, which gives the
+# plain path's numbers bit for bit; per sequence differs by float rounding (about 1e-6).
+VARLEN_FROM = 1024
+
+
 class BertAttention(nn.Module):
     """Multi-head self-attention (fused QKV projection) + output projection + residual, with the
     LayerNorm after the residual (post-LN) or on the input (pre-LN: x + out(attn(LN(x))))."""
@@ -220,6 +228,24 @@ class BertAttention(nn.Module):
         qkv = self.qkv(self.norm(x) if self.pre_norm else x)  # [B, S, 3H] (or [T, 3H])
         if rope is not None:  # rotate q and k where each token is, before packing moves it
             qkv = rope_qkv(qkv, rope[0], rope[1], self.num_heads)  # [B, S, 3H] (or [T, 3H])
+        p = self.attn_dropout if self.training else 0.0
+        long_rows = unpadded is not None and unpadded.packed and unpadded.seq >= VARLEN_FROM
+        lengths = unpadded.lengths if long_rows else None
+        if lengths is not None and window is None and want is None and kv is None and p == 0.0:
+            # a global layer on long packed rows: each sequence on its own ([T, H]), no block-diagonal
+            # [S, S] mask, sum L^2 scores instead of rows x S^2
+            ctx, extra = varlen_attention(qkv, lengths, self.num_heads), None
+        else:
+            ctx, extra = self.rows_attention(qkv, mask, want, unpadded, kv, window, p)
+        if rows is not None:
+            ctx, x = ctx.reshape(-1, h).index_select(0, rows), x.reshape(-1, h).index_select(0, rows)
+        x = x + self.dropout(self.out(ctx))  # the residual stream (its input x: not normalised in pre-LN)
+        return (x if self.pre_norm else self.norm(x)), extra
+
+    def rows_attention(self, qkv, mask, want, unpadded, kv, window, p):
+        """Attention in rows: qkv [B, S, 3H] (or [T, 3H], scattered into unpadded's rows and gathered
+        back) -> (context [B, S, H] or [T, H], the maps wanted or None)."""
+        h = qkv.shape[-1] // 3
         qkv = qkv if unpadded is None else unpadded.to_rows(qkv)
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -227,7 +253,6 @@ class BertAttention(nn.Module):
             if window is not None:
                 raise ValueError("incremental decoding does not support sliding-window layers")
             k, v = kv.extend(k, v)
-        p = self.attn_dropout if self.training else 0.0
         if window is not None and want is None:  # local layer, chunked: no [S, S] scores
             ctx, extra = local_attention(q, k, v, mask, window=window, dropout_p=p), None
         else:
@@ -235,12 +260,7 @@ class BertAttention(nn.Module):
                 mask = band_mask(s, window, mask, device=q.device)
             ctx, extra = attention(q, k, v, mask, dropout_p=p, fast_dropout=self.dropout.fast_dropout, want=want)
         ctx = ctx.transpose(1, 2).reshape(b, s, h)
-        if unpadded is not None:
-            ctx = unpadded.from_rows(ctx)
-        if rows is not None:
-            ctx, x = ctx.reshape(-1, h).index_select(0, rows), x.reshape(-1, h).index_select(0, rows)
-        x = x + self.dropout(self.out(ctx))  # the residual stream (its input x: not normalised in pre-LN)
-        return (x if self.pre_norm else self.norm(x)), extra
+        return (ctx if unpadded is None else unpadded.from_rows(ctx)), extra
 
 
 class BertFeedForward(nn.Module):

@@ -66,6 +66,14 @@ class Unpadded(NamedTuple):
         """attention's [rows, S, ...] -> [T, ...]."""
         return x.reshape(self.rows * self.seq, *x.shape[2:]).index_select(0, self.slots)
 
+    @property
+    def lengths(self) -> list[int] | None:
+        """Each sequence's real tokens, in order (they lie end to end in the T), or None when the
+        source is a full [B, S, S] mask (a sequence's tokens may then not all see each other)."""
+        if self.source is None or self.source.dim() != 2:
+            return None
+        return self.source.sum(1).tolist()
+
     def positions(self, flat):
         """Flat indices into B*S (real tokens; a padding position maps to token 0) -> indices into the T."""
         where = torch.zeros(self.batch * self.seq, dtype=torch.long, device=self.index.device)
