@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     add_data_arguments(p, labels=False)
     p.add_argument("--id-column", metavar="COL",
                    help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
-    p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--batch-size", type=count, default=None, metavar="N",
+                   help="examples per batch (default 64; a token-classification model on the CPU: 16)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
@@ -118,7 +119,8 @@ def _tag(args) -> int:
     from berts.serve.predict import check_batch_size
     from berts.serve.tagger import Tagger, read_words
 
-    check_batch_size(args.batch_size)
+    if args.batch_size is not None:
+        check_batch_size(args.batch_size)
     tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device, int8=args.int8)
     if args.text:
         kind, rows = "text", [(i, t) for i, t in enumerate(args.text, 1)]
@@ -183,6 +185,8 @@ def run(args) -> int:
 
     if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
         return _tag(args)
+    if args.batch_size is None:  # the tagger picks its own (berts.serve.tagger.CPU_BATCH); every other task 64
+        args.batch_size = 64
     from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
     from berts.tasks.registry import load

@@ -346,18 +346,33 @@ def split_words(tokenizer, text: str) -> tuple[list[str], list[tuple[int, int]]]
     """Raw text -> (words, their character spans in ``text``), the words being the tokenizer's own
     (whitespace and punctuation splits, one word per Chinese character), so that a prediction made
     per word maps back to the original string, accents and case included."""
+    words, offsets, _ = split_words_batch(tokenizer, [text])[0]
+    return words, offsets
+
+
+def split_words_batch(tokenizer, texts: Sequence[str]) -> list[tuple[list[str], list[tuple[int, int]], list[list[int]]]]:
+    """:func:`split_words` for many texts in one call of the backend, each with its words'
+    sub-token ids too: ``(words, offsets, pieces)`` per text. The pieces are what
+    :func:`word_pieces` gives for those words (WordPiece never looks across a word boundary), so
+    serving raw text tokenizes once, not twice."""
     backend = getattr(tokenizer, "backend", tokenizer)
-    enc = backend.encode(text, add_special_tokens=False)
-    spans: dict[int, list[int]] = {}
-    for w, (a, b) in zip(enc.word_ids, enc.offsets):
-        if w is None:
-            continue
-        if w in spans:
-            spans[w][1] = b
-        else:
-            spans[w] = [a, b]
-    offsets = [tuple(spans[w]) for w in sorted(spans)]
-    return [text[a:b] for a, b in offsets], offsets
+    out = []
+    for text, enc in zip(texts, backend.encode_batch(list(texts), add_special_tokens=False)):
+        spans: list[list[int]] = []
+        pieces: list[list[int]] = []
+        last = None
+        for w, tok, (a, b) in zip(enc.word_ids, enc.ids, enc.offsets):
+            if w is None:
+                continue
+            if w != last:  # word ids rise along the text: a new one starts a new word
+                spans.append([a, b])
+                pieces.append([])
+                last = w
+            spans[-1][1] = b
+            pieces[-1].append(tok)
+        offsets = [(a, b) for a, b in spans]
+        out.append(([text[a:b] for a, b in offsets], offsets, pieces))
+    return out
 
 
 def word_windows(lengths: Sequence[int], max_tokens: int, stride: int) -> list[tuple[int, int]]:
@@ -414,8 +429,9 @@ def tagging_features(tokenizer, words: Sequence[str], word_labels: Sequence[int]
                      b_to_i: Sequence[int] | None = None) -> list[dict]:
     """One sentence -> model inputs, one dict per window: ``input_ids`` ([CLS] pieces [SEP]),
     ``token_type_ids``, ``attention_mask``, ``word_ids`` (the sentence's word index per token, None
-    for specials), ``labels`` (when ``word_labels`` is given, see :func:`align_labels`) and
-    ``window`` ((start, end) in words, for :func:`merge_windows`)."""
+    for specials), ``labels`` (when ``word_labels`` is given, see :func:`align_labels`),
+    ``window`` ((start, end) in words, for :func:`merge_windows`) and ``first`` (the position of
+    each window word's first sub-token, where its prediction is read)."""
     if max_length < 3:
         raise UserError(f"max length must be at least 3 for a tagged window, got {max_length}")
     return _features(tokenizer, word_pieces(tokenizer, words), word_labels, max_length=max_length, stride=stride,
@@ -423,9 +439,11 @@ def tagging_features(tokenizer, words: Sequence[str], word_labels: Sequence[int]
 
 
 def tagging_features_batch(tokenizer, sentences: Sequence[Sequence[str]],
-                           labels: Sequence[Sequence[int]] | None = None, **kw) -> list[list[dict]]:
-    """:func:`tagging_features` for many sentences (one backend call): a list of windows per sentence."""
-    pieces = word_pieces_batch(tokenizer, sentences)
+                           labels: Sequence[Sequence[int]] | None = None, pieces=None, **kw) -> list[list[dict]]:
+    """:func:`tagging_features` for many sentences (one backend call): a list of windows per
+    sentence. ``pieces``: each sentence's words' sub-token ids when the caller has them already
+    (:func:`split_words_batch`), so the backend is not called again."""
+    pieces = word_pieces_batch(tokenizer, sentences) if pieces is None else pieces
     if kw.get("max_length", 128) < 3:
         raise UserError(f"max length must be at least 3 for a tagged window, got {kw['max_length']}")
     return [_features(tokenizer, p, None if labels is None else labels[i], **kw) for i, p in enumerate(pieces)]
@@ -435,15 +453,16 @@ def _features(tokenizer, pieces, word_labels, *, max_length=128, stride=32, labe
     budget = max_length - 2  # [CLS] and [SEP]
     out = []
     for start, end in word_windows([len(p) for p in pieces], budget, stride):
-        ids, wids = [tokenizer.cls_id], [None]
+        ids, wids, firsts = [tokenizer.cls_id], [None], []
         for w in range(start, end):
             piece = pieces[w][:budget]  # a single word longer than the window keeps its head
+            firsts.append(len(ids))  # where the word's first sub-token sits: its prediction is read there
             ids += piece
             wids += [w] * len(piece)
         ids.append(tokenizer.sep_id)
         wids.append(None)
         feat = {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
-                "word_ids": wids, "window": (start, end)}
+                "word_ids": wids, "window": (start, end), "first": firsts}
         if word_labels is not None:
             feat["labels"] = align_labels(wids, word_labels, label_all_subtokens, b_to_i)
         out.append(feat)
