@@ -261,6 +261,31 @@ def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
         Tagger.from_pretrained(root / "bert")
 
 
+def test_finetune_and_evaluate_from_a_datasets_directory_with_named_fields(trained, tmp_path, capsys):
+    """A `datasets` save_to_disk directory (fields "words" / "ner" named by --text-column /
+    --label-column) trains as its CoNLL file does; evaluate reads the model's fields by itself
+    and scores it exactly as the same sentences in CoNLL."""
+    from datasets import Dataset
+
+    root, runs = trained
+    sentences = read_conll(root / "dev.conll")
+    Dataset.from_list([{"words": s.tokens, "ner": s.tags} for s in sentences]).save_to_disk(str(tmp_path / "dev"))
+    out = tmp_path / "run"
+    assert cli(["finetune", "--task", "token-classification", "--model", runs["plain"] / "best", "--train",
+                tmp_path / "dev", "--text-column", "words", "--label-column", "ner", "--out", out,
+                "--max-steps", "1", "--batch-size", "8", "--keep-last", "0", *COMMON]) == 0
+    saved = json.loads((out / "final" / "config.json").read_text())
+    assert saved["finetune_data"]["tagging"]["tokens_field"] == "words"
+    assert saved["finetune_data"]["tagging"]["tags_field"] == "ner"
+    capsys.readouterr()
+    assert cli(["evaluate", out / "final", tmp_path / "dev", "--json", "--device", "cpu"]) == 0
+    from_dir = json.loads(capsys.readouterr().out)
+    assert cli(["evaluate", out / "final", root / "dev.conll", "--json", "--device", "cpu"]) == 0
+    from_conll = json.loads(capsys.readouterr().out)
+    assert from_dir["sentences"] == len(sentences)
+    assert (from_dir["f1"], from_dir["accuracy"]) == (from_conll["f1"], from_conll["accuracy"])
+
+
 def test_logit_distillation_per_token(trained, tmp_path):
     from berts.compress.logit_mse.task import LogitMSETask
     from berts.serve.tagger import Tagger

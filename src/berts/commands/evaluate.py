@@ -65,14 +65,20 @@ def _tag(args) -> int:
     """A token-classification directory on a tagged file (CoNLL columns or JSONL tokens/tags):
     entity precision / recall / F1 (micro, per type; seqeval's default mode, or --strict), token
     accuracy, invalid transitions of the predictions under the model's scheme."""
-    from berts.data.tagging import read_tagged
+    from berts.data.tagging import read_tagged, tag_fields
     from berts.serve.predict import check_batch_size
     from berts.serve.tagger import Tagger
 
     check_batch_size(args.batch_size)
     tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     column = args.tag_column if args.tag_column is not None else int(tagger.tagging.get("tag_column", -1))
-    sentences = read_tagged(args.file, tag_column=column)
+    tokens_field, tags_field = tag_fields(args.text_column, args.label_column)  # the flags, else the model's
+    if args.text_column is None:
+        tokens_field = tagger.tagging.get("tokens_field", tokens_field)
+    if args.label_column is None:
+        tags_field = tagger.tagging.get("tags_field", tags_field)
+    sentences = read_tagged(args.file, tag_column=column, format=args.format, tokens_field=tokens_field,
+                            tags_field=tags_field)
     mode = "strict" if args.strict else "default"
     report, _ = tagger.evaluate(sentences, args.batch_size, mode)
     if args.int8:  # int8 is never reported alone: beside fp32's, on this file

@@ -14,7 +14,8 @@ BIO, :func:`invalid_transitions` lists the moves a scheme forbids (``O -> I-PER`
 without ``B`` in BIOES), and :func:`allowed_transitions` gives a CRF's constraint matrices
 (berts.model.crf).
 
-Readers (:func:`read_conll`, :func:`read_jsonl`, :func:`read_tagged`) give :class:`TaggedSentence`
+Readers (:func:`read_conll`, :func:`read_jsonl`, :func:`read_tag_records` for parquet and
+`datasets` directories, :func:`read_tagged` picking one by format) give :class:`TaggedSentence`
 rows with the file and line they came from; bad input is a one-line UserError naming ``file:line``.
 :func:`check_labels` refuses a dev/test tag that training never saw.
 
@@ -37,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from berts.data.tables import read_records
 from berts.errors import UserError
 
 OUTSIDE = "O"
@@ -253,10 +255,73 @@ def read_jsonl(path: str | os.PathLike, tokens_key: str = "tokens", tags_key: st
     return out
 
 
-def read_tagged(path: str | os.PathLike, tag_column: int = -1) -> list[TaggedSentence]:
-    """By extension: ``.jsonl`` / ``.json`` -> :func:`read_jsonl`, anything else -> :func:`read_conll`."""
-    if Path(path).suffix.lower() in (".jsonl", ".json"):
-        return read_jsonl(path)
+def tag_fields(text_column=None, label_column=None) -> tuple[str, str]:
+    """The record fields holding the words and the tags, from the data flags ``--text-column`` /
+    ``--label-column`` (their table defaults ``text`` / ``label`` mean the tagging defaults
+    ``tokens`` / ``tags``, as multiple choice maps ``text`` to ``context``)."""
+    tokens = str(text_column) if text_column not in (None, "text") else "tokens"
+    tags = str(label_column) if label_column not in (None, "label") else "tags"
+    return tokens, tags
+
+
+def _class_label_names(path: Path, field_name: str) -> list[str] | None:
+    """A `datasets` directory whose tag column is ``Sequence(ClassLabel(names))`` (the hub's NER
+    sets store ``ner_tags`` as ids): those names, from its dataset_info.json; else None."""
+    try:
+        info = json.loads((path / "dataset_info.json").read_text(encoding="utf-8"))
+        inner = info["features"][field_name].get("feature") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    names = inner.get("names") if inner.get("_type") == "ClassLabel" else None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def read_tag_records(path: str | os.PathLike, format: str = "auto", tokens_field: str = "tokens",
+                     tags_field: str = "tags") -> list[TaggedSentence]:
+    """A parquet file or a `datasets` save_to_disk directory, one sentence a row: a list of words
+    in ``tokens_field`` and a list of tags in ``tags_field`` (``ner_tags`` when that is absent;
+    ids are read through a ClassLabel's names). A bad row is a UserError naming file and row."""
+    path = Path(path)
+    records, report = read_records(path, format=format)
+    names = None
+    out = []
+    for row, rec in records:
+        at = f"{path}: row {row}"
+        key = tags_field if tags_field in rec or "ner_tags" not in rec else "ner_tags"
+        if names is None and report.format == "datasets":
+            names = _class_label_names(path, key) or []
+        toks, tags = rec.get(tokens_field), rec.get(key)
+        if toks is None or tags is None:
+            raise UserError(f"{at}: no field {tokens_field if toks is None else tags_field!r} "
+                            f"(fields: {', '.join(map(str, rec))}; --text-column / --label-column name others)")
+        if not isinstance(toks, (list, tuple)) or not isinstance(tags, (list, tuple)):
+            raise UserError(f"{at}: {tokens_field!r} and {key!r} must both be lists")
+        if names and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(names) for t in tags):
+            tags = [names[t] for t in tags]
+        if len(toks) != len(tags):
+            raise UserError(f"{at}: {len(tags)} tags for {len(toks)} tokens")
+        if not all(isinstance(x, str) for x in toks) or not all(isinstance(x, str) for x in tags):
+            raise UserError(f"{at}: tokens and tags must be strings (tag ids need a ClassLabel with names)")
+        if toks:
+            out.append(TaggedSentence(list(toks), list(tags), str(path), row))
+    return out
+
+
+def read_tagged(path: str | os.PathLike, tag_column: int = -1, *, format: str | None = "auto",
+                tokens_field: str = "tokens", tags_field: str = "tags") -> list[TaggedSentence]:
+    """By ``format`` (auto: by extension; a directory is a `datasets` save_to_disk): parquet and
+    `datasets` -> :func:`read_tag_records`; ``.jsonl`` / ``.json`` -> :func:`read_jsonl`; anything
+    else (``.conll``, ``.txt``, ``.tsv``...) -> :func:`read_conll`."""
+    p = Path(path)
+    fmt = format or "auto"
+    if fmt == "auto":
+        ext = p.suffix.lower()
+        fmt = ("datasets" if p.is_dir() else "parquet" if ext in (".parquet", ".pq")
+               else "jsonl" if ext in (".jsonl", ".json") else "conll")
+    if fmt in ("parquet", "datasets"):
+        return read_tag_records(path, fmt, tokens_field, tags_field)
+    if fmt == "jsonl":
+        return read_jsonl(path, tokens_field, tags_field)
     return read_conll(path, tag_column=tag_column)
 
 

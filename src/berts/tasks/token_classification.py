@@ -3,7 +3,9 @@
 Everything the task is, in one file (the building blocks are berts.data.tagging, berts.model.crf
 and berts.metrics.tagging):
 
-* what it reads: CoNLL columns (token first, tag last or ``--tag-column``), JSONL ``tokens``/``tags``,
+* what it reads: CoNLL columns (token first, tag last or ``--tag-column``), JSONL, parquet or a
+  `datasets` save_to_disk directory with ``tokens``/``tags`` lists (other names: ``--text-column`` /
+  ``--label-column``),
   Chinese per-character CoNLL files (data/tagging.py's readers); dev tags training never saw are
   a one-line error naming file:line;
 * its head: ``BertForTokenClassification`` = the encoder (no pooler) -> dropout -> linear on every
@@ -48,6 +50,7 @@ from berts.data.tagging import (
     pad_batch,
     read_tagged,
     scheme_name,
+    tag_fields,
     tagging_features_batch,
 )
 from berts.errors import UserError
@@ -343,10 +346,16 @@ class TokenClassificationTask(ModelTask):
     def from_run(cls, run):
 
         d, opts = run.cfg.data, run.options
-        train = read_tagged(d.train, tag_column=opts["tag_column"])
+        tokens_field, tags_field = tag_fields(d.text_column, d.label_column)  # parquet / datasets / JSONL fields
+
+        def read(path):
+            return read_tagged(path, tag_column=opts["tag_column"], format=d.format, tokens_field=tokens_field,
+                               tags_field=tags_field)
+
+        train = read(d.train)
         if not train:
             raise UserError(f"{d.train}: no tagged sentences")
-        dev = read_tagged(d.dev, tag_column=opts["tag_column"]) if d.dev else None
+        dev = read(d.dev) if d.dev else None
         labels = label_list(train)
         if dev:
             check_labels(dev, labels)
@@ -356,6 +365,7 @@ class TokenClassificationTask(ModelTask):
         model.set_crf(CRF(len(labels), allowed_transitions(labels, scheme)) if opts["crf"] else None, scheme)
         model.config.finetune_data = {**(model.config.finetune_data or {}), TAGGING_KEY: {
             "scheme": scheme, "stride": opts["stride"], "tag_column": opts["tag_column"],
+            "tokens_field": tokens_field, "tags_field": tags_field,
             "label_all_subtokens": opts["label_all_subtokens"], "crf": opts["crf"]}}
 
         def dataset(sentences):
