@@ -35,6 +35,8 @@ from pathlib import Path
 import torch
 
 BERTS = "berts Tagger.predict (default batch)"
+BERT_WORD = re.compile(r"[^\W_]+|\S")
+WINDOW = 120  # BERT words per text at most: [CLS] + 120 + [SEP] fits berts' 128-token window
 LABELS = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
 
 
@@ -46,10 +48,13 @@ def texts_and_vocab(n: int, max_words: int):
         words = para.split()
         for lo in range(0, len(words), max_words):
             chunk = " ".join(words[lo:lo + max_words])
-            if len(chunk.split()) >= 5:
+            # at least 5 words, at most WINDOW BERT words (runs of letters and digits; every other
+            # character alone, as BERT's pre-tokenizer cuts them): a text longer than berts' window
+            # (128) would be windowed by berts but read whole by the pipeline, not the same work
+            if len(chunk.split()) >= 5 and len(BERT_WORD.findall(chunk)) <= WINDOW:
                 texts.append(chunk)
     texts = texts[:n]
-    words = sorted({w for t in texts for w in re.findall(r"\w+|[^\w\s]", t.lower())})
+    words = sorted({w for t in texts for w in BERT_WORD.findall(t.lower())})
     return texts, words
 
 

@@ -286,6 +286,26 @@ def test_finetune_and_evaluate_from_a_datasets_directory_with_named_fields(train
     assert (from_dir["f1"], from_dir["accuracy"]) == (from_conll["f1"], from_conll["accuracy"])
 
 
+def test_evaluate_prints_and_draws_the_entity_confusion(trained, tmp_path, capsys):
+    root, runs = trained
+    best = runs["plain"] / "best"
+    capsys.readouterr()
+    assert cli(["evaluate", best, root / "dev.conll", "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    conf = report["entity_confusion"]
+    assert conf["labels"][-1] == "(none)" and set(conf["labels"][:-1]) >= set(report["per_type"])
+    for i, typ in enumerate(conf["labels"][:-1]):  # each gold entity in its row once
+        assert sum(conf["matrix"][i]) == report["per_type"].get(typ, {"support": 0})["support"]
+        assert conf["missed"][typ] == conf["matrix"][i][-1]
+    png = tmp_path / "report.png"
+    assert cli(["evaluate", best, root / "dev.conll", "--device", "cpu", "--report-png", png]) == 0
+    printed = capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = printed[printed.index("confusion (row: true"):].splitlines()
+    assert rows[1].split() == conf["labels"]
+    assert rows[1 + len(conf["labels"])].split() == ["(none)", *map(str, conf["matrix"][-1])]
+
+
 def test_logit_distillation_per_token(trained, tmp_path):
     from berts.compress.logit_mse.task import LogitMSETask
     from berts.serve.tagger import Tagger
