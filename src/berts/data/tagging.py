@@ -27,7 +27,7 @@ window predictions back so that every word gets exactly one (from the window whe
 
 Output: :func:`split_words` cuts raw text into the tokenizer's words with character offsets,
 :func:`entity_spans` turns word tags back into entities of the original string (type, text,
-offsets, mean score), :func:`write_conll` writes ``TOKEN GOLD PREDICTED`` lines.
+offsets, mean score), :func:`conll_text` / :func:`write_conll` give ``TOKEN GOLD PREDICTED`` lines.
 """
 from __future__ import annotations
 
@@ -596,11 +596,9 @@ def entity_spans(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[s
     return out
 
 
-def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
-                predicted: Sequence[Sequence[str]]) -> Path:
-    """``TOKEN GOLD PREDICTED`` lines, a blank line between sentences (conlleval's input); a
+def conll_text(sentences: Sequence[TaggedSentence], predicted: Sequence[Sequence[str]]) -> str:
+    """``TOKEN GOLD PREDICTED`` lines, a blank line after each sentence (conlleval's input); a
     sentence without gold tags (raw input) gets ``TOKEN PREDICTED``."""
-    path = Path(path)
     lines = []
     for s, pred in zip(sentences, predicted, strict=True):
         if len(pred) != len(s.tokens):
@@ -608,5 +606,12 @@ def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
         for i, (tok, p) in enumerate(zip(s.tokens, pred)):
             lines.append(f"{tok} {s.tags[i]} {p}" if s.tags else f"{tok} {p}")
         lines.append("")
-    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
+                predicted: Sequence[Sequence[str]]) -> Path:
+    """:func:`conll_text` into ``path``."""
+    path = Path(path)
+    path.write_text(conll_text(sentences, predicted), encoding="utf-8")
     return path
