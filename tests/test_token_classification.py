@@ -306,6 +306,32 @@ def test_evaluate_prints_and_draws_the_entity_confusion(trained, tmp_path, capsy
     assert rows[1 + len(conf["labels"])].split() == ["(none)", *map(str, conf["matrix"][-1])]
 
 
+def test_cpu_tagger_packs_its_linears_for_onednn_with_the_same_logits(trained):
+    from berts.compress.transforms import quantize_int8
+    from berts.model import onednn
+    from berts.serve.tagger import Tagger
+
+    if not onednn.available():
+        pytest.skip("this torch has no oneDNN")
+    root, runs = trained
+    tagger = Tagger.from_pretrained(runs["plain"] / "best", device="cpu")
+    packed = [m for m in tagger.model.modules() if isinstance(m, onednn.PackedLinear)]
+    assert len(packed) == 4  # the 1 layer's qkv, attention output, FFN up and down (the classifier is F.linear)
+    plain = BertForTokenClassification.from_pretrained(runs["plain"] / "best").eval()
+    plain.set_fast_path(unpad=True, pack=True)
+    ids = torch.tensor([[2, 7, 8, 9, 3, 0], [2, 10, 11, 3, 0, 0]])
+    inputs = {"input_ids": ids, "attention_mask": (ids != 0).long()}
+    with torch.no_grad():
+        torch.testing.assert_close(tagger.model(**inputs).logits, plain(**inputs).logits, atol=1e-5, rtol=0)
+    assert tagger.tag([["alice", "met", "bob"]]) == Tagger.from_pretrained(runs["plain"] / "best", device="cpu").tag(
+        [["alice", "met", "bob"]])
+    # int8 after packing quantizes the unpacked nn.Linears (evaluate --int8 loads fp32 first)
+    quantize_int8(tagger.model)
+    kinds = {type(m).__name__ for m in tagger.model.modules()}
+    quantized = [m for m in tagger.model.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert "PackedLinear" not in kinds and len(quantized) == 4
+
+
 def test_logit_distillation_per_token(trained, tmp_path):
     from berts.compress.logit_mse.task import LogitMSETask
     from berts.serve.tagger import Tagger

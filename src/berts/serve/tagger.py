@@ -14,7 +14,8 @@ read from those tags leniently (as seqeval's default mode) with offsets into the
 and the mean of their words' probabilities as score (transformers' "simple" aggregation).
 Windows: a text longer than the model's window is split into overlapping windows of whole words,
 each word predicted from the window where it is most central. Batches are taken longest first
-and the results come back in the input order; the unpad / pack fast paths are on.
+and the results come back in the input order; the unpad / pack fast paths are on, and on the
+CPU in fp32 the linear layers' weights are packed once for oneDNN (berts.model.onednn).
 """
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from berts.data.tagging import check_labels
 from berts.data.tagging import detect_scheme
 from berts.data.tagging import entity_spans, split_words_batch
 from berts.hf import load
+from berts.model.onednn import pack_linears
 from berts.serve.predict import check_batch_size
 from berts.tasks.token_classification import BertForTokenClassification
 from berts.tasks.token_classification import TAGGING_KEY
@@ -86,6 +88,8 @@ class Tagger:
         tokenizer = load_tokenizer(directory)
         model.to(resolve_device(device)).eval()
         model.set_fast_path(unpad=True, pack=True)
+        if model.device.type == "cpu" and not int8:  # fp32 on the CPU: weights packed once for oneDNN
+            pack_linears(model)
         if int8:
 
             if model.device.type != "cpu":
