@@ -54,15 +54,16 @@ class PackedLinear(nn.Module):
 
 def _replace(model: nn.Module, kind, make) -> int:
     swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
-             if type(child) is kind]
+             if type(child) is kind and (kind is not nn.Linear or child.weight.dtype == torch.float32)]
     for parent, name, child in swaps:
         setattr(parent, name, make(child))
     return len(swaps)
 
 
 def pack_linears(model: nn.Module) -> int:
-    """Every plain ``nn.Linear`` of ``model`` (on the CPU, fp32) as a PackedLinear, in place; the
-    number packed (0 when oneDNN is not available: the model is left as it was)."""
+    """Every plain fp32 ``nn.Linear`` of ``model`` (on the CPU) as a PackedLinear, in place; the
+    number packed (0 when oneDNN is not available: the model is left as it was). Other dtypes and
+    subclasses of nn.Linear (quantized ones) are left alone."""
     if not available():
         return 0
     return _replace(model, nn.Linear, PackedLinear)
