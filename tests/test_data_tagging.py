@@ -8,7 +8,7 @@ from berts.data.tagging import (IGNORE_INDEX, TaggedSentence, align_labels, b_to
                                 count_invalid, detect_scheme, entity_spans, first_token_predictions,
                                 invalid_transitions, label_list, merge_windows, pad_batch, read_conll, read_jsonl,
                                 read_tagged, split_words, tagging_features, tagging_features_batch, to_bio,
-                                word_pieces, word_windows, write_conll)
+                                tag_fields, word_pieces, word_windows, write_conll)
 from berts.errors import UserError
 
 CONLL = """-DOCSTART- -X- -X- O
@@ -232,3 +232,49 @@ def test_pad_batch_equals_transformers_collator(tokenizer_dir):
     for k in ours:
         assert ours[k].tolist() == theirs[k].tolist(), k
     assert ours["input_ids"].shape[1] % 8 == 0
+
+
+# --------------------------------------------------------------------------------------------- parquet, datasets
+
+ROWS = [{"tokens": ["EU", "rejects", "German", "call"], "tags": ["B-ORG", "O", "B-MISC", "O"]},
+        {"tokens": ["Peter", "Blackburn"], "tags": ["B-PER", "I-PER"]}]
+
+
+def test_read_parquet_rows_and_named_fields(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "train.parquet"
+    pq.write_table(pa.Table.from_pylist(ROWS), f)
+    s = read_tagged(f)
+    assert [(x.tokens, x.tags, x.line) for x in s] == [(r["tokens"], r["tags"], i) for i, r in enumerate(ROWS, 1)]
+    # other field names, as --text-column / --label-column give them
+    g = tmp_path / "renamed.pq"
+    pq.write_table(pa.Table.from_pylist([{"words": r["tokens"], "ner": r["tags"]} for r in ROWS]), g)
+    assert [x.tags for x in read_tagged(g, tokens_field="words", tags_field="ner")] == [r["tags"] for r in ROWS]
+    assert tag_fields("words", "ner") == ("words", "ner") and tag_fields("text", "label") == ("tokens", "tags")
+    with pytest.raises(UserError, match=r"renamed\.pq: row 1: no field 'tokens'"):
+        read_tagged(g)
+
+
+def test_read_datasets_directory_with_class_label_ids(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Sequence, Value
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "B-MISC"]
+    features = Features({"tokens": Sequence(Value("string")), "ner_tags": Sequence(ClassLabel(names=names))})
+    ds = Dataset.from_list([{"tokens": r["tokens"], "ner_tags": [names.index(t) for t in r["tags"]]} for r in ROWS],
+                           features=features)
+    ds.save_to_disk(str(tmp_path / "train"))
+    s = read_tagged(tmp_path / "train")  # a directory: save_to_disk; ids read through the ClassLabel's names
+    assert [(x.tokens, x.tags, x.line) for x in s] == [(r["tokens"], r["tags"], i) for i, r in enumerate(ROWS, 1)]
+
+
+def test_parquet_tags_shorter_than_tokens_is_one_line_naming_file_and_row(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    f = tmp_path / "bad.parquet"
+    pq.write_table(pa.Table.from_pylist([ROWS[0], {"tokens": ["a", "b", "c"], "tags": ["O", "O"]}]), f)
+    with pytest.raises(UserError) as e:
+        read_tagged(f)
+    assert str(e.value) == f"{f}: row 2: 2 tags for 3 tokens"

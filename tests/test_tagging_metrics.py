@@ -101,3 +101,28 @@ def test_by_hand_and_invalid_transitions():
     assert (s["tp"], s["predicted"]) == (1, 2) and s["f1"] == pytest.approx(0.4)
     with pytest.raises(ValueError, match="needs a scheme"):
         entity_scores(y_true, y_pred, mode="strict")
+
+
+def test_entity_confusion_hand_counted_spans():
+    from berts.metrics.tagging import entity_confusion, entity_report
+
+    gold = [["B-PER", "I-PER", "O", "B-LOC", "O", "B-ORG", "I-ORG"],
+            ["O", "O", "B-PER", "O"],
+            ["B-LOC", "I-LOC", "I-LOC"]]
+    pred = [["B-PER", "O", "O", "B-ORG", "O", "O", "O"],  # PER cut short (still PER), LOC taken for ORG, ORG missed
+            ["B-LOC", "O", "B-PER", "I-PER"],  # a LOC where there is nothing (spurious), PER one word too long
+            ["B-PER", "B-LOC", "I-LOC"]]  # LOC overlapped by PER (1 word) and LOC (2 words): LOC wins
+    c = entity_confusion(gold, pred, scheme="BIO")
+    assert c["labels"] == ["LOC", "ORG", "PER", "(none)"]
+    assert c["matrix"] == [[1, 1, 0, 0],   # gold LOC: once LOC (sentence 3), once ORG (sentence 1)
+                           [0, 0, 0, 1],   # gold ORG: missed
+                           [0, 0, 2, 0],   # gold PER: twice PER, boundaries aside
+                           [1, 0, 0, 0]]   # nothing there: one spurious LOC (the PER of sentence 3 overlaps a gold one)
+    assert c["missed"] == {"LOC": 0, "ORG": 1, "PER": 0} and c["spurious"] == {"LOC": 1, "ORG": 0, "PER": 0}
+    report = tagging_report(gold, pred, scheme="BIO")
+    assert report["entity_confusion"] == c
+    shaped = entity_report(report)  # what evaluate prints and draws
+    assert [x["name"] for x in shaped["classes"]] == ["LOC", "ORG", "PER"]
+    assert shaped["confusion"] == c["matrix"] and shaped["confusion_labels"] == c["labels"]
+    # gold rows add up to each type's support
+    assert [sum(row) for row in c["matrix"][:3]] == [x["support"] for x in shaped["classes"]] == [2, 1, 2]

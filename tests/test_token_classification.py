@@ -261,6 +261,77 @@ def test_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, capsys):
         Tagger.from_pretrained(root / "bert")
 
 
+def test_finetune_and_evaluate_from_a_datasets_directory_with_named_fields(trained, tmp_path, capsys):
+    """A `datasets` save_to_disk directory (fields "words" / "ner" named by --text-column /
+    --label-column) trains as its CoNLL file does; evaluate reads the model's fields by itself
+    and scores it exactly as the same sentences in CoNLL."""
+    from datasets import Dataset
+
+    root, runs = trained
+    sentences = read_conll(root / "dev.conll")
+    Dataset.from_list([{"words": s.tokens, "ner": s.tags} for s in sentences]).save_to_disk(str(tmp_path / "dev"))
+    out = tmp_path / "run"
+    assert cli(["finetune", "--task", "token-classification", "--model", runs["plain"] / "best", "--train",
+                tmp_path / "dev", "--text-column", "words", "--label-column", "ner", "--out", out,
+                "--max-steps", "1", "--batch-size", "8", "--keep-last", "0", *COMMON]) == 0
+    saved = json.loads((out / "final" / "config.json").read_text())
+    assert saved["finetune_data"]["tagging"]["tokens_field"] == "words"
+    assert saved["finetune_data"]["tagging"]["tags_field"] == "ner"
+    capsys.readouterr()
+    assert cli(["evaluate", out / "final", tmp_path / "dev", "--json", "--device", "cpu"]) == 0
+    from_dir = json.loads(capsys.readouterr().out)
+    assert cli(["evaluate", out / "final", root / "dev.conll", "--json", "--device", "cpu"]) == 0
+    from_conll = json.loads(capsys.readouterr().out)
+    assert from_dir["sentences"] == len(sentences)
+    assert (from_dir["f1"], from_dir["accuracy"]) == (from_conll["f1"], from_conll["accuracy"])
+
+
+def test_evaluate_prints_and_draws_the_entity_confusion(trained, tmp_path, capsys):
+    root, runs = trained
+    best = runs["plain"] / "best"
+    capsys.readouterr()
+    assert cli(["evaluate", best, root / "dev.conll", "--json", "--device", "cpu"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    conf = report["entity_confusion"]
+    assert conf["labels"][-1] == "(none)" and set(conf["labels"][:-1]) >= set(report["per_type"])
+    for i, typ in enumerate(conf["labels"][:-1]):  # each gold entity in its row once
+        assert sum(conf["matrix"][i]) == report["per_type"].get(typ, {"support": 0})["support"]
+        assert conf["missed"][typ] == conf["matrix"][i][-1]
+    png = tmp_path / "report.png"
+    assert cli(["evaluate", best, root / "dev.conll", "--device", "cpu", "--report-png", png]) == 0
+    printed = capsys.readouterr().out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    rows = printed[printed.index("confusion (row: true"):].splitlines()
+    assert rows[1].split() == conf["labels"]
+    assert rows[1 + len(conf["labels"])].split() == ["(none)", *map(str, conf["matrix"][-1])]
+
+
+def test_cpu_tagger_packs_its_linears_for_onednn_with_the_same_logits(trained):
+    from berts.compress.transforms import quantize_int8
+    from berts.model import onednn
+    from berts.serve.tagger import Tagger
+
+    if not onednn.available():
+        pytest.skip("this torch has no oneDNN")
+    root, runs = trained
+    tagger = Tagger.from_pretrained(runs["plain"] / "best", device="cpu")
+    packed = [m for m in tagger.model.modules() if isinstance(m, onednn.PackedLinear)]
+    assert len(packed) == 4  # the 1 layer's qkv, attention output, FFN up and down (the classifier is F.linear)
+    plain = BertForTokenClassification.from_pretrained(runs["plain"] / "best").eval()
+    plain.set_fast_path(unpad=True, pack=True)
+    ids = torch.tensor([[2, 7, 8, 9, 3, 0], [2, 10, 11, 3, 0, 0]])
+    inputs = {"input_ids": ids, "attention_mask": (ids != 0).long()}
+    with torch.no_grad():
+        torch.testing.assert_close(tagger.model(**inputs).logits, plain(**inputs).logits, atol=1e-5, rtol=0)
+    assert tagger.tag([["alice", "met", "bob"]]) == Tagger.from_pretrained(runs["plain"] / "best", device="cpu").tag(
+        [["alice", "met", "bob"]])
+    # int8 after packing quantizes the unpacked nn.Linears (evaluate --int8 loads fp32 first)
+    quantize_int8(tagger.model)
+    kinds = {type(m).__name__ for m in tagger.model.modules()}
+    quantized = [m for m in tagger.model.modules() if type(m).__module__.startswith("torch.ao.nn.quantized.dynamic")]
+    assert "PackedLinear" not in kinds and len(quantized) == 4
+
+
 def test_logit_distillation_per_token(trained, tmp_path):
     from berts.compress.logit_mse.task import LogitMSETask
     from berts.serve.tagger import Tagger

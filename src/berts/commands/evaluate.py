@@ -65,14 +65,22 @@ def _tag(args) -> int:
     """A token-classification directory on a tagged file (CoNLL columns or JSONL tokens/tags):
     entity precision / recall / F1 (micro, per type; seqeval's default mode, or --strict), token
     accuracy, invalid transitions of the predictions under the model's scheme."""
-    from berts.data.tagging import read_tagged
+    from berts.data.tagging import read_tagged, tag_fields
+    from berts.metrics.report import print_report, save_report_png
+    from berts.metrics.tagging import entity_report
     from berts.serve.predict import check_batch_size
     from berts.serve.tagger import Tagger
 
     check_batch_size(args.batch_size)
     tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     column = args.tag_column if args.tag_column is not None else int(tagger.tagging.get("tag_column", -1))
-    sentences = read_tagged(args.file, tag_column=column)
+    tokens_field, tags_field = tag_fields(args.text_column, args.label_column)  # the flags, else the model's
+    if args.text_column is None:
+        tokens_field = tagger.tagging.get("tokens_field", tokens_field)
+    if args.label_column is None:
+        tags_field = tagger.tagging.get("tags_field", tags_field)
+    sentences = read_tagged(args.file, tag_column=column, format=args.format, tokens_field=tokens_field,
+                            tags_field=tags_field)
     mode = "strict" if args.strict else "default"
     report, _ = tagger.evaluate(sentences, args.batch_size, mode)
     if args.int8:  # int8 is never reported alone: beside fp32's, on this file
@@ -82,6 +90,8 @@ def _tag(args) -> int:
         fp32 = {k: report[k] for k in ("f1", "precision", "recall", "accuracy")}
         report, _ = tagger.evaluate(sentences, args.batch_size, mode)
         report["fp32"] = fp32
+    if args.report_png:  # per-type P/R/F1 bars beside the entity confusion, as classification's
+        save_report_png(entity_report(report), args.report_png, title=f"{args.model} on {args.file} (entities)")
     if args.json:
         print(json.dumps(report))
         return 0
@@ -90,9 +100,8 @@ def _tag(args) -> int:
     print(_line(f"{args.file}{' (int8)' if args.int8 else ''} [{mode}, {report.get('scheme', '?')}]", head))
     if args.int8:
         print(_line(f"{args.file} (fp32)", report["fp32"]))
-    for typ, row in report["per_type"].items():
-        print(f"  {typ:<12} precision {row['precision']:.4f}  recall {row['recall']:.4f}  f1 {row['f1']:.4f}  "
-              f"support {row['support']}")
+    print_report(entity_report(report))  # per type, then which type each gold entity was found as
+    print("(entity confusion by overlap: row (none) = spurious predictions, column (none) = missed gold entities)")
     bad = report.get("invalid_transitions")
     if bad is not None:
         kinds = ", ".join(f"{k} x{v}" for k, v in list(bad["predicted_by_kind"].items())[:5])

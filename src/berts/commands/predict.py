@@ -12,7 +12,6 @@ One rule for a file and for stdin (stdin is read as the same bytes in a file wou
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from berts.commands.common import add_data_arguments, data_settings
 from berts.errors import UserError
+from berts.serve.output import write_predictions
 from berts.util.values import count
 
 INT8_CHECK = 512  # examples predicted in fp32 too, for predict --int8's agreement line
@@ -43,7 +43,8 @@ def register(subparsers) -> None:
     add_data_arguments(p, labels=False)
     p.add_argument("--id-column", metavar="COL",
                    help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
-    p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
+    p.add_argument("--batch-size", type=count, default=None, metavar="N",
+                   help="examples per batch (default 64; a token-classification model on the CPU: 16)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     p.add_argument("--int8", action="store_true",
                    help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
@@ -114,11 +115,12 @@ def _format(args, settings: dict, path: Path | None) -> str:
 def _tag(args) -> int:
     """A token-classification directory: entities (raw text) or a tag per word (CoNLL / JSONL
     words), as JSONL or CoNLL lines; everything is predicted before anything is written."""
-    from berts.data.tagging import TaggedSentence, write_conll
+    from berts.data.tagging import TaggedSentence, conll_text
     from berts.serve.predict import check_batch_size
     from berts.serve.tagger import Tagger, read_words
 
-    check_batch_size(args.batch_size)
+    if args.batch_size is not None:
+        check_batch_size(args.batch_size)
     tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device, int8=args.int8)
     if args.text:
         kind, rows = "text", [(i, t) for i, t in enumerate(args.text, 1)]
@@ -144,32 +146,14 @@ def _tag(args) -> int:
                      "score": round(float(sum(sc[a:b]) / (b - a)), 6)} for typ, a, b in bio_entities(t, tagger.scheme)]
             out_rows.append({"line": s.line, "tokens": s.tokens, "tags": t, "entities": ents})
             conll.append((s, t))
-    target = args.out or "<stdout>"
-    try:
-        if args.conll and args.out:
-            write_conll(args.out, [s for s, _ in conll], [t for _, t in conll])
-        else:
-            out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-            try:
-                if args.conll:
-                    for s, t in conll:
-                        out.write("".join(f"{w} {g} {p}\n" if s.tags else f"{w} {p}\n"
-                                          for w, g, p in zip(s.tokens, s.tags or t, t)) + "\n")
-                else:
-                    for row in out_rows:
-                        for e in row["entities"]:
-                            e["score"] = round(e["score"], 6)
-                        out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                out.flush()
-            finally:
-                if out is not sys.stdout:
-                    out.close()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise UserError(f"{target}: cannot write the predictions ({exc.strerror or exc})") from None
-    if args.out:
-        print(f"predict: {len(out_rows)} tagged -> {args.out}", file=sys.stderr)
+    if args.conll:  # TOKEN [GOLD] PREDICTED, a blank line between sentences
+        write_predictions([conll_text([s for s, _ in conll], [t for _, t in conll])], args.out, "text",
+                          "tagged", len(conll))
+    else:
+        for row in out_rows:
+            for e in row["entities"]:
+                e["score"] = round(e["score"], 6)
+        write_predictions(out_rows, args.out, what="tagged")
     return 0
 
 
@@ -183,6 +167,8 @@ def run(args) -> int:
 
     if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
         return _tag(args)
+    if args.batch_size is None:  # the tagger picks its own (berts.serve.tagger.CPU_BATCH); every other task 64
+        args.batch_size = 64
     from berts.commands.common import check_task_serving
     from berts.serve.load import served_by
     from berts.tasks.registry import load
@@ -246,34 +232,22 @@ def run(args) -> int:
     logits = clf.logits(ds, args.batch_size)
     predictions = clf.decode(logits, clf.exit_layers if clf.exit is not None else None)
     pair = any(e.text_pair is not None for e in examples)
-    target = args.out or "<stdout>"
-    try:
-        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-        try:
-            for e, p in zip(examples, predictions):
-                row = {"line": e.line}
-                if ids is not None:
-                    row["id"] = ids[e.line]
-                else:
-                    row["text"] = e.text
-                    if pair:
-                        row["pair"] = e.text_pair
-                if clf.regression:
-                    row["value"] = round(p.value, 6)
-                else:
-                    row["label"] = p.label
-                    row["probabilities"] = {n: round(x, 6) for n, x in p.probabilities.items()}
-                if p.exit_layer is not None:
-                    row["exit_layer"] = p.exit_layer
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            out.flush()
-        finally:
-            if out is not sys.stdout:
-                out.close()
-    except BrokenPipeError:
-        raise  # `| head`: cli.main ends quietly
-    except OSError as exc:  # a full disk, a closed descriptor
-        raise UserError(f"{target}: cannot write the predictions ({exc.strerror or exc})") from None
-    if args.out:
-        print(f"predict: {len(examples)} predictions -> {args.out}", file=sys.stderr)
+    rows = []
+    for e, p in zip(examples, predictions):
+        row = {"line": e.line}
+        if ids is not None:
+            row["id"] = ids[e.line]
+        else:
+            row["text"] = e.text
+            if pair:
+                row["pair"] = e.text_pair
+        if clf.regression:
+            row["value"] = round(p.value, 6)
+        else:
+            row["label"] = p.label
+            row["probabilities"] = {n: round(x, 6) for n, x in p.probabilities.items()}
+        if p.exit_layer is not None:
+            row["exit_layer"] = p.exit_layer
+        rows.append(row)
+    write_predictions(rows, args.out)
     return 0

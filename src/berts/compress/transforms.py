@@ -23,6 +23,7 @@ from berts.compress.prune import check_prunable, measure_importance, prune_model
 from berts.data.classification import ClassificationDataset
 from berts.data.tables import Example
 from berts.hf import load
+from berts.model.onednn import unpack_linears
 from berts.tokenizer.wordpiece import load_tokenizer
 
 PRUNE_EXAMPLES = 1024  # pruning measures activations on the first this many examples
@@ -33,9 +34,12 @@ PRUNE_BATCH = 64
 def quantize_int8(model):
     """Dynamic int8 quantization of the model's nn.Linear layers (in place; returns the model).
 
-    The fast paths keep working: a quantized Linear takes the unpadded [T, H] rows as well."""
+    The fast paths keep working: a quantized Linear takes the unpadded [T, H] rows as well.
+    Linears packed for oneDNN (berts.model.onednn, fp32 CPU serving) are unpacked first."""
     import torch
     from torch.ao.quantization import quantize_dynamic
+
+    unpack_linears(model)
 
     with warnings.catch_warnings():  # torch.ao's deprecation notice (torchao is its successor)
         warnings.simplefilter("ignore")

@@ -14,7 +14,8 @@ BIO, :func:`invalid_transitions` lists the moves a scheme forbids (``O -> I-PER`
 without ``B`` in BIOES), and :func:`allowed_transitions` gives a CRF's constraint matrices
 (berts.model.crf).
 
-Readers (:func:`read_conll`, :func:`read_jsonl`, :func:`read_tagged`) give :class:`TaggedSentence`
+Readers (:func:`read_conll`, :func:`read_jsonl`, :func:`read_tag_records` for parquet and
+`datasets` directories, :func:`read_tagged` picking one by format) give :class:`TaggedSentence`
 rows with the file and line they came from; bad input is a one-line UserError naming ``file:line``.
 :func:`check_labels` refuses a dev/test tag that training never saw.
 
@@ -26,7 +27,7 @@ window predictions back so that every word gets exactly one (from the window whe
 
 Output: :func:`split_words` cuts raw text into the tokenizer's words with character offsets,
 :func:`entity_spans` turns word tags back into entities of the original string (type, text,
-offsets, mean score), :func:`write_conll` writes ``TOKEN GOLD PREDICTED`` lines.
+offsets, mean score), :func:`conll_text` / :func:`write_conll` give ``TOKEN GOLD PREDICTED`` lines.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from berts.data.tables import read_records
 from berts.errors import UserError
 
 OUTSIDE = "O"
@@ -253,10 +255,73 @@ def read_jsonl(path: str | os.PathLike, tokens_key: str = "tokens", tags_key: st
     return out
 
 
-def read_tagged(path: str | os.PathLike, tag_column: int = -1) -> list[TaggedSentence]:
-    """By extension: ``.jsonl`` / ``.json`` -> :func:`read_jsonl`, anything else -> :func:`read_conll`."""
-    if Path(path).suffix.lower() in (".jsonl", ".json"):
-        return read_jsonl(path)
+def tag_fields(text_column=None, label_column=None) -> tuple[str, str]:
+    """The record fields holding the words and the tags, from the data flags ``--text-column`` /
+    ``--label-column`` (their table defaults ``text`` / ``label`` mean the tagging defaults
+    ``tokens`` / ``tags``, as multiple choice maps ``text`` to ``context``)."""
+    tokens = str(text_column) if text_column not in (None, "text") else "tokens"
+    tags = str(label_column) if label_column not in (None, "label") else "tags"
+    return tokens, tags
+
+
+def _class_label_names(path: Path, field_name: str) -> list[str] | None:
+    """A `datasets` directory whose tag column is ``Sequence(ClassLabel(names))`` (the hub's NER
+    sets store ``ner_tags`` as ids): those names, from its dataset_info.json; else None."""
+    try:
+        info = json.loads((path / "dataset_info.json").read_text(encoding="utf-8"))
+        inner = info["features"][field_name].get("feature") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+    names = inner.get("names") if inner.get("_type") == "ClassLabel" else None
+    return [str(n) for n in names] if isinstance(names, list) else None
+
+
+def read_tag_records(path: str | os.PathLike, format: str = "auto", tokens_field: str = "tokens",
+                     tags_field: str = "tags") -> list[TaggedSentence]:
+    """A parquet file or a `datasets` save_to_disk directory, one sentence a row: a list of words
+    in ``tokens_field`` and a list of tags in ``tags_field`` (``ner_tags`` when that is absent;
+    ids are read through a ClassLabel's names). A bad row is a UserError naming file and row."""
+    path = Path(path)
+    records, report = read_records(path, format=format)
+    names = None
+    out = []
+    for row, rec in records:
+        at = f"{path}: row {row}"
+        key = tags_field if tags_field in rec or "ner_tags" not in rec else "ner_tags"
+        if names is None and report.format == "datasets":
+            names = _class_label_names(path, key) or []
+        toks, tags = rec.get(tokens_field), rec.get(key)
+        if toks is None or tags is None:
+            raise UserError(f"{at}: no field {tokens_field if toks is None else tags_field!r} "
+                            f"(fields: {', '.join(map(str, rec))}; --text-column / --label-column name others)")
+        if not isinstance(toks, (list, tuple)) or not isinstance(tags, (list, tuple)):
+            raise UserError(f"{at}: {tokens_field!r} and {key!r} must both be lists")
+        if names and all(isinstance(t, int) and not isinstance(t, bool) and 0 <= t < len(names) for t in tags):
+            tags = [names[t] for t in tags]
+        if len(toks) != len(tags):
+            raise UserError(f"{at}: {len(tags)} tags for {len(toks)} tokens")
+        if not all(isinstance(x, str) for x in toks) or not all(isinstance(x, str) for x in tags):
+            raise UserError(f"{at}: tokens and tags must be strings (tag ids need a ClassLabel with names)")
+        if toks:
+            out.append(TaggedSentence(list(toks), list(tags), str(path), row))
+    return out
+
+
+def read_tagged(path: str | os.PathLike, tag_column: int = -1, *, format: str | None = "auto",
+                tokens_field: str = "tokens", tags_field: str = "tags") -> list[TaggedSentence]:
+    """By ``format`` (auto: by extension; a directory is a `datasets` save_to_disk): parquet and
+    `datasets` -> :func:`read_tag_records`; ``.jsonl`` / ``.json`` -> :func:`read_jsonl`; anything
+    else (``.conll``, ``.txt``, ``.tsv``...) -> :func:`read_conll`."""
+    p = Path(path)
+    fmt = format or "auto"
+    if fmt == "auto":
+        ext = p.suffix.lower()
+        fmt = ("datasets" if p.is_dir() else "parquet" if ext in (".parquet", ".pq")
+               else "jsonl" if ext in (".jsonl", ".json") else "conll")
+    if fmt in ("parquet", "datasets"):
+        return read_tag_records(path, fmt, tokens_field, tags_field)
+    if fmt == "jsonl":
+        return read_jsonl(path, tokens_field, tags_field)
     return read_conll(path, tag_column=tag_column)
 
 
@@ -346,18 +411,33 @@ def split_words(tokenizer, text: str) -> tuple[list[str], list[tuple[int, int]]]
     """Raw text -> (words, their character spans in ``text``), the words being the tokenizer's own
     (whitespace and punctuation splits, one word per Chinese character), so that a prediction made
     per word maps back to the original string, accents and case included."""
+    words, offsets, _ = split_words_batch(tokenizer, [text])[0]
+    return words, offsets
+
+
+def split_words_batch(tokenizer, texts: Sequence[str]) -> list[tuple[list[str], list[tuple[int, int]], list[list[int]]]]:
+    """:func:`split_words` for many texts in one call of the backend, each with its words'
+    sub-token ids too: ``(words, offsets, pieces)`` per text. The pieces are what
+    :func:`word_pieces` gives for those words (WordPiece never looks across a word boundary), so
+    serving raw text tokenizes once, not twice."""
     backend = getattr(tokenizer, "backend", tokenizer)
-    enc = backend.encode(text, add_special_tokens=False)
-    spans: dict[int, list[int]] = {}
-    for w, (a, b) in zip(enc.word_ids, enc.offsets):
-        if w is None:
-            continue
-        if w in spans:
-            spans[w][1] = b
-        else:
-            spans[w] = [a, b]
-    offsets = [tuple(spans[w]) for w in sorted(spans)]
-    return [text[a:b] for a, b in offsets], offsets
+    out = []
+    for text, enc in zip(texts, backend.encode_batch(list(texts), add_special_tokens=False)):
+        spans: list[list[int]] = []
+        pieces: list[list[int]] = []
+        last = None
+        for w, tok, (a, b) in zip(enc.word_ids, enc.ids, enc.offsets):
+            if w is None:
+                continue
+            if w != last:  # word ids rise along the text: a new one starts a new word
+                spans.append([a, b])
+                pieces.append([])
+                last = w
+            spans[-1][1] = b
+            pieces[-1].append(tok)
+        offsets = [(a, b) for a, b in spans]
+        out.append(([text[a:b] for a, b in offsets], offsets, pieces))
+    return out
 
 
 def word_windows(lengths: Sequence[int], max_tokens: int, stride: int) -> list[tuple[int, int]]:
@@ -414,8 +494,9 @@ def tagging_features(tokenizer, words: Sequence[str], word_labels: Sequence[int]
                      b_to_i: Sequence[int] | None = None) -> list[dict]:
     """One sentence -> model inputs, one dict per window: ``input_ids`` ([CLS] pieces [SEP]),
     ``token_type_ids``, ``attention_mask``, ``word_ids`` (the sentence's word index per token, None
-    for specials), ``labels`` (when ``word_labels`` is given, see :func:`align_labels`) and
-    ``window`` ((start, end) in words, for :func:`merge_windows`)."""
+    for specials), ``labels`` (when ``word_labels`` is given, see :func:`align_labels`),
+    ``window`` ((start, end) in words, for :func:`merge_windows`) and ``first`` (the position of
+    each window word's first sub-token, where its prediction is read)."""
     if max_length < 3:
         raise UserError(f"max length must be at least 3 for a tagged window, got {max_length}")
     return _features(tokenizer, word_pieces(tokenizer, words), word_labels, max_length=max_length, stride=stride,
@@ -423,9 +504,11 @@ def tagging_features(tokenizer, words: Sequence[str], word_labels: Sequence[int]
 
 
 def tagging_features_batch(tokenizer, sentences: Sequence[Sequence[str]],
-                           labels: Sequence[Sequence[int]] | None = None, **kw) -> list[list[dict]]:
-    """:func:`tagging_features` for many sentences (one backend call): a list of windows per sentence."""
-    pieces = word_pieces_batch(tokenizer, sentences)
+                           labels: Sequence[Sequence[int]] | None = None, pieces=None, **kw) -> list[list[dict]]:
+    """:func:`tagging_features` for many sentences (one backend call): a list of windows per
+    sentence. ``pieces``: each sentence's words' sub-token ids when the caller has them already
+    (:func:`split_words_batch`), so the backend is not called again."""
+    pieces = word_pieces_batch(tokenizer, sentences) if pieces is None else pieces
     if kw.get("max_length", 128) < 3:
         raise UserError(f"max length must be at least 3 for a tagged window, got {kw['max_length']}")
     return [_features(tokenizer, p, None if labels is None else labels[i], **kw) for i, p in enumerate(pieces)]
@@ -435,15 +518,16 @@ def _features(tokenizer, pieces, word_labels, *, max_length=128, stride=32, labe
     budget = max_length - 2  # [CLS] and [SEP]
     out = []
     for start, end in word_windows([len(p) for p in pieces], budget, stride):
-        ids, wids = [tokenizer.cls_id], [None]
+        ids, wids, firsts = [tokenizer.cls_id], [None], []
         for w in range(start, end):
             piece = pieces[w][:budget]  # a single word longer than the window keeps its head
+            firsts.append(len(ids))  # where the word's first sub-token sits: its prediction is read there
             ids += piece
             wids += [w] * len(piece)
         ids.append(tokenizer.sep_id)
         wids.append(None)
         feat = {"input_ids": ids, "token_type_ids": [0] * len(ids), "attention_mask": [1] * len(ids),
-                "word_ids": wids, "window": (start, end)}
+                "word_ids": wids, "window": (start, end), "first": firsts}
         if word_labels is not None:
             feat["labels"] = align_labels(wids, word_labels, label_all_subtokens, b_to_i)
         out.append(feat)
@@ -512,11 +596,9 @@ def entity_spans(text: str, offsets: Sequence[tuple[int, int]], tags: Sequence[s
     return out
 
 
-def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
-                predicted: Sequence[Sequence[str]]) -> Path:
-    """``TOKEN GOLD PREDICTED`` lines, a blank line between sentences (conlleval's input); a
+def conll_text(sentences: Sequence[TaggedSentence], predicted: Sequence[Sequence[str]]) -> str:
+    """``TOKEN GOLD PREDICTED`` lines, a blank line after each sentence (conlleval's input); a
     sentence without gold tags (raw input) gets ``TOKEN PREDICTED``."""
-    path = Path(path)
     lines = []
     for s, pred in zip(sentences, predicted, strict=True):
         if len(pred) != len(s.tokens):
@@ -524,5 +606,12 @@ def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
         for i, (tok, p) in enumerate(zip(s.tokens, pred)):
             lines.append(f"{tok} {s.tags[i]} {p}" if s.tags else f"{tok} {p}")
         lines.append("")
-    path.write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+    return "\n".join(lines) + ("\n" if lines else "")
+
+
+def write_conll(path: str | os.PathLike, sentences: Sequence[TaggedSentence],
+                predicted: Sequence[Sequence[str]]) -> Path:
+    """:func:`conll_text` into ``path``."""
+    path = Path(path)
+    path.write_text(conll_text(sentences, predicted), encoding="utf-8")
     return path

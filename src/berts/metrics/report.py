@@ -13,6 +13,8 @@ A report is a plain dict (JSON as it is):
   (sklearn's layout); a multi-label report has per label ``[[tn, fp], [fn, tp]]`` instead
   (``confusion_per_label``), one 2x2 per label, as sklearn's multilabel_confusion_matrix;
 * ``macro``: the unweighted means of precision / recall / F1 over the classes.
+* ``confusion_labels`` (optional): the confusion's row / column names when they are not the
+  classes (token tagging's entity confusion: the types plus "(none)" for missed / spurious).
 
 Other tasks (entity types of token tagging) build the same dict from their own counts with
 ``from_counts(names, tp, fp, fn)`` and get the printing and the plot.
@@ -81,7 +83,8 @@ def format_report(report: dict) -> str:
     m = report["macro"]
     lines.append(f"{'macro':<{width}}  {m['precision']:9.4f}  {m['recall']:6.4f}  {m['f1']:6.4f}")
     if "confusion" in report:
-        names = [c["name"] for c in classes]
+        names = report.get("confusion_labels") or [c["name"] for c in classes]
+        width = max([width] + [len(n) for n in names])
         cell = max([len(n) for n in names] + [len(str(x)) for row in report["confusion"] for x in row] + [3])
         lines.append("confusion (row: true, column: predicted)")
         lines.append(" " * width + "  " + " ".join(f"{n:>{cell}}" for n in names))
@@ -118,6 +121,7 @@ def save_report_png(report: dict, path, title: str = "") -> Path:
     classes = report["classes"]
     names = [c["name"] for c in classes]
     has_cm = "confusion" in report
+    cm_names = report.get("confusion_labels") or names
     fig, axes = plt.subplots(1, 2 if has_cm else 1, figsize=(11 if has_cm else 6, 4.5), squeeze=False)
     ax = axes[0][0]
     x = np.arange(len(names))
@@ -131,14 +135,15 @@ def save_report_png(report: dict, path, title: str = "") -> Path:
         cm = np.asarray(report["confusion"])
         ax = axes[0][1]
         ax.imshow(cm, cmap="Blues")
-        ax.set_xticks(x, names, rotation=45 if len(names) > 6 else 0)
-        ax.set_yticks(x, names)
+        k = np.arange(len(cm_names))
+        ax.set_xticks(k, cm_names, rotation=45 if len(cm_names) > 6 else 0)
+        ax.set_yticks(k, cm_names)
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_title("confusion")
-        if len(names) <= 20:
-            for i in range(len(names)):
-                for j in range(len(names)):
+        if len(cm_names) <= 20:
+            for i in range(len(cm_names)):
+                for j in range(len(cm_names)):
                     ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                             color="white" if cm[i, j] > cm.max() / 2 else "black")
     if title:

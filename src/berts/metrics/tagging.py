@@ -180,6 +180,54 @@ def entity_scores(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str
     return out
 
 
+NONE = "(none)"  # the entity confusion's extra row / column: no gold entity there / nothing predicted there
+
+
+def entity_confusion(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], mode: str = "default",
+                     scheme: str | None = None) -> dict:
+    """Which type each gold entity was predicted as, read by overlap (not exact spans):
+    ``{"labels": [types..., "(none)"], "matrix": [[count]], "missed": {type: n}, "spurious": {type: n}}``
+    with rows the gold type and columns the predicted one (sklearn's layout), square:
+
+    * a gold entity counts once, in the column of the predicted entity overlapping it most (the
+      earlier one on a tie), whatever its boundaries: the diagonal is "found with the right type",
+      a boundary error included (the entity F1 counts exact spans only);
+    * a gold entity that no predicted entity overlaps is **missed**: column "(none)";
+    * a predicted entity that overlaps no gold entity is **spurious**: row "(none)". (A predicted
+      entity overlapping a gold one that another prediction matched better is in no cell.)"""
+    gold_by, pred_by = [], []
+    for k, (t, p) in enumerate(zip(y_true, y_pred, strict=True)):
+        gold_by.append(entities(t, mode, scheme))
+        pred_by.append(entities(p, mode, scheme))
+    types = sorted({e[0] for es in gold_by + pred_by for e in es})
+    labels = types + [NONE]
+    index = {name: i for i, name in enumerate(labels)}
+    matrix = [[0] * len(labels) for _ in labels]
+    for gold, pred in zip(gold_by, pred_by):
+        for g_type, a, b in gold:
+            overlaps = [(min(b, d) - max(a, c), -c, p_type) for p_type, c, d in pred if min(b, d) > max(a, c)]
+            matrix[index[g_type]][index[max(overlaps)[2]] if overlaps else index[NONE]] += 1
+        for p_type, c, d in pred:
+            if not any(min(b, d) > max(a, c) for _, a, b in gold):
+                matrix[index[NONE]][index[p_type]] += 1
+    return {"labels": labels, "matrix": matrix,
+            "missed": {t: matrix[index[t]][index[NONE]] for t in types},
+            "spurious": {t: matrix[index[NONE]][index[t]] for t in types}}
+
+
+def entity_report(report: dict) -> dict:
+    """A tagging report as berts.metrics.report's shape (``classes`` = entity types, ``macro``,
+    and the entity confusion as ``confusion`` with its own ``confusion_labels``), so that
+    ``print_report`` and ``save_report_png`` print and draw it as classification's."""
+    classes = [{"name": t, **{k: round(float(r[k]), 6) for k in ("precision", "recall", "f1")},
+                "support": int(r["support"])} for t, r in report["per_type"].items()]
+    out = {"classes": classes, "macro": {k: round(float(report["macro"][k]), 6) for k in ("precision", "recall", "f1")}}
+    conf = report.get("entity_confusion")
+    if conf is not None:
+        out["confusion"], out["confusion_labels"] = conf["matrix"], conf["labels"]
+    return out
+
+
 def token_accuracy(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]]) -> float:
     """The fraction of tokens whose tag is right, over all sentences (seqeval's ``accuracy_score``)."""
     right = total = 0
@@ -193,11 +241,13 @@ def token_accuracy(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[st
 
 def tagging_report(y_true: Sequence[Sequence[str]], y_pred: Sequence[Sequence[str]], scheme: str | None = None,
                    mode: str = "default") -> dict:
-    """Everything an evaluation reports: the entity scores (``mode``), token accuracy, and the
+    """Everything an evaluation reports: the entity scores (``mode``), token accuracy, the entity
+    confusion (:func:`entity_confusion`), and the
     invalid transitions of the predictions and of the gold tags under ``scheme`` (counts by kind,
     e.g. ``{"O -> I-PER": 3}``); no invalid counts when ``scheme`` is None."""
     out = entity_scores(y_true, y_pred, mode=mode, scheme=scheme)
     out["accuracy"] = token_accuracy(y_true, y_pred)
+    out["entity_confusion"] = entity_confusion(y_true, y_pred, mode=mode, scheme=scheme)
     out["mode"] = mode
     if scheme is not None:
         out["scheme"] = scheme_name(scheme)

@@ -23,6 +23,7 @@ from berts.compress.transforms import quantize_int8
 from berts.data.qa import QAExample
 from berts.data.qa import read_qa
 from berts.hf import load
+from berts.serve.output import write_predictions
 from berts.serve.predict import check_batch_size
 from berts.tasks.qa import BertForQuestionAnswering
 from berts.tasks.qa import answer
@@ -122,27 +123,15 @@ def predict_command(args, data_settings=None) -> int:
 
         quantize_int8(qa.model)
     results = qa.answer_examples(examples, args.batch_size)
-    target = args.out or "<stdout>"
-    try:
-        out = open(args.out, "w", encoding="utf-8") if args.out else sys.stdout
-        try:
-            for e, r in zip(examples, results):
-                row = {"line": e.line} if e.line is not None else {}
-                row.update(id=e.id, question=e.question, answer=r["text"], start=r["start"], end=r["end"],
-                           score=_round(r["score"]), probability=_round(r["probability"]))
-                if "null_score_diff" in r:
-                    row["null_score_diff"] = _round(r["null_score_diff"])
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-            out.flush()
-        finally:
-            if out is not sys.stdout:
-                out.close()
-    except BrokenPipeError:
-        raise
-    except OSError as exc:
-        raise UserError(f"{target}: cannot write the predictions ({exc.strerror or exc})") from None
-    if args.out:
-        print(f"predict: {len(examples)} answers -> {args.out}", file=sys.stderr)
+    rows = []
+    for e, r in zip(examples, results):
+        row = {"line": e.line} if e.line is not None else {}
+        row.update(id=e.id, question=e.question, answer=r["text"], start=r["start"], end=r["end"],
+                   score=_round(r["score"]), probability=_round(r["probability"]))
+        if "null_score_diff" in r:
+            row["null_score_diff"] = _round(r["null_score_diff"])
+        rows.append(row)
+    write_predictions(rows, args.out, what="answers")
     return 0
 
 

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from berts.serve.output import write_predictions
 from berts.data.classification import ClassificationDataset
 from berts.data.tables import RECORD_FORMATS, Example, _format_of
 from berts.errors import UserError, where
@@ -332,18 +333,13 @@ def predict_command(args, data_settings) -> int:
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()), file=sys.stderr)
     rows = pred.decode(pred.logits(pred.dataset(examples, d.max_length), args.batch_size))
-    lines = []
+    out = []
     for e, r in zip(examples, rows):
         row = {"line": e.line, "text": e.text}
         if e.text_pair is not None:
             row["pair"] = e.text_pair
-        lines.append(json.dumps({**row, **r}, ensure_ascii=False) + "\n")
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        print(f"predict: {len(lines)} predictions -> {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.writelines(lines)
+        out.append({**row, **r})
+    write_predictions(out, args.out)
     return 0
 
 

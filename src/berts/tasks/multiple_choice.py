@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from berts.serve.output import write_predictions
 from berts.errors import UserError, where
 from berts.model.config import BertConfig
 from berts.model.encoder import BertModel, Dropout
@@ -400,13 +401,7 @@ def predict_command(args, data_settings) -> int:
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()), file=sys.stderr)
     results = pred.predict(examples, args.batch_size, d.max_length)
-    lines = [json.dumps({"line": e.line, **r}, ensure_ascii=False) + "\n" for e, r in zip(examples, results)]
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as f:
-            f.writelines(lines)
-        print(f"predict: {len(lines)} predictions -> {args.out}", file=sys.stderr)
-    else:
-        sys.stdout.writelines(lines)
+    write_predictions([{"line": e.line, **r} for e, r in zip(examples, results)], args.out)
     return 0
 
 

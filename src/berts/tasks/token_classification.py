@@ -3,7 +3,9 @@
 Everything the task is, in one file (the building blocks are berts.data.tagging, berts.model.crf
 and berts.metrics.tagging):
 
-* what it reads: CoNLL columns (token first, tag last or ``--tag-column``), JSONL ``tokens``/``tags``,
+* what it reads: CoNLL columns (token first, tag last or ``--tag-column``), JSONL, parquet or a
+  `datasets` save_to_disk directory with ``tokens``/``tags`` lists (other names: ``--text-column`` /
+  ``--label-column``),
   Chinese per-character CoNLL files (data/tagging.py's readers); dev tags training never saw are
   a one-line error naming file:line;
 * its head: ``BertForTokenClassification`` = the encoder (no pooler) -> dropout -> linear on every
@@ -43,12 +45,12 @@ from berts.data.tagging import (
     b_to_i_map,
     check_labels,
     detect_scheme,
-    first_token_predictions,
     label_list,
     merge_windows,
     pad_batch,
     read_tagged,
     scheme_name,
+    tag_fields,
     tagging_features_batch,
 )
 from berts.errors import UserError
@@ -215,7 +217,7 @@ class TaggingDataset:
 
     def __init__(self, sentences: Sequence[Sequence[str]], tokenizer, labels: Sequence[str] | None = None,
                  tags: Sequence[Sequence[str]] | None = None, *, max_length: int = 128, stride: int = 32,
-                 label_all_subtokens: bool = False, pad_to_multiple_of: int = 8):
+                 label_all_subtokens: bool = False, pad_to_multiple_of: int = 8, pieces=None):
         self.sentences = [list(s) for s in sentences]
         self.tags = None if tags is None else [list(t) for t in tags]
         ids = None
@@ -223,8 +225,9 @@ class TaggingDataset:
             index = {name: i for i, name in enumerate(labels)}
             ids = [[index[t] for t in seq] for seq in tags]
         b_to_i = b_to_i_map(labels) if (label_all_subtokens and labels is not None) else None
-        per_sentence = tagging_features_batch(tokenizer, self.sentences, ids, max_length=max_length, stride=stride,
-                                              label_all_subtokens=label_all_subtokens, b_to_i=b_to_i)
+        # pieces: the words' sub-token ids when the caller tokenized already (serving raw text)
+        per_sentence = tagging_features_batch(tokenizer, self.sentences, ids, pieces, max_length=max_length,
+                                              stride=stride, label_all_subtokens=label_all_subtokens, b_to_i=b_to_i)
         self.features = [f for windows in per_sentence for f in windows]
         self.sentence_of = np.array([k for k, windows in enumerate(per_sentence) for _ in windows], dtype=np.int64)
         self.lengths = np.array([len(f["input_ids"]) for f in self.features], dtype=np.int64)
@@ -250,14 +253,14 @@ class TaggingDataset:
     def tag_mask(self, indices, width: int) -> torch.Tensor:
         """[B, W] bool: the positions a prediction is read at (each word's first sub-token; all its
         sub-tokens with label_all_subtokens, as the CRF was trained)."""
-        mask = torch.zeros(len(indices), width, dtype=torch.bool)
+        mask = np.zeros((len(indices), width), dtype=bool)
         for r, i in enumerate(indices):
-            prev = None
-            for p, w in enumerate(self.features[int(i)]["word_ids"]):
-                if w is not None and (w != prev or self.label_all_subtokens):
-                    mask[r, p] = True
-                prev = w
-        return mask
+            f = self.features[int(i)]
+            if self.label_all_subtokens:
+                mask[r, 1:len(f["input_ids"]) - 1] = True  # every word's sub-tokens: all but [CLS] and [SEP]
+            else:
+                mask[r, f["first"]] = True
+        return torch.from_numpy(mask)
 
 
 def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=None, autocast=None,
@@ -277,11 +280,9 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
         mask = dataset.tag_mask(idx, logits.shape[1]).to(logits.device)
         tags, score = model.decode(logits, mask)
         tags, score = tags.cpu().numpy(), score.float().cpu().numpy()
-        for r, i in enumerate(idx):
-            f = dataset.features[i]
-            wids = f["word_ids"]
-            per_window[i] = first_token_predictions(wids, list(zip(tags[r, :len(wids)].tolist(),
-                                                                   score[r, :len(wids)].tolist())), f["window"])
+        for r, i in enumerate(idx):  # each window word's prediction, read at its first sub-token
+            first = dataset.features[i]["first"]
+            per_window[i] = list(zip(tags[r, first].tolist(), score[r, first].tolist()))
         if out.loss is not None:  # a mean over n items (tokens, or windows with a CRF): weighted back by n
             n = model.loss_counts(batch)["task"]
             loss_sum += float(out.loss) * n
@@ -293,7 +294,8 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
         preds[k].append(per_window[i])
     tag_ids, scores = [], []
     for k, words in enumerate(dataset.sentences):
-        merged = merge_windows(windows[k], preds[k], len(words))
+        # one window (a sentence that fits, the usual case): its predictions are the sentence's
+        merged = preds[k][0] if len(preds[k]) == 1 else merge_windows(windows[k], preds[k], len(words))
         tag_ids.append([int(t) for t, _ in merged])
         scores.append([float(s) for _, s in merged])
     return tag_ids, scores, (loss_sum / loss_n if loss_n else None)
@@ -349,10 +351,16 @@ class TokenClassificationTask(ModelTask):
     def from_run(cls, run):
 
         d, opts = run.cfg.data, run.options
-        train = read_tagged(d.train, tag_column=opts["tag_column"])
+        tokens_field, tags_field = tag_fields(d.text_column, d.label_column)  # parquet / datasets / JSONL fields
+
+        def read(path):
+            return read_tagged(path, tag_column=opts["tag_column"], format=d.format, tokens_field=tokens_field,
+                               tags_field=tags_field)
+
+        train = read(d.train)
         if not train:
             raise UserError(f"{d.train}: no tagged sentences")
-        dev = read_tagged(d.dev, tag_column=opts["tag_column"]) if d.dev else None
+        dev = read(d.dev) if d.dev else None
         labels = label_list(train)
         if dev:
             check_labels(dev, labels)
@@ -362,6 +370,7 @@ class TokenClassificationTask(ModelTask):
         model.set_crf(CRF(len(labels), allowed_transitions(labels, scheme)) if opts["crf"] else None, scheme)
         model.config.finetune_data = {**(model.config.finetune_data or {}), TAGGING_KEY: {
             "scheme": scheme, "stride": opts["stride"], "tag_column": opts["tag_column"],
+            "tokens_field": tokens_field, "tags_field": tags_field,
             "label_all_subtokens": opts["label_all_subtokens"], "crf": opts["crf"]}}
 
         def dataset(sentences):
