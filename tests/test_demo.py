@@ -106,7 +106,7 @@ def test_demo_quick_end_to_end(tmp_path):
     assert [c for c in trained if f"--precision {e['precision']}" in c] == [c for c in trained if " en/" in c]
     assert len([c for c in trained if " en/" in c]) == 5 and not any("--precision" in c for c in trained if " zh/" in c)
     saved = json.loads((out / "report.json").read_text())
-    assert saved["zh"]["test"] == z["test"]
+    assert saved["zh"]["ner"]["pretrained_test"] == z["ner"]["pretrained_test"]
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert f"{z['ner']['pretrained_test']['f1']:.4f}" in md and f"{e['test']['accuracy']:.4f}" in html
