@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import add_data_arguments
+from berts.commands.common import add_data_arguments, add_int8_argument
 from berts.util.values import count
 
 
@@ -34,9 +34,8 @@ def register(subparsers) -> None:
     p.add_argument("--speed", metavar="S[,S...]",
                    help="run early-exit directories (berts finetune --early-exit) at these speeds (entropy rule, "
                         "each in [0, 1], comma-separated: 0.3,0.5,0.7): one row per speed")
-    p.add_argument("--int8", action="store_true",
-                   help="after each fp32 row (not the early-exit speeds), the same directory in dynamic int8: "
-                        "accuracy, latency, size, and its agreement with fp32's predictions")
+    add_int8_argument(p, "after each fp32 row (not the early-exit speeds), the same directory in dynamic int8: "
+                         "accuracy, latency, size, and its agreement with fp32's predictions.")
     p.set_defaults(func=run)
 
 

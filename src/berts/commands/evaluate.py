@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berts.commands.common import add_data_arguments, data_settings
+from berts.commands.common import add_data_arguments, add_int8_argument, data_settings
 from berts.errors import UserError
 from berts.util.values import count
 
@@ -23,8 +23,7 @@ def register(subparsers) -> None:
     add_data_arguments(p)
     p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--int8", action="store_true",
-                   help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
+    add_int8_argument(p, "dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones.")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report-png", metavar="FILE",
                    help="also draw the per-class precision/recall/F1 and the confusion matrix as a PNG")
@@ -78,7 +77,7 @@ def _tag(args) -> int:
     if args.int8:  # int8 is never reported alone: beside fp32's, on this file
         from berts.compress.transforms import quantize_int8
 
-        quantize_int8(tagger.model)
+        quantize_int8(tagger.model, args.int8)
         fp32 = {k: report[k] for k in ("f1", "precision", "recall", "accuracy")}
         report, _ = tagger.evaluate(sentences, args.batch_size, mode)
         report["fp32"] = fp32
@@ -163,9 +162,7 @@ def run(args) -> int:
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
-        from berts.compress.transforms import quantize_int8
-
-        quantize_int8(clf.model)
+        clf.quantize(args.int8, examples, args.batch_size)  # smooth: calibrated on the file's first texts
         int8_logits = clf.logits(ds, args.batch_size)
         fp32, metrics = metrics, score(int8_logits)
         metrics["fp32"] = {k: v for k, v in fp32.items() if k != "examples"}

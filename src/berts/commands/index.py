@@ -60,7 +60,7 @@ def run(args) -> int:
     if not args.add:
         from berts.commands.embed import load_encoder
 
-        enc = load_encoder(args)
+        enc = load_encoder(args, texts[:256])  # --int8 smooth calibrates on the first texts
     t0 = time.perf_counter()
     if args.add:
         seen = set(idx.ids)

@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from berts.commands.common import add_data_arguments, data_settings
+from berts.commands.common import add_data_arguments, add_int8_argument, data_settings
 from berts.errors import UserError
 from berts.util.values import count
 
@@ -45,9 +45,8 @@ def register(subparsers) -> None:
                    help="write this column's value as \"id\" instead of the text (a name or 0-based index)")
     p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--int8", action="store_true",
-                   help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
-                        f"the first {INT8_CHECK} examples")
+    add_int8_argument(p, f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
+                         f"the first {INT8_CHECK} examples.")
     p.add_argument("--question", metavar="Q", help="question answering: the question (with --context)")
     p.add_argument("--context", metavar="C", help="question answering: the text holding the answer")
     from berts.compress.early_exit.flags import add_exit_arguments
@@ -235,7 +234,7 @@ def run(args) -> int:
     if args.int8:
         check = clf.dataset(examples[:INT8_CHECK], d.max_length)
         fp32 = clf.logits(check, args.batch_size)
-        quantize_int8(clf.model)
+        clf.quantize(args.int8, examples, args.batch_size)  # smooth: calibrated on the first input texts
         versus = agreement(fp32, clf.logits(check, args.batch_size), clf.regression)
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items())

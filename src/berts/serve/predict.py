@@ -13,7 +13,8 @@ and the results come back in the input order. The fast paths are on (unpad, pack
 layer on [CLS] only), with or without int8.
 
 int8 is ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` of the encoder and
-pooler (weights int8 per tensor, activations quantized per batch); the classifier stays fp32
+pooler (by default weights int8 per output channel, activations quantized per batch on 8 bits;
+schemes in berts.compress.transforms: per-channel, per-tensor, smooth); the classifier stays fp32
 (it is an objective, not a plain nn.Linear, and it is tiny). The activations' scale is taken
 per call over the batch's real tokens, so an int8 result depends (a little) on which examples
 share its batch: the batch size is part of an int8 result. int8 changes the numbers: callers
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from berts.compress.transforms import quantize_int8  # int8's one place (the name stays importable here)
+from berts.compress.transforms import CALIBRATION_TEXTS, int8_scheme, quantize_int8  # int8's one place (quantize_int8 stays importable here)
 from berts.errors import UserError
 
 
@@ -51,18 +52,21 @@ class Classifier:
     """A fine-tuned sequence classifier (or regressor), ready to serve."""
 
     def __init__(self, model, tokenizer, label_map, settings: dict, directory: str | None = None,
-                 int8: bool = False):
+                 int8: bool | str = False):
         self.model, self.tokenizer, self.label_map = model, tokenizer, label_map
         self.settings = settings  # how the training data were read (columns, format, max_length)
-        self.directory, self.int8 = directory, int8
+        self.directory, self.int8 = directory, int8_scheme(int8)  # None, or the int8 scheme
         self.exit: dict | None = None  # early exit: {"rule", "speed", "patience"} (see early_exit)
         self.exit_layers: np.ndarray | None = None  # [N] of the last logits() call, with early exit
 
     @classmethod
-    def from_pretrained(cls, directory, int8: bool = False, device: str = "auto") -> "Classifier":
+    def from_pretrained(cls, directory, int8: bool | str = False, device: str = "auto",
+                        calibration=None) -> "Classifier":
         """Load a fine-tuned directory (berts' or transformers'). A directory that is not a
         classifier, or one whose classifier weights are missing (a head would be random), is a
-        one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels)."""
+        one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels):
+        True or "per-channel", "per-tensor", or "smooth" with ``calibration`` (texts or Example
+        rows, the first 256 used) -- see ``quantize``."""
 
         with warnings.catch_warnings(record=True) as caught:  # missing weights are an error below
             warnings.simplefilter("always")
@@ -78,8 +82,22 @@ class Classifier:
         if int8:
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
-            model = quantize_int8(model)
-        return cls(model, tokenizer, label_map, settings, str(directory), int8)
+        clf = cls(model, tokenizer, label_map, settings, str(directory))
+        return clf.quantize(int8, calibration) if int8 else clf
+
+    def quantize(self, scheme: bool | str = True, calibration=None, batch_size: int = 64) -> "Classifier":
+        """int8 in place (berts.compress.transforms.quantize_int8; ``scheme`` one of INT8_SCHEMES,
+        True: per-channel). "smooth" runs the fp32 model on the first 256 of ``calibration`` (texts,
+        or Example rows for pairs) to set its scales."""
+        run = None
+        if calibration is not None:
+            rows = [c if isinstance(c, Example) else Example(c, None, None, i + 1, "<calibration>")
+                    for i, c in enumerate(list(calibration)[:CALIBRATION_TEXTS])]
+            rows = [Example(e.text, e.text_pair, None, e.line, e.path) for e in rows]  # labels unused
+            run = (lambda: self.logits(self.dataset(rows), batch_size)) if rows else None
+        quantize_int8(self.model, scheme, calibrate=run)
+        self.int8 = int8_scheme(scheme)
+        return self
 
     # ------------------------------------------------------------------ properties
     @property

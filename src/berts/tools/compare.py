@@ -37,13 +37,13 @@ from berts.commands.common import data_settings
 from berts.commands.common import task_server
 from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, exit_flops
 from berts.compress.early_exit.exits import _Subset
-from berts.compress.transforms import quantize_int8
+from berts.compress.transforms import CALIBRATION_TEXTS, quantize_int8
 from berts.data.labels import drop_unknown_labels
 from berts.data.qa import read_qa
 from berts.data.tables import check_max_length, read_table
 from berts.data.tagging import read_tagged
 from berts.embed.engines import load_engine
-from berts.embed.metrics import evaluate_retrieval, read_beir
+from berts.embed.metrics import doc_text, evaluate_retrieval, read_beir
 from berts.metrics import compute_metrics
 from berts.serve.load import served_by
 from berts.serve.predict import Classifier, agreement
@@ -192,7 +192,8 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
         else:
             entries.append((directory, clf, ds, task, None, "fp32"))
             if int8:
-                q = Classifier.from_pretrained(directory, int8=True, device=device)
+                q = Classifier.from_pretrained(directory, int8=int8, device=device,
+                                               calibration=examples[:CALIBRATION_TEXTS])
                 entries.append((directory, q, ds, task, None, "int8"))
     rows = []
     reference = {}  # directory -> (its fp32 row, its fp32 logits): what its int8 row is measured against
@@ -266,7 +267,7 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
         if int8:
 
             q = QuestionAnswerer.from_pretrained(directory, device=device)
-            quantize_int8(q.model)
+            quantize_int8(q.model, int8)
             entries.append((directory, q, "int8"))
     rows, reference = [], {}
     for directory, qa, precision in entries:
@@ -317,7 +318,7 @@ def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, dev
         sentences = read_tagged(eval_file, tag_column=int(tagger.tagging.get("tag_column", -1)))
         entries.append((directory, tagger, sentences, "fp32"))
         if int8:
-            entries.append((directory, Tagger.from_pretrained(directory, int8=True, device=device), sentences, "int8"))
+            entries.append((directory, Tagger.from_pretrained(directory, int8=int8, device=device), sentences, "int8"))
     rows, reference = [], {}
     for directory, tagger, sentences, precision in entries:
         report, predicted = tagger.evaluate(sentences)
@@ -377,7 +378,7 @@ def _compare_encoders(model_dirs, folder, latency_examples, repeats, int8) -> li
     sample = [queries[q] for q in list(qrels)[:latency_examples]]
     entries = [(d, "fp32", load_engine(d)) for d in model_dirs]
     if int8:
-        entries += [(d, "int8", load_engine(d, int8=True)) for d in model_dirs]
+        entries += [(d, "int8", load_engine(d, int8=int8, calibration=[doc_text(c) for c in list(corpus.values())[:CALIBRATION_TEXTS]])) for d in model_dirs]
     rows = []
     for directory, precision, enc in entries:
         r = evaluate_retrieval(lambda t: enc.encode(t, batch_size=32), corpus, queries, qrels)
