@@ -25,12 +25,17 @@ from __future__ import annotations
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from berts.compress.transforms import CALIBRATION_TEXTS, int8_scheme, quantize_int8  # int8's one place (quantize_int8 stays importable here)
 from berts.errors import UserError
+
+
+ENGINES = ("torch", "onnx")
+ONNX_FILE, ONNX_INT8_FILE = "model.onnx", "model.int8.onnx"  # where `berts export DIR --onnx DIR/model.onnx [--int8]` writes
 
 
 @dataclass
@@ -58,15 +63,33 @@ class Classifier:
         self.directory, self.int8 = directory, int8_scheme(int8)  # None, or the int8 scheme
         self.exit: dict | None = None  # early exit: {"rule", "speed", "patience"} (see early_exit)
         self.exit_layers: np.ndarray | None = None  # [N] of the last logits() call, with early exit
+        self.session = None  # engine "onnx": an onnxruntime InferenceSession that computes the logits
 
     @classmethod
     def from_pretrained(cls, directory, int8: bool | str = False, device: str = "auto",
-                        calibration=None) -> "Classifier":
+                        calibration=None, engine: str = "torch", threads: int | None = None) -> "Classifier":
         """Load a fine-tuned directory (berts' or transformers'). A directory that is not a
         classifier, or one whose classifier weights are missing (a head would be random), is a
         one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels):
         True or "per-channel", "per-tensor", or "smooth" with ``calibration`` (texts or Example
-        rows, the first 256 used) -- see ``quantize``."""
+        rows, the first 256 used) -- see ``quantize``. ``engine="onnx"``: the logits come from
+        onnxruntime running the directory's ``model.onnx`` (``berts export DIR --onnx DIR/model.onnx``;
+        with ``int8``, its ``model.int8.onnx`` from ``--int8``), ``threads`` its intra-op threads;
+        tokenization, batching and decoding stay berts'."""
+        if engine not in ENGINES:
+            raise UserError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
+        if engine == "onnx":
+            onnx = Path(directory) / (ONNX_INT8_FILE if int8 else ONNX_FILE)
+            if not onnx.is_file():
+                raise UserError(f"{onnx}: no such file; export it first: berts export {directory} --onnx "
+                                f"{Path(directory) / ONNX_FILE}{' --int8' if int8 else ''}")
+            if int8 not in (False, None, True):
+                raise UserError(f"engine onnx: int8 is onnxruntime's own ({ONNX_INT8_FILE}); scheme {int8!r} is torch's")
+            clf = cls.from_pretrained(directory, device="cpu")
+            clf.session = onnx_session(onnx, threads)
+            clf.session_inputs = [i.name for i in clf.session.get_inputs()]  # once: a per-call lookup costs at batch 1
+            clf.int8 = "onnx" if int8 else None
+            return clf
 
         with warnings.catch_warnings(record=True) as caught:  # missing weights are an error below
             warnings.simplefilter("always")
@@ -129,6 +152,8 @@ class Classifier:
             self.exit = None
             return self
 
+        if self.session is not None:
+            raise UserError(f"{self.directory}: early exit runs in berts' torch engine, not onnx")
         if not isinstance(self.model, BertForSequenceClassificationWithExits):
             raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
                             "`berts finetune --early-exit --model DIR`)")
@@ -140,6 +165,9 @@ class Classifier:
         """Logits [B, C] of one padded batch (on the model's device). With early exit, the model
         runs ``bert.embed`` / ``bert.run_layer`` / ``state.select`` and returns each row's logits
         at the layer it leaves at, and the layers [B]: ``(logits, layers)``."""
+        if self.session is not None:  # engine onnx: [B, S] int64 arrays in, logits [B, C] out
+            feed = {k: batch[k].numpy() for k in self.session_inputs}
+            return torch.from_numpy(self.session.run(["logits"], feed)[0])
         inputs = {k: batch[k].to(self.model.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.exit is not None:
             return self.model.early_exit(**inputs, **self.exit)
@@ -207,6 +235,23 @@ class Classifier:
         layers = [None] * len(probs) if exit_layers is None else [int(x) for x in exit_layers]
         return [Prediction(label=names[int(k)], probabilities={n: float(x) for n, x in zip(names, p)}, exit_layer=e)
                 for p, k, e in zip(probs, probs.argmax(-1), layers)]
+
+
+def onnx_session(path, threads: int | None = None):
+    """An onnxruntime CPU session of ``path`` (the engine "onnx"), or a one-line error."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError(f"{path}: the onnx engine needs onnxruntime (pip install 'berts[onnx]')") from None
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait after a call
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types for a corrupt graph
+        raise UserError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
 
 
 def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:
