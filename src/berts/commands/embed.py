@@ -27,6 +27,18 @@ def add_engine_arguments(p) -> None:
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
 
 
+def add_progress_arguments(p) -> None:
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
+    p.add_argument("--progress", action="store_true", help="a progress bar on stderr even when it is not a terminal")
+
+
+def show_progress(args) -> bool:
+    from berts.util.progress import progress_on
+
+    return not args.quiet and (args.progress or progress_on())
+
+
 def add_input_arguments(p) -> None:
     p.add_argument("--input-format", default="auto", choices=["auto", "lines", "bert", "plain", "jsonl"],
                    help="auto (default): jsonl for .jsonl/.ndjson, else one text a line; bert/plain: the corpus "
@@ -49,7 +61,7 @@ def register(subparsers) -> None:
                    help="the output: .npy (float32 [n, dim]), .jsonl (id, text, embedding) or .parquet")
     add_input_arguments(p)
     add_engine_arguments(p)
-    p.add_argument("--progress", action="store_true", help="a progress bar on stderr")
+    add_progress_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -88,7 +100,7 @@ def run(args) -> int:
         n, w, r = len(items), dist.world_size, dist.rank
         lo, hi = r * n // w, (r + 1) * n // w  # this rank's contiguous slice
         mine = enc.encode([t for _, t in items[lo:hi]], batch_size=args.batch_size,
-                          show_progress=args.progress and dist.is_main)
+                          show_progress=show_progress(args) and dist.is_main)
         parts = dist.gather(mine) if dist.enabled else [mine]
         if dist.is_main:
             vectors = np.concatenate(parts, axis=0) if n else np.zeros((0, enc.dim), np.float32)

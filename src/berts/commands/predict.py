@@ -47,6 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
     add_int8_argument(p, f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
                          f"the first {INT8_CHECK} examples.")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
     p.add_argument("--question", metavar="Q", help="question answering: the question (with --context)")
     p.add_argument("--context", metavar="C", help="question answering: the text holding the answer")
     from berts.compress.early_exit.flags import add_exit_arguments
@@ -197,6 +199,7 @@ def run(args) -> int:
     from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
     from berts.serve.predict import Classifier, agreement, check_batch_size
+    from berts.util.progress import progress_on
 
     check_batch_size(args.batch_size)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
@@ -242,7 +245,7 @@ def run(args) -> int:
     from berts.compress.early_exit.exits import apply_exit_arguments
 
     apply_exit_arguments(clf, args)
-    logits = clf.logits(ds, args.batch_size)
+    logits = clf.logits(ds, args.batch_size, progress=progress_on(args.quiet))
     predictions = clf.decode(logits, clf.exit_layers if clf.exit is not None else None)
     pair = any(e.text_pair is not None for e in examples)
     target = args.out or "<stdout>"

@@ -179,15 +179,18 @@ class Classifier:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
+    def logits(self, dataset, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """Logits [N, C] (regression [N, 1]) of every example of ``dataset``, in its order.
         Batches are taken longest first (less padding in each); the order is restored after
-        (berts.model.runner's loop, the one evaluation during training uses too)."""
+        (berts.model.runner's loop, the one evaluation during training uses too). ``progress``: a
+        bar on stderr, one tick per batch (off by default in the API; the commands follow
+        berts.util.progress's rule: a terminal, not --quiet)."""
 
         check_batch_size(batch_size)
         order = np.argsort(-dataset.lengths, kind="stable")  # longest first; ties keep input order
         out = rows(self.model, dataset, forward=self.forward_batch, batch_size=batch_size, order=order,
-                   device=self.model.device, autocast=self.autocast, inference=True)
+                   device=self.model.device, autocast=self.autocast, inference=True,
+                   progress="predict" if progress else None)
         logits, self.exit_layers = out if self.exit is not None else (out, None)
         return logits
 
