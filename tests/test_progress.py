@@ -70,3 +70,12 @@ def test_embed_bar(tmp_path, capsys, monkeypatch):
     assert "embedding:   0%|          | 0/2 [" in capsys.readouterr().err  # 8 texts, batches of 4
     assert main(["embed", str(d), str(f), "--out", str(tmp_path / "b.npy"), "--quiet"]) == 0
     assert "0%|" not in capsys.readouterr().err
+
+
+def test_baseline_bar(files, capsys, monkeypatch):
+    pytest.importorskip("sklearn")
+    _, table = files
+    monkeypatch.setenv("BERTS_PROGRESS", "1")
+    assert main(["baseline", "--train", str(table), "--dev", str(table), "--C", "1,10",
+                 "--text-column", "sentence", "--label-column", "label"]) == 0
+    assert "baseline:   0%|          | 0/2 [" in capsys.readouterr().err  # one tick per C
