@@ -121,7 +121,8 @@ def quantize_int8(model, scheme=True, calibrate=None):
     scales = {}
     if scheme == "smooth":
         if calibrate is None:
-            raise UserError("int8 'smooth' calibrates on real texts; this caller gave none (use per-channel)")
+            raise UserError("int8 'smooth' calibrates on real texts, and this model's serving gives none (the "
+                            "classifier and sentence-encoder commands do): use per-channel")
         amax = input_maxima(model, calibrate)
         with torch.no_grad():
             for name, module in model.named_modules():
