@@ -26,6 +26,10 @@ def test_onnx_engine_gives_the_torch_predictions(tmp_path):
         Classifier.from_pretrained(d, engine="onnx")
     with pytest.raises(UserError, match="engine 'tvm': one of torch, onnx"):
         Classifier.from_pretrained(d, engine="tvm")
+    with pytest.raises(UserError, match="engine onnx runs on the CPU"):
+        Classifier.from_pretrained(d, engine="onnx", device="cuda")
+    with pytest.raises(UserError, match="scheme 'smooth' is torch's"):
+        Classifier.from_pretrained(d, engine="onnx", int8="smooth")
     export_onnx(d, d / "model.onnx", int8=True, texts=texts)  # `berts export DIR --onnx DIR/model.onnx --int8`
     torch_, onnx = Classifier.from_pretrained(d), Classifier.from_pretrained(d, engine="onnx", threads=1)
     a, b = torch_.predict(texts, batch_size=8), onnx.predict(texts, batch_size=8)

@@ -79,12 +79,14 @@ class Classifier:
         if engine not in ENGINES:
             raise UserError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
         if engine == "onnx":
+            if int8 not in (False, None, True):
+                raise UserError(f"engine onnx: int8 is onnxruntime's own ({ONNX_INT8_FILE}); scheme {int8!r} is torch's")
+            if str(device) not in ("auto", "cpu"):
+                raise UserError(f"engine onnx runs on the CPU (onnxruntime's CPU provider); got device {device}")
             onnx = Path(directory) / (ONNX_INT8_FILE if int8 else ONNX_FILE)
             if not onnx.is_file():
                 raise UserError(f"{onnx}: no such file; export it first: berts export {directory} --onnx "
                                 f"{Path(directory) / ONNX_FILE}{' --int8' if int8 else ''}")
-            if int8 not in (False, None, True):
-                raise UserError(f"engine onnx: int8 is onnxruntime's own ({ONNX_INT8_FILE}); scheme {int8!r} is torch's")
             clf = cls.from_pretrained(directory, device="cpu")
             clf.session = onnx_session(onnx, threads)
             clf.session_inputs = [i.name for i in clf.session.get_inputs()]  # once: a per-call lookup costs at batch 1
