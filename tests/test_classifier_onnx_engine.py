@@ -1,6 +1,5 @@
 """Classifier.from_pretrained(dir, engine="onnx"): the same API, onnxruntime computing the logits
 of the directory's exported model.onnx (and model.int8.onnx with int8)."""
-import shutil
 import sys
 from pathlib import Path
 

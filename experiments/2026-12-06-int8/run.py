@@ -66,7 +66,7 @@ def main() -> None:
             sides[k].encode(texts, batch_size=args.batch)
             wall[k].append(time.perf_counter() - t)
             cpu[k].append(time.process_time() - c)
-    print(f"| scheme | lowest cosine | mean cosine | sentences/s | speed-up (CPU time) | speed-up (wall) |")
+    print("| scheme | lowest cosine | mean cosine | sentences/s | speed-up (CPU time) | speed-up (wall) |")
     print("|---|---|---|---|---|---|")
     for k in sides:
         row = {"min_cosine": float(cos[k].min()), "mean_cosine": float(cos[k].mean()),

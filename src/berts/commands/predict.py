@@ -196,7 +196,6 @@ def run(args) -> int:
         raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     if getattr(args, "text", None) or getattr(args, "conll", False):
         raise UserError(f"{args.model}: --text and --conll are for token-classification models")
-    from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.util.progress import progress_on
