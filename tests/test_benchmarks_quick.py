@@ -13,6 +13,7 @@ BENCH = ROOT / "benchmarks"
 SCRIPTS = sorted(p.name for p in BENCH.glob("*.py") if p.name != "quick.py")
 # what each prints at the end when it ran through (its table or JSON), beyond the exit status
 LAST_WORDS = {  # one line each, so that new benchmarks merge cleanly
+    'batch1.py': '| berts onnx engine |',
     'bench.py': 'tokens/s',
     'compare.py': 'compare.md',
     'cpu_bf16.py': 'bf16 speed-up',

@@ -185,3 +185,19 @@ def test_max_predictions_default_and_warning(shards):
     assert PretrainingDataset(shards / "nsp", max_predictions_per_seq=None).max_predictions_per_seq == 10  # 64 tokens
     with pytest.warns(UserWarning, match="caps masking"):
         PretrainingDataset(shards / "nsp", max_predictions_per_seq=3)
+
+
+def test_one_row_is_not_rounded_up_but_a_batch_is():
+    """Batch-1 serving: a single row is padded to its own length (no padding: the encoder then
+    skips its unpad machinery); two rows or more pad to the longest rounded up to 8."""
+    from berts.data.classification import ClassificationDataset
+    from berts.data.tables import Example
+    from berts.tokenizer.wordpiece import Tokenizer
+
+    tok = Tokenizer.from_vocab({t: i for i, t in enumerate(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "a", "b"])})
+    ds = ClassificationDataset([Example("a b a", None, None, 1, "x"), Example("a", None, None, 2, "x")], tok,
+                               max_length=64)
+    one = ds.collate([0])
+    assert one["input_ids"].shape == (1, 5) and one["attention_mask"].all()  # [CLS] a b a [SEP]
+    two = ds.collate([0, 1])
+    assert two["input_ids"].shape == (2, 8) and two["attention_mask"].sum().item() == 5 + 3

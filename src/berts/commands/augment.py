@@ -3,6 +3,7 @@ more task text for `berts distill --method tinybert --train OUT`."""
 from __future__ import annotations
 
 from berts.commands.common import add_data_arguments, data_settings
+from berts.util.progress import progress_on
 from berts.util.values import count, count_at_most, probability
 
 MAX_VARIANTS = 1000  # per text (the reference uses 20-30): a larger --n is a typo, not a plan
@@ -54,7 +55,7 @@ def run(args) -> int:
               "contextual candidates)", file=sys.stderr)
     data = data_settings(args, {}, labels=True)
     stats = augment_file(args.file, args.out, data, model_dir=args.model, n=args.n, p=args.p, top_k=args.top_k,
-                         seed=args.seed, batch_size=args.batch_size, progress=not args.quiet)
+                         seed=args.seed, batch_size=args.batch_size, progress=progress_on(args.quiet))
     if stats.cut:
         import sys
 

@@ -22,6 +22,8 @@ def register(subparsers) -> None:
     p.add_argument("--ngrams", default="1,2", metavar="MIN,MAX", help="n-gram range (default 1,2)")
     p.add_argument("--C", default="1", metavar="C,...", help="inverse regularisation; several: chosen on dev (default 1)")
     p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
     p.set_defaults(func=run)
 
 
@@ -37,7 +39,10 @@ def run(args) -> int:
     if not 1 <= lo <= hi:
         raise UserError(f"--ngrams {args.ngrams!r}: 1 <= MIN <= MAX")
     data = data_settings(args, {}, labels=True)
-    result = tfidf_baseline(args.train, args.dev, args.test, data, analyzer=args.analyzer, ngrams=(lo, hi), Cs=cs)
+    from berts.util.progress import progress_on
+
+    result = tfidf_baseline(args.train, args.dev, args.test, data, analyzer=args.analyzer, ngrams=(lo, hi), Cs=cs,
+                            progress=progress_on(args.quiet))
     if args.json:
         print(json.dumps(result))
     else:

@@ -240,3 +240,16 @@ def check_task_serving(args, directory) -> None:
 
         raise UserError(f"{directory}: --{asked[0]}: early exit is for classification directories "
                         f"(berts finetune --early-exit), not this task's")
+
+
+# berts.compress.transforms.INT8_SCHEMES (spelled here: --help must not import torch; a test keeps them equal)
+INT8_SCHEMES = ("per-channel", "per-tensor", "smooth")
+
+
+def add_int8_argument(p, help: str) -> None:
+    """`--int8 [SCHEME]`: a bare --int8 is per-channel (the default scheme); per-tensor is the
+    int8 of before, smooth calibrates SmoothQuant scales on the first 256 input texts."""
+    p.add_argument("--int8", nargs="?", const="per-channel", default=None, choices=INT8_SCHEMES, metavar="SCHEME",
+                   help=help + " SCHEME: per-channel (the default of a bare --int8: weights per output channel, "
+                        "8-bit activations), smooth (SmoothQuant scales calibrated on the first 256 input texts: "
+                        "the closest to fp32), per-tensor (torch's defaults, the int8 of berts <= 0.x)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from berts.commands.common import add_data_arguments
+from berts.commands.common import add_data_arguments, add_int8_argument
 from berts.util.values import count
 
 
@@ -34,14 +34,16 @@ def register(subparsers) -> None:
     p.add_argument("--speed", metavar="S[,S...]",
                    help="run early-exit directories (berts finetune --early-exit) at these speeds (entropy rule, "
                         "each in [0, 1], comma-separated: 0.3,0.5,0.7): one row per speed")
-    p.add_argument("--int8", action="store_true",
-                   help="after each fp32 row (not the early-exit speeds), the same directory in dynamic int8: "
-                        "accuracy, latency, size, and its agreement with fp32's predictions")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
+    add_int8_argument(p, "after each fp32 row (not the early-exit speeds), the same directory in dynamic int8: "
+                         "accuracy, latency, size, and its agreement with fp32's predictions.")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     from berts.tools.compare import check_speeds, compare, markdown, write_reports
+    from berts.util.progress import progress_on
     from berts.errors import UserError
 
     if args.latency_examples < 1 or args.repeats < 1:
@@ -60,7 +62,8 @@ def run(args) -> int:
         claim_output_dir(args.out, "compare", overwrite=args.overwrite, protect=[args.eval_file, *args.models])
     try:
         rows = compare(args.models, args.eval_file, latency_examples=args.latency_examples, repeats=args.repeats,
-                       threads=args.threads, speeds=speeds, int8=args.int8, data_args=args)
+                       threads=args.threads, speeds=speeds, int8=args.int8, data_args=args,
+                       progress=progress_on(args.quiet))
     except BaseException:
         if args.out:
             from berts.util.fileio import release_output_dir

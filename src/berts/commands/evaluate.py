@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import sys
 
-from berts.commands.common import add_data_arguments, data_settings
+from berts.commands.common import add_data_arguments, add_int8_argument, data_settings
 from berts.errors import UserError
 from berts.util.values import count
 
@@ -23,8 +23,9 @@ def register(subparsers) -> None:
     add_data_arguments(p)
     p.add_argument("--batch-size", type=count, default=64, metavar="N", help="examples per batch (default 64)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--int8", action="store_true",
-                   help="dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones")
+    add_int8_argument(p, "dynamic int8 linear layers (CPU); the fp32 metrics are printed beside the int8 ones.")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report-png", metavar="FILE",
                    help="also draw the per-class precision/recall/F1 and the confusion matrix as a PNG")
@@ -86,7 +87,7 @@ def _tag(args) -> int:
     if args.int8:  # int8 is never reported alone: beside fp32's, on this file
         from berts.compress.transforms import quantize_int8
 
-        quantize_int8(tagger.model)
+        quantize_int8(tagger.model, args.int8)
         fp32 = {k: report[k] for k in ("f1", "precision", "recall", "accuracy")}
         report, _ = tagger.evaluate(sentences, args.batch_size, mode)
         report["fp32"] = fp32
@@ -124,6 +125,7 @@ def run(args) -> int:
         check_task_serving(args, args.model)
         return load(f"{server}:evaluate_command")(args, data_settings)
     from berts.serve.predict import Classifier, agreement, check_batch_size
+    from berts.util.progress import progress_on
     from berts.metrics import compute_metrics
     from berts.data.tables import check_max_length, read_table
     from berts.data.labels import drop_unknown_labels
@@ -159,7 +161,8 @@ def run(args) -> int:
     exits = apply_exit_arguments(clf, args)
     if exits and args.int8:
         raise UserError("--int8 and early exit (--speed/--exit/--patience) are one or the other here")
-    fp32_logits = clf.logits(ds, args.batch_size)
+    bar = progress_on(args.quiet)
+    fp32_logits = clf.logits(ds, args.batch_size, progress=bar)
     metrics = score(fp32_logits)
     if exits:  # the layer each example left at (file order) and their summary
         from berts.compress.early_exit.exits import exit_summary
@@ -172,10 +175,8 @@ def run(args) -> int:
             print("exit layers: " + "  ".join(f"{k}: {v}" for k, v in metrics["exit_counts"].items()))
             return 0
     if args.int8:  # int8 is never reported alone: its metrics against fp32's, on this file
-        from berts.compress.transforms import quantize_int8
-
-        quantize_int8(clf.model)
-        int8_logits = clf.logits(ds, args.batch_size)
+        clf.quantize(args.int8, examples, args.batch_size)  # smooth: calibrated on the file's first texts
+        int8_logits = clf.logits(ds, args.batch_size, progress=bar)
         fp32, metrics = metrics, score(int8_logits)
         metrics["fp32"] = {k: v for k, v in fp32.items() if k != "examples"}
         metrics["int8_vs_fp32"] = agreement(fp32_logits, int8_logits, clf.regression)

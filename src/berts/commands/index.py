@@ -5,7 +5,7 @@ import sys
 import time
 from pathlib import Path
 
-from berts.commands.embed import add_engine_arguments, add_input_arguments
+from berts.commands.embed import add_engine_arguments, add_input_arguments, add_progress_arguments, show_progress
 from berts.errors import UserError
 
 
@@ -32,7 +32,7 @@ def register(subparsers) -> None:
     p.add_argument("--nprobe", type=int, default=8, metavar="N", help="IVF: lists searched per query (default 8)")
     add_input_arguments(p)
     add_engine_arguments(p)
-    p.add_argument("--progress", action="store_true", help="a progress bar on stderr")
+    add_progress_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -60,7 +60,7 @@ def run(args) -> int:
     if not args.add:
         from berts.commands.embed import load_encoder
 
-        enc = load_encoder(args)
+        enc = load_encoder(args, texts[:256])  # --int8 smooth calibrates on the first texts
     t0 = time.perf_counter()
     if args.add:
         seen = set(idx.ids)
@@ -71,7 +71,7 @@ def run(args) -> int:
     else:
         idx = Index.build(enc, texts, ids, model=args.model, kind=args.kind, batch_size=args.batch_size,
                           hnsw_m=args.hnsw_m, ef_search=args.ef_search, nlist=args.nlist, nprobe=args.nprobe,
-                          show_progress=args.progress)
+                          show_progress=show_progress(args))
     built = time.perf_counter() - t0
     idx.save(out)
     recall = idx.meta.get("recall@10_vs_flat")

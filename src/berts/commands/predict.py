@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from berts.commands.common import add_data_arguments, data_settings
+from berts.commands.common import add_data_arguments, add_int8_argument, data_settings
 from berts.errors import UserError
 from berts.serve.output import write_predictions
 from berts.util.values import count
@@ -46,9 +46,10 @@ def register(subparsers) -> None:
     p.add_argument("--batch-size", type=count, default=None, metavar="N",
                    help="examples per batch (default 64; a token-classification model on the CPU: 16)")
     p.add_argument("--device", default="auto", metavar="DEV", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--int8", action="store_true",
-                   help=f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
-                        f"the first {INT8_CHECK} examples")
+    add_int8_argument(p, f"dynamic int8 linear layers (CPU); prints how often the labels agree with fp32 on "
+                         f"the first {INT8_CHECK} examples.")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
     p.add_argument("--question", metavar="Q", help="question answering: the question (with --context)")
     p.add_argument("--context", metavar="C", help="question answering: the text holding the answer")
     from berts.compress.early_exit.flags import add_exit_arguments
@@ -181,9 +182,9 @@ def run(args) -> int:
         raise UserError(f"{args.model}: --question/--context are for a question-answering model")
     if getattr(args, "text", None) or getattr(args, "conll", False):
         raise UserError(f"{args.model}: --text and --conll are for token-classification models")
-    from berts.compress.transforms import quantize_int8
     from berts.data.tables import check_max_length, read_table
     from berts.serve.predict import Classifier, agreement, check_batch_size
+    from berts.util.progress import progress_on
 
     check_batch_size(args.batch_size)
     if args.out is None and sys.stdout is None:  # `berts predict M f >&-`
@@ -221,7 +222,7 @@ def run(args) -> int:
     if args.int8:
         check = clf.dataset(examples[:INT8_CHECK], d.max_length)
         fp32 = clf.logits(check, args.batch_size)
-        quantize_int8(clf.model)
+        clf.quantize(args.int8, examples, args.batch_size)  # smooth: calibrated on the first input texts
         versus = agreement(fp32, clf.logits(check, args.batch_size), clf.regression)
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items())
@@ -229,7 +230,7 @@ def run(args) -> int:
     from berts.compress.early_exit.exits import apply_exit_arguments
 
     apply_exit_arguments(clf, args)
-    logits = clf.logits(ds, args.batch_size)
+    logits = clf.logits(ds, args.batch_size, progress=progress_on(args.quiet))
     predictions = clf.decode(logits, clf.exit_layers if clf.exit is not None else None)
     pair = any(e.text_pair is not None for e in examples)
     rows = []

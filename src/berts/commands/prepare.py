@@ -1,10 +1,9 @@
 """`berts prepare INPUT... --tokenizer DIR --out DIR`: text corpora -> pretraining shards."""
 from __future__ import annotations
 
-import sys
-
 from berts.errors import UserError
 from berts.objectives import registry
+from berts.util.progress import progress_on
 from berts.util.values import count, probability
 
 
@@ -59,6 +58,6 @@ def run(args) -> int:
         short_seq_prob=args.short_seq_prob, dupe_factor=args.dupe_factor, seed=args.seed, workers=args.workers,
         input_format=args.input_format, segmenter=None if args.segmenter == "none" else args.segmenter,
         lexicon=args.lexicon, text_field=args.text_field, shard_size=args.shard_size, overwrite=args.overwrite,
-        progress=not args.quiet and sys.stderr.isatty())
+        progress=progress_on(args.quiet))
     print(format_summary(summary))
     return 0

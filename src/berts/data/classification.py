@@ -134,12 +134,15 @@ class ClassificationDataset:
 
     def collate(self, indices: Sequence[int] | np.ndarray, *, epoch: int = 0, step: int = 0) -> dict[str, Any]:
         """The batch of ``indices`` (in that order), right-padded to ``pad_width`` (the longest,
-        rounded up to ``pad_to_multiple_of``, never past ``max_length``)."""
+        rounded up to ``pad_to_multiple_of`` unless it is one row, never past ``max_length``)."""
         idx = np.asarray(indices, dtype=np.int64).reshape(-1)
         if idx.size == 0:
             raise ValueError("an empty batch")
         lens = self.lengths[idx]
-        width = pad_width(int(lens.max()), self.pad_to_multiple_of, cap=self.max_length)  # [B, W], W <= max_length
+        # one row is never rounded up: nothing to align it with, and an unpadded row lets the
+        # encoder skip its unpad machinery (batch-1 serving)
+        multiple = 1 if idx.size == 1 else self.pad_to_multiple_of
+        width = pad_width(int(lens.max()), multiple, cap=self.max_length)  # [B, W], W <= max_length
         positions = np.arange(width, dtype=np.int64)
         mask = positions[None, :] < lens[:, None]
         flat = (self._offsets[idx][:, None] + positions[None, :])[mask]

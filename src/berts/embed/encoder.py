@@ -36,6 +36,7 @@ from berts.errors import UserError
 from berts.hf import load_hf_state_dict, read_config, read_state_dict
 from berts.model.encoder import BertModel
 from berts.tokenizer.wordpiece import load_tokenizer
+from berts.util.progress import progress
 import berts.hf  # noqa: F401  (registers the HF formats: BertModel.from_pretrained reads them)
 
 log = logging.getLogger(__name__)
@@ -174,9 +175,7 @@ class Encoder(nn.Module):
             rows = self.tokenize(texts) if texts else []
             order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))  # longest first
             starts = range(0, len(order), batch_size)
-            if show_progress:
-                from tqdm import tqdm
-                starts = tqdm(starts, total=len(starts), desc="embedding", unit="batch")
+            starts = progress(starts, total=len(starts), desc="embedding", unit="batch", enabled=bool(show_progress))
             device = self.model.device
             for start in starts:
                 take = order[start:start + batch_size]

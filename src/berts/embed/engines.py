@@ -2,7 +2,8 @@
 
 * ``torch`` (the default): berts.embed.encoder.Encoder itself.
 * ``int8``: the same, with the encoder's Linear layers quantized to int8 (torch dynamic
-  quantization, weights per output channel: quantize_int8_per_channel). CPU only.
+  quantization, berts.compress.transforms.quantize_int8: per-channel by default, or smooth,
+  calibrated on the input's first 256 texts). CPU only.
 * ``onnx``: a model directory that holds ``model.onnx`` (`berts export DIR --onnx DIR/model.onnx`
   of a bare encoder: input_ids, attention_mask, token_type_ids -> last_hidden_state [B, S, H]) runs
   the encoder in onnxruntime; pooling stays the berts module, on the padded [B, S, H] states.
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from berts.compress.transforms import CALIBRATION_TEXTS, quantize_int8
 from berts.embed.encoder import Encoder
 from berts.errors import UserError
 from berts.util.device import resolve_device
@@ -51,23 +53,15 @@ class OnnxEncoder(Encoder):
 
 
 def quantize_int8_per_channel(model):
-    """Dynamic int8 of every nn.Linear, weights per output channel (in place). On all-MiniLM-L6-v2
-    per-channel weights keep the embeddings closer to fp32 than per-tensor ones (berts.compress's
-    quantize_int8): lowest per-sentence cosine 0.926 against 0.883 on 128 Rotten Tomatoes
-    snippets, at the same speed (docs/embed.md)."""
-    import warnings
-
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():  # torch.ao's deprecation notice
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8,
-                                inplace=True)
+    """Kept for callers of before: berts.compress.transforms.quantize_int8(model, "per-channel")."""
+    return quantize_int8(model, "per-channel")
 
 
-def load_engine(directory, int8: bool = False, pooling=None, normalize=None, max_seq_length=None,
-                device: str = "cpu", threads: int | None = None) -> Encoder:
-    """The Encoder for ``directory``: ONNX when it holds model.onnx, else torch (int8 with ``int8``)."""
+def load_engine(directory, int8: bool | str = False, pooling=None, normalize=None, max_seq_length=None,
+                device: str = "cpu", threads: int | None = None, calibration=None) -> Encoder:
+    """The Encoder for ``directory``: ONNX when it holds model.onnx, else torch (int8 with ``int8``:
+    True or a scheme of berts.compress.transforms.INT8_SCHEMES; "smooth" calibrates on the first
+    256 texts of ``calibration``)."""
     directory = Path(directory)
     onnx = directory / ONNX_FILE
     if onnx.is_file():
@@ -81,7 +75,8 @@ def load_engine(directory, int8: bool = False, pooling=None, normalize=None, max
     if int8:
         if device not in ("cpu", "auto"):
             raise UserError("--int8 runs on the CPU only (torch dynamic quantization)")
-        quantize_int8_per_channel(enc.model)
+        texts = list(calibration or [])[:CALIBRATION_TEXTS]
+        quantize_int8(enc.model, int8, calibrate=(lambda: enc.encode(texts)) if texts else None)
         return enc
     if device not in ("cpu", None):
 

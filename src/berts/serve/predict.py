@@ -13,7 +13,8 @@ and the results come back in the input order. The fast paths are on (unpad, pack
 layer on [CLS] only), with or without int8.
 
 int8 is ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear`` of the encoder and
-pooler (weights int8 per tensor, activations quantized per batch); the classifier stays fp32
+pooler (by default weights int8 per output channel, activations quantized per batch on 8 bits;
+schemes in berts.compress.transforms: per-channel, per-tensor, smooth); the classifier stays fp32
 (it is an objective, not a plain nn.Linear, and it is tiny). The activations' scale is taken
 per call over the batch's real tokens, so an int8 result depends (a little) on which examples
 share its batch: the batch size is part of an int8 result. int8 changes the numbers: callers
@@ -24,12 +25,17 @@ from __future__ import annotations
 import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from berts.compress.transforms import quantize_int8  # int8's one place (the name stays importable here)
+from berts.compress.transforms import CALIBRATION_TEXTS, int8_scheme, quantize_int8  # int8's one place (quantize_int8 stays importable here)
 from berts.errors import UserError
+
+
+ENGINES = ("torch", "onnx")
+ONNX_FILE, ONNX_INT8_FILE = "model.onnx", "model.int8.onnx"  # where `berts export DIR --onnx DIR/model.onnx [--int8]` writes
 
 
 @dataclass
@@ -51,18 +57,41 @@ class Classifier:
     """A fine-tuned sequence classifier (or regressor), ready to serve."""
 
     def __init__(self, model, tokenizer, label_map, settings: dict, directory: str | None = None,
-                 int8: bool = False):
+                 int8: bool | str = False):
         self.model, self.tokenizer, self.label_map = model, tokenizer, label_map
         self.settings = settings  # how the training data were read (columns, format, max_length)
-        self.directory, self.int8 = directory, int8
+        self.directory, self.int8 = directory, int8_scheme(int8)  # None, or the int8 scheme
         self.exit: dict | None = None  # early exit: {"rule", "speed", "patience"} (see early_exit)
         self.exit_layers: np.ndarray | None = None  # [N] of the last logits() call, with early exit
+        self.session = None  # engine "onnx": an onnxruntime InferenceSession that computes the logits
 
     @classmethod
-    def from_pretrained(cls, directory, int8: bool = False, device: str = "auto") -> "Classifier":
+    def from_pretrained(cls, directory, int8: bool | str = False, device: str = "auto",
+                        calibration=None, engine: str = "torch", threads: int | None = None) -> "Classifier":
         """Load a fine-tuned directory (berts' or transformers'). A directory that is not a
         classifier, or one whose classifier weights are missing (a head would be random), is a
-        one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels)."""
+        one-line UserError. ``int8``: dynamic int8 linear layers (CPU only, as torch's kernels):
+        True or "per-channel", "per-tensor", or "smooth" with ``calibration`` (texts or Example
+        rows, the first 256 used) -- see ``quantize``. ``engine="onnx"``: the logits come from
+        onnxruntime running the directory's ``model.onnx`` (``berts export DIR --onnx DIR/model.onnx``;
+        with ``int8``, its ``model.int8.onnx`` from ``--int8``), ``threads`` its intra-op threads;
+        tokenization, batching and decoding stay berts'."""
+        if engine not in ENGINES:
+            raise UserError(f"engine {engine!r}: one of {', '.join(ENGINES)}")
+        if engine == "onnx":
+            if int8 not in (False, None, True):
+                raise UserError(f"engine onnx: int8 is onnxruntime's own ({ONNX_INT8_FILE}); scheme {int8!r} is torch's")
+            if str(device) not in ("auto", "cpu"):
+                raise UserError(f"engine onnx runs on the CPU (onnxruntime's CPU provider); got device {device}")
+            onnx = Path(directory) / (ONNX_INT8_FILE if int8 else ONNX_FILE)
+            if not onnx.is_file():
+                raise UserError(f"{onnx}: no such file; export it first: berts export {directory} --onnx "
+                                f"{Path(directory) / ONNX_FILE}{' --int8' if int8 else ''}")
+            clf = cls.from_pretrained(directory, device="cpu")
+            clf.session = onnx_session(onnx, threads)
+            clf.session_inputs = [i.name for i in clf.session.get_inputs()]  # once: a per-call lookup costs at batch 1
+            clf.int8 = "onnx" if int8 else None
+            return clf
 
         with warnings.catch_warnings(record=True) as caught:  # missing weights are an error below
             warnings.simplefilter("always")
@@ -78,8 +107,22 @@ class Classifier:
         if int8:
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
-            model = quantize_int8(model)
-        return cls(model, tokenizer, label_map, settings, str(directory), int8)
+        clf = cls(model, tokenizer, label_map, settings, str(directory))
+        return clf.quantize(int8, calibration) if int8 else clf
+
+    def quantize(self, scheme: bool | str = True, calibration=None, batch_size: int = 64) -> "Classifier":
+        """int8 in place (berts.compress.transforms.quantize_int8; ``scheme`` one of INT8_SCHEMES,
+        True: per-channel). "smooth" runs the fp32 model on the first 256 of ``calibration`` (texts,
+        or Example rows for pairs) to set its scales."""
+        run = None
+        if calibration is not None:
+            rows = [c if isinstance(c, Example) else Example(c, None, None, i + 1, "<calibration>")
+                    for i, c in enumerate(list(calibration)[:CALIBRATION_TEXTS])]
+            rows = [Example(e.text, e.text_pair, None, e.line, e.path) for e in rows]  # labels unused
+            run = (lambda: self.logits(self.dataset(rows), batch_size)) if rows else None
+        quantize_int8(self.model, scheme, calibrate=run)
+        self.int8 = int8_scheme(scheme)
+        return self
 
     # ------------------------------------------------------------------ properties
     @property
@@ -111,6 +154,8 @@ class Classifier:
             self.exit = None
             return self
 
+        if self.session is not None:
+            raise UserError(f"{self.directory}: early exit runs in berts' torch engine, not onnx")
         if not isinstance(self.model, BertForSequenceClassificationWithExits):
             raise UserError(f"{self.directory}: no early-exit classifiers in this model (train them with "
                             "`berts finetune --early-exit --model DIR`)")
@@ -122,6 +167,9 @@ class Classifier:
         """Logits [B, C] of one padded batch (on the model's device). With early exit, the model
         runs ``bert.embed`` / ``bert.run_layer`` / ``state.select`` and returns each row's logits
         at the layer it leaves at, and the layers [B]: ``(logits, layers)``."""
+        if self.session is not None:  # engine onnx: [B, S] int64 arrays in, logits [B, C] out
+            feed = {k: batch[k].numpy() for k in self.session_inputs}
+            return torch.from_numpy(self.session.run(["logits"], feed)[0])
         inputs = {k: batch[k].to(self.model.device) for k in ("input_ids", "attention_mask", "token_type_ids")}
         if self.exit is not None:
             return self.model.early_exit(**inputs, **self.exit)
@@ -133,15 +181,18 @@ class Classifier:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return nullcontext()
 
-    def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
+    def logits(self, dataset, batch_size: int = 64, progress: bool = False) -> np.ndarray:
         """Logits [N, C] (regression [N, 1]) of every example of ``dataset``, in its order.
         Batches are taken longest first (less padding in each); the order is restored after
-        (berts.model.runner's loop, the one evaluation during training uses too)."""
+        (berts.model.runner's loop, the one evaluation during training uses too). ``progress``: a
+        bar on stderr, one tick per batch (off by default in the API; the commands follow
+        berts.util.progress's rule: a terminal, not --quiet)."""
 
         check_batch_size(batch_size)
         order = np.argsort(-dataset.lengths, kind="stable")  # longest first; ties keep input order
         out = rows(self.model, dataset, forward=self.forward_batch, batch_size=batch_size, order=order,
-                   device=self.model.device, autocast=self.autocast, inference=True)
+                   device=self.model.device, autocast=self.autocast, inference=True,
+                   progress="predict" if progress else None)
         logits, self.exit_layers = out if self.exit is not None else (out, None)
         return logits
 
@@ -189,6 +240,23 @@ class Classifier:
         layers = [None] * len(probs) if exit_layers is None else [int(x) for x in exit_layers]
         return [Prediction(label=names[int(k)], probabilities={n: float(x) for n, x in zip(names, p)}, exit_layer=e)
                 for p, k, e in zip(probs, probs.argmax(-1), layers)]
+
+
+def onnx_session(path, threads: int | None = None):
+    """An onnxruntime CPU session of ``path`` (the engine "onnx"), or a one-line error."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise UserError(f"{path}: the onnx engine needs onnxruntime (pip install 'berts[onnx]')") from None
+    options = ort.SessionOptions()
+    if threads:
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # no busy-wait after a call
+    try:
+        return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own exception types for a corrupt graph
+        raise UserError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
 
 
 def agreement(a: np.ndarray, b: np.ndarray, regression: bool) -> dict:

@@ -94,7 +94,7 @@ class Tagger:
 
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
-            model = quantize_int8(model)
+            model = quantize_int8(model, int8)
         return cls(model, tokenizer, str(directory), int8)
 
     # ------------------------------------------------------------------ properties

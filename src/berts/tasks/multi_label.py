@@ -247,7 +247,7 @@ class MultiLabelPredictor:
 
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
-            model = quantize_int8(model)
+            model = quantize_int8(model, int8)
         return cls(model, load_tokenizer(directory), dict(model.config.finetune_data or {}))
 
     def decisions(self, logits: np.ndarray) -> np.ndarray:
@@ -301,7 +301,7 @@ def evaluate_command(args, data_settings) -> int:
     metrics = score(fp32, ds.labels, pred.thresholds, pred.names)
     if args.int8:  # reported against fp32, never alone
 
-        quantize_int8(pred.model)
+        quantize_int8(pred.model, args.int8)
         int8 = pred.logits(ds, args.batch_size)
         fp32_metrics = {k: v for k, v in metrics.items() if k != "report"}
         metrics = dict(score(int8, ds.labels, pred.thresholds, pred.names), fp32=fp32_metrics,
@@ -351,5 +351,5 @@ def compare_entries(directory, eval_file, data_settings, data_args, *, int8: boo
     ds = pred.dataset(read_multi_label(eval_file, d, pred.label_sep)[0], d.max_length)
     out = [(pred, ds, "fp32")]
     if int8:
-        out.append((MultiLabelPredictor.from_pretrained(directory, device=device, int8=True), ds, "int8"))
+        out.append((MultiLabelPredictor.from_pretrained(directory, device=device, int8=int8), ds, "int8"))
     return out

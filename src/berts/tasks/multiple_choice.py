@@ -320,7 +320,7 @@ class ChoicePredictor:
 
             if model.device.type != "cpu":
                 raise UserError(f"int8 runs on the CPU (torch's dynamic int8 kernels); got device {model.device}")
-            model = quantize_int8(model)
+            model = quantize_int8(model, int8)
         return cls(model, load_tokenizer(directory), dict(model.config.finetune_data or {}))
 
     def compare_score(self, logits, ds) -> tuple[str, float]:
@@ -370,7 +370,7 @@ def evaluate_command(args, data_settings) -> int:
     metrics = score(fp32, ds.labels)
     if args.int8:  # reported against fp32, never alone
 
-        quantize_int8(pred.model)
+        quantize_int8(pred.model, args.int8)
         int8 = pred.logits(ds, args.batch_size)
         fp32_metrics = {k: v for k, v in metrics.items() if k != "report"}
         metrics = dict(score(int8, ds.labels), fp32=fp32_metrics, int8_vs_fp32=pred.compare_agreement(fp32, int8))
@@ -413,5 +413,5 @@ def compare_entries(directory, eval_file, data_settings, data_args, *, int8: boo
     ds = pred.dataset(read_choices(eval_file, d)[0], d.max_length)
     out = [(pred, ds, "fp32")]
     if int8:
-        out.append((ChoicePredictor.from_pretrained(directory, device=device, int8=True), ds, "int8"))
+        out.append((ChoicePredictor.from_pretrained(directory, device=device, int8=int8), ds, "int8"))
     return out

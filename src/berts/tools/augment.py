@@ -40,6 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from berts.data.tables import read_table
+from berts.util.progress import progress as progress_bar
 from berts.hf import load
 from berts.tokenizer.wordpiece import load_tokenizer
 from berts.util.fileio import atomic_write_file
@@ -250,10 +251,7 @@ def augment_file(path, out, data, *, model_dir, n=20, p=0.4, top_k=15, seed=0, b
     labelled = any(e.label is not None for e in examples)
     clean = lambda s: " ".join(str(s).split())  # noqa: E731  (no tab or newline may reach the TSV)
     lines = ["\t".join(["text", *(["text_pair"] if pair else []), *(["label"] if labelled else [])])]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=len(examples), desc="augment", unit="text", leave=False)
+    bar = progress_bar(total=len(examples), desc="augment", unit="text", enabled=progress)
     for lo in range(0, len(examples), chunk):
         part = examples[lo:lo + chunk]
         firsts = aug.augment([e.text for e in part], start=lo, stats=stats)

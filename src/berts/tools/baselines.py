@@ -14,6 +14,7 @@ import time
 
 from berts.errors import UserError
 from berts.data.tables import read_table
+from berts.util.progress import progress as progress_bar
 
 
 def _texts_labels(examples):
@@ -22,8 +23,9 @@ def _texts_labels(examples):
 
 
 def tfidf_baseline(train, dev, test, data, *, analyzer: str = "char", ngrams: tuple[int, int] = (1, 2),
-                   Cs=(1.0,), max_iter: int = 2000) -> dict:
-    """Fit on ``train``, choose C on ``dev``, report dev and ``test`` accuracy (test may be None)."""
+                   Cs=(1.0,), max_iter: int = 2000, progress: bool = False) -> dict:
+    """Fit on ``train``, choose C on ``dev``, report dev and ``test`` accuracy (test may be None).
+    ``progress``: a bar on stderr, one tick per C fitted."""
     try:
         import numpy as np
         from sklearn.feature_extraction.text import TfidfVectorizer
@@ -52,7 +54,7 @@ def tfidf_baseline(train, dev, test, data, *, analyzer: str = "char", ngrams: tu
     train_x = vec.fit_transform(xt)
     dev_x, dev_y = vec.transform(split["dev"][0]), np.array(split["dev"][1])
     tried, best = [], None
-    for c in Cs:
+    for c in progress_bar(Cs, total=len(Cs), desc="baseline", unit="C", enabled=progress):
         clf = LogisticRegression(C=float(c), max_iter=max_iter).fit(train_x, yt)
         acc = float((clf.predict(dev_x) == dev_y).mean())
         tried.append({"C": float(c), "dev_accuracy": acc})

@@ -37,15 +37,16 @@ from berts.commands.common import data_settings
 from berts.commands.common import task_server
 from berts.compress.early_exit.exits import BertForSequenceClassificationWithExits, exit_flops
 from berts.compress.early_exit.exits import _Subset
-from berts.compress.transforms import quantize_int8
+from berts.compress.transforms import CALIBRATION_TEXTS, quantize_int8
 from berts.data.labels import drop_unknown_labels
 from berts.data.qa import read_qa
 from berts.data.tables import check_max_length, read_table
 from berts.data.tagging import read_tagged
 from berts.embed.engines import load_engine
-from berts.embed.metrics import evaluate_retrieval, read_beir
+from berts.embed.metrics import doc_text, evaluate_retrieval, read_beir
 from berts.metrics import compute_metrics
 from berts.serve.load import served_by
+from berts.util.progress import progress as progress_bar
 from berts.serve.predict import Classifier, agreement
 from berts.serve.qa import QuestionAnswerer
 from berts.serve.tagger import Tagger
@@ -62,7 +63,8 @@ def _timed(clf, ds, batch_size: int) -> float:
 
 
 def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int = 5, threads: int | None = None,
-            speed=None, speeds=None, int8: bool = False, device: str = "cpu", data_args=None) -> list[dict]:
+            speed=None, speeds=None, int8: bool = False, device: str = "cpu", data_args=None,
+            progress: bool = False) -> list[dict]:
     """Rows of the comparison (see the module docstring), in the order of ``model_dirs``:
 
     * a directory without students: one row (fp32), then, with ``int8``, a row of the same
@@ -73,8 +75,12 @@ def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int =
       students (and gets its int8 row).
 
     Each row carries ``precision`` ("fp32" / "int8") and ``size_mb``; an int8 row carries
-    ``agreement`` with its fp32 row (share of equal argmax; regression: ``max_abs_diff``)."""
+    ``agreement`` with its fp32 row (share of equal argmax; regression: ``max_abs_diff``).
+    ``progress``: a bar on stderr, one tick per row measured."""
     import torch
+
+    global _progress
+    _progress = bool(progress)
 
     if not model_dirs:
         raise UserError("compare needs at least one model directory")
@@ -95,6 +101,14 @@ def compare(model_dirs, eval_file, *, latency_examples: int = 64, repeats: int =
         return _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, device, data_args)
     finally:
         torch.set_num_threads(before)
+
+
+_progress = False  # compare()'s ``progress``, read by the row loops below
+
+
+def rows_bar(entries):
+    """The rows to measure, ticking a progress bar when compare() was asked for one."""
+    return progress_bar(entries, total=len(entries), desc="compare", unit="row", enabled=_progress)
 
 
 def check_speeds(speed=None, speeds=None) -> list[float] | None:
@@ -192,11 +206,12 @@ def _compare(model_dirs, eval_file, latency_examples, repeats, speeds, int8, dev
         else:
             entries.append((directory, clf, ds, task, None, "fp32"))
             if int8:
-                q = Classifier.from_pretrained(directory, int8=True, device=device)
+                q = Classifier.from_pretrained(directory, int8=int8, device=device,
+                                               calibration=examples[:CALIBRATION_TEXTS])
                 entries.append((directory, q, ds, task, None, "int8"))
     rows = []
     reference = {}  # directory -> (its fp32 row, its fp32 logits): what its int8 row is measured against
-    for directory, clf, ds, task, s, precision in entries:
+    for directory, clf, ds, task, s, precision in rows_bar(entries):
         _use(clf, s)
         logits = clf.logits(ds, 64)
         if task == "task":  # the task's own metric: (name, value)
@@ -266,10 +281,10 @@ def _compare_qa(model_dirs, eval_file, latency_examples, repeats, int8, device) 
         if int8:
 
             q = QuestionAnswerer.from_pretrained(directory, device=device)
-            quantize_int8(q.model)
+            quantize_int8(q.model, int8)
             entries.append((directory, q, "int8"))
     rows, reference = [], {}
-    for directory, qa, precision in entries:
+    for directory, qa, precision in rows_bar(entries):
         s = qa.settings
         lang = s["lang"] if s["lang"] != "auto" else detect_lang(examples)
         v2 = bool(s["version_2"])
@@ -317,9 +332,9 @@ def _compare_taggers(model_dirs, eval_file, latency_examples, repeats, int8, dev
         sentences = read_tagged(eval_file, tag_column=int(tagger.tagging.get("tag_column", -1)))
         entries.append((directory, tagger, sentences, "fp32"))
         if int8:
-            entries.append((directory, Tagger.from_pretrained(directory, int8=True, device=device), sentences, "int8"))
+            entries.append((directory, Tagger.from_pretrained(directory, int8=int8, device=device), sentences, "int8"))
     rows, reference = [], {}
-    for directory, tagger, sentences, precision in entries:
+    for directory, tagger, sentences, precision in rows_bar(entries):
         report, predicted = tagger.evaluate(sentences)
         config = tagger.model.config
         lengths = tagger.dataset([s.tokens for s in sentences]).lengths
@@ -377,9 +392,9 @@ def _compare_encoders(model_dirs, folder, latency_examples, repeats, int8) -> li
     sample = [queries[q] for q in list(qrels)[:latency_examples]]
     entries = [(d, "fp32", load_engine(d)) for d in model_dirs]
     if int8:
-        entries += [(d, "int8", load_engine(d, int8=True)) for d in model_dirs]
+        entries += [(d, "int8", load_engine(d, int8=int8, calibration=[doc_text(c) for c in list(corpus.values())[:CALIBRATION_TEXTS]])) for d in model_dirs]
     rows = []
-    for directory, precision, enc in entries:
+    for directory, precision, enc in rows_bar(entries):
         r = evaluate_retrieval(lambda t: enc.encode(t, batch_size=32), corpus, queries, qrels)
         config = enc.model.config
         lengths = np.array([len(x) for x in enc.tokenize(sample)])
