@@ -25,7 +25,7 @@ def test_brown_first_sentence_set(tmp_path):
     assert [k for k, _, _ in pairs["test"]] == ["b0p0", "b0p3", "b10p0"]
     assert [k for k, _, _ in pairs["dev"]] == ["b1p0", "b11p1"]
     assert len(pairs["train"]) == 8
-    k, q, d = pairs["test"][0]
+    _, q, d = pairs["test"][0]
     assert q == "The river was high this spring and the boats stayed in." and d == f"{long} {long}"
     got = brown_first_sentence(text, tmp_path / "beir", "test", limit=2)
     assert {k: v for k, v in got.items() if k != "folder"} == {"split": "test", "queries": 2, "documents": 2, "of": 3}

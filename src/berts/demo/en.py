@@ -24,7 +24,15 @@ import numpy as np
 from berts.data.retrieval_sets import brown_first_sentence
 from berts.demo.checks import tokenizer_stats, transformers_check
 from berts.demo.report import (
-    _f, _points, best_eval, commands, compare_table, compression_verdicts, goal, plot_dev_curves, plot_tradeoff,
+    _f,
+    _points,
+    best_eval,
+    commands,
+    compare_table,
+    compression_verdicts,
+    goal,
+    plot_dev_curves,
+    plot_tradeoff,
     run_summary,
 )
 from berts.demo.steps import Steps, cap, choose_exit_speed, head, majority_rate, quiet
@@ -34,7 +42,6 @@ from berts.errors import UserError
 from berts.tools.baselines import tfidf_retrieval
 from berts.train import engine
 from berts.util.report import Report
-
 
 # the English half's fixed stages, each announced with a progress line (its budgeted stages are
 # announced by the plan: berts.demo.steps.AnnouncedPlan)
@@ -184,7 +191,7 @@ def run_search(out: Path, inputs, s, steps: Steps) -> dict:
                  f"from berts.tools.baselines import tfidf_retrieval  # on '{steps.show(beir)}'",
                  time.perf_counter() - t0)
     keep = ("recall@10", "ndcg@10", "mrr@10", "recall@1")
-    score = lambda r: {k: round(v, 4) for k, v in retrieval_scores(r, qrels, (1, 10)).items() if k in keep}  # noqa: E731
+    score = lambda r: {k: round(v, 4) for k, v in retrieval_scores(r, qrels, (1, 10)).items() if k in keep}
     examples = []
     for n in sorted({0, len(qids) // 2, len(qids) - 1}):  # three queries, fixed: the first, middle and last
         q, hits = qids[n], answers[n]["hits"]
