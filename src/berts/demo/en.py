@@ -173,7 +173,7 @@ def run_search(out: Path, inputs, s, steps: Steps) -> dict:
                  f".save_pretrained('{steps.show(encoder)}')", time.perf_counter() - t0)
     idx = out / "brown.idx"
     said = steps.run("en", f"index the {built['documents']} documents with MiniLM", [
-        "index", beir / "corpus.jsonl", "--model", encoder, "--out", idx, "--overwrite"], capture_err=True)
+        "index", beir / "corpus.jsonl", "--model", encoder, "--out", idx, "--overwrite"], capture=True, capture_err=True)
     build = re.search(r"indexed (\d+) texts in ([\d.]+)s", said)
     lines = steps.run("en", "search: every query, top 10", [
         "search", idx, "--queries", beir / "queries.jsonl", "-k", s.search_k, "--json"], capture=True, capture_err=True)
