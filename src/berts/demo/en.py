@@ -114,7 +114,8 @@ def run_en(out: Path, inputs, s, steps: Steps, plan) -> dict:
     steps.run("en", "TinyBERT, step 1: a student pruned out of the teacher learns its embeddings, attention, "
                     "hidden states", [
         "distill", "--method", "tinybert", "--teacher", teacher / "best", "--student-preset", "mini",
-        *[x for kv in shape for x in ("--set", kv)], "--student-init", "prune", "--stage", "intermediate",
+        *[x for kv in shape for x in ("--set", kv)], "--student-init", "prune",
+        "--set", f"distill.prune_examples={s.prune_examples}", "--stage", "intermediate",
         "--out", layers_dir, "--overwrite",
         "--budget", f"{budget:.0f}s", "--lr", s.tinybert_lr, "--epochs", s.en_epochs, *every, *data_args,
         *cap(s, "en.tinybert_layers")])
