@@ -114,8 +114,8 @@ def choose_exit_speed(steps: Steps, lang: str, model_dir: Path, dev: Path, speed
     by compare): the fewest average layers within 1 point of the model run to the end on dev; if no
     speed is within, the most accurate. Choosing on test would report a test score that was tuned."""
     rows = steps.json(lang, "early exit: the speeds on the dev split (the speed is chosen here)", [
-        "evaluate", model_dir, dev, "--sweep", "--speeds", speeds, "--patiences", "1", "--latency-examples", "0",
-        "--json"])  # no timing: the choice reads accuracy and layers; compare times the chosen speed on test
+        "evaluate", model_dir, dev, "--sweep", "--speeds", speeds, "--patiences", "", "--latency-examples", "0",
+        "--json"])  # the entropy rule only, no timing: the choice reads accuracy and layers; compare times it on test
     return pick_exit_speed(rows)
 
 
