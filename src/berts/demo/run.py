@@ -131,7 +131,7 @@ WEIGHTS = {"zh.pretrain": 0.34, "zh.finetune": 0.065, "zh.random": 0.065, "zh.ex
 # took 210 s of its 180 s budget (issue 30). Re-timed 2026-12-06 on the shared 2-core box, one
 # thread: 369 s at load average ~11, then 229 s at load ~7 once the sweep stopped timing latency
 # (evaluate --latency-examples 0: 112 s -> 18 s) and the pruned TinyBERT student was measured on
-# 256 examples (59 s -> 21 s). The en.* quick estimates below are that last run's steps; en.overhead is
+# 256 examples (59 s -> 21 s); 126 s at load ~2. The en.* quick estimates below are the load ~7 run's steps; en.overhead is
 # what its training stages, each at the 8 s floor, ran past it (start-up, evaluation, saving). The
 # full English half, `--lang en --budget 8m` at load ~4: the dev sweep of 1,275 examples took 85 s
 # with a patience row it never read (gone: about 68 s expected, en.exit_choice 70), compare 40 s,
