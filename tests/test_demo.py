@@ -9,7 +9,8 @@ import re
 import pytest
 import torch
 
-from berts.demo.run import DemoSettings, EnInputs, ZhInputs, en_precision, quick_settings, run_demo
+from berts.demo.en import en_precision
+from berts.demo.run import DemoSettings, EnInputs, ZhInputs, quick_settings, run_demo
 from berts.errors import UserError
 from test_demo_zh import zh_inputs
 
@@ -33,13 +34,30 @@ def sentiment(path, rng, n, lang):
             f.write(joiner.join([*filler, core, *filler]) + f"\t{label}\n")
 
 
+TOPICS = [["river", "boat", "water", "bank", "fish"], ["church", "priest", "prayer", "faith", "god"],
+          ["army", "soldier", "battle", "war", "general"], ["market", "price", "trade", "money", "stock"],
+          ["school", "teacher", "pupil", "class", "lesson"], ["farm", "crop", "field", "harvest", "rain"]]
+
+
+def brown(path, rng, paragraphs=24):
+    """Brown-like text: a paragraph a line, a blank line between files; file 0 (the test split of
+    the search set) holds paragraphs of 3 sentences on a topic each."""
+    def sentence(words, n):
+        return " ".join(rng.choice(words) for _ in range(n)).capitalize() + "."
+
+    test = [" ".join(sentence(TOPICS[p % len(TOPICS)] + EN_WORDS, n) for n in (6, 12, 12)) for p in range(paragraphs)]
+    other = [sentence(EN_WORDS, 8) for _ in range(3)]
+    path.write_text("\n".join(test) + "\n\n" + "\n".join(other) + "\n", encoding="utf-8")
+
+
 def english_checkpoint(path):
     """A small pretrained-looking BERT directory (random weights), MiniLM's kind: no heads."""
     from berts.model.config import BertConfig
     from berts.model.encoder import BertModel
     from berts.tokenizer.wordpiece import Tokenizer
 
-    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *EN_WORDS, *GOOD["en"], *BAD["en"]]
+    tokens = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", *EN_WORDS, *GOOD["en"], *BAD["en"],
+              *[w for topic in TOPICS for w in topic]]
     tok = Tokenizer.from_vocab({t: i for i, t in enumerate(dict.fromkeys(tokens))})
     torch.manual_seed(0)
     config = BertConfig(vocab_size=tok.vocab_size, hidden_size=48, num_hidden_layers=6, num_attention_heads=4,
@@ -48,7 +66,7 @@ def english_checkpoint(path):
 
 
 @pytest.mark.slow
-def test_demo_quick_end_to_end(tmp_path):
+def test_demo_quick_end_to_end(tmp_path, capsys):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
@@ -59,7 +77,9 @@ def test_demo_quick_end_to_end(tmp_path):
         for split, n in (("train", 300), ("dev", 80), ("test", 80)):
             sentiment(tmp_path / f"{lang}-{split}.tsv", rng, n, lang)
     english_checkpoint(tmp_path / "minilm")
-    en = EnInputs(tmp_path / "minilm", *(tmp_path / f"en-{s}.tsv" for s in ("train", "dev", "test")))
+    brown(tmp_path / "brown.txt", rng)
+    en = EnInputs(tmp_path / "minilm", *(tmp_path / f"en-{s}.tsv" for s in ("train", "dev", "test")),
+                  brown=tmp_path / "brown.txt")
     s = quick_settings(DemoSettings(lang="both", budget="10m"))
     s.vocab_size, s.limit_alphabet, s.workers, s.compare_examples = 300, 300, 1, 8
     s.finetune_lr = s.en_lr = 1e-3
@@ -68,6 +88,7 @@ def test_demo_quick_end_to_end(tmp_path):
     s.eval_every = 20
     out = tmp_path / "out"
     report = run_demo(out, s, zh=zh, en=en)
+    printed = capsys.readouterr().out
 
     assert all(step["exit"] == 0 for step in report["steps"])
     z, e = report["zh"], report["en"]
@@ -82,6 +103,35 @@ def test_demo_quick_end_to_end(tmp_path):
         assert all(p[i]["steps"] == 15 and p[i]["test"]["examples"] == 80 for p in points.values()
                    for i in ("pretrained", "random"))
     assert e["transformers"]["max_abs_logit_diff"] < 1e-4
+    # interop: transformers loads the three English classifiers, sentence-transformers the encoder
+    hf = e["interop"]["transformers"]
+    assert sorted(hf) == ["distilbert", "teacher", "tinybert"]
+    assert all(h["same_token_ids"] is True and h["max_abs_logit_diff"] < 1e-4 for h in hf.values())
+    assert e["interop"]["sentence_transformers"]["max_abs_diff"] < 1e-4
+    # search: the figures are the qrels' scores of `berts search`'s answers, recomputed here from the
+    # encoder directory the demo wrote (exact cosine) and from TF-IDF on the same documents
+    from berts.embed.encoder import Encoder
+    from berts.embed.metrics import read_beir, retrieval_scores, top_k
+    from berts.tools.baselines import tfidf_retrieval
+
+    sr = e["search"]
+    corpus, queries, qrels = read_beir(out / "en" / "search" / "brown-test", "test")
+    assert sr["set"]["queries"] == len(queries) == len(corpus) >= 15  # paragraphs the sentence splitter cut in 3+
+    enc = Encoder.from_pretrained(out / "en" / "search" / "encoder")
+    ids = list(corpus)
+    scores, idx = top_k(enc.encode(list(queries.values())), enc.encode([corpus[d]["text"] for d in ids]), 10)
+    run = {q: {ids[j]: float(v) for v, j in zip(scores[n], idx[n])} for n, q in enumerate(queries)}
+    assert abs(retrieval_scores(run, qrels, (1, 10))["recall@10"] - sr["minilm"]["recall@10"]) < 1e-4
+    want = retrieval_scores(tfidf_retrieval({d: c["text"] for d, c in corpus.items()}, queries), qrels, (1, 10))
+    assert sr["tfidf"]["recall@10"] == round(want["recall@10"], 4) and sr["queries_per_s"] > 0 and sr["index_s"] is not None
+    assert len(sr["examples"]) == 3 and all(len(x["hits"]) == 3 for x in sr["examples"])
+    # one progress line per stage, numbered, with the budget left
+    lines = re.findall(r"^\[stage (\d+)/(\d+)\] (\S+)  \(elapsed \d+m\d\ds, (left|over budget by) \d+m\d\ds\)$",
+                       printed, re.M)
+    assert [int(n) for n, *_ in lines] == list(range(1, len(lines) + 1))
+    assert {name for *_, name, _ in lines} >= {"zh.pretrain", "en.baseline", "en.teacher", "en.search", "en.interop",
+                                               "report"}
+    assert all(int(total) == len(lines) for _, total, *_ in lines)
     # the TF-IDF figure is what scikit-learn gives for the dev-chosen C (100 review labels)
     files = {"train": out / "zh" / "data" / "reviews" / "train.100.tsv", "test": tmp_path / "zh" / "reviews" / "test.tsv"}
     rows = lambda split: [line.split("\t") for line in files[split].read_text().splitlines()[1:]]  # noqa: E731
@@ -107,10 +157,17 @@ def test_demo_quick_end_to_end(tmp_path):
     assert len([c for c in trained if " en/" in c]) == 5 and not any("--precision" in c for c in trained if " zh/" in c)
     saved = json.loads((out / "report.json").read_text())
     assert saved["zh"]["ner"]["pretrained_test"] == z["ner"]["pretrained_test"]
+    # each goal with its figure and its verdict, in the json and at the top of the page
+    assert saved["goals"] and all(g["verdict"] in ("met", "not met", "not met: degenerate") for g in saved["goals"])
+    assert any("MiniLM against TF-IDF on recall@10" in g["goal"] for g in saved["goals"])
+    assert sum(g["goal"].startswith(("transformers loads", "sentence-transformers loads")) for g in saved["goals"]) == 2
     md = (out / "report.md").read_text()
     html = (out / "report.html").read_text()
     assert f"{z['ner']['pretrained_test']['f1']:.4f}" in md and f"{e['test']['accuracy']:.4f}" in html
     assert "berts pretrain" in md and "berts compare" in md and "berts distill" in md
+    assert "berts index" in md and "berts search en/search/brown.idx --queries" in md
+    assert md.index("### Goals") < md.index("## Chinese") and "Budget: 600 s; used " in md
+    assert "downloads excluded" in md
     # self-contained: every image is embedded, nothing is fetched
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)
     assert len(images) >= 5 and all(src.startswith("data:image/png;base64,") for src in images)

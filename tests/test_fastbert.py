@@ -268,6 +268,11 @@ def test_finetune_early_exit_on_unlabelled_text(tmp_path, capsys):
     assert sweep[("entropy", 1.0)]["flops_per_example"] == pytest.approx(np.mean(layer) + np.mean(student))
     for r in sweep.values():
         assert r["latency_b1_ms"] > 0 and r["latency_b32_ms"] > 0
+    # --latency-examples 0: the same rows without the timing (the demo's choice on dev reads no latency)
+    assert main(["evaluate", str(out / "final"), str(labelled), "--json", "--sweep", "--speeds", "0,1",
+                 "--patiences", "1", "--latency-examples", "0"]) == 0
+    untimed = {(r["rule"], r["value"]): r for r in json.loads(capsys.readouterr().out)}
+    assert untimed == {k: {n: v for n, v in r.items() if not n.startswith("latency")} for k, r in sweep.items()}
 
 
 def test_one_line_errors(tmp_path, capsys):

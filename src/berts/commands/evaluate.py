@@ -37,6 +37,8 @@ def register(subparsers) -> None:
                         "and patiences (--speeds, --patiences), and the model run to the end")
     p.add_argument("--speeds", default="0,0.1,0.2,0.3,0.5,0.8", metavar="S,...", help="--sweep's speeds")
     p.add_argument("--patiences", default="1,2,3", metavar="K,...", help="--sweep's patiences")
+    p.add_argument("--latency-examples", type=int, default=64, metavar="N",
+                   help="--sweep: time each setting on N examples (default 64); 0: no timing, accuracy and layers only")
     p.add_argument("--strict", action="store_true",
                    help="token-classification: entities as seqeval's strict mode (well-formed in the scheme only)")
     p.add_argument("--tag-column", type=int, metavar="N",
@@ -57,7 +59,9 @@ def _sweep(args, clf, ds) -> int:
     except ValueError:
         raise UserError(f"--speeds {args.speeds!r} / --patiences {args.patiences!r}: comma-separated numbers") from None
     clf.early_exit("entropy")  # the model must have students (one-line error if not)
-    rows = sweep(clf, ds, speeds, patiences)
+    if args.latency_examples < 0:
+        raise UserError(f"--latency-examples {args.latency_examples}: 0 or more")
+    rows = sweep(clf, ds, speeds, patiences, latency_examples=args.latency_examples)
     print(json.dumps(rows) if args.json else sweep_table(rows))
     return 0
 

@@ -227,6 +227,7 @@ class DistillSection:
     # a new student of model.preset / model.config's shape: random weights, or cut out of the teacher by
     # activation importance on the first batches of the data (berts.compress.prune; Minitron's pruning)
     student_init: Literal["random", "prune"] = "random"
+    prune_examples: int = 1024  # prune: the training examples whose activations rank the teacher's units
     temperature: float | None = None  # soft targets' temperature; null: 2 (distilbert), 1 (tinybert)
     alpha_ce: float = 5.0  # distilbert: soft-target loss weight
     alpha_mlm: float = 2.0  # distilbert: the student's own loss (MLM; task mode: the hard labels)

@@ -12,11 +12,6 @@ from pathlib import Path
 from berts.util.report import Report
 from berts.util.fileio import atomic_write_file
 
-# A language's section of the report, (doc, its results, out, plots, steps) -> None: the halves plug
-# in here (berts.demo.zh registers "zh" when it is imported), so the report never imports them.
-SECTIONS: dict = {}
-
-
 # ----------------------------------------------------------------------------- metrics files
 # The run (berts.demo.run) writes these files and reads them back through here, so the report
 # never imports the run.
@@ -272,65 +267,49 @@ def _machine() -> str:
             f"Python {platform.python_version()}, {platform.system()} {platform.machine()}")
 
 
-def _commands(doc: Report, steps: list[dict], lang: str) -> None:
+def commands(doc: Report, steps: list[dict], lang: str) -> None:
+    """Each step of ``lang`` with its time and the command that redoes it."""
     doc.code([f"# {s['step']} ({s['seconds']}s)\n{s['command']}" for s in steps if s["lang"] == lang])
 
 
-def en_section(doc: Report, r: dict, out: Path, plots: Path, steps: list[dict]) -> None:
-    inp, test, tf = r["inputs"], r["test"], r["tfidf"]
-    doc.h2("English, from a real checkpoint")
-    doc.h3("Data")
-    tok = r["tokenizer"]
-    doc.bullets([f"Checkpoint: {inp.get('checkpoint', inp['checkpoint_dir'])}.",
-                 f"Task: {inp.get('task', 'sentence sentiment')}: {inp['train_examples']:,} train / "
-                 f"{inp['dev_examples']:,} dev / {inp['test_examples']:,} test.",
-                 f"Tokenizer: the checkpoint's ({tok['vocab_size']:,} entries); a training snippet is "
-                 f"{tok['mean_tokens']} tokens on average (95th percentile {tok['p95_tokens']}), "
-                 f"[UNK] rate {100 * tok['unk_rate']:.3f}%."])
-    doc.h3("Fine-tuning the teacher")
-    precision = r.get("precision", "fp32")
-    doc.p(f"Training precision of every English stage: {precision}"
-          + (" autocast, since this CPU has AMX bf16 tiles (`berts demo --en-precision fp32` for fp32; the "
-             "comparisons below run fp32 and int8)." if precision == "bf16" else "."))
-    t, best = r["teacher"], best_eval(r["teacher"])
-    doc.table(["model", "dev accuracy (best)", "test accuracy", "test vs teacher"], [
-        [f"MiniLM-L6 fine-tuned ({t['steps']} steps, {_f(t.get('epochs'), 2)} epochs, {t.get('seconds')} s)",
-         _f(best.get("accuracy")), _f(test["accuracy"]), ""],
-        [f"TF-IDF word 1-2 grams + logistic regression (C={tf['C']:g}, chosen on dev)", _f(tf["dev_accuracy"]),
-         _f(tf["test_accuracy"]), _points(tf["test_accuracy"], test["accuracy"])]],
-        marks=[None, "bad" if tf["test_accuracy"] > test["accuracy"] else None])
-    goal(doc, f"The teacher against TF-IDF: {_points(test['accuracy'], tf['test_accuracy'])} of test accuracy "
-              "(goal: clearly above; here >= 2 points).", test["accuracy"] - tf["test_accuracy"] >= 0.02,
-         {"the teacher": test["accuracy"]}, r.get("test_majority"))
-    doc.image(plots / "en_finetune.png", "English: dev accuracy of the teacher and its students")
-    hf = r.get("transformers", {})
-    if "max_abs_logit_diff" in hf:
-        doc.p(f"transformers {hf['transformers_version']} loads the teacher as `{hf['transformers_class']}`: same token "
-              f"ids {hf['same_token_ids']}, largest logit difference {hf['max_abs_logit_diff']:.2e}.")
-    doc.h3("Compression (test split)")
-    doc.p("Every model on the same test examples and threads, alternated round by round, medians. Students: "
-          f"DistilBERT {r['distilbert']['steps']} steps; TinyBERT {r['tinybert_layers']['steps']} steps on the "
-          f"intermediate layers then {r['tinybert']['steps']} on the predictions, from a student pruned out of the "
-          f"teacher (`--student-init prune`: no time for TinyBERT's general distillation in this budget); exits "
-          f"{r['exits']['steps']} steps.")
-    compare_table(doc, r["compare"])
-    compression_verdicts(doc, r["compare"], "distilbert", "tinybert", r.get("exit_choice"), r.get("test_majority"))
-    doc.image(plots / "en_compare.png", "English: test accuracy against CPU latency (squares: int8)")
-    doc.h3("Commands")
-    _commands(doc, steps, "en")
+_commands = commands  # the name zh_section used
 
 
-def write_report(report: dict, out: Path) -> dict[str, Path]:
+def verdict_word(good: bool | None, text: str) -> str:
+    """A goal's verdict as the report's summary says it."""
+    if good is None:
+        return "no goal"
+    return "met" if good else "not met: degenerate" if text.startswith("degenerate") else "not met"
 
+
+def goals(doc: Report) -> list[dict]:
+    """Every goal the sections wrote (a verdict with met / not met), with its section."""
+    found, section = [], ""
+    for b in doc.blocks:
+        if b[0] == "h2":
+            section = b[1]
+        elif b[0] == "verdict" and b[2] is not None:
+            found.append({"section": section, "goal": b[1], "verdict": verdict_word(b[2], b[1])})
+    return found
+
+
+def budget_line(report: dict) -> str:
+    """The budget, what the run used, and the downloads (not counted)."""
+    down = report.get("download_s")
+    return (f"Budget: {report['budget_s']:.0f} s; used {report['seconds']:.0f} s "
+            f"({report['seconds'] / 60:.1f} min, {100 * report['seconds'] / report['budget_s']:.0f}% of the budget); "
+            f"downloads excluded" + (f" ({down:.0f} s, cached after the first run)." if down is not None else "."))
+
+
+def write_report(report: dict, out: Path, sections: dict | None = None) -> dict[str, Path]:
+    """report.json, report.md and report.html into ``out``. ``sections``: {lang: section(doc, r, out,
+    plots, steps)}, each half's part of the report (berts.demo.en.en_section, the Chinese one),
+    given by the run so that this module imports neither half."""
+    sections = sections or {}
     out = Path(out)
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     zh, en = report.get("zh"), report.get("en")
-    if en:
-        plot_dev_curves({"MiniLM-L6 teacher": out / "en" / "teacher", "DistilBERT student": out / "en" / "distilbert",
-                         "TinyBERT student": out / "en" / "tinybert"}, en["tfidf"]["dev_accuracy"],
-                        "English sentence sentiment", plots / "en_finetune.png")
-        plot_tradeoff(en["compare"], en["tfidf"]["test_accuracy"], "English: accuracy vs latency", plots / "en_compare.png")
     plot_timeline(report["steps"], plots / "timeline.png")
 
     s = report["settings"]
@@ -338,7 +317,9 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
     doc.p(f"{'Quick run (toy sizes). ' if s['quick'] else ''}Languages: {', '.join(report['langs'])}. "
           f"{report['seconds']:.0f} s of a {report['budget_s']:.0f} s budget on {_machine()}. Every step below is "
           "a `berts` command (or one line of Python), listed with its time; paths are relative to this directory.")
+    doc.p(budget_line(report))
     doc.h2("Results")
+    summary_at = len(doc.blocks)  # the goals table goes here, once the sections have said them
     rows = []
     if zh:
         rows += zh["headline"]  # [lang, what, figure] rows (berts.demo.zh.headline)
@@ -348,11 +329,21 @@ def write_report(report: dict, out: Path) -> dict[str, Path]:
         rows += [["en", _short(r), _f(r["score"])] for r in en["compare"][1:]]
     doc.table(["language", "model", "test accuracy"], rows)
     if zh:
-        SECTIONS["zh"](doc, zh, out, plots, report["steps"])  # berts.demo.zh.zh_section
-    if en:
-        en_section(doc, en, out, plots, report["steps"])
+        sections["zh"](doc, zh, out, plots, report["steps"])  # berts.demo.zh.zh_section
+    if en and "en" in sections:
+        sections["en"](doc, en, out, plots, report["steps"])
+    report["goals"] = goals(doc)
+    summary = Report("")
+    summary.h3("Goals")
+    summary.table(["part", "goal, as measured", "verdict"], [[g["section"], g["goal"], g["verdict"]]
+                                                               for g in report["goals"]],
+                  marks=["good" if g["verdict"] == "met" else "bad" for g in report["goals"]])
+    doc.blocks[summary_at:summary_at] = summary.blocks
     doc.h2("Time")
-    doc.table(["language", "step", "seconds"], [[x["lang"], x["step"], f"{x['seconds']:.1f}"] for x in report["steps"]])
+    doc.p(budget_line(report))
+    doc.table(["language", "step", "seconds", "command"],
+              [[x["lang"], x["step"], f"{x['seconds']:.1f}", f"`{x['command'][:140]}`"
+                + ("..." if len(x["command"]) > 140 else "")] for x in report["steps"]])
     doc.image(plots / "timeline.png", "Where the time went")
     doc.h2("Reproduce")
     doc.p("`berts demo` re-runs all of it (`--lang zh|en|both`, `--budget`, `--quick`); the commands of each "

@@ -11,8 +11,8 @@
 
 Every choice (checkpoint, C, c1) is made on a dev split; each test split is scored once per model.
 ``run_zh`` runs it (``berts.demo.run.run_demo`` calls it with the job's Steps and BudgetPlan);
-``zh_section`` writes its part of the report (registered in berts.demo.report.SECTIONS, so the
-report never imports this module).
+``zh_section`` writes its part of the report (run_demo hands it to berts.demo.report.write_report,
+so the report never imports this module).
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from collections import Counter
 from pathlib import Path
 
 from berts.data.tagging import read_conll
-from berts.demo.report import SECTIONS, _f, _plt, _points, best_eval, goal, plot_pretraining, run_summary
+from berts.demo.report import _f, _plt, _points, best_eval, goal, plot_pretraining, run_summary
 from berts.errors import UserError
 from berts.metrics.tagging import tagging_report
 
@@ -521,4 +521,3 @@ def zh_section(doc, r: dict, out: Path, plots: Path, steps: list[dict]) -> None:
     doc.code([f"# {x['step']} ({x['seconds']}s)\n{x['command']}" for x in steps if x["lang"] == "zh"])
 
 
-SECTIONS["zh"] = zh_section

@@ -173,7 +173,9 @@ def build_student(cfg, teacher, cls, general: bool, data=None):
             raise UserError("--student-init prune is for TinyBERT's general distillation or task distillation "
                             "(a classifier teacher); DistilBERT students start from --student-layers")
         source = encoder_of(teacher) if cls.__name__ == "BertModel" else teacher
-        student, layers, n = prune(source, config, data)
+        if k.prune_examples < 1:
+            raise UserError(f"distill.prune_examples {k.prune_examples}: at least 1")
+        student, layers, n = prune(source, config, data, examples=k.prune_examples)
         return student, (f"pruned from the teacher (layers {','.join(map(str, layers))}, activations of the first "
                          f"{n} training examples)")
     return cls(config), f"random ({m.config or 'preset ' + m.preset}, seed {cfg.train.seed})"

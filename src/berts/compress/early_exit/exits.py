@@ -381,7 +381,8 @@ def sweep(clf, dataset, speeds=(0.0, 0.1, 0.2, 0.3, 0.5, 0.8), patiences=(1, 2, 
     """Accuracy, average layers, FLOPs per example and measured latency (batch 1: ms per example
     over ``latency_examples``; batch 32: ms per batch over the same examples in batches of 32), for
     each speed (entropy rule) and patience (PABEE), plus the model run to the end ("full").
-    Latency: each setting timed ``repeats`` times, settings alternated, medians."""
+    Latency: each setting timed ``repeats`` times, settings alternated, medians; ``latency_examples``
+    0: no timing (a choice made on accuracy and layers alone: the rows carry no latency)."""
     import time
 
     L = clf.model.config.num_hidden_layers
@@ -402,6 +403,9 @@ def sweep(clf, dataset, speeds=(0.0, 0.1, 0.2, 0.3, 0.5, 0.8), patiences=(1, 2, 
         rows.append(row)
     # latency: the same examples, every setting in turn, `repeats` rounds, medians
     n = min(latency_examples, len(dataset))
+    if n <= 0:
+        clf.early_exit(None)
+        return rows
     subset = _Subset(dataset, np.arange(n))
     times = {i: {1: [], 32: []} for i in range(len(settings))}
     for _ in range(repeats):
@@ -449,6 +453,7 @@ def sweep_table(rows: list[dict]) -> str:
     for r in rows:
         acc = f"{r['accuracy']:.4f}" if "accuracy" in r else "-"
         value = "-" if r["value"] is None else f"{r['value']:g}"
+        b1, b32 = (f"{r[k]:.2f}" if k in r else "-" for k in ("latency_b1_ms", "latency_b32_ms"))
         out.append(f"| {r['rule']} | {value} | {acc} | {r['avg_layers']:.2f} | {r['flops_per_example'] / 1e6:.2f} | "
-                   f"{r['latency_b1_ms']:.2f} | {r['latency_b32_ms']:.2f} |")
+                   f"{b1} | {b32} |")
     return "\n".join(out)
