@@ -145,14 +145,17 @@ class Index:
         _, got = self.index.search(q, k)
         return float(np.mean([len(set(a) & set(b)) / k for a, b in zip(want, got)]))
 
-    def add(self, texts, ids=None, batch_size: int = 32) -> int:
-        """Embed and add texts (no rebuild: faiss adds to the flat, HNSW and trained IVF index alike)."""
+    def add(self, texts, ids=None, batch_size: int = 32, vectors=None) -> int:
+        """Embed and add texts (no rebuild: faiss adds to the flat, HNSW and trained IVF index alike);
+        ``vectors`` [n, dim]: their embeddings, computed elsewhere with the index's model."""
         texts = list(texts)
         start = len(self.ids)
         ids = [str(i) for i in (ids if ids is not None else range(start, start + len(texts)))]
         if len(ids) != len(texts):
             raise UserError(f"{len(texts)} texts but {len(ids)} ids")
-        x = normalize(self.encoder.encode(texts, batch_size=batch_size))
+        if vectors is not None and np.shape(vectors) != (len(texts), self.index.d):
+            raise UserError(f"{len(texts)} texts need vectors [{len(texts)}, {self.index.d}], got {list(np.shape(vectors))}")
+        x = normalize(vectors if vectors is not None else self.encoder.encode(texts, batch_size=batch_size))
         self.index.add(x)
         self.ids += ids
         self.texts += texts
