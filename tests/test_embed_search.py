@@ -87,12 +87,18 @@ def test_approximate_indexes_report_recall_against_exact(env):
         idx = Index.build(None, texts, vectors=x, kind=kind)
         r = idx.meta["recall@10_vs_flat"]
         assert 0.5 < r <= 1.0, (kind, r)
-        # by hand: the same 200 queries, the overlap of the two top-10 lists
+        # by hand: the same 200 queries, the overlap of the two top-10 lists of OTHER vectors
+        # (each query's own vector left out: it always finds itself, an optimistic count)
         xn = x / np.linalg.norm(x, axis=1, keepdims=True)
-        q = xn[np.random.default_rng(0).choice(len(x), size=200, replace=False)]
-        _, exact = flat.search_vectors(q, 10)
-        _, approx = idx.search_vectors(q, 10)
-        assert r == pytest.approx(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)]))
+        pick = np.random.default_rng(0).choice(len(x), size=200, replace=False)
+        _, exact = flat.search_vectors(xn[pick], 11)
+        _, approx = idx.search_vectors(xn[pick], 11)
+        mine = [(set([j for j in a if j != me][:10]), set([j for j in b if j != me][:10]))
+                for a, b, me in zip(exact, approx, pick)]
+        assert all(len(e) == 10 for e, _ in mine)
+        assert r == pytest.approx(np.mean([len(e & g) / 10 for e, g in mine]))
+        counting_self = np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(exact, approx)])
+        assert r <= counting_self  # below the old figure here (100k real embeddings, IVF: 0.57 against 0.62)
     ivf = Index.build(None, texts, vectors=x, kind="ivf", nprobe=1000)  # every list: exact
     assert ivf.meta["recall@10_vs_flat"] == 1.0
 

@@ -51,6 +51,28 @@ def pretrain_corpus(out: Path) -> dict:
     return {"brown_docs": len(brown), "sotu_speeches": len(sotu), "words": words}
 
 
+def sotu_pairs(out: Path, window: int = 5) -> int:
+    """More MNRL pairs, from SOTU only (no Brown text beyond the train split): each speech cut into
+    windows of ``window`` sentences, the first retrieving the other four (the Brown set's shape).
+    Written with the Brown train pairs into train-pairs-plus.tsv, shuffled."""
+    import random
+
+    from berts.data import corpora
+    from berts.data.corpus import split_sentences
+
+    rows = (out / "train-pairs.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    n = len(rows)
+    for speech in corpora.en_sotu()["text"].read_text(encoding="utf-8").split("\n\n"):
+        sents = [" ".join(x.split()) for line in speech.splitlines() if line.strip() for x in split_sentences(line)]
+        for i in range(0, len(sents) - window + 1, window):
+            q, rest = sents[i], " ".join(sents[i + 1: i + window])
+            if len(q.split()) >= 5 and len(rest.split()) >= 20 and "\t" not in q + rest:
+                rows.append(f"{q}\t{rest}")
+    random.Random(0).shuffle(rows)
+    (out / "train-pairs-plus.tsv").write_text("query\tdoc\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return len(rows) - n
+
+
 def lee() -> tuple[list[str], object]:
     """gensim's copy of Lee et al. (2005): 50 news documents, a 50 x 50 matrix of mean human scores."""
     import zipfile
@@ -99,7 +121,10 @@ def main():
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", default="1e-4")
-    ap.add_argument("--skip-pretrain", action="store_true", help="reuse OUT/pretrain/final")
+    ap.add_argument("--skip-pretrain", action="store_true", help="reuse OUT/pretrain/final (or --base)")
+    ap.add_argument("--base", help="the pretrained model to start from (default OUT/pretrain/final)")
+    ap.add_argument("--sotu-pairs", action="store_true", help="MNRL also on SOTU windows (train-pairs-plus.tsv)")
+    ap.add_argument("--losses", default="mnrl,simcse")
     ap.add_argument("--reuse", action="store_true", help="reuse OUT/run-*/best where it exists (score only)")
     args = ap.parse_args()
     out = Path(args.out)
@@ -120,7 +145,8 @@ def main():
         res["pretrain_s"] = berts("pretrain", "--preset", "tiny", "--data", str(out / "shards"), "--out",
                                   str(out / "pretrain"), "--overwrite", "--budget", args.budget,
                                   "--set", "impl.threads=1", "--set", "data.num_workers=0", *quiet)
-    base = out / "pretrain" / "final"
+    base = Path(args.base) if args.base else out / "pretrain" / "final"
+    res["base"] = str(base)
 
     from berts.embed.encoder import Encoder
 
@@ -135,8 +161,11 @@ def main():
     print("tfidf", res["tfidf"], flush=True)
     res["pretrained+mean"] = rows(Encoder.from_pretrained(base))
     print("pretrained+mean", res["pretrained+mean"], flush=True)
-    for loss in ("mnrl", "simcse"):
-        train = out / ("train-texts.tsv" if loss == "simcse" else "train-pairs.tsv")
+    if args.sotu_pairs:
+        res["sotu_pairs"] = sotu_pairs(out)
+    for loss in args.losses.split(","):
+        train = out / ("train-texts.tsv" if loss == "simcse" else
+                       "train-pairs-plus.tsv" if args.sotu_pairs else "train-pairs.tsv")
         cmd = ["finetune", "--task", "sentence-embedding", "--loss", loss, "--model", str(base),
                "--train", str(train), "--dev", str(out / "beir-dev"), "--text-column",
                "text" if loss == "simcse" else "query", "--max-length", "128", "--max-steps", str(args.steps),
