@@ -159,8 +159,12 @@ def main():
     res["tfidf"] = {"dev": tfidf(out / "beir-dev", "dev"), "test": tfidf(out / "beir-test", "test"),
                     "lee_spearman": tfidf_lee()}
     print("tfidf", res["tfidf"], flush=True)
-    res["pretrained+mean"] = rows(Encoder.from_pretrained(base))
+    # the window pretraining used (128) and fine-tuning uses (--max-length 128): the directory's
+    # own (512 positions, 129-512 never trained on 128-token shards) is scored beside it
+    res["pretrained+mean"] = rows(Encoder.from_pretrained(base, max_seq_length=128))
     print("pretrained+mean", res["pretrained+mean"], flush=True)
+    res["pretrained+mean@512"] = rows(Encoder.from_pretrained(base))
+    print("pretrained+mean@512", res["pretrained+mean@512"], flush=True)
     if args.sotu_pairs:
         res["sotu_pairs"] = sotu_pairs(out)
     for loss in args.losses.split(","):
