@@ -102,7 +102,6 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
         assert [p["labels"] for p in points.values()] == [100, 300, 400]
         assert all(p[i]["steps"] == 15 and p[i]["test"]["examples"] == 80 for p in points.values()
                    for i in ("pretrained", "random"))
-    assert e["transformers"]["max_abs_logit_diff"] < 1e-4
     # interop: transformers loads the three English classifiers, sentence-transformers the encoder
     hf = e["interop"]["transformers"]
     assert sorted(hf) == ["distilbert", "teacher", "tinybert"]
