@@ -120,14 +120,16 @@ def test_fp16_underflows_without_scaling_not_with(device):
 @pytest.mark.slow
 @pytest.mark.parametrize("device", DEVICES)
 def test_fp16_run_recovers_from_overflow(shards, tmp_path, device):  # noqa: F811
-    """init_scale 2^40: the first steps overflow (inf gradients), are skipped, the scale backs off
-    (halves each time) and the run trains on to a finite loss."""
+    """init_scale 2^32: the first steps overflow (inf gradients), are skipped, the scale backs off
+    (halves each time) and the run trains on to a finite loss. (With 2^40 and 30 steps, 23 were
+    skipped and the 7 left, at the tail of the linear decay, moved the loss by less than its noise:
+    the comparison below failed or passed by chance.)"""
     out = tmp_path / "fp16"
-    assert cli(pretrain_args(shards, out, "train.max_steps=30", "log.every=1", f"impl.device={device}",
-                             "impl.precision=fp16", "impl.init_scale=1099511627776")) == 0
+    assert cli(pretrain_args(shards, out, "train.max_steps=60", "log.every=1", f"impl.device={device}",
+                             "impl.precision=fp16", "impl.init_scale=4294967296")) == 0
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     recs = [r for r in recs if "loss_scale" in r]
-    assert recs[0]["skipped_steps"] >= 1 and recs[-1]["loss_scale"] < 2.0 ** 40
+    assert recs[0]["skipped_steps"] >= 1 and recs[-1]["loss_scale"] < 2.0 ** 32
     skipped = recs[-1]["skipped_steps"]
     assert skipped < 30 and all(r["skipped_steps"] == skipped for r in recs[-5:])  # it stopped skipping
     assert all(torch.isfinite(torch.tensor(r["loss"])) for r in recs[-5:])
