@@ -75,6 +75,7 @@ def _tag(args) -> int:
     from berts.metrics.tagging import entity_report
     from berts.serve.predict import check_batch_size
     from berts.serve.tagger import Tagger
+    from berts.util.progress import progress_on
 
     check_batch_size(args.batch_size)
     tagger = Tagger.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
@@ -87,13 +88,13 @@ def _tag(args) -> int:
     sentences = read_tagged(args.file, tag_column=column, format=args.format, tokens_field=tokens_field,
                             tags_field=tags_field)
     mode = "strict" if args.strict else "default"
-    report, _ = tagger.evaluate(sentences, args.batch_size, mode)
+    report, _ = tagger.evaluate(sentences, args.batch_size, mode, progress_on(args.quiet))
     if args.int8:  # int8 is never reported alone: beside fp32's, on this file
         from berts.compress.transforms import quantize_int8
 
         quantize_int8(tagger.model, args.int8)
         fp32 = {k: report[k] for k in ("f1", "precision", "recall", "accuracy")}
-        report, _ = tagger.evaluate(sentences, args.batch_size, mode)
+        report, _ = tagger.evaluate(sentences, args.batch_size, mode, progress_on(args.quiet))
         report["fp32"] = fp32
     if args.report_png:  # per-type P/R/F1 bars beside the entity confusion, as classification's
         save_report_png(entity_report(report), args.report_png, title=f"{args.model} on {args.file} (entities)")

@@ -119,6 +119,7 @@ def _tag(args) -> int:
     from berts.data.tagging import TaggedSentence, conll_text
     from berts.serve.predict import check_batch_size
     from berts.serve.tagger import Tagger, read_words
+    from berts.util.progress import progress_on
 
     if args.batch_size is not None:
         check_batch_size(args.batch_size)
@@ -135,13 +136,14 @@ def _tag(args) -> int:
                 path.unlink(missing_ok=True)
     out_rows, conll = [], []
     if kind == "text":
-        for (line, text), r in zip(rows, tagger.predict_words([t for _, t in rows], args.batch_size)):
+        for (line, text), r in zip(rows, tagger.predict_words([t for _, t in rows], args.batch_size,
+                                                                          progress_on(args.quiet))):
             out_rows.append({"line": line, "text": text, "entities": r["entities"]})
             conll.append((TaggedSentence(r["words"], [], "", line), r["tags"]))
     else:
         from berts.data.tagging import bio_entities
 
-        tags, scores = tagger.tag([s.tokens for s in rows], args.batch_size)
+        tags, scores = tagger.tag([s.tokens for s in rows], args.batch_size, progress=progress_on(args.quiet))
         for s, t, sc in zip(rows, tags, scores):
             ents = [{"type": typ, "text": " ".join(s.tokens[a:b]), "start": a, "end": b,
                      "score": round(float(sum(sc[a:b]) / (b - a)), 6)} for typ, a, b in bio_entities(t, tagger.scheme)]

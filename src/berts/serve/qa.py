@@ -31,6 +31,7 @@ from berts.tasks.qa import detect_lang, score
 from berts.tasks.qa import settings_of
 from berts.tokenizer.wordpiece import load_tokenizer
 from berts.util.device import resolve_device
+from berts.util.progress import progress_on
 
 
 class QuestionAnswerer:
@@ -51,20 +52,21 @@ class QuestionAnswerer:
         model.set_fast_path(unpad=True, pack=True)
         return cls(model, load_tokenizer(directory), settings)
 
-    def answer_examples(self, examples, batch_size: int = 32, **settings) -> list[dict]:
+    def answer_examples(self, examples, batch_size: int = 32, progress: bool = False, **settings) -> list[dict]:
         """One answer dict per berts.data.qa.QAExample (see the module docstring)."""
 
         if not examples:
             return []
         return answer(self.model, self.tokenizer, examples, batch_size=batch_size, device=self.model.device,
-                      settings={**self.settings, **settings})
+                      settings={**self.settings, **settings}, progress="predict" if progress else None)
 
-    def predict(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32, **settings) -> list[dict]:
+    def predict(self, questions: Sequence[str], contexts: Sequence[str], batch_size: int = 32,
+                progress: bool = False, **settings) -> list[dict]:
 
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
         examples = [QAExample(str(i), q, c) for i, (q, c) in enumerate(zip(questions, contexts))]
-        return [_public(r) for r in self.answer_examples(examples, batch_size, **settings)]
+        return [_public(r) for r in self.answer_examples(examples, batch_size, progress, **settings)]
 
     def __call__(self, question: str, context: str, **settings) -> dict:
         return self.predict([question], [context], **settings)[0]
@@ -121,7 +123,7 @@ def predict_command(args, data_settings=None) -> int:
     qa = QuestionAnswerer.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
     if args.int8:
         quantize_int8(qa.model, args.int8)  # a scheme; smooth needs calibration: refused in one line
-    results = qa.answer_examples(examples, args.batch_size)
+    results = qa.answer_examples(examples, args.batch_size, progress_on(getattr(args, "quiet", False)))
     rows = []
     for e, r in zip(examples, results):
         row = {"line": e.line} if e.line is not None else {}
@@ -149,7 +151,8 @@ def evaluate_command(args, data_settings=None) -> int:
     version_2 = bool(s["version_2"]) or any(e.is_impossible for e in examples)
 
     def metrics():
-        results = qa.answer_examples(examples, args.batch_size, version_2=version_2, null_threshold=float("inf"))
+        results = qa.answer_examples(examples, args.batch_size, progress_on(getattr(args, "quiet", False)),
+                                     version_2=version_2, null_threshold=float("inf"))
         m = score(examples, results, lang=lang, version_2=version_2,
                   null_threshold=float(s["null_threshold"]) if version_2 else None)
         m["examples"] = len(examples)

@@ -130,9 +130,12 @@ class Tagger:
                               label_all_subtokens=bool(self.tagging.get("label_all_subtokens", False)),
                               pieces=pieces)
 
-    def tag(self, sentences, batch_size: int | None = None, pieces=None) -> tuple[list[list[str]], list[list[float]]]:
+    def tag(self, sentences, batch_size: int | None = None, pieces=None,
+            progress: bool = False) -> tuple[list[list[str]], list[list[float]]]:
         """Words (a list of word lists) -> (a tag per word, its probability), in the input order.
-        ``pieces``: the words' sub-token ids when tokenized already (split_words_batch)."""
+        ``pieces``: the words' sub-token ids when tokenized already (split_words_batch).
+        ``progress``: a bar on stderr, one tick per batch of windows (off by default in the API; the
+        commands follow berts.util.progress's rule: a terminal, not --quiet)."""
 
         batch_size = check_batch_size(self.default_batch_size if batch_size is None else batch_size)
         sentences = [list(s) for s in sentences]
@@ -143,7 +146,8 @@ class Tagger:
         if keep:
             ds = self.dataset(keep, pieces=None if pieces is None else [p for p in pieces if p])
             order = np.argsort(-ds.lengths, kind="stable")  # longest first: less padding per batch
-            ids, scores, _ = tag_sentences(self.model, ds, batch_size, self.model.device, self.autocast, order=order)
+            ids, scores, _ = tag_sentences(self.model, ds, batch_size, self.model.device, self.autocast, order=order,
+                                           progress="predict" if progress else None)
             names = self.labels  # a property that builds the list: once, not once per word
             tags = [[names[i] for i in s] for s in ids]
         for i in empty:  # an empty sentence has no tags
@@ -151,12 +155,12 @@ class Tagger:
             scores.insert(i, [])
         return tags, scores
 
-    def predict(self, texts, batch_size: int | None = None) -> list[list[dict]]:
+    def predict(self, texts, batch_size: int | None = None, progress: bool = False) -> list[list[dict]]:
         """Raw texts -> their entities: ``{"type", "text", "start", "end", "score"}``, character
         offsets into each text (end exclusive)."""
-        return [r["entities"] for r in self.predict_words(texts, batch_size)]
+        return [r["entities"] for r in self.predict_words(texts, batch_size, progress)]
 
-    def predict_words(self, texts, batch_size: int | None = None) -> list[dict]:
+    def predict_words(self, texts, batch_size: int | None = None, progress: bool = False) -> list[dict]:
         """Raw texts -> per text ``{"words", "offsets", "tags", "scores", "entities"}``."""
 
         if isinstance(texts, str):
@@ -166,19 +170,20 @@ class Tagger:
             if not isinstance(t, str):
                 raise UserError(f"text {i} is not a string: {t!r}")
         cut = split_words_batch(self.tokenizer, texts)  # one backend call: words, offsets and their pieces
-        tags, scores = self.tag([w for w, _, _ in cut], batch_size, pieces=[p for _, _, p in cut])
+        tags, scores = self.tag([w for w, _, _ in cut], batch_size, pieces=[p for _, _, p in cut], progress=progress)
         scheme = self.scheme
         return [{"words": w, "offsets": o, "tags": g, "scores": s,
                  "entities": entity_spans(t, o, g, s, scheme)}
                 for t, (w, o, _), g, s in zip(texts, cut, tags, scores)]
 
-    def evaluate(self, sentences, batch_size: int | None = None, mode: str = "default") -> tuple[dict, list[list[str]]]:
+    def evaluate(self, sentences, batch_size: int | None = None, mode: str = "default",
+                 progress: bool = False) -> tuple[dict, list[list[str]]]:
         """TaggedSentence rows (with tags) -> (the report of berts.metrics.tagging.tagging_report,
         plus ``examples`` and the flat numbers; the predicted tags). A tag the model does not know
         is a one-line UserError naming file:line."""
 
         check_labels(sentences, self.labels)
-        predicted, _ = self.tag([s.tokens for s in sentences], batch_size)
+        predicted, _ = self.tag([s.tokens for s in sentences], batch_size, progress=progress)
         metrics = evaluation([s.tags for s in sentences], predicted, self.scheme, mode)
         report = metrics.pop("report")
         report.update(metrics)

@@ -123,9 +123,10 @@ class ModelTask(Task):
 
 
 # ----------------------------------------------------------------------------- fine-tuning
-def predict_logits(model, dataset, batch_size: int = 64, device=None, autocast=None) -> np.ndarray:
+def predict_logits(model, dataset, batch_size: int = 64, device=None, autocast=None,
+                   progress: str | None = None) -> np.ndarray:
     """Logits [N, C] (regression: [N, 1]) of every example of a ClassificationDataset, in order
-    (berts.model.runner's loop, as serving's Classifier.logits)."""
+    (berts.model.runner's loop, as serving's Classifier.logits). ``progress``: a bar's label, or None."""
 
-    return rows(model, dataset, batch_size=batch_size, device=device, autocast=autocast,
+    return rows(model, dataset, batch_size=batch_size, device=device, autocast=autocast, progress=progress,
                 forward=lambda b: model(**{k: v for k, v in model_inputs(b).items() if k != "labels"}).logits)

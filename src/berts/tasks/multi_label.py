@@ -45,6 +45,7 @@ from berts.metrics.report import multilabel_report
 from berts.model.heads import BertForSequenceClassification
 from berts.tokenizer.wordpiece import load_tokenizer
 from berts.util.device import resolve_device
+from berts.util.progress import progress_on
 
 NAME = "multi-label"
 CONFIG_KEY = "multi_label"  # config.finetune_data["multi_label"]: {"thresholds": [one, or one per label], "label_sep": "|"}
@@ -267,17 +268,20 @@ class MultiLabelPredictor:
         return MultiLabelDataset(examples, self.tokenizer, self.names,
                                  max_length or self.settings.get("max_length") or 128)
 
-    def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
-        return predict_logits(self.model, dataset, batch_size)
+    def logits(self, dataset, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """``progress``: a bar on stderr, one tick per batch (off by default in the API; the commands
+        follow berts.util.progress's rule: a terminal, not --quiet)."""
+        return predict_logits(self.model, dataset, batch_size, progress="predict" if progress else None)
 
-    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64) -> list[dict]:
+    def predict(self, texts: list[str], pairs: list[str] | None = None, batch_size: int = 64,
+                progress: bool = False) -> list[dict]:
         """``decode`` of the texts (and pairs)::
 
             MultiLabelPredictor.from_pretrained("runs/topics/best").predict(["wheat and corn prices rose"])
             # [{"labels": ["grain", "corn"], "probabilities": {"corn": 0.81, "grain": 0.97}}]
         """
         examples = [Example(t, None if pairs is None else pairs[i], None, i + 1, "<text>") for i, t in enumerate(texts)]
-        return self.decode(self.logits(self.dataset(examples), batch_size))
+        return self.decode(self.logits(self.dataset(examples), batch_size, progress))
 
     def decode(self, logits: np.ndarray) -> list[dict]:
         """Per row: ``labels`` (on, by probability) and every label's ``probabilities``."""
@@ -297,12 +301,13 @@ def evaluate_command(args, data_settings) -> int:
     d = data_settings(args, pred.settings, labels=True)
     examples, _ = read_multi_label(args.file, d, pred.label_sep)
     ds = pred.dataset(examples, d.max_length)  # an unknown label: an error naming file and line
-    fp32 = pred.logits(ds, args.batch_size)
+    bar = progress_on(getattr(args, "quiet", False))
+    fp32 = pred.logits(ds, args.batch_size, bar)
     metrics = score(fp32, ds.labels, pred.thresholds, pred.names)
     if args.int8:  # reported against fp32, never alone
 
         quantize_int8(pred.model, args.int8)
-        int8 = pred.logits(ds, args.batch_size)
+        int8 = pred.logits(ds, args.batch_size, bar)
         fp32_metrics = {k: v for k, v in metrics.items() if k != "report"}
         metrics = dict(score(int8, ds.labels, pred.thresholds, pred.names), fp32=fp32_metrics,
                        int8_vs_fp32=pred.compare_agreement(fp32, int8))
@@ -332,7 +337,8 @@ def predict_command(args, data_settings) -> int:
                                         pred.logits(pred.dataset(check, d.max_length), args.batch_size))
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()), file=sys.stderr)
-    rows = pred.decode(pred.logits(pred.dataset(examples, d.max_length), args.batch_size))
+    rows = pred.decode(pred.logits(pred.dataset(examples, d.max_length), args.batch_size,
+                                   progress_on(getattr(args, "quiet", False))))
     out = []
     for e, r in zip(examples, rows):
         row = {"line": e.line, "text": e.text}

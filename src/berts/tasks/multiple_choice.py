@@ -46,6 +46,7 @@ from berts.metrics.report import metrics_line, print_report, save_report_png
 from berts.model.runner import rows
 from berts.tokenizer.wordpiece import load_tokenizer
 from berts.util.device import resolve_device
+from berts.util.progress import progress_on
 
 NAME = "multiple-choice"
 
@@ -243,8 +244,10 @@ class MultipleChoiceDataset:
         return batch
 
 
-def choice_logits(model, dataset: MultipleChoiceDataset, batch_size: int = 64, device=None, autocast=None):
-    """Logits [N, Cmax] of every example in order (a row's missing choices: -inf)."""
+def choice_logits(model, dataset: MultipleChoiceDataset, batch_size: int = 64, device=None, autocast=None,
+                  progress: str | None = None):
+    """Logits [N, Cmax] of every example in order (a row's missing choices: -inf). ``progress``: a
+    bar's label (berts.util.progress), or None."""
 
     # the most choices of any row (a view of the dataset for timing, compare's _Subset: its rows')
     n = dataset.num_choices if hasattr(dataset, "num_choices") else dataset.ds.num_choices[dataset.idx]
@@ -256,7 +259,8 @@ def choice_logits(model, dataset: MultipleChoiceDataset, batch_size: int = 64, d
         logits = logits.masked_fill(b["choice_mask"] == 0, float("-inf"))
         return F.pad(logits, (0, cmax - logits.shape[1]), value=float("-inf"))  # [B, Cmax]
 
-    return rows(model, dataset, batch_size=batch_size, device=device, autocast=autocast, forward=forward)
+    return rows(model, dataset, batch_size=batch_size, device=device, autocast=autocast, forward=forward,
+                progress=progress)
 
 
 def score(logits: np.ndarray, labels: np.ndarray) -> dict:
@@ -336,10 +340,13 @@ class ChoicePredictor:
         return MultipleChoiceDataset(examples, self.tokenizer,
                                      max_length or self.settings.get("max_length") or 128)
 
-    def logits(self, dataset, batch_size: int = 64) -> np.ndarray:
-        return choice_logits(self.model, dataset, batch_size)
+    def logits(self, dataset, batch_size: int = 64, progress: bool = False) -> np.ndarray:
+        """``progress``: a bar on stderr, one tick per batch (off by default in the API; the commands
+        follow berts.util.progress's rule: a terminal, not --quiet)."""
+        return choice_logits(self.model, dataset, batch_size, progress="predict" if progress else None)
 
-    def predict(self, examples, batch_size: int = 64, max_length: int | None = None) -> list[dict]:
+    def predict(self, examples, batch_size: int = 64, max_length: int | None = None,
+                progress: bool = False) -> list[dict]:
         """Per example (a ChoiceExample, or a dict with ``context`` and/or ``question`` and
         ``choices``): ``choice`` (index), ``text`` (the choice), ``probability`` and every choice's
         ``probabilities``::
@@ -348,7 +355,7 @@ class ChoicePredictor:
                 [{"question": "2 + 2 =", "choices": ["3", "4", "5"]}])  # [{"choice": 1, "text": "4", ...}]
         """
         examples = [e if isinstance(e, ChoiceExample) else _example(e) for e in examples]
-        logits = self.logits(self.dataset(examples, max_length), batch_size)
+        logits = self.logits(self.dataset(examples, max_length), batch_size, progress)
         probs = torch.from_numpy(logits).softmax(-1).numpy()
         out = []
         for e, p in zip(examples, probs):
@@ -366,12 +373,13 @@ def evaluate_command(args, data_settings) -> int:
     d = data_settings(args, pred.settings, labels=True)
     examples, _ = read_choices(args.file, d)
     ds = pred.dataset(examples, d.max_length)
-    fp32 = pred.logits(ds, args.batch_size)
+    bar = progress_on(getattr(args, "quiet", False))
+    fp32 = pred.logits(ds, args.batch_size, bar)
     metrics = score(fp32, ds.labels)
     if args.int8:  # reported against fp32, never alone
 
         quantize_int8(pred.model, args.int8)
-        int8 = pred.logits(ds, args.batch_size)
+        int8 = pred.logits(ds, args.batch_size, bar)
         fp32_metrics = {k: v for k, v in metrics.items() if k != "report"}
         metrics = dict(score(int8, ds.labels), fp32=fp32_metrics, int8_vs_fp32=pred.compare_agreement(fp32, int8))
     metrics["examples"] = len(ds)
@@ -400,7 +408,7 @@ def predict_command(args, data_settings) -> int:
                                         pred.logits(pred.dataset(check, d.max_length), args.batch_size))
         print(f"predict --int8: against fp32 on the first {len(check)} examples: "
               + "  ".join(f"{k} {v:.4f}" for k, v in versus.items()), file=sys.stderr)
-    results = pred.predict(examples, args.batch_size, d.max_length)
+    results = pred.predict(examples, args.batch_size, d.max_length, progress=progress_on(getattr(args, "quiet", False)))
     write_predictions([{"line": e.line, **r} for e, r in zip(examples, results)], args.out)
     return 0
 

@@ -161,14 +161,16 @@ class QADataset:
         return batch
 
 
-def window_logits(model, dataset: QADataset, *, batch_size: int = 64, device=None, autocast=None):
-    """(start, end): one float32 array per window, its own length (berts.model.runner's loop)."""
+def window_logits(model, dataset: QADataset, *, batch_size: int = 64, device=None, autocast=None,
+                  progress: str | None = None):
+    """(start, end): one float32 array per window, its own length (berts.model.runner's loop;
+    ``progress``: a bar's label, or None)."""
 
     starts: list = [None] * len(dataset)
     ends: list = [None] * len(dataset)
     inputs = ("input_ids", "token_type_ids", "attention_mask")
     for batch, out in run(model, dataset, batch_size=batch_size, device=device, autocast=autocast, inference=True,
-                          forward=lambda b: model(**{k: b[k] for k in inputs})):
+                          forward=lambda b: model(**{k: b[k] for k in inputs}), progress=progress):
         s, e = out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()
         for row, i in enumerate(batch["index"].tolist()):
             n = int(dataset.lengths[i])
@@ -253,13 +255,14 @@ def settings_of(model) -> dict:
 
 
 def answer(model, tokenizer, examples: Sequence[QAExample], *, batch_size: int = 32, device=None,
-           settings: dict | None = None, **changes) -> list[dict]:
+           settings: dict | None = None, progress: str | None = None, **changes) -> list[dict]:
     """One answer per example: ``{"id", "text", "start", "end", "score", "probability"}`` (+
-    ``null_score_diff`` for v2; text "" and start = end = -1 when no answer wins)."""
+    ``null_score_diff`` for v2; text "" and start = end = -1 when no answer wins). ``progress``: a
+    bar's label (one tick per batch of windows), or None."""
     s = {**settings_of(model), **(settings or {}), **changes}
     ds = QADataset(examples, tokenizer, max_length=s["max_length"], doc_stride=s["doc_stride"],
                    max_question_tokens=s["max_question_tokens"])
-    starts, ends = window_logits(model, ds, batch_size=batch_size, device=device)
+    starts, ends = window_logits(model, ds, batch_size=batch_size, device=device, progress=progress)
     return postprocess(ds.examples, ds.features, starts, ends, n_best=s["n_best"],
                        max_answer_length=s["max_answer_length"], version_2=bool(s["version_2"]),
                        null_threshold=float(s["null_threshold"]))

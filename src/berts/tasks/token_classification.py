@@ -276,7 +276,7 @@ class TaggingDataset:
 
 
 def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=None, autocast=None,
-                  order=None) -> tuple[list[list[int]], list[list[float]], float | None]:
+                  order=None, progress: str | None = None) -> tuple[list[list[int]], list[list[float]], float | None]:
     """Run ``model`` over every window -> (tag ids per word, their scores per word, the mean loss
     over the labelled tokens (CRF: sentences) when the dataset has tags, else None), sentences in
     the dataset's order; each word from the window where it is most central."""
@@ -285,7 +285,7 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
     per_window: list = [None] * len(dataset)
     loss_sum = loss_n = 0.0
     for batch, out in run(model, dataset, batch_size=batch_size, device=device, autocast=autocast, order=order,
-                          inference=dataset.tags is None,
+                          inference=dataset.tags is None, progress=progress,
                           forward=lambda b: model(**{k: v for k, v in model_inputs(b).items()})):
         idx = batch["index"].tolist()
         logits = out.logits
