@@ -169,3 +169,34 @@ def test_predict_guards_every_tasks_output_before_dispatch(tmp_path, task, capsy
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "in.jsonl" in err
     assert data.read_text() == '{"question": "q", "context": "c"}\n'
+
+
+def test_evaluate_report_png_is_claimed_like_every_output(tmp_path, model_dir, capsys):
+    """`berts evaluate --report-png` (found by experiments/2026-12-06-hostile): the input, a link
+    to it, a model file, a user's file and a name matplotlib cannot write were a traceback or a
+    replaced file; each is now one line before the model loads, and /dev/full is a stream."""
+    table = tmp_path / "t.tsv"
+    table.write_text("text\tlabel\na\t0\n")
+    (tmp_path / "link.png").symlink_to(table)
+    mine = tmp_path / "mine.png"
+    mine.write_bytes(b"my picture")
+    ev = ["evaluate", str(model_dir), str(table), "--report-png"]
+    _refused(capsys, [*ev, str(table)], "is the input")
+    _refused(capsys, [*ev, str(tmp_path / "link.png"), "--overwrite"], "is the input")
+    _refused(capsys, [*ev, str(model_dir / "config.json")], "destroy the model")
+    _refused(capsys, [*ev, str(mine)], "pass --overwrite")
+    _refused(capsys, [*ev, str(tmp_path)], "this writes .png files")
+    _refused(capsys, [*ev, str(tmp_path / "no" / "r.png")], "no such directory")
+    assert table.read_text() == "text\tlabel\na\t0\n" and mine.read_bytes() == b"my picture"
+    assert (model_dir / "config.json").read_text() == "{}"
+
+
+def test_report_png_writes_atomically_and_to_streams(tmp_path):
+    from berts.metrics.report import save_report_png
+
+    report = {"classes": [{"name": "a", "precision": 1.0, "recall": 0.5, "f1": 0.667}], "confusion": [[1]]}
+    out = save_report_png(report, tmp_path / "r.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    if os.path.exists("/dev/null"):
+        save_report_png(report, "/dev/null")
+        assert stat.S_ISCHR(os.stat("/dev/null").st_mode)

@@ -118,6 +118,10 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"berts: error: {storage_error(exc.filename or 'a file', exc)}", file=sys.stderr)
         return 2
+    except UnicodeDecodeError as exc:  # a reader that did not go through fileio.read_text: still one line
+        print(f"berts: error: an input file is not UTF-8 text ({exc.reason} at byte {exc.start}); berts reads "
+              "UTF-8 (convert it first, e.g. iconv -f latin1 -t utf-8)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("berts: interrupted", file=sys.stderr)
         return 130

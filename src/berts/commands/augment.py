@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from berts.commands.common import add_data_arguments, data_settings
 from berts.util.progress import progress_on
-from berts.util.values import count, count_at_most, probability
+from berts.util.values import count, count_at_most, natural, probability
 
 MAX_VARIANTS = 1000  # per text (the reference uses 20-30): a larger --n is a typo, not a plan
 
@@ -28,7 +28,7 @@ def register(subparsers) -> None:
     p.add_argument("--n", type=count_at_most(MAX_VARIANTS), default=20, metavar="N", help="variants per text (default 20, the reference's SST-2)")
     p.add_argument("--p", type=probability, default=0.4, metavar="P", help="replacement probability per word (default 0.4)")
     p.add_argument("--top-k", type=count, default=15, metavar="K", help="candidates per word (default 15)")
-    p.add_argument("--seed", type=int, default=0, help="seed (text i draws from (seed, i))")
+    p.add_argument("--seed", type=natural, default=0, help="seed (text i draws from (seed, i))")
     p.add_argument("--batch-size", type=count, default=64, metavar="B", help="MLM rows per forward (default 64)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_data_arguments(p)

@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--compile", action="store_true", default=None,
                    help="torch.compile berts (falls back with a warning)")
     p.add_argument("--no-transformers", action="store_true", default=None, help="berts alone")
-    p.add_argument("--seed", type=int, help="default 0")
+    p.add_argument("--seed", type=natural, help="default 0")
     p.add_argument("--engines", metavar="LIST",
                    help="with --only infer: one classifier served by each of these engines, side by side (those "
                         "installed): berts, berts-int8, transformers, torch-int8, onnxruntime, onnxruntime-int8; "

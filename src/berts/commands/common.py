@@ -56,7 +56,7 @@ def add_run_arguments(p) -> None:
                    help="the optimizer's epsilon (optim.eps; berts' default 1e-6, torch's 1e-8)")
     p.add_argument("--max-grad-norm", "--max_grad_norm", dest="max_grad_norm", type=nonnegative, metavar="N",
                    help="clip the global gradient norm to N (optim.grad_clip)")
-    p.add_argument("--seed", type=int, metavar="N", help="weights, dropout and data order (train.seed)")
+    p.add_argument("--seed", type=natural, metavar="N", help="weights, dropout and data order (train.seed)")
     p.add_argument("--dropout", type=probability, metavar="P",
                    help="the model's dropout: hidden and attention probabilities (model.hidden_dropout_prob, "
                         "model.attention_probs_dropout_prob; fine-tuning: model.classifier_dropout too)")

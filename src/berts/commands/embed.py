@@ -10,20 +10,21 @@ import sys
 
 from berts.commands.common import add_int8_argument
 from berts.errors import UserError
+from berts.util.values import count
 
 
 def add_engine_arguments(p) -> None:
     """The flags that pick and tune the Encoder (shared with `berts index`)."""
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="texts per forward (default 32)")
+    p.add_argument("--batch-size", type=count, default=32, metavar="N", help="texts per forward (default 32)")
     p.add_argument("--pooling", metavar="MODE",
                    help="override the directory's pooling: mean, cls, max, mean-sqrt-len, weightedmean, lasttoken "
                         "(a plain BERT directory without modules.json gets mean, said once)")
     p.add_argument("--normalize", action=argparse.BooleanOptionalAction, default=None,
                    help="L2-normalise the embeddings (default: the directory's 2_Normalize module)")
-    p.add_argument("--max-length", type=int, metavar="N", help="truncation window in tokens (default: the model's)")
+    p.add_argument("--max-length", type=count, metavar="N", help="truncation window in tokens (default: the model's)")
     add_int8_argument(p, "dynamic int8 quantization of the encoder's Linear layers (CPU; about 2x; lowest "
                          "cosine to fp32 on 512 Brown sentences: 0.977 per-channel, 0.991 smooth: docs/embed.md).")
-    p.add_argument("--threads", type=int, metavar="N", help="torch / onnxruntime threads")
+    p.add_argument("--threads", type=count, metavar="N", help="torch / onnxruntime threads")
     p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, auto")
 
 

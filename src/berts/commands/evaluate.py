@@ -6,7 +6,7 @@ import sys
 
 from berts.commands.common import add_data_arguments, add_int8_argument, data_settings
 from berts.errors import UserError
-from berts.util.values import count
+from berts.util.values import count, natural
 
 
 def register(subparsers) -> None:
@@ -28,16 +28,17 @@ def register(subparsers) -> None:
                    help="no progress bar (shown on stderr when it is a terminal, or with BERTS_PROGRESS=1)")
     p.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     p.add_argument("--report-png", metavar="FILE",
-                   help="also draw the per-class precision/recall/F1 and the confusion matrix as a PNG")
+                   help="also draw the per-class precision/recall/F1 and the confusion matrix as a PNG (a .png name)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --report-png file (never an input)")
     from berts.compress.early_exit.flags import add_exit_arguments
 
     add_exit_arguments(p)
     p.add_argument("--sweep", action="store_true",
                    help="early exit: accuracy, average layers, FLOPs and latency (batch 1 and 32) over speeds "
                         "and patiences (--speeds, --patiences), and the model run to the end")
-    p.add_argument("--speeds", default="0,0.1,0.2,0.3,0.5,0.8", metavar="S,...", help="--sweep's speeds")
-    p.add_argument("--patiences", default="1,2,3", metavar="K,...", help="--sweep's patiences")
-    p.add_argument("--latency-examples", type=int, default=64, metavar="N",
+    p.add_argument("--speeds", default=None, metavar="S,...", help="--sweep's speeds (default 0,0.1,0.2,0.3,0.5,0.8)")
+    p.add_argument("--patiences", default=None, metavar="K,...", help="--sweep's patiences (default 1,2,3)")
+    p.add_argument("--latency-examples", type=natural, default=64, metavar="N",
                    help="--sweep: time each setting on N examples (default 64); 0: no timing, accuracy and layers only")
     p.add_argument("--strict", action="store_true",
                    help="token-classification: entities as seqeval's strict mode (well-formed in the scheme only)")
@@ -50,14 +51,30 @@ def _line(name: str, metrics: dict) -> str:
     return f"{name}: " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in metrics.items())
 
 
+def _grid(args) -> tuple[list[float], list[int]]:
+    """--sweep's speeds and patiences, each item through the one validation layer's types (so
+    "0.1,nan" is one line, before any model loads)."""
+    import argparse
+
+    from berts.util.values import count, probability
+
+    def parse(flag, text, convert):
+        try:
+            items = [convert(x.strip()) for x in text.split(",") if x.strip()]
+        except argparse.ArgumentTypeError as exc:
+            raise UserError(f"{flag} {text!r}: {exc}") from None
+        if not items:
+            raise UserError(f"{flag} {text!r}: no values")
+        return items
+
+    return (parse("--speeds", args.speeds or "0,0.1,0.2,0.3,0.5,0.8", probability),
+            parse("--patiences", args.patiences or "1,2,3", count))
+
+
 def _sweep(args, clf, ds) -> int:
     from berts.compress.early_exit.exits import sweep, sweep_table
 
-    try:
-        speeds = [float(x) for x in args.speeds.split(",") if x.strip()]
-        patiences = [int(x) for x in args.patiences.split(",") if x.strip()]
-    except ValueError:
-        raise UserError(f"--speeds {args.speeds!r} / --patiences {args.patiences!r}: comma-separated numbers") from None
+    speeds, patiences = _grid(args)
     clf.early_exit("entropy")  # the model must have students (one-line error if not)
     if args.latency_examples < 0:
         raise UserError(f"--latency-examples {args.latency_examples}: 0 or more")
@@ -117,6 +134,16 @@ def _tag(args) -> int:
 
 
 def run(args) -> int:
+    if args.sweep:
+        _grid(args)  # a bad grid is one line before the model loads
+    if (args.speeds is not None or args.patiences is not None) and not args.sweep:  # accepted and ignored before
+        raise UserError(f"{'--speeds' if args.speeds is not None else '--patiences'} sets --sweep's grid: add "
+                        "--sweep, or give one operating point with --speed / --patience")
+    if args.report_png is not None:  # before any model loads: an input or someone's file is refused
+        from berts.util.fileio import claim_output_file
+
+        claim_output_file(args.report_png, inputs=[args.file], model_dirs=[args.model], overwrite=args.overwrite,
+                          flag="--report-png", suffixes=(".png",))
     from berts.serve.tagger import is_tagger
 
     if is_tagger(args.model):  # a token-classification directory (NER)

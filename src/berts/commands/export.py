@@ -80,6 +80,12 @@ def run(args) -> int:
         return 0
     print(f"export: {r['architecture']} -> {r['files']['fp32']} (outputs {', '.join(r['outputs'])}; "
           f"{r['export_s']:.1f}s)")
+    if r["architecture"].endswith("WithExits"):  # never silently: the graph is the full-depth classifier
+        print("export: note: the early exits are not in the graph (it runs every layer: the final classifier's "
+              "logits); exits run in berts predict --speed", file=sys.stderr)
+    elif "ForUnifiedLM" in r["architecture"] or "ForMaskedLM" in r["architecture"]:
+        print("export: note: the graph is the encoder (last_hidden_state), without the language-model head",
+              file=sys.stderr)
     print(f"onnxruntime vs berts on {r['texts']} texts: max |diff| {r['max_abs_diff']:.2e}"
           + (f"; optimized graph {r['optimized_max_abs_diff']:.2e}" if "optimized_max_abs_diff" in r else "")
           + f" (tolerance {r['tolerance']:g})")

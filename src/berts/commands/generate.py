@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--num-beams", type=count, default=1, metavar="N", help="beam search with N beams (1: off)")
     p.add_argument("--length-penalty", type=finite, default=1.0, metavar="A",
                    help="beam score = log-probability / length ** A (1.0)")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed (0); prompt i of a file uses SEED + i")
+    p.add_argument("--seed", type=natural, default=0, help="sampling seed (0); prompt i of a file uses SEED + i")
     p.add_argument("--mode", choices=("left-to-right", "seq2seq"), help="default: the model's (config.json)")
     p.add_argument("--readout", choices=("next", "mask"),
                    help="next: the last position predicts the next token (clm, seq2seq); mask: a [MASK] "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from berts.commands.embed import add_engine_arguments, add_input_arguments, add_progress_arguments, show_progress
 from berts.errors import UserError
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -26,10 +27,10 @@ def register(subparsers) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace an existing index IDX")
     p.add_argument("--id-prefix", default="", metavar="STR",
                    help="put STR before every id (line numbers repeat across files: e.g. --id-prefix more: with --add)")
-    p.add_argument("--hnsw-m", type=int, default=32, metavar="M", help="HNSW: links per node (default 32)")
-    p.add_argument("--ef-search", type=int, default=64, metavar="N", help="HNSW: search breadth (default 64)")
-    p.add_argument("--nlist", type=int, metavar="N", help="IVF: lists (default about 4 sqrt(n))")
-    p.add_argument("--nprobe", type=int, default=8, metavar="N", help="IVF: lists searched per query (default 8)")
+    p.add_argument("--hnsw-m", type=count, default=32, metavar="M", help="HNSW: links per node (default 32)")
+    p.add_argument("--ef-search", type=count, default=64, metavar="N", help="HNSW: search breadth (default 64)")
+    p.add_argument("--nlist", type=count, metavar="N", help="IVF: lists (default about 4 sqrt(n))")
+    p.add_argument("--nprobe", type=count, default=8, metavar="N", help="IVF: lists searched per query (default 8)")
     add_input_arguments(p)
     add_engine_arguments(p)
     add_progress_arguments(p)

@@ -160,6 +160,18 @@ def _tag(args) -> int:
     return 0
 
 
+# predict's flags that only one kind of directory honours: given to another, refused in one line
+# (they were accepted and ignored: a --question to a tagger read stdin, a --text to a QA model too)
+_OWN_FLAGS = {"question": ("question-answering", "--question"), "context": ("question-answering", "--context"),
+              "text": ("token-classification", "--text"), "conll": ("token-classification", "--conll")}
+
+
+def _refuse_foreign(args, kind: str) -> None:
+    for dest, (owner, flag) in _OWN_FLAGS.items():
+        if owner != kind and getattr(args, dest, None) not in (None, False, []):
+            raise UserError(f"{args.model}: {flag} is for {owner} models; this directory is a {kind} model")
+
+
 def run(args) -> int:
     if args.out is not None:  # every task's predictions, before any model loads: an input or someone's file is refused
         from berts.util.fileio import claim_output_file
@@ -169,6 +181,10 @@ def run(args) -> int:
     from berts.serve.tagger import is_tagger
 
     if is_tagger(args.model):  # a token-classification directory (NER): its own inputs and outputs
+        from berts.commands.common import check_task_serving
+
+        _refuse_foreign(args, "token-classification")
+        check_task_serving(args, args.model)  # early exit is classification's
         return _tag(args)
     if args.batch_size is None:  # the tagger picks its own (berts.serve.tagger.CPU_BATCH); every other task 64
         args.batch_size = 64
@@ -179,11 +195,10 @@ def run(args) -> int:
     server = served_by(args.model)  # a task with its own serving (question answering, multiple choice, ...)
     if server is not None:
         check_task_serving(args, args.model)
+        _refuse_foreign(args, "question-answering" if server == "berts.serve.qa" else server.rsplit(".", 1)[-1]
+                        .replace("_", "-"))
         return load(f"{server}:predict_command")(args, data_settings)
-    if getattr(args, "question", None) is not None or getattr(args, "context", None) is not None:
-        raise UserError(f"{args.model}: --question/--context are for a question-answering model")
-    if getattr(args, "text", None) or getattr(args, "conll", False):
-        raise UserError(f"{args.model}: --text and --conll are for token-classification models")
+    _refuse_foreign(args, "sequence classification")
     from berts.data.tables import check_max_length, read_table
     from berts.serve.predict import Classifier, agreement, check_batch_size
     from berts.util.progress import progress_on
@@ -195,6 +210,9 @@ def run(args) -> int:
         raise UserError(f"--int8 runs on the CPU (dynamic int8 linear layers): --device {args.device} cannot be "
                         "honoured; leave --device out")
     clf = Classifier.from_pretrained(args.model, device="cpu" if args.int8 else args.device)
+    if clf.pair_model is False and args.pair_column is not None:  # it would read a second text and use it
+        raise UserError(f"{args.model}: --pair-column {args.pair_column}: this model was fine-tuned on one sentence "
+                        f"(column {clf.settings.get('text_column')!r}), not on pairs")
     stdin = args.file == "-"
     fmt = _format(args, clf.settings, None if stdin else Path(args.file))
     path = _stdin_to_file(fmt) if stdin else Path(args.file)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from berts.errors import UserError
 from berts.objectives import registry
 from berts.util.progress import progress_on
-from berts.util.values import count, probability
+from berts.util.values import count, natural, probability
 
 
 def register(subparsers) -> None:
@@ -27,7 +27,7 @@ def register(subparsers) -> None:
                    help="probability of a shorter random target length (default 0.1)")
     p.add_argument("--dupe-factor", type=count, default=1, metavar="N",
                    help="passes over the corpus with different cuts (default 1)")
-    p.add_argument("--seed", type=int, default=12345, help="random seed (default 12345)")
+    p.add_argument("--seed", type=natural, default=12345, help="random seed (default 12345)")
     p.add_argument("--workers", type=count, default=2, metavar="N", help="worker processes (default 2)")
     p.add_argument("--format", dest="input_format", choices=("auto", "bert", "plain", "jsonl"), default="auto",
                    help="input format (default: detected per file)")

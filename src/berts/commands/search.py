@@ -6,6 +6,7 @@ import sys
 import time
 
 from berts.errors import UserError
+from berts.util.values import count
 
 
 def register(subparsers) -> None:
@@ -16,17 +17,17 @@ def register(subparsers) -> None:
                     "the model the index names; another --model is refused unless it has the same weights.")
     p.add_argument("index", metavar="IDX", help="an index directory (berts index)")
     p.add_argument("query", nargs="?", metavar="QUERY", help="the query text (or --queries FILE)")
-    p.add_argument("-k", "--top-k", dest="k", type=int, default=10, metavar="K", help="hits per query (default 10)")
+    p.add_argument("-k", "--top-k", dest="k", type=count, default=10, metavar="K", help="hits per query (default 10)")
     p.add_argument("--queries", metavar="FILE", help="queries, one a line (or a JSONL corpus: _id/id and text)")
     p.add_argument("--model", metavar="DIR", help="the encoder (default: the index's; must have the same weights)")
     p.add_argument("--rerank", metavar="DIR",
                    help="re-order the k hits with a fine-tuned pair classifier (a cross-encoder: query, text)")
     p.add_argument("--rerank-label", metavar="LABEL",
                    help="the re-ranker's label whose probability orders the hits (default: its last label)")
-    p.add_argument("--ef-search", type=int, metavar="N", help="HNSW: search breadth (default: the index's)")
-    p.add_argument("--nprobe", type=int, metavar="N", help="IVF: lists searched per query (default: the index's)")
-    p.add_argument("--batch-size", type=int, default=32, metavar="N", help="queries per forward (default 32)")
-    p.add_argument("--threads", type=int, metavar="N", help="torch threads")
+    p.add_argument("--ef-search", type=count, metavar="N", help="HNSW: search breadth (default: the index's)")
+    p.add_argument("--nprobe", type=count, metavar="N", help="IVF: lists searched per query (default: the index's)")
+    p.add_argument("--batch-size", type=count, default=32, metavar="N", help="queries per forward (default 32)")
+    p.add_argument("--threads", type=count, metavar="N", help="torch threads")
     p.add_argument("--json", action="store_true", help="one JSON object per query")
     p.set_defaults(func=run)
 
@@ -41,7 +42,7 @@ def run(args) -> int:
     if args.threads is not None:
         import torch
 
-        torch.set_num_threads(max(1, args.threads))
+        torch.set_num_threads(args.threads)
     idx = Index.load(args.index)
     if args.model:
         idx.use_model(args.model)

@@ -153,6 +153,8 @@ def parse_class_weights(value) -> dict[str, float] | str:
 # ----------------------------------------------------------------------------- before a run
 def check_run(cfg) -> None:
     """What a run needs besides well-formed values: by the config's kind (see config/schema.py)."""
+    if cfg.train.seed is not None and cfg.train.seed < 0:  # numpy's generators take none (a YAML's seed: -1)
+        raise UserError(f"train.seed (--seed): an integer >= 0 expected, got {cfg.train.seed}")
     {"pretrain": check_pretrain_config, "finetune": check_finetune_config,
      "distill": check_distill_config}[cfg.kind](cfg)
 

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from berts.errors import UserError
+from berts.util.fileio import read_text, text_lines
 from berts.data.tagging import MODEL_KEYS, pad_batch
 
 
@@ -67,7 +68,7 @@ def read_squad(path: str | os.PathLike) -> list[QAExample]:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+        doc = json.loads(read_text(path))
     except json.JSONDecodeError as e:
         raise UserError(f"{path}:{e.lineno}: not valid JSON ({e.msg})") from None
     if not isinstance(doc, dict) or not isinstance(doc.get("data"), list):
@@ -99,7 +100,7 @@ def read_qa_jsonl(path: str | os.PathLike) -> list[QAExample]:
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     out = []
-    with open(path, encoding="utf-8-sig") as f:
+    with text_lines(path) as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
                 continue

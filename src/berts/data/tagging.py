@@ -40,6 +40,7 @@ from pathlib import Path
 
 from berts.data.tables import read_records
 from berts.errors import UserError
+from berts.util.fileio import text_lines
 
 OUTSIDE = "O"
 SCHEMES = ("IO", "BIO", "IOB1", "BIOES", "BMES")
@@ -199,7 +200,7 @@ def read_conll(path: str | os.PathLike, tag_column: int = -1, docstart: str = "-
             out.append(TaggedSentence(list(tokens), list(tags), str(path), first, [list(m) for m in middle]))
         tokens.clear(); tags.clear(); middle.clear()
 
-    with open(path, encoding="utf-8-sig") as f:
+    with text_lines(path) as f:
         for n, raw in enumerate(f, 1):
             cols = raw.split()
             if not cols:
@@ -232,7 +233,7 @@ def read_jsonl(path: str | os.PathLike, tokens_key: str = "tokens", tags_key: st
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     out = []
-    with open(path, encoding="utf-8-sig") as f:
+    with text_lines(path) as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
                 continue

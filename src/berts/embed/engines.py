@@ -43,6 +43,11 @@ class OnnxEncoder(Encoder):
         except Exception as exc:  # onnxruntime raises its own types for a corrupt graph
             raise UserError(f"{path}: not a readable ONNX model ({str(exc).splitlines()[0][:200]})") from None
         self._inputs = {i.name for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if "last_hidden_state" not in outputs:  # a task model's export (logits): no token states to pool
+            raise UserError(f"{path}: this ONNX graph outputs {', '.join(outputs)}, not last_hidden_state (the "
+                            "export of a task model); embedding needs an encoder's export (berts export ENCODER_DIR "
+                            "--onnx ENCODER_DIR/model.onnx), or remove the file to use the torch weights")
         return self
 
     def forward(self, input_ids, attention_mask, normalize=None):

@@ -21,9 +21,12 @@ Other tasks (entity types of token tagging) build the same dict from their own c
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
+
+from berts.util.fileio import atomic_write_file, is_stream
 
 
 def _prf(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray):
@@ -150,7 +153,10 @@ def save_report_png(report: dict, path, title: str = "") -> Path:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    if not is_stream(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+    png = io.BytesIO()
+    fig.savefig(png, dpi=100, format="png")  # the bytes, then one atomic write (a stream: written as one)
     plt.close(fig)
+    atomic_write_file(path, png.getvalue())
     return path

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from berts.errors import UserError
+from berts.util.fileio import read_text
 from berts.compress.transforms import quantize_int8
 from berts.data.tagging import TaggedSentence
 from berts.data.tagging import check_labels
@@ -208,7 +209,7 @@ def read_words(path, fmt: str = "auto", shown: str | None = None) -> tuple[str, 
         ext = path.suffix.lower()
         fmt = ("jsonl" if ext in (".jsonl", ".json") else
                "conll" if ext in (".conll", ".bio", ".bmes", ".iob", ".iob2", ".bioes", ".ner") else "text")
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = read_text(path, "a text, CoNLL or JSONL file").splitlines()
     if fmt == "text":
         return "text", [(n, t) for n, t in enumerate(lines, 1) if t.strip()]
     out = []

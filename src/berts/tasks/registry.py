@@ -14,12 +14,14 @@ with a ``from_run(run)`` classmethod (the config, the tokenizer, the tables, the
 """
 from __future__ import annotations
 
+import argparse
 import difflib
 import importlib
 from dataclasses import dataclass, field, make_dataclass
 from typing import Any, Literal
 
 from berts.errors import UserError
+from berts.util import values
 
 GENERIC_RUN = "berts.runs.finetune:plugin_run"
 
@@ -33,6 +35,9 @@ class Option:
     type: Any
     default: Any
     help: str
+    # the range a number must be in: the name of a berts.util.values type ("count", "natural",
+    # "positive", ...), the one validation layer of every numeric flag; checked for YAML values too
+    values: str | None = None
 
 
 @dataclass(frozen=True)
@@ -82,9 +87,9 @@ register(TaskSpec("qa", "berts.tasks.qa:QATask", ("f1", "exact_match"),
                   "extractive question answering: an answer span of the context (SQuAD JSON or JSONL "
                   "question/context/answers; evaluation: SQuAD EM/F1, v2.0 null answers, CMRC's for Chinese)",
                   serve="berts.serve.qa", then="berts predict OUT/best --question Q --context C",
-                  options=(Option("doc_stride", int, 128, "context tokens shared by consecutive windows"),
-                           Option("max_answer_length", int, 30, "the longest answer, in tokens"),
-                           Option("n_best", int, 20, "starts and ends tried per window"),
+                  options=(Option("doc_stride", int, 128, "context tokens shared by consecutive windows", "natural"),
+                           Option("max_answer_length", int, 30, "the longest answer, in tokens", "count"),
+                           Option("n_best", int, 20, "starts and ends tried per window", "count"),
                            Option("version_2", bool | Literal["auto"], "auto",
                                   "SQuAD v2.0 null answers (auto: when the data has unanswerable questions)"),
                            Option("null_threshold", float | None, None,
@@ -92,7 +97,7 @@ register(TaskSpec("qa", "berts.tasks.qa:QATask", ("f1", "exact_match"),
                                   "(default: chosen on dev, best f1)"),
                            Option("lang", Literal["auto", "en", "zh"], "auto",
                                   "metrics: en = SQuAD's, zh = CMRC 2018's characters (auto: from the text)"),
-                           Option("max_question_tokens", int, 64, "a longer question is cut to this"))))
+                           Option("max_question_tokens", int, 64, "a longer question is cut to this", "count"))))
 register(TaskSpec("multiple-choice", "berts.tasks.multiple_choice:MultipleChoiceTask", ("accuracy", "loss"),
                   "pick one of a row's choices (JSONL context/question, choices, label; [B, C, S] as "
                   "transformers' ...ForMultipleChoice)", serve="berts.tasks.multiple_choice",
@@ -110,7 +115,8 @@ register(TaskSpec("sentence-embedding", "berts.tasks.sentence_embedding:Sentence
                   "sentence-transformers directory", serve=None, then="berts embed OUT/best FILE --out F.npy",
                   options=(Option("loss", str, "mnrl", "mnrl (pairs, in-batch negatives), simcse (one text "
                                   "column), cosent or cosine (scored pairs: --label-column)"),
-                           Option("temperature", float, 0.05, "the contrastive losses' temperature (scale 1/t)"),
+                           Option("temperature", float, 0.05, "the contrastive losses' temperature (scale 1/t)",
+                                  "positive"),
                            Option("hard_negative_column", str | None, None, "mnrl: a column with one hard "
                                   "negative per row"),
                            Option("pooling", str | None, None, "mean, cls, max, mean-sqrt-len, weightedmean, "
@@ -130,7 +136,8 @@ register(TaskSpec("token-classification", "berts.tasks.token_classification:Toke
                            Option("crf", bool, False,
                                   "a linear-chain CRF on the emissions (exact NLL, Viterbi; saved as crf.safetensors)"),
                            Option("stride", int, 32,
-                                  "sub-tokens shared by consecutive windows of a sentence longer than --max-length"))))
+                                  "sub-tokens shared by consecutive windows of a sentence longer than --max-length",
+                                  "natural"))))
 
 
 def names() -> tuple[str, ...]:
@@ -181,13 +188,20 @@ def options_class() -> type:
 
 
 def check_options(task: str, given: dict) -> None:
-    """The ``task:`` keys set are options of ``task`` (one line naming whose option it is otherwise)."""
-    own = {o.name for o in get(task).options}
-    for key in given:
+    """The ``task:`` keys set are options of ``task`` (one line naming whose option it is otherwise),
+    and a number is in its option's range (``Option.values``: the flags' own types)."""
+    own = {o.name: o for o in get(task).options}
+    for key, value in given.items():
         if key not in own:
             owners = all_options().get(key, (None, ()))[1]
             raise UserError(f"task.{key} is an option of {', '.join(owners) or 'no task'}, not of {task}"
                             + (f" (its options: {', '.join(sorted(own))})" if own else " (it has none)"))
+        opt = own[key]
+        if opt.values and value is not None and not isinstance(value, bool):
+            try:
+                getattr(values, opt.values)(str(value))
+            except argparse.ArgumentTypeError as exc:
+                raise UserError(f"task.{key} (--{key.replace('_', '-')}): {exc}") from None
 
 
 def options_of(task: str, given: dict | None = None) -> dict[str, Any]:

@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import errno
 import gzip
+import io
 import json
 import os
 import shutil
@@ -55,14 +56,25 @@ def open_binary(path: Path):
 
 
 def read_text(path: Path, expected: str = "a text file") -> str:
-    """The whole UTF-8 text of a user's file, or a one-line UserError naming it."""
+    """The whole UTF-8 text of a user's file (a byte-order mark dropped), or a one-line UserError
+    naming it: the file and line of the first byte that is not UTF-8."""
     check_readable(path, expected)
     try:
-        return Path(path).read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        data = Path(path).read_bytes()
     except OSError as exc:
         raise UserError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise UserError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); berts reads UTF-8 "
+                        "(convert it first, e.g. iconv -f latin1 -t utf-8)") from None
+
+
+def text_lines(path: Path, expected: str = "a text file") -> io.StringIO:
+    """A user's UTF-8 file to iterate line by line as ``open(path)`` would (universal newlines), read
+    whole first so that a byte that is not UTF-8 is one line naming file:line (``read_text``)."""
+    return io.StringIO(read_text(path, expected), newline=None)
 
 
 # ----------------------------------------------------------------------------- writing
@@ -327,15 +339,20 @@ def check_not_input(out: str | os.PathLike, inputs: Iterable = (), model_dirs: I
 
 
 def claim_output_file(out: str | os.PathLike, *, inputs: Iterable = (), model_dirs: Iterable = (),
-                      overwrite: bool = False, streams: bool = True, flag: str = "--out") -> bool:
+                      overwrite: bool = False, streams: bool = True, flag: str = "--out",
+                      suffixes: tuple[str, ...] = ()) -> bool:
     """The one check every command that writes a file runs before it reads or computes anything.
     Refused in one line: an input (``check_not_input``), a directory, a block device, a stream
     when the writer must read its file back (``streams=False``: ONNX export), and an existing
     regular file without ``overwrite`` (berts cannot know it wrote a single file: it never
     replaces one unless asked, the rule of the training commands' --out). Returns True when
-    ``out`` is a device, pipe or socket: write to it as a stream (``atomic_write_file`` does)."""
+    ``out`` is a device, pipe or socket: write to it as a stream (``atomic_write_file`` does).
+    ``suffixes``: the names the writer can produce (``(".png",)``): any other regular file name is
+    refused, so a typo such as ``--report-png dev.tsv`` never reaches the writer."""
     out = Path(out)
     check_not_input(out, inputs, model_dirs, flag)
+    if suffixes and not is_stream(out) and out.suffix.lower() not in suffixes:
+        raise UserError(f"{flag} {out}: this writes {' or '.join(suffixes)} files; name the file with that ending")
     if is_stream(out):
         if not streams:
             raise UserError(f"{flag} {out}: a device, pipe or socket; this command must write a regular file")
