@@ -185,6 +185,14 @@ class KVCache:
         return self
 
 
+# With autograd recording, packed rows up to this wide still take the one packed SDPA call with the
+# block-diagonal mask (Unpadded.mask, built once a forward: at most 256^2 bools a row, so linear in
+# the tokens): there the per-sequence calls cost more in the backward (about 0.4 ms each on the CPU's
+# flash kernel) than the masked slots' work (experiments/2026-12-06-modern/README.md, "packed rows by
+# sequence"). Wider rows, and every forward without autograd, attend each sequence alone.
+PACKED_CALL_UPTO = 256
+
+
 class BertAttention(nn.Module):
     """Multi-head self-attention (fused QKV projection) + output projection + residual, with the
     LayerNorm after the residual (post-LN) or on the input (pre-LN: x + out(attn(LN(x))))."""
@@ -224,7 +232,8 @@ class BertAttention(nn.Module):
         if rope is not None:  # rotate q and k where each token is, before packing moves it
             qkv = rope_qkv(qkv, rope[0], rope[1], self.num_heads)  # [B, S, 3H] (or [T, 3H])
         p = self.attn_dropout if self.training else 0.0
-        if unpadded is not None and unpadded.segments is not None and window is None and want is None:
+        if unpadded is not None and unpadded.segments is not None and window is None and want is None and not (
+                qkv.requires_grad and unpadded.seq <= PACKED_CALL_UPTO):
             # a global layer on packed rows: each sequence on its own ([T, H]), no block-diagonal
             # [S, S] mask, sum L^2 scores instead of rows x S^2 (and memory linear in S on the CPU)
             ctx, extra = varlen_attention(qkv, unpadded.lengths, self.num_heads, dropout_p=p,
