@@ -9,6 +9,11 @@ and the classic encoder at its width and depth (every layer global: the most cal
 ``train`` rows: forward + backward in train mode (attention dropout 0.1 for the classic one).
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python experiments/2026-12-06-modern/ab_segments.py --rounds 9
+
+``--long L1,L2``: the same A/B on the long mixed batch of benchmarks/long_context.py (L, L/2, L/4, L/8
+padded to L), tiny-modern, eval, with peak memory. The code before ran rows of 1,024 tokens or more
+with the global layers per sequence already, so there "before" is: the block mask built up front,
+the global layers per sequence, the local layers gathering each block's window from the [S, S] mask.
 """
 import argparse
 import json
@@ -37,13 +42,86 @@ def old_unpad_index(*args, **kwargs):
     return replace(u, given_mask=u.mask, segments=None)  # the mask built up front, every layer reads it
 
 
+REAL_LOCAL = encoder.local_attention
+
+
+CURRENT = {}
+
+
+def old_unpad_index_long(*args, **kwargs):
+    u = NEW(*args, **kwargs)
+    if u is not None and u.segments is not None:
+        u.mask  # noqa: B018 (built up front, as unpad_index did)
+        CURRENT["u"] = u
+    return u
+
+
+def old_local_attention(q, k, v, mask=None, *, window, dropout_p=0.0, segments=None):
+    if segments is not None:  # the code before passed unpadded.mask (one [rows, 1, S, S]), gathered per block
+        u = CURRENT["u"]
+        assert segments is u.segments and mask is None
+        mask = u.mask
+    return REAL_LOCAL(q, k, v, mask, window=window, dropout_p=dropout_p)
+
+
+def long_ab(lengths, rounds):
+    from long_context import batches
+
+    from berts.tools.bench.measure import peak_memory
+
+    config = preset("tiny-modern")
+    torch.manual_seed(0)
+    model = BertModel(config, add_pooling_layer=False).eval()
+    model.set_fast_path(unpad=True, pack=True)
+    fn = lambda b: model(**b).last_hidden_state  # noqa: E731
+    sides = {"before": (old_unpad_index_long, old_local_attention), "after": (NEW, REAL_LOCAL)}
+
+    def use(side):
+        encoder.unpad_index, encoder.local_attention = sides[side]
+
+    rows = []
+    with torch.inference_mode():
+        for length in lengths:
+            b = batches(length, config.vocab_size, 4)["mixed"]
+            real = int(b["attention_mask"].sum())
+            outs, peaks, times = {}, {}, {s: [] for s in sides}
+            for side in sides:
+                use(side)
+                outs[side] = fn(b)
+                peaks[side] = peak_memory(fn, b, model, None, torch.device("cpu")) / 2 ** 20
+            for r in range(rounds + 1):
+                for side in (list(sides) if r % 2 else list(sides)[::-1]):
+                    use(side)
+                    t = time.perf_counter()
+                    fn(b)
+                    if r:
+                        times[side].append(time.perf_counter() - t)
+            use("after")
+            med = {s: statistics.median(t) for s, t in times.items()}
+            row = {"case": "tiny-modern eval, mixed", "length": length, "real_tokens": real,
+                   "max_abs_diff_eval": float((outs["before"] - outs["after"]).abs().max()),
+                   **{f"{s} tokens/s": round(real / med[s]) for s in sides},
+                   "after / before": round(med["before"] / med["after"], 3),
+                   **{f"{s} peak MiB": round(peaks[s], 1) for s in sides}}
+            rows.append(row)
+            print(json.dumps(row), flush=True)
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=9)
     ap.add_argument("--lengths", default="128,512")
+    ap.add_argument("--long", help="long mixed batches instead (lengths, e.g. 2048,8192)")
     ap.add_argument("--out")
     args = ap.parse_args()
     torch.set_num_threads(1)
+    if args.long:
+        rows = long_ab([int(x) for x in args.long.split(",")], args.rounds)
+        if args.out:
+            Path(args.out).write_text(json.dumps({"torch": torch.__version__, "rounds": args.rounds, "rows": rows},
+                                                 indent=2) + "\n")
+        return
     base = preset("tiny-modern")
     variants = dict(SHORT_VARIANTS)
     models = {}
