@@ -7,8 +7,8 @@ import torch
 
 from berts import BertConfig, BertForMaskedLM, BertForPreTraining, BertForSequenceClassification, BertModel
 from berts.errors import UserError
-from berts.model.attention import (apply_rope, attention, band_mask, local_attention, padding_mask, rope_angles,
-                                  rope_qkv, varlen_attention)
+from berts.model.attention import (apply_rope, attention, band_mask, combine, local_attention, padding_mask,
+                                  rope_angles, rope_qkv, varlen_attention)
 from berts.model.encoder import make_norm
 from conftest import padded_batch, randomize
 from test_fastpath import FAST, PLAIN, assert_same, labels_for, run
@@ -133,18 +133,86 @@ def test_varlen_attention_equals_packed_rows_with_the_block_mask():
     torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
 
 
-def test_a_global_layer_on_long_packed_rows_passes_no_square_mask():
-    """The packed fast path in eval, on rows VARLEN_FROM wide: the global layer attends each sequence
-    alone (no [S, S] mask reaches SDPA), and the output equals the plain path's."""
-    from berts.model.encoder import VARLEN_FROM
+# several sequences of mixed lengths in one padded batch: lengths of 1, short beside long, runs of
+# one length (varlen_attention batches a run in one call), a row of padding only (length 0)
+MIXES = {"ones": (1, 1, 1), "short-long": (40, 1, 3, 40, 2), "runs": (7, 7, 7, 2, 2, 9, 1),
+         "with-empty": (12, 0, 5, 1), "one": (1,), "long-short": (97, 96, 5, 1, 1, 33)}
 
-    config = configs()["modern"].replace(max_position_embeddings=VARLEN_FROM)
-    model = randomize(BertModel(config, add_pooling_layer=False)).eval()
+
+def _mixed(lengths, width=None):
+    width = width or max(lengths)
+    return torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]  # bool [B, S], right-padded
+
+
+@pytest.mark.parametrize("lengths", MIXES.values(), ids=MIXES.keys())
+def test_varlen_attention_equals_the_dense_masked_computation(lengths):
+    """varlen_attention (no mask) against ``attention`` with the dense masks it replaces: the plain
+    path's padded rows with the key mask, and the packed rows with the block-diagonal mask."""
+    from berts.model.attention import segment_mask
+    from berts.model.padding import unpad_index
+
+    heads, d, width = 2, 8, max(lengths) + 3
+    real = _mixed(lengths, width)
+    g = torch.Generator().manual_seed(len(lengths))
+    qkv = torch.randn(int(real.sum()), 3 * heads * d, generator=g)  # [T, 3 heads d], the sequences end to end
+    got = varlen_attention(qkv, list(lengths), heads)
+    assert got.shape == (qkv.shape[0], heads * d) and not got.isnan().any()
+    # the plain path: each sequence in its own padded row, the padding masked out
+    u = unpad_index(real.long(), force=True)
+    q, k, v = u.to_rows(qkv).view(len(lengths), width, 3, heads, d).permute(2, 0, 3, 1, 4)
+    want, _ = attention(q, k, v, padding_mask(real))
+    torch.testing.assert_close(got, u.from_rows(want.transpose(1, 2).flatten(2)), atol=1e-5, rtol=0)
+    # the packed rows with the block-diagonal mask (built from the segments only when asked)
+    u = unpad_index(real.long(), pack=True, force=True)
+    assert u.packed and u.given_mask is None and u.lengths == list(lengths)
+    q, k, v = u.to_rows(qkv).view(u.rows, width, 3, heads, d).permute(2, 0, 3, 1, 4)
+    block = u.mask
+    assert torch.equal(block & segment_mask(u.segments), segment_mask(u.segments))
+    want, _ = attention(q, k, v, block)
+    torch.testing.assert_close(got, u.from_rows(want.transpose(1, 2).flatten(2)), atol=1e-5, rtol=0)
+    # dropout on (training): runs, and leaves a few zeros at p = 0.5 (fast_dropout's math path)
+    torch.manual_seed(0)
+    dropped = varlen_attention(qkv, list(lengths), heads, dropout_p=0.5, fast_dropout=True)
+    assert dropped.shape == got.shape and not dropped.isnan().any()
+
+
+@pytest.mark.parametrize("window", [2, 4, 9, 64])  # 64: every mix fits the dense band (S <= 4 h)
+@pytest.mark.parametrize("lengths", MIXES.values(), ids=MIXES.keys())
+def test_local_attention_on_packed_segments_equals_the_dense_block_mask(lengths, window):
+    """local_attention with packed rows' segment ids (compared within the blocks) against the math
+    path on band_mask of the dense block-diagonal mask, with and without a key mask beside them."""
+    from berts.model.attention import segment_mask
+    from berts.model.padding import unpad_index
+
+    real = _mixed(lengths, max(lengths) + 2)
+    u = unpad_index(real.long(), pack=True, force=True)
+    g = torch.Generator().manual_seed(window)
+    q, k, v = torch.randn(3, u.rows, 2, u.seq, 4, generator=g).unbind(0)
+    keys = padding_mask(torch.rand(u.rows, u.seq, generator=g) < 0.8)
+    for mask in (None, keys):
+        got = local_attention(q, k, v, mask, window=window, segments=u.segments)
+        want, _ = attention(q, k, v, band_mask(u.seq, window, combine(mask, segment_mask(u.segments))))
+        assert not got.isnan().any()
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("width", [40, 1024])
+def test_packed_rows_never_build_a_square_mask(width, monkeypatch):
+    """The packed fast path in eval and in training, mixed lengths (1, short, long): the global layers
+    attend each sequence alone (unmasked SDPA calls), the local ones compare segment ids within
+    their blocks; no [S, S] mask reaches SDPA, the block-diagonal mask is never built, and the
+    outputs (and the gradients) equal the plain path's. (With autograd on rows up to PACKED_CALL_UPTO
+    wide the global layers keep the one packed call with the mask: there only the numbers are compared.)"""
+    from berts.model.encoder import PACKED_CALL_UPTO
+    from berts.model.padding import Unpadded
+
+    config = configs()["modern"].replace(max_position_embeddings=width)
+    model = randomize(BertModel(config, add_pooling_layer=False))
     g = torch.Generator().manual_seed(0)
-    ids = torch.randint(5, config.vocab_size, (3, VARLEN_FROM), generator=g)
-    mask = (torch.arange(VARLEN_FROM)[None, :] < torch.tensor([[VARLEN_FROM], [300], [41]])).long()
-    ids = ids.masked_fill(mask == 0, 0)
-    want = model(input_ids=ids, attention_mask=mask).last_hidden_state
+    lengths = [width, width * 3 // 10, 1, width // 2, 1, 2]
+    real = _mixed(lengths, width)
+    ids = torch.randint(5, config.vocab_size, (len(lengths), width), generator=g).masked_fill(~real, 0)
+    batch = {"input_ids": ids, "attention_mask": real.long()}
     seen = []
     real_sdpa = torch.nn.functional.scaled_dot_product_attention
 
@@ -152,17 +220,25 @@ def test_a_global_layer_on_long_packed_rows_passes_no_square_mask():
         seen.append(None if attn_mask is None else tuple(attn_mask.shape))
         return real_sdpa(q, k, v, attn_mask=attn_mask, **kw)
 
-    model.set_fast_path(unpad=True, pack=True)
-    torch.nn.functional.scaled_dot_product_attention = spy
-    try:
-        got = model(input_ids=ids, attention_mask=mask).last_hidden_state
-    finally:
-        torch.nn.functional.scaled_dot_product_attention = real_sdpa
-    real = mask.bool()
-    torch.testing.assert_close(got[real], want[real], atol=1e-5, rtol=0)
-    globals_ = sum(not config.is_local(i) for i in range(config.num_hidden_layers))
-    assert seen.count(None) >= globals_ * int(real.any(1).sum())  # one unmasked call per sequence
-    assert all(m is None or m[-2:] != (VARLEN_FROM, VARLEN_FROM) for m in seen)  # no square mask at all
+    def no_mask(self):
+        raise AssertionError("the packed rows' block-diagonal mask was built")
+
+    for train in (False, True):
+        want = run(model, batch, PLAIN, train)
+        seen.clear()
+        by_sequence = not (train and width <= PACKED_CALL_UPTO)
+        monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
+        if by_sequence:
+            monkeypatch.setattr(Unpadded, "mask", property(no_mask))
+        with torch.set_grad_enabled(train):  # eval: as served, no autograd
+            got = run(model, batch, {"unpad": True, "pack": True, "sparse_output": False}, train)
+        monkeypatch.undo()
+        assert_same(want, got)
+        if not by_sequence:
+            continue
+        globals_ = sum(not config.is_local(i) for i in range(config.num_hidden_layers))
+        assert seen.count(None) == globals_ * len(lengths)  # one unmasked call per sequence (no two in a row alike)
+        assert all(m is None or m[-2:] != (width, width) for m in seen)  # no square mask at all
 
 
 def test_rope_against_a_hand_rotation():

@@ -6,6 +6,7 @@ ignores padding; the command writes a plain Hugging Face directory whose weights
 model's, and refuses what it cannot cut in one line."""
 import math
 
+import pytest
 import torch
 from test_distill import batch_of, data, mlm_teacher, sets  # noqa: F401 (fixture)
 from train_utils import cli, shards  # noqa: F401 (fixture)
@@ -184,3 +185,154 @@ def test_prune_directory_writes_the_cut_model(data, tmp_path):  # noqa: F811
     assert small["parameters"] == ours.num_parameters()
     with torch.no_grad():
         assert torch.allclose(saved(**inputs(b)).logits, ours(**inputs(b)).logits, atol=1e-6)
+
+
+def modern_teacher(vocab, cls, **kw):
+    """A small modern model (RoPE, a window, GeGLU, pre-LN without biases, no token types, ModernBERT's
+    head on the pooler and, token_head transform, on every token), its norms away from their init."""
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=vocab, max_position_embeddings=64, hidden_size=32, num_hidden_layers=3,
+                        num_attention_heads=4, intermediate_size=48, num_labels=5, type_vocab_size=0,
+                        position_embedding_type="rope", rope_theta=160000.0, local_rope_theta=10000.0,
+                        sliding_window=4, global_attn_every_n_layers=3, norm_position="pre", first_attn_norm=False,
+                        ffn="glu", bias=False, pooler_act="gelu", pooler_norm=True, token_head="transform")
+    model = cls(config.replace(**kw)).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 1:
+                p.add_(torch.randn_like(p) * 0.3)
+    return model
+
+
+def modern_inputs(batch):
+    return {k: batch[k] for k in ("input_ids", "attention_mask")}
+
+
+def _heads():
+    from berts.tasks.qa import BertForQuestionAnswering
+    from berts.tasks.token_classification import BertForTokenClassification
+
+    return {"token": (BertForTokenClassification, "classifier"), "qa": (BertForQuestionAnswering, "qa_outputs")}
+
+
+@pytest.mark.parametrize("kind", ["token", "qa"])
+def test_a_modern_task_head_with_its_transform_is_cut_to_the_kept_dims(data, kind):  # noqa: F811
+    """A modern token classifier / QA model whose head reads each token through ModernBERT's transform
+    (dense, act, norm), pruned to a narrower residual stream, fewer layers, heads and GLU neurons: the
+    student runs, and every weight is exactly the teacher's at the kept indices: the head's linear,
+    its transform's dense (rows and columns) and norm, the pooler, the norms, the GLU's two halves."""
+    cls, attr = _heads()[kind]
+    teacher = modern_teacher(data.tok.vocab_size, cls)
+    b = batch_of(data.tok, TEXTS)
+    imp = measure_importance(teacher, [b])
+    config = teacher.config.replace(num_hidden_layers=2, hidden_size=16, num_attention_heads=2, intermediate_size=24)
+    student = prune_model(teacher, config, imp, [1, 2]).eval()
+    with torch.no_grad():
+        out = student(**modern_inputs(b))
+    logits = out.logits if kind == "token" else torch.stack([out.start_logits, out.end_logits], -1)
+    assert logits.shape[:2] == b["input_ids"].shape and torch.isfinite(logits).all()
+
+    dims = _top(imp.dims, 16)
+    head, cut = getattr(teacher, attr), getattr(student, attr)
+    assert torch.equal(cut.weight, head.weight[:, dims]) and torch.equal(cut.bias, head.bias)
+    tt, ct = head.transform, cut.transform
+    assert torch.equal(ct.dense.weight, tt.dense.weight[dims][:, dims]) and torch.equal(ct.dense.bias, tt.dense.bias[dims])
+    assert tt.norm.bias is None and ct.norm.bias is None  # bias false: the norms have none
+    assert torch.equal(ct.norm.weight, tt.norm.weight[dims])
+    se, de = teacher.bert, student.bert
+    assert de.embeddings.position_embeddings is None and de.embeddings.token_type_embeddings is None
+    assert torch.equal(de.embeddings.word_embeddings.weight, se.embeddings.word_embeddings.weight[:, dims])
+    assert torch.equal(de.embeddings.LayerNorm.weight, se.embeddings.LayerNorm.weight[dims])
+    assert torch.equal(de.encoder.final_norm.weight, se.encoder.final_norm.weight[dims])
+    for j, i in enumerate([1, 2]):
+        sl, dl = se.encoder.layers[i], de.encoder.layers[j]
+        if j:  # first_attn_norm false: the student's layer 0 reads the embedding norm, it has none of its own
+            assert torch.equal(dl.attention.norm.weight, sl.attention.norm.weight[dims])
+        neurons = _top(imp.neurons[i], 24)
+        assert torch.equal(dl.ffn.up.weight[:24], sl.ffn.up.weight[neurons][:, dims])  # the value half
+        assert torch.equal(dl.ffn.up.weight[24:], sl.ffn.up.weight[neurons + 48][:, dims])  # its gate rows
+        assert torch.equal(dl.ffn.down.weight, sl.ffn.down.weight[dims][:, neurons])
+
+
+@pytest.mark.parametrize("kind", ["token", "qa"])
+def test_cutting_nothing_from_a_modern_model_gives_the_teacher(data, kind):  # noqa: F811
+    """Every modern weight goes where the teacher had it: the same shape gives the same logits."""
+    cls, _ = _heads()[kind]
+    teacher = modern_teacher(data.tok.vocab_size, cls)
+    b = batch_of(data.tok, TEXTS)
+    student = prune_model(teacher, teacher.config, measure_importance(teacher, [b]), [0, 1, 2]).eval()
+    with torch.no_grad():
+        a, t = student(**modern_inputs(b)), teacher(**modern_inputs(b))
+    for name in ("logits",) if kind == "token" else ("start_logits", "end_logits"):
+        assert torch.equal(getattr(a, name), getattr(t, name))
+
+
+def test_modern_pruning_refuses_what_it_cannot_cut(data):  # noqa: F811
+    from berts.compress.prune import check_prunable
+    from berts.errors import UserError
+
+    teacher = modern_teacher(data.tok.vocab_size, _heads()["token"][0])
+    t = teacher.config
+    for change, words in (({"hidden_size": 16, "num_attention_heads": 4}, "RoPE"),  # head_dim 8 -> 4
+                          ({"ffn": "standard"}, "ffn"), ({"norm_position": "post"}, "norm_position")):
+        with pytest.raises(UserError) as e:
+            check_prunable(t, t.replace(**change))
+        assert words in str(e.value) and len(str(e.value).splitlines()) == 1
+    # a student head without the teacher's transform would lose it: refused, not cut silently
+    imp = measure_importance(teacher, [batch_of(data.tok, TEXTS)])
+    with pytest.raises(UserError) as e:
+        prune_model(teacher, t.replace(token_head="linear"), imp, [0, 1, 2])
+    assert "token_head" in str(e.value) and len(str(e.value).splitlines()) == 1
+
+
+def test_prune_directory_cuts_a_saved_modern_token_classifier(data, tmp_path):  # noqa: F811
+    """compress.transforms.prune_directory on a saved modern token classifier (a ModernBERT directory):
+    the saved student equals the in-memory cut, head transform included."""
+    import berts
+    from berts.compress.transforms import prune_directory
+
+    src = tmp_path / "src"
+    cls, _ = _heads()["token"]
+    modern_teacher(data.tok.vocab_size, cls).save_pretrained(src, data.tok)
+    source = berts.load(src).eval()
+    assert source.config.token_head == "transform"
+    small = prune_directory(src, tmp_path / "small", TEXTS, num_hidden_layers=2, hidden_size=16,
+                            num_attention_heads=2, intermediate_size=24)
+    imp = measure_importance(source, [batch_of(data.tok, TEXTS)])
+    config = source.config.replace(num_hidden_layers=2, hidden_size=16, num_attention_heads=2, intermediate_size=24)
+    ours = prune_model(source, config, imp, small["layers"]).eval()
+    saved = berts.load(tmp_path / "small").eval()
+    b = batch_of(data.tok, TEXTS)
+    with torch.no_grad():
+        assert torch.allclose(saved(**modern_inputs(b)).logits, ours(**modern_inputs(b)).logits, atol=1e-6)
+    assert torch.equal(saved.classifier.transform.dense.weight, ours.classifier.transform.dense.weight)
+
+
+def test_distill_student_init_prune_from_a_modern_classifier(data, tmp_path):  # noqa: F811
+    """`berts distill --student-init prune` through the CLI from a modern classifier (a ModernBERT
+    directory, whose pooler is ModernBERT's head: dense, gelu, norm), logit distillation (TinyBERT's
+    compares heads one to one, and RoPE keeps head_dim: no narrower student): the student (tiny-modern's
+    switches, narrower) holds the teacher's weights at the kept dims, pooler norm included (lr 1e-9:
+    one step moves nothing). (`--student-init prune` takes encoder and classifier students only, so
+    a token classifier is pruned by compress.transforms.prune_directory, tested above.)"""
+    import berts
+    from berts.model.heads import BertForSequenceClassification as Classifier
+
+    teacher_dir = tmp_path / "teacher"
+    labels = dict(num_labels=2, id2label={0: "no", 1: "yes"}, label2id={"no": 0, "yes": 1})
+    modern_teacher(data.tok.vocab_size, Classifier, sliding_window=64, **labels).save_pretrained(teacher_dir, data.tok)
+    shape = ["--student-preset", "tiny-modern", "--set", "model.num_hidden_layers=2", "--set", "model.hidden_size=16",
+             "--set", "model.num_attention_heads=2", "--set", "model.intermediate_size=24"]
+    out = tmp_path / "run"
+    assert cli(["distill", "--method", "logit-mse", "--teacher", teacher_dir, *shape, "--student-init", "prune",
+                "--train", data.train, "--out", out, "--max-steps", "1", "--lr", "1e-9", "--batch-size", "8",
+                *sets()]) == 0
+    student, source = berts.load(out / "final").eval(), berts.load(teacher_dir).eval()
+    assert student.config.hidden_size == 16 and student.config.pooler_norm and student.config.ffn == "glu"
+    t, s = source.bert.pooler, student.bert.pooler
+    cols = [int(((source.bert.embeddings.word_embeddings.weight - student.bert.embeddings.word_embeddings.weight[:, [j]])
+                 .abs().max(0).values < 1e-6).nonzero()[0]) for j in range(16)]  # the kept residual dims
+    assert len(set(cols)) == 16 and cols == sorted(cols)
+    torch.testing.assert_close(s.norm.weight, t.norm.weight[cols], atol=1e-6, rtol=0)
+    torch.testing.assert_close(s.dense.weight, t.dense.weight[cols][:, cols], atol=1e-6, rtol=0)
+    torch.testing.assert_close(student.classifier.weight, source.classifier.weight[:, cols], atol=1e-6, rtol=0)

@@ -23,6 +23,9 @@ The modern encoder's two pieces live here too: rotary positions (``rope_angles``
 transformers' convention, the two halves of each head rotated together; ``rope_qkv``: the same on
 the fused q, k, v in one pass, what the encoder runs) and sliding-window
 attention (``local_attention``: chunked, memory linear in S; ``band_mask``: its dense reference).
+Packed rows (padding.Unpadded) never get a mask quadratic in their width: global attention runs
+per sequence (``varlen_attention``, no mask), local attention compares segment ids within its
+blocks (``local_attention(segments=...)``; ``segment_mask``: the dense block-diagonal reference).
 """
 from __future__ import annotations
 
@@ -220,18 +223,43 @@ def rope_qkv(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, heads: int
 
 
 # ------------------------------------------------------------- packed rows, per sequence
-def varlen_attention(qkv: torch.Tensor, lengths: list[int], heads: int) -> torch.Tensor:
+def varlen_attention(qkv: torch.Tensor, lengths: list[int], heads: int, *, dropout_p: float = 0.0,
+                     fast_dropout: bool = False) -> torch.Tensor:
     """Full attention of several sequences laid end to end: qkv [T, 3 heads d] (the unpadded
     tokens, each sequence's contiguous, T = sum of ``lengths``) -> context [T, heads d], each
-    sequence attending within itself. One SDPA call per sequence, no mask: sum L_i^2 scores, not a
-    packed row's S^2 with a block-diagonal [S, S] mask (which SDPA's CPU kernels also turn into an
-    [S, S] float bias): the same numbers as ``attention`` on packed rows, in less time and memory."""
-    out = []
-    for part in qkv.split(lengths):  # [L, 3 heads d]
-        # 4-d, [1, heads, L, d]: SDPA's CPU flash kernel (3-d inputs take the math path, [L, L] scores)
-        q, k, v = part.unflatten(-1, (3, heads, -1)).permute(1, 2, 0, 3)[:, None]
-        out.append(F.scaled_dot_product_attention(q, k, v)[0].transpose(0, 1).flatten(1))  # [L, heads d]
-    return torch.cat(out)
+    sequence attending within itself. No mask at all: each run of consecutive sequences of one
+    length L is one ``attention`` call on a [n, heads, L, d] view (a single sequence: n = 1), so
+    the scores are sum L_i^2, not a packed row's S^2, and no block-diagonal [S, S] mask is built
+    (SDPA's CPU kernels would also turn it into an [S, S] float bias). On the CPU's flash kernel
+    the memory is linear in the length. ``dropout_p``, ``fast_dropout``: as ``attention``'s.
+
+    The same numbers as ``attention`` on packed rows with the block mask, within float rounding
+    (the kernel sums a sequence's keys in other blocks: about 1e-7). A length of 0 is skipped."""
+    out, start, i = [], 0, 0
+    while i < len(lengths):
+        length, n = lengths[i], 1
+        while i + n < len(lengths) and lengths[i + n] == length:
+            n += 1
+        i += n
+        if length == 0:
+            continue
+        part = qkv[start:start + n * length]  # [n L, 3 heads d]
+        start += n * length
+        # 4-d, [n, heads, L, d]: SDPA's CPU flash kernel (3-d inputs take the math path, [L, L] scores)
+        q, k, v = part.reshape(n, length, 3, heads, -1).permute(2, 0, 3, 1, 4)
+        ctx, _ = attention(q, k, v, dropout_p=dropout_p, fast_dropout=fast_dropout)
+        out.append(ctx.transpose(1, 2).reshape(n * length, -1))  # [n L, heads d]
+    if not out:
+        return qkv.new_zeros(0, qkv.shape[-1] // 3)
+    return out[0] if len(out) == 1 else torch.cat(out)
+
+
+def segment_mask(segments: torch.Tensor) -> torch.Tensor:
+    """Packed rows' segment ids [rows, S] (each slot's sequence, -1 for an empty slot) -> the
+    block-diagonal bool [rows, 1, S, S]: a slot attends the slots of its own sequence (empty slots
+    nothing; ``band_mask`` and ``local_attention`` then let a query see itself). Dense: for short
+    rows (``local_attention``'s dense band) and references in tests."""
+    return ((segments[:, :, None] == segments[:, None, :]) & (segments[:, :, None] >= 0))[:, None]
 
 
 # ------------------------------------------------------------ sliding-window attention
@@ -250,7 +278,8 @@ def band_mask(seq: int, window: int, mask=None, device=None) -> torch.Tensor:
 DENSE_BLOCKS = 4  # local_attention: S up to 4 h (h = window // 2) takes the dense band mask
 
 
-def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) -> torch.Tensor:
+def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0,
+                    segments: torch.Tensor | None = None) -> torch.Tensor:
     """Sliding-window attention without an [S, S] matrix: query i attends key j when
     |i - j| <= h = window // 2 (ModernBERT's local layers) and ``mask`` allows it; the same numbers
     as ``attention(q, k, v, band_mask(S, window, mask))``.
@@ -260,7 +289,10 @@ def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) 
     batched SDPA call over [rows, heads, S/h, h, 3h] scores: memory 3 h S per head, linear in S.
 
     q, k, v: [rows, heads, S, d]; mask: bool [rows|1, 1, 1, S] (keys) or [rows|1, 1, S, S] (full:
-    gathered into the blocks), or None. Returns the context [rows, heads, S, d].
+    gathered into the blocks), or None. ``segments``: long [rows, S], packed rows' sequence of each
+    slot (-1 empty; padding.Unpadded.segments): a query attends keys of its own sequence only, the
+    same as the mask ``segment_mask(segments)`` but compared within the blocks ([rows, S/h, h, 3h]),
+    never as an [S, S] matrix; with ``mask`` too, both apply. Returns the context [rows, heads, S, d].
 
     Short sequences (S <= DENSE_BLOCKS h) take one SDPA call on the dense band mask instead: its
     S^2 scores are at most DENSE_BLOCKS / 3 of the blocks' 3 h S, and it skips copying keys and
@@ -269,6 +301,8 @@ def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) 
     """
     r, nh, s, d = q.shape
     h = max(window // 2, 1)
+    if segments is not None and s <= DENSE_BLOCKS * h:  # the dense paths below: S is small, S^2 bools are cheap
+        mask, segments = combine(mask, segment_mask(segments)), None
     if s <= h + 1:  # every key within reach: the band is all True, plain attention (S <= h + 1: small)
         return F.scaled_dot_product_attention(q, k, v, attn_mask=None if mask is None else band_mask(s, window, mask),
                                               dropout_p=dropout_p)
@@ -301,6 +335,11 @@ def local_attention(q, k, v, mask=None, *, window: int, dropout_p: float = 0.0) 
             mp = F.pad(m, (h, extra + h, 0, extra))  # [R, 1, nb h, (nb + 2) h]
             mk = mp[:, :, qpos[:, :, None], (kpos + h)[:, None, :]]  # [R, 1, nb, h, 3h]
         allowed = allowed & (mk | same)  # as band_mask: a query out of reach of every key sees itself
+    if segments is not None:  # packed rows: query and key of one sequence, [R, 1, nb, h, 3h]
+        sq = F.pad(segments, (0, extra), value=-1).view(r, nb, h)  # the queries' blocks
+        sk = F.pad(segments, (h, extra + h), value=-1).unfold(-1, 3 * h, h)  # each block's 3h keys
+        ms = (sq[:, :, :, None] == sk[:, :, None, :]) & (sq >= 0)[:, :, :, None]  # [R, nb, h, 3h]
+        allowed = allowed & (ms[:, None] | same)
     if extra:  # the last block's padding queries (places h - extra .. h - 1) see themselves: no NaN
         allowed[..., -1, :, :] |= same & (i >= h - extra)
     # SDPA takes 4-d batches: the blocks join the rows, [rows nb, heads, h | 3h, d]

@@ -29,7 +29,8 @@ The modern switches (ModernBERT, NeoBERT; config.py's block, docs/model.md "Mode
 its sequence, before the fast paths move tokens into attention's rows, so packing is exact),
 ``sliding_window`` with ``global_attn_every_n_layers`` (local layers run attention.local_attention:
 chunked, memory linear in S, on the plain, unpadded and packed paths alike, since a sequence's
-tokens are contiguous in every layout), ``norm_type`` (``make_norm``), ``norm_bias``,
+tokens are contiguous in every layout; packed rows: by segment ids, while global layers attend each
+sequence alone, attention.varlen_attention, so no [S, S] mask is built), ``norm_type`` (``make_norm``), ``norm_bias``,
 ``embedding_norm``, ``first_attn_norm``, token types off with ``type_vocab_size: 0``, and the
 pooler's ``classifier_pooling`` / ``pooler_act`` / ``pooler_norm``. GeGLU and SwiGLU are
 ``ffn: glu`` with ``hidden_act`` gelu or silu.
@@ -184,11 +185,12 @@ class KVCache:
         return self
 
 
-# Packed rows at least this wide run a global layer per sequence (attention.varlen_attention): there
-# the block-diagonal [S, S] mask is most of the memory (8,192 tokens: 2 rows -> 134 MB of bools and
-# 512 MB of float bias inside SDPA) and time. Narrower rows keep the one packed call, which gives the
-# plain path's numbers bit for bit; per sequence differs by float rounding (about 1e-6).
-VARLEN_FROM = 1024
+# With autograd recording, packed rows up to this wide still take the one packed SDPA call with the
+# block-diagonal mask (Unpadded.mask, built once a forward: at most 256^2 bools a row, so linear in
+# the tokens): there the per-sequence calls cost more in the backward (about 0.4 ms each on the CPU's
+# flash kernel) than the masked slots' work (experiments/2026-12-06-modern/README.md, "packed rows by
+# sequence"). Wider rows, and every forward without autograd, attend each sequence alone.
+PACKED_CALL_UPTO = 256
 
 
 class BertAttention(nn.Module):
@@ -211,7 +213,8 @@ class BertAttention(nn.Module):
     def forward(self, x, mask=None, want=None, unpadded: Unpadded | None = None, rows=None, kv=None,
                 rope=None, window=None):
         """x: [B, S, H] (or [T, H] with ``unpadded``); mask: bool [B, 1, 1, S] or [B, 1, S, S]
-        (True = attend; unpadded.mask with ``unpadded``) or None. ``want``: see attention.attention;
+        (True = attend) or None; with ``unpadded`` it is not read (the unpadded rows carry theirs:
+        packed rows attend by sequence, see padding.Unpadded). ``want``: see attention.attention;
         the maps come back in attention's rows ([rows, heads, S, S]).
 
         ``rope``: (cos, sin) [B|1, S, d] (or [T, d]) of each token's position: q and k rotated.
@@ -229,12 +232,12 @@ class BertAttention(nn.Module):
         if rope is not None:  # rotate q and k where each token is, before packing moves it
             qkv = rope_qkv(qkv, rope[0], rope[1], self.num_heads)  # [B, S, 3H] (or [T, 3H])
         p = self.attn_dropout if self.training else 0.0
-        long_rows = unpadded is not None and unpadded.packed and unpadded.seq >= VARLEN_FROM
-        lengths = unpadded.lengths if long_rows else None
-        if lengths is not None and window is None and want is None and kv is None and p == 0.0:
-            # a global layer on long packed rows: each sequence on its own ([T, H]), no block-diagonal
-            # [S, S] mask, sum L^2 scores instead of rows x S^2
-            ctx, extra = varlen_attention(qkv, lengths, self.num_heads), None
+        if unpadded is not None and unpadded.segments is not None and window is None and want is None and not (
+                qkv.requires_grad and unpadded.seq <= PACKED_CALL_UPTO):
+            # a global layer on packed rows: each sequence on its own ([T, H]), no block-diagonal
+            # [S, S] mask, sum L^2 scores instead of rows x S^2 (and memory linear in S on the CPU)
+            ctx, extra = varlen_attention(qkv, unpadded.lengths, self.num_heads, dropout_p=p,
+                                          fast_dropout=self.dropout.fast_dropout), None
         else:
             ctx, extra = self.rows_attention(qkv, mask, want, unpadded, kv, window, p)
         if rows is not None:
@@ -246,6 +249,10 @@ class BertAttention(nn.Module):
         """Attention in rows: qkv [B, S, 3H] (or [T, 3H], scattered into unpadded's rows and gathered
         back) -> (context [B, S, H] or [T, H], the maps wanted or None)."""
         h = qkv.shape[-1] // 3
+        segments = None
+        if unpadded is not None:  # its mask; a local layer on packed rows reads the segments instead
+            segments = unpadded.segments if window is not None and want is None else None
+            mask = unpadded.mask if segments is None else None
         qkv = qkv if unpadded is None else unpadded.to_rows(qkv)
         b, s = qkv.shape[:2]
         q, k, v = qkv.view(b, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
@@ -254,7 +261,7 @@ class BertAttention(nn.Module):
                 raise ValueError("incremental decoding does not support sliding-window layers")
             k, v = kv.extend(k, v)
         if window is not None and want is None:  # local layer, chunked: no [S, S] scores
-            ctx, extra = local_attention(q, k, v, mask, window=window, dropout_p=p), None
+            ctx, extra = local_attention(q, k, v, mask, window=window, dropout_p=p, segments=segments), None
         else:
             if window is not None:  # maps wanted: the dense band (same numbers, [S, S] memory)
                 mask = band_mask(s, window, mask, device=q.device)
@@ -318,7 +325,7 @@ class EncoderState:
     """
 
     x: torch.Tensor  # [B, S, H] plain; [T, H] unpadded; [N, H] after a sparse last layer (rows)
-    mask: torch.Tensor | None  # attention's mask: plain [B, 1, 1|S, S] / None, or unpadded.mask
+    mask: torch.Tensor | None  # attention's mask: plain [B, 1, 1|S, S] / None; None unpadded (unpadded has it)
     unpadded: Unpadded | None
     attention_mask: torch.Tensor | None  # the caller's mask of these rows: [B, S] or [B, S, S]
     batch_rows: torch.Tensor  # [B]
@@ -354,7 +361,7 @@ class EncoderState:
         if self.unpadded is not None:
             unpadded, tokens = self.unpadded.select(keep)
             positions = positions.index_select(0, tokens) if positions is not None else None
-            return replace(self, x=self.x.index_select(0, tokens), mask=unpadded.mask, unpadded=unpadded,
+            return replace(self, x=self.x.index_select(0, tokens), mask=None, unpadded=unpadded,
                            attention_mask=attention_mask, batch_rows=self.batch_rows[keep], attention_maps=None,
                            positions=positions, rope={})
         mask = self.mask
@@ -640,7 +647,7 @@ class BertModel(BertPreTrainedModel):
             position_ids = unpadded.unpad(position_ids.expand(input_ids.shape))
         token_type_ids = unpadded.unpad(token_type_ids) if token_type_ids is not None else None
         x = self.embeddings(unpadded.unpad(input_ids), token_type_ids, position_ids)
-        return EncoderState(x, unpadded.mask, unpadded, attention_mask, rows, s,
+        return EncoderState(x, None, unpadded, attention_mask, rows, s,
                             positions=position_ids if rope else None)  # [T]
 
     def run_layer(self, i: int, state: EncoderState, want=None) -> EncoderState:

@@ -9,7 +9,8 @@ Two jobs:
 * **unpadding** (``Unpadded``, ``unpad_index``): the real tokens of a padded [B, S] batch, so
   that everything but attention runs on the T real tokens only, and attention scatters them
   into rows of S slots: the batch's own rows with the padding mask, or (``pack``) fewer rows
-  holding several sequences each, with a block-diagonal mask. A full [B, S, S] mask (causal,
+  holding several sequences each, with a block-diagonal mask (kept as segment ids, built only
+  when asked: the encoder attends packed rows by sequence and segment). A full [B, S, S] mask (causal,
   prefix, custom: query i may attend key j) works on both: its real tokens are the keys some
   query attends, and it is gathered into slot coordinates and intersected with the block.
   ``Unpadded.maps_to_batch`` brings attention maps back to [B, heads, S, S]; ``Unpadded.select``
@@ -17,7 +18,7 @@ Two jobs:
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from dataclasses import dataclass
 
 import torch
 
@@ -34,21 +35,43 @@ def pad_width(longest: int, multiple: int | None = 8, cap: int | None = None) ->
     return width
 
 
-class Unpadded(NamedTuple):
+@dataclass(eq=False)
+class Unpadded:
     """The real tokens of a padded [B, S] batch (the unpad fast path): linear layers, LayerNorm,
     dropout and the FFN run on the T real tokens only; attention scatters them into rows of S
     slots for one batched SDPA call: the batch's own rows with the padding mask, or (``pack``)
     fewer rows holding several sequences each, with a block-diagonal mask. A full [B, S, S] mask
-    (causal, prefix, custom) is carried into slot coordinates and intersected with the block."""
+    (causal, prefix, custom) is carried into slot coordinates and intersected with the block.
+
+    Packed rows from a [B, S] mask keep the block as ``segments`` (each slot's sequence) and build
+    the [rows, 1, S, S] ``mask`` only when something asks for it (the attention maps): the encoder's
+    global layers attend each sequence alone (``lengths``, attention.varlen_attention) and its local
+    layers read ``segments`` (attention.local_attention), so a forward never holds a mask quadratic
+    in the row width."""
 
     index: torch.Tensor  # [T] flat positions of the real tokens in B*S, ascending
     batch: int
     seq: int
     slots: torch.Tensor  # [T] their places in attention's rows (= index unless packed)
     rows: int  # attention's rows: B, or fewer when packed
-    mask: torch.Tensor  # bool, True = attend: [B, 1, 1, S], or [rows, 1, S, S] (packed, or a full mask)
+    given_mask: torch.Tensor | None  # ``mask`` when built up front (None: built from ``segments`` on demand)
     source: torch.Tensor | None = None  # the bool mask it was built from: [B, S] or [B, S, S]
     packed: bool = False
+    # packed rows: long [rows, S], each slot's sequence (its row in the batch), -1 for an empty slot;
+    # None when not packed or when the source is a full [B, S, S] mask (``mask`` holds that one)
+    segments: torch.Tensor | None = None
+    seq_lengths: list[int] | None = None  # ``lengths``, when known up front
+
+    @property
+    def mask(self) -> torch.Tensor:
+        """bool, True = attend: [B, 1, 1, S], or [rows, 1, S, S] (packed, or a full mask). On packed
+        rows from a [B, S] mask: built from ``segments`` at the first call (rows x S^2 bools), kept."""
+        if self.given_mask is None:
+            seg = self.segments
+            block = (seg[:, :, None] == seg[:, None, :]) & (seg[:, :, None] >= 0)
+            # an empty slot sees itself: no empty softmax
+            self.given_mask = (block | torch.eye(self.seq, dtype=torch.bool, device=seg.device))[:, None]
+        return self.given_mask
 
     def pad(self, x):
         """[T, ...] -> [B, S, ...], zeros at the padding."""
@@ -72,7 +95,9 @@ class Unpadded(NamedTuple):
         source is a full [B, S, S] mask (a sequence's tokens may then not all see each other)."""
         if self.source is None or self.source.dim() != 2:
             return None
-        return self.source.sum(1).tolist()
+        if self.seq_lengths is None:
+            self.seq_lengths = self.source.sum(1).tolist()
+        return self.seq_lengths
 
     def positions(self, flat):
         """Flat indices into B*S (real tokens; a padding position maps to token 0) -> indices into the T."""
@@ -161,13 +186,14 @@ def unpad_index(attention_mask: torch.Tensor, pack: bool = False, force: bool = 
     segment = torch.full((rows * s,), -1, dtype=torch.long, device=device)
     segment[slots] = seq_of
     segment = segment.view(rows, s)
+    if not full:  # the block stays implicit: Unpadded.mask builds it from the segments if asked
+        return Unpadded(index, b, s, slots, rows, None, source, True, segments=segment, seq_lengths=sizes)
     block = (segment[:, :, None] == segment[:, None, :]) & (segment[:, :, None] >= 0)
-    if full:  # the sequence's own mask, gathered into slot coordinates: slot -> (sequence, position)
-        position = torch.zeros(rows * s, dtype=torch.long, device=device)
-        position[slots] = index % s
-        position = position.view(rows, s)
-        seq = segment.clamp(min=0)
-        block &= source[seq[:, :, None], position[:, :, None], position[:, None, :]]
+    # the sequence's own mask, gathered into slot coordinates: slot -> (sequence, position)
+    position = torch.zeros(rows * s, dtype=torch.long, device=device)
+    position[slots] = index % s
+    position = position.view(rows, s)
+    seq = segment.clamp(min=0)
+    block &= source[seq[:, :, None], position[:, :, None], position[:, None, :]]
     # an empty slot (or a query its mask leaves nothing) sees itself: no empty softmax
-    block = guard_empty_rows(block) if full else block | torch.eye(s, dtype=torch.bool, device=device)
-    return Unpadded(index, b, s, slots, rows, block[:, None], source, True)
+    return Unpadded(index, b, s, slots, rows, guard_empty_rows(block)[:, None], source, True)
