@@ -20,14 +20,17 @@ def random_crf(T, seed=0, allowed=None):
     return crf
 
 
-def brute(crf, em, mask, free_start=False):
+def brute(crf, em, mask, free_start=False, free_end=False):
     """Every tag sequence over the unmasked positions of one row: (log Z, best path, best score).
-    ``free_start``: the row begins inside a longer sequence: its first tag has no start score."""
+    ``free_start``: the row begins inside a longer sequence: its first tag has no start score;
+    ``free_end``: the row stops inside a longer sequence: its last tag has no end score."""
     pos = [i for i in range(em.shape[0]) if mask[i]]
     T = crf.num_tags
     start, trans, end = crf._start(), crf._trans(), crf._end()
     if free_start:
         start = torch.zeros_like(start)
+    if free_end:
+        end = torch.zeros_like(end)
     scores, paths = [], []
     for path in itertools.product(range(T), repeat=len(pos)):
         s = start[path[0]] + end[path[-1]] + sum(em[i, t] for i, t in zip(pos, path))
@@ -229,3 +232,88 @@ def test_free_start_lifts_the_start_constraint_only():
     assert nll[0] > 1e3 and nll[1] < 1  # gold starting with I-PER: penalised only at a sentence start
     with pytest.raises(ValueError, match="free_start must be"):
         crf.log_partition(em, free_start=torch.tensor([True]))
+
+
+def brute_score(crf, em, tags, mask, free_start=False, free_end=False):
+    """The score of one tag sequence over the unmasked positions of one row, written out."""
+    pos = [i for i in range(em.shape[0]) if mask[i]]
+    path = [int(tags[i]) for i in pos]
+    s = sum(em[i, t] for i, t in zip(pos, path))
+    s = s + sum(crf._trans()[a, b] for a, b in zip(path, path[1:]))
+    if not free_start:
+        s = s + crf._start()[path[0]]
+    if not free_end:
+        s = s + crf._end()[path[-1]]
+    return s
+
+
+@pytest.mark.parametrize("S", [1, 2, 3, 4])
+def test_free_end_rows_equal_brute_force_without_the_end_score(S):
+    """Rows that stop inside their sentence (a window cut before the last word): no end score, no
+    end constraint (BIOES: a sentence may not end in B- or I-). Every free_start x free_end mix in
+    one padded batch with holes: log Z, the best path and its score, the gold score and the NLL
+    equal brute force over every path, and each row run alone (unpadded) gives the same."""
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    crf = random_crf(5, seed=40 + S, allowed=allowed_transitions(labels, "BIOES")).double()
+    torch.manual_seed(50 + S)
+    B = 6
+    em = torch.randn(B, S + 2, 5, dtype=torch.float64) * 2
+    mask = torch.ones(B, S + 2, dtype=torch.bool)
+    mask[:, S:] = False  # S tags a row, right padding after them
+    mask[1, 0] = False; mask[1, S] = True  # a hole at the front
+    mask[3, S + 1] = True; mask[3, S] = False  # a hole before the last tag
+    free_start = torch.tensor([False, True, False, True, False, True])
+    free_end = torch.tensor([False, False, True, True, True, True])
+    gold = torch.randint(0, 5, (B, S + 2))
+    logz = crf.log_partition(em, mask, free_start, free_end)
+    tags, score = crf.viterbi(em, mask, free_start, free_end)
+    nll = crf(em, gold, mask, reduction="none", free_start=free_start, free_end=free_end)
+    gold_score = crf.score(em, gold, mask, free_start, free_end)
+    paths = crf.decode(em, mask, free_start, free_end)
+    for b in range(B):
+        fs, fe = bool(free_start[b]), bool(free_end[b])
+        z, best, best_score = brute(crf, em[b], mask[b], free_start=fs, free_end=fe)
+        assert torch.allclose(logz[b], z, atol=1e-10)
+        assert tags[b][mask[b]].tolist() == best == paths[b]
+        assert torch.allclose(score[b], best_score, atol=1e-10)
+        s = brute_score(crf, em[b], gold[b], mask[b], free_start=fs, free_end=fe)
+        assert torch.allclose(gold_score[b], s, atol=1e-10)
+        assert torch.allclose(nll[b], z - s, atol=1e-10)
+        # one at a time, without the padding: the same numbers
+        keep = mask[b]
+        one = em[b:b + 1, keep]
+        f1, f2 = free_start[b:b + 1], free_end[b:b + 1]
+        assert torch.allclose(crf.log_partition(one, None, f1, f2)[0], logz[b], atol=1e-10)
+        assert crf.viterbi(one, None, f1, f2)[0][0].tolist() == best
+        assert torch.allclose(crf(one, gold[b:b + 1, keep], None, "none", f1, f2)[0], nll[b], atol=1e-10)
+    # free_end=False everywhere is the old behaviour exactly
+    none = torch.zeros(B, dtype=torch.bool)
+    assert torch.equal(crf.log_partition(em, mask, free_start, none), crf.log_partition(em, mask, free_start))
+    assert torch.equal(crf.viterbi(em, mask, free_start, none)[0], crf.viterbi(em, mask, free_start)[0])
+    assert torch.equal(crf.score(em, gold, mask, free_start, none), crf.score(em, gold, mask, free_start))
+
+
+def test_free_end_lifts_the_end_constraint_only():
+    """BIOES, emissions that want the row to end in B-PER: a sentence end may not (S-PER, the
+    single-word entity, is the best allowed), a free_end row may; transitions inside the row stay
+    constrained (no O -> E-PER), and so does the start (no E-PER first) unless free_start."""
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    crf = CRF(5, allowed=allowed_transitions(labels, "BIOES"))
+    with torch.no_grad():
+        for p in crf.parameters():
+            p.zero_()
+    em = torch.full((2, 3, 5), -5.0)
+    em[:, 0, 3] = 5; em[:, 0, 0] = 4  # E-PER wanted first (forbidden at a sentence start), O next
+    em[:, 1, 3] = 5; em[:, 1, 0] = 4  # E-PER after O: forbidden everywhere, O next
+    em[:, 2, 1] = 5; em[:, 2, 4] = 4  # B-PER wanted last, S-PER next best
+    free = torch.tensor([False, True])
+    paths = crf.decode(em, free_end=free)
+    assert [labels[i] for i in paths[0]] == ["O", "O", "S-PER"]
+    assert [labels[i] for i in paths[1]] == ["O", "O", "B-PER"]
+    gold = torch.tensor([[0, 0, 1], [0, 0, 1]])
+    nll = crf(em, gold, free_end=free, reduction="none")
+    assert nll[0] > 1e3 and nll[1] < 2  # gold ending in B-PER: penalised only at a sentence end
+    both = crf.decode(em, free_start=torch.tensor([True, True]), free_end=free)
+    assert [labels[i] for i in both[1]] == ["E-PER", "O", "B-PER"]  # free at both edges, still no O -> E-PER
+    with pytest.raises(ValueError, match="free_end must be"):
+        crf.log_partition(em, free_end=torch.tensor([True]))

@@ -182,6 +182,62 @@ def test_a_window_that_starts_inside_an_entity_trains_and_decodes_right():
     assert (as_start[1::2, 1] != LABELS.index("I-PER")).all()
 
 
+def test_a_window_that_ends_inside_an_entity_trains_and_decodes_right():
+    """free_end, the twin: BIOES, where a sentence may not end in B- or I-. A sentence cut (stride
+    0) inside a three-word name: the first window ends with I-PER, the second starts with I-PER.
+    The batch marks the first windows free_end (and the second ones free_start), the CRF trains on
+    both gold paths (no forbidden end or start) and the sentences decode to their gold tags; the
+    same first windows scored as sentence ends pay the forbidden end, and decoded so cannot end
+    in I-PER."""
+    from berts.data.tagging import allowed_transitions
+    from berts.tasks.base import model_inputs
+    from berts.tasks.token_classification import tag_sentences
+    from berts.tokenizer.wordpiece import Tokenizer
+
+    labels = ["O", "B-PER", "I-PER", "E-PER", "S-PER"]
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *PER, *OTHER]
+    tok = Tokenizer.from_vocab({t: i for i, t in enumerate(words)})
+    rng = random.Random(1)
+    sents, tags = [], []
+    for _ in range(12):  # O O B-PER I-PER I-PER | I-PER E-PER O: the cut (5 words a window) falls inside the name
+        name = [rng.choice(PER) for _ in range(4)]
+        sents.append([rng.choice(OTHER) for _ in range(2)] + name + [rng.choice(OTHER)])
+        tags.append(["O"] * 2 + ["B-PER", "I-PER", "I-PER", "E-PER"] + ["O"])
+    sents.append(["the", "dog", "sat"])  # a sentence that fits: one window, neither edge free
+    tags.append(["O", "O", "O"])
+    ds = TaggingDataset(sents, tok, labels, tags, max_length=7, stride=0)
+    assert [f["window"] for f in ds.features[:2]] == [(0, 5), (5, 7)]
+    assert ds.features[0]["labels"][5] == labels.index("I-PER")  # the first window ends with I-PER
+    b = ds[(0, 0, list(range(len(ds))))]
+    assert b["free_end"].tolist() == [True, False] * 12 + [False]
+    assert b["free_start"].tolist() == [False, True] * 12 + [False]
+    torch.manual_seed(0)
+    cfg = BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                     intermediate_size=64, max_position_embeddings=16, id2label=dict(enumerate(labels)))
+    model = BertForTokenClassification(cfg)
+    model.set_crf(CRF(len(labels), allowed_transitions(labels, "BIOES")), "BIOES")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-2)
+    model.train()
+    for _ in range(60):
+        loss = model(**model_inputs(b)).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert float(loss.detach()) < 1.0  # without free_end the gold path of every first window costs 1e4
+    ids, _, _ = tag_sentences(model, ds, batch_size=8)
+    assert [[labels[i] for i in s] for s in ids] == tags
+    model.eval()
+    ended = {**model_inputs(b), "free_end": torch.zeros_like(b["free_end"])}
+    with torch.no_grad():
+        assert float(model(**ended).loss) > 1e3
+        logits = model(**{k: b[k] for k in ("input_ids", "attention_mask", "token_type_ids")}).logits
+    mask = ds.tag_mask(list(range(len(ds))), logits.shape[1])
+    as_end, _ = model.decode(logits, mask, b["free_start"])
+    free, _ = model.decode(logits, mask, b["free_start"], b["free_end"])
+    assert (free[0:24:2, 5] == labels.index("I-PER")).all()
+    assert (as_end[0:24:2, 5] != labels.index("I-PER")).all()
+
+
 def sentence(rng):
     toks, tags = [], []
     for _ in range(rng.randint(3, 10)):

@@ -21,6 +21,11 @@ rows the first tag gets neither the start score nor the start constraint: the ro
 piece of a longer path, not as a whole one. ``score``, ``log_partition``, ``forward``, ``viterbi``
 and ``decode`` all take it, so training and decoding treat such a window alike.
 
+``free_end`` (optional bool [B]) is its twin at the other edge: rows that stop before their
+sequence's end (a window cut before its sentence's last word, which may end inside an entity, with
+``B-X`` or ``I-X`` where BIOES wants ``E-X``). Their last tag gets neither the end score nor the
+end constraint, in the same five methods. A row may be both (a middle window).
+
 On disk (:func:`save_crf` / :func:`load_crf`), beside a ``...ForTokenClassification`` directory:
 ``crf.safetensors`` holds the six tensors above under those names (float32; the ``allowed_*`` as
 float 0/1), and ``crf.json`` holds ``{"format": "berts-crf", "version": 1, "num_tags": T,
@@ -94,6 +99,15 @@ class CRF(nn.Module):
             raise ValueError(f"free_start must be [B] = [{B}], got shape {tuple(free_start.shape)}")
         return torch.where(free_start.bool().to(start.device).unsqueeze(1), torch.zeros_like(start), start)
 
+    def _ends(self, B: int, free_end: torch.Tensor | None) -> torch.Tensor:
+        """[B, T]: the score of each last tag per row; 0 (no score, no constraint) on free_end rows."""
+        end = self._end().expand(B, self.num_tags)
+        if free_end is None:
+            return end
+        if free_end.shape != (B,):
+            raise ValueError(f"free_end must be [B] = [{B}], got shape {tuple(free_end.shape)}")
+        return torch.where(free_end.bool().to(end.device).unsqueeze(1), torch.zeros_like(end), end)
+
     @staticmethod
     def _check(emissions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
         if emissions.dim() != 3:
@@ -105,12 +119,12 @@ class CRF(nn.Module):
         return mask.bool()
 
     def score(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None,
-              free_start: torch.Tensor | None = None) -> torch.Tensor:
+              free_start: torch.Tensor | None = None, free_end: torch.Tensor | None = None) -> torch.Tensor:
         """The unnormalised log score of ``tags`` [B, S] (values at masked positions ignored) -> [B]."""
         mask = self._check(emissions, mask)
         B, S, _ = emissions.shape
         tags = tags.masked_fill(~mask, 0).long()
-        start, trans, end = self._starts(B, free_start), self._trans(), self._end()
+        start, trans, end = self._starts(B, free_start), self._trans(), self._ends(B, free_end)
         rows = torch.arange(B, device=emissions.device)
         emit = emissions.gather(2, tags.unsqueeze(-1)).squeeze(-1)  # [B, S] the gold tag's emission
         total = (emit * mask).sum(1)
@@ -122,15 +136,15 @@ class CRF(nn.Module):
             total = total + step * m
             last = torch.where(m, tag, last)
             started = started | m
-        return total + end[last] * started
+        return total + end[rows, last] * started
 
     def log_partition(self, emissions: torch.Tensor, mask: torch.Tensor | None = None,
-                      free_start: torch.Tensor | None = None) -> torch.Tensor:
+                      free_start: torch.Tensor | None = None, free_end: torch.Tensor | None = None) -> torch.Tensor:
         """log Z: logsumexp of the score over every tag sequence (forward algorithm) -> [B].
         A row with no unmasked position has log Z = 0 (one empty sequence)."""
         mask = self._check(emissions, mask)
         B, S, T = emissions.shape
-        start, trans, end = self._starts(B, free_start), self._trans(), self._end()
+        start, trans, end = self._starts(B, free_start), self._trans(), self._ends(B, free_end)
         alpha = torch.zeros(B, T, dtype=emissions.dtype, device=emissions.device)  # [B, T] log sum ending in tag j
         started = torch.zeros(B, dtype=torch.bool, device=emissions.device)
         for t in range(S):
@@ -143,10 +157,12 @@ class CRF(nn.Module):
         return torch.where(started, logz, torch.zeros_like(logz))
 
     def forward(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor | None = None,
-                reduction: str = "mean", free_start: torch.Tensor | None = None) -> torch.Tensor:
+                reduction: str = "mean", free_start: torch.Tensor | None = None,
+                free_end: torch.Tensor | None = None) -> torch.Tensor:
         """Negative log-likelihood of the gold ``tags``: log Z - score. ``reduction``: "mean" (over
         sequences), "sum" or "none" ([B])."""
-        nll = self.log_partition(emissions, mask, free_start) - self.score(emissions, tags, mask, free_start)
+        nll = (self.log_partition(emissions, mask, free_start, free_end)
+               - self.score(emissions, tags, mask, free_start, free_end))
         if reduction == "none":
             return nll
         if reduction == "sum":
@@ -157,12 +173,13 @@ class CRF(nn.Module):
 
     @torch.no_grad()
     def viterbi(self, emissions: torch.Tensor, mask: torch.Tensor | None = None,
-                free_start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                free_start: torch.Tensor | None = None,
+                free_end: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The best tag sequence per row, batched: (tags [B, S] with -100 at masked positions,
         its score [B])."""
         mask = self._check(emissions, mask)
         B, S, T = emissions.shape
-        start, trans, end = self._starts(B, free_start), self._trans(), self._end()
+        start, trans, end = self._starts(B, free_start), self._trans(), self._ends(B, free_end)
         same = torch.arange(T, device=emissions.device).expand(B, T)
         best = torch.zeros(B, T, dtype=emissions.dtype, device=emissions.device)
         started = torch.zeros(B, dtype=torch.bool, device=emissions.device)
@@ -185,10 +202,10 @@ class CRF(nn.Module):
         return out, torch.where(started, score, torch.zeros_like(score))
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor | None = None,
-               free_start: torch.Tensor | None = None) -> list[list[int]]:
+               free_start: torch.Tensor | None = None, free_end: torch.Tensor | None = None) -> list[list[int]]:
         """The best tags at the unmasked positions of each row (a list per row)."""
         mask = self._check(emissions, mask)
-        tags, _ = self.viterbi(emissions, mask, free_start)
+        tags, _ = self.viterbi(emissions, mask, free_start, free_end)
         return [row[m].tolist() for row, m in zip(tags, mask)]
 
 

@@ -24,7 +24,8 @@ and berts.metrics.tagging):
   is most central (data/tagging.py's word_windows / merge_windows). A window that starts after
   its sentence's first word carries ``free_start``: the CRF neither scores nor constrains its
   first tag as a sentence start (it may begin inside an entity, with ``I-X``), in training and
-  in decoding;
+  in decoding; a window that ends before its sentence's last word carries ``free_end``, its twin:
+  no end score or end constraint on its last tag (it may end inside an entity);
 * metrics: entity precision / recall / F1 as seqeval computes them (default mode; strict with
   ``berts evaluate --strict``), micro and per type, token accuracy, and the invalid transitions
   of the predictions under the scheme; ``best/`` by f1;
@@ -181,10 +182,11 @@ class BertForTokenClassification(BertTaskModel):
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
                 output_hidden_states=False, output_attentions=False, output_attention_scores=False,
-                free_start=None):
+                free_start=None, free_end=None):
         """``free_start`` (bool [B], optional): rows that are windows starting inside their sentence
         (TaggingDataset's batches carry it): the CRF gives their first tag no start score and no
-        start constraint (berts.model.crf). Without a CRF it is not used."""
+        start constraint (berts.model.crf). ``free_end``: rows that are windows ending inside their
+        sentence: no end score and no end constraint on their last tag. Without a CRF neither is used."""
         if self.crf is None:
             return self.run(input_ids, attention_mask, token_type_ids, position_ids, dict(labels=labels),
                             output_hidden_states, output_attentions, output_attention_scores)
@@ -193,7 +195,8 @@ class BertForTokenClassification(BertTaskModel):
         if labels is not None:
             mask = labels != IGNORE_INDEX  # [B, S]: the positions that carry a tag
             rows = mask.any(1)
-            nll = self.crf(out.logits.float(), labels, mask, reduction="none", free_start=free_start)  # [B]
+            nll = self.crf(out.logits.float(), labels, mask, reduction="none", free_start=free_start,
+                           free_end=free_end)  # [B]
             loss = nll[rows].mean() if bool(rows.any()) else nll.sum() * 0.0
             keep = labels.reshape(-1) != IGNORE_INDEX
             flat = out.logits.reshape(-1, out.logits.shape[-1])
@@ -204,15 +207,16 @@ class BertForTokenClassification(BertTaskModel):
 
     @torch.no_grad()
     def decode(self, logits: torch.Tensor, mask: torch.Tensor,
-               free_start: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               free_start: torch.Tensor | None = None,
+               free_end: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Tags [B, S] and their scores [B, S] at ``mask``'s positions: the argmax and its
         probability, or with the CRF its Viterbi path (scores: each tag's softmax probability;
-        ``free_start``: as in :meth:`forward`)."""
+        ``free_start``, ``free_end``: as in :meth:`forward`)."""
         probs = logits.float().softmax(-1)  # [B, S, T]
         if self.crf is None:
             score, tags = probs.max(-1)
         else:
-            tags, _ = self.crf.viterbi(logits.float(), mask, free_start)
+            tags, _ = self.crf.viterbi(logits.float(), mask, free_start, free_end)
             tags = tags.clamp_min(0)
             score = probs.gather(2, tags.unsqueeze(-1)).squeeze(-1)
         return tags, score
@@ -223,7 +227,8 @@ class TaggingDataset:
     """Windows of tagged (or untagged) sentences as model inputs. ``self[(epoch, step, indices)]``
     is a padded batch (labels padded with -100), as every berts dataset, with ``free_start`` (bool
     [B]: the window starts after its sentence's first word, so the CRF must not score its first tag
-    as a sentence start); ``sentence_of[i]`` is window i's sentence, ``features[i]`` its
+    as a sentence start) and ``free_end`` (bool [B]: the window ends before its sentence's last
+    word, so the CRF must not score its last tag as a sentence end); ``sentence_of[i]`` is window i's sentence, ``features[i]`` its
     ``word_ids`` and ``window``."""
 
     def __init__(self, sentences: Sequence[Sequence[str]], tokenizer, labels: Sequence[str] | None = None,
@@ -259,6 +264,8 @@ class TaggingDataset:
                 fill = IGNORE_INDEX if k == "labels" else (self.pad_id if k == "input_ids" else 0)
                 batch[k] = torch.cat([v, v.new_full((v.shape[0], width - v.shape[1]), fill)], 1)
         batch["free_start"] = torch.tensor([f["window"][0] > 0 for f in feats], dtype=torch.bool)
+        batch["free_end"] = torch.tensor([f["window"][1] < len(self.sentences[self.sentence_of[int(i)]])
+                                          for f, i in zip(feats, indices)], dtype=torch.bool)
         batch.update(index=torch.as_tensor(np.asarray(indices, dtype=np.int64)), epoch=int(epoch), step=int(step))
         return batch
 
@@ -290,8 +297,9 @@ def tag_sentences(model, dataset: TaggingDataset, batch_size: int = 64, device=N
         idx = batch["index"].tolist()
         logits = out.logits
         mask = dataset.tag_mask(idx, logits.shape[1]).to(logits.device)
-        free = batch.get("free_start")
-        tags, score = model.decode(logits, mask, None if free is None else free.to(logits.device))
+        free_start, free_end = (None if batch.get(k) is None else batch[k].to(logits.device)
+                                for k in ("free_start", "free_end"))
+        tags, score = model.decode(logits, mask, free_start, free_end)
         tags, score = tags.cpu().numpy(), score.float().cpu().numpy()
         for r, i in enumerate(idx):  # each window word's prediction, read at its first sub-token
             first = dataset.features[i]["first"]
