@@ -13,7 +13,9 @@ first sub-token (the CRF's Viterbi path when the directory has ``crf.json``), an
 read from those tags leniently (as seqeval's default mode) with offsets into the original string
 and the mean of their words' probabilities as score (transformers' "simple" aggregation).
 Windows: a text longer than the model's window is split into overlapping windows of whole words,
-each word predicted from the window where it is most central. Batches are taken longest first
+each word predicted from the window where it is most central (with a CRF, a window cut inside
+its sentence is decoded with ``free_start`` / ``free_end``: no start / end score or constraint at
+the cut, berts.model.crf). Batches are taken longest first
 and the results come back in the input order; the unpad / pack fast paths are on, and on the
 CPU in fp32 the linear layers' weights are packed once for oneDNN (berts.model.onednn).
 """
