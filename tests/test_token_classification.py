@@ -423,6 +423,9 @@ def test_cpu_tagger_packs_its_linears_for_onednn_with_the_same_logits(trained):
     tagger = Tagger.from_pretrained(runs["plain"] / "best", device="cpu")
     packed = [m for m in tagger.model.modules() if isinstance(m, onednn.PackedLinear)]
     assert len(packed) == 4  # the 1 layer's qkv, attention output, FFN up and down (the classifier is F.linear)
+    ffn = tagger.model.bert.encoder.layers[0].ffn
+    assert ffn.up.post == "gelu" and ffn.act is onednn._fused  # the exact GELU fused into the up-projection
+    assert [m.post for m in packed].count("gelu") == 1
     plain = BertForTokenClassification.from_pretrained(runs["plain"] / "best").eval()
     plain.set_fast_path(unpad=True, pack=True)
     ids = torch.tensor([[2, 7, 8, 9, 3, 0], [2, 10, 11, 3, 0, 0]])
@@ -438,6 +441,7 @@ def test_cpu_tagger_packs_its_linears_for_onednn_with_the_same_logits(trained):
 
     quantized = [m for m in tagger.model.modules() if isinstance(m, DynamicLinear)]  # Int8Linear subclasses it
     assert "PackedLinear" not in kinds and len(quantized) == 4
+    assert ffn.act is torch.nn.functional.gelu  # unpacking gave the FFN its activation back
 
 
 def test_logit_distillation_per_token(trained, tmp_path):

@@ -77,7 +77,7 @@ def prepare_data(work: Path, n_train: int, seed: int = 0):
     rng.shuffle(order)
     dev = [train_all[i] for i in order[:1000]]
     pool = [train_all[i] for i in order[1000:]]
-    train = pool[:n_train]
+    train = pool[:n_train] if n_train > 0 else list(pool)
     work.mkdir(parents=True, exist_ok=True)
     files = {"train": write_conll(work / "train.conll", train), "dev": write_conll(work / "dev.conll", dev),
              "test": write_conll(work / "test.conll", test)}
@@ -88,7 +88,8 @@ def prepare_data(work: Path, n_train: int, seed: int = 0):
         if k % 20 == 19:
             lines.append("")
     (work / "corpus.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    counts = {"train": len(train), "dev": len(dev), "test": len(test), "pretraining_sentences": len(pool),
+    counts = {"train": len(train), "train_chars": sum(len(s.tokens) for s in train), "dev": len(dev),
+              "test": len(test), "pretraining_sentences": len(pool),
               "pretraining_chars": sum(len(s.tokens) for s in pool),
               "entities_test": dict(Counter(t[2:] for s in test for t in s.tags if t.startswith("B-")))}
     return files, pool, train, dev, test, counts
@@ -129,7 +130,7 @@ def char_features(chars, i):
     return f
 
 
-def crf_baseline(train, dev, test, iterations: int) -> dict:
+def crf_baseline(train, dev, test, iterations: int, c1s=(0.05, 0.2), c2s=(0.01,)) -> dict:
     import sklearn_crfsuite
 
     from berts.metrics.tagging import tagging_report
@@ -141,28 +142,35 @@ def crf_baseline(train, dev, test, iterations: int) -> dict:
     Xd, Xt = feats(dev), feats(test)
     best = None
     t0 = time.perf_counter()
-    for c1, c2 in ((0.05, 0.01), (0.2, 0.01)):  # chosen on dev
-        crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=c1, c2=c2, max_iterations=iterations)
-        crf.fit(X, y)
-        f1 = tagging_report([s.tags for s in dev], crf.predict(Xd), scheme="BIO")["f1"]
-        print(f"crf c1={c1} c2={c2}: dev f1 {f1:.4f}", flush=True)
-        if best is None or f1 > best[0]:
-            best = (f1, crf, (c1, c2))
+    grid = {}
+    for c1 in c1s:  # chosen on dev
+        for c2 in c2s:
+            t1 = time.perf_counter()
+            crf = sklearn_crfsuite.CRF(algorithm="lbfgs", c1=c1, c2=c2, max_iterations=iterations)
+            crf.fit(X, y)
+            f1 = tagging_report([s.tags for s in dev], crf.predict(Xd), scheme="BIO")["f1"]
+            grid[f"c1={c1} c2={c2}"] = {"dev_f1": f1, "seconds": time.perf_counter() - t1}
+            print(f"crf c1={c1} c2={c2}: dev f1 {f1:.4f} ({time.perf_counter() - t1:.0f} s)", flush=True)
+            if best is None or f1 > best[0]:
+                best = (f1, crf, (c1, c2))
     seconds = time.perf_counter() - t0
     r = tagging_report([s.tags for s in test], best[1].predict(Xt), scheme="BIO")
     return {"dev_f1": best[0], "c1_c2": best[2], "f1": r["f1"], "precision": r["precision"], "recall": r["recall"],
             "accuracy": r["accuracy"], "per_type_f1": {k: v["f1"] for k, v in r["per_type"].items()},
-            "invalid_predicted": r["invalid_transitions"]["predicted"], "train_s_both_settings": seconds}
+            "invalid_predicted": r["invalid_transitions"]["predicted"], "train_s_all_settings": seconds,
+            "grid": grid, "iterations": iterations, "train_sentences": len(train)}
 
 
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--work", type=Path, default=CACHE / "work")
-    p.add_argument("--train-sentences", type=int, default=10000)
+    p.add_argument("--train-sentences", type=int, default=10000, help="0: all (the 49,289 left after dev)")
     p.add_argument("--pretrain-budget", default="5m")
     p.add_argument("--finetune-budget", default="3m")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--crf-iterations", type=int, default=60)
+    p.add_argument("--crf-c1", type=float, nargs="+", default=[0.05, 0.2], help="crfsuite c1 values tried (chosen on dev)")
+    p.add_argument("--crf-c2", type=float, nargs="+", default=[0.01], help="crfsuite c2 values tried (chosen on dev)")
     p.add_argument("--layers", type=int, default=4)
     p.add_argument("--lr", default="1e-3", help="fine-tuning peak learning rate (the schedule follows the budget)")
     p.add_argument("--hidden", type=int, default=256)
@@ -175,7 +183,8 @@ def main():
     results = {"counts": counts, "args": {k: str(v) for k, v in vars(args).items()}, "runs": {}}
     threads = ["--set", f"impl.threads={args.threads}"]
     if "crf" not in args.skip:
-        results["runs"]["crfsuite (char features)"] = crf_baseline(train, dev, test, args.crf_iterations)
+        results["runs"]["crfsuite (char features)"] = crf_baseline(train, dev, test, args.crf_iterations,
+                                                                         args.crf_c1, args.crf_c2)
         print(results["runs"]["crfsuite (char features)"], flush=True)
     tok = make_tokenizer(w, pool)
     h, n = args.hidden, args.layers

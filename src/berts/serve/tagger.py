@@ -16,8 +16,9 @@ Windows: a text longer than the model's window is split into overlapping windows
 each word predicted from the window where it is most central (with a CRF, a window cut inside
 its sentence is decoded with ``free_start`` / ``free_end``: no start / end score or constraint at
 the cut, berts.model.crf). Batches are taken longest first
-and the results come back in the input order; the unpad / pack fast paths are on, and on the
-CPU in fp32 the linear layers' weights are packed once for oneDNN (berts.model.onednn).
+and the results come back in the input order; the unpad / pack fast paths are on (without
+autograd, packed rows attend each sequence alone: no padded rows, no masks), and on the CPU in fp32 the linear layers' weights are packed once for oneDNN with the FFN's GELU fused
+into its up-projection (berts.model.onednn).
 """
 from __future__ import annotations
 
@@ -48,10 +49,12 @@ from berts.tokenizer.wordpiece import load_tokenizer
 from berts.util.device import resolve_device
 
 DEFAULT_MAX_LENGTH = 128
-# Sentences per batch when the caller gives none. On the CPU a batch of 16 sentences (~500 tokens)
-# keeps its activations ([tokens, intermediate] floats) in cache: 10-25% faster than 64 at presets
-# mini and small on one thread (experiments/2026-12-06-ner/README.md); a GPU wants bigger batches.
-CPU_BATCH, GPU_BATCH = 16, 64
+# Sentences per batch when the caller gives none. On the CPU: 32 sentences (~800 tokens of short
+# texts). With attention per sequence (packed rows without autograd) and the GELU fused into the
+# FFN's up-projection (berts.model.onednn), 32 was 2-6% faster than 16 at presets mini and small on
+# one thread, where the padded, masked rows had been fastest at 16 (experiments/2026-12-06-ner/
+# README.md); a GPU wants bigger batches.
+CPU_BATCH, GPU_BATCH = 32, 64
 
 
 def is_tagger(directory) -> bool:
@@ -90,7 +93,7 @@ class Tagger:
                             f"({', '.join(missing[:4])}); its tags would come from random weights")
         tokenizer = load_tokenizer(directory)
         model.to(resolve_device(device)).eval()
-        model.set_fast_path(unpad=True, pack=True)
+        model.set_fast_path(unpad=True, pack=True)  # without autograd packed rows attend per sequence
         if model.device.type == "cpu" and not int8:  # fp32 on the CPU: weights packed once for oneDNN
             pack_linears(model)
         if int8:
