@@ -9,6 +9,8 @@ few words: a Brown sentence retrieves the sentence that FOLLOWS it in the same p
     ... nextsent.py meandev --out /tmp/ec/ns27   # the pretrained model + mean pooling, dev
     # 3. MNRL runs (one per call), each scored on dev only
     ... nextsent.py mnrl --out /tmp/ec/ns27 --lr 1e-3 --steps 300 [--plus-first]
+    #    (--sotu instead: + next-sentence pairs of the State of the Union addresses)
+    # (context: all-MiniLM-L6-v2 as shipped, dev and test: nextsent.py minilm --out /tmp/ec/ns27)
     # 4. the dev-chosen rows scored once on test
     ... nextsent.py test --out /tmp/ec/ns27 --runs run-...
 
@@ -78,6 +80,27 @@ def build_pairs() -> dict[str, list[tuple[str, str, str]]]:
         seen = Counter(x for _, q, t in rows for x in (q, t))
         out[which] = [r for r in rows if seen[r[1]] == 1 and seen[r[2]] == 1]
     return out, {k: len(v) for k, v in raw.items()}
+
+
+def sotu_pairs(out: Path) -> int:
+    """More MNRL pairs of the same kind from the State of the Union addresses (in the pretraining text;
+    no Brown text): each line of a speech read as disjoint consecutive sentence pairs, both of 5+
+    words. Written with the Brown train pairs into train-pairs-sotu.tsv, shuffled (seed 2)."""
+    from berts.data import corpora
+    from berts.data.corpus import split_sentences
+
+    rows = (out / "train-pairs.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    n = len(rows)
+    for speech in corpora.en_sotu()["text"].read_text(encoding="utf-8").split("\n\n"):
+        for line in speech.splitlines():
+            sents = [" ".join(x.split()) for x in split_sentences(line)]
+            for k in range(0, len(sents) - 1, 2):
+                q, t = sents[k], sents[k + 1]
+                if len(q.split()) >= MIN_WORDS and len(t.split()) >= MIN_WORDS and "\t" not in q + t:
+                    rows.append(f"{q}\t{t}")
+    random.Random(2).shuffle(rows)
+    (out / "train-pairs-sotu.tsv").write_text("query\tdoc\n" + "".join(r + "\n" for r in rows), encoding="utf-8")
+    return len(rows) - n
 
 
 def overlap(q: str, t: str) -> float:
@@ -177,7 +200,7 @@ def save(path: Path, res: dict) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["pretrain", "build", "meandev", "mnrl", "test"])
+    ap.add_argument("what", choices=["pretrain", "build", "meandev", "mnrl", "test", "minilm"])
     ap.add_argument("--out", default="bench_out/ns27")
     ap.add_argument("--budget", default="22m")
     ap.add_argument("--lr", default="1e-3")
@@ -185,6 +208,7 @@ def main():
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--evals", type=int, default=3, help="dev evaluations per run (best/ = the best of them)")
     ap.add_argument("--plus-first", action="store_true", help="MNRL also on the first set's train pairs")
+    ap.add_argument("--sotu", action="store_true", help="MNRL also on SOTU next-sentence pairs")
     ap.add_argument("--runs", default="", help="test: the run directories (names under OUT) to score on test")
     args = ap.parse_args()
     out = Path(args.out)
@@ -213,9 +237,15 @@ def main():
         print("pretrained+mean dev", res["mean_dev"], flush=True)
         save(out / "set-results.json", res)
     elif args.what == "mnrl":
-        name = f"run-lr{args.lr}-s{args.steps}-b{args.batch}" + ("-plus" if args.plus_first else "")
+        name = f"run-lr{args.lr}-s{args.steps}-b{args.batch}" + ("-plus" if args.plus_first else "") + \
+            ("-sotu" if args.sotu else "")
+        assert not (args.sotu and args.plus_first), "one of --sotu, --plus-first"
+        extra = {}
+        if args.sotu:
+            extra["sotu_pairs"] = sotu_pairs(out)
+        train = "train-pairs-sotu.tsv" if args.sotu else "train-pairs-plus.tsv" if args.plus_first else "train-pairs.tsv"
         cmd = ["finetune", "--task", "sentence-embedding", "--loss", "mnrl", "--model", str(base),
-               "--train", str(out / ("train-pairs-plus.tsv" if args.plus_first else "train-pairs.tsv")),
+               "--train", str(out / train),
                "--dev", str(out / "beir-dev"), "--text-column", "query", "--pair-column", "doc",
                "--max-length", "128", "--max-steps", str(args.steps), "--batch-size", str(args.batch),
                "--lr", args.lr, "--eval-every", str(args.steps // args.evals), "--out", str(out / name),
@@ -224,11 +254,18 @@ def main():
         secs = berts(*cmd)
         best = out / name / "best"
         res = load(dev)
-        res[name] = {"seconds": round(secs), "cmd": "berts " + " ".join(cmd),
+        res[name] = {**extra, "seconds": round(secs), "cmd": "berts " + " ".join(cmd),
                      "best_eval": json.loads((best / "eval_results.json").read_text()),
                      "dev": score(best, out, "dev")}
         print(name, res[name], flush=True)
         save(dev, res)
+    elif args.what == "minilm":  # context, not the goal's comparison: a real contrastive encoder
+        from berts.data import corpora
+
+        src = corpora.en_minilm()
+        res = {"model": str(src), "dev": score(src, out, "dev"), "test": score(src, out, "test")}
+        print("minilm", res, flush=True)
+        save(out / "minilm-results.json", res)
     else:  # test: once, the dev-chosen rows only
         sres = load(out / "set-results.json")
         choice = max(sres["tfidf_dev"], key=lambda n: sres["tfidf_dev"][n]["ndcg@10"])
