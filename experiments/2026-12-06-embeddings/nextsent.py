@@ -1,6 +1,6 @@
 """Issue 27's training goal on a second set built from real text, where a query and its target share
 few words: a Brown sentence retrieves the sentence that FOLLOWS it in the same paragraph
-(README.md, "A second set: the next sentence").
+(README.md, "A second set, where query and target share few words").
 
     # 1. the tiny model, pretrained as tiny.py pretrains it (Brown train files + SOTU, 8k WordPiece)
     PYTHONPATH=src OMP_NUM_THREADS=1 .venv/bin/python experiments/2026-12-06-embeddings/nextsent.py pretrain --out /tmp/ec/ns27 --budget 22m
