@@ -9,7 +9,6 @@ import argparse
 import sys
 
 from berts.commands.common import add_int8_argument
-from berts.errors import UserError
 from berts.util.values import count
 
 
@@ -70,11 +69,7 @@ def load_encoder(args, texts=None):
     """The Encoder the flags describe (torch, int8 or ONNX engine)."""
     from berts.embed.engines import load_engine
 
-    if args.batch_size < 1:
-        raise UserError(f"--batch-size must be >= 1, got {args.batch_size}")
-    if args.threads is not None:
-        if args.threads < 1:
-            raise UserError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads is not None:  # (--batch-size and --threads are counts: berts.util.values checked them)
         import torch
 
         torch.set_num_threads(args.threads)

@@ -63,8 +63,6 @@ def _texts(args):
 def run(args) -> int:
     from berts.serve.export import export_onnx
 
-    if args.threads is not None and args.threads < 1:
-        raise UserError(f"--threads must be >= 1, got {args.threads}")
     from berts.serve.export import int8_path
     from berts.util.fileio import claim_output_file
 

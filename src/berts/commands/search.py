@@ -37,8 +37,6 @@ def run(args) -> int:
 
     if (args.query is None) == (args.queries is None):
         raise UserError("give one QUERY or --queries FILE")
-    if args.k < 1:
-        raise UserError(f"-k must be at least 1, got {args.k}")
     if args.threads is not None:
         import torch
 
