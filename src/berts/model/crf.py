@@ -90,23 +90,23 @@ class CRF(nn.Module):
     def _end(self):
         return self.end_transitions + (1 - self.allowed_end) * FORBIDDEN
 
+    @staticmethod
+    def _edge(scores: torch.Tensor, B: int, free: torch.Tensor | None, name: str) -> torch.Tensor:
+        """[T] edge scores (start or end) -> [B, T] per row; 0 (no score, no constraint) on ``free`` rows."""
+        scores = scores.expand(B, scores.shape[-1])
+        if free is None:
+            return scores
+        if free.shape != (B,):
+            raise ValueError(f"{name} must be [B] = [{B}], got shape {tuple(free.shape)}")
+        return torch.where(free.bool().to(scores.device).unsqueeze(1), torch.zeros_like(scores), scores)
+
     def _starts(self, B: int, free_start: torch.Tensor | None) -> torch.Tensor:
-        """[B, T]: the score of each first tag per row; 0 (no score, no constraint) on free_start rows."""
-        start = self._start().expand(B, self.num_tags)
-        if free_start is None:
-            return start
-        if free_start.shape != (B,):
-            raise ValueError(f"free_start must be [B] = [{B}], got shape {tuple(free_start.shape)}")
-        return torch.where(free_start.bool().to(start.device).unsqueeze(1), torch.zeros_like(start), start)
+        """[B, T]: the score of each first tag per row (free_start rows: none)."""
+        return self._edge(self._start(), B, free_start, "free_start")
 
     def _ends(self, B: int, free_end: torch.Tensor | None) -> torch.Tensor:
-        """[B, T]: the score of each last tag per row; 0 (no score, no constraint) on free_end rows."""
-        end = self._end().expand(B, self.num_tags)
-        if free_end is None:
-            return end
-        if free_end.shape != (B,):
-            raise ValueError(f"free_end must be [B] = [{B}], got shape {tuple(free_end.shape)}")
-        return torch.where(free_end.bool().to(end.device).unsqueeze(1), torch.zeros_like(end), end)
+        """[B, T]: the score of each last tag per row (free_end rows: none)."""
+        return self._edge(self._end(), B, free_end, "free_end")
 
     @staticmethod
     def _check(emissions: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
