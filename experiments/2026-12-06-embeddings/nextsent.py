@@ -37,14 +37,22 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from tiny import berts, pretrain_corpus  # noqa: E402
+from tiny import berts, lee, lee_spearman, pretrain_corpus  # noqa: E402
 
 QUIET = ["--set", "log.progress=none", "--set", "log.plots=false", "--set", "log.tensorboard=false"]
 MIN_WORDS = 5
 
 
-def do_pretrain(out: Path, budget: str) -> dict:
-    """tiny.py's pretraining, unchanged: Brown train-split files + SOTU, WordPiece 8k, tiny preset."""
+# --recipe preln: the recipe that pretrained best in a short CPU budget for the demo's Chinese model
+# (experiments/2026-12-01-pretraining-recipes: pre-LN, dropout off, lr 1e-3, batch 32, 128 positions)
+RECIPES = {"tiny": [], "preln": ["--lr", "1e-3", "--batch-size", "32", "--set", "model.norm_position=pre",
+                                 "--set", "model.hidden_dropout_prob=0", "--set", "model.attention_probs_dropout_prob=0",
+                                 "--set", "model.max_position_embeddings=128"]}
+
+
+def do_pretrain(out: Path, budget: str, recipe: str = "tiny", threads: int = 1) -> dict:
+    """tiny.py's pretraining: Brown train-split files + SOTU, WordPiece 8k, tiny preset (the same
+    corpus and vocabulary; ``recipe`` preln changes the model and optimiser settings, RECIPES)."""
     res = {"pretrain_corpus": pretrain_corpus(out)}
     print(res, flush=True)
     res["tokenizer_s"] = berts("tokenizer", "train", "--corpus", str(out / "pretrain.txt"), "--format", "plain",
@@ -53,8 +61,9 @@ def do_pretrain(out: Path, budget: str) -> dict:
                              str(out / "tok"), "--out", str(out / "shards"), "--objective", "none",
                              "--max-seq-length", "128", "--workers", "1", "--overwrite", "--quiet")
     res["pretrain_s"] = berts("pretrain", "--preset", "tiny", "--data", str(out / "shards"), "--out",
-                              str(out / "pretrain"), "--overwrite", "--budget", budget,
-                              "--set", "impl.threads=1", "--set", "data.num_workers=0", *QUIET)
+                              str(out / "pretrain"), "--overwrite", "--budget", budget, *RECIPES[recipe],
+                              "--set", f"impl.threads={threads}", "--set", "data.num_workers=0", *QUIET)
+    res["recipe"] = {"name": recipe, "args": RECIPES[recipe], "threads": threads}
     return res
 
 
@@ -176,6 +185,31 @@ def tfidf(folder: Path, split: str, name: str) -> dict:
     return pick(retrieval_scores(run, qrels, (1, 10, 100)))
 
 
+def tfidf_lee(name: str, fit: str = "lee") -> float:
+    """TF-IDF cosine on Lee et al.'s 50 documents, Spearman against the human scores; the IDF fitted
+    on the 50 (``fit`` lee) or on the Brown corpus's train-split files + the 50 (``fit`` brown)."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from berts.data import corpora
+
+    texts, m = lee()
+    analyzer, ngrams = TFIDF[name]
+    background = []
+    if fit == "brown":
+        docs = [d for d in corpora.en_brown()["text"].read_text(encoding="utf-8").split("\n\n") if d.strip()]
+        background = [d for i, d in enumerate(docs) if i % 10 not in (0, 1)]
+    vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, sublinear_tf=True).fit(background + texts)
+    return lee_spearman(vec.transform(texts).toarray(), m)
+
+
+def lee_model(model: Path) -> float:
+    """A berts sentence encoder on Lee's 50 documents (its 128-token window: longer ones truncated)."""
+    from berts.embed.encoder import Encoder
+
+    texts, m = lee()
+    return lee_spearman(Encoder.from_pretrained(model, max_seq_length=128).encode(texts, batch_size=64), m)
+
+
 def pick(r: dict) -> dict:
     return {k: round(float(r[k]), 4) for k in ("recall@10", "ndcg@10", "mrr@10", "recall@1", "queries")}
 
@@ -200,9 +234,11 @@ def save(path: Path, res: dict) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["pretrain", "build", "meandev", "mnrl", "test", "minilm"])
+    ap.add_argument("what", choices=["pretrain", "build", "meandev", "mnrl", "test", "minilm", "lee"])
     ap.add_argument("--out", default="bench_out/ns27")
     ap.add_argument("--budget", default="22m")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="tiny", help="pretrain: the model/optimiser settings")
+    ap.add_argument("--threads", type=int, default=1, help="pretrain: torch threads")
     ap.add_argument("--lr", default="1e-3")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=64)
@@ -217,7 +253,7 @@ def main():
 
     torch.set_num_threads(1)
     if args.what == "pretrain":
-        res = do_pretrain(out, args.budget)
+        res = do_pretrain(out, args.budget, args.recipe, args.threads)
         (out / "pretrain-results.json").write_text(json.dumps(res, indent=2) + "\n")
         print(json.dumps(res, indent=2))
         return
@@ -266,6 +302,18 @@ def main():
         res = {"model": str(src), "dev": score(src, out, "dev"), "test": score(src, out, "test")}
         print("minilm", res, flush=True)
         save(out / "minilm-results.json", res)
+    elif args.what == "lee":  # Lee et al.'s human-scored document similarity: once, the dev-chosen rows
+        sres = load(out / "set-results.json")
+        choice = max(sres["tfidf_dev"], key=lambda n: sres["tfidf_dev"][n]["ndcg@10"])
+        res = {"tfidf": {"config": choice, "fit": "lee", "spearman": tfidf_lee(choice)},
+               "tfidf_variants (not chosen: every config, IDF fitted on Lee's 50 or on Brown train + the 50)":
+                   {f"{n} / {fit}": tfidf_lee(n, fit) for n in TFIDF for fit in ("lee", "brown")},
+               "pretrained+mean": {"spearman": lee_model(base)}}
+        for name in filter(None, args.runs.split(",")):
+            res[name] = {"spearman": lee_model(out / name / "best")}
+        for k, v in res.items():
+            print(k, v, flush=True)
+        save(out / "lee-results.json", res)
     else:  # test: once, the dev-chosen rows only
         sres = load(out / "set-results.json")
         choice = max(sres["tfidf_dev"], key=lambda n: sres["tfidf_dev"][n]["ndcg@10"])
