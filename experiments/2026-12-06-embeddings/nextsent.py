@@ -188,26 +188,55 @@ def tfidf(folder: Path, split: str, name: str) -> dict:
 def tfidf_lee(name: str, fit: str = "lee") -> float:
     """TF-IDF cosine on Lee et al.'s 50 documents, Spearman against the human scores; the IDF fitted
     on the 50 (``fit`` lee) or on the Brown corpus's train-split files + the 50 (``fit`` brown)."""
+    return lee_spearman(tfidf_lee_vectors(name, fit), lee()[1])
+
+
+def lee_vectors(model: Path):
+    """A berts sentence encoder's vectors of Lee's 50 documents (its 128-token window: longer ones truncated)."""
+    from berts.embed.encoder import Encoder
+
+    return Encoder.from_pretrained(model, max_seq_length=128).encode(lee()[0], batch_size=64)
+
+
+def lee_model(model: Path) -> float:
+    return lee_spearman(lee_vectors(model), lee()[1])
+
+
+def lee_bootstrap(a, b, rounds: int = 2000, seed: int = 0) -> dict:
+    """Spearman(a) - Spearman(b) on Lee's pairs, the 50 DOCUMENTS resampled with replacement (the
+    1,225 pairs share documents, so they are not independent draws): the 95% interval and the share
+    of resamples where a is ahead. ``a``, ``b``: vectors [50, d]."""
+    import numpy as np
+
+    from berts.embed.metrics import spearman
+
+    m = lee()[1]
+    cos = lambda v: (lambda u: u @ u.T)(v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
+    ca, cb = cos(np.asarray(a, dtype=np.float64)), cos(np.asarray(b, dtype=np.float64))
+    rng, diffs = np.random.default_rng(seed), []
+    for _ in range(rounds):
+        idx = rng.integers(0, 50, 50)
+        i, j = np.triu_indices(50, 1)
+        keep = idx[i] != idx[j]  # a document drawn twice is not a pair with itself
+        p, q = idx[i][keep], idx[j][keep]
+        diffs.append(spearman(ca[p, q], m[p, q]) - spearman(cb[p, q], m[p, q]))
+    d = np.array(diffs)
+    return {"interval95": [round(float(np.quantile(d, 0.025)), 4), round(float(np.quantile(d, 0.975)), 4)],
+            "ahead": round(float((d > 0).mean()), 4), "rounds": rounds}
+
+
+def tfidf_lee_vectors(name: str, fit: str):
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from berts.data import corpora
 
-    texts, m = lee()
-    analyzer, ngrams = TFIDF[name]
+    texts = lee()[0]
     background = []
     if fit == "brown":
         docs = [d for d in corpora.en_brown()["text"].read_text(encoding="utf-8").split("\n\n") if d.strip()]
         background = [d for i, d in enumerate(docs) if i % 10 not in (0, 1)]
-    vec = TfidfVectorizer(analyzer=analyzer, ngram_range=ngrams, sublinear_tf=True).fit(background + texts)
-    return lee_spearman(vec.transform(texts).toarray(), m)
-
-
-def lee_model(model: Path) -> float:
-    """A berts sentence encoder on Lee's 50 documents (its 128-token window: longer ones truncated)."""
-    from berts.embed.encoder import Encoder
-
-    texts, m = lee()
-    return lee_spearman(Encoder.from_pretrained(model, max_seq_length=128).encode(texts, batch_size=64), m)
+    vec = TfidfVectorizer(analyzer=TFIDF[name][0], ngram_range=TFIDF[name][1], sublinear_tf=True)
+    return vec.fit(background + texts).transform(texts).toarray()
 
 
 def pick(r: dict) -> dict:
@@ -238,7 +267,7 @@ def main():
     ap.add_argument("--out", default="bench_out/ns27")
     ap.add_argument("--budget", default="22m")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="tiny", help="pretrain: the model/optimiser settings")
-    ap.add_argument("--threads", type=int, default=1, help="pretrain: torch threads")
+    ap.add_argument("--threads", type=int, default=1, help="pretrain, mnrl: torch threads")
     ap.add_argument("--lr", default="1e-3")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=64)
@@ -251,7 +280,7 @@ def main():
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     if args.what == "pretrain":
         res = do_pretrain(out, args.budget, args.recipe, args.threads)
         (out / "pretrain-results.json").write_text(json.dumps(res, indent=2) + "\n")
@@ -285,7 +314,7 @@ def main():
                "--dev", str(out / "beir-dev"), "--text-column", "query", "--pair-column", "doc",
                "--max-length", "128", "--max-steps", str(args.steps), "--batch-size", str(args.batch),
                "--lr", args.lr, "--eval-every", str(args.steps // args.evals), "--out", str(out / name),
-               "--overwrite", "--set", "impl.threads=1", "--set", "data.num_workers=0",
+               "--overwrite", "--set", f"impl.threads={args.threads}", "--set", "data.num_workers=0",
                "--set", "train.keep_last=0", *QUIET]
         secs = berts(*cmd)
         best = out / name / "best"
@@ -309,8 +338,16 @@ def main():
                "tfidf_variants (not chosen: every config, IDF fitted on Lee's 50 or on Brown train + the 50)":
                    {f"{n} / {fit}": tfidf_lee(n, fit) for n in TFIDF for fit in ("lee", "brown")},
                "pretrained+mean": {"spearman": lee_model(base)}}
+        variants = res["tfidf_variants (not chosen: every config, IDF fitted on Lee's 50 or on Brown train + the 50)"]
+        strongest = max(variants, key=variants.get)
         for name in filter(None, args.runs.split(",")):
-            res[name] = {"spearman": lee_model(out / name / "best")}
+            v = lee_vectors(out / name / "best")
+            res[name] = {"spearman": lee_spearman(v, lee()[1]),
+                         "bootstrap over documents, this minus": {
+                             "tfidf (dev choice)": lee_bootstrap(v, tfidf_lee_vectors(choice, "lee")),
+                             f"tfidf {strongest} (the strongest variant)": lee_bootstrap(
+                                 v, tfidf_lee_vectors(*strongest.split(" / "))),
+                             "pretrained+mean": lee_bootstrap(v, lee_vectors(base))}}
         for k, v in res.items():
             print(k, v, flush=True)
         save(out / "lee-results.json", res)
