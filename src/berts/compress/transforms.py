@@ -103,36 +103,6 @@ def input_maxima(model, run) -> dict:
     return amax
 
 
-def smooth_scales(model, amax: dict) -> dict:
-    """SmoothQuant in fp32, in place: each calibrated Linear's weight columns are multiplied by
-    s = max|x|^a / max|w|^(1-a) (a = SMOOTH_ALPHA; ``amax``: input_maxima's); returns {Linear name:
-    1/s [in]}, the division its input then needs (Int8Linear.inv_scale), so that x/s @ (W*s)^T =
-    x @ W^T. One division is folded away: an attention's output projection reads the attention
-    context, which is linear in the values (softmax rows sum to 1), so its 1/s goes into the value
-    rows of the fused qkv projection (weights and bias) instead of a multiply per call: a layer then
-    pays two multiplies (the qkv and FFN-down inputs) instead of three."""
-    import torch
-
-    scales = {}
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if type(module) is torch.nn.Linear and name in amax:
-                wmax = module.weight.abs().amax(0).float().clamp(min=1e-5)  # [in]
-                s = (amax[name].clamp(min=1e-5) ** SMOOTH_ALPHA / wmax ** (1 - SMOOTH_ALPHA)).clamp(1e-5, 1e5)
-                module.weight.mul_(s.to(module.weight.dtype))  # [out, in] * [in]
-                scales[name] = (1.0 / s).to(module.weight.dtype)
-        for name, module in model.named_modules():
-            qkv, out = getattr(module, "qkv", None), getattr(module, "out", None)
-            key = f"{name}.out" if name else "out"
-            if type(qkv) is torch.nn.Linear and type(out) is torch.nn.Linear and key in scales \
-                    and qkv.out_features == 3 * out.in_features:
-                inv, h = scales.pop(key), out.in_features  # [H]; qkv rows: [query; key; value]
-                qkv.weight[2 * h:].mul_(inv[:, None])
-                if qkv.bias is not None:
-                    qkv.bias[2 * h:].mul_(inv)
-    return scales
-
-
 def quantize_int8(model, scheme=True, calibrate=None):
     """Dynamic int8 of the model's nn.Linear layers (in place; returns the model): int8 weights,
     activations quantized per call. ``scheme``: see INT8_SCHEMES (True: per-channel). ``smooth``
@@ -156,7 +126,14 @@ def quantize_int8(model, scheme=True, calibrate=None):
         if calibrate is None:
             raise UserError("int8 'smooth' calibrates on real texts, and this model's serving gives none (the "
                             "classifier and sentence-encoder commands do): use per-channel")
-        scales = smooth_scales(model, input_maxima(model, calibrate))
+        amax = input_maxima(model, calibrate)
+        with torch.no_grad():
+            for name, module in model.named_modules():
+                if type(module) is torch.nn.Linear and name in amax:
+                    wmax = module.weight.abs().amax(0).float().clamp(min=1e-5)  # [in]
+                    s = (amax[name].clamp(min=1e-5) ** SMOOTH_ALPHA / wmax ** (1 - SMOOTH_ALPHA)).clamp(1e-5, 1e5)
+                    module.weight.mul_(s.to(module.weight.dtype))  # [out, in] * [in]
+                    scales[name] = (1.0 / s).to(module.weight.dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
