@@ -59,7 +59,10 @@ def test_speed_0_is_the_final_classifier_and_speed_1_leaves_at_layer_1(fast):
     model.set_fast_path(unpad=fast, pack=fast)
     z, layers = model.early_exit(ids, mask, types, speed=0.0)
     assert layers.tolist() == [4] * len(ids)
-    assert torch.equal(z.argmax(-1), ref.argmax(-1)) and torch.allclose(z, ref, atol=1e-5)
+    # the fast path (unpadded, packed rows) sums in another order: 2.6e-5 on logits of about 2 on an
+    # AMD EPYC (relative 3e-5); the plain path is exact
+    tol = 1e-4 if fast else 1e-6
+    assert torch.equal(z.argmax(-1), ref.argmax(-1)) and torch.allclose(z, ref, atol=tol, rtol=tol)
     z, layers = model.early_exit(ids, mask, types, speed=1.0)
     assert layers.tolist() == [1] * len(ids)
     first = model.layer_logits(ids, mask, types)[0]  # student 1 on every row
