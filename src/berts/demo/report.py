@@ -327,7 +327,7 @@ def write_report(report: dict, out: Path, sections: dict | None = None) -> dict[
         rows += [["en", "MiniLM-L6 fine-tuned (teacher)", _f(en["test"]["accuracy"])],
                  ["en", "TF-IDF + logistic regression", _f(en["tfidf"]["test_accuracy"])]]
         rows += [["en", _short(r), _f(r["score"])] for r in en["compare"][1:]]
-    doc.table(["language", "model", "test accuracy"], rows)
+    doc.table(["language", "model", "test figure (accuracy, or entity F1 where named)"], rows)
     if zh:
         sections["zh"](doc, zh, out, plots, report["steps"])  # berts.demo.zh.zh_section
     if en and "en" in sections:
