@@ -214,9 +214,9 @@ def lee_bootstrap(a, b, rounds: int = 2000, seed: int = 0) -> dict:
     cos = lambda v: (lambda u: u @ u.T)(v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12))
     ca, cb = cos(np.asarray(a, dtype=np.float64)), cos(np.asarray(b, dtype=np.float64))
     rng, diffs = np.random.default_rng(seed), []
+    i, j = np.triu_indices(50, 1)
     for _ in range(rounds):
         idx = rng.integers(0, 50, 50)
-        i, j = np.triu_indices(50, 1)
         keep = idx[i] != idx[j]  # a document drawn twice is not a pair with itself
         p, q = idx[i][keep], idx[j][keep]
         diffs.append(spearman(ca[p, q], m[p, q]) - spearman(cb[p, q], m[p, q]))
@@ -267,7 +267,7 @@ def main():
     ap.add_argument("--out", default="bench_out/ns27")
     ap.add_argument("--budget", default="22m")
     ap.add_argument("--recipe", choices=sorted(RECIPES), default="tiny", help="pretrain: the model/optimiser settings")
-    ap.add_argument("--threads", type=int, default=1, help="pretrain, mnrl: torch threads")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (pretrain, mnrl, and the scoring)")
     ap.add_argument("--lr", default="1e-3")
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=64)
