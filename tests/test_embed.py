@@ -180,6 +180,72 @@ def test_encode_keeps_order_sorts_by_length_and_agrees_with_the_plain_path(env):
     assert enc.encode([]).shape == (0, 32)
 
 
+def test_cpu_serving_levers_change_speed_not_embeddings_and_leave_the_model_as_it_was(env, monkeypatch):
+    """encode's CPU levers (oneDNN-packed linears with the GELU fused, several batches at once on
+    shared-out threads) give the plain path's embeddings; afterwards the model holds the very
+    same Linear modules and parameters (one trained between encodes keeps its optimizer's
+    tensors), torch's thread count is put back, and an error inside a stream reaches the caller."""
+    from berts.model import onednn
+
+    enc = _encoder(env, "mean", True)
+    linears = [m for m in enc.model.modules() if type(m) is torch.nn.Linear]
+    params = list(enc.model.parameters())
+    acts = [m.act for m in enc.model.modules() if hasattr(m, "up")]
+    texts = TEXTS * 5
+    enc.unpad, enc.onednn, enc.streams = False, False, 1
+    plain = enc.encode(texts, batch_size=2)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        assert enc.cpu_streams(10) == 1
+        for packed, streams in ((True, 1), (False, 2), (True, 2), (True, None)):
+            enc.unpad, enc.onednn, enc.streams = True, packed, streams
+            np.testing.assert_allclose(enc.encode(texts, batch_size=2), plain, rtol=0, atol=1e-5)
+            assert torch.get_num_threads() == 2
+        assert enc.cpu_streams(10) == 2 and enc.cpu_streams(1) == 1  # None: a stream per thread
+        with onednn.packed(enc.model) as n:  # inside: packed, the GELU fused into the up-projection
+            if onednn.available():
+                assert n == len(linears) and not any(type(m) is torch.nn.Linear for m in enc.model.modules())
+                assert all(m.act is onednn._fused and m.up.post == "gelu"
+                           for m in enc.model.modules() if hasattr(m, "up"))
+        assert [m for m in enc.model.modules() if type(m) is torch.nn.Linear] == linears  # the same objects
+        assert all(a is b for a, b in zip(enc.model.parameters(), params))
+        assert [m.act for m in enc.model.modules() if hasattr(m, "up")] == acts
+        seen = []  # a watched Linear (forward hook: int8 calibration) is not packed: its hook fires
+        hook = linears[0].register_forward_hook(lambda m, i, o: seen.append(tuple(i[0].shape)))
+        enc.encode(texts, batch_size=2)
+        hook.remove()
+        assert len(seen) == len(texts) // 2
+        calls = []
+
+        def broken(*a):
+            calls.append(1)
+            if len(calls) == 3:
+                raise RuntimeError("stream broke")
+            return real(*a)
+
+        real = enc._embed
+        monkeypatch.setattr(enc, "_embed", broken)
+        with pytest.raises(RuntimeError, match="stream broke"):
+            enc.encode(texts, batch_size=2)
+        assert torch.get_num_threads() == 2
+        assert [m for m in enc.model.modules() if type(m) is torch.nn.Linear] == linears
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_int8_smooth_calibrates_through_encode(env, tmp_path):
+    """`--int8 smooth` calibrates by running ``encode`` with forward hooks on the Linears: encode's
+    oneDNN packing must leave them alone, or every scale is lost and smooth is per-channel."""
+    from berts.embed.engines import load_engine
+
+    d = _encoder(env, "mean", True).save_pretrained(tmp_path / "st")
+    enc = load_engine(d, int8="smooth", calibration=TEXTS * 4)
+    quantized = {n: m for n, m in enc.model.named_modules() if m._get_name() == "Int8Linear"}
+    unscaled = [n for n, m in quantized.items() if m.inv_scale is None]
+    assert len(quantized) == 9 and unscaled == ["pooler.dense"], unscaled  # 4 a layer; the unused pooler
+
+
 def test_truncation_is_said_once(env):
     enc = _encoder(env, "mean", False)
     long = " ".join(["big"] * 40)

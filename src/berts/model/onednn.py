@@ -9,6 +9,8 @@ preset small on 500 tokens: 12% less CPU time than ``F.linear`` (experiments/202
 
     pack_linears(model)     # in place: every nn.Linear -> PackedLinear (CPU, fp32, inference only)
     unpack_linears(model)   # back to nn.Linear (quantize_int8 does this first: it quantizes nn.Linear)
+    with packed(model): ... # packed for the block, the very same nn.Linear objects back after it
+                            # (a model that is also trained: its optimizer holds those parameters)
 
 The FFN's exact (erf) GELU is fused into its up-projection as a oneDNN post-op (``post="gelu"``;
 the FFN's own activation becomes the identity until unpacked): the activation is applied while
@@ -20,6 +22,8 @@ Serving only: a packed model has no gradients; its state dict holds nn.Linear's 
 (sizes and saving stay as they were).
 """
 from __future__ import annotations
+
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -100,3 +104,37 @@ def unpack_linears(model: nn.Module) -> int:
         if getattr(m, "act", None) is _fused:
             m.act = F.gelu
     return _replace(model, PackedLinear, PackedLinear.unpack)
+
+
+@contextmanager
+def packed(model: nn.Module, fuse_gelu: bool = True):
+    """``pack_linears`` for the ``with`` block only (inference), then the model exactly as it was:
+    the same ``nn.Linear`` modules and parameters (not copies), the FFN activations put back. For
+    a model that is served between training steps (berts.embed.Encoder.encode): packing its
+    weights costs one conversion per call (milliseconds for MiniLM). Linears with forward hooks are
+    left unpacked (the hooks keep firing). Yields the number packed."""
+    if not available() or any(p.device.type != "cpu" for p in model.parameters()):
+        yield 0
+        return
+    # a Linear somebody watches (forward hooks: int8 calibration's input maxima, a user's probe)
+    # stays as it is: a packed stand-in would run instead of it and its hooks would never fire
+    swaps = [(parent, name, child) for parent in model.modules() for name, child in parent.named_children()
+             if type(child) is nn.Linear and child.weight.dtype == torch.float32
+             and not (child._forward_hooks or child._forward_pre_hooks)]
+    fused = []  # the FFNs whose activation moved into their up-projection
+    try:
+        with torch.no_grad():
+            for parent, name, child in swaps:
+                setattr(parent, name, PackedLinear(child))
+        if fuse_gelu:
+            for m in model.modules():
+                up = getattr(m, "up", None)
+                if isinstance(up, PackedLinear) and getattr(m, "act", None) is F.gelu and not getattr(m, "glu", False):
+                    up.post, m.act = "gelu", _fused
+                    fused.append(m)
+        yield len(swaps)
+    finally:
+        for parent, name, child in swaps:
+            setattr(parent, name, child)
+        for m in fused:
+            m.act = F.gelu
