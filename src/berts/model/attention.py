@@ -95,6 +95,8 @@ def short_cpu(q, k, mask, dropout_p: float) -> bool:
     """Whether ``attention`` takes the short-row CPU path (see SHORT_CPU): CPU, no gradient, no
     dropout, at most SHORT_CPU keys, and no mask or a padding mask ([.., 1, S]: every query sees
     its row's keys, so no query row is all masked, where SDPA and the math path would differ)."""
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():  # export / compile: one graph for any
+        return False  # length (a branch on the length would pin it), SDPA's
     return (q.device.type == "cpu" and k.shape[-2] <= SHORT_CPU and dropout_p == 0.0
             and not (q.requires_grad or k.requires_grad) and (mask is None or mask.shape[-2] == 1))
 
