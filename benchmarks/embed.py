@@ -98,7 +98,7 @@ def main(argv=None):
 
     plain = Encoder.from_pretrained(d)
     # berts without its CPU serving levers (unpad, oneDNN packing, streams): what length sorting
-    # and the short-row attention alone give
+    # alone gives
     plain.unpad, plain.onednn, plain.streams = False, False, 1
     one = Encoder.from_pretrained(d)
     one.streams = 1  # everything but the streams: one batch at a time on all the threads

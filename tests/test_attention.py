@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from berts import BertConfig, BertForPreTraining, BertModel
-from berts.model.attention import SHORT_CPU, attention, causal_mask, combine, padding_mask, prefix_mask, short_cpu
+from berts.model.attention import attention, causal_mask, combine, padding_mask, prefix_mask
 from berts.model.padding import unpad_index
 from conftest import padded_batch, randomize
 
@@ -44,38 +44,6 @@ def test_attention_scores_probs_and_sdpa_agree():
     torch.testing.assert_close(c, attention(q, k, v, bias)[0], atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="want"):
         attention(q, k, v, want="weights")
-
-
-@pytest.mark.parametrize("seq", [1, 7, SHORT_CPU])
-def test_short_cpu_path_equals_sdpa(seq):
-    """Serving (inference mode) on the CPU over at most SHORT_CPU keys takes two matrix products and
-    a softmax instead of SDPA's flash kernel: the same context within float rounding, no mask, a
-    padding mask (bool or float) alike; outside inference mode (training, no_grad teachers and dev
-    evaluation), on one thread, longer rows, dropout and full masks stay on SDPA."""
-    g = torch.Generator().manual_seed(seq)
-    q, k, v = (torch.randn(3, 4, seq, 8, generator=g) for _ in range(3))
-    lengths = torch.tensor([seq, max(1, seq - 3), 1])
-    mask = padding_mask((torch.arange(seq)[None] < lengths[:, None]).long())  # [3, 1, 1, S]
-    bias = torch.zeros(mask.shape).masked_fill(~mask, -1e9)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        for m in (None, mask, bias):
-            assert not short_cpu(q, k, m, 0.0)  # outside inference mode (training, no_grad teachers): SDPA
-            want = F.scaled_dot_product_attention(q, k, v, attn_mask=m)
-            with torch.inference_mode():
-                assert short_cpu(q, k, m, 0.0)
-                ctx, _ = attention(q, k, v, m)
-            torch.testing.assert_close(ctx, want, atol=1e-6, rtol=0)
-        long = torch.randn(1, 1, SHORT_CPU + 1, 8)
-        with torch.inference_mode():
-            assert not short_cpu(long, long, None, 0.0)
-            assert not short_cpu(q, k, mask, 0.1)
-            assert seq == 1 or not short_cpu(q, k, causal_mask(seq), 0.0)
-            torch.set_num_threads(1)  # one thread (an encode stream): the flash kernel is the faster
-            assert not short_cpu(q, k, mask, 0.0)
-    finally:
-        torch.set_num_threads(threads)  # a full [S, S] mask: SDPA's own rules
 
 
 def test_mask_builders_by_hand():

@@ -203,7 +203,6 @@ def test_packed_rows_never_build_a_square_mask(width, monkeypatch):
     their blocks; no [S, S] mask reaches SDPA, the block-diagonal mask is never built, and the
     outputs (and the gradients) equal the plain path's. (With autograd on rows up to PACKED_CALL_UPTO
     wide the global layers keep the one packed call with the mask: there only the numbers are compared.)"""
-    from berts.model import attention as attention_module
     from berts.model.encoder import PACKED_CALL_UPTO
     from berts.model.padding import Unpadded
 
@@ -229,7 +228,6 @@ def test_packed_rows_never_build_a_square_mask(width, monkeypatch):
         seen.clear()
         by_sequence = not (train and width <= PACKED_CALL_UPTO)
         monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
-        monkeypatch.setattr(attention_module, "SHORT_CPU", 0)  # every call through SDPA, to be seen
         if by_sequence:
             monkeypatch.setattr(Unpadded, "mask", property(no_mask))
         with torch.set_grad_enabled(train):  # eval: as served, no autograd

@@ -18,10 +18,9 @@ Speed, on a CPU box:
 * on the CPU (``Encoder.onednn``, ``Encoder.streams``): the fp32 linears packed for oneDNN for the
   call, GELU fused (berts.model.onednn.packed: the same modules back after, as training needs), and
   the batches taken from a queue by one stream per thread (each stream one intra-op thread: a small
-  model's 2-thread ops wait at every barrier); with one stream on 2+ threads, attention over short
-  rows is two matrix products (berts.model.attention.SHORT_CPU). MiniLM, 2,000 snippets, batch 32,
-  2 threads: 1.51x-1.62x sentence-transformers' encode in four runs, 1.31x-1.34x with the levers
-  off (experiments/2026-12-07-encode-speed).
+  model's 2-thread ops wait at every barrier). MiniLM, 2,000 snippets, batch 32, 2 threads:
+  1.51x-1.62x sentence-transformers' encode in five runs, 1.31x-1.34x with both off
+  (experiments/2026-12-07-encode-speed).
 
 Texts longer than ``max_seq_length`` tokens are cut to it ([CLS] + the first tokens + [SEP], as
 transformers' truncation), said once per Encoder; an empty string is the embedding of [CLS][SEP].

@@ -1,9 +1,7 @@
 """Attention, in one function, and the masks it takes.
 
 ``attention(q, k, v, mask)`` is the only attention code in berts: BertAttention calls it on every
-path (plain, unpadded, packed). It runs SDPA when nothing but the context is wanted (but two matrix
-products and a softmax when serving on several CPU threads over at most SHORT_CPU keys: faster
-there), and the math
+path (plain, unpadded, packed). It runs SDPA when nothing but the context is wanted, and the math
 path (scores -> mask -> softmax -> dropout -> @ v) when the caller wants the pre-softmax scores
 (TinyBERT) or the probabilities (``output_attentions``), or when dropout runs on the CPU with
 ``fast_dropout`` (SDPA's CPU dropout draws a float per element: slow).
@@ -38,15 +36,6 @@ import torch.nn.functional as F
 
 WANTS = (None, "scores", "probs", ("scores", "probs"))
 
-# Up to this many keys, serving (inference mode) on the CPU with several intra-op threads takes the
-# math path (two batched matrix products and a softmax) instead of SDPA's CPU flash kernel, which
-# splits short rows badly between threads: MiniLM's shapes (32 rows, 12 heads of 32), 2 threads:
-# 0.55 against 1.33 ms at 8 keys, 1.45 against 2.31 at 28, 3.8 against 4.2 at 48; from 80 keys the
-# flash kernel wins. On ONE thread the flash kernel wins at every length (0.61 against 2.40 ms at
-# 16 keys), so one thread (an encode stream) keeps it. The same numbers within float rounding
-# (1e-6), tests/test_attention.py.
-SHORT_CPU = 64
-
 
 def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tensor:
     """Dropout that draws 16 random bits per element (four from each int64) instead of a float:
@@ -78,8 +67,6 @@ def attention(q, k, v, mask=None, *, dropout_p: float = 0.0, fast_dropout: bool 
         raise ValueError(f"want must be one of {WANTS}, got {want!r}")
     cpu_fast = fast_dropout and dropout_p > 0 and q.device.type == "cpu"
     if want is None and not cpu_fast:
-        if short_cpu(q, k, mask, dropout_p):
-            return _short_attention(q, k, v, mask), None
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p), None
     scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # [rows, heads, S, S]
     masked = scores
@@ -92,30 +79,6 @@ def attention(q, k, v, mask=None, *, dropout_p: float = 0.0, fast_dropout: bool 
     extra = {None: None, "scores": scores, "probs": probs}.get(want) if not isinstance(want, tuple) \
         else (scores, probs)
     return ctx, extra
-
-
-def short_cpu(q, k, mask, dropout_p: float) -> bool:
-    """Whether ``attention`` takes the short-row CPU path (see SHORT_CPU): serving (inference
-    mode: ``encode``, ``predict``; not training, nor a no_grad teacher or dev evaluation, whose
-    numbers stay bit-equal to the training forward's), CPU with 2+ intra-op threads, no dropout,
-    at most SHORT_CPU keys, and no mask or a padding mask ([.., 1, S]: every query sees its row's
-    keys, so no query row is all masked, where SDPA and the math path would differ)."""
-    if not torch.is_inference_mode_enabled() or torch.compiler.is_compiling() or torch.jit.is_tracing():
-        return False  # export / compile: one graph for any length (a branch on it would pin it), SDPA's
-    return (q.device.type == "cpu" and k.shape[-2] <= SHORT_CPU and dropout_p == 0.0
-            and torch.get_num_threads() > 1
-            and not (q.requires_grad or k.requires_grad) and (mask is None or mask.shape[-2] == 1))
-
-
-def _short_attention(q, k, v, mask):
-    """softmax(q k^T / sqrt(d) + mask) v for inference, in place where it can be: [.., S, d]."""
-    scores = torch.matmul(q, k.transpose(-1, -2)).mul_(1.0 / math.sqrt(q.shape[-1]))  # [.., S, S]
-    if mask is not None:
-        if mask.dtype == torch.bool:
-            scores.masked_fill_(~mask, torch.finfo(scores.dtype).min)
-        else:
-            scores.add_(mask)
-    return torch.matmul(scores.softmax(-1), v)  # [.., S, d]
 
 
 # ------------------------------------------------------------------------------ masks
