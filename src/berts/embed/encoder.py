@@ -19,7 +19,7 @@ Speed, on a CPU box:
   call, GELU fused (berts.model.onednn.packed: the same modules back after, as training needs), and
   the batches taken from a queue by one stream per thread (each stream one intra-op thread: a small
   model's 2-thread ops wait at every barrier). MiniLM, 2,000 snippets, batch 32, 2 threads:
-  1.51x-1.62x sentence-transformers' encode in five runs, 1.31x-1.34x with both off
+  1.51x-1.67x sentence-transformers' encode in five runs, 1.31x-1.34x with both off
   (experiments/2026-12-07-encode-speed).
 
 Texts longer than ``max_seq_length`` tokens are cut to it ([CLS] + the first tokens + [SEP], as
