@@ -7,6 +7,8 @@ round); speed-up = median over rounds of ST time / side time.
 Sides: base (no unpad, no oneDNN packing, one stream, SDPA's flash kernel at every length),
 short (+ the short-row attention), +dnn (+ oneDNN-packed linears, GELU fused), +2s (+ two
 1-thread streams), unpad+... (the encoder's unpad path too: what encode ships).
+The table in README.md is of 068a41e; the short-row attention (berts.model.attention.SHORT_CPU) was
+removed at 84da57e, so with today's code the "short" sides equal the ones without it.
 """
 import sys, time, torch, statistics, numpy as np
 from pathlib import Path
