@@ -39,9 +39,9 @@ PRUNE_BATCH = 64
 #   per-tensor  0.826 / 0.929, 1.92x: torch's quantize_dynamic as it comes (what int8 was until now)
 #   per-channel 0.977 / 0.992, 1.87x: weights per output channel, activations on the full 8 bits
 #   smooth      0.991 / 0.997, 2.03x: per-channel + SmoothQuant scales calibrated on 256 texts
-# (2026-12-07: fp32 serving got faster (oneDNN-packed linears), the int8 sides did not: smooth 1.86x
-# at one thread on these paragraphs, 2.19x at lowest cosine 0.993 at 2 threads on short snippets;
-# experiments/2026-12-07-encode-speed)
+# (2026-12-07: fp32 serving got faster (oneDNN-packed linears), the int8 sides did not: smooth 1.83x
+# at one thread on these paragraphs; 1.98x-2.25x (four runs) at lowest cosine 0.993 at 2 threads on
+# short snippets, benchmarks/embed.py; experiments/2026-12-07-encode-speed)
 # Most of the loss was torch's default ``reduce_range=True``: its x86 kernels quantize activations
 # to 7 bits (against overflow in an int16 step of old AVX2 code); the full 8 bits halve the step.
 INT8_SCHEMES = ("per-channel", "per-tensor", "smooth")

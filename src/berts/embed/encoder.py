@@ -213,13 +213,15 @@ class Encoder(nn.Module):
             on_cpu = device.type == "cpu"
             streams = self.cpu_streams(len(batches)) if on_cpu else 1
             pack = onednn.packed(self.model) if on_cpu and self.onednn else nullcontext()
-            with self._fast_path(), pack:
-                if streams > 1:
-                    run_in_streams(run, batches, streams)
-                else:
-                    for take in batches:
-                        run(take)
-            bar.close()
+            try:
+                with self._fast_path(), pack:
+                    if streams > 1:
+                        run_in_streams(run, batches, streams)
+                    else:
+                        for take in batches:
+                            run(take)
+            finally:
+                bar.close()
         finally:
             self.model.train(was_training)
         return out[0] if single else out

@@ -90,11 +90,20 @@ def pack_linears(model: nn.Module, fuse_gelu: bool = True) -> int:
         return 0
     n = _replace(model, nn.Linear, PackedLinear)
     if fuse_gelu:
-        for m in model.modules():
-            up = getattr(m, "up", None)
-            if isinstance(up, PackedLinear) and getattr(m, "act", None) is F.gelu and not getattr(m, "glu", False):
-                up.post, m.act = "gelu", _fused
+        _fuse_gelu(model)
     return n
+
+
+def _fuse_gelu(model: nn.Module) -> list:
+    """Each FFN (``up`` packed, ``act`` the exact GELU, not gated) gets its GELU fused into ``up``;
+    the FFNs changed."""
+    fused = []
+    for m in model.modules():
+        up = getattr(m, "up", None)
+        if isinstance(up, PackedLinear) and getattr(m, "act", None) is F.gelu and not getattr(m, "glu", False):
+            up.post, m.act = "gelu", _fused
+            fused.append(m)
+    return fused
 
 
 def unpack_linears(model: nn.Module) -> int:
@@ -127,11 +136,7 @@ def packed(model: nn.Module, fuse_gelu: bool = True):
             for parent, name, child in swaps:
                 setattr(parent, name, PackedLinear(child))
         if fuse_gelu:
-            for m in model.modules():
-                up = getattr(m, "up", None)
-                if isinstance(up, PackedLinear) and getattr(m, "act", None) is F.gelu and not getattr(m, "glu", False):
-                    up.post, m.act = "gelu", _fused
-                    fused.append(m)
+            fused = _fuse_gelu(model)
         yield len(swaps)
     finally:
         for parent, name, child in swaps:
